@@ -1,0 +1,52 @@
+# syntax=docker/dockerfile:1
+#
+# node-local-dns image: the agent on Node.js 24, iptables (legacy and nft back ends,
+# picked at run time by docker/iptables-wrapper.sh) and iproute2.
+#
+#   docker build -t node-local-dns:0.1.0 .
+#
+# The base is the official Node.js image; pin it by digest in your registry mirror
+# with --build-arg NODE_IMAGE=node:24-slim@sha256:... for reproducible builds.
+ARG NODE_IMAGE=node:24-slim
+
+# --- production dependencies only (no compiler needed: all are pure JavaScript) ---
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+    && npm cache clean --force
+
+# --- runtime ---
+FROM ${NODE_IMAGE} AS runtime
+
+# iptables: Debian's package carries both back ends (iptables-legacy*, iptables-nft*).
+# iproute2: `ip` for the nodelocaldns interface.
+# npm, npx and corepack are not needed at run time: removing them saves ~20 MB and
+# keeps their advisories out of image scans.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends iptables iproute2 \
+    && rm -rf /var/lib/apt/lists/* \
+    && rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
+              /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack
+
+# iptables, iptables-save, iptables-restore (and ip6tables*) resolve to the wrapper
+# until its first run points them at the back end the node uses.
+COPY --chmod=0755 docker/iptables-wrapper.sh /usr/sbin/iptables-wrapper
+RUN iptables-wrapper --install
+COPY --chmod=0755 docker/entrypoint.sh /usr/local/bin/node-local-dns-entrypoint
+
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json ./
+COPY src ./src
+
+# 53: DNS; 8080: health plugin; 8181: ready plugin; 9253: prometheus plugin;
+# 9353: the agent's own setup metrics. The pod runs with hostNetwork, so these are
+# informational only.
+EXPOSE 53/udp 53/tcp 8080/tcp 8181/tcp 9253/tcp 9353/tcp
+
+# Exec form: the entrypoint execs the agent, which is then PID 1 and gets SIGTERM.
+# No HEALTHCHECK: kubelet probes /health and /ready (see deploy/kubernetes).
+ENTRYPOINT ["/usr/local/bin/node-local-dns-entrypoint"]
+CMD ["-localip", "169.254.20.10", "-conf", "/etc/Corefile", "-upstreamsvc", "kube-dns-upstream"]

@@ -1,0 +1,162 @@
+/**
+ * Rendering node-cache's template Corefile (`Corefile.base`, the `node-local-dns` ConfigMap) into
+ * the Corefile that is served, the way k8s-dns-node-cache does it:
+ *
+ *  - `__PILLAR__LOCAL__DNS__`     → the `-localip` addresses, space-separated;
+ *  - `__PILLAR__DNS__SERVER__`    → removed (its address is already part of `-localip`);
+ *  - `__PILLAR__CLUSTER__DNS__`   → the cluster IP of `-upstreamsvc`, read from the environment
+ *                                   variable Kubernetes sets for it (`KUBE_DNS_UPSTREAM_SERVICE_HOST`
+ *                                   for `kube-dns-upstream`);
+ *  - `__PILLAR__UPSTREAM__SERVERS__` → the kube-dns ConfigMap's `upstreamNameservers`, or
+ *                                   `/etc/resolv.conf` when there are none. With custom upstreams a
+ *                                   `forward . __PILLAR__UPSTREAM__SERVERS__ { force_tcp }` block is
+ *                                   turned into a plain `forward` line (custom upstreams get UDP);
+ *  - each `stubDomains` entry becomes an extra server block appended at the end. Unlike node-cache
+ *    the block carries `prometheus :9253`, so stub traffic shows up in the metrics.
+ *
+ * Differences on purpose: a missing or malformed service variable is a `TemplateError` naming the
+ * variable (node-cache writes `<nil>` into the Corefile); stub blocks are emitted in sorted order
+ * (node-cache follows Go's random map order); the TCP→UDP rewrite tolerates any indentation.
+ */
+import { isIP } from 'node:net';
+
+export const PILLAR = {
+  localDns: '__PILLAR__LOCAL__DNS__',
+  dnsServer: '__PILLAR__DNS__SERVER__',
+  clusterDns: '__PILLAR__CLUSTER__DNS__',
+  upstreamServers: '__PILLAR__UPSTREAM__SERVERS__',
+} as const;
+
+export const DEFAULT_RESOLV_CONF = '/etc/resolv.conf';
+/** Cache TTL of generated stub domain blocks (seconds), as node-cache. */
+export const STUB_CACHE_TTL_SEC = 30;
+/** Metrics listener added to generated stub domain blocks: the one the stock Corefile uses. */
+export const STUB_PROMETHEUS_ADDR = ':9253';
+
+export const TEMPLATE_ERROR_CODES = {
+  serviceEnv: 'ERR_TEMPLATE_SERVICE_ENV',
+  localIps: 'ERR_TEMPLATE_LOCAL_IPS',
+} as const;
+type TemplateErrorCode = (typeof TEMPLATE_ERROR_CODES)[keyof typeof TEMPLATE_ERROR_CODES];
+
+export class TemplateError extends Error {
+  readonly code: TemplateErrorCode;
+  constructor(code: TemplateErrorCode, message: string) {
+    super(message);
+    this.name = 'TemplateError';
+    this.code = code;
+  }
+}
+
+/**
+ * The environment variable holding a service's cluster IP
+ * (Kubernetes service environment variables: upper case, `-` → `_`, suffix `_SERVICE_HOST`).
+ */
+export function serviceHostEnvName(serviceName: string): string {
+  return `${serviceName.replaceAll('-', '_').toUpperCase()}_SERVICE_HOST`;
+}
+
+/** The cluster IP of `serviceName` from `env`; TemplateError when absent or not an IP address. */
+export function clusterDnsIp(serviceName: string, env: Readonly<Record<string, string | undefined>>): string {
+  const name = serviceHostEnvName(serviceName);
+  const value = env[name];
+  if (value === undefined || value === '') {
+    throw new TemplateError(
+      TEMPLATE_ERROR_CODES.serviceEnv,
+      `the template uses ${PILLAR.clusterDns} but environment variable ${name} (cluster IP of service ` +
+        `"${serviceName}", see -upstreamsvc) is not set`,
+    );
+  }
+  if (isIP(value.trim()) === 0) {
+    throw new TemplateError(
+      TEMPLATE_ERROR_CODES.serviceEnv,
+      `environment variable ${name} (cluster IP of service "${serviceName}") is not an IP address: ${JSON.stringify(value)}`,
+    );
+  }
+  return value.trim();
+}
+
+export interface RenderInput {
+  /** Contents of Corefile.base. */
+  base: string;
+  /** `-localip` addresses. */
+  localIps: readonly string[];
+  /** `-upstreamsvc`. */
+  upstreamSvc: string;
+  env: Readonly<Record<string, string | undefined>>;
+  /** kube-dns ConfigMap `upstreamNameservers` (may be empty). */
+  upstreamNameservers: readonly string[];
+  /** kube-dns ConfigMap `stubDomains`: domain → nameservers. */
+  stubDomains: ReadonlyMap<string, readonly string[]>;
+  /** `-dns.port`, used in the stub domain blocks' keys. */
+  dnsPort: number;
+  /** Used when there are no custom upstreams; default /etc/resolv.conf. */
+  resolvConf?: string;
+}
+
+export interface RenderResult {
+  corefile: string;
+  /** What replaced __PILLAR__UPSTREAM__SERVERS__ (space-separated servers, or the resolv.conf path). */
+  upstream: string;
+  stubDomainCount: number;
+  /** Non-fatal findings for the log (unknown __PILLAR__ variables left, missing TCP block). */
+  warnings: string[];
+}
+
+/** A stub domain server block (node-cache's layout, plus `prometheus`). */
+export function stubDomainBlock(domain: string, servers: readonly string[], localIps: readonly string[], dnsPort: number): string {
+  return (
+    `\n${domain}:${dnsPort} {\n` +
+    `    errors\n` +
+    `    cache ${STUB_CACHE_TTL_SEC}\n` +
+    `    bind ${localIps.join(' ')}\n` +
+    `    forward . ${servers.join(' ')}\n` +
+    `    prometheus ${STUB_PROMETHEUS_ADDR}\n` +
+    `}\n`
+  );
+}
+
+/** `forward . __PILLAR__UPSTREAM__SERVERS__ { force_tcp }` with its indentation captured. */
+const TCP_UPSTREAM_BLOCK = /^([ \t]*)forward[ \t]+\.[ \t]+__PILLAR__UPSTREAM__SERVERS__[ \t]*\{[ \t]*\r?\n[ \t]*force_tcp[ \t]*\r?\n[ \t]*\}[ \t]*$/gm;
+
+export function renderCorefile(input: RenderInput): RenderResult {
+  const warnings: string[] = [];
+  let text = input.base;
+
+  if (text.includes(PILLAR.localDns) && input.localIps.length === 0) {
+    throw new TemplateError(TEMPLATE_ERROR_CODES.localIps, `the template uses ${PILLAR.localDns} but no -localip was given`);
+  }
+
+  const customUpstream = input.upstreamNameservers.join(' ');
+  let upstream: string;
+  if (customUpstream === '') {
+    upstream = input.resolvConf ?? DEFAULT_RESOLV_CONF;
+    text = text.replaceAll(PILLAR.upstreamServers, upstream);
+  } else {
+    upstream = customUpstream;
+    let replacedTcp = false;
+    text = text.replace(TCP_UPSTREAM_BLOCK, (_m, indent: string) => {
+      replacedTcp = true;
+      return `${indent}forward . ${customUpstream}`;
+    });
+    if (text.includes(PILLAR.upstreamServers)) {
+      if (!replacedTcp) warnings.push('no TCP upstream forward block found; assuming the upstream forward already uses UDP');
+      text = text.replaceAll(PILLAR.upstreamServers, customUpstream);
+    }
+  }
+
+  if (text.includes(PILLAR.clusterDns)) {
+    text = text.replaceAll(PILLAR.clusterDns, clusterDnsIp(input.upstreamSvc, input.env));
+  }
+  text = text.replaceAll(PILLAR.localDns, input.localIps.join(' '));
+  text = text.replaceAll(PILLAR.dnsServer, '');
+
+  const leftovers = new Set(text.match(/__PILLAR__[A-Z_]*__/g) ?? []);
+  for (const v of leftovers) warnings.push(`template variable ${v} is not substituted by node-local-dns and was left as is`);
+
+  const domains = [...input.stubDomains.keys()].sort();
+  let stubs = '';
+  for (const d of domains) stubs += stubDomainBlock(d, input.stubDomains.get(d)!, input.localIps, input.dnsPort);
+
+  return { corefile: text + stubs, upstream, stubDomainCount: domains.length, warnings };
+}

@@ -1,0 +1,149 @@
+/**
+ * From Corefile text to configured server blocks: parse, resolve each block's keys into
+ * (zone, port), set up its plugins through the registry, and compose each chain once, in
+ * the order of src/plugins/order.ts. Setup has no side effects (nothing is bound or started),
+ * so a config that fails to load leaves the running one untouched.
+ */
+import type { Handler, Plugin, SetupContext, BlockInfo, EngineHooks, Clock, Logger } from '../plugin.ts';
+import type { Directive, ServerBlock } from '../corefile/types.ts';
+import type { Request } from '../server/request.ts';
+import { parseCorefile } from '../corefile/parser.ts';
+import { parseServerKey } from '../corefile/address.ts';
+import { errorAt } from '../corefile/setup-helpers.ts';
+import { pluginIndex } from '../plugins/order.ts';
+import { PLUGIN_SETUPS } from '../plugins/registry.ts';
+import { BindPlugin } from '../plugins/bind/setup.ts';
+import { ErrorsPlugin } from '../plugins/errors/setup.ts';
+import { buildEmptyResponse } from '../wire/message.ts';
+import { Rcode } from '../wire/codes.ts';
+
+/** Directives that may appear more than once in a block (their lines are merged). */
+const REPEATABLE = new Set(['bind', 'log']);
+
+export interface LoadedBlock extends BlockInfo {
+  /** The block's keys as written, for matching blocks across reloads. */
+  key: string;
+  chain: Handler;
+  errorSink: Request['errorSink'];
+  file: string;
+  line: number;
+}
+
+export interface LoadedConfig {
+  blocks: LoadedBlock[];
+  text: string;
+  file: string;
+}
+
+export interface LoadOptions {
+  /** Addresses for blocks without `bind` (node-cache: the -localip list). */
+  defaultBind: string[];
+  /** Port for keys without one (`-dns.port`). */
+  defaultPort: number;
+  env: Record<string, string | undefined>;
+  clock: Clock;
+  log: Logger;
+  engine: EngineHooks;
+  /** Shared by the blocks of this load. */
+  shared?: Map<string, unknown>;
+}
+
+/** The end of every chain: nothing answered, so SERVFAIL (CoreDNS's "no next plugin found"). */
+const TERMINAL: Handler = {
+  serve(req: Request): void {
+    req.reportError('', new Error('no next plugin found'));
+    const out = buildEmptyResponse(req, Rcode.SERVFAIL);
+    req.reply(out, out.length, '');
+  },
+};
+
+export function serverLabel(address: string, port: number): string {
+  return address.includes(':') ? `dns://[${address}]:${port}` : `dns://${address}:${port}`;
+}
+
+function mergeDirectives(list: Directive[]): Directive {
+  const first = list[0]!;
+  if (list.length === 1) return first;
+  return { ...first, args: list.flatMap((d) => d.args), block: list.some((d) => d.block) ? list.flatMap((d) => d.block ?? []) : null };
+}
+
+export function loadConfig(text: string, file: string, opts: LoadOptions): LoadedConfig {
+  const serverBlocks = parseCorefile(text, file, opts.env);
+  const shared = opts.shared ?? new Map<string, unknown>();
+  const blocks: LoadedBlock[] = [];
+  const seen = new Map<string, string>();
+  serverBlocks.forEach((sb, blockIndex) => {
+    for (const lb of loadBlock(sb, blockIndex, file, opts, shared)) {
+      for (const zone of lb.zones) {
+        for (const addr of lb.addresses) {
+          const k = `${zone}|${addr}|${lb.port}`;
+          if (seen.has(k)) throw errorAt(sb.keys[0]!, `cannot serve dns://${zone}:${lb.port} on ${addr} - it is already defined`);
+          seen.set(k, lb.key);
+        }
+      }
+      blocks.push(lb);
+    }
+  });
+  return { blocks, text, file };
+}
+
+function loadBlock(sb: ServerBlock, blockIndex: number, file: string, opts: LoadOptions, shared: Map<string, unknown>): LoadedBlock[] {
+  // Group the block's keys by port: each port is served by its own plugin instances.
+  const byPort = new Map<number, string[]>();
+  for (const tok of sb.keys) {
+    const a = parseServerKey(tok);
+    const port = a.port ?? opts.defaultPort;
+    const zones = byPort.get(port) ?? [];
+    if (!zones.includes(a.zone)) zones.push(a.zone);
+    byPort.set(port, zones);
+  }
+  // Directives by name, checked against the registry.
+  const byName = new Map<string, Directive[]>();
+  for (const d of sb.directives) {
+    if (!PLUGIN_SETUPS.has(d.name)) {
+      if (pluginIndex(d.name) >= 0) throw errorAt(d, `plugin '${d.name}' is not supported by node-local-dns`);
+      throw errorAt(d, `Unknown directive '${d.name}'`);
+    }
+    const list = byName.get(d.name) ?? [];
+    if (list.length > 0 && !REPEATABLE.has(d.name)) throw errorAt(d, `plugin/${d.name}: this plugin can only be used once per Server Block`);
+    list.push(d);
+    byName.set(d.name, list);
+  }
+  const ordered = [...byName.keys()].sort((a, b) => pluginIndex(a) - pluginIndex(b));
+  const key = sb.keys.map((k) => k.text).join(' ');
+  const out: LoadedBlock[] = [];
+  for (const [port, zones] of byPort) {
+    const base: Omit<SetupContext, 'serverLabels'> = {
+      zones, port, blockIndex, file, shared, env: opts.env, clock: opts.clock, log: opts.log, engine: opts.engine,
+    };
+    let addresses = opts.defaultBind;
+    const plugins: Plugin[] = [];
+    const bindDirectives = byName.get('bind');
+    if (bindDirectives) {
+      const bind = PLUGIN_SETUPS.get('bind')!.setup(mergeDirectives(bindDirectives), { ...base, serverLabels: [] }) as BindPlugin;
+      addresses = bind.addresses;
+    }
+    const serverLabels = addresses.map((a) => serverLabel(a, port));
+    const ctx: SetupContext = { ...base, serverLabels };
+    for (const name of ordered) {
+      const setup = PLUGIN_SETUPS.get(name)!;
+      plugins.push(setup.setup(mergeDirectives(byName.get(name)!), ctx));
+    }
+    let chain: Handler = TERMINAL;
+    for (let i = plugins.length - 1; i >= 0; i--) chain = plugins[i]!.compose(chain);
+    const errors = plugins.find((p): p is ErrorsPlugin => p instanceof ErrorsPlugin);
+    out.push({
+      key: `${key}@${port}`,
+      zones,
+      port,
+      addresses: [...addresses],
+      serverLabels,
+      plugins,
+      chain,
+      errorSink: errors ? errors.sink : null,
+      file: sb.file,
+      line: sb.line,
+    });
+  }
+  return out;
+}

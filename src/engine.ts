@@ -1,0 +1,293 @@
+/**
+ * The engine: serves a Corefile. Owns the listeners (UDP + TCP per address and port),
+ * swaps configurations in place on reload (listeners that stay are kept, queries in flight
+ * finish on the config they started on, caches are carried over when their settings did not
+ * change), and shuts down gracefully (lameduck, drain, then close).
+ */
+import { readFileSync } from 'node:fs';
+import type { BlockInfo, EngineHooks, Logger, Plugin, Clock } from './plugin.ts';
+import { loadConfig, serverLabel, type LoadedConfig, type LoadedBlock } from './config/load.ts';
+import { Dispatcher, Generation, RouteTarget } from './server/dispatch.ts';
+import { ZoneTable } from './server/zones.ts';
+import { UdpListener } from './server/udp.ts';
+import { TcpListener } from './server/tcp.ts';
+import { getZoneStats } from './metrics/zone-stats.ts';
+import { log as defaultLog } from './util/log.ts';
+
+export interface EngineOptions {
+  /** Corefile to serve; null with `corefileText` for an embedded config. */
+  corefilePath: string | null;
+  corefileText?: string;
+  /** Addresses for blocks without `bind`. */
+  defaultBind: string[];
+  /** Port for keys without one. */
+  defaultPort: number;
+  /** SO_REUSEPORT on every socket (workers, standby instances). */
+  reusePort?: boolean;
+  env?: Record<string, string | undefined>;
+  log?: Logger;
+  clock?: Clock;
+  /** Called instead of process.exit on a fatal error (tests). */
+  onFatal?: (msg: string) => void;
+  /** Print the `zone:port on address` lines at start (CoreDNS does). */
+  announce?: boolean;
+}
+
+interface Listener {
+  key: string;
+  address: string;
+  configuredPort: number;
+  udp: UdpListener;
+  tcp: TcpListener;
+  dispatcher: Dispatcher;
+}
+
+export interface ListenerInfo {
+  address: string;
+  port: number;
+  protos: ('udp' | 'tcp')[];
+}
+
+/** Longest time an old config may keep queries in flight after a reload or at shutdown. */
+const DRAIN_TIMEOUT_MS = 10_000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export class Engine implements EngineHooks {
+  private readonly opts: EngineOptions;
+  private readonly log: Logger;
+  private readonly listeners = new Map<string, Listener>();
+  private config: LoadedConfig | null = null;
+  private generation = new Generation(0);
+  private ready = false;
+  private shuttingDown = false;
+  private reloading: Promise<void> = Promise.resolve();
+
+  private constructor(opts: EngineOptions) {
+    this.opts = opts;
+    this.log = opts.log ?? defaultLog;
+  }
+
+  /** Loads the Corefile, binds every listener, starts the plugins. Resolves once serving. */
+  static async start(opts: EngineOptions): Promise<Engine> {
+    const engine = new Engine(opts);
+    const text = opts.corefileText ?? readFileSync(opts.corefilePath!, 'utf8');
+    const cfg = engine.load(text);
+    await engine.apply(cfg, true);
+    engine.ready = true;
+    return engine;
+  }
+
+  private load(text: string): LoadedConfig {
+    return loadConfig(text, this.opts.corefilePath ?? 'Corefile', {
+      defaultBind: this.opts.defaultBind,
+      defaultPort: this.opts.defaultPort,
+      env: this.opts.env ?? process.env,
+      clock: this.opts.clock ?? (() => performance.now()),
+      log: this.log,
+      engine: this,
+    });
+  }
+
+  /** Binds what is new, swaps routes, retires the old config once idle, starts the new plugins. */
+  private async apply(cfg: LoadedConfig, initial: boolean): Promise<void> {
+    const old = this.config;
+    const oldGeneration = this.generation;
+    const generation = new Generation(oldGeneration.id + 1);
+    if (old) carryOverState(old, cfg);
+
+    // Routing tables per listener for the new config.
+    const tables = new Map<string, { address: string; port: number; table: ZoneTable<RouteTarget> }>();
+    for (const block of cfg.blocks) {
+      for (const address of block.addresses) {
+        const key = `${address}|${block.port}`;
+        let entry = tables.get(key);
+        if (!entry) {
+          entry = { address, port: block.port, table: new ZoneTable<RouteTarget>() };
+          tables.set(key, entry);
+        }
+        const existing = this.listeners.get(key);
+        const label = serverLabel(address, existing ? existing.udp.port : block.port);
+        for (const zone of block.zones) {
+          entry.table.add(zone, new RouteTarget(block.chain, getZoneStats(label, zone), block.errorSink, generation));
+        }
+      }
+    }
+
+    // Bind new listeners before touching the running ones, so a bind failure changes nothing.
+    const created: Listener[] = [];
+    try {
+      for (const [key, { address, port, table }] of tables) {
+        if (this.listeners.has(key)) continue;
+        const dispatcher = new Dispatcher(serverLabel(address, port), table);
+        const udp = new UdpListener(address, port, dispatcher, this.opts.reusePort ?? true);
+        const boundPort = await udp.bind();
+        const tcp = new TcpListener(address, boundPort, dispatcher, this.opts.reusePort ?? true);
+        created.push({ key, address, configuredPort: port, udp, tcp, dispatcher });
+        await tcp.listen();
+        if (port === 0) {
+          // The label carries the real port when the Corefile asked for any port.
+          const label = serverLabel(address, boundPort);
+          (dispatcher as { serverLabel: string }).serverLabel = label;
+          for (const r of table.all()) (r as { target: RouteTarget }).target = new RouteTarget(r.target.chain, getZoneStats(label, r.zone), r.target.errorSink, generation);
+        }
+      }
+    } catch (err) {
+      await Promise.all(created.map((l) => Promise.all([l.udp.close(), l.tcp.close()])));
+      throw new Error(`listen ${(err as NodeJS.ErrnoException).code ?? ''}: ${(err as Error).message}`);
+    }
+    for (const l of created) this.listeners.set(l.key, l);
+
+    // Swap: from here on, new queries run on the new config.
+    for (const [key, { table }] of tables) this.listeners.get(key)!.dispatcher.table = table;
+    this.config = cfg;
+    this.generation = generation;
+
+    if (this.opts.announce !== false) {
+      for (const block of cfg.blocks) {
+        for (const address of block.addresses) {
+          const l = this.listeners.get(`${address}|${block.port}`)!;
+          for (const zone of block.zones) this.log.info(`${zone}:${l.udp.port} on ${address} (udp, tcp)`.replace(/^/, initial ? '' : 'reload: '));
+        }
+      }
+    }
+
+    if (old) {
+      await this.drain(oldGeneration);
+      await stopPlugins(old.blocks.flatMap((b) => b.plugins), this.log);
+    }
+    for (const p of cfg.blocks.flatMap((b) => b.plugins)) if (p.start) await p.start();
+
+    // Close listeners no longer in the config.
+    for (const [key, l] of this.listeners) {
+      if (tables.has(key)) continue;
+      this.listeners.delete(key);
+      await Promise.all([l.udp.close(), l.tcp.close()]);
+    }
+  }
+
+  private async drain(gen: Generation): Promise<void> {
+    const deadline = performance.now() + DRAIN_TIMEOUT_MS;
+    while (gen.inFlight > 0 && performance.now() < deadline) await sleep(10);
+  }
+
+  // ---- EngineHooks ----
+
+  reload(reason: string): Promise<void> {
+    const run = async () => {
+      if (this.shuttingDown) return;
+      const path = this.opts.corefilePath;
+      if (path === null) return;
+      const text = readFileSync(path, 'utf8');
+      const cfg = this.load(text);
+      await this.apply(cfg, false);
+      this.log.info(`plugin/reload: reloaded Corefile (${reason})`);
+    };
+    const p = this.reloading.then(run, run);
+    this.reloading = p.catch(() => {});
+    return p;
+  }
+
+  /** Reloads from the given text (used when the config file is rewritten by the agent). */
+  async reloadText(text: string): Promise<void> {
+    const cfg = this.load(text);
+    await this.apply(cfg, false);
+  }
+
+  isReady(): boolean {
+    return this.ready && !this.shuttingDown;
+  }
+
+  isShuttingDown(): boolean {
+    return this.shuttingDown;
+  }
+
+  blocks(): BlockInfo[] {
+    return this.config ? this.config.blocks : [];
+  }
+
+  fatal(msg: string): never {
+    this.log.error(msg);
+    process.stderr.write(`[FATAL] ${msg}\n`);
+    if (this.opts.onFatal) {
+      this.opts.onFatal(msg);
+      throw new Error(msg);
+    }
+    process.exit(1);
+  }
+
+  corefilePath(): string | null {
+    return this.opts.corefilePath;
+  }
+
+  corefileText(): string {
+    return this.config?.text ?? '';
+  }
+
+  listening(): ListenerInfo[] {
+    return [...this.listeners.values()].map((l) => ({ address: l.address, port: l.udp.port, protos: ['udp', 'tcp'] }));
+  }
+
+  /** Queries in flight on every listener. */
+  inFlight(): number {
+    let n = 0;
+    for (const l of this.listeners.values()) n += l.dispatcher.inFlight;
+    return n;
+  }
+
+  /**
+   * Graceful stop: ready goes 503, the health plugin's lameduck is honoured while still
+   * serving, TCP stops accepting, in-flight queries are answered, then everything closes.
+   */
+  async stop(): Promise<void> {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    const plugins = this.config ? this.config.blocks.flatMap((b) => b.plugins) : [];
+    const lameduckMs = Math.max(0, ...plugins.map((p) => (p as { lameduckMs?: number }).lameduckMs ?? 0));
+    if (lameduckMs > 0) {
+      this.log.info(`plugin/health: Going into lameduck mode for ${lameduckMs / 1000}s`);
+      await sleep(lameduckMs);
+    }
+    const tcpClosed = [...this.listeners.values()].map((l) => l.tcp.close());
+    const deadline = performance.now() + DRAIN_TIMEOUT_MS;
+    while (this.inFlight() > 0 && performance.now() < deadline) await sleep(5);
+    await Promise.all([...this.listeners.values()].map((l) => l.udp.close()));
+    for (const l of this.listeners.values()) l.tcp.destroyAll();
+    await Promise.race([Promise.all(tcpClosed), sleep(1000)]);
+    await stopPlugins(plugins, this.log);
+    this.listeners.clear();
+  }
+}
+
+async function stopPlugins(plugins: Plugin[], log: Logger): Promise<void> {
+  for (const p of plugins) {
+    try {
+      if (p.stop) await p.stop();
+    } catch (err) {
+      log.error(`stopping plugin ${p.name}: ${(err as Error).message}`);
+    }
+  }
+}
+
+interface CacheLike extends Plugin {
+  configKey(): string;
+  adoptEntriesFrom(old: unknown): void;
+}
+
+function isCacheLike(p: Plugin): p is CacheLike {
+  return p.name === 'cache' && typeof (p as CacheLike).configKey === 'function';
+}
+
+/** Keeps caches whose block and settings did not change (CoreDNS reload loses them; we don't). */
+function carryOverState(old: LoadedConfig, next: LoadedConfig): void {
+  const oldByKey = new Map<string, LoadedBlock>(old.blocks.map((b) => [b.key, b]));
+  for (const b of next.blocks) {
+    const prev = oldByKey.get(b.key);
+    if (!prev) continue;
+    const newCache = b.plugins.find(isCacheLike);
+    const oldCache = prev.plugins.find(isCacheLike);
+    if (newCache && oldCache && newCache.configKey() === oldCache.configKey()) newCache.adoptEntriesFrom(oldCache);
+  }
+}

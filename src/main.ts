@@ -1,0 +1,117 @@
+/**
+ * node-local-dns entry point.
+ *  - No flags at all: serve the embedded default Corefile on 127.0.0.1:5353 (loopback,
+ *    unprivileged), forwarding to the nameservers of /etc/resolv.conf.
+ *  - `-localip ...`: the node agent (node-cache compatible: templating, interface, iptables).
+ *  - Otherwise: serve `-conf FILE` as written (blocks without `bind` listen on 127.0.0.1).
+ * Signals: SIGTERM/SIGINT drain and exit 0 (a second one exits at once); SIGUSR1 reloads.
+ */
+import { Engine } from './engine.ts';
+import { parseOptions, optionsUsage, type Options } from './cli/options.ts';
+import { FlagHelpRequested, flagExitCode } from './cli/flags.ts';
+import { setQuiet, log } from './util/log.ts';
+import { VERSION } from './version.ts';
+
+/** The embedded default: a caching forwarder on loopback. */
+export const EMBEDDED_COREFILE = `.:5353 {
+    errors
+    cache 30
+    forward . /etc/resolv.conf
+}
+`;
+
+interface Stoppable {
+  shutdown(): Promise<void>;
+  reload(reason: string): Promise<void>;
+}
+
+function installSignals(app: Stoppable): void {
+  let stopping = false;
+  const onStop = (sig: string) => {
+    if (stopping) {
+      log.warn(`received ${sig} again, exiting now`);
+      process.exit(1);
+    }
+    stopping = true;
+    log.info(`SIGTERM/SIGINT received (${sig}): shutting down`);
+    app.shutdown().then(
+      () => process.exit(0),
+      (err) => {
+        log.error(`shutdown: ${(err as Error).message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => onStop('SIGTERM'));
+  process.on('SIGINT', () => onStop('SIGINT'));
+  process.on('SIGUSR1', () => {
+    app.reload('SIGUSR1').catch((err) => log.error(`plugin/reload: ${(err as Error).message}`));
+  });
+}
+
+async function startEngine(corefilePath: string | null, defaultBind: string[], dnsPort: number, text?: string): Promise<Engine> {
+  return Engine.start({ corefilePath, corefileText: text, defaultBind, defaultPort: dnsPort, reusePort: true });
+}
+
+async function runServer(opts: Options | null): Promise<Stoppable> {
+  const engine = opts === null
+    ? await startEngine(null, ['127.0.0.1'], 53, EMBEDDED_COREFILE)
+    : await startEngine(opts.corefilePath, ['127.0.0.1'], opts.dnsPort);
+  log.info(`node-local-dns-${VERSION} (Node.js ${process.version}) serving`);
+  return {
+    shutdown: () => engine.stop(),
+    reload: (reason) => engine.reload(reason),
+  };
+}
+
+async function runAgentMode(opts: Options): Promise<Stoppable> {
+  const { runAgent } = await import('./agent/agent.ts');
+  let engine: Engine | null = null;
+  const agent = await runAgent(opts, {
+    startEngine: async (corefilePath: string, defaultBind: string[], dnsPort: number) => {
+      engine = await startEngine(corefilePath, defaultBind, dnsPort);
+      const e = engine;
+      return { reload: () => e.reload('configmap'), stop: () => e.stop() };
+    },
+  });
+  return {
+    shutdown: () => agent.shutdown(),
+    reload: (reason) => (engine ? engine.reload(reason) : Promise.resolve()),
+  };
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let opts: Options;
+  try {
+    opts = parseOptions(argv);
+  } catch (err) {
+    if (err instanceof FlagHelpRequested) {
+      process.stdout.write(optionsUsage('node-local-dns', VERSION));
+      process.exit(0);
+    }
+    const code = flagExitCode(err);
+    process.stderr.write(`${(err as Error).message}\n`);
+    if (code === undefined) process.stderr.write(optionsUsage('node-local-dns', VERSION));
+    process.exit(code ?? 2);
+  }
+  if (opts.version) {
+    process.stdout.write(`node-local-dns-${VERSION}\nlinux/${process.arch}, node${process.versions.node}\n`);
+    return;
+  }
+  setQuiet(opts.quiet);
+  for (const f of opts.ignoredFlags) log.warn(`flag -${f.flag} ignored: ${f.reason}`);
+  let app: Stoppable;
+  try {
+    if (!opts.flagsGiven) app = await runServer(null);
+    else if (opts.localIps.length > 0) app = await runAgentMode(opts);
+    else app = await runServer(opts);
+  } catch (err) {
+    process.stderr.write(`[FATAL] ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  installSignals(app);
+}
+
+if (import.meta.main) {
+  await main(process.argv.slice(2));
+}

@@ -1,0 +1,43 @@
+/**
+ * The contract between the forward handler and its transports. One `Attempt` is one try of
+ * one client query against one upstream over one protocol; the handler's per-query record
+ * implements it and is reused for every try of that query.
+ *
+ * Transport duties: pick a socket/connection, draw a message ID that is not in flight on it
+ * (`randomId`), write the ID at out[2..4) (and the RFC 1035 §4.2.2 length prefix at out[0..2)
+ * for TCP), send, and later call exactly one of `replied`/`failed` — after forgetting the
+ * attempt (`holder = null`) — unless the handler called `holder.release(a)` first (timeout,
+ * stop). A reply is accepted only when its ID and question (`questionMatches`) match.
+ * Transports never call back synchronously from `send`.
+ */
+import type { Request } from '../../server/request.ts';
+import type { ForwardErrorCodeValue } from './errors.ts';
+
+/** Where a try failed, for Go-like error texts (`dial tcp ...`, `read udp ...`). */
+export const Phase = { DIAL: 0, WRITE: 1, READ: 2 } as const;
+export type PhaseValue = (typeof Phase)[keyof typeof Phase];
+
+export interface AttemptHolder {
+  /** Forgets the attempt without calling it back (timeout, cancel). */
+  release(a: Attempt): void;
+}
+
+export interface Attempt {
+  /** The client's query; its question is req.msg[12..req.qnameEnd + 4). */
+  readonly req: Request;
+  /** [u16 length][message]: the query bytes with room for the TCP length prefix. */
+  readonly out: Buffer;
+  /** Length of the message in out (without the prefix). */
+  readonly queryLen: number;
+  /** The ID on the wire for the current try (set by the transport). */
+  wireId: number;
+  /** The socket/connection holding the current try, or null. */
+  holder: AttemptHolder | null;
+  /** The accepted reply buf[0..len); buf is the callee's to keep or modify. */
+  replied(buf: Buffer, len: number): void;
+  /**
+   * The try failed. `errno` is a Node error code (ECONNREFUSED, ...) or '' ; `local` is the
+   * local `IP:port` of the socket when known ('' otherwise).
+   */
+  failed(code: ForwardErrorCodeValue, phase: PhaseValue, errno: string, local: string): void;
+}

@@ -1,0 +1,178 @@
+/**
+ * `log [NAMES...] [FORMAT]` and `log [NAMES...] [FORMAT] { class success|denial|error|all }`
+ * (CoreDNS plugin/log). The default is CoreDNS's common log format:
+ *   {remote}:{port} - {>id} "{type} {class} {name} {proto} {size} {>do} {>bufsize}" {rcode} {>rflags} {rsize} {duration}
+ * printed as `[INFO] 127.0.0.1:40212 - 24823 "A IN example.org. udp 41 false 4096" NOERROR qr,rd,ra 68 0.000195959s`.
+ * Logging wraps the response writer, so it costs an object per query: it is off the hit path
+ * unless configured.
+ */
+import type { Handler, Plugin, PluginSetup, SetupContext, ResponseWriter } from '../../plugin.ts';
+import type { Request } from '../../server/request.ts';
+import type { Directive } from '../../corefile/types.ts';
+import { errorAt, blockLines, unknownPropertyError, argCountError } from '../../corefile/setup-helpers.ts';
+import { canonicalName } from '../../wire/name.ts';
+import { typeName, className, rcodeName, Rcode } from '../../wire/codes.ts';
+
+export const COMMON_LOG_FORMAT =
+  '{remote}:{port} - {>id} "{type} {class} {name} {proto} {size} {>do} {>bufsize}" {rcode} {>rflags} {rsize} {duration}';
+export const COMBINED_LOG_FORMAT = COMMON_LOG_FORMAT + ' "{>opcode}"';
+
+export const LogClass = { SUCCESS: 1, DENIAL: 2, ERROR: 4, ALL: 7 } as const;
+
+type Part = string | ((req: Request, resp: Buffer, durationMs: number) => string);
+
+function responseFlags(resp: Buffer): string {
+  if (resp.length < 4) return '-';
+  const f = (resp[2]! << 8) | resp[3]!;
+  const out: string[] = [];
+  if (f & 0x8000) out.push('qr');
+  if (f & 0x0400) out.push('aa');
+  if (f & 0x0200) out.push('tc');
+  if (f & 0x0100) out.push('rd');
+  if (f & 0x0080) out.push('ra');
+  if (f & 0x0040) out.push('z');
+  if (f & 0x0020) out.push('ad');
+  if (f & 0x0010) out.push('cd');
+  return out.join(',');
+}
+
+/** Go's time.Duration String() for a sub-hour duration in seconds, e.g. `0.000195959s`. */
+function goSeconds(ms: number): string {
+  const ns = Math.round(ms * 1e6);
+  if (ns < 1000) return `${ns}ns`;
+  if (ns < 1e6) return `${+(ns / 1e3).toFixed(3)}µs`;
+  if (ns < 1e9) return `${+(ns / 1e6).toFixed(6)}ms`;
+  return `${+(ns / 1e9).toFixed(9)}s`;
+}
+
+const PLACEHOLDERS: Record<string, (req: Request, resp: Buffer, durationMs: number) => string> = {
+  '{remote}': (r) => (r.family === 6 ? `[${r.remoteAddress}]` : r.remoteAddress),
+  '{port}': (r) => String(r.remotePort),
+  '{>id}': (r) => String(r.id),
+  '{type}': (r) => typeName(r.qtype),
+  '{class}': (r) => className(r.qclass),
+  '{name}': (r) => r.name(),
+  '{proto}': (r) => (r.proto === 1 ? 'tcp' : 'udp'),
+  '{size}': (r) => String(r.msgLen),
+  '{>do}': (r) => String(r.dnssecOk),
+  '{>bufsize}': (r) => String(r.udpSize),
+  '{rcode}': (_r, resp) => (resp.length >= 4 ? rcodeName(resp[3]! & 0x0f) : '-'),
+  '{>rflags}': (_r, resp) => responseFlags(resp),
+  '{rsize}': (_r, resp) => String(resp.length),
+  '{duration}': (_r, _resp, ms) => goSeconds(ms),
+  '{>opcode}': (r) => String((r.flags >> 11) & 0xf),
+  '{server}': (r) => r.server,
+};
+
+export function compileFormat(format: string): Part[] {
+  const parts: Part[] = [];
+  const re = /\{>?[a-z]+\}/g;
+  let last = 0;
+  for (let m = re.exec(format); m; m = re.exec(format)) {
+    if (m.index > last) parts.push(format.slice(last, m.index));
+    const fn = PLACEHOLDERS[m[0]];
+    parts.push(fn ?? '-');
+    last = m.index + m[0].length;
+  }
+  if (last < format.length) parts.push(format.slice(last));
+  return parts;
+}
+
+function classify(resp: Buffer): number {
+  if (resp.length < 12) return LogClass.ERROR;
+  const rcode = resp[3]! & 0x0f;
+  if (rcode === Rcode.NXDOMAIN) return LogClass.DENIAL;
+  if (rcode !== Rcode.NOERROR) return LogClass.ERROR;
+  const ancount = (resp[6]! << 8) | resp[7]!;
+  return ancount === 0 ? LogClass.DENIAL : LogClass.SUCCESS;
+}
+
+export interface LogRule {
+  names: string[];
+  parts: Part[];
+  classes: number;
+}
+
+class LogWriter implements ResponseWriter {
+  private readonly inner: ResponseWriter;
+  private readonly rule: LogRule;
+  private readonly out: (line: string) => void;
+  constructor(inner: ResponseWriter, rule: LogRule, out: (line: string) => void) {
+    this.inner = inner;
+    this.rule = rule;
+    this.out = out;
+  }
+  writeMsg(req: Request, msg: Buffer, len: number): void {
+    const resp = msg.subarray(0, len);
+    if ((classify(resp) & this.rule.classes) !== 0) {
+      const ms = performance.now() - req.startMs;
+      let line = '';
+      for (const p of this.rule.parts) line += typeof p === 'string' ? p : p(req, resp, ms);
+      this.out(`[INFO] ${line}`);
+    }
+    req.writer = this.inner;
+    this.inner.writeMsg(req, msg, len);
+  }
+}
+
+function nameMatches(qname: string, zone: string): boolean {
+  if (zone === '.') return true;
+  const q = qname.toLowerCase();
+  return q === zone || q.endsWith('.' + zone);
+}
+
+export class LogPlugin implements Plugin {
+  readonly name = 'log';
+  readonly rules: LogRule[];
+  private readonly out: (line: string) => void;
+  constructor(rules: LogRule[], out: (line: string) => void = (l) => process.stdout.write(l + '\n')) {
+    this.rules = rules;
+    this.out = out;
+  }
+  compose(next: Handler): Handler {
+    const rules = this.rules;
+    const out = this.out;
+    return {
+      serve(req: Request): void {
+        const qname = req.name();
+        for (const rule of rules) {
+          if (rule.names.some((z) => nameMatches(qname, z))) {
+            req.writer = new LogWriter(req.writer, rule, out);
+            break;
+          }
+        }
+        next.serve(req);
+      },
+    };
+  }
+}
+
+export const logSetup: PluginSetup = {
+  name: 'log',
+  setup(d: Directive, _ctx: SetupContext): Plugin {
+    const args = d.args.map((t) => t.text);
+    let format = COMMON_LOG_FORMAT;
+    let names: string[] = ['.'];
+    if (args.length > 0) {
+      const last = args[args.length - 1]!;
+      const isFormat = last.includes('{') || last === '{common}' || last === '{combined}';
+      const nameArgs = isFormat ? args.slice(0, -1) : args;
+      if (isFormat) format = last === '{common}' ? COMMON_LOG_FORMAT : last === '{combined}' ? COMBINED_LOG_FORMAT : last.replace('{common}', COMMON_LOG_FORMAT).replace('{combined}', COMBINED_LOG_FORMAT);
+      if (nameArgs.length > 0) names = nameArgs.map(canonicalName);
+    }
+    let classes = 0;
+    for (const line of blockLines(d)) {
+      if (line.name !== 'class') throw unknownPropertyError(line);
+      if (line.args.length === 0) throw argCountError(line);
+      for (const tok of line.args) {
+        const c = tok.text.toLowerCase();
+        if (c === 'all') classes |= LogClass.ALL;
+        else if (c === 'success') classes |= LogClass.SUCCESS;
+        else if (c === 'denial') classes |= LogClass.DENIAL;
+        else if (c === 'error') classes |= LogClass.ERROR;
+        else throw errorAt(tok, `unknown class: ${tok.text}`);
+      }
+    }
+    return new LogPlugin([{ names, parts: compileFormat(format), classes: classes || LogClass.ALL }]);
+  },
+};

@@ -1,0 +1,119 @@
+/**
+ * One client query in flight. Filled by `parseQuery` (src/wire/query.ts) straight from the
+ * received bytes; nothing here is decoded into strings unless a slow path asks (`name()`).
+ */
+import type { ResponseWriter } from '../plugin.ts';
+import { qnameToString } from '../wire/name.ts';
+
+export const Proto = { UDP: 0, TCP: 1 } as const;
+export type ProtoValue = (typeof Proto)[keyof typeof Proto];
+
+export class Request {
+  /** The client's message. Valid for the request's lifetime (callers hand over ownership). */
+  msg: Buffer;
+  msgLen: number;
+
+  /** Header fields. */
+  id = 0;
+  /** The 16-bit flags word of the query (QR, opcode, RD, CD, ...). */
+  flags = 0;
+  /** Offset just past the question's qname (the qname itself is msg[12..qnameEnd)). */
+  qnameEnd = 0;
+  /** Offset just past the question (qnameEnd + 4). */
+  questionEnd = 0;
+  qtype = 0;
+  qclass = 0;
+  /** Number of labels in the qname, the root not counted. */
+  labelCount = 0;
+  /**
+   * Offsets of the qname's labels (their length byte) relative to offset 12; only the first
+   * `labelCount` entries are meaningful. Used for zone suffix matching without strings.
+   */
+  labelOffsets: Uint8Array;
+  /** 32-bit hash of the case-folded qname, qtype and qclass (FNV-1a). */
+  nameHash = 0;
+
+  /** EDNS(0): whether the query carried an OPT record, and its values (RFC 6891 §6.1). */
+  edns = false;
+  ednsVersion = 0;
+  /** Client's advertised UDP payload size, clamped to >= 512; 512 without EDNS. */
+  udpSize = 512;
+  /** DNSSEC OK bit (RFC 3225). */
+  dnssecOk = false;
+  /** Offset of the OPT RR in msg, or -1. */
+  optOffset = -1;
+
+  /** Transport. */
+  proto: ProtoValue = Proto.UDP;
+  /** 4 or 6. */
+  family: 4 | 6 = 4;
+  remoteAddress = '';
+  remotePort = 0;
+  /** Label of the listener, e.g. `dns://127.0.0.1:53`. */
+  server = '';
+  /** The zone (normalised) of the server block that serves this query, set by routing. */
+  zone = '';
+  /** Arrival time, ms from the server clock (performance.now()). */
+  startMs = 0;
+
+  /** Where the response goes; plugins may wrap it (see ResponseWriter). */
+  writer: ResponseWriter;
+  /** Name of the plugin that produced the response ("" for the server itself). */
+  respondedBy = '';
+  /** Rcode of the response sent, -1 until replied. */
+  rcode = -1;
+  /** Bytes of the response sent. */
+  responseLen = 0;
+  /** True once a response was written (later writes are ignored). */
+  replied = false;
+  /** Opaque per-transport context (the TCP connection, ...), owned by the transport. */
+  transport: unknown = null;
+  /** The route serving this request (a server/dispatch.ts RouteTarget), owned by the server. */
+  target: unknown = null;
+  /**
+   * Where plugin errors go (set by the server when the block has `errors`); null drops them.
+   * CoreDNS's plugins return errors up the chain; ours report them here before replying.
+   */
+  errorSink: ((req: Request, plugin: string, err: Error) => void) | null = null;
+
+  private cachedName: string | null = null;
+
+  constructor(msg: Buffer, msgLen: number, writer: ResponseWriter, labelOffsets?: Uint8Array) {
+    this.msg = msg;
+    this.msgLen = msgLen;
+    this.writer = writer;
+    this.labelOffsets = labelOffsets ?? new Uint8Array(128);
+  }
+
+  get recursionDesired(): boolean {
+    return (this.flags & 0x0100) !== 0;
+  }
+
+  get checkingDisabled(): boolean {
+    return (this.flags & 0x0010) !== 0;
+  }
+
+  /** The qname as text, fully qualified, as the client wrote it (slow path: logs, errors). */
+  name(): string {
+    if (this.cachedName === null) this.cachedName = qnameToString(this.msg, 12, this.qnameEnd);
+    return this.cachedName;
+  }
+
+  /** Reports a plugin error (e.g. forward's upstream timeout) to the `errors` plugin, if any. */
+  reportError(plugin: string, err: Error): void {
+    if (this.errorSink !== null) this.errorSink(this, plugin, err);
+  }
+
+  /**
+   * Sends the response msg[0..len) through the writer chain, once. `plugin` names who
+   * produced it (CoreDNS's `plugin` label of coredns_dns_responses_total).
+   */
+  reply(msg: Buffer, len: number, plugin: string): void {
+    if (this.replied) return;
+    this.replied = true;
+    this.respondedBy = plugin;
+    this.rcode = len >= 4 ? msg[3]! & 0x0f : 2;
+    this.responseLen = len;
+    this.writer.writeMsg(this, msg, len);
+  }
+}
