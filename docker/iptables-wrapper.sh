@@ -25,6 +25,8 @@
 #   3. a tie (including no rules anywhere): nft, the default of current distributions.
 #
 # Environment:
+#   IPTABLES_WRAPPER_MODE  "legacy" or "nft": skip detection and use that back end
+#                          (for nodes where detection guesses wrong).
 #   IPTABLES_WRAPPER_ROOT  filesystem root for the binaries and for update-alternatives
 #                          --root (default: /). Tests point it at a scratch tree.
 #
@@ -69,6 +71,15 @@ count_rules() {
 
 # detect_mode: prints "legacy" or "nft" on stdout and the reason on stderr.
 detect_mode() {
+    case "${IPTABLES_WRAPPER_MODE:-}" in
+    legacy | nft)
+        log "IPTABLES_WRAPPER_MODE=$IPTABLES_WRAPPER_MODE: using $IPTABLES_WRAPPER_MODE"
+        echo "$IPTABLES_WRAPPER_MODE"
+        return
+        ;;
+    "") ;;
+    *) log "ignoring IPTABLES_WRAPPER_MODE=$IPTABLES_WRAPPER_MODE (want legacy or nft)" ;;
+    esac
     if [ ! -x "$sbin/iptables-nft" ]; then
         log "iptables-nft not installed: using legacy"
         echo legacy

@@ -274,6 +274,7 @@ async function stopPlugins(plugins: Plugin[], log: Logger): Promise<void> {
 interface CacheLike extends Plugin {
   configKey(): string;
   adoptEntriesFrom(old: unknown): void;
+  adoptCountersFrom(old: unknown): void;
 }
 
 function isCacheLike(p: Plugin): p is CacheLike {
@@ -288,6 +289,8 @@ function carryOverState(old: LoadedConfig, next: LoadedConfig): void {
     if (!prev) continue;
     const newCache = b.plugins.find(isCacheLike);
     const oldCache = prev.plugins.find(isCacheLike);
-    if (newCache && oldCache && newCache.configKey() === oldCache.configKey()) newCache.adoptEntriesFrom(oldCache);
+    if (!newCache || !oldCache) continue;
+    newCache.adoptCountersFrom(oldCache);
+    if (newCache.configKey() === oldCache.configKey()) newCache.adoptEntriesFrom(oldCache);
   }
 }

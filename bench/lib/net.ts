@@ -126,7 +126,8 @@ export function probe(opts: ProbeOptions): Promise<ProbeAnswer> {
       }
       if (decoded.type !== 'response') return;
       const ans: ProbeAnswer = {
-        rcode: decoded.rcode ?? 'UNKNOWN',
+        // dns-packet sets rcode on decoded packets; its type declarations omit it.
+        rcode: (decoded as { rcode?: string }).rcode ?? 'UNKNOWN',
         answers: (decoded.answers ?? []).filter((r) => r.type === opts.type).map((r) => rdataText((r as { data: unknown }).data)),
         elapsedMs: performance.now() - start,
       };

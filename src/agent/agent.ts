@@ -15,13 +15,13 @@
  *  7. shutdown(): stop the engine (it drains), then remove rules and interface unless
  *     `-skipteardown`, remove the pidfile.
  */
-import { readFileSync } from 'node:fs';
 import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import type { Options } from '../cli/options.ts';
 import type { Logger } from '../plugin.ts';
 import { agentLog } from '../util/log.ts';
+import { VERSION } from '../version.ts';
 import {
   ConfigMapError,
   ConfigWatcher,
@@ -52,7 +52,7 @@ export interface AgentDeps {
   env?: Readonly<Record<string, string | undefined>>;
   /** Runs ip/iptables (default: execFile in this process's network namespace). */
   runner?: CommandRunner;
-  /** Shown in the start-up line (default: package.json version). */
+  /** Shown in the start-up line (default: VERSION from package.json). */
   version?: string;
   /** ConfigMap/template poll period (default 10 s, as node-cache). */
   configPollMs?: number;
@@ -87,18 +87,9 @@ export class AgentError extends Error {
 /** node-cache's period for syncing the ConfigMap directories. */
 export const DEFAULT_CONFIG_POLL_MS = 10_000;
 
-let cachedVersion: string | undefined;
-/** The package version (package.json). */
+/** The package version shown in the start-up line. */
 export function agentVersion(): string {
-  if (cachedVersion === undefined) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-      cachedVersion = pkg.version ?? 'unknown';
-    } catch {
-      cachedVersion = 'unknown';
-    }
-  }
-  return cachedVersion;
+  return VERSION;
 }
 
 async function isFile(path: string): Promise<boolean> {
@@ -131,7 +122,6 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
   const runner = deps.runner;
 
   log.info(`Starting node-local-dns ${deps.version ?? agentVersion()}`);
-  for (const f of opts.ignoredFlags) log.warn(`Flag -${f.flag} has no effect: ${f.reason}`);
   log.info(`Using Corefile ${opts.corefilePath}`);
 
   if ((opts.setupInterface || opts.setupIptables) && opts.localIps.length === 0) {
@@ -237,13 +227,25 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
     throw err;
   }
 
+  const iptables = opts.setupIptables
+    ? new IptablesManager(nodeLocalDnsRules(opts.localIps, opts.dnsPort, opts.healthPort), {
+        runner,
+        log,
+        onError: (type) => metrics.inc(type),
+      })
+    : undefined;
+
   // --- 3. engine ---------------------------------------------------------------------------
   let engine: EngineHandle;
   try {
     engine = await deps.startEngine(opts.corefilePath, [...opts.localIps], opts.dnsPort);
   } catch (err) {
-    if (iface && !opts.skipTeardown) {
-      await iface.remove().catch((e: unknown) => log.error(String((e as Error).message ?? e)));
+    // As node-cache on a fatal CoreDNS start: tear down, including rules a killed predecessor
+    // left, so the node's DNS traffic goes back to kube-dns instead of to a closed port.
+    if (!opts.skipTeardown) {
+      log.info('Tearing down');
+      await iptables?.teardown();
+      await iface?.remove().catch((e: unknown) => log.error(String((e as Error).message ?? e)));
     }
     await metrics.close();
     throw err;
@@ -257,13 +259,6 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
       log.error(`Failed to write pidfile ${opts.pidfile}: ${(err as Error).message}`);
     }
   }
-  const iptables = opts.setupIptables
-    ? new IptablesManager(nodeLocalDnsRules(opts.localIps, opts.dnsPort, opts.healthPort), {
-        runner,
-        log,
-        onError: (type) => metrics.inc(type),
-      })
-    : undefined;
   await iptables?.ensureAll();
 
   // --- 5. periodic network sync ------------------------------------------------------------
@@ -348,6 +343,11 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
     });
     await watcher.start();
   }
+  const setUp = [iface ? `interface ${opts.interfaceName}` : '', iptables ? `${iptables.rules.length} iptables rules` : ''].filter((x) => x !== '');
+  log.info(
+    `Start-up complete: serving ${opts.localIps.length > 0 ? opts.localIps.join(', ') : opts.corefilePath}` +
+      (setUp.length > 0 ? `; ${setUp.join(' and ')} in place` : ''),
+  );
 
   // --- 7. shutdown -------------------------------------------------------------------------
   let shutdownPromise: Promise<void> | undefined;

@@ -210,16 +210,21 @@ export class IptablesManager {
     return res;
   }
 
-  /** Deletes every copy of every rule (until `-C` reports it absent). Never throws. */
+  /**
+   * Deletes every copy of every rule: delete, then `-C`, again while the check still finds one.
+   * A delete that finds no such rule (exit status 1) ends the loop. Never throws.
+   */
   async teardown(): Promise<{ removed: number; errors: number }> {
     let removed = 0;
     let errors = 0;
     for (const rule of this.rules) {
       for (let round = 0; round < MAX_DELETE_ROUNDS; round++) {
         try {
-          if (!(await this.check(rule))) break;
-          await this.delete(rule);
+          const r = await this.#exec(rule, '-D');
+          if (r.code === 1 && !/xtables lock/i.test(r.stderr)) break;
+          if (r.code !== 0) throw new IptablesError(`error deleting rule: ${firstLine(r.stderr) || `exit status ${r.code}`}`, r.stderr);
           removed++;
+          if (!(await this.check(rule))) break;
         } catch (err) {
           errors++;
           this.#fail(err, 'deleting', rule);

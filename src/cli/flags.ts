@@ -167,9 +167,9 @@ export function parseGoInt(text: string): number {
     else if (p === 'b') { base = 2; digits = s.slice(2); prefixed = true; }
     else { base = 8; digits = s.slice(1); prefixed = true; }
   }
-  if (prefixed && digits.includes('_')) {
-    // Go accepts underscores only between digits (or right after the base prefix).
-    if (/__|_$/.test(digits)) throw new FlagValueError('parse error');
+  if (digits.includes('_')) {
+    // Base 0 accepts underscores between digits, or right after a base prefix.
+    if (/__|_$/.test(digits) || (!prefixed && digits.startsWith('_'))) throw new FlagValueError('parse error');
     digits = digits.replaceAll('_', '');
   }
   const valid = base === 16 ? /^[0-9a-fA-F]+$/ : base === 8 ? /^[0-7]+$/ : base === 2 ? /^[01]+$/ : /^[0-9]+$/;

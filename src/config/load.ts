@@ -53,6 +53,7 @@ const TERMINAL: Handler = {
   serve(req: Request): void {
     req.reportError('', new Error('no next plugin found'));
     const out = buildEmptyResponse(req, Rcode.SERVFAIL);
+    req.errorReply = true;
     req.reply(out, out.length, '');
   },
 };

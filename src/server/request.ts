@@ -64,6 +64,12 @@ export class Request {
   rcode = -1;
   /** Bytes of the response sent. */
   responseLen = 0;
+  /**
+   * Set by a plugin that answers with an error it made up (forward's SERVFAIL after every
+   * upstream failed, REFUSED over max_concurrent). CoreDNS returns such errors instead of
+   * writing them, so no cache stores them; caches check this flag to do the same.
+   */
+  errorReply = false;
   /** True once a response was written (later writes are ignored). */
   replied = false;
   /** Opaque per-transport context (the TCP connection, ...), owned by the transport. */

@@ -152,7 +152,7 @@ test('error and truncated responses echo the question and EDNS', () => {
   assert.equal(parseQuery(q), ParseResult.OK);
   const sf = dnsPacket.decode(buildEmptyResponse(q, Rcode.SERVFAIL));
   assert.equal(sf.id, 4242);
-  assert.equal(sf.rcode, 'SERVFAIL');
+  assert.equal((sf as { rcode?: string }).rcode, 'SERVFAIL');
   assert.equal(sf.questions![0]!.name, 'big.example.org');
   assert.equal((sf.additionals![0] as { type: string }).type, 'OPT');
   const bv = buildEmptyResponse(q, Rcode.BADVERS);

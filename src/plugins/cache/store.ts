@@ -126,7 +126,7 @@ export function keyHash(nameHash: number, qtype: number, qclass: number, keyFlag
 
 const MIN_BUCKETS = 64;
 /** Random entries looked at when choosing a victim. */
-const EVICTION_SAMPLES = 3;
+const EVICTION_SAMPLES = 4;
 
 export class EntryStore {
   /** Hard bound on the number of entries. */
@@ -155,7 +155,7 @@ export class EntryStore {
    * equal the stored one case-insensitively (the hash alone is never trusted).
    */
   find(msg: Uint8Array, qnameEnd: number, nameHash: number, qtype: number, qclass: number, keyFlags: number, hash: number): Entry | null {
-    let e = this.buckets[hash & this.mask]!;
+    let e: Entry | null = this.buckets[hash & this.mask]!;
     while (e !== null) {
       if (
         e.keyHash === hash &&
@@ -201,7 +201,7 @@ export class EntryStore {
     if (slot < 0 || this.slots[slot] !== entry) return false;
     const b = entry.keyHash & this.mask;
     let prev: Entry | null = null;
-    let e = this.buckets[b]!;
+    let e: Entry | null = this.buckets[b]!;
     while (e !== null && e !== entry) {
       prev = e;
       e = e.chain;

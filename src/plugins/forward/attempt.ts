@@ -18,8 +18,13 @@ export const Phase = { DIAL: 0, WRITE: 1, READ: 2 } as const;
 export type PhaseValue = (typeof Phase)[keyof typeof Phase];
 
 export interface AttemptHolder {
-  /** Forgets the attempt without calling it back (timeout, cancel). */
-  release(a: Attempt): void;
+  /** Local `IP:port` of the socket ('' until known), for error texts. */
+  readonly local: string;
+  /**
+   * Forgets the attempt without calling it back. `timedOut` tells a TCP connection that the
+   * read timeout passed, so it can judge whether it is dead.
+   */
+  release(a: Attempt, timedOut?: boolean): void;
 }
 
 export interface Attempt {

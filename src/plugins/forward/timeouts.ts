@@ -56,6 +56,11 @@ export class TimeoutQueue {
     if (this.size === 0) this.disarm();
   }
 
+  /** The entry with the earliest deadline, or null. */
+  first(): TimeoutNode | null {
+    return this.head;
+  }
+
   /** Cancels the timer; queued nodes stay queued (used at stop, after draining). */
   disarm(): void {
     if (this.timer !== null) clearTimeout(this.timer);

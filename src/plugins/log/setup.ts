@@ -36,13 +36,9 @@ function responseFlags(resp: Buffer): string {
   return out.join(',');
 }
 
-/** Go's time.Duration String() for a sub-hour duration in seconds, e.g. `0.000195959s`. */
+/** CoreDNS's `{duration}`: seconds as a plain decimal with a trailing `s`, e.g. `0.000195959s`. */
 function goSeconds(ms: number): string {
-  const ns = Math.round(ms * 1e6);
-  if (ns < 1000) return `${ns}ns`;
-  if (ns < 1e6) return `${+(ns / 1e3).toFixed(3)}µs`;
-  if (ns < 1e9) return `${+(ns / 1e6).toFixed(6)}ms`;
-  return `${+(ns / 1e9).toFixed(9)}s`;
+  return `${(ms / 1000).toFixed(9).replace(/0+$/, '').replace(/\.$/, '')}s`;
 }
 
 const PLACEHOLDERS: Record<string, (req: Request, resp: Buffer, durationMs: number) => string> = {

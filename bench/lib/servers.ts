@@ -1,0 +1,292 @@
+/**
+ * The servers under test and the upstream, each with the configuration that makes it an
+ * equivalent caching forwarder: one loopback address each, the same upstream, room for 10,000
+ * cached answers, and (where the server can) TCP to the upstream for the `tcp` mode.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { assertLoopback } from './net.ts';
+import type { ZoneSet } from './zones.ts';
+
+export const SERVER_NAMES = ['node-local-dns', 'dnsdist', 'unbound', 'dnsmasq'] as const;
+export type ServerName = (typeof SERVER_NAMES)[number];
+
+/** How the server talks to the upstream: `tcp` is the k8s cluster.local shape (force_tcp). */
+export type UpstreamMode = 'udp' | 'tcp';
+
+export const UPSTREAM_ADDR = '127.0.0.201';
+export const CACHE_ENTRIES = 10000;
+
+export interface Endpoint {
+  addr: string;
+  port: number;
+}
+
+export interface PrepareContext {
+  /** A fresh directory for this instance's configuration and state. */
+  dir: string;
+  listen: Endpoint;
+  upstream: Endpoint;
+  mode: UpstreamMode;
+  projectRoot: string;
+  /** node-local-dns -workers N (undefined: flag not passed). */
+  workers?: number;
+  /** A free port on the listen address for node-local-dns's prometheus endpoint. */
+  metricsPort: number;
+}
+
+export interface Command {
+  cmd: string;
+  args: string[];
+  cwd?: string;
+  /** The configuration text, kept in the results for reproducibility. */
+  config: string;
+}
+
+export interface ServerDef {
+  readonly name: ServerName;
+  readonly addr: string;
+  /** The executable that must exist for this server to run. */
+  readonly binary: string;
+  /** Why a mode cannot be measured, or null when it can. */
+  unsupported(mode: UpstreamMode): string | null;
+  version(projectRoot: string): string;
+  prepare(ctx: PrepareContext): Command;
+}
+
+function firstMatch(cmd: string, args: string[], re: RegExp): string {
+  let out: string;
+  try {
+    out = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000 });
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string };
+    out = `${e.stdout ?? ''}${e.stderr ?? ''}`;
+  }
+  return re.exec(out)?.[1] ?? 'unknown';
+}
+
+export function nodeBinary(projectRoot: string): string {
+  return path.join(projectRoot, 'node_modules', '.bin', 'node');
+}
+
+const nodeLocalDns: ServerDef = {
+  name: 'node-local-dns',
+  addr: '127.0.0.202',
+  binary: 'node',
+  unsupported: () => null,
+  version(projectRoot) {
+    let pkg = 'unknown';
+    try {
+      pkg = (JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version?: string }).version ?? pkg;
+    } catch {
+      // reported as unknown
+    }
+    const rev = firstMatch('git', ['-C', projectRoot, 'rev-parse', '--short', 'HEAD'], /^([0-9a-f]+)/);
+    const node = firstMatch(nodeBinary(projectRoot), ['-v'], /^v?(\S+)/);
+    return `${pkg} (git ${rev}, Node.js ${node})`;
+  },
+  prepare(ctx) {
+    const lines = [
+      `.:${ctx.listen.port} {`,
+      '    errors',
+      `    bind ${ctx.listen.addr}`,
+      '    cache {',
+      `        success ${CACHE_ENTRIES}`,
+      `        denial ${CACHE_ENTRIES}`,
+      '    }',
+    ];
+    if (ctx.mode === 'tcp') lines.push(`    forward . ${ctx.upstream.addr}:${ctx.upstream.port} {`, '        force_tcp', '    }');
+    else lines.push(`    forward . ${ctx.upstream.addr}:${ctx.upstream.port}`);
+    lines.push(`    prometheus ${ctx.listen.addr}:${ctx.metricsPort}`, '}');
+    const config = lines.join('\n') + '\n';
+    const file = path.join(ctx.dir, 'Corefile');
+    fs.writeFileSync(file, config);
+    const args = ['src/main.ts', '-conf', file];
+    if (ctx.workers !== undefined) args.push('-workers', String(ctx.workers));
+    return { cmd: nodeBinary(ctx.projectRoot), args, cwd: ctx.projectRoot, config };
+  },
+};
+
+const dnsdist: ServerDef = {
+  name: 'dnsdist',
+  addr: '127.0.0.203',
+  binary: 'dnsdist',
+  unsupported: () => null,
+  version: () => firstMatch('dnsdist', ['-V'], /dnsdist (\S+)/),
+  prepare(ctx) {
+    const config = [
+      '-- No security polling: it would resolve a name on the public Internet.',
+      'setSecurityPollSuffix("")',
+      `setLocal("${ctx.listen.addr}:${ctx.listen.port}")`,
+      `newServer({address="${ctx.upstream.addr}:${ctx.upstream.port}"${ctx.mode === 'tcp' ? ', tcpOnly=true' : ''}})`,
+      `pc = newPacketCache(${CACHE_ENTRIES}, {maxTTL=86400, minTTL=0, temporaryFailureTTL=60, staleTTL=60, dontAge=false})`,
+      'getPool(""):setCache(pc)',
+      '',
+    ].join('\n');
+    const file = path.join(ctx.dir, 'dnsdist.conf');
+    fs.writeFileSync(file, config);
+    return { cmd: 'dnsdist', args: ['-C', file, '--supervised', '--disable-syslog'], config };
+  },
+};
+
+const unbound: ServerDef = {
+  name: 'unbound',
+  addr: '127.0.0.204',
+  binary: 'unbound',
+  unsupported: () => null,
+  version: () => firstMatch('unbound', ['-V'], /Version (\S+)/),
+  prepare(ctx) {
+    const config = [
+      'server:',
+      `  interface: ${ctx.listen.addr}@${ctx.listen.port}`,
+      `  port: ${ctx.listen.port}`,
+      '  do-daemonize: no',
+      '  username: ""',
+      '  chroot: ""',
+      `  directory: "${ctx.dir}"`,
+      '  pidfile: ""',
+      '  use-syslog: no',
+      '  logfile: ""',
+      '  verbosity: 1',
+      '  num-threads: 1',
+      '  do-ip6: no',
+      '  access-control: 127.0.0.0/8 allow',
+      '  do-not-query-localhost: no',
+      '  module-config: "iterator"',
+      // Byte-sized caches, set to hold at least 10,000 answers (msg) and their RRsets.
+      '  msg-cache-size: 8m',
+      '  rrset-cache-size: 16m',
+      '  prefetch: no',
+      '  qname-minimisation: no',
+      // RFC 6761 .test and RFC 1918 reverse zones are served locally by default; forward them.
+      '  local-zone: "test." nodefault',
+      '  unblock-lan-zones: yes',
+      '  insecure-lan-zones: yes',
+      'remote-control:',
+      '  control-enable: no',
+      'forward-zone:',
+      '  name: "."',
+      `  forward-addr: ${ctx.upstream.addr}@${ctx.upstream.port}`,
+      `  forward-tcp-upstream: ${ctx.mode === 'tcp' ? 'yes' : 'no'}`,
+      '',
+    ].join('\n');
+    const file = path.join(ctx.dir, 'unbound.conf');
+    fs.writeFileSync(file, config);
+    return { cmd: 'unbound', args: ['-d', '-c', file], config };
+  },
+};
+
+const dnsmasq: ServerDef = {
+  name: 'dnsmasq',
+  addr: '127.0.0.205',
+  binary: 'dnsmasq',
+  unsupported: (mode) => (mode === 'tcp' ? 'dnsmasq has no TCP-only upstream mode' : null),
+  version: () => firstMatch('dnsmasq', ['-v'], /Dnsmasq version (\S+)/),
+  prepare(ctx) {
+    const config = [
+      `port=${ctx.listen.port}`,
+      `listen-address=${ctx.listen.addr}`,
+      'bind-interfaces',
+      'no-resolv',
+      'no-hosts',
+      'no-poll',
+      `server=${ctx.upstream.addr}#${ctx.upstream.port}`,
+      `cache-size=${CACHE_ENTRIES}`,
+      // The default (150 concurrent forwarded queries) drops most of a max-rate miss run.
+      'dns-forward-max=1000',
+      'user=root',
+      'pid-file=',
+      'log-facility=-',
+      '',
+    ].join('\n');
+    const file = path.join(ctx.dir, 'dnsmasq.conf');
+    fs.writeFileSync(file, config);
+    return { cmd: 'dnsmasq', args: ['-C', file, '--keep-in-foreground'], config };
+  },
+};
+
+export const SERVERS: Record<ServerName, ServerDef> = {
+  'node-local-dns': nodeLocalDns,
+  dnsdist,
+  unbound,
+  dnsmasq,
+};
+
+/** NSD as the authoritative upstream: no response-rate limiting, room for many TCP clients. */
+export function prepareNsd(dir: string, listen: Endpoint, zs: ZoneSet): Command {
+  assertLoopback(listen.addr);
+  const config = [
+    'server:',
+    `  ip-address: ${listen.addr}@${listen.port}`,
+    `  port: ${listen.port}`,
+    '  username: ""',
+    '  chroot: ""',
+    `  zonesdir: "${dir}"`,
+    `  pidfile: "${dir}/nsd.pid"`,
+    '  database: ""',
+    `  zonelistfile: "${dir}/zone.list"`,
+    `  xfrdfile: "${dir}/xfrd.state"`,
+    `  xfrdir: "${dir}"`,
+    `  logfile: "${dir}/nsd.log"`,
+    '  server-count: 1',
+    '  verbosity: 1',
+    '  hide-version: yes',
+    '  rrl-ratelimit: 0',
+    '  tcp-count: 2000',
+    '  tcp-query-count: 0',
+    'remote-control:',
+    '  control-enable: no',
+    ...zs.zones.flatMap((z) => ['zone:', `  name: ${z.name}`, `  zonefile: ${z.file}`]),
+    '',
+  ].join('\n');
+  const file = path.join(dir, 'nsd.conf');
+  fs.writeFileSync(file, config);
+  return { cmd: 'nsd', args: ['-d', '-c', file], config };
+}
+
+/**
+ * Knot DNS as the authoritative upstream (the default): one process, so nothing is orphaned on
+ * stop, and no response-rate limiting unless the rrl module is configured (it is not).
+ */
+export function prepareKnot(dir: string, listen: Endpoint, zs: ZoneSet): Command {
+  assertLoopback(listen.addr);
+  const config = [
+    'server:',
+    `    listen: ${listen.addr}@${listen.port}`,
+    `    rundir: "${dir}"`,
+    `    pidfile: "${dir}/knot.pid"`,
+    '    udp-workers: 1',
+    '    tcp-workers: 1',
+    '    background-workers: 1',
+    'log:',
+    '  - target: stderr',
+    '    any: warning',
+    'database:',
+    `    storage: "${dir}"`,
+    'template:',
+    '  - id: default',
+    `    storage: "${dir}"`,
+    '    zonefile-sync: -1',
+    '    zonefile-load: whole',
+    '    journal-content: none',
+    'zone:',
+    ...zs.zones.flatMap((z) => [`  - domain: ${z.name}`, `    file: ${z.file}`]),
+    '',
+  ].join('\n');
+  const file = path.join(dir, 'knot.conf');
+  fs.writeFileSync(file, config);
+  return { cmd: 'knotd', args: ['-c', file], config };
+}
+
+export function knotVersion(): string {
+  return firstMatch('knotd', ['-V'], /version (\S+)/);
+}
+
+export function nsdVersion(): string {
+  return firstMatch('nsd', ['-v'], /NSD version (\S+)/);
+}
+
+export function dnsperfVersion(): string {
+  return firstMatch('dnsperf', ['-h'], /Version (\S+)/);
+}

@@ -1,0 +1,149 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import {
+  PILLAR,
+  TemplateError,
+  clusterDnsIp,
+  renderCorefile,
+  serviceHostEnvName,
+  stubDomainBlock,
+  type RenderInput,
+} from './template.ts';
+
+/**
+ * Fixtures: the Corefile of the node-local-dns ConfigMap in kubernetes'
+ * cluster/addons/dns/nodelocaldns/nodelocaldns.yaml, raw and after the two sed renderings of the
+ * reference article (kube-proxy in iptables mode / in ipvs mode); Corefile.ipvs.expected is the
+ * "Using config file" output node-cache logged in that article.
+ */
+const fixture = (name: string): string => readFileSync(new URL(`./testdata/${name}`, import.meta.url), 'utf8');
+const RAW = fixture('nodelocaldns-configmap.Corefile');
+const IPTABLES_BASE = fixture('Corefile.base.iptables');
+const IPVS_BASE = fixture('Corefile.base.ipvs');
+const IPVS_EXPECTED = fixture('Corefile.ipvs.expected');
+
+function input(over: Partial<RenderInput>): RenderInput {
+  return {
+    base: IPVS_BASE,
+    localIps: ['169.254.20.10'],
+    upstreamSvc: 'kube-dns-upstream',
+    env: { KUBE_DNS_UPSTREAM_SERVICE_HOST: '10.96.134.149' },
+    upstreamNameservers: [],
+    stubDomains: new Map(),
+    dnsPort: 53,
+    ...over,
+  };
+}
+
+test('service env variable name', () => {
+  const cases: [string, string][] = [
+    ['kube-dns', 'KUBE_DNS_SERVICE_HOST'],
+    ['kube-dns-upstream', 'KUBE_DNS_UPSTREAM_SERVICE_HOST'],
+    ['coredns', 'COREDNS_SERVICE_HOST'],
+    ['My-Svc', 'MY_SVC_SERVICE_HOST'],
+  ];
+  for (const [svc, env] of cases) assert.equal(serviceHostEnvName(svc), env);
+});
+
+test('clusterDnsIp: value, missing, empty, malformed — never <nil>', () => {
+  assert.equal(clusterDnsIp('kube-dns-upstream', { KUBE_DNS_UPSTREAM_SERVICE_HOST: '10.96.134.149' }), '10.96.134.149');
+  assert.equal(clusterDnsIp('kube-dns', { KUBE_DNS_SERVICE_HOST: 'fd00::a' }), 'fd00::a');
+  for (const env of [{}, { KUBE_DNS_UPSTREAM_SERVICE_HOST: '' }, { KUBE_DNS_UPSTREAM_SERVICE_HOST: 'kube-dns' }]) {
+    assert.throws(
+      () => clusterDnsIp('kube-dns-upstream', env),
+      (e: unknown) =>
+        e instanceof TemplateError &&
+        e.code === 'ERR_TEMPLATE_SERVICE_ENV' &&
+        e.message.includes('KUBE_DNS_UPSTREAM_SERVICE_HOST') &&
+        !e.message.includes('<nil>'),
+    );
+  }
+});
+
+test('ipvs-mode base renders to exactly what node-cache logged in the article', () => {
+  const r = renderCorefile(input({ base: IPVS_BASE, localIps: ['169.254.20.10'], env: {} }));
+  assert.equal(r.corefile, IPVS_EXPECTED);
+  assert.equal(r.upstream, '/etc/resolv.conf');
+  assert.equal(r.stubDomainCount, 0);
+  assert.deepEqual(r.warnings, []);
+});
+
+test('iptables-mode base: cluster DNS from the env, both IPs bound', () => {
+  const r = renderCorefile(input({ base: IPTABLES_BASE, localIps: ['169.254.20.10', '10.96.0.10'] }));
+  assert.ok(!r.corefile.includes('__PILLAR__'));
+  assert.equal((r.corefile.match(/forward \. 10\.96\.134\.149 \{\n {12}force_tcp\n {4}\}/g) ?? []).length, 3);
+  assert.equal((r.corefile.match(/^ {4}bind 169\.254\.20\.10 10\.96\.0\.10$/gm) ?? []).length, 4);
+  assert.match(r.corefile, /^ {4}forward \. \/etc\/resolv\.conf$/m);
+  assert.match(r.corefile, /^ {4}health 169\.254\.20\.10:8080$/m);
+  // Everything outside the substituted variables is untouched.
+  assert.equal(
+    r.corefile,
+    IPTABLES_BASE.replaceAll(PILLAR.clusterDns, '10.96.134.149').replaceAll(PILLAR.upstreamServers, '/etc/resolv.conf'),
+  );
+});
+
+test('iptables-mode base without the service variable is a clear TemplateError', () => {
+  assert.throws(
+    () => renderCorefile(input({ base: IPTABLES_BASE, env: {} })),
+    (e: unknown) => e instanceof TemplateError && /KUBE_DNS_UPSTREAM_SERVICE_HOST/.test(e.message) && /-upstreamsvc/.test(e.message),
+  );
+});
+
+test('raw ConfigMap Corefile: local IPs joined by spaces, __PILLAR__DNS__SERVER__ removed', () => {
+  const r = renderCorefile(input({ base: RAW, localIps: ['169.254.20.10', '10.96.0.10'] }));
+  assert.equal((r.corefile.match(/^ {4}bind 169\.254\.20\.10 10\.96\.0\.10 $/gm) ?? []).length, 4);
+  assert.match(r.corefile, /^ {4}health 169\.254\.20\.10 10\.96\.0\.10:8080$/m);
+  assert.ok(!r.corefile.includes(PILLAR.dnsServer));
+  // __PILLAR__DNS__DOMAIN__ is the sed step's job; it is left and reported.
+  assert.match(r.corefile, /^__PILLAR__DNS__DOMAIN__:53 \{/m);
+  assert.deepEqual(r.warnings.length, 1);
+  assert.match(r.warnings[0]!, /__PILLAR__DNS__DOMAIN__/);
+});
+
+test('template with __PILLAR__LOCAL__DNS__ needs local IPs', () => {
+  assert.throws(() => renderCorefile(input({ base: RAW, localIps: [] })), (e: unknown) => e instanceof TemplateError && e.code === 'ERR_TEMPLATE_LOCAL_IPS');
+});
+
+test('custom upstreams: TCP forward block becomes a UDP forward line', () => {
+  const base = 'x:53 {\n    forward . __PILLAR__UPSTREAM__SERVERS__ {\n            force_tcp\n    }\n    cache 30\n}\n';
+  const r = renderCorefile(input({ base, upstreamNameservers: ['198.18.0.53', '198.18.0.54:5353'] }));
+  assert.equal(r.corefile, 'x:53 {\n    forward . 198.18.0.53 198.18.0.54:5353\n    cache 30\n}\n');
+  assert.equal(r.upstream, '198.18.0.53 198.18.0.54:5353');
+  assert.deepEqual(r.warnings, []);
+  // Other indentation is handled too.
+  const tabbed = 'x:53 {\n\tforward . __PILLAR__UPSTREAM__SERVERS__ {\n\t\tforce_tcp\n\t}\n}\n';
+  assert.equal(renderCorefile(input({ base: tabbed, upstreamNameservers: ['198.18.0.53'] })).corefile, 'x:53 {\n\tforward . 198.18.0.53\n}\n');
+  // Without custom upstreams the TCP block stays and gets resolv.conf.
+  const r2 = renderCorefile(input({ base }));
+  assert.equal(r2.corefile, base.replace(PILLAR.upstreamServers, '/etc/resolv.conf'));
+});
+
+test('custom upstreams with the stock UDP line', () => {
+  const r = renderCorefile(input({ upstreamNameservers: ['198.18.0.53'] }));
+  assert.match(r.corefile, /^ {4}forward \. 198\.18\.0\.53$/m);
+  assert.equal(r.warnings.length, 1);
+  assert.match(r.warnings[0]!, /assuming the upstream forward already uses UDP/);
+});
+
+test('stub domains become sorted server blocks with prometheus', () => {
+  const stubs = new Map([
+    ['zeta.example', ['198.18.0.2']],
+    ['acme.local', ['198.18.0.1', '198.18.0.3:5353']],
+  ]);
+  const r = renderCorefile(input({ localIps: ['169.254.20.10', '10.96.0.10'], stubDomains: stubs, dnsPort: 1053 }));
+  assert.equal(r.stubDomainCount, 2);
+  const tail = r.corefile.slice(IPVS_BASE.length - '__PILLAR__UPSTREAM__SERVERS__'.length + '/etc/resolv.conf'.length);
+  assert.equal(
+    tail,
+    '\nacme.local:1053 {\n    errors\n    cache 30\n    bind 169.254.20.10 10.96.0.10\n    forward . 198.18.0.1 198.18.0.3:5353\n    prometheus :9253\n}\n' +
+      '\nzeta.example:1053 {\n    errors\n    cache 30\n    bind 169.254.20.10 10.96.0.10\n    forward . 198.18.0.2\n    prometheus :9253\n}\n',
+  );
+  assert.equal(stubDomainBlock('a.b', ['198.18.0.1'], ['169.254.20.10'], 53), '\na.b:53 {\n    errors\n    cache 30\n    bind 169.254.20.10\n    forward . 198.18.0.1\n    prometheus :9253\n}\n');
+});
+
+test('rendering is deterministic and pure', () => {
+  const i = input({ base: IPTABLES_BASE, stubDomains: new Map([['b.c', ['198.18.0.1']], ['a.c', ['198.18.0.2']]]) });
+  assert.deepEqual(renderCorefile(i), renderCorefile(i));
+  assert.equal(i.base, IPTABLES_BASE);
+});

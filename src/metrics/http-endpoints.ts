@@ -1,0 +1,221 @@
+/**
+ * Process-wide HTTP listeners for the observability plugins (prometheus `/metrics`, health
+ * `/health`, ready `/ready`), one per listen address, shared by every plugin instance and
+ * every server block that names that address.
+ *
+ * Lifetime: a plugin acquires its route in `start()` and releases it in `stop()`. A listener
+ * closes when its last route is released: at once when the release is `immediate` (process
+ * shutdown), otherwise after a short grace period, so that on a reload (old plugins stop, then
+ * the new ones start) the port stays open and scrapes and probes see no gap. CoreDNS closes and
+ * reopens these listeners on every reload.
+ *
+ * Addresses are CoreDNS's `[host]:port` strings: an empty host listens on every address;
+ * `localhost` listens on 127.0.0.1 (as Go does). Unknown paths answer 404 `404 page not found`
+ * like Go's http.ServeMux.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** Go's net.SplitHostPort, with its error texts. */
+export function splitHostPort(hostport: string): { host: string; port: string } {
+  const err = (why: string) => new AddressError(`address ${hostport}: ${why}`);
+  const i = hostport.lastIndexOf(':');
+  if (i < 0) throw err('missing port in address');
+  let host: string;
+  let j = 0;
+  let k = 0;
+  if (hostport[0] === '[') {
+    const end = hostport.indexOf(']');
+    if (end < 0) throw err("missing ']' in address");
+    if (end + 1 === hostport.length) throw err('missing port in address');
+    if (end + 1 !== i) throw err(hostport[end + 1] === ':' ? 'too many colons in address' : 'missing port in address');
+    host = hostport.slice(1, end);
+    j = 1;
+    k = end + 1;
+  } else {
+    host = hostport.slice(0, i);
+    if (host.includes(':')) throw err('too many colons in address');
+  }
+  if (hostport.slice(j).includes('[')) throw err("unexpected '[' in address");
+  if (hostport.slice(k).includes(']')) throw err("unexpected ']' in address");
+  return { host, port: hostport.slice(i + 1) };
+}
+
+export const AddressErrorCode = 'ERR_LISTEN_ADDRESS' as const;
+
+export class AddressError extends Error {
+  readonly code = AddressErrorCode;
+  constructor(message: string) {
+    super(message);
+    this.name = 'AddressError';
+  }
+}
+
+/** Validates a listen address (host:port with a numeric port) and returns its parts. */
+export function parseListenAddress(address: string): { host: string; port: number } {
+  const { host, port } = splitHostPort(address);
+  if (!/^[0-9]{1,5}$/.test(port) || Number(port) > 65535) throw new AddressError(`address ${address}: invalid port`);
+  return { host, port: Number(port) };
+}
+
+/** Host to dial to reach a listener on `host` from this machine (Go dials localhost for ""). */
+export function dialHost(host: string): string {
+  if (host === '' || host === '0.0.0.0' || host === 'localhost') return '127.0.0.1';
+  if (host === '::') return '::1';
+  return host;
+}
+
+const DEFAULT_GRACE_MS = 2000;
+
+class Endpoint {
+  readonly address: string;
+  readonly server: Server;
+  readonly routes = new Map<string, RouteHandler[]>();
+  port = 0;
+  closeTimer: NodeJS.Timeout | null = null;
+  closed: Promise<void> | null = null;
+
+  constructor(address: string) {
+    this.address = address;
+    this.server = createServer((req, res) => this.dispatch(req, res));
+    // Probes and scrapes are short; keep-alive connections must not hold a closing listener open.
+    this.server.keepAliveTimeout = 5000;
+  }
+
+  private dispatch(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '/').split('?', 1)[0]!;
+    const handlers = this.routes.get(path);
+    if (handlers === undefined || handlers.length === 0) {
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' });
+      res.end('404 page not found\n');
+      return;
+    }
+    try {
+      handlers[handlers.length - 1]!(req, res);
+    } catch (err) {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end(`${(err as Error).message}\n`);
+    }
+  }
+
+  async listen(): Promise<void> {
+    const { host, port } = parseListenAddress(this.address);
+    const bindHost = host === 'localhost' ? '127.0.0.1' : host;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        reject(new Error(`listen tcp ${this.address}: ${err.code === 'EADDRINUSE' ? 'bind: address already in use' : err.message}`));
+      };
+      this.server.once('error', onError);
+      this.server.listen({ host: bindHost === '' ? undefined : bindHost, port }, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  close(): Promise<void> {
+    if (this.closed === null) {
+      this.closed = new Promise<void>((resolve) => {
+        this.server.close(() => resolve());
+        this.server.closeAllConnections();
+      });
+    }
+    return this.closed;
+  }
+}
+
+/** A route held by one plugin instance. */
+export interface Lease {
+  /** The listener's bound port (useful with port 0). */
+  readonly port: number;
+  /** Gives the route back; `immediate` closes an unused listener at once (shutdown). */
+  release(opts?: { immediate?: boolean }): Promise<void>;
+}
+
+export class HttpEndpoints {
+  private readonly endpoints = new Map<string, Endpoint>();
+  private readonly graceMs: number;
+
+  constructor(opts: { graceMs?: number } = {}) {
+    this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
+  }
+
+  /** Serves `path` on `address` with `handler`, binding the listener if needed. */
+  async acquire(address: string, path: string, handler: RouteHandler): Promise<Lease> {
+    let ep = this.endpoints.get(address);
+    if (ep !== undefined && ep.closed !== null) {
+      await ep.closed;
+      if (this.endpoints.get(address) === ep) this.endpoints.delete(address);
+      ep = undefined;
+    }
+    if (ep === undefined) {
+      const created = new Endpoint(address);
+      this.endpoints.set(address, created);
+      try {
+        await created.listen();
+      } catch (err) {
+        if (this.endpoints.get(address) === created) this.endpoints.delete(address);
+        throw err;
+      }
+      ep = created;
+    }
+    if (ep.closeTimer !== null) {
+      clearTimeout(ep.closeTimer);
+      ep.closeTimer = null;
+    }
+    const list = ep.routes.get(path) ?? [];
+    list.push(handler);
+    ep.routes.set(path, list);
+    const endpoint = ep;
+    let released = false;
+    return {
+      port: endpoint.port,
+      release: async (opts = {}) => {
+        if (released) return;
+        released = true;
+        const l = endpoint.routes.get(path);
+        if (l) {
+          const i = l.lastIndexOf(handler);
+          if (i >= 0) l.splice(i, 1);
+          if (l.length === 0) endpoint.routes.delete(path);
+        }
+        if (endpoint.routes.size > 0) return;
+        if (opts.immediate || this.graceMs <= 0) {
+          if (endpoint.closeTimer !== null) clearTimeout(endpoint.closeTimer);
+          endpoint.closeTimer = null;
+          if (this.endpoints.get(address) === endpoint) this.endpoints.delete(address);
+          await endpoint.close();
+          return;
+        }
+        if (endpoint.closeTimer === null) {
+          endpoint.closeTimer = setTimeout(() => {
+            endpoint.closeTimer = null;
+            if (endpoint.routes.size > 0) return;
+            if (this.endpoints.get(address) === endpoint) this.endpoints.delete(address);
+            void endpoint.close();
+          }, this.graceMs);
+          endpoint.closeTimer.unref();
+        }
+      },
+    };
+  }
+
+  /** Addresses with an open listener. */
+  open(): string[] {
+    return [...this.endpoints.keys()];
+  }
+
+  /** Closes every listener now. */
+  async closeAll(): Promise<void> {
+    const eps = [...this.endpoints.values()];
+    this.endpoints.clear();
+    for (const ep of eps) if (ep.closeTimer !== null) clearTimeout(ep.closeTimer);
+    await Promise.all(eps.map((ep) => ep.close()));
+  }
+}
+
+/** The process's shared listeners. */
+export const httpEndpoints = new HttpEndpoints();

@@ -1,0 +1,597 @@
+/**
+ * The `cache` plugin's query path (CoreDNS plugin/cache: handler.go, cache.go, item.go), with
+ * a dnsdist-style packet cache underneath: responses are stored as wire bytes and a hit is a
+ * copy plus a few patched bytes.
+ *
+ * Hit: one Buffer (exact size) is allocated; ID, header flags and the client's qname bytes (so
+ * the client's letter case comes back) are written over the stored copy; every TTL holds the
+ * entry's remaining TTL (CoreDNS item.toMsg), or the stored TTL with `keepttl`; an OPT
+ * (UDP size 1232, DO echoed) is appended iff the client used EDNS (RFC 6891 §7). No decode,
+ * no strings, no closure, no promise.
+ *
+ * Miss: the request's writer is wrapped by a CacheWriter that classifies the response as
+ * CoreDNS's response.Typify does, stores it when cacheable, rewrites its TTLs to the cached
+ * duration ("avoid jarring TTL experience", cache.go) and passes it on.
+ *
+ * Classification and TTLs (cache.go WriteMsg, dnsutil.MinimalTTL):
+ *  - NOERROR with answers, NOERROR without SOA (incl. delegations) → success cache;
+ *    NXDOMAIN or NOERROR-no-answer with an SOA in authority → denial cache; SERVFAIL → denial
+ *    cache for `servfail` seconds; anything else (REFUSED, NOTIMP, FORMERR, NXDOMAIN without
+ *    SOA, TC=1, AXFR/IXFR, UPDATE/NOTIFY, malformed) is not cached.
+ *  - The message TTL is the smallest TTL of all records (OPT excluded) capped at 3600; 5 s for
+ *    a message without records and for delegations. For denial it is further capped by the
+ *    SOA's negative TTL, min(SOA TTL, SOA MINIMUM) (RFC 2308 §5). It is then clamped to
+ *    [MINTTL, TTL] of its class; a result of 0 (MINTTL 0 and a record TTL 0) is not cached.
+ *  - Remaining TTL = stored TTL − whole seconds elapsed; an entry is fresh while it is > 0.
+ *
+ * Differences from CoreDNS, deliberate:
+ *  - Storing a key in one class removes it from the other (CoreDNS can leave a stale denial
+ *    entry that shadows a newer success entry when serve_stale is on).
+ *  - A background refresh (prefetch, serve_stale immediate) never replaces an entry with a
+ *    SERVFAIL, and at most one refresh per entry is in flight.
+ *  - An expired SERVFAIL entry is never served stale (RFC 8767 is about stale data).
+ *  - The DO-bit RRSIG expiry check of Typify is not done.
+ */
+import type { Clock, Handler, Logger, Plugin, ResponseWriter } from '../../plugin.ts';
+import { Proto, Request } from '../../server/request.ts';
+import { Edns, Flag, Header, Opcode, QType, Rcode } from '../../wire/codes.ts';
+import { ResponseScan, questionMatches, scanResponse, writeOpt } from '../../wire/message.ts';
+import { ParseResult, parseQuery } from '../../wire/query.ts';
+import { MAX_TTL_SEC, MIN_TTL_SEC, effectiveCapacity, type CacheConfig } from './config.ts';
+import { Entry, EntryKind, EntryStore, KeyFlag, keyHash, type EntryKindValue } from './store.ts';
+import { ZoneSet } from './zones.ts';
+
+/** Response classes of CoreDNS's response.Typify that matter to the cache. */
+export const ResponseClass = {
+  NO_ERROR: 0,
+  DELEGATION: 1,
+  NAME_ERROR: 2,
+  NO_DATA: 3,
+  SERVER_ERROR: 4,
+  /** OtherError, Meta and Update: never cached. */
+  UNCACHEABLE: 5,
+} as const;
+export type ResponseClassValue = (typeof ResponseClass)[keyof typeof ResponseClass];
+
+/**
+ * Serving stale answers for chosen zones when the upstreams fail (RFC 8767), independent of
+ * `serve_stale`. Meant for the resilience layer: e.g. the cluster zones keep answering from
+ * expired entries while kube-dns is unreachable.
+ *
+ * When a query finds an expired entry of a listed zone that `serve_stale` does not cover and
+ * that expired less than `maxStaleMs` ago, the query is forwarded first (like `serve_stale
+ * verify`). A NOERROR or NXDOMAIN answer refreshes the entry and goes to the client; anything
+ * else (SERVFAIL, REFUSED, a timeout turned into SERVFAIL, a malformed reply) is replaced by the
+ * expired entry with every TTL set to `answerTtlSec` (RFC 8767 §4: 30 s), and for `recheckMs`
+ * afterwards that entry is served stale at once, without asking upstream (§5 failure recheck
+ * timer). Counted in `servedStale`.
+ */
+export interface StaleFallbackOptions {
+  /** Zones (any case, fully qualified or not); `.` means all names the cache serves. */
+  zones: string[];
+  /** How long after expiry an entry may still be served (ms). */
+  maxStaleMs: number;
+  /** TTL of a stale answer (s); RFC 8767 §4 suggests 30. */
+  answerTtlSec: number;
+  /** After a failed refresh, serve stale without forwarding for this long (ms); RFC 8767 §5 suggests 30 s. */
+  recheckMs: number;
+}
+
+export const DEFAULT_STALE_FALLBACK: Readonly<Omit<StaleFallbackOptions, 'zones'>> = {
+  maxStaleMs: 3_600_000,
+  answerTtlSec: 30,
+  recheckMs: 30_000,
+};
+
+export interface CacheDeps {
+  clock: Clock;
+  log?: Logger;
+}
+
+const WriterMode = {
+  /** A miss: store, fix TTLs, pass on to the client. */
+  CLIENT: 0,
+  /** A stale entry (serve_stale verify or the stale fallback): refreshed answer or the stale one. */
+  VERIFY: 1,
+  /** Background refresh (prefetch, serve_stale immediate): store and discard. */
+  REFRESH: 2,
+} as const;
+type WriterModeValue = (typeof WriterMode)[keyof typeof WriterMode];
+
+/** A refresh that got no answer within this time no longer blocks a new one. */
+const REFRESH_GUARD_MS = 10_000;
+const QUERY_FLAG_MASK = Flag.OPCODE_MASK | Flag.RD | Flag.CD;
+const HIT_FLAGS = Flag.QR | Flag.AA;
+
+/** Wraps the request's writer on a miss, a verification or a refresh. */
+class CacheWriter implements ResponseWriter {
+  readonly cache: CachePlugin;
+  readonly prev: ResponseWriter | null;
+  readonly mode: WriterModeValue;
+  /** The stale entry being verified or the entry being refreshed. */
+  readonly entry: Entry | null;
+  /** VERIFY: the TTL to give a stale answer. */
+  readonly staleTtlSec: number;
+  /** VERIFY: whether this is the stale fallback (sets the entry's recheck timer on failure). */
+  readonly fallback: boolean;
+
+  constructor(cache: CachePlugin, prev: ResponseWriter | null, mode: WriterModeValue, entry: Entry | null, staleTtlSec: number, fallback: boolean) {
+    this.cache = cache;
+    this.prev = prev;
+    this.mode = mode;
+    this.entry = entry;
+    this.staleTtlSec = staleTtlSec;
+    this.fallback = fallback;
+  }
+
+  writeMsg(req: Request, msg: Buffer, len: number): void {
+    this.cache.onResponse(this, req, msg, len);
+  }
+}
+
+/** The handler composed into the chain; the plugin holds the state. */
+class CacheHandler implements Handler {
+  private readonly cache: CachePlugin;
+  private readonly next: Handler;
+  constructor(cache: CachePlugin, next: Handler) {
+    this.cache = cache;
+    this.next = next;
+  }
+  serve(req: Request): void {
+    this.cache.serveWith(req, this.next);
+  }
+}
+
+export class CachePlugin implements Plugin {
+  readonly name = 'cache';
+  readonly config: CacheConfig;
+
+  // Counters, read by the metrics exporter at scrape time (labels server/zones are its job).
+  /** coredns_cache_requests_total */
+  requests = 0;
+  /** coredns_cache_hits_total{type="success"} */
+  hitsSuccess = 0;
+  /** coredns_cache_hits_total{type="denial"} */
+  hitsDenial = 0;
+  /** coredns_cache_misses_total */
+  misses = 0;
+  /** coredns_cache_prefetch_total (prefetches and serve_stale immediate refreshes) */
+  prefetches = 0;
+  /** coredns_cache_drops_total: cacheable responses whose question did not match the query. */
+  drops = 0;
+  /** coredns_cache_served_stale_total */
+  servedStale = 0;
+  /** coredns_cache_evictions_total{type="success"} */
+  evictionsSuccess = 0;
+  /** coredns_cache_evictions_total{type="denial"} */
+  evictionsDenial = 0;
+
+  private success: EntryStore;
+  private denial: EntryStore;
+  private readonly clock: Clock;
+  private readonly log: Logger | null;
+  private readonly zones: ZoneSet;
+  private readonly disableSuccess: ZoneSet | null;
+  private readonly disableDenial: ZoneSet | null;
+  private readonly scan = new ResponseScan();
+  private readonly staleUpToSec: number;
+  private readonly servfailSec: number;
+  private fallback: StaleFallbackOptions | null = null;
+  private fallbackZones: ZoneSet | null = null;
+  private fallbackStaleSec = 0;
+
+  constructor(config: CacheConfig, deps: CacheDeps) {
+    this.config = config;
+    this.clock = deps.clock;
+    this.log = deps.log ?? null;
+    this.zones = new ZoneSet(config.zones);
+    this.disableSuccess = config.disableSuccess ? new ZoneSet(config.disableSuccess) : null;
+    this.disableDenial = config.disableDenial ? new ZoneSet(config.disableDenial) : null;
+    this.success = new EntryStore(effectiveCapacity(config.success.capacity));
+    this.denial = new EntryStore(effectiveCapacity(config.denial.capacity));
+    // CoreDNS compares whole seconds: -ttl < int(staleUpTo.Seconds()), origTTL = uint32(d.Seconds()).
+    this.staleUpToSec = config.staleUpToMs > 0 ? Math.trunc(config.staleUpToMs / 1000) : 0;
+    this.servfailSec = Math.trunc(config.servfailMs / 1000);
+  }
+
+  compose(next: Handler): Handler {
+    return new CacheHandler(this, next);
+  }
+
+  /** Number of entries of one class (coredns_cache_entries{type}). */
+  entries(type: 'success' | 'denial'): number {
+    return type === 'success' ? this.success.size : this.denial.size;
+  }
+
+  /** Capacity of one class's store (after CoreDNS's rounding). */
+  capacity(type: 'success' | 'denial'): number {
+    return type === 'success' ? this.success.capacity : this.denial.capacity;
+  }
+
+  /** Equal for two plugins whose cache settings are equal (then entries can be handed over). */
+  configKey(): string {
+    const c = this.config;
+    return JSON.stringify([
+      c.zones,
+      effectiveCapacity(c.success.capacity), c.success.maxTtlSec, c.success.minTtlSec,
+      effectiveCapacity(c.denial.capacity), c.denial.maxTtlSec, c.denial.minTtlSec,
+      c.servfailMs, c.prefetchAmount, c.prefetchWindowMs, c.prefetchPercentage,
+      c.staleUpToMs, c.staleVerify, c.disableSuccess, c.disableDenial, c.keepTtl,
+    ]);
+  }
+
+  /**
+   * On reload: when `old` has the same settings, this plugin takes over its stores, so cached
+   * entries survive. The stores are shared from then on (in-flight queries of the old chain
+   * still fill them). Returns whether the entries were adopted.
+   */
+  adoptEntriesFrom(old: CachePlugin): boolean {
+    if (old === this || old.configKey() !== this.configKey()) return false;
+    this.success = old.success;
+    this.denial = old.denial;
+    return true;
+  }
+
+  /** Carries the counters over a reload so the exported counters stay monotonic. */
+  adoptCountersFrom(old: CachePlugin): void {
+    this.requests += old.requests;
+    this.hitsSuccess += old.hitsSuccess;
+    this.hitsDenial += old.hitsDenial;
+    this.misses += old.misses;
+    this.prefetches += old.prefetches;
+    this.drops += old.drops;
+    this.servedStale += old.servedStale;
+    this.evictionsSuccess += old.evictionsSuccess;
+    this.evictionsDenial += old.evictionsDenial;
+  }
+
+  /** Turns the stale fallback on (see StaleFallbackOptions) or off (null). */
+  setStaleFallback(opts: StaleFallbackOptions | null): void {
+    if (opts === null) {
+      this.fallback = null;
+      this.fallbackZones = null;
+      this.fallbackStaleSec = 0;
+      return;
+    }
+    const zones = opts.zones.map((z) => {
+      const lower = z.toLowerCase();
+      return lower.endsWith('.') ? lower : lower + '.';
+    });
+    this.fallback = { ...opts, zones };
+    this.fallbackZones = new ZoneSet(zones);
+    this.fallbackStaleSec = Math.trunc(opts.maxStaleMs / 1000);
+  }
+
+  staleFallback(): StaleFallbackOptions | null {
+    return this.fallback === null ? null : { ...this.fallback, zones: [...this.fallback.zones] };
+  }
+
+  /** Drops every entry. */
+  purge(): void {
+    this.success.clear();
+    this.denial.clear();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Query path.
+
+  serveWith(req: Request, next: Handler): void {
+    const zones = this.zones;
+    if (!zones.matchesAll && !zones.matches(req.msg, req.qnameEnd, req.labelCount, req.labelOffsets)) {
+      next.serve(req);
+      return;
+    }
+    this.requests++;
+    const keyFlags = (req.dnssecOk ? KeyFlag.DO : 0) | ((req.flags & Flag.CD) !== 0 ? KeyFlag.CD : 0);
+    const hash = keyHash(req.nameHash, req.qtype, req.qclass, keyFlags);
+    let e = this.denial.find(req.msg, req.qnameEnd, req.nameHash, req.qtype, req.qclass, keyFlags, hash);
+    if (e === null) e = this.success.find(req.msg, req.qnameEnd, req.nameHash, req.qtype, req.qclass, keyFlags, hash);
+    if (e === null) {
+      this.miss(req, next);
+      return;
+    }
+
+    const now = this.clock();
+    const ttl = e.origTtlSec - Math.trunc((now - e.storedMs) / 1000);
+    if (ttl > 0) {
+      this.countHit(e);
+      const prefetch = this.config.prefetchAmount > 0 && this.shouldPrefetch(e, now, ttl);
+      this.answer(req, e, this.config.keepTtl ? e.origTtlSec : ttl);
+      if (prefetch) this.refresh(e, req, next, now);
+      return;
+    }
+
+    // Stale data is worth serving, a stale SERVFAIL is not: it is a miss.
+    const servfail = (e.baseFlags & Flag.RCODE_MASK) === Rcode.SERVFAIL;
+    if (this.staleUpToSec > 0 && -ttl < this.staleUpToSec && !servfail) {
+      // serve_stale (RFC 8767): the hit is counted as CoreDNS does, stale answers carry TTL 0.
+      this.countHit(e);
+      const staleTtl = this.config.keepTtl ? e.origTtlSec : 0;
+      if (this.config.staleVerify) {
+        req.writer = new CacheWriter(this, req.writer, WriterMode.VERIFY, e, staleTtl, false);
+        next.serve(req);
+        return;
+      }
+      this.servedStale++;
+      this.answer(req, e, staleTtl);
+      this.refresh(e, req, next, now);
+      return;
+    }
+
+    const fb = this.fallback;
+    if (
+      fb !== null &&
+      !servfail &&
+      -ttl < this.fallbackStaleSec &&
+      this.fallbackZones!.matches(req.msg, req.qnameEnd, req.labelCount, req.labelOffsets)
+    ) {
+      if (e.failedAtMs >= 0 && now - e.failedAtMs < fb.recheckMs) {
+        this.countHit(e);
+        this.servedStale++;
+        this.answer(req, e, fb.answerTtlSec);
+        return;
+      }
+      this.misses++;
+      req.writer = new CacheWriter(this, req.writer, WriterMode.VERIFY, e, fb.answerTtlSec, true);
+      next.serve(req);
+      return;
+    }
+
+    this.miss(req, next);
+  }
+
+  private miss(req: Request, next: Handler): void {
+    this.misses++;
+    req.writer = new CacheWriter(this, req.writer, WriterMode.CLIENT, null, 0, false);
+    next.serve(req);
+  }
+
+  private countHit(e: Entry): void {
+    if (e.kind === EntryKind.SUCCESS) this.hitsSuccess++;
+    else this.hitsDenial++;
+  }
+
+  /** CoreDNS shouldPrefetch: count the hit in the entry's window, then compare the remaining TTL. */
+  private shouldPrefetch(e: Entry, now: number, ttl: number): boolean {
+    const cfg = this.config;
+    if (e.freqLastMs < now - cfg.prefetchWindowMs) e.freqHits = 1;
+    else e.freqHits++;
+    e.freqLastMs = now;
+    const threshold = Math.ceil((cfg.prefetchPercentage / 100) * e.origTtlSec);
+    return e.freqHits >= cfg.prefetchAmount && ttl <= threshold;
+  }
+
+  /** Sends the entry to the client with every TTL set to ttlSec. */
+  private answer(req: Request, e: Entry, ttlSec: number): void {
+    const out = this.build(req, e, ttlSec);
+    req.reply(out, out.length, 'cache');
+  }
+
+  /** The hit response for req from entry e (see the file comment). */
+  private build(req: Request, e: Entry, ttlSec: number): Buffer {
+    if (e.ttlWrittenSec !== ttlSec) e.writeTtls(ttlSec);
+    const src = e.bytes;
+    const n = src.length;
+    const edns = req.edns;
+    const out = Buffer.allocUnsafe(edns ? n + Edns.OPT_FIXED_SIZE : n);
+    out.set(src, 0);
+    const id = req.id;
+    out[0] = id >>> 8;
+    out[1] = id & 0xff;
+    const flags =
+      HIT_FLAGS |
+      (req.flags & QUERY_FLAG_MASK) |
+      e.baseFlags |
+      // RFC 6840 §5.7-5.8: AD only to a client that asked with DO or AD.
+      (e.authenticData && (req.dnssecOk || (req.flags & Flag.AD) !== 0) ? Flag.AD : 0);
+    out[2] = flags >>> 8;
+    out[3] = flags & 0xff;
+    const msg = req.msg;
+    const qEnd = e.qnameEnd;
+    for (let i = Header.SIZE; i < qEnd; i++) out[i] = msg[i]!;
+    if (edns) {
+      writeOpt(out, n, Edns.ADVERTISED_UDP_SIZE, 0, req.dnssecOk);
+      const ar = e.arcount + 1;
+      out[10] = ar >>> 8;
+      out[11] = ar & 0xff;
+    }
+    return out;
+  }
+
+  /** Issues a background refresh of e through next (prefetch; serve_stale immediate). */
+  private refresh(e: Entry, trigger: Request, next: Handler, now: number): void {
+    if (e.refreshSinceMs >= 0 && now - e.refreshSinceMs < REFRESH_GUARD_MS) return;
+    e.refreshSinceMs = now;
+    this.prefetches++;
+    const req = this.refreshRequest(e, trigger);
+    if (req === null) {
+      e.refreshSinceMs = -1;
+      return;
+    }
+    try {
+      next.serve(req);
+    } catch (err) {
+      e.refreshSinceMs = -1;
+      this.log?.error(`prefetch of ${req.name()} failed: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * A query for e's question, as CoreDNS's prefetch sends it: RD set, CD and DO as in the
+   * key, an OPT advertising 1232 bytes, over TCP (so the refresh is never truncated), with the
+   * triggering client's address and server for logs.
+   */
+  private refreshRequest(e: Entry, trigger: Request): Request | null {
+    const qEnd = e.qnameEnd + 4;
+    const len = qEnd + Edns.OPT_FIXED_SIZE;
+    const buf = Buffer.allocUnsafe(len);
+    const id = (Math.random() * 0x10000) & 0xffff;
+    const flags = Flag.RD | ((e.keyFlags & KeyFlag.CD) !== 0 ? Flag.CD : 0);
+    buf[0] = id >>> 8;
+    buf[1] = id & 0xff;
+    buf[2] = flags >>> 8;
+    buf[3] = flags & 0xff;
+    buf[4] = 0;
+    buf[5] = 1;
+    buf.fill(0, 6, 10);
+    buf[10] = 0;
+    buf[11] = 1;
+    e.bytes.copy(buf, Header.SIZE, Header.SIZE, qEnd);
+    writeOpt(buf, qEnd, Edns.ADVERTISED_UDP_SIZE, 0, (e.keyFlags & KeyFlag.DO) !== 0);
+    const req = new Request(buf, len, new CacheWriter(this, null, WriterMode.REFRESH, e, 0, false));
+    if (parseQuery(req) !== ParseResult.OK) return null;
+    req.proto = Proto.TCP;
+    req.family = trigger.family;
+    req.remoteAddress = trigger.remoteAddress;
+    req.remotePort = trigger.remotePort;
+    req.server = trigger.server;
+    req.zone = trigger.zone;
+    req.startMs = this.clock();
+    return req;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Response path.
+
+  /** Called by CacheWriter with the response to a miss, a verification or a refresh. */
+  onResponse(w: CacheWriter, req: Request, msg: Buffer, len: number): void {
+    const s = this.scan;
+    const ok = scanResponse(msg, len, s);
+
+    if (w.mode === WriterMode.VERIFY) {
+      // RFC 8767 / CoreDNS verifyStaleResponseWriter: only NOERROR and NXDOMAIN refresh.
+      if (!ok || (s.rcode !== Rcode.NOERROR && s.rcode !== Rcode.NXDOMAIN)) {
+        this.serveStaleInstead(w, req);
+        return;
+      }
+    } else if (w.mode === WriterMode.REFRESH) {
+      w.entry!.refreshSinceMs = -1;
+    }
+    if (!ok) {
+      if (w.prev !== null) w.prev.writeMsg(req, msg, len);
+      return;
+    }
+
+    const cls = classify(s, msg);
+    const durationSec = this.durationSec(cls, s);
+    const cacheable = cls !== ResponseClass.UNCACHEABLE && (s.flags & Flag.TC) === 0 && !req.errorReply;
+    // A refresh never turns a good entry into a SERVFAIL.
+    if (cacheable && durationSec > 0 && !(w.mode === WriterMode.REFRESH && cls === ResponseClass.SERVER_ERROR)) {
+      if (s.qnameEnd === req.qnameEnd && questionMatches(req.msg, req.qnameEnd, msg, len)) {
+        this.store(req, msg, cls, durationSec, w.mode === WriterMode.REFRESH ? w.entry : null);
+      } else {
+        this.drops++;
+      }
+    }
+    if (w.prev === null) return;
+
+    // CoreDNS sends the miss with every TTL set to the cached duration, and drops AD for
+    // clients that asked with neither DO nor AD (RFC 6840 §5.7-5.8).
+    const offs = s.ttlOffsets;
+    for (let i = 0; i < offs.length; i++) msg.writeUInt32BE(durationSec, offs[i]!);
+    if (!req.dnssecOk && (req.flags & Flag.AD) === 0) msg[3] = msg[3]! & ~Flag.AD;
+    w.prev.writeMsg(req, msg, len);
+  }
+
+  /** The verification failed: the client gets the stale entry instead. */
+  private serveStaleInstead(w: CacheWriter, req: Request): void {
+    const e = w.entry!;
+    if (w.fallback) e.failedAtMs = this.clock();
+    this.servedStale++;
+    const out = this.build(req, e, w.staleTtlSec);
+    req.respondedBy = 'cache';
+    req.rcode = out[3]! & 0x0f;
+    req.responseLen = out.length;
+    w.prev!.writeMsg(req, out, out.length);
+  }
+
+  /** CoreDNS's cache duration for a response (seconds). */
+  private durationSec(cls: ResponseClassValue, s: ResponseScan): number {
+    const cfg = this.config;
+    if (cls === ResponseClass.SERVER_ERROR) return this.servfailSec;
+    let msgTtl: number;
+    if (cls === ResponseClass.NO_ERROR || cls === ResponseClass.NAME_ERROR || cls === ResponseClass.NO_DATA) {
+      msgTtl = s.recordCount === 0 ? MIN_TTL_SEC : Math.min(MAX_TTL_SEC, s.minTtl);
+    } else {
+      msgTtl = MIN_TTL_SEC;
+    }
+    if (cls === ResponseClass.NAME_ERROR || cls === ResponseClass.NO_DATA) {
+      // RFC 2308 §5: the negative TTL is min(SOA TTL, SOA MINIMUM).
+      if (s.soaNegativeTtl >= 0 && s.soaNegativeTtl < msgTtl) msgTtl = s.soaNegativeTtl;
+      return clamp(msgTtl, cfg.denial.minTtlSec, cfg.denial.maxTtlSec);
+    }
+    return clamp(msgTtl, cfg.success.minTtlSec, cfg.success.maxTtlSec);
+  }
+
+  /** Stores a scanned, cacheable response for req's key. */
+  private store(req: Request, msg: Buffer, cls: ResponseClassValue, durationSec: number, refreshed: Entry | null): void {
+    const s = this.scan;
+    const kind: EntryKindValue =
+      cls === ResponseClass.NO_ERROR || cls === ResponseClass.DELEGATION ? EntryKind.SUCCESS : EntryKind.DENIAL;
+    const except = kind === EntryKind.SUCCESS ? this.disableSuccess : this.disableDenial;
+    if (except !== null && except.matches(req.msg, req.qnameEnd, req.labelCount, req.labelOffsets)) return;
+    // OPT is hop-by-hop and is rebuilt per client; it must be the last record to be cut off.
+    let end = s.end;
+    if (s.optStart >= 0) {
+      if (s.optEnd !== s.end) return;
+      end = s.optStart;
+    }
+    const bytes = Buffer.allocUnsafeSlow(end);
+    msg.copy(bytes, 0, 0, end);
+    if (s.optStart >= 0) {
+      const ar = s.arcount - 1;
+      bytes[10] = ar >>> 8;
+      bytes[11] = ar & 0xff;
+    }
+    const keyFlags = (req.dnssecOk ? KeyFlag.DO : 0) | ((req.flags & Flag.CD) !== 0 ? KeyFlag.CD : 0);
+    const now = this.clock();
+    const e = new Entry(req.nameHash, req.qtype, req.qclass, keyFlags, kind, bytes, req.qnameEnd, Uint16Array.from(s.ttlOffsets), now, durationSec);
+    if (refreshed !== null) {
+      // CoreDNS doPrefetch: the new item keeps the popularity gathered so far.
+      e.freqHits = refreshed.freqHits;
+      e.freqLastMs = now;
+    }
+    const target = kind === EntryKind.SUCCESS ? this.success : this.denial;
+    const other = kind === EntryKind.SUCCESS ? this.denial : this.success;
+    const stale = other.find(bytes, e.qnameEnd, e.nameHash, e.qtype, e.qclass, keyFlags, e.keyHash);
+    if (stale !== null) other.remove(stale);
+    if (target.insert(e)) {
+      if (kind === EntryKind.SUCCESS) this.evictionsSuccess++;
+      else this.evictionsDenial++;
+    }
+  }
+}
+
+/** CoreDNS computeTTL, kept within the 31 bits a TTL field may carry (RFC 2181 §8). */
+function clamp(ttl: number, min: number, max: number): number {
+  let v = ttl;
+  if (v < min) v = min;
+  if (v > max) v = max;
+  return v > 0x7fffffff ? 0x7fffffff : v;
+}
+
+/** CoreDNS response.Typify on a scanned message (the RRSIG expiry check left out). */
+export function classify(s: ResponseScan, msg: Uint8Array): ResponseClassValue {
+  const opcode = (s.flags & Flag.OPCODE_MASK) >>> Flag.OPCODE_SHIFT;
+  if (opcode === Opcode.UPDATE || opcode === Opcode.NOTIFY) return ResponseClass.UNCACHEABLE;
+  if (s.qtype === QType.AXFR || s.qtype === QType.IXFR) return ResponseClass.UNCACHEABLE;
+  const rcode = s.rcode;
+  if (s.ancount > 0 && rcode === Rcode.NOERROR) return ResponseClass.NO_ERROR;
+  let soa = false;
+  let ns = 0;
+  const offs = s.ttlOffsets;
+  const authEnd = Math.min(offs.length, s.ancount + s.nscount);
+  for (let i = s.ancount; i < authEnd; i++) {
+    // The TYPE field sits 4 bytes before TTL.
+    const o = offs[i]! - 4;
+    const type = (msg[o]! << 8) | msg[o + 1]!;
+    if (type === QType.SOA) soa = true;
+    else if (type === QType.NS) ns++;
+  }
+  if (soa && rcode === Rcode.NOERROR) return ResponseClass.NO_DATA;
+  if (soa && rcode === Rcode.NXDOMAIN) return ResponseClass.NAME_ERROR;
+  if (rcode === Rcode.SERVFAIL) return ResponseClass.SERVER_ERROR;
+  if (ns > 0 && rcode === Rcode.NOERROR) return ResponseClass.DELEGATION;
+  if (rcode === Rcode.NOERROR) return ResponseClass.NO_ERROR;
+  return ResponseClass.UNCACHEABLE;
+}

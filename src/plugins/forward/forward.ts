@@ -1,0 +1,560 @@
+/**
+ * The forward plugin's query handler (CoreDNS plugin/forward ServeDNS semantics).
+ *
+ * Per query that is inside FROM and not under an `except` name:
+ *  - `max_concurrent N`: the N+1th concurrent query is answered REFUSED (error reported,
+ *    `maxConcurrentRejects` counted), as CoreDNS does;
+ *  - the policy orders the upstreams; the loop takes them in turn, wrapping around, until one
+ *    answers, the overall deadline (CoreDNS: 5 s, checked before each try) passes, or the try
+ *    budget is spent. An upstream that is down (failed health checks) is skipped; when all
+ *    are down, one is picked at random anyway and `healthcheckBroken` counted;
+ *  - each try sends the client's bytes with a fresh CSPRNG ID over the client's protocol
+ *    (`force_tcp` → TCP, else `prefer_udp` → UDP) and waits at most the read timeout
+ *    (CoreDNS: 2 s). A failed try kicks the upstream's health check and moves on; a UDP reply
+ *    with TC=1 is retried over TCP to the same upstream; a reused TCP connection closed by the
+ *    peer is retried on a new connection to the same upstream (CoreDNS's ErrCachedClosed);
+ *  - the accepted reply (ID and question matched by the transport) gets the client's ID back
+ *    and goes to `req.reply(buf, len, 'forward')`; the buffer is not touched afterwards;
+ *  - when nothing answered: `req.reportError('forward', err)` with a Go-like message (e.g.
+ *    `read udp 127.0.0.1:40000->10.96.0.10:53: i/o timeout`) and a SERVFAIL reply.
+ *
+ * Divergences from CoreDNS, on purpose:
+ *  - the number of tries per query is capped (default max(3, 2 × upstreams)) so that
+ *    upstreams failing instantly (connection refused) cannot make a query spin until the
+ *    deadline;
+ *  - a reply with a wrong question is ignored (the query keeps waiting, RFC 5452 §9.1)
+ *    instead of being answered FORMERR;
+ *  - a TC=1 UDP reply is always retried over TCP (CoreDNS does so only with `prefer_udp` and
+ *    otherwise hands the truncated reply to the client, who retries over TCP itself); if the
+ *    TCP retry fails the truncated reply is passed on, so the client sees what CoreDNS gives.
+ *    The full answer thus reaches the cache, and an RRL "slip" reply costs the client no retry.
+ */
+import type { Clock, Handler, Logger, Plugin } from '../../plugin.ts';
+import { Proto, type ProtoValue, type Request } from '../../server/request.ts';
+import { Rcode } from '../../wire/codes.ts';
+import { buildEmptyResponse } from '../../wire/message.ts';
+import { encodeName, equalBytesCI, skipName } from '../../wire/name.ts';
+import { Phase, type Attempt, type AttemptHolder, type PhaseValue } from './attempt.ts';
+import { ForwardError, ForwardErrorCode, errnoText, type ForwardErrorCodeValue } from './errors.ts';
+import { makePolicy, type Policy, type PolicyName } from './policy.ts';
+import { ForwardStats } from './stats.ts';
+import { TimeoutQueue, type TimeoutNode } from './timeouts.ts';
+import { TCP_DEFAULTS, type TcpPoolOptions } from './transport-tcp.ts';
+import { MAX_UDP_PAYLOAD, UDP_DEFAULTS, type UdpPoolOptions, type UpstreamAddress } from './transport-udp.ts';
+import { Upstream } from './upstream.ts';
+
+export const PLUGIN_NAME = 'forward';
+
+/** What the Corefile configures (see setup.ts); defaults are CoreDNS's. */
+export interface ForwardSettings {
+  /** Normalised zone (lower case, fully qualified). */
+  from: string;
+  /** Normalised `except` names. */
+  ignored: string[];
+  upstreams: UpstreamAddress[];
+  forceTcp: boolean;
+  preferUdp: boolean;
+  /** Idle sockets/connections are closed after this (CoreDNS `expire`, default 10 s). */
+  expireMs: number;
+  /** CoreDNS `max_fails`, default 2; 0 = never down, never health checked. */
+  maxFails: number;
+  /** CoreDNS `health_check` interval, default 0.5 s; 0 disables. */
+  healthCheckMs: number;
+  hcRecursionDesired: boolean;
+  hcDomain: string;
+  policy: PolicyName;
+  /** 0 = unlimited. */
+  maxConcurrent: number;
+}
+
+/** Knobs that are not in the Corefile: CoreDNS's constants, overridable in tests. */
+export interface ForwardTuning {
+  /** Per-try read timeout (CoreDNS proxy readTimeout: 2 s). */
+  readTimeoutMs: number;
+  /** Overall time per query, checked before each try (CoreDNS defaultTimeout: 5 s). */
+  deadlineMs: number;
+  /** Health probe timeout (CoreDNS health client: 1 s). */
+  healthCheckTimeoutMs: number;
+  /** Most tries per query; 0 = max(3, 2 × number of upstreams). */
+  maxTries: number;
+  /** Housekeeping period (socket retirement, idle close). */
+  sweepIntervalMs: number;
+  udp: Partial<UdpPoolOptions>;
+  tcp: Partial<TcpPoolOptions>;
+}
+
+export const TUNING_DEFAULTS: ForwardTuning = {
+  readTimeoutMs: 2000,
+  deadlineMs: 5000,
+  healthCheckTimeoutMs: 1000,
+  maxTries: 0,
+  sweepIntervalMs: 1000,
+  udp: {},
+  tcp: {},
+};
+
+const UDP = Proto.UDP;
+const TCP = Proto.TCP;
+/** CACHED_CLOSED retries on the same upstream per query before it counts as a failure. */
+const MAX_CACHED_CLOSED_RETRIES = 2;
+const SINGLE = new Uint8Array(1);
+
+/**
+ * Full rcode of a reply whose question was validated: the header's 4 bits plus the OPT's
+ * extended bits (RFC 6891 §6.1.3). Malformed records past the question just give the header
+ * rcode; the bytes are passed on unchanged either way.
+ */
+export function fullRcode(buf: Uint8Array, len: number): number {
+  const rc = buf[3]! & 0x0f;
+  const ar = (buf[10]! << 8) | buf[11]!;
+  if (ar === 0) return rc;
+  const anns = ((buf[6]! << 8) | buf[7]!) + ((buf[8]! << 8) | buf[9]!);
+  let pos = skipName(buf, 12, len);
+  if (pos < 0 || pos + 4 > len) return rc;
+  pos += 4;
+  const total = anns + ar;
+  for (let i = 0; i < total; i++) {
+    pos = skipName(buf, pos, len);
+    if (pos < 0 || pos + 10 > len) return rc;
+    const type = (buf[pos]! << 8) | buf[pos + 1]!;
+    if (type === 41 && i >= anns) return rc | (buf[pos + 4]! << 4);
+    pos += 10 + ((buf[pos + 8]! << 8) | buf[pos + 9]!);
+  }
+  return rc;
+}
+
+/** Per-query record: the state of the try loop; also the transports' Attempt and the timeout node. */
+class Exchange implements Attempt, TimeoutNode {
+  readonly fwd: ForwardPlugin;
+  readonly req: Request;
+  readonly out: Buffer;
+  readonly queryLen: number;
+  wireId = 0;
+  holder: AttemptHolder | null = null;
+  tqPrev: TimeoutNode | null = null;
+  tqNext: TimeoutNode | null = null;
+  tqDeadline = -1;
+
+  private readonly order: Uint8Array;
+  private i = 0;
+  private fails = 0;
+  private tries = 0;
+  private closedRetries = 0;
+  private readonly deadlineMs: number;
+  private up: Upstream | null = null;
+  private proto: ProtoValue = UDP;
+  private tryStartMs = 0;
+  private done = false;
+  /** A TC=1 UDP reply kept while its TCP retry runs. */
+  private truncated: Buffer | null = null;
+  private truncatedLen = 0;
+
+  private errCode: ForwardErrorCodeValue | null = null;
+  private errPhase: PhaseValue = Phase.READ;
+  private errErrno = '';
+  private errLocal = '';
+  private errTo = '';
+  private errProto: ProtoValue = UDP;
+
+  constructor(fwd: ForwardPlugin, req: Request, now: number) {
+    this.fwd = fwd;
+    this.req = req;
+    this.queryLen = req.msgLen;
+    this.out = Buffer.allocUnsafe(req.msgLen + 2);
+    req.msg.copy(this.out, 2, 0, req.msgLen);
+    this.deadlineMs = now + fwd.tuning.deadlineMs;
+    const n = fwd.upstreams.length;
+    this.order = n === 1 ? SINGLE : new Uint8Array(n);
+    if (n > 1) fwd.policy.order(n, this.order);
+  }
+
+  /** CoreDNS's ServeDNS loop: the next try, or the end. */
+  next(): void {
+    const f = this.fwd;
+    const ups = f.upstreams;
+    const n = ups.length;
+    for (;;) {
+      if (f.stopped) {
+        this.record(ForwardErrorCode.STOPPED, Phase.READ, '', '', '');
+        this.finishFail();
+        return;
+      }
+      if (f.clock() >= this.deadlineMs || this.tries >= f.maxTries) {
+        this.finishFail();
+        return;
+      }
+      if (this.i >= n) {
+        this.i = 0;
+        this.fails = 0;
+      }
+      let up = ups[this.order[this.i++]!]!;
+      if (up.down(f.settings.maxFails)) {
+        this.fails++;
+        if (this.fails < n) continue;
+        // All upstreams down: assume health checking is broken and pick one at random.
+        f.stats.healthcheckBroken++;
+        up = ups[(Math.random() * n) | 0]!;
+      }
+      this.tries++;
+      let proto: ProtoValue = f.settings.forceTcp ? TCP : f.settings.preferUdp ? UDP : this.req.proto;
+      if (proto === UDP && this.queryLen > MAX_UDP_PAYLOAD) proto = TCP;
+      if (this.startTry(up, proto)) return;
+      // Synchronous failure (no free ID): same path as a failed try, without recursion.
+      f.kickHealthCheck(up);
+      if (this.fails >= n) {
+        this.finishFail();
+        return;
+      }
+    }
+  }
+
+  private startTry(up: Upstream, proto: ProtoValue): boolean {
+    const f = this.fwd;
+    this.up = up;
+    this.proto = proto;
+    this.tryStartMs = f.clock();
+    up.stats.requests++;
+    const err = proto === TCP ? up.tcp.send(this) : up.udp.send(this);
+    if (err !== null) {
+      this.holder = null;
+      up.stats.networkErrors++;
+      this.record(err, Phase.WRITE, '', '', up.to);
+      return false;
+    }
+    f.timeouts.add(this, f.tuning.readTimeoutMs);
+    return true;
+  }
+
+  private record(code: ForwardErrorCodeValue, phase: PhaseValue, errno: string, local: string, to: string): void {
+    this.errCode = code;
+    this.errPhase = phase;
+    this.errErrno = errno;
+    this.errLocal = local;
+    this.errTo = to;
+    this.errProto = this.proto;
+  }
+
+  /** TimeoutNode: the read timeout of the current try passed. */
+  onTimeout(): void {
+    if (this.done) return;
+    const h = this.holder;
+    const local = h !== null ? h.local : '';
+    this.holder = null;
+    if (h !== null) h.release(this, true);
+    const up = this.up!;
+    up.stats.timeouts++;
+    this.record(ForwardErrorCode.TIMEOUT, Phase.READ, '', local, up.to);
+    this.afterError();
+  }
+
+  /** Attempt: the transport failed the current try. */
+  failed(code: ForwardErrorCodeValue, phase: PhaseValue, errno: string, local: string): void {
+    this.fwd.timeouts.remove(this);
+    if (this.done) return;
+    const up = this.up!;
+    if (code === ForwardErrorCode.CACHED_CLOSED && this.closedRetries < MAX_CACHED_CLOSED_RETRIES && !this.fwd.stopped) {
+      this.closedRetries++;
+      if (this.startTry(up, this.proto)) return;
+    }
+    up.stats.networkErrors++;
+    this.record(code, phase, errno, local, up.to);
+    this.afterError();
+  }
+
+  private afterError(): void {
+    const f = this.fwd;
+    if (f.stopped) {
+      this.finishFail();
+      return;
+    }
+    if (this.truncated !== null) {
+      this.deliver(this.truncated, this.truncatedLen);
+      return;
+    }
+    f.kickHealthCheck(this.up!);
+    if (this.fails < f.upstreams.length) this.next();
+    else this.finishFail();
+  }
+
+  /** Attempt: an accepted reply for the current try. */
+  replied(buf: Buffer, len: number): void {
+    const f = this.fwd;
+    f.timeouts.remove(this);
+    if (this.done) return;
+    const up = this.up!;
+    up.stats.observeResponse(fullRcode(buf, len), (f.clock() - this.tryStartMs) / 1000);
+    if ((buf[2]! & 0x02) !== 0 && this.proto === UDP) {
+      // TC=1 over UDP: ask the same upstream again over TCP (RFC 7766 §5). Should that fail,
+      // the truncated reply is what the client gets (as CoreDNS would pass it on).
+      up.stats.truncatedRetries++;
+      this.truncated = buf;
+      this.truncatedLen = len;
+      if (!this.startTry(up, TCP)) this.afterError();
+      return;
+    }
+    this.deliver(buf, len);
+  }
+
+  private deliver(buf: Buffer, len: number): void {
+    const id = this.req.id;
+    buf[0] = id >>> 8;
+    buf[1] = id & 0xff;
+    this.finish();
+    this.req.reply(buf, len, PLUGIN_NAME);
+  }
+
+  private finish(): void {
+    this.done = true;
+    this.holder = null;
+    this.fwd.concurrent--;
+    this.fwd.stats.inflight--;
+  }
+
+  finishFail(): void {
+    if (this.done) return;
+    this.finish();
+    const req = this.req;
+    req.reportError(PLUGIN_NAME, this.error());
+    const resp = buildEmptyResponse(req, Rcode.SERVFAIL);
+    req.errorReply = true;
+    req.reply(resp, resp.length, PLUGIN_NAME);
+  }
+
+  /** Called at stop(): forget the transport and fail now. */
+  abort(): void {
+    const h = this.holder;
+    this.holder = null;
+    if (h !== null) h.release(this);
+    this.record(ForwardErrorCode.STOPPED, Phase.READ, '', '', '');
+    this.finishFail();
+  }
+
+  /** The last try's failure as CoreDNS would word it. */
+  error(): ForwardError {
+    const code = this.errCode;
+    const to = this.errTo;
+    const p = this.errProto === TCP ? 'tcp' : 'udp';
+    const conn = this.errLocal !== '' ? `${this.errLocal}->${to}` : to;
+    switch (code) {
+      case null:
+      case ForwardErrorCode.NO_HEALTHY:
+        return new ForwardError(ForwardErrorCode.NO_HEALTHY, 'no healthy proxies');
+      case ForwardErrorCode.TIMEOUT:
+        return new ForwardError(code, `read ${p} ${conn}: i/o timeout`, to);
+      case ForwardErrorCode.DIAL_TIMEOUT:
+        return new ForwardError(code, `dial ${p} ${to}: i/o timeout`, to);
+      case ForwardErrorCode.NETWORK: {
+        if (this.errErrno === 'EOF') return new ForwardError(code, 'EOF', to);
+        const text = errnoText(this.errErrno);
+        if (this.errPhase === Phase.DIAL) return new ForwardError(code, `dial ${p} ${to}: connect: ${text}`, to);
+        if (this.errPhase === Phase.WRITE) return new ForwardError(code, `write ${p} ${conn}: write: ${text}`, to);
+        return new ForwardError(code, `read ${p} ${conn}: read: ${text}`, to);
+      }
+      case ForwardErrorCode.CACHED_CLOSED:
+        return new ForwardError(code, 'cached connection was closed by peer', to);
+      case ForwardErrorCode.BAD_FRAME:
+        return new ForwardError(code, `read tcp ${conn}: invalid DNS message length`, to);
+      case ForwardErrorCode.ID_EXHAUSTED:
+        return new ForwardError(code, `no free message ID for ${p} ${to}`, to);
+      case ForwardErrorCode.STOPPED:
+        return new ForwardError(code, 'proxy: transport stopped', to);
+      case ForwardErrorCode.LIMIT_EXCEEDED:
+        return new ForwardError(code, 'concurrent queries exceeded maximum', to);
+    }
+  }
+}
+
+/** A zone in wire form for suffix matching against a parsed query. */
+interface WireZone {
+  wire: Buffer;
+  labels: number;
+}
+
+function wireZone(zone: string): WireZone {
+  const wire = encodeName(zone.toLowerCase());
+  let labels = 0;
+  for (let p = 0; wire[p] !== 0; p += wire[p]! + 1) labels++;
+  return { wire, labels };
+}
+
+/** True when the query's name equals the zone or is below it (labels compared case-insensitively). */
+function underZone(req: Request, z: WireZone): boolean {
+  if (z.labels === 0) return true;
+  if (req.labelCount < z.labels) return false;
+  const start = 12 + req.labelOffsets[req.labelCount - z.labels]!;
+  const len = req.qnameEnd - start;
+  return len === z.wire.length && equalBytesCI(req.msg, start, z.wire, 0, len);
+}
+
+const FAIL_NEXT: Handler = {
+  serve(req: Request): void {
+    const resp = buildEmptyResponse(req, Rcode.SERVFAIL);
+    req.errorReply = true;
+    req.reply(resp, resp.length, PLUGIN_NAME);
+  },
+};
+
+export interface ForwardDeps {
+  clock: Clock;
+  log: Logger;
+}
+
+export class ForwardPlugin implements Plugin, Handler {
+  readonly name = PLUGIN_NAME;
+  readonly settings: ForwardSettings;
+  readonly tuning: ForwardTuning;
+  readonly upstreams: Upstream[];
+  readonly policy: Policy;
+  readonly stats: ForwardStats;
+  readonly clock: Clock;
+  readonly timeouts: TimeoutQueue;
+  /** Effective try budget per query. */
+  readonly maxTries: number;
+  concurrent = 0;
+  stopped = false;
+  started = false;
+  private next: Handler = FAIL_NEXT;
+  private readonly log: Logger;
+  private readonly from: WireZone;
+  private readonly ignored: WireZone[];
+  private readonly fromIsRootOnly: boolean;
+  private readonly limitError: ForwardError;
+  private sweepTimer: NodeJS.Timeout | null = null;
+
+  constructor(settings: ForwardSettings, deps: ForwardDeps, tuning: Partial<ForwardTuning> = {}) {
+    this.settings = settings;
+    this.tuning = { ...TUNING_DEFAULTS, ...tuning };
+    this.clock = deps.clock;
+    this.log = deps.log;
+    this.policy = makePolicy(settings.policy);
+    const t = this.tuning;
+    const udpOpts: UdpPoolOptions = { ...UDP_DEFAULTS, idleMs: settings.expireMs, ...t.udp };
+    const tcpOpts: TcpPoolOptions = {
+      ...TCP_DEFAULTS,
+      idleMs: settings.expireMs,
+      connectTimeoutMs: t.readTimeoutMs,
+      readTimeoutMs: t.readTimeoutMs,
+      ...t.tcp,
+    };
+    const onInternalError = (err: unknown): void => this.internalError(err);
+    this.upstreams = settings.upstreams.map((a) => {
+      const u = new Upstream(
+        a,
+        deps.clock,
+        {
+          intervalMs: settings.healthCheckMs,
+          recursionDesired: settings.hcRecursionDesired,
+          domain: settings.hcDomain,
+          useTcp: settings.forceTcp,
+          timeoutMs: t.healthCheckTimeoutMs,
+        },
+        udpOpts,
+        tcpOpts,
+      );
+      u.udp.onInternalError = onInternalError;
+      u.tcp.onInternalError = onInternalError;
+      return u;
+    });
+    this.stats = new ForwardStats(settings.from, this.upstreams.map((u) => u.stats));
+    this.timeouts = new TimeoutQueue(deps.clock);
+    this.timeouts.onError = onInternalError;
+    this.maxTries = t.maxTries > 0 ? t.maxTries : Math.max(3, 2 * this.upstreams.length);
+    this.from = wireZone(settings.from);
+    this.ignored = settings.ignored.map(wireZone);
+    this.fromIsRootOnly = this.from.labels === 0 && this.ignored.length === 0;
+    this.limitError = new ForwardError(ForwardErrorCode.LIMIT_EXCEEDED, `concurrent queries exceeded maximum ${settings.maxConcurrent}`);
+  }
+
+  compose(next: Handler): Handler {
+    this.next = next;
+    return this;
+  }
+
+  /** CoreDNS's match(): inside FROM, and not under an `except` name (FROM itself always matches). */
+  matches(req: Request): boolean {
+    if (this.fromIsRootOnly) return true;
+    if (!underZone(req, this.from)) return false;
+    if (req.labelCount === this.from.labels) return true;
+    for (const z of this.ignored) if (underZone(req, z)) return false;
+    return true;
+  }
+
+  serve(req: Request): void {
+    if (!this.matches(req)) {
+      this.next.serve(req);
+      return;
+    }
+    const max = this.settings.maxConcurrent;
+    if (max > 0 && this.concurrent >= max) {
+      this.stats.maxConcurrentRejects++;
+      req.reportError(PLUGIN_NAME, this.limitError);
+      const resp = buildEmptyResponse(req, Rcode.REFUSED);
+      req.errorReply = true;
+    req.reply(resp, resp.length, PLUGIN_NAME);
+      return;
+    }
+    if (this.stopped) {
+      req.reportError(PLUGIN_NAME, new ForwardError(ForwardErrorCode.STOPPED, 'proxy: transport stopped'));
+      const resp = buildEmptyResponse(req, Rcode.SERVFAIL);
+      req.errorReply = true;
+    req.reply(resp, resp.length, PLUGIN_NAME);
+      return;
+    }
+    if (this.sweepTimer === null) this.startSweep();
+    this.concurrent++;
+    this.stats.inflight++;
+    new Exchange(this, req, this.clock()).next();
+  }
+
+  /** Health checking runs between start() and stop(), and only with max_fails > 0 (CoreDNS). */
+  start(): void {
+    this.started = true;
+  }
+
+  kickHealthCheck(up: Upstream): void {
+    if (this.started && !this.stopped && this.settings.maxFails !== 0) up.healthcheck();
+  }
+
+  /** Closes sockets and timers; queries still in flight are answered SERVFAIL. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (let n = this.timeouts.first(); n !== null; n = this.timeouts.first()) {
+      this.timeouts.remove(n);
+      (n as Exchange).abort();
+    }
+    this.timeouts.disarm();
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+    for (const u of this.upstreams) {
+      u.stop();
+      u.udp.closeAll(ForwardErrorCode.STOPPED);
+      u.tcp.closeAll(ForwardErrorCode.STOPPED);
+    }
+  }
+
+  private startSweep(): void {
+    this.sweepTimer = setInterval(() => this.sweep(), this.tuning.sweepIntervalMs);
+    this.sweepTimer.unref();
+  }
+
+  /** Retires old UDP sockets, closes idle sockets and connections; stops when nothing is open. */
+  sweep(): void {
+    const now = this.clock();
+    let open = 0;
+    for (const u of this.upstreams) {
+      u.udp.sweep(now);
+      u.tcp.sweep(now);
+      open += u.udp.socketCount + u.tcp.connCount;
+    }
+    if (open === 0 && this.sweepTimer !== null) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = null;
+    }
+  }
+
+  private internalError(err: unknown): void {
+    const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    this.log.error(`plugin/forward: internal error: ${text}`);
+  }
+}

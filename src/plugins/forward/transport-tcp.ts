@@ -1,0 +1,389 @@
+/**
+ * TCP transport to one upstream (RFC 7766): a small pool of persistent, pipelined
+ * connections. Many queries are in flight on one connection at once (RFC 7766 §6.2.1.1),
+ * each with a CSPRNG ID unique on that connection; replies are matched by ID and question and
+ * may arrive in any order (§7). Messages carry the 2-byte length prefix of RFC 1035 §4.2.2.
+ *
+ * Pool policy: a query goes to the open connection with the fewest queries in flight; a new
+ * connection is dialled only when every connection already has `pipelineDepth` or more in
+ * flight and there are fewer than `maxConns`. The depth is kept small on purpose: CoreDNS
+ * (kube-dns, the usual upstream) and other miekg/dns servers answer the queries of one TCP
+ * connection one after the other, so a deep pipeline on one connection would put fast
+ * queries behind slow ones and would pin all load on one kube-dns pod; a few connections
+ * spread it. Connections idle for `idleMs` (forward's `expire`) are closed.
+ *
+ * Failure handling: a connection that is reset, refused, closed by the peer, or that sends a
+ * frame whose length is 0 or shorter than a DNS header is closed and every query in flight on
+ * it fails at once (the handler then moves on to its next try) rather than waiting for its
+ * read timeout. A graceful close (EOF) of a connection that had already answered is reported
+ * as CACHED_CLOSED (CoreDNS's ErrCachedClosed: retry the same upstream). A query that times
+ * out on a connection that received nothing during the whole timeout closes that connection
+ * (it is presumed dead), failing its other queries over too.
+ */
+import net from 'node:net';
+import type { Clock } from '../../plugin.ts';
+import { questionMatches } from '../../wire/message.ts';
+import { Phase, type Attempt, type AttemptHolder, type PhaseValue } from './attempt.ts';
+import { ForwardErrorCode, type ForwardErrorCodeValue } from './errors.ts';
+import { randomId } from './ids.ts';
+import type { UpstreamStats } from './stats.ts';
+import type { UpstreamAddress } from './transport-udp.ts';
+
+export interface TcpPoolOptions {
+  /** Most connections per upstream. */
+  maxConns: number;
+  /** Dial another connection only when all have at least this many queries in flight. */
+  pipelineDepth: number;
+  /** Close a connection with nothing in flight after this long (forward's `expire`). */
+  idleMs: number;
+  /** Give up a connect after this long. */
+  connectTimeoutMs: number;
+  /** The per-try read timeout, used to tell a dead connection from a slow query. */
+  readTimeoutMs: number;
+}
+
+export const TCP_DEFAULTS: TcpPoolOptions = {
+  maxConns: 16,
+  pipelineDepth: 4,
+  idleMs: 10_000,
+  connectTimeoutMs: 2_000,
+  readTimeoutMs: 2_000,
+};
+
+/** Smallest sane DNS message: a header (RFC 1035 §4.1.1). */
+const MIN_FRAME = 12;
+
+/**
+ * Reassembles length-prefixed DNS messages from a TCP byte stream: handles frames split
+ * across chunks (even inside the 2-byte prefix) and several frames in one chunk. Each frame is
+ * delivered as a Buffer of its own (copied out of the chunk), so callers may keep it.
+ */
+export class FrameReader {
+  private readonly onFrame: (frame: Buffer) => void;
+  /** First byte of a split length prefix, or -1. */
+  private half = -1;
+  /** Frame being filled across chunks, or null. */
+  private partial: Buffer | null = null;
+  private filled = 0;
+  /** The offending length after push() returned false. */
+  badLength = -1;
+
+  constructor(onFrame: (frame: Buffer) => void) {
+    this.onFrame = onFrame;
+  }
+
+  /** Feeds a chunk; returns false on a framing error (the stream is then unusable). */
+  push(chunk: Buffer): boolean {
+    const n = chunk.length;
+    let off = 0;
+    while (off < n) {
+      if (this.partial !== null) {
+        const p = this.partial;
+        const take = Math.min(p.length - this.filled, n - off);
+        chunk.copy(p, this.filled, off, off + take);
+        this.filled += take;
+        off += take;
+        if (this.filled === p.length) {
+          this.partial = null;
+          this.onFrame(p);
+        }
+        continue;
+      }
+      let flen: number;
+      if (this.half >= 0) {
+        flen = (this.half << 8) | chunk[off]!;
+        this.half = -1;
+        off += 1;
+      } else if (n - off >= 2) {
+        flen = (chunk[off]! << 8) | chunk[off + 1]!;
+        off += 2;
+      } else {
+        this.half = chunk[off]!;
+        off += 1;
+        continue;
+      }
+      if (flen < MIN_FRAME) {
+        this.badLength = flen;
+        return false;
+      }
+      const frame = Buffer.allocUnsafe(flen);
+      const take = Math.min(flen, n - off);
+      chunk.copy(frame, 0, off, off + take);
+      off += take;
+      if (take === flen) this.onFrame(frame);
+      else {
+        this.partial = frame;
+        this.filled = take;
+      }
+    }
+    return true;
+  }
+
+  /** True when no partial frame is buffered. */
+  get idle(): boolean {
+    return this.partial === null && this.half < 0;
+  }
+}
+
+function uncork(c: TcpConn): void {
+  c.uncork();
+}
+
+const CONNECTING = 0;
+const OPEN = 1;
+const CLOSED = 2;
+
+class TcpConn implements AttemptHolder {
+  readonly pool: TcpPool;
+  readonly socket: net.Socket;
+  readonly inflight = new Map<number, Attempt>();
+  private readonly reader: FrameReader;
+  state = CONNECTING;
+  /** Replies accepted on this connection (a connection that answered before is "cached"). */
+  replies = 0;
+  lastUsedMs: number;
+  lastRecvMs: number;
+  local = '';
+  /** A cork() is pending its nextTick uncork(). */
+  private corked = false;
+  /** Why we closed it ourselves (set before destroy), else null. */
+  private closeCode: ForwardErrorCodeValue | null = null;
+  private errno = '';
+  private errPhase: PhaseValue = Phase.READ;
+
+  constructor(pool: TcpPool, now: number) {
+    this.pool = pool;
+    this.lastUsedMs = now;
+    this.lastRecvMs = now;
+    this.reader = new FrameReader(this.onFrame);
+    const up = pool.address;
+    this.socket = net.connect({ host: up.host, port: up.port, family: up.family, noDelay: true });
+    this.socket.setTimeout(pool.opts.connectTimeoutMs);
+    this.socket.on('connect', this.onConnect);
+    this.socket.on('data', this.onData);
+    this.socket.on('timeout', this.onConnectTimeout);
+    this.socket.on('error', this.onError);
+    this.socket.on('close', this.onClose);
+  }
+
+  private readonly onConnect = (): void => {
+    try {
+      if (this.state !== CONNECTING) return;
+      this.state = OPEN;
+      this.socket.setTimeout(0);
+      const la = this.socket.localAddress;
+      const lp = this.socket.localPort;
+      if (la !== undefined && lp !== undefined) this.local = this.socket.localFamily === 'IPv6' ? `[${la}]:${lp}` : `${la}:${lp}`;
+    } catch (err) {
+      this.pool.onInternalError(err);
+    }
+  };
+
+  private readonly onConnectTimeout = (): void => {
+    if (this.state !== CONNECTING) return;
+    this.destroy(ForwardErrorCode.DIAL_TIMEOUT);
+  };
+
+  private readonly onData = (chunk: Buffer): void => {
+    try {
+      this.lastRecvMs = this.pool.clock();
+      if (!this.reader.push(chunk)) {
+        this.pool.stats.ignoredGarbage++;
+        this.destroy(ForwardErrorCode.BAD_FRAME);
+      }
+    } catch (err) {
+      this.pool.onInternalError(err);
+    }
+  };
+
+  private readonly onFrame = (frame: Buffer): void => {
+    if (this.state === CLOSED) return;
+    const stats = this.pool.stats;
+    const len = frame.length;
+    if ((frame[2]! & 0x80) === 0) {
+      stats.ignoredGarbage++;
+      return;
+    }
+    const id = (frame[0]! << 8) | frame[1]!;
+    const at = this.inflight.get(id);
+    if (at === undefined) {
+      stats.ignoredUnknownId++;
+      return;
+    }
+    if (!questionMatches(at.req.msg, at.req.qnameEnd, frame, len)) {
+      stats.ignoredWrongQuestion++;
+      return;
+    }
+    this.inflight.delete(id);
+    at.holder = null;
+    this.replies++;
+    this.lastUsedMs = this.lastRecvMs;
+    try {
+      at.replied(frame, len);
+    } catch (err) {
+      this.pool.onInternalError(err);
+    }
+  };
+
+  private readonly onError = (err: Error & { code?: string }): void => {
+    this.errno = err.code ?? '';
+    this.errPhase = this.state === CONNECTING ? Phase.DIAL : Phase.READ;
+    // No new query goes to it; 'close' follows and fails the ones in flight.
+    this.pool.forget(this);
+  };
+
+  private readonly onClose = (): void => {
+    try {
+      const wasConnecting = this.state === CONNECTING;
+      this.state = CLOSED;
+      this.pool.forget(this);
+      this.pool.stats.tcpConnsOpen--;
+      let code: ForwardErrorCodeValue;
+      let phase = this.errPhase;
+      if (this.closeCode !== null) {
+        code = this.closeCode;
+        if (code === ForwardErrorCode.DIAL_TIMEOUT) phase = Phase.DIAL;
+      } else if (this.errno !== '') code = ForwardErrorCode.NETWORK;
+      else if (this.replies > 0) code = ForwardErrorCode.CACHED_CLOSED;
+      else {
+        // Closed by the peer before any answer: Go's io.EOF.
+        code = ForwardErrorCode.NETWORK;
+        this.errno = 'EOF';
+        if (wasConnecting) phase = Phase.DIAL;
+      }
+      this.failAll(code, phase, this.errno);
+    } catch (err) {
+      this.pool.onInternalError(err);
+    }
+  };
+
+  private failAll(code: ForwardErrorCodeValue, phase: PhaseValue, errno: string): void {
+    if (this.inflight.size === 0) return;
+    const list = [...this.inflight.values()];
+    this.inflight.clear();
+    for (const at of list) {
+      at.holder = null;
+      try {
+        at.failed(code, phase, errno, this.local);
+      } catch (err) {
+        this.pool.onInternalError(err);
+      }
+    }
+  }
+
+  /** Closes the connection; its in-flight queries fail with `code` once 'close' fires. */
+  destroy(code: ForwardErrorCodeValue | null): void {
+    if (this.state === CLOSED) return;
+    if (this.closeCode === null) this.closeCode = code;
+    this.pool.forget(this);
+    this.socket.destroy();
+  }
+
+  send(at: Attempt): ForwardErrorCodeValue | null {
+    let id = randomId();
+    if (this.inflight.has(id)) {
+      let tries = 0;
+      while (this.inflight.has(id) && ++tries < 64) id = randomId();
+      if (this.inflight.has(id)) {
+        if (this.inflight.size >= 65536) return ForwardErrorCode.ID_EXHAUSTED;
+        while (this.inflight.has(id)) id = (id + 1) & 0xffff;
+      }
+    }
+    const out = at.out;
+    at.wireId = id;
+    out[0] = at.queryLen >>> 8;
+    out[1] = at.queryLen & 0xff;
+    out[2] = id >>> 8;
+    out[3] = id & 0xff;
+    at.holder = this;
+    this.inflight.set(id, at);
+    this.lastUsedMs = this.pool.clock();
+    // Writes before 'connect' are buffered by net.Socket and flushed on connect. Queries
+    // written in the same tick are corked into one writev (one syscall for a burst).
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(uncork, this);
+    }
+    this.socket.write(out);
+    return null;
+  }
+
+  uncork(): void {
+    this.corked = false;
+    if (this.state !== CLOSED) this.socket.uncork();
+  }
+
+  release(at: Attempt, timedOut = false): void {
+    if (this.inflight.get(at.wireId) === at) this.inflight.delete(at.wireId);
+    if (at.holder === this) at.holder = null;
+    if (timedOut && this.state !== CLOSED) {
+      const now = this.pool.clock();
+      if (now - this.lastRecvMs >= this.pool.opts.readTimeoutMs) this.destroy(ForwardErrorCode.TIMEOUT);
+    }
+  }
+}
+
+export class TcpPool {
+  readonly address: UpstreamAddress;
+  readonly stats: UpstreamStats;
+  readonly clock: Clock;
+  readonly opts: TcpPoolOptions;
+  private conns: TcpConn[] = [];
+  onInternalError: (err: unknown) => void = () => {};
+
+  constructor(address: UpstreamAddress, stats: UpstreamStats, clock: Clock, opts: TcpPoolOptions) {
+    this.address = address;
+    this.stats = stats;
+    this.clock = clock;
+    this.opts = opts;
+  }
+
+  get connCount(): number {
+    return this.conns.length;
+  }
+
+  /** Sends one try; returns an error code only for a synchronous failure. */
+  send(at: Attempt): ForwardErrorCodeValue | null {
+    let best: TcpConn | null = null;
+    let bestLoad = Infinity;
+    for (const c of this.conns) {
+      const load = c.inflight.size;
+      if (load < bestLoad) {
+        best = c;
+        bestLoad = load;
+      }
+    }
+    if (best === null || (bestLoad >= this.opts.pipelineDepth && this.conns.length < this.opts.maxConns)) {
+      best = new TcpConn(this, this.clock());
+      this.conns.push(best);
+      this.stats.connCacheMissesTcp++;
+      this.stats.tcpConnsOpen++;
+      this.stats.tcpConnsDialled++;
+    } else {
+      this.stats.connCacheHitsTcp++;
+    }
+    return best.send(at);
+  }
+
+  /** Removes a closing connection from the pool (no new queries go to it). */
+  forget(c: TcpConn): void {
+    const i = this.conns.indexOf(c);
+    if (i >= 0) this.conns.splice(i, 1);
+  }
+
+  /** Housekeeping: closes connections idle for `idleMs`. */
+  sweep(now: number): void {
+    for (let i = this.conns.length - 1; i >= 0; i--) {
+      const c = this.conns[i]!;
+      if (c.inflight.size === 0 && now - c.lastUsedMs >= this.opts.idleMs) c.destroy(null);
+    }
+  }
+
+  /** Closes every connection; attempts still in flight fail with `code`. */
+  closeAll(code: ForwardErrorCodeValue): void {
+    const all = this.conns;
+    this.conns = [];
+    for (const c of all) c.destroy(code);
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * One upstream (a TO of `forward`): its transports, counters and health state.
+ *
+ * Health, as CoreDNS's proxy/up packages do it: checking is in-band and lazy. A failed try
+ * calls `healthcheck()`, which starts one probe loop unless one is running: send
+ * `<domain> IN NS` (RD set unless `no_rec`) over UDP (TCP with `force_tcp`) with a 1 s
+ * timeout; on failure count it (`fails`, `healthcheckFailures`) and probe again after the
+ * `health_check` interval; the first success resets `fails` to 0 and ends the loop. Any reply
+ * with our ID and QR set is a success, whatever its rcode (REFUSED, SERVFAIL... mean the
+ * server is alive). The upstream is down while `fails > max_fails` (CoreDNS's Down(): strictly
+ * more). `health_check 0` disables probing, so upstreams are then never marked down.
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import type { Clock } from '../../plugin.ts';
+import { encodeName } from '../../wire/name.ts';
+import { randomId } from './ids.ts';
+import { UpstreamStats } from './stats.ts';
+import { FrameReader, TcpPool, type TcpPoolOptions } from './transport-tcp.ts';
+import { UdpPool, type UdpPoolOptions, type UpstreamAddress } from './transport-udp.ts';
+
+export interface HealthCheckOptions {
+  /** Interval between probes while failing; 0 disables health checking. */
+  intervalMs: number;
+  recursionDesired: boolean;
+  /** Normalised FQDN to ask NS for (`.` by default). */
+  domain: string;
+  /** Probe over TCP (set by `force_tcp`, as CoreDNS's SetTCPTransport). */
+  useTcp: boolean;
+  /** Probe timeout (CoreDNS's health client: 1 s read and write timeouts). */
+  timeoutMs: number;
+}
+
+const MAX_FAILS_COUNTER = 0xffffffff;
+
+/** `<domain> IN NS` query; ID and RD patched per probe. */
+function buildProbe(domain: string, recursionDesired: boolean): Buffer {
+  const name = encodeName(domain);
+  const q = Buffer.alloc(2 + 12 + name.length + 4);
+  const m = 2;
+  q.writeUInt16BE(q.length - 2, 0);
+  q[m + 2] = recursionDesired ? 0x01 : 0x00;
+  q[m + 5] = 1;
+  name.copy(q, m + 12);
+  q.writeUInt16BE(2, m + 12 + name.length);
+  q.writeUInt16BE(1, m + 12 + name.length + 2);
+  return q;
+}
+
+function isReplyTo(msg: Buffer, id: number): boolean {
+  return msg.length >= 12 && ((msg[0]! << 8) | msg[1]!) === id && (msg[2]! & 0x80) !== 0;
+}
+
+export class Upstream {
+  readonly address: UpstreamAddress;
+  readonly to: string;
+  readonly stats: UpstreamStats;
+  readonly udp: UdpPool;
+  readonly tcp: TcpPool;
+  /** Consecutive failed health probes. */
+  fails = 0;
+  private readonly hc: HealthCheckOptions;
+  private readonly probe: Buffer;
+  private hcRunning = false;
+  private hcTimer: NodeJS.Timeout | null = null;
+  /** Cleanup of the probe in flight, if any. */
+  private hcAbort: (() => void) | null = null;
+  private stopped = false;
+
+  constructor(address: UpstreamAddress, clock: Clock, hc: HealthCheckOptions, udpOpts: UdpPoolOptions, tcpOpts: TcpPoolOptions) {
+    this.address = address;
+    this.to = address.to;
+    this.stats = new UpstreamStats(address.to);
+    this.udp = new UdpPool(address, this.stats, clock, udpOpts);
+    this.tcp = new TcpPool(address, this.stats, clock, tcpOpts);
+    this.hc = hc;
+    this.probe = buildProbe(hc.domain, hc.recursionDesired);
+  }
+
+  /** CoreDNS's Proxy.Down: more failed probes than max_fails (never down when max_fails is 0). */
+  down(maxFails: number): boolean {
+    return maxFails !== 0 && this.fails > maxFails;
+  }
+
+  /** Starts a probe loop unless one is running or checking is disabled. */
+  healthcheck(): void {
+    if (this.hcRunning || this.stopped || this.hc.intervalMs <= 0) return;
+    this.hcRunning = true;
+    this.runProbe();
+  }
+
+  get healthChecking(): boolean {
+    return this.hcRunning;
+  }
+
+  private runProbe(): void {
+    this.hcTimer = null;
+    if (this.stopped) return;
+    const id = randomId();
+    this.probe[2] = id >>> 8;
+    this.probe[3] = id & 0xff;
+    const done = (ok: boolean): void => {
+      this.hcAbort = null;
+      if (this.stopped) return;
+      if (ok) {
+        this.fails = 0;
+        this.hcRunning = false;
+        return;
+      }
+      this.stats.healthcheckFailures++;
+      if (this.fails < MAX_FAILS_COUNTER) this.fails++;
+      this.hcTimer = setTimeout(() => this.runProbe(), this.hc.intervalMs);
+      this.hcTimer.unref();
+    };
+    this.hcAbort = this.hc.useTcp ? this.probeTcp(id, done) : this.probeUdp(id, done);
+  }
+
+  private probeUdp(id: number, done: (ok: boolean) => void): () => void {
+    const { host, port, family } = this.address;
+    const s = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
+    let finished = false;
+    const finish = (ok: boolean): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      try {
+        s.close();
+      } catch {
+        // already closed
+      }
+      done(ok);
+    };
+    const timer = setTimeout(() => finish(false), this.hc.timeoutMs);
+    timer.unref();
+    s.on('error', () => finish(false));
+    s.on('message', (m: Buffer) => {
+      if (isReplyTo(m, id)) finish(true);
+    });
+    const probe = this.probe;
+    s.connect(port, host, () => {
+      if (!finished) s.send(probe, 2, probe.length - 2, (err) => err && finish(false));
+    });
+    return () => {
+      finished = true;
+      clearTimeout(timer);
+      try {
+        s.close();
+      } catch {
+        // already closed
+      }
+    };
+  }
+
+  private probeTcp(id: number, done: (ok: boolean) => void): () => void {
+    const { host, port, family } = this.address;
+    const sock = net.connect({ host, port, family, noDelay: true });
+    let finished = false;
+    const finish = (ok: boolean): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      sock.destroy();
+      done(ok);
+    };
+    const timer = setTimeout(() => finish(false), this.hc.timeoutMs);
+    timer.unref();
+    const reader = new FrameReader((f) => {
+      if (isReplyTo(f, id)) finish(true);
+    });
+    sock.on('data', (c: Buffer) => {
+      if (!reader.push(c)) finish(false);
+    });
+    sock.on('error', () => finish(false));
+    sock.on('close', () => finish(false));
+    sock.write(Buffer.from(this.probe));
+    return () => {
+      finished = true;
+      clearTimeout(timer);
+      sock.destroy();
+    };
+  }
+
+  /** Stops probing; sockets are closed by the caller (closeAll on both pools). */
+  stop(): void {
+    this.stopped = true;
+    if (this.hcTimer !== null) clearTimeout(this.hcTimer);
+    this.hcTimer = null;
+    if (this.hcAbort !== null) this.hcAbort();
+    this.hcAbort = null;
+    this.hcRunning = false;
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * deploy/kubernetes: the __PILLAR__ template, deploy/render.ts and the rendered iptables/IPVS
+ * variants. Every document parses and validates against the Kubernetes OpenAPI schema; the
+ * DaemonSet's flags parse with the agent's own flag parser; the ConfigMap's Corefile, templated
+ * like the agent does it, parses with the agent's own Corefile parser and agrees with the
+ * container ports, probes and Services.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseOptions } from '../../src/cli/options.ts';
+import { RenderError, RenderErrorCode, TEMPLATE_PATH, main as renderMain, renderManifest, type Mode } from '../../deploy/render.ts';
+import { checkBundle } from './lib/bundle.ts';
+import { corefileFacts, renderLikeAgent } from './lib/corefile.ts';
+import { ROOT, findOne, parseManifests, validateObject, type DaemonSetShape, type K8sObject } from './lib/k8s.ts';
+
+const TEMPLATE = readFileSync(TEMPLATE_PATH, 'utf8');
+const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+const DEFAULTS = { dnsServer: '10.96.0.10', localDns: '169.254.20.10', domain: 'cluster.local' };
+
+describe('deploy/kubernetes/nodelocaldns.yaml (the __PILLAR__ template)', () => {
+  test('parses and validates as it stands (placeholders are plain strings)', () => {
+    const objs = parseManifests(TEMPLATE, 'nodelocaldns.yaml');
+    assert.deepEqual(objs.map((o) => `${o.kind}/${o.metadata.name}`), [
+      'ServiceAccount/node-local-dns',
+      'Service/kube-dns-upstream',
+      'ConfigMap/node-local-dns',
+      'DaemonSet/node-local-dns',
+      'Service/node-local-dns',
+    ]);
+    for (const o of objs) validateObject(o);
+  });
+
+  test('the ConfigMap keeps the placeholders where the sed commands and the agent expect them', () => {
+    const cm = findOne<K8sObject & { data: { Corefile: string } }>(parseManifests(TEMPLATE, 't'), 'ConfigMap');
+    // Placeholders are plain words to the parser; the agent's parser reads the template as is.
+    const blocks = corefileFacts(cm.data.Corefile, 'Corefile.base');
+    assert.deepEqual(blocks.keys, ['__PILLAR__DNS__DOMAIN__:53', 'in-addr.arpa:53', 'ip6.arpa:53', '.:53']);
+    for (const bind of blocks.binds) assert.deepEqual(bind, ['__PILLAR__LOCAL__DNS__', '__PILLAR__DNS__SERVER__']);
+    assert.deepEqual(
+      blocks.forwards.map((f) => f.join(' ')),
+      ['. __PILLAR__CLUSTER__DNS__', '. __PILLAR__CLUSTER__DNS__', '. __PILLAR__CLUSTER__DNS__', '. __PILLAR__UPSTREAM__SERVERS__'],
+    );
+    assert.deepEqual(blocks.health, [{ host: '__PILLAR__LOCAL__DNS__', port: 8080 }]);
+    assert.deepEqual(blocks.ready, [{ host: '__PILLAR__LOCAL__DNS__', port: 8181 }]);
+    // With sed's substitutions done, the agent's own templating leaves nothing behind.
+    const sedded = cm.data.Corefile.replaceAll('__PILLAR__DNS__DOMAIN__', 'cluster.local')
+      .replaceAll('__PILLAR__LOCAL__DNS__', '169.254.20.10')
+      .replaceAll('__PILLAR__DNS__SERVER__', '10.96.0.10');
+    const out = renderLikeAgent(sedded, { localIps: ['169.254.20.10', '10.96.0.10'], upstreamServiceIp: '10.96.0.20' });
+    assert.deepEqual(out.warnings, []);
+    assert.doesNotMatch(out.corefile, /__PILLAR__/);
+  });
+
+  test('the image tag is the package version', () => {
+    const ds = findOne<DaemonSetShape>(parseManifests(TEMPLATE, 't'), 'DaemonSet');
+    assert.equal(ds.spec.template.spec.containers[0]!.image, `node-local-dns:${PKG.version}`);
+  });
+
+  test('one node at a time, old pod first (no host-port clash)', () => {
+    const ds = findOne<DaemonSetShape>(parseManifests(TEMPLATE, 't'), 'DaemonSet');
+    assert.deepEqual(ds.spec.updateStrategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } });
+  });
+});
+
+for (const mode of ['iptables', 'ipvs'] as const) {
+  describe(`rendered ${mode} variant`, () => {
+    const rendered = renderManifest(TEMPLATE, { mode, ...DEFAULTS });
+    const objs = parseManifests(rendered, mode);
+
+    test('committed deploy/kubernetes/<mode>/node-local-dns.yaml is up to date', () => {
+      const committed = readFileSync(join(ROOT, `deploy/kubernetes/${mode}/node-local-dns.yaml`), 'utf8');
+      assert.equal(committed, rendered, `re-run: node deploy/render.ts --mode ${mode} --dns-server 10.96.0.10 --output deploy/kubernetes/${mode}/node-local-dns.yaml`);
+    });
+
+    test('schema, pod settings, flags, Corefile, ports and probes agree', () => {
+      checkBundle(objs, { mode, ...DEFAULTS, declaresPorts: true });
+    });
+
+    test('equals what the install guide\'s sed commands make of the template', () => {
+      const script =
+        mode === 'iptables'
+          ? 's/__PILLAR__DNS__SERVER__/10.96.0.10/g\ns/__PILLAR__LOCAL__DNS__/169.254.20.10/g\ns/__PILLAR__DNS__DOMAIN__/cluster.local/g'
+          : 's/__PILLAR__CLUSTER__DNS__/10.96.0.10/g\ns/__PILLAR__LOCAL__DNS__/169.254.20.10/g\ns/[ |,]__PILLAR__DNS__SERVER__//g\ns/__PILLAR__DNS__DOMAIN__/cluster.local/g';
+      const sed = spawnSync('sed', [script, TEMPLATE_PATH], { encoding: 'utf8' });
+      assert.equal(sed.status, 0, sed.stderr);
+      assert.deepEqual(parseManifests(sed.stdout, 'sed'), objs);
+    });
+  });
+}
+
+describe('deploy/render.ts', () => {
+  test('other addresses and domain end up in flags, Corefile and probes', () => {
+    const opts = { dnsServer: '10.100.0.10', localDns: '169.254.0.53', domain: 'k8s.example.test' };
+    for (const mode of ['iptables', 'ipvs'] as const) {
+      const objs = parseManifests(renderManifest(TEMPLATE, { mode, ...opts }), mode);
+      checkBundle(objs, { mode, ...opts, declaresPorts: true });
+    }
+  });
+
+  test('IPv6 cluster', () => {
+    const opts = { dnsServer: 'fd00:10:96::a', localDns: 'fd00:169:254::10', domain: 'cluster.local' };
+    const objs = parseManifests(renderManifest(TEMPLATE, { mode: 'iptables', ...opts }), 'v6');
+    const ds = findOne<DaemonSetShape>(objs, 'DaemonSet');
+    assert.deepEqual(parseOptions(ds.spec.template.spec.containers[0]!.args ?? []).localIps, [opts.localDns, opts.dnsServer]);
+  });
+
+  test('--image replaces the image reference only', () => {
+    const out = renderManifest(TEMPLATE, { mode: 'iptables', ...DEFAULTS, image: 'registry.example.test/dns/node-local-dns:1.2.3' });
+    const ds = findOne<DaemonSetShape>(parseManifests(out, 'x'), 'DaemonSet');
+    assert.equal(ds.spec.template.spec.containers[0]!.image, 'registry.example.test/dns/node-local-dns:1.2.3');
+  });
+
+  test('rejects bad input with stable codes', () => {
+    const cases: Array<[Partial<Parameters<typeof renderManifest>[1]>, string]> = [
+      [{ mode: 'userspace' as Mode }, RenderErrorCode.BadMode],
+      [{ dnsServer: '10.96.0' }, RenderErrorCode.BadAddress],
+      [{ localDns: 'localhost' }, RenderErrorCode.BadAddress],
+      [{ domain: 'Cluster.Local.' }, RenderErrorCode.BadDomain],
+      [{ image: 'node-local-dns:1 \n  hostPID: true' }, RenderErrorCode.BadImage],
+    ];
+    for (const [override, code] of cases) {
+      assert.throws(
+        () => renderManifest(TEMPLATE, { mode: 'iptables', ...DEFAULTS, ...override }),
+        (err: unknown) => err instanceof RenderError && err.code === code,
+        JSON.stringify(override),
+      );
+    }
+    assert.throws(
+      () => renderManifest('x: __PILLAR__NEW__THING__\n', { mode: 'iptables', ...DEFAULTS }),
+      (err: unknown) => err instanceof RenderError && err.code === RenderErrorCode.LeftoverPillar,
+    );
+  });
+
+  test('command line: exit 2 without --dns-server or on an unknown flag, 1 on a bad value', () => {
+    const node = join(ROOT, 'node_modules/.bin/node');
+    const run = (args: string[]) => spawnSync(node, [join(ROOT, 'deploy/render.ts'), ...args], { encoding: 'utf8' });
+    assert.equal(run([]).status, 2);
+    assert.equal(run(['--dns-server', '10.96.0.10', '--bogus']).status, 2);
+    assert.equal(run(['--dns-server', '10.96.0.10', '--mode', 'nft']).status, 1);
+    const ok = run(['--dns-server', '10.96.0.10', '--mode', 'ipvs']);
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.equal(ok.stdout, renderManifest(TEMPLATE, { mode: 'ipvs', ...DEFAULTS }));
+    assert.equal(renderMain(['--help']), 0);
+  });
+});
