@@ -2,11 +2,11 @@
  * Renders deploy/kubernetes/nodelocaldns.yaml (the `__PILLAR__` template) for one cluster,
  * with the same substitutions as the sed commands of the upstream install guide:
  *
- *   iptables mode (kube-proxy --proxy-mode=iptables or nftables): the cache listens on the
+ *   iptables mode (kube-proxy --proxy-mode=iptables): the cache listens on the
  *     link-local address AND the kube-dns ClusterIP, so pods keep their resolv.conf.
  *     __PILLAR__DNS__SERVER__, __PILLAR__LOCAL__DNS__, __PILLAR__DNS__DOMAIN__ are replaced;
  *     __PILLAR__CLUSTER__DNS__ stays for the agent (kube-dns-upstream ClusterIP).
- *   ipvs mode: kube-proxy owns the kube-dns ClusterIP on kube-ipvs0, so the cache listens on
+ *   ipvs mode (also for kube-proxy's nftables mode): kube-proxy owns the kube-dns ClusterIP, so the cache listens on
  *     the link-local address only: every " __PILLAR__DNS__SERVER__" / ",__PILLAR__DNS__SERVER__"
  *     is removed and __PILLAR__CLUSTER__DNS__ becomes the kube-dns ClusterIP.
  *

@@ -25,7 +25,12 @@ interface Stoppable {
   reload(reason: string): Promise<void>;
 }
 
-function installSignals(app: Stoppable): void {
+/**
+ * Signals are handled from the first moment: a SIGTERM that arrives while the agent is still
+ * starting waits for start-up to finish and then shuts down cleanly (teardown included),
+ * instead of Node's default of dying with the interface and rules left behind.
+ */
+function installSignals(appReady: Promise<Stoppable>): void {
   let stopping = false;
   const onStop = (sig: string) => {
     if (stopping) {
@@ -33,19 +38,23 @@ function installSignals(app: Stoppable): void {
       process.exit(1);
     }
     stopping = true;
-    log.info(`SIGTERM/SIGINT received (${sig}): shutting down`);
-    app.shutdown().then(
-      () => process.exit(0),
-      (err) => {
-        log.error(`shutdown: ${(err as Error).message}`);
-        process.exit(1);
-      },
-    );
+    log.info(`${sig} received: shutting down`);
+    appReady
+      .then((app) => app.shutdown())
+      .then(
+        () => process.exit(0),
+        (err) => {
+          log.error(`shutdown: ${(err as Error).message}`);
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', () => onStop('SIGTERM'));
   process.on('SIGINT', () => onStop('SIGINT'));
   process.on('SIGUSR1', () => {
-    app.reload('SIGUSR1').catch((err) => log.error(`plugin/reload: ${(err as Error).message}`));
+    appReady
+      .then((app) => app.reload('SIGUSR1'))
+      .catch((err) => log.error(`plugin/reload: ${(err as Error).message}`));
   });
 }
 
@@ -91,7 +100,7 @@ export async function main(argv: string[]): Promise<void> {
     }
     const code = flagExitCode(err);
     process.stderr.write(`${(err as Error).message}\n`);
-    if (code === undefined) process.stderr.write(optionsUsage('node-local-dns', VERSION));
+    process.stderr.write(optionsUsage('node-local-dns', VERSION));
     process.exit(code ?? 2);
   }
   if (opts.version) {
@@ -100,16 +109,14 @@ export async function main(argv: string[]): Promise<void> {
   }
   setQuiet(opts.quiet);
   for (const f of opts.ignoredFlags) log.warn(`flag -${f.flag} ignored: ${f.reason}`);
-  let app: Stoppable;
+  const appReady = !opts.flagsGiven ? runServer(null) : opts.localIps.length > 0 ? runAgentMode(opts) : runServer(opts);
+  installSignals(appReady);
   try {
-    if (!opts.flagsGiven) app = await runServer(null);
-    else if (opts.localIps.length > 0) app = await runAgentMode(opts);
-    else app = await runServer(opts);
+    await appReady;
   } catch (err) {
     process.stderr.write(`[FATAL] ${(err as Error).message}\n`);
     process.exit(1);
   }
-  installSignals(app);
 }
 
 if (import.meta.main) {

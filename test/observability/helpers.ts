@@ -130,12 +130,13 @@ export async function startUpstream(host: string, port: number, answer: Answerer
 }
 
 /** A reply to `q` with the given rcode and records. */
-export function reply(q: Packet, opts: { rcode?: string; answers?: Answer[]; authorities?: Answer[] } = {}): Packet {
+export function reply(q: Packet, opts: { rcode?: 'NOERROR' | 'SERVFAIL' | 'NXDOMAIN' | 'REFUSED'; answers?: Answer[]; authorities?: Answer[] } = {}): Packet {
+  // dns-packet encodes the rcode from the low bits of `flags` (its `rcode` field is decode-only).
+  const rcode = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 }[opts.rcode ?? 'NOERROR'];
   return {
     id: q.id,
     type: 'response',
-    flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | dnsPacket.AUTHORITATIVE_ANSWER,
-    rcode: opts.rcode ?? 'NOERROR',
+    flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | dnsPacket.AUTHORITATIVE_ANSWER | rcode,
     questions: q.questions,
     answers: opts.answers ?? [],
     authorities: opts.authorities ?? [],
