@@ -14,6 +14,7 @@ import { pluginIndex } from '../plugins/order.ts';
 import { PLUGIN_SETUPS } from '../plugins/registry.ts';
 import { BindPlugin } from '../plugins/bind/setup.ts';
 import { ErrorsPlugin } from '../plugins/errors/setup.ts';
+import { LogPlugin } from '../plugins/log/setup.ts';
 import { buildEmptyResponse } from '../wire/message.ts';
 import { Rcode } from '../wire/codes.ts';
 
@@ -95,7 +96,9 @@ function loadBlock(sb: ServerBlock, blockIndex: number, file: string, opts: Load
     const a = parseServerKey(tok);
     const port = a.port ?? opts.defaultPort;
     const zones = byPort.get(port) ?? [];
-    if (!zones.includes(a.zone)) zones.push(a.zone);
+    // CoreDNS checks every key of every block: `a.com:53 A.com.:53` is the same zone twice.
+    if (zones.includes(a.zone)) throw errorAt(tok, `cannot serve dns://${a.zone}:${port} - it is already defined`);
+    zones.push(a.zone);
     byPort.set(port, zones);
   }
   // Directives by name, checked against the registry.
@@ -128,7 +131,13 @@ function loadBlock(sb: ServerBlock, blockIndex: number, file: string, opts: Load
     const ctx: SetupContext = { ...base, serverLabels };
     for (const name of ordered) {
       const setup = PLUGIN_SETUPS.get(name)!;
-      plugins.push(setup.setup(mergeDirectives(byName.get(name)!), ctx));
+      const list = byName.get(name)!;
+      if (name === 'log' && list.length > 1) {
+        // Each `log` line is its own rule (names, format, classes), as CoreDNS's setup loop reads them.
+        plugins.push(new LogPlugin(list.flatMap((d) => (setup.setup(d, ctx) as LogPlugin).rules)));
+        continue;
+      }
+      plugins.push(setup.setup(mergeDirectives(list), ctx));
     }
     let chain: Handler = TERMINAL;
     for (let i = plugins.length - 1; i >= 0; i--) chain = plugins[i]!.compose(chain);

@@ -64,7 +64,7 @@ export async function freePorts(host: string, n: number): Promise<number[]> {
   return out;
 }
 
-export type Answerer = (q: Packet, proto: 'udp' | 'tcp') => Packet | null;
+export type Answerer = (q: Packet, proto: 'udp' | 'tcp') => Packet | null | Promise<Packet | null>;
 
 export interface Upstream {
   host: string;
@@ -77,7 +77,7 @@ export interface Upstream {
 /** A scripted DNS server on host:port (UDP and TCP). `answer` returning null drops the query. */
 export async function startUpstream(host: string, port: number, answer: Answerer): Promise<Upstream> {
   const queries: string[] = [];
-  const respond = (msg: Buffer, proto: 'udp' | 'tcp'): Buffer | null => {
+  const respond = async (msg: Buffer, proto: 'udp' | 'tcp'): Promise<Buffer | null> => {
     let q: Packet;
     try {
       q = dnsPacket.decode(msg);
@@ -86,13 +86,14 @@ export async function startUpstream(host: string, port: number, answer: Answerer
     }
     const question = q.questions?.[0];
     if (question) queries.push(`${question.name} ${question.type}`);
-    const r = answer(q, proto);
+    const r = await answer(q, proto);
     return r === null ? null : dnsPacket.encode(r);
   };
   const udp = dgram.createSocket('udp4');
   udp.on('message', (msg, rinfo) => {
-    const out = respond(msg, 'udp');
-    if (out) udp.send(out, rinfo.port, rinfo.address);
+    void respond(msg, 'udp').then((out) => {
+      if (out) udp.send(out, rinfo.port, rinfo.address);
+    });
   });
   await new Promise<void>((r) => udp.bind(port, host, () => r()));
   const conns = new Set<net.Socket>();
@@ -106,14 +107,15 @@ export async function startUpstream(host: string, port: number, answer: Answerer
       while (buf.length >= 2) {
         const len = buf.readUInt16BE(0);
         if (buf.length < 2 + len) break;
-        const out = respond(buf.subarray(2, 2 + len), 'tcp');
+        const pending = respond(Buffer.from(buf.subarray(2, 2 + len)), 'tcp');
         buf = buf.subarray(2 + len);
-        if (out) {
+        void pending.then((out) => {
+          if (!out || sock.destroyed) return;
           const frame = Buffer.alloc(2 + out.length);
           frame.writeUInt16BE(out.length, 0);
           out.copy(frame, 2);
           sock.write(frame);
-        }
+        });
       }
     });
   });
@@ -265,7 +267,9 @@ export function startAgent(corefileText: string, extraArgs: string[] = []): Agen
     writeCorefile: (text) => writeFileSync(corefile, text),
     stop: async () => {
       if (!done) proc.kill('SIGTERM');
-      const code = await Promise.race([exited, sleep(30_000).then(() => 'timeout' as const)]);
+      let timer: NodeJS.Timeout | undefined;
+      const code = await Promise.race([exited, new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 30_000)))]);
+      clearTimeout(timer);
       if (code === 'timeout') proc.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
       return code === 'timeout' ? 'SIGKILL' : code;

@@ -64,7 +64,9 @@ export type ResponseClassValue = (typeof ResponseClass)[keyof typeof ResponseCla
  * else (SERVFAIL, REFUSED, a timeout turned into SERVFAIL, a malformed reply) is replaced by the
  * expired entry with every TTL set to `answerTtlSec` (RFC 8767 §4: 30 s), and for `recheckMs`
  * afterwards that entry is served stale at once, without asking upstream (§5 failure recheck
- * timer). Counted in `servedStale`.
+ * timer). When no answer came within `clientTimeoutMs` (§5 client response timer), the client
+ * gets the stale entry at once and the upstream query goes on in the background: its answer
+ * refreshes the entry (or starts the recheck timer) but is not sent. Counted in `servedStale`.
  */
 export interface StaleFallbackOptions {
   /** Zones (any case, fully qualified or not); `.` means all names the cache serves. */
@@ -75,12 +77,18 @@ export interface StaleFallbackOptions {
   answerTtlSec: number;
   /** After a failed refresh, serve stale without forwarding for this long (ms); RFC 8767 §5 suggests 30 s. */
   recheckMs: number;
+  /**
+   * Answer stale when upstream has not answered within this long (ms), refreshing in the
+   * background; RFC 8767 §5 suggests 1.8 s. 0 or absent: wait for upstream's answer or failure.
+   */
+  clientTimeoutMs?: number;
 }
 
-export const DEFAULT_STALE_FALLBACK: Readonly<Omit<StaleFallbackOptions, 'zones'>> = {
+export const DEFAULT_STALE_FALLBACK: Readonly<Required<Omit<StaleFallbackOptions, 'zones'>>> = {
   maxStaleMs: 3_600_000,
   answerTtlSec: 30,
   recheckMs: 30_000,
+  clientTimeoutMs: 1_800,
 };
 
 export interface CacheDeps {
@@ -114,6 +122,10 @@ class CacheWriter implements ResponseWriter {
   readonly staleTtlSec: number;
   /** VERIFY: whether this is the stale fallback (sets the entry's recheck timer on failure). */
   readonly fallback: boolean;
+  /** Stale fallback: the client response timer (RFC 8767 §5), null when not armed. */
+  clientTimer: NodeJS.Timeout | null = null;
+  /** Stale fallback: the client already got the stale entry; upstream's answer only refreshes. */
+  answered = false;
 
   constructor(cache: CachePlugin, prev: ResponseWriter | null, mode: WriterModeValue, entry: Entry | null, staleTtlSec: number, fallback: boolean) {
     this.cache = cache;
@@ -332,7 +344,13 @@ export class CachePlugin implements Plugin {
         return;
       }
       this.misses++;
-      req.writer = new CacheWriter(this, req.writer, WriterMode.VERIFY, e, fb.answerTtlSec, true);
+      const w = new CacheWriter(this, req.writer, WriterMode.VERIFY, e, fb.answerTtlSec, true);
+      req.writer = w;
+      const clientTimeoutMs = fb.clientTimeoutMs ?? 0;
+      if (clientTimeoutMs > 0) {
+        w.clientTimer = setTimeout(() => this.onClientTimeout(w, req), clientTimeoutMs);
+        w.clientTimer.unref();
+      }
       next.serve(req);
       return;
     }
@@ -459,8 +477,17 @@ export class CachePlugin implements Plugin {
     const ok = scanResponse(msg, len, s);
 
     if (w.mode === WriterMode.VERIFY) {
+      if (w.clientTimer !== null) {
+        clearTimeout(w.clientTimer);
+        w.clientTimer = null;
+      }
       // RFC 8767 / CoreDNS verifyStaleResponseWriter: only NOERROR and NXDOMAIN refresh.
       if (!ok || (s.rcode !== Rcode.NOERROR && s.rcode !== Rcode.NXDOMAIN)) {
+        if (w.answered) {
+          // The client already has the stale entry: start the failure recheck timer only.
+          if (w.fallback) w.entry!.failedAtMs = this.clock();
+          return;
+        }
         this.serveStaleInstead(w, req);
         return;
       }
@@ -483,7 +510,7 @@ export class CachePlugin implements Plugin {
         this.drops++;
       }
     }
-    if (w.prev === null) return;
+    if (w.prev === null || w.answered) return;
 
     // CoreDNS sends the miss with every TTL set to the cached duration, and drops AD for
     // clients that asked with neither DO nor AD (RFC 6840 §5.7-5.8).
@@ -491,6 +518,24 @@ export class CachePlugin implements Plugin {
     for (let i = 0; i < offs.length; i++) msg.writeUInt32BE(durationSec, offs[i]!);
     if (!req.dnssecOk && (req.flags & Flag.AD) === 0) msg[3] = msg[3]! & ~Flag.AD;
     w.prev.writeMsg(req, msg, len);
+  }
+
+  /**
+   * The stale fallback's client response timer fired (RFC 8767 §5): the client gets the stale
+   * entry now; upstream's later answer (or failure) reaches onResponse, which then only
+   * refreshes the entry. req.reply has not run yet, so the request's response fields are set
+   * here for the writers and metrics downstream.
+   */
+  private onClientTimeout(w: CacheWriter, req: Request): void {
+    w.clientTimer = null;
+    if (w.answered || req.replied) return;
+    w.answered = true;
+    this.servedStale++;
+    const out = this.build(req, w.entry!, w.staleTtlSec);
+    req.respondedBy = 'cache';
+    req.rcode = out[3]! & 0x0f;
+    req.responseLen = out.length;
+    w.prev!.writeMsg(req, out, out.length);
   }
 
   /** The verification failed: the client gets the stale entry instead. */

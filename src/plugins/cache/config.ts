@@ -31,6 +31,20 @@ export interface CacheConfig {
   disableDenial: string[] | null;
   /** `keepttl`: answers carry the stored TTL instead of the remaining one. */
   keepTtl: boolean;
+  /**
+   * `serve_stale_on_failure` as written (node-local-dns's, see README.md); null when the line
+   * is absent, and then setup.ts turns the stale fallback on for the cluster zones.
+   */
+  staleOnFailure: StaleOnFailureConfig | null;
+}
+
+/** `serve_stale_on_failure [DURATION [TTL]]` / `serve_stale_on_failure off`. */
+export interface StaleOnFailureConfig {
+  enabled: boolean;
+  /** How long after expiry an entry may still be served (ms). */
+  maxStaleMs: number;
+  /** TTL of a stale answer (s). */
+  answerTtlSec: number;
 }
 
 /** dnsutil.MaximumDefaulTTL: also the ceiling of a message's minimal TTL before clamping. */
@@ -74,5 +88,6 @@ export function defaultCacheConfig(zones: string[]): CacheConfig {
     disableSuccess: null,
     disableDenial: null,
     keepTtl: false,
+    staleOnFailure: null,
   };
 }

@@ -9,7 +9,13 @@
  *       servfail DURATION
  *       disable success|denial [ZONES...]
  *       keepttl
+ *       serve_stale_on_failure [DURATION [TTL]] | off
  *   }
+ *
+ * `serve_stale_on_failure` is node-local-dns's (README.md): the stale fallback of cache.ts
+ * (RFC 8767 when every upstream fails). Without the line it is on for the cache's cluster
+ * zones only (`staleFallbackFor`); with it, it applies to all the cache's zones, or to none
+ * with `off`.
  *
  * A first argument that parses as an integer (Go strconv.Atoi) is the max TTL of both caches;
  * the other arguments are zones (default: the server block's zones). Error texts are CoreDNS's,
@@ -23,7 +29,39 @@ import { normalizeZone, parseServerKey } from '../../corefile/address.ts';
 import { DurationError, parseGoDurationMs } from '../../util/duration.ts';
 import { encodeName } from '../../wire/name.ts';
 import { MAX_SERVFAIL_MS, DEFAULT_STALE_UP_TO_MS, defaultCacheConfig, type CacheConfig, type CacheClassConfig } from './config.ts';
-import { CachePlugin } from './cache.ts';
+import { CachePlugin, DEFAULT_STALE_FALLBACK, type StaleFallbackOptions } from './cache.ts';
+
+/** Largest TTL `serve_stale_on_failure` may give stale answers (s). */
+const MAX_STALE_ANSWER_TTL_SEC = 3600;
+
+/**
+ * Zones served stale by default when every upstream fails: the Kubernetes cluster domain and
+ * the reverse zones, i.e. `cluster.local.` or any zone ending in `.cluster.local.`, and
+ * `in-addr.arpa.` / `ip6.arpa.` or any zone below them (node-cache's Corefile has one block
+ * for each). Other zones (the `.` block forwarding to the node's resolvers) are not.
+ */
+export function isClusterZone(zone: string): boolean {
+  const z = zone.toLowerCase();
+  for (const base of ['cluster.local.', 'in-addr.arpa.', 'ip6.arpa.']) {
+    if (z === base || z.endsWith('.' + base)) return true;
+  }
+  return false;
+}
+
+/**
+ * The stale fallback a cache directive asks for: the written `serve_stale_on_failure`, or
+ * without it DEFAULT_STALE_FALLBACK (answers TTL 30 s, up to 1 h after expiry, 30 s failure
+ * recheck, 1.8 s client response timer) on the cache's cluster zones; null for none.
+ */
+export function staleFallbackFor(cfg: CacheConfig): StaleFallbackOptions | null {
+  const written = cfg.staleOnFailure;
+  if (written === null) {
+    const zones = cfg.zones.filter(isClusterZone);
+    return zones.length === 0 ? null : { zones, ...DEFAULT_STALE_FALLBACK };
+  }
+  if (!written.enabled) return null;
+  return { ...DEFAULT_STALE_FALLBACK, zones: [...cfg.zones], maxStaleMs: written.maxStaleMs, answerTtlSec: written.answerTtlSec };
+}
 
 const INT64_MAX = (1n << 63n) - 1n;
 const INT64_MIN = -(1n << 63n);
@@ -120,6 +158,30 @@ function parseServeStale(line: Directive, cfg: CacheConfig): void {
   }
 }
 
+/** `serve_stale_on_failure [DURATION [TTL]]` or `serve_stale_on_failure off`. */
+function parseStaleOnFailure(line: Directive, cfg: CacheConfig): void {
+  const args = line.args;
+  if (args.length > 2) argErr(line);
+  if (args.length === 1 && args[0]!.text.toLowerCase() === 'off') {
+    cfg.staleOnFailure = { enabled: false, maxStaleMs: 0, answerTtlSec: 0 };
+    return;
+  }
+  let maxStaleMs: number = DEFAULT_STALE_FALLBACK.maxStaleMs;
+  if (args.length > 0) {
+    maxStaleMs = duration(args[0]!);
+    // Expiry is compared in whole seconds; "off" is the way to turn it off.
+    if (maxStaleMs < 1000) errorAt(args[0]!, `serve_stale_on_failure duration must be at least 1s (or "off"): ${args[0]!.text}`);
+  }
+  let answerTtlSec: number = DEFAULT_STALE_FALLBACK.answerTtlSec;
+  if (args.length > 1) {
+    answerTtlSec = atoi(args[1]!);
+    if (answerTtlSec < 1 || answerTtlSec > MAX_STALE_ANSWER_TTL_SEC) {
+      errorAt(args[1]!, `serve_stale_on_failure TTL must be between 1 and ${MAX_STALE_ANSWER_TTL_SEC}: ${answerTtlSec}`);
+    }
+  }
+  cfg.staleOnFailure = { enabled: true, maxStaleMs, answerTtlSec };
+}
+
 function parseServfail(line: Directive, cfg: CacheConfig): void {
   const args = line.args;
   if (args.length !== 1) argErr(line);
@@ -199,6 +261,9 @@ export function parseCacheDirective(d: Directive, blockZones: readonly string[])
         if (line.args.length !== 0) argErr(line);
         cfg.keepTtl = true;
         break;
+      case 'serve_stale_on_failure':
+        parseStaleOnFailure(line, cfg);
+        break;
       default:
         // CoreDNS answers an unknown property with ArgErr, naming the property.
         argCountError(line);
@@ -212,6 +277,8 @@ export const cacheSetup: PluginSetup = {
   name: 'cache',
   setup(d: Directive, ctx: SetupContext): Plugin {
     const cfg = parseCacheDirective(d, ctx.zones);
-    return new CachePlugin(cfg, { clock: ctx.clock, log: ctx.log });
+    const plugin = new CachePlugin(cfg, { clock: ctx.clock, log: ctx.log });
+    plugin.setStaleFallback(staleFallbackFor(cfg));
+    return plugin;
   },
 };

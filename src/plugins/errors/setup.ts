@@ -38,14 +38,15 @@ export class ErrorsPlugin implements Plugin {
   /** The sink the server installs on requests of this block. */
   readonly sink = (req: Request, _plugin: string, err: Error): void => {
     this.reported++;
-    const text = `${req.rcode < 0 ? 2 : req.rcode} ${req.name()} ${typeName(req.qtype)}: ${err.message}`;
+    // CoreDNS matches consolidate patterns against the error text alone, and logs the
+    // lower-cased qname (state.Name()).
     for (let i = 0; i < this.rules.length; i++) {
-      if (this.rules[i]!.pattern.test(text)) {
+      if (this.rules[i]!.pattern.test(err.message)) {
         this.counts[i]!++;
         return;
       }
     }
-    this.log.error(text);
+    this.log.error(`${req.rcode < 0 ? 2 : req.rcode} ${req.name().toLowerCase()} ${typeName(req.qtype)}: ${err.message}`);
   };
 
   compose(next: Handler): Handler {

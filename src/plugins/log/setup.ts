@@ -47,11 +47,13 @@ const PLACEHOLDERS: Record<string, (req: Request, resp: Buffer, durationMs: numb
   '{>id}': (r) => String(r.id),
   '{type}': (r) => typeName(r.qtype),
   '{class}': (r) => className(r.qclass),
-  '{name}': (r) => r.name(),
+  // CoreDNS's state.Name(): lower-cased, fully qualified.
+  '{name}': (r) => r.name().toLowerCase(),
   '{proto}': (r) => (r.proto === 1 ? 'tcp' : 'udp'),
   '{size}': (r) => String(r.msgLen),
   '{>do}': (r) => String(r.dnssecOk),
-  '{>bufsize}': (r) => String(r.udpSize),
+  // CoreDNS's state.Size(): 65535 over TCP, else the EDNS payload size (at least 512).
+  '{>bufsize}': (r) => String(r.proto === 1 ? 65535 : r.udpSize),
   '{rcode}': (_r, resp) => (resp.length >= 4 ? rcodeName(resp[3]! & 0x0f) : '-'),
   '{>rflags}': (_r, resp) => responseFlags(resp),
   '{rsize}': (_r, resp) => String(resp.length),
@@ -66,8 +68,8 @@ export function compileFormat(format: string): Part[] {
   let last = 0;
   for (let m = re.exec(format); m; m = re.exec(format)) {
     if (m.index > last) parts.push(format.slice(last, m.index));
-    const fn = PLACEHOLDERS[m[0]];
-    parts.push(fn ?? '-');
+    // An unknown placeholder stays as written (CoreDNS's replacer treats it as a literal).
+    parts.push(PLACEHOLDERS[m[0]] ?? m[0]);
     last = m.index + m[0].length;
   }
   if (last < format.length) parts.push(format.slice(last));

@@ -1,7 +1,10 @@
 /**
  * Test helpers for Kubernetes manifests: YAML parsing and validation against the Kubernetes
- * OpenAPI schemas (kubernetes-models: ajv validators generated from the API's OpenAPI spec,
- * v1.32+; @kubernetes-models/prometheus-operator for the monitoring.coreos.com CRDs).
+ * OpenAPI schemas (kubernetes-models 5.1: ajv validators generated from the API's OpenAPI spec
+ * of a current release, with 1.34+ fields such as PodSpec.hostnameOverride and
+ * Container.restartPolicyRules; @kubernetes-models/prometheus-operator for the
+ * monitoring.coreos.com CRDs). Like the API server without strict field validation, these
+ * schemas do not reject unknown fields; the tests assert the fields that matter explicitly.
  */
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';

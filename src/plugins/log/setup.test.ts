@@ -1,0 +1,204 @@
+/**
+ * log: setup from Corefile text, the common/combined line shape CoreDNS prints, name scopes,
+ * response classes, several `log` lines in one block.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import dnsPacket from 'dns-packet';
+import type { Answer, RecordType } from 'dns-packet';
+import type { EngineHooks, Handler, Logger, ResponseWriter, SetupContext } from '../../plugin.ts';
+import { Proto, Request } from '../../server/request.ts';
+import { ParseResult, parseQuery } from '../../wire/query.ts';
+import { parseCorefile } from '../../corefile/parser.ts';
+import { loadConfig } from '../../config/load.ts';
+import { LogClass, LogPlugin, logSetup } from './setup.ts';
+
+const quiet: Logger = { info() {}, warn() {}, error() {} };
+const engine: EngineHooks = {
+  reload: () => Promise.resolve(),
+  isReady: () => false,
+  isShuttingDown: () => false,
+  blocks: () => [],
+  fatal: (m: string): never => {
+    throw new Error(m);
+  },
+  corefilePath: () => null,
+  corefileText: () => '',
+};
+
+function ctx(): SetupContext {
+  return { zones: ['.'], port: 53, serverLabels: ['dns://127.0.0.1:53'], blockIndex: 0, file: 'Corefile', shared: new Map(), env: {}, clock: () => performance.now(), log: quiet, engine };
+}
+
+/** Sets up the block's one `log` directive, printing into `lines`. */
+function logFrom(directive: string, lines: string[]): LogPlugin {
+  const [block] = parseCorefile(`.:53 {\n  ${directive}\n}\n`, 'Corefile', {});
+  const d = block!.directives[0]!;
+  const p = logSetup.setup(d, ctx()) as LogPlugin;
+  return new LogPlugin(p.rules, (l) => lines.push(l));
+}
+
+function setupError(directive: string): string {
+  const [block] = parseCorefile(`.:53 {\n  ${directive}\n}\n`, 'Corefile', {});
+  try {
+    logSetup.setup(block!.directives[0]!, ctx());
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return assert.fail('setup accepted the directive');
+}
+
+interface Sent {
+  msg: Buffer | null;
+}
+
+interface QueryOpts {
+  id?: number;
+  edns?: number;
+  dnssecOk?: boolean;
+  proto?: 0 | 1;
+  remote?: string;
+  port?: number;
+}
+
+function query(name: string, type: RecordType, o: QueryOpts = {}): { req: Request; sent: Sent } {
+  const msg = dnsPacket.encode({
+    type: 'query',
+    id: o.id ?? 4660,
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ type, class: 'IN', name }],
+    additionals: o.edns ? [{ type: 'OPT', name: '.', udpPayloadSize: o.edns, flags: o.dnssecOk ? dnsPacket.DNSSEC_OK : 0 } as Answer] : [],
+  });
+  const sent: Sent = { msg: null };
+  const writer: ResponseWriter = {
+    writeMsg(_r, m, len) {
+      sent.msg = Buffer.from(m.subarray(0, len));
+    },
+  };
+  const req = new Request(msg, msg.length, writer);
+  assert.equal(parseQuery(req), ParseResult.OK);
+  req.proto = o.proto ?? Proto.UDP;
+  req.remoteAddress = o.remote ?? '127.0.0.1';
+  req.family = req.remoteAddress.includes(':') ? 6 : 4;
+  req.remotePort = o.port ?? 40212;
+  req.startMs = performance.now();
+  return { req, sent };
+}
+
+type Kind = 'answer' | 'nxdomain' | 'nodata' | 'servfail';
+
+/** The next plugin: answers each query as `kind` says. */
+function upstream(kind: Kind): Handler {
+  return {
+    serve(req: Request): void {
+      const q = dnsPacket.decode(req.msg);
+      const rcode = kind === 'nxdomain' ? 3 : kind === 'servfail' ? 2 : 0;
+      const soa: Answer = { type: 'SOA', name: 'example.org', ttl: 60, data: { mname: 'ns.example.org', rname: 'admin.example.org', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 60 } };
+      const out = dnsPacket.encode({
+        type: 'response',
+        id: q.id,
+        flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | rcode,
+        questions: q.questions,
+        answers: kind === 'answer' ? [{ type: 'A', name: q.questions![0]!.name, ttl: 30, data: '192.0.2.1' }] : [],
+        authorities: kind === 'nxdomain' || kind === 'nodata' ? [soa] : [],
+      });
+      req.reply(out, out.length, 'test');
+    },
+  };
+}
+
+function run(plugin: LogPlugin, kind: Kind, name: string, type: RecordType = 'A', o: QueryOpts = {}): { req: Request; resp: Buffer } {
+  const { req, sent } = query(name, type, o);
+  plugin.compose(upstream(kind)).serve(req);
+  assert.ok(sent.msg, 'the response went through to the client writer');
+  return { req, resp: sent.msg };
+}
+
+test('log: the common log format line, as CoreDNS prints it', () => {
+  const lines: string[] = [];
+  const p = logFrom('log', lines);
+  const { req, resp } = run(p, 'answer', 'www.example.org', 'A', { edns: 4096 });
+  assert.equal(lines.length, 1);
+  const m = /^\[INFO\] 127\.0\.0\.1:40212 - 4660 "A IN www\.example\.org\. udp (\d+) false 4096" NOERROR qr,rd,ra (\d+) (\d+(?:\.\d+)?)s$/.exec(lines[0]!);
+  assert.ok(m, `line shape: ${lines[0]}`);
+  assert.equal(Number(m[1]), req.msgLen);
+  assert.equal(Number(m[2]), resp.length);
+  assert.ok(Number(m[3]) < 5);
+});
+
+test('log: name lower-cased, IPv6 remote in brackets, TCP bufsize 65535, DO bit, other rcodes and types', () => {
+  const lines: string[] = [];
+  const p = logFrom('log', lines);
+  run(p, 'nxdomain', 'NoPe.Example.ORG', 'AAAA', { proto: Proto.TCP, remote: '::1', port: 5353, id: 7, edns: 1232, dnssecOk: true });
+  assert.match(lines[0]!, /^\[INFO\] \[::1\]:5353 - 7 "AAAA IN nope\.example\.org\. tcp \d+ true 65535" NXDOMAIN qr,rd,ra \d+ [0-9.]+s$/);
+  run(p, 'servfail', 'x.example.org', 'SRV');
+  assert.match(lines[1]!, /"SRV IN x\.example\.org\. udp \d+ false 512" SERVFAIL qr,rd,ra /);
+});
+
+test('log: {combined} adds the opcode; a custom format keeps unknown placeholders as text', () => {
+  const lines: string[] = [];
+  run(logFrom('log . {combined}', lines), 'answer', 'a.example.org');
+  assert.match(lines[0]!, /^\[INFO\] 127\.0\.0\.1:40212 - 4660 "A IN a\.example\.org\. udp \d+ false 512" NOERROR qr,rd,ra \d+ [0-9.]+s "0"$/);
+  run(logFrom('log . "{type} {name} {rcode} {foo} {server}"', lines), 'answer', 'b.example.org');
+  assert.equal(lines[1], '[INFO] A b.example.org. NOERROR {foo} ');
+});
+
+test('log: name scopes: only names at or under them are logged', () => {
+  const lines: string[] = [];
+  const p = logFrom('log example.org', lines);
+  run(p, 'answer', 'www.example.org');
+  run(p, 'answer', 'example.org');
+  run(p, 'answer', 'www.example.com');
+  run(p, 'answer', 'notexample.org');
+  assert.equal(lines.length, 2);
+  assert.match(lines[0]!, /www\.example\.org\./);
+  assert.match(lines[1]!, /"A IN example\.org\./);
+});
+
+test('log: classes select what is logged (success / denial = NXDOMAIN or NODATA / error)', () => {
+  const cases: [string, Kind[]][] = [
+    ['log {\n    class success\n  }', ['answer']],
+    ['log {\n    class denial\n  }', ['nxdomain', 'nodata']],
+    ['log {\n    class error\n  }', ['servfail']],
+    ['log {\n    class denial error\n  }', ['nxdomain', 'nodata', 'servfail']],
+    ['log {\n    class all\n  }', ['answer', 'nxdomain', 'nodata', 'servfail']],
+  ];
+  for (const [directive, logged] of cases) {
+    const lines: string[] = [];
+    const p = logFrom(directive, lines);
+    for (const kind of ['answer', 'nxdomain', 'nodata', 'servfail'] as Kind[]) run(p, kind, `${kind}.example.org`);
+    assert.deepEqual(lines.map((l) => /"A IN ([a-z]+)\./.exec(l)![1]), logged, directive);
+  }
+  assert.equal(logFrom('log', []).rules[0]!.classes, LogClass.ALL);
+});
+
+test('log: each log line is its own rule (scope, format), the first matching rule logs', () => {
+  const cfg = loadConfig('.:53 {\n  log a.test {combined}\n  log b.test\n  log . "{name}"\n}\n', 'Corefile', {
+    defaultBind: ['127.0.0.1'], defaultPort: 53, env: {}, clock: () => performance.now(), log: quiet, engine,
+  });
+  const loaded = cfg.blocks[0]!.plugins.find((p) => p.name === 'log') as LogPlugin;
+  assert.equal(loaded.rules.length, 3);
+  const lines: string[] = [];
+  const p = new LogPlugin(loaded.rules, (l) => lines.push(l));
+  run(p, 'answer', 'x.a.test');
+  run(p, 'answer', 'x.b.test');
+  run(p, 'answer', 'x.c.test');
+  assert.match(lines[0]!, /"A IN x\.a\.test\. udp \d+ false 512" NOERROR qr,rd,ra \d+ [0-9.]+s "0"$/);
+  assert.match(lines[1]!, /"A IN x\.b\.test\. udp \d+ false 512" NOERROR qr,rd,ra \d+ [0-9.]+s$/);
+  assert.equal(lines[2], '[INFO] x.c.test.');
+});
+
+test('log: the response still reaches the client unchanged when not logged', () => {
+  const lines: string[] = [];
+  const p = logFrom('log {\n    class error\n  }', lines);
+  const { resp } = run(p, 'answer', 'www.example.org');
+  const d = dnsPacket.decode(resp);
+  assert.equal(d.answers![0]!.data, '192.0.2.1');
+  assert.equal(lines.length, 0);
+});
+
+test('log: setup errors', () => {
+  assert.equal(setupError('log {\n    class bogus\n  }'), 'Corefile:3 - Error during parsing: unknown class: bogus');
+  assert.equal(setupError('log {\n    class\n  }'), "Corefile:3 - Error during parsing: Wrong argument count or unexpected line ending after 'class'");
+  assert.equal(setupError('log {\n    format x\n  }'), "Corefile:3 - Error during parsing: unknown property 'format'");
+});

@@ -1,0 +1,123 @@
+/**
+ * NSD (a real authoritative server, UDP and TCP) serving the given zones on a 127.0.0.x
+ * address, rate limiting off. `kill()` stops it with SIGKILL (an upstream that dies);
+ * `stop()` also removes its temp dir.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import dnsPacket from 'dns-packet';
+import { freeAddress, sleep } from './net.ts';
+
+export interface Nsd {
+  host: string;
+  port: number;
+  /** `host:port`, as a forward TO. */
+  addr: string;
+  pid: number;
+  kill(): Promise<void>;
+  stop(): Promise<void>;
+  log(): string;
+}
+
+async function answersUdp(host: string, port: number, name: string): Promise<boolean> {
+  return new Promise((res) => {
+    const s = dgram.createSocket('udp4');
+    const t = setTimeout(() => done(false), 200);
+    const done = (ok: boolean) => {
+      clearTimeout(t);
+      s.close();
+      res(ok);
+    };
+    s.on('error', () => done(false));
+    s.on('message', () => done(true));
+    s.send(dnsPacket.encode({ type: 'query', id: 4321, questions: [{ name, type: 'SOA' }] }), port, host);
+  });
+}
+
+/** Starts NSD with `zones` (zone name → zone file text). */
+export async function startNsd(zones: Record<string, string>): Promise<Nsd> {
+  for (let attempt = 0; ; attempt++) {
+    const { host, port } = await freeAddress();
+    const dir = mkdtempSync(path.join(tmpdir(), 'nld-nsd-'));
+    const logFile = path.join(dir, 'nsd.log');
+    let zoneConf = '';
+    for (const [name, text] of Object.entries(zones)) {
+      const file = `${name.replace(/\.$/, '')}.zone`;
+      writeFileSync(path.join(dir, file), text);
+      zoneConf += `zone:\n  name: ${name}\n  zonefile: ${file}\n`;
+    }
+    writeFileSync(
+      path.join(dir, 'nsd.conf'),
+      `server:
+  ip-address: ${host}@${port}
+  zonesdir: "${dir}"
+  pidfile: "${dir}/nsd.pid"
+  database: ""
+  xfrdfile: "${dir}/xfrd.state"
+  zonelistfile: "${dir}/zone.list"
+  username: ""
+  chroot: ""
+  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0
+  logfile: "${logFile}"
+  server-count: 1
+  tcp-count: 1000
+  do-ip6: no
+  verbosity: 1
+remote-control:
+  control-enable: no
+${zoneConf}`,
+    );
+    let out = '';
+    const child: ChildProcess = spawn('nsd', ['-d', '-c', path.join(dir, 'nsd.conf')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    const log = () => out + (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
+    const alive = () => child.exitCode === null && child.signalCode === null;
+    const kill = async () => {
+      if (alive()) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    };
+    const stop = async () => {
+      if (alive()) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 3_000);
+        await exited;
+        clearTimeout(t);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    };
+    const first = Object.keys(zones)[0]!;
+    const end = performance.now() + 10_000;
+    let ok = false;
+    while (performance.now() < end && alive()) {
+      if (await answersUdp(host, port, first)) {
+        ok = true;
+        break;
+      }
+      await sleep(50);
+    }
+    if (ok) return { host, port, addr: `${host}:${port}`, pid: child.pid!, kill, stop, log };
+    const text = log();
+    await stop();
+    if (attempt >= 2) throw new Error(`nsd did not start: ${text}`);
+  }
+}
+
+/** A zone file: SOA (negative TTL `negTtl`), NS, then `records` lines. */
+export function zoneText(origin: string, records: string[], negTtl = 5): string {
+  const o = origin.endsWith('.') ? origin : origin + '.';
+  return `$ORIGIN ${o}
+$TTL 300
+@ IN SOA ns.${o} hostmaster.${o} 1 3600 600 86400 ${negTtl}
+@ IN NS ns.${o}
+ns IN A 192.0.2.53
+${records.join('\n')}
+`;
+}
