@@ -77,15 +77,15 @@ function method(opts: BenchOptions): string[] {
 function headline(summary: CellSummary[], rr: RatioRow[]): string {
   const nld = summary.find((s) => s.server === 'node-local-dns' && s.workload === 'hit');
   const dd = summary.find((s) => s.server === 'dnsdist' && s.workload === 'hit');
-  if (nld === undefined || dd === undefined) return 'Headline (node-local-dns / dnsdist, cache hits): not measured in this run.';
+  if (nld === undefined || dd === undefined) return 'node-local-dns / dnsdist, cache hits: not measured in this run.';
   if (nld.status !== 'ok' || dd.status !== 'ok') {
     const bad = nld.status !== 'ok' ? nld : dd;
-    return `Headline (node-local-dns / dnsdist, cache hits): unavailable: ${bad.server} ${bad.status}: ${(bad.error ?? bad.note ?? '').split('\n')[0]}`;
+    return `node-local-dns / dnsdist, cache hits: unavailable: ${bad.server} ${bad.status}: ${(bad.error ?? bad.note ?? '').split('\n')[0]}`;
   }
   const r = rr.find((q) => q.workload === 'hit' && q.a === 'node-local-dns' && q.b === 'dnsdist')!;
   const n = (v: number | undefined): string => (v === undefined ? '—' : Math.round(v).toLocaleString('en-US'));
   return (
-    `Headline: node-local-dns / dnsdist, cache hits: QPS ×${r.qps.toFixed(2)} (${n(nld.qps)} vs ${n(dd.qps)}), ` +
+    `node-local-dns / dnsdist, cache hits: QPS ×${r.qps.toFixed(2)} (${n(nld.qps)} vs ${n(dd.qps)}), ` +
     `CPU per query ×${r.cpuUsPerQuery.toFixed(2)}, peak RSS ×${r.peakRssKb.toFixed(2)}.`
   );
 }
@@ -149,6 +149,8 @@ async function main(): Promise<number> {
   }
 
   const startedAt = new Date();
+  const loadAvg = (): string => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  const loadAtStart = loadAvg();
   const log = (s: string): void => {
     if (!interrupted) process.stdout.write(`${s}\n`);
   };
@@ -216,7 +218,7 @@ async function main(): Promise<number> {
     fs.mkdirSync(opts.outDir, { recursive: true });
     const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
     const jsonPath = path.join(opts.outDir, `${stamp}.json`);
-    const mach = machine();
+    const mach = { ...machine(), 'load average (1/5/15 min) at start': loadAtStart, 'load average at end': loadAvg() };
     const meth = method(opts);
     const command = `node bench/run.ts ${process.argv.slice(2).join(' ')}`.trim();
     const json = {

@@ -3,6 +3,15 @@
  * swaps configurations in place on reload (listeners that stay are kept, queries in flight
  * finish on the config they started on, caches are carried over when their settings did not
  * change), and shuts down gracefully (lameduck, drain, then close).
+ *
+ * Roles (src/workers/ runs several engines, one per worker thread, behind one control engine):
+ *  - `standalone` (default): everything in this thread.
+ *  - `worker`: serves DNS on reusePort sockets; runs every plugin except the control plugins
+ *    (health, ready, prometheus, reload), which the control engine runs once for the process;
+ *    no lameduck on stop (the control engine waited it out while this worker kept serving).
+ *  - `control`: binds no DNS socket; loads and validates each config, hands its text to the
+ *    worker pool (`pool.apply`, all or nothing) and then runs only the control plugins. Ready
+ *    while at least one worker serves; stop waits the lameduck, then drains the workers.
  */
 import { readFileSync } from 'node:fs';
 import type { BlockInfo, EngineHooks, Logger, Plugin, Clock } from './plugin.ts';
@@ -13,6 +22,7 @@ import { UdpListener } from './server/udp.ts';
 import { TcpListener } from './server/tcp.ts';
 import { getZoneStats } from './metrics/zone-stats.ts';
 import { log as defaultLog } from './util/log.ts';
+import { formatGoDuration } from './util/duration.ts';
 
 export interface EngineOptions {
   /** Corefile to serve; null with `corefileText` for an embedded config. */
@@ -31,6 +41,38 @@ export interface EngineOptions {
   onFatal?: (msg: string) => void;
   /** Print the `zone:port on address` lines at start (CoreDNS does). */
   announce?: boolean;
+  /** See the module comment; default `standalone`. */
+  role?: EngineRoleValue;
+  /** `control` role: the workers that serve DNS. */
+  pool?: ServingPool;
+  /**
+   * `worker` role: the port to bind for a listener configured with port 0, by `address|0`,
+   * so that every worker shares the port the first one got.
+   */
+  portOverrides?: ReadonlyMap<string, number>;
+  /** Called after each configuration is applied (start and every reload), plugins started. */
+  onApplied?: (engine: Engine) => void;
+}
+
+export const EngineRole = { STANDALONE: 'standalone', WORKER: 'worker', CONTROL: 'control' } as const;
+export type EngineRoleValue = (typeof EngineRole)[keyof typeof EngineRole];
+
+/** Plugins that run once per process, in the control engine when there are workers. */
+export const CONTROL_PLUGINS: ReadonlySet<string> = new Set(['health', 'ready', 'prometheus', 'reload']);
+
+/** What the control engine needs from the worker pool (src/workers/pool.ts). */
+export interface ServingPool {
+  /**
+   * Makes every worker serve this Corefile text (starting them on the first call). Rejects,
+   * with every worker still on its previous config, when the config cannot be applied.
+   */
+  apply(text: string): Promise<void>;
+  /** At least one worker is serving. */
+  serving(): boolean;
+  /** The workers' listeners (all workers bind the same ones). */
+  listening(): ListenerInfo[];
+  /** Drains and stops every worker (no lameduck: the caller waited it out). */
+  stop(): Promise<void>;
 }
 
 interface Listener {
@@ -44,6 +86,9 @@ interface Listener {
 
 export interface ListenerInfo {
   address: string;
+  /** The port as configured (0: any). */
+  configuredPort: number;
+  /** The bound port. */
   port: number;
   protos: ('udp' | 'tcp')[];
 }
@@ -64,10 +109,19 @@ export class Engine implements EngineHooks {
   private ready = false;
   private shuttingDown = false;
   private reloading: Promise<void> = Promise.resolve();
+  readonly role: EngineRoleValue;
 
   private constructor(opts: EngineOptions) {
     this.opts = opts;
     this.log = opts.log ?? defaultLog;
+    this.role = opts.role ?? EngineRole.STANDALONE;
+    if (this.role === EngineRole.CONTROL && opts.pool === undefined) throw new Error('engine: the control role needs a worker pool');
+  }
+
+  /** Whether this engine starts (and stops) plugin p in its role. */
+  private runs(p: Plugin): boolean {
+    if (this.role === EngineRole.STANDALONE) return true;
+    return CONTROL_PLUGINS.has(p.name) === (this.role === EngineRole.CONTROL);
   }
 
   /** Loads the Corefile, binds every listener, starts the plugins. Resolves once serving. */
@@ -94,6 +148,7 @@ export class Engine implements EngineHooks {
   /** Binds what is new, swaps routes, retires the old config once idle, starts the new plugins. */
   private async apply(cfg: LoadedConfig, initial: boolean): Promise<void> {
     const old = this.config;
+    if (this.role === EngineRole.CONTROL) return this.applyControl(cfg, old, initial);
     const oldGeneration = this.generation;
     const generation = new Generation(oldGeneration.id + 1);
     if (old) carryOverState(old, cfg);
@@ -122,7 +177,8 @@ export class Engine implements EngineHooks {
       for (const [key, { address, port, table }] of tables) {
         if (this.listeners.has(key)) continue;
         const dispatcher = new Dispatcher(serverLabel(address, port), table);
-        const udp = new UdpListener(address, port, dispatcher, this.opts.reusePort ?? true);
+        const bindPort = port === 0 ? (this.opts.portOverrides?.get(`${address}|0`) ?? 0) : port;
+        const udp = new UdpListener(address, bindPort, dispatcher, this.opts.reusePort ?? true);
         const boundPort = await udp.bind();
         const tcp = new TcpListener(address, boundPort, dispatcher, this.opts.reusePort ?? true);
         created.push({ key, address, configuredPort: port, udp, tcp, dispatcher });
@@ -145,26 +201,42 @@ export class Engine implements EngineHooks {
     this.config = cfg;
     this.generation = generation;
 
-    if (this.opts.announce !== false) {
-      for (const block of cfg.blocks) {
-        for (const address of block.addresses) {
-          const l = this.listeners.get(`${address}|${block.port}`)!;
-          for (const zone of block.zones) this.log.info(`${zone}:${l.udp.port} on ${address} (udp, tcp)`.replace(/^/, initial ? '' : 'reload: '));
-        }
-      }
-    }
+    this.announce(cfg, initial);
 
     if (old) {
       await this.drain(oldGeneration);
-      await stopPlugins(old.blocks.flatMap((b) => b.plugins), this.log);
+      await stopPlugins(old.blocks.flatMap((b) => b.plugins).filter((p) => this.runs(p)), this.log);
     }
-    for (const p of cfg.blocks.flatMap((b) => b.plugins)) if (p.start) await p.start();
+    for (const p of cfg.blocks.flatMap((b) => b.plugins)) if (p.start && this.runs(p)) await p.start();
 
     // Close listeners no longer in the config.
     for (const [key, l] of this.listeners) {
       if (tables.has(key)) continue;
       this.listeners.delete(key);
       await Promise.all([l.udp.close(), l.tcp.close()]);
+    }
+    this.opts.onApplied?.(this);
+  }
+
+  /** The control role's apply: the workers take the config first; then the control plugins switch. */
+  private async applyControl(cfg: LoadedConfig, old: LoadedConfig | null, initial: boolean): Promise<void> {
+    await this.opts.pool!.apply(cfg.text);
+    this.config = cfg;
+    this.announce(cfg, initial);
+    if (old) await stopPlugins(old.blocks.flatMap((b) => b.plugins).filter((p) => this.runs(p)), this.log);
+    for (const p of cfg.blocks.flatMap((b) => b.plugins)) if (p.start && this.runs(p)) await p.start();
+    this.opts.onApplied?.(this);
+  }
+
+  /** Logs CoreDNS's `zone:port on address (udp, tcp)` lines (not in workers: the control engine does). */
+  private announce(cfg: LoadedConfig, initial: boolean): void {
+    if (this.opts.announce === false || this.role === EngineRole.WORKER) return;
+    const bound = new Map(this.listening().map((l) => [`${l.address}|${l.configuredPort}`, l.port]));
+    for (const block of cfg.blocks) {
+      for (const address of block.addresses) {
+        const port = bound.get(`${address}|${block.port}`) ?? block.port;
+        for (const zone of block.zones) this.log.info(`${initial ? '' : 'reload: '}${zone}:${port} on ${address} (udp, tcp)`);
+      }
     }
   }
 
@@ -181,9 +253,11 @@ export class Engine implements EngineHooks {
       const path = this.opts.corefilePath;
       if (path === null) return;
       const text = readFileSync(path, 'utf8');
+      this.log.info('Reloading');
       const cfg = this.load(text);
       await this.apply(cfg, false);
-      this.log.info(`plugin/reload: reloaded Corefile (${reason})`);
+      this.log.info('Reloading complete');
+      this.log.debug?.(`reload triggered by ${reason}`);
     };
     const p = this.reloading.then(run, run);
     this.reloading = p.catch(() => {});
@@ -197,6 +271,7 @@ export class Engine implements EngineHooks {
   }
 
   isReady(): boolean {
+    if (this.role === EngineRole.CONTROL && !this.opts.pool!.serving()) return false;
     return this.ready && !this.shuttingDown;
   }
 
@@ -227,7 +302,8 @@ export class Engine implements EngineHooks {
   }
 
   listening(): ListenerInfo[] {
-    return [...this.listeners.values()].map((l) => ({ address: l.address, port: l.udp.port, protos: ['udp', 'tcp'] }));
+    if (this.role === EngineRole.CONTROL) return this.opts.pool!.listening();
+    return [...this.listeners.values()].map((l) => ({ address: l.address, configuredPort: l.configuredPort, port: l.udp.port, protos: ['udp', 'tcp'] }));
   }
 
   /** Queries in flight on every listener. */
@@ -244,16 +320,24 @@ export class Engine implements EngineHooks {
   async stop(): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
-    const plugins = this.config ? this.config.blocks.flatMap((b) => b.plugins) : [];
-    const lameduckMs = Math.max(0, ...plugins.map((p) => (p as { lameduckMs?: number }).lameduckMs ?? 0));
+    const plugins = this.config ? this.config.blocks.flatMap((b) => b.plugins).filter((p) => this.runs(p)) : [];
+    const all = this.config ? this.config.blocks.flatMap((b) => b.plugins) : [];
+    const lameduckMs = this.role === EngineRole.WORKER ? 0 : Math.max(0, ...all.map((p) => (p as { lameduckMs?: number }).lameduckMs ?? 0));
     if (lameduckMs > 0) {
-      this.log.info(`plugin/health: Going into lameduck mode for ${lameduckMs / 1000}s`);
+      this.log.info(`plugin/health: Going into lameduck mode for ${formatGoDuration(lameduckMs)}`);
       await sleep(lameduckMs);
+    }
+    if (this.role === EngineRole.CONTROL) {
+      await this.opts.pool!.stop();
+      await stopPlugins(plugins, this.log);
+      return;
     }
     const tcpClosed = [...this.listeners.values()].map((l) => l.tcp.close());
     const deadline = performance.now() + DRAIN_TIMEOUT_MS;
+    // UDP: the other members of each SO_REUSEPORT group (workers, a standby) take the new
+    // queries; what was queued here and what is in flight is answered before the close.
+    await Promise.all([...this.listeners.values()].map((l) => l.udp.handOver(deadline)));
     while (this.inFlight() > 0 && performance.now() < deadline) await sleep(5);
-    await Promise.all([...this.listeners.values()].map((l) => l.udp.close()));
     for (const l of this.listeners.values()) l.tcp.destroyAll();
     await Promise.race([Promise.all(tcpClosed), sleep(1000)]);
     await stopPlugins(plugins, this.log);

@@ -5,8 +5,15 @@
  *  - `-localip ...`: the node agent (node-cache compatible: templating, interface, iptables).
  *  - Otherwise: serve `-conf FILE` as written (blocks without `bind` listen on 127.0.0.1).
  * Signals: SIGTERM/SIGINT drain and exit 0 (a second one exits at once); SIGUSR1 reloads.
+ * `-workers N` (0: one per usable CPU, at most 4; src/workers/count.ts) serving threads.
+ *
+ * Start-up: Node's compile cache (type-stripped sources and V8 code) is enabled before the
+ * engine is imported, so a restart skips type stripping (see bench/PROFILE.md); only this file's
+ * own static imports are loaded before it. NODE_COMPILE_CACHE chooses the directory
+ * (default: $TMPDIR/node-compile-cache), NODE_DISABLE_COMPILE_CACHE=1 turns it off.
  */
-import { Engine } from './engine.ts';
+import { enableCompileCache } from 'node:module';
+import type { Engine } from './engine.ts';
 import { parseOptions, optionsUsage, type Options } from './cli/options.ts';
 import { FlagHelpRequested, flagExitCode } from './cli/flags.ts';
 import { setQuiet, log } from './util/log.ts';
@@ -19,6 +26,9 @@ export const EMBEDDED_COREFILE = `.:5353 {
     forward . /etc/resolv.conf
 }
 `;
+
+/** Aborted by the first SIGTERM/SIGINT: ends waits during start-up (a standby waiting for its IPs). */
+const startupAbort = new AbortController();
 
 interface Stoppable {
   shutdown(): Promise<void>;
@@ -39,6 +49,7 @@ function installSignals(appReady: Promise<Stoppable>): void {
     }
     stopping = true;
     log.info(`${sig} received: shutting down`);
+    startupAbort.abort();
     appReady
       .then((app) => app.shutdown())
       .then(
@@ -58,14 +69,17 @@ function installSignals(appReady: Promise<Stoppable>): void {
   });
 }
 
-async function startEngine(corefilePath: string | null, defaultBind: string[], dnsPort: number, text?: string): Promise<Engine> {
-  return Engine.start({ corefilePath, corefileText: text, defaultBind, defaultPort: dnsPort, reusePort: true });
+async function startEngine(opts: Options | null, corefilePath: string | null, defaultBind: string[], dnsPort: number, text?: string): Promise<Engine> {
+  const [{ startServing }, { resolveWorkerCount }] = await Promise.all([import('./workers/start.ts'), import('./workers/count.ts')]);
+  const workers = resolveWorkerCount(opts?.workers ?? 0);
+  const { engine } = await startServing({ corefilePath, corefileText: text, defaultBind, defaultPort: dnsPort, workers, quiet: opts?.quiet ?? false });
+  return engine;
 }
 
 async function runServer(opts: Options | null): Promise<Stoppable> {
   const engine = opts === null
-    ? await startEngine(null, ['127.0.0.1'], 53, EMBEDDED_COREFILE)
-    : await startEngine(opts.corefilePath, ['127.0.0.1'], opts.dnsPort);
+    ? await startEngine(null, null, ['127.0.0.1'], 53, EMBEDDED_COREFILE)
+    : await startEngine(opts, opts.corefilePath, ['127.0.0.1'], opts.dnsPort);
   log.info(`node-local-dns-${VERSION} (Node.js ${process.version}) serving`);
   return {
     shutdown: () => engine.stop(),
@@ -78,10 +92,11 @@ async function runAgentMode(opts: Options): Promise<Stoppable> {
   let engine: Engine | null = null;
   const agent = await runAgent(opts, {
     startEngine: async (corefilePath: string, defaultBind: string[], dnsPort: number) => {
-      engine = await startEngine(corefilePath, defaultBind, dnsPort);
+      engine = await startEngine(opts, corefilePath, defaultBind, dnsPort);
       const e = engine;
       return { reload: () => e.reload('configmap'), stop: () => e.stop() };
     },
+    signal: startupAbort.signal,
   });
   return {
     shutdown: () => agent.shutdown(),
@@ -90,6 +105,7 @@ async function runAgentMode(opts: Options): Promise<Stoppable> {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  if (process.env.NODE_DISABLE_COMPILE_CACHE === undefined) enableCompileCache();
   let opts: Options;
   try {
     opts = parseOptions(argv);
@@ -114,6 +130,10 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await appReady;
   } catch (err) {
+    if ((err as { code?: unknown }).code === 'ERR_PEER_ABORTED') {
+      log.info(`${(err as Error).message}: exiting`);
+      process.exit(0);
+    }
     process.stderr.write(`[FATAL] ${(err as Error).message}\n`);
     process.exit(1);
   }

@@ -23,6 +23,10 @@ export class ServerStartError extends Error {
   readonly code = 'BENCH_SERVER_START';
 }
 
+export class WrongAnswerError extends Error {
+  readonly code = 'BENCH_WRONG_ANSWER';
+}
+
 export class UpstreamDownError extends Error {
   readonly code = 'BENCH_UPSTREAM_DOWN';
 }
@@ -35,6 +39,11 @@ const MISS_QPS_CEILING = 120_000;
 export const MIXED_QPS = 10_000;
 const RSS_ENTRIES = 10_000;
 const READY_DEADLINE_MS = 20_000;
+/**
+ * How long a measured server gets to exit after SIGTERM before SIGKILL. Its figures are taken by
+ * then; a graceful drain (node-local-dns lingers ~2.5 s) would only lengthen the run.
+ */
+const STOP_GRACE_MS = 500;
 /** Consecutive start failures after which a server's remaining cells are skipped. */
 const MAX_START_FAILURES = 2;
 
@@ -330,6 +339,30 @@ export class Bench {
     return lost;
   }
 
+  /**
+   * Asks each spot-check question once and compares the answer data, so a server that answers
+   * fast but wrongly cannot produce a figure. Throws WrongAnswerError.
+   */
+  async #checkAnswers(inst: Instance): Promise<void> {
+    for (const c of this.zones.checks) {
+      const a = await probe({
+        addr: inst.listen.addr,
+        port: inst.listen.port,
+        name: c.name,
+        type: c.type,
+        deadlineMs: 3000,
+        resendEveryMs: 500,
+        accept: () => true,
+      });
+      const ok = c.expect === null ? a.rcode === 'NXDOMAIN' : a.rcode === 'NOERROR' && a.answers.includes(c.expect);
+      if (!ok) {
+        throw new WrongAnswerError(
+          `${c.name} ${c.type}: got ${a.rcode} [${a.answers.join(', ')}], expected ${c.expect === null ? 'NXDOMAIN' : `NOERROR [${c.expect}]`}`,
+        );
+      }
+    }
+  }
+
   async runCell(def: ServerDef, wl: WorkloadDef, rep: number, order: number): Promise<CellRun> {
     this.#assertUpstream();
     const row: CellRun = { server: def.name, workload: wl.id, rep, order, status: 'ok' };
@@ -342,6 +375,7 @@ export class Bench {
     try {
       row.startMs = inst.startMs;
       if (wl.warmFile !== null) row.warmLost = await this.#warm(inst, wl.warmFile, 20);
+      await this.#checkAnswers(inst);
       const pid = inst.proc.pid;
       const sys0 = readSystemCpu();
       const ours0 = treeCpuTicks(process.pid);
@@ -390,7 +424,7 @@ export class Bench {
       row.status = 'error';
       row.error = (err as Error).message;
     } finally {
-      await this.reg.stop(inst.proc);
+      await this.reg.stop(inst.proc, STOP_GRACE_MS);
     }
     return row;
   }
@@ -407,7 +441,7 @@ export class Bench {
         return { server: def.name, samplesMs, error: (err as Error).message };
       }
       samplesMs.push(inst.startMs);
-      await this.reg.stop(inst.proc);
+      await this.reg.stop(inst.proc, STOP_GRACE_MS);
     }
     return { server: def.name, samplesMs };
   }
@@ -435,7 +469,7 @@ export class Bench {
       if (err instanceof UpstreamDownError) throw err;
       res.error = (err as Error).message;
     } finally {
-      await this.reg.stop(inst.proc);
+      await this.reg.stop(inst.proc, STOP_GRACE_MS);
     }
     return res;
   }

@@ -174,6 +174,8 @@ function startupTable(st: readonly StartupResult[], rss: readonly Rss10kResult[]
       const a = st.find((r) => r.server === s);
       const b = rss.find((r) => r.server === s);
       const errs = [...new Set([a?.error, b?.error].filter((e) => e !== undefined).map(firstLine))];
+      const notes = [...errs];
+      if (s === 'dnsmasq' && errs.length === 0) notes.push('dnsmasq allocates its whole cache at start-up');
       return [
         s,
         fmt(a?.medianMs, 1),
@@ -181,7 +183,9 @@ function startupTable(st: readonly StartupResult[], rss: readonly Rss10kResult[]
         mib(b?.idleRssKb),
         mib(b?.rssKb),
         fmt(b?.bytesPerEntry, 0),
-        errs.length === 0 ? (b?.warmLost ? `ok (${b.warmLost} warm queries lost)` : 'ok') : `ERROR: ${errs.join('; ')}`,
+        errs.length > 0
+          ? `ERROR: ${errs.join('; ')}`
+          : `ok${b?.warmLost ? ` (${b.warmLost} warm queries lost)` : ''}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`,
       ];
     }),
   };
@@ -201,6 +205,22 @@ export interface ReportInput {
   headline: string;
 }
 
+/** Threshold of `other CPU %` above which the figures are flagged as disturbed. */
+export const DISTURBED_OTHER_CPU_PCT = 10;
+
+/** A warning when other processes used noticeable CPU during the runs, else null. */
+export function disturbance(summary: readonly CellSummary[]): string | null {
+  const others = summary.map((s) => s.otherCpuPct).filter((v): v is number => v !== undefined && Number.isFinite(v));
+  if (others.length === 0) return null;
+  const worst = Math.max(...others);
+  if (worst <= DISTURBED_OTHER_CPU_PCT) return null;
+  const n = others.filter((v) => v > DISTURBED_OTHER_CPU_PCT).length;
+  return (
+    `WARNING: the machine was busy: in ${n} of ${others.length} cells other processes used more than ` +
+    `${DISTURBED_OTHER_CPU_PCT}% of a core (worst ${worst.toFixed(0)}%). Those figures measure contention, not the servers; re-run on an idle machine.`
+  );
+}
+
 export function renderText(r: ReportInput): string {
   const parts: string[] = [];
   for (const w of r.workloads) {
@@ -218,7 +238,9 @@ export function renderText(r: ReportInput): string {
     parts.push('\n== errors');
     for (const e of errors) parts.push(`${e.server} / ${e.workload}:\n  ${(e.error ?? '').split('\n').join('\n  ')}`);
   }
-  parts.push(`\n${r.headline}`);
+  parts.push(`\nHeadline: ${r.headline}`);
+  const warn = disturbance(r.summary);
+  if (warn !== null) parts.push(warn);
   return parts.join('\n');
 }
 
@@ -240,6 +262,7 @@ export function renderMarkdown(r: MarkdownInput): string {
     '',
     `**Headline:** ${r.headline}`,
     '',
+    ...(disturbance(r.summary) === null ? [] : [`> ${disturbance(r.summary)}`, '']),
     '## Machine',
     '',
     ...Object.entries(r.machine).map(([k, v]) => `- ${k}: ${v}`),

@@ -3,7 +3,7 @@
  * equivalent caching forwarder: one loopback address each, the same upstream, room for 10,000
  * cached answers, and (where the server can) TCP to the upstream for the `tcp` mode.
  */
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { assertLoopback } from './net.ts';
@@ -55,15 +55,10 @@ export interface ServerDef {
   prepare(ctx: PrepareContext): Command;
 }
 
+/** Runs a version command and extracts the version from its stdout+stderr (exit status ignored). */
 function firstMatch(cmd: string, args: string[], re: RegExp): string {
-  let out: string;
-  try {
-    out = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000 });
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string };
-    out = `${e.stdout ?? ''}${e.stderr ?? ''}`;
-  }
-  return re.exec(out)?.[1] ?? 'unknown';
+  const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000 });
+  return re.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`)?.[1] ?? 'unknown';
 }
 
 export function nodeBinary(projectRoot: string): string {
@@ -82,7 +77,9 @@ const nodeLocalDns: ServerDef = {
     } catch {
       // reported as unknown
     }
-    const rev = firstMatch('git', ['-C', projectRoot, 'rev-parse', '--short', 'HEAD'], /^([0-9a-f]+)/);
+    let rev = firstMatch('git', ['-C', projectRoot, 'rev-parse', '--short', 'HEAD'], /^([0-9a-f]+)/);
+    const dirty = spawnSync('git', ['-C', projectRoot, 'status', '--porcelain', '--', 'src', 'package.json'], { encoding: 'utf8' });
+    if (dirty.status === 0 && dirty.stdout.trim() !== '') rev += ' + uncommitted changes in src/';
     const node = firstMatch(nodeBinary(projectRoot), ['-v'], /^v?(\S+)/);
     return `${pkg} (git ${rev}, Node.js ${node})`;
   },

@@ -24,6 +24,15 @@ export interface ZoneSet {
   /** A probe target and the A record it must return. */
   readyName: string;
   readyAddr: string;
+  /** Spot checks of answer data: one name per record type, and one NXDOMAIN. */
+  checks: AnswerCheck[];
+}
+
+export interface AnswerCheck {
+  name: string;
+  type: 'A' | 'AAAA' | 'SRV' | 'PTR';
+  /** Expected rdata in dns-packet's text form (SRV: the target), or null for NXDOMAIN. */
+  expect: string | null;
 }
 
 function svcAddr(n: number): string {
@@ -78,6 +87,13 @@ export function writeZones(dir: string, services: number, nsAddr: string): ZoneS
     negative,
     readyName: 'svc-1.default.svc.cluster.local',
     readyAddr: svcAddr(1),
+    checks: [
+      { name: `svc-${services}.default.svc.cluster.local`, type: 'A', expect: svcAddr(services) },
+      { name: `svc-${services}.default.svc.cluster.local`, type: 'AAAA', expect: `fd00:10:96::${services.toString(16)}` },
+      { name: `_http._tcp.svc-${services}.default.svc.cluster.local`, type: 'SRV', expect: `svc-${services}.default.svc.cluster.local` },
+      { name: `${services & 255}.${services >> 8}.96.10.in-addr.arpa`, type: 'PTR', expect: `svc-${services}.default.svc.cluster.local` },
+      { name: `svc-${services}.default.svc.cluster.local.svc.cluster.local`, type: 'A', expect: null },
+    ],
   };
 }
 

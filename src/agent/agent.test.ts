@@ -132,6 +132,10 @@ test('template mode: render → interface → engine → iptables; sync; ConfigM
   assert.equal(await readFile(join(dir, 'pid'), 'utf8'), `${process.pid}\n`);
 
   const rules = nodeLocalDnsRules(opts.localIps, 53, 8080);
+  // The role and peer-registration lines (src/agent/standby.ts; drilled in test/netns/drill.test.ts).
+  const roleLines = log.lines.filter((l) => /^\[INFO\] (Role: primary - |Registered as primary in )/.test(l));
+  assert.equal(roleLines.length, 2, log.lines.join('\n'));
+  log.lines.splice(0, log.lines.length, ...log.lines.filter((l) => !roleLines.includes(l)));
   // node-cache warns the same way when custom upstreams meet the stock (UDP) forward line.
   assert.equal(log.lines[2], '[WARNING] no TCP upstream forward block found; assuming the upstream forward already uses UDP');
   log.lines.splice(2, 1);

@@ -13,7 +13,16 @@
  *     engine when the Corefile changed. An invalid ConfigMap keeps the last good values; a failed
  *     reload keeps the engine on its old configuration and restores the old file.
  *  7. shutdown(): stop the engine (it drains), then remove rules and interface unless
- *     `-skipteardown`, remove the pidfile.
+ *     `-skipteardown` or another instance still serves the local IPs; remove the pidfile.
+ *
+ * Roles (see standby.ts for the liveness contract through `-peerdir`):
+ *  - primary (default): steps 1-7 as above.
+ *  - standby (`-standby`): serves the same local IPs beside the primary (SO_REUSEPORT) so either
+ *    can restart without a gap. It never creates or repairs the interface or the rules: it waits
+ *    for the local IPs to exist before starting the engine (step 2), skips steps 4 (rules) and 5.
+ *  - Either role, when it stops or fails to start, tears the set-up down only if it is the last
+ *    live instance: leaving rules and an interface with nobody listening is the outage
+ *    node-cache's teardown exists to prevent, and removing them under a live peer is one too.
  */
 import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -37,6 +46,16 @@ import { IFACE_ERROR_CODES, InterfaceError, InterfaceManager } from './iface.ts'
 import { IptablesManager, nodeLocalDnsRules } from './iptables.ts';
 import { SETUP_ERROR_TYPES, SetupMetrics } from './setup-metrics.ts';
 import { TemplateError, renderCorefile } from './template.ts';
+import {
+  PEER_PHASES,
+  PEER_ROLES,
+  PeerRegistry,
+  describePeer,
+  networkNamespaceId,
+  peerScope,
+  waitForLocalIps,
+  type PeerRole,
+} from './standby.ts';
 
 export interface EngineHandle {
   /** Re-reads the Corefile; rejects (keeping the running configuration) when it is invalid. */
@@ -58,6 +77,8 @@ export interface AgentDeps {
   configPollMs?: number;
   /** Include process_* metrics on the set-up metrics endpoint (default true). */
   processMetrics?: boolean;
+  /** Aborts waits during start-up (a standby waiting for the local IPs); runAgent then rejects with PeerError `ERR_PEER_ABORTED`. */
+  signal?: AbortSignal;
 }
 
 export interface AgentHandle {
@@ -121,11 +142,27 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
   const metrics = new SetupMetrics({ processMetrics: deps.processMetrics ?? true });
   const runner = deps.runner;
 
+  const role: PeerRole = opts.standby ? PEER_ROLES.standby : PEER_ROLES.primary;
   log.info(`Starting node-local-dns ${deps.version ?? agentVersion()}`);
   log.info(`Using Corefile ${opts.corefilePath}`);
 
   if ((opts.setupInterface || opts.setupIptables) && opts.localIps.length === 0) {
     throw new AgentError('-localip is required to set up the interface or iptables rules (or pass -setupinterface=false -setupiptables=false)');
+  }
+  if (role === PEER_ROLES.standby && (opts.peerDir === '' || opts.localIps.length === 0)) {
+    throw new AgentError('-standby needs -localip and a -peerdir shared with the primary');
+  }
+  const managed = [opts.setupInterface ? `interface ${opts.interfaceName}` : '', opts.setupIptables ? 'iptables rules' : ''].filter((x) => x !== '');
+  if (role === PEER_ROLES.standby) {
+    log.info(
+      `Role: standby - serves ${opts.localIps.join(', ')} beside the primary; never sets up or repairs the ` +
+        `interface or the iptables rules; removes them on exit only if no other instance is alive`,
+    );
+  } else {
+    log.info(
+      `Role: primary - sets up and maintains ${managed.length > 0 ? managed.join(' and ') : 'nothing (set-up disabled)'}; ` +
+        `on exit removes them only if no other instance is alive`,
+    );
   }
 
   let metricsAddress: AddressInfo | undefined;
@@ -136,6 +173,32 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
       log.error(`Failed to start metrics handler: ${(err as Error).message}`);
     }
   }
+
+  // --- 0. peer registration: before anything is set up, so a leaving peer sees us ---------
+  let registry: PeerRegistry | undefined;
+  if (opts.peerDir !== '') {
+    try {
+      registry = await PeerRegistry.join({
+        dir: opts.peerDir,
+        role,
+        scope: peerScope(await networkNamespaceId(runner), opts.localIps, opts.dnsPort),
+        version: deps.version ?? agentVersion(),
+        log,
+      });
+      log.info(`Registered as ${role} in ${opts.peerDir} (${registry.path})`);
+    } catch (err) {
+      if (role === PEER_ROLES.standby) {
+        await metrics.close();
+        throw new AgentError(`standby cannot register in ${opts.peerDir}: ${(err as Error).message}`, { cause: err });
+      }
+      log.error(`Cannot register in peer directory ${opts.peerDir}, tearing down on exit regardless of other instances: ${(err as Error).message}`);
+    }
+  }
+  /** Releases what start-up acquired before a failed start returns. */
+  const abandon = async (): Promise<void> => {
+    await registry?.leave();
+    await metrics.close();
+  };
 
   // --- 1. Corefile -------------------------------------------------------------------------
   const templateMode = await isFile(opts.baseCorefilePath);
@@ -181,14 +244,14 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
       r = await render();
     } catch (err) {
       metrics.inc(SETUP_ERROR_TYPES.configmap);
-      await metrics.close();
+      await abandon();
       if (err instanceof TemplateError) throw new AgentError(`cannot render ${opts.baseCorefilePath}: ${err.message}`, { cause: err });
       throw new AgentError(`cannot read ${opts.baseCorefilePath}: ${(err as Error).message}`, { cause: err });
     }
     try {
       await writeFileAtomic(opts.corefilePath, r.corefile);
     } catch (err) {
-      await metrics.close();
+      await abandon();
       throw new AgentError(`cannot write ${opts.corefilePath}: ${(err as Error).message}`, { cause: err });
     }
     announce(r);
@@ -221,9 +284,14 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
   };
 
   try {
-    await ensureInterface(true);
+    if (role === PEER_ROLES.primary) {
+      await ensureInterface(true);
+    } else {
+      // The engine cannot bind addresses the node does not have yet.
+      await waitForLocalIps(opts.localIps, { log, signal: deps.signal });
+    }
   } catch (err) {
-    await metrics.close();
+    await abandon();
     throw err;
   }
 
@@ -235,18 +303,50 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
       })
     : undefined;
 
+  /**
+   * Leaves the peer directory, then removes rules and interface unless `-skipteardown` or a live
+   * peer remains. Leaving before looking makes the last instance to leave see no peer, so two
+   * instances stopping together never both keep the set-up.
+   */
+  const teardownIfLast = async (): Promise<void> => {
+    await registry?.leave();
+    if (opts.skipTeardown || (!iface && !iptables)) return;
+    if (registry) {
+      const peers = await registry.peers();
+      if (peers.length > 0) {
+        log.info(`Not tearing down: ${peers.length} other instance(s) still serve ${opts.localIps.join(', ')}: ${peers.map(describePeer).join(', ')}`);
+        return;
+      }
+      log.info(`No other instance alive in ${opts.peerDir}: this ${role} is the last one`);
+    }
+    log.info('Tearing down');
+    await iptables?.teardown();
+    if (iface) {
+      try {
+        await iface.remove();
+      } catch (err) {
+        log.error((err as Error).message);
+      }
+    }
+    if (registry) {
+      // A primary that registered while we were removing things puts them back now rather than
+      // at its next periodic sync.
+      for (const p of (await registry.peers()).filter((x) => x.name.role === PEER_ROLES.primary)) {
+        log.info(`${describePeer(p)} started during the teardown: asking it to restore the set-up`);
+        await registry.requestSync(p);
+      }
+    }
+  };
+
   // --- 3. engine ---------------------------------------------------------------------------
   let engine: EngineHandle;
   try {
     engine = await deps.startEngine(opts.corefilePath, [...opts.localIps], opts.dnsPort);
   } catch (err) {
     // As node-cache on a fatal CoreDNS start: tear down, including rules a killed predecessor
-    // left, so the node's DNS traffic goes back to kube-dns instead of to a closed port.
-    if (!opts.skipTeardown) {
-      log.info('Tearing down');
-      await iptables?.teardown();
-      await iface?.remove().catch((e: unknown) => log.error(String((e as Error).message ?? e)));
-    }
+    // left, so the node's DNS traffic goes back to kube-dns instead of to a closed port (unless
+    // another instance serves it).
+    await teardownIfLast();
     await metrics.close();
     throw err;
   }
@@ -259,9 +359,9 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
       log.error(`Failed to write pidfile ${opts.pidfile}: ${(err as Error).message}`);
     }
   }
-  await iptables?.ensureAll();
+  if (role === PEER_ROLES.primary) await iptables?.ensureAll();
 
-  // --- 5. periodic network sync ------------------------------------------------------------
+  // --- 5. periodic network sync (primary) / primary watch (standby) --------------------------
   let stopping = false;
   let syncing: Promise<void> | undefined;
   const sync = (): Promise<void> => {
@@ -276,7 +376,27 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
     });
     return syncing;
   };
-  const timer = setInterval(() => void sync(), opts.syncIntervalMs);
+  let primaryAlive: boolean | undefined;
+  /** Standby: logs when the primary goes away or comes back (nothing else changes). */
+  const watchPrimary = async (): Promise<void> => {
+    if (!registry || stopping) return;
+    const primaries = (await registry.peers()).filter((p) => p.name.role === PEER_ROLES.primary);
+    const alive = primaries.length > 0;
+    if (alive === primaryAlive || stopping) return;
+    primaryAlive = alive;
+    if (alive) log.info(`standby: primary alive: ${primaries.map(describePeer).join(', ')}`);
+    else {
+      log.warn(
+        `standby: no live primary in ${opts.peerDir}; serving alone. The interface and iptables rules are not ` +
+          'maintained until a primary runs (is the primary started with the same -peerdir?)',
+      );
+    }
+  };
+  const timer = role === PEER_ROLES.primary
+    ? setInterval(() => void sync(), opts.syncIntervalMs)
+    : setInterval(() => void watchPrimary(), opts.syncIntervalMs);
+  if (role === PEER_ROLES.primary) registry?.onSync(() => void sync());
+  else await watchPrimary();
 
   // --- 6. ConfigMap / template changes -----------------------------------------------------
   let current = templateMode ? await readOptional(opts.corefilePath) : undefined;
@@ -344,16 +464,22 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
     await watcher.start();
   }
   const setUp = [iface ? `interface ${opts.interfaceName}` : '', iptables ? `${iptables.rules.length} iptables rules` : ''].filter((x) => x !== '');
-  log.info(
-    `Start-up complete: serving ${opts.localIps.length > 0 ? opts.localIps.join(', ') : opts.corefilePath}` +
-      (setUp.length > 0 ? `; ${setUp.join(' and ')} in place` : ''),
-  );
+  if (registry) registry.phase = PEER_PHASES.serving;
+  if (role === PEER_ROLES.standby) {
+    log.info(`Start-up complete: serving ${opts.localIps.join(', ')} as standby; interface and iptables rules are the primary's`);
+  } else {
+    log.info(
+      `Start-up complete: serving ${opts.localIps.length > 0 ? opts.localIps.join(', ') : opts.corefilePath}` +
+        (setUp.length > 0 ? `; ${setUp.join(' and ')} in place` : ''),
+    );
+  }
 
   // --- 7. shutdown -------------------------------------------------------------------------
   let shutdownPromise: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
     shutdownPromise ??= (async () => {
       stopping = true;
+      if (registry) registry.phase = PEER_PHASES.stopping;
       clearInterval(timer);
       await watcher?.stop();
       await syncing;
@@ -362,17 +488,7 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
       } catch (err) {
         log.error(`Error stopping the DNS server: ${(err as Error).message}`);
       }
-      if (!opts.skipTeardown) {
-        log.info('Tearing down');
-        await iptables?.teardown();
-        if (iface) {
-          try {
-            await iface.remove();
-          } catch (err) {
-            log.error((err as Error).message);
-          }
-        }
-      }
+      await teardownIfLast();
       if (opts.pidfile !== '') await rm(opts.pidfile, { force: true }).catch(() => undefined);
       await metrics.close();
     })();

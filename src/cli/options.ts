@@ -70,6 +70,8 @@ export interface Options {
   /** Worker count for the engine; 0 = choose automatically. */
   workers: number;
   standby: boolean;
+  /** `-peerdir`: directory where instances serving the same IPs find each other ('' disables; see src/agent/standby.ts). */
+  peerDir: string;
   /** Flags that were given but have no effect here, with the reason (for a startup warning). */
   ignoredFlags: { flag: string; reason: string }[];
   /** Names of all flags given on the command line. */
@@ -159,6 +161,8 @@ export function optionsFlagSet(programName = 'node-local-dns', version = ''): Fl
   fs.string('interfacetype', DEFAULTS.interfaceType, `link type of the interface: ${INTERFACE_TYPES.join(' or ')}`);
   fs.int('workers', 0, 'number of serving workers (0: automatic)');
   fs.bool('standby', false, 'start as a standby instance beside a running one');
+  fs.string('peerdir', '/run/node-local-dns', 'directory (a hostPath shared by primary and standby) where instances find each other; ' +
+    'an instance removes the interface and rules on exit only if no other is alive (empty: always, as node-cache)');
   return fs;
 }
 
@@ -237,6 +241,7 @@ export function parseOptions(argv: readonly string[]): Options {
     plugins: p.bool('plugins'),
     workers,
     standby: p.bool('standby'),
+    peerDir: p.string('peerdir'),
     ignoredFlags,
     given: p.set,
   };

@@ -28,6 +28,10 @@ export class UdpListener implements ResponseWriter {
   sent = 0;
   sendErrors = 0;
   private closed = false;
+  /** While handing over: answers held until the socket is disconnected again (see handOver). */
+  private held: { msg: Buffer; port: number; address: string }[] | null = null;
+  /** performance.now() of the last datagram received. */
+  private lastMessageMs = 0;
 
   constructor(address: string, port: number, dispatcher: Dispatcher, reusePort: boolean) {
     this.address = address;
@@ -67,6 +71,7 @@ export class UdpListener implements ResponseWriter {
 
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     this.received++;
+    if (this.held !== null) this.lastMessageMs = performance.now();
     const req = new Request(msg, msg.length, this, this.labelOffsets);
     req.proto = Proto.UDP;
     req.family = this.family;
@@ -84,11 +89,74 @@ export class UdpListener implements ResponseWriter {
       outLen = out.length;
       req.responseLen = outLen;
     }
-    if (!this.closed) {
+    if (this.held !== null) {
+      // Connected away (handOver): dgram cannot send to other addresses now; the buffer may be reused.
+      this.held.push({ msg: Buffer.from(out.subarray(0, outLen)), port: req.remotePort, address: req.remoteAddress });
+    } else if (!this.closed) {
       this.sent++;
       this.socket.send(out, 0, outLen, req.remotePort, req.remoteAddress);
     }
     this.dispatcher.finish(req);
+  }
+
+  /**
+   * Graceful close of a socket that shares its address through SO_REUSEPORT (other workers, a
+   * standby instance), losing none of the datagrams already queued in it. A plain close() drops
+   * them: the kernel offers no handover of a reuseport group member's queue.
+   *
+   *  1. connect() the socket to a local address and port nothing sends from. Linux (since 5.x,
+   *     "udp: correct reuseport selection with connected sockets") no longer selects a connected
+   *     member of a reuseport group for datagrams from other sources, so new queries go to the
+   *     other members; the datagrams already queued here stay readable.
+   *  2. Read and answer everything queued (until no datagram came for `idleMs`) and everything
+   *     in flight on this listener (until `deadline`, a performance.now() value). Answers are held
+   *     meanwhile: Node's dgram refuses to send to other addresses from a connected socket.
+   *  3. Disconnect, send the held answers, close: one synchronous step, so only datagrams the
+   *     kernel steers here during those microseconds can be lost.
+   * When no other member exists, new queries are refused from step 1 on (ICMP port unreachable),
+   * as after a close. If connect() fails, this drains in-flight queries and closes as before.
+   */
+  async handOver(deadline: number, idleMs = 20): Promise<void> {
+    if (this.closed) return;
+    this.held = [];
+    this.lastMessageMs = performance.now();
+    const wildcard = this.address === '0.0.0.0' || this.address === '::' || this.address === '';
+    const to = wildcard ? (this.family === 6 ? '::1' : '127.0.0.1') : this.address;
+    let connected = false;
+    try {
+      // Synchronous with the literal lookup; a failure is emitted as 'error' (counted, ignored).
+      this.socket.connect(1, to);
+      this.socket.remoteAddress();
+      connected = true;
+    } catch {
+      // Not connected: fall back to draining in-flight queries and closing.
+    }
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    for (;;) {
+      const now = performance.now();
+      if (now >= deadline) break;
+      const idle = !connected || now - this.lastMessageMs >= idleMs;
+      if (idle && this.dispatcher.inFlight === 0) break;
+      await sleep(Math.min(5, Math.max(1, deadline - now)));
+    }
+    const held = this.held;
+    this.held = null;
+    if (connected) {
+      try {
+        this.socket.disconnect();
+      } catch {
+        // Still connected: the held answers cannot be sent.
+      }
+    }
+    for (const h of held) {
+      this.sent++;
+      try {
+        this.socket.send(h.msg, 0, h.msg.length, h.port, h.address);
+      } catch {
+        this.sendErrors++;
+      }
+    }
+    await this.close();
   }
 
   close(): Promise<void> {

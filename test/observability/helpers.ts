@@ -20,6 +20,16 @@ export async function sleep(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
 }
 
+/** `p`, or `fallback` if p has not settled after `ms` (the timer does not outlive the race). */
+export async function within<T, F>(p: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<F>((r) => (timer = setTimeout(() => r(fallback), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Polls `cond` every 20 ms until it holds; throws after `ms`. */
 export async function waitUntil(cond: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
   const end = performance.now() + ms;
@@ -267,9 +277,7 @@ export function startAgent(corefileText: string, extraArgs: string[] = []): Agen
     writeCorefile: (text) => writeFileSync(corefile, text),
     stop: async () => {
       if (!done) proc.kill('SIGTERM');
-      let timer: NodeJS.Timeout | undefined;
-      const code = await Promise.race([exited, new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 30_000)))]);
-      clearTimeout(timer);
+      const code = await within(exited, 30_000, 'timeout' as const);
       if (code === 'timeout') proc.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
       return code === 'timeout' ? 'SIGKILL' : code;

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { freeAddress, freePorts, query, reply, sleep, startAgent, startUpstream } from './helpers.ts';
+import { freeAddress, freePorts, query, reply, sleep, startAgent, startUpstream, within } from './helpers.ts';
 
 /** A UDP relay on host:port that forwards every query to `to` and relays the answers back. */
 async function startRelay(host: string, port: number, to: number): Promise<{ relayed: () => number; close: () => Promise<void> }> {
@@ -49,9 +49,9 @@ test('loop: an upstream forwarding back to the agent makes it exit 1 with the lo
     loop
     forward . ${host}:${relayPort}
 }
-`);
+`, ['-workers', '2']);
   t.after(() => agent.stop());
-  const code = await Promise.race([agent.exited, sleep(40_000).then(() => 'still running')]);
+  const code = await within(agent.exited, 40_000, 'still running');
   assert.equal(code, 1, agent.output());
   const re = new RegExp(
     `^\\[FATAL\\] plugin/loop: Loop \\(${host.replaceAll('.', '\\.')}:\\d+ -> ${host.replaceAll('.', '\\.')}:${dnsPort}\\) ` +
@@ -62,7 +62,7 @@ test('loop: an upstream forwarding back to the agent makes it exit 1 with the lo
   assert.ok(relay.relayed() >= 2, 'the probe went round through the relay');
 });
 
-test('loop: without a loop the probe is answered and the agent keeps serving', { timeout: 60_000 }, async (t) => {
+test('loop: without a loop every worker probe is answered once and the agent keeps serving', { timeout: 60_000 }, async (t) => {
   const { host } = await freeAddress();
   const [dnsPort, upPort] = await freePorts(host, 2);
   const up = await startUpstream(host, upPort!, (q) => reply(q, { rcode: 'NXDOMAIN' }));
@@ -72,14 +72,18 @@ test('loop: without a loop the probe is answered and the agent keeps serving', {
     loop
     forward . ${host}:${upPort}
 }
-`);
+`, ['-workers', '2']);
   t.after(() => agent.stop());
   await agent.waitForOutput(/serving/);
+  // Every worker runs its own loop plugin (and so its own probe name).
+  const hinfo = () => up.queries.filter((q) => q.endsWith(' HINFO'));
   const start = performance.now();
-  while (!up.queries.some((q) => q.endsWith(' HINFO')) && performance.now() - start < 10_000) await sleep(20);
-  const probes = up.queries.filter((q) => q.endsWith(' HINFO'));
-  assert.equal(probes.length, 1, 'one probe, answered, then the plugin disables itself');
-  assert.match(probes[0]!, /^\d+\.\d+ HINFO$/);
+  while (hinfo().length < 2 && performance.now() - start < 10_000) await sleep(20);
+  await sleep(500);
+  const probes = hinfo();
+  assert.equal(probes.length, 2, 'one probe per worker, answered, then the plugin disables itself');
+  assert.equal(new Set(probes).size, 2);
+  for (const p of probes) assert.match(p, /^\d+\.\d+ HINFO$/);
   assert.equal((await query(host, dnsPort!, 'x.test', 'A')).rcode, 'NXDOMAIN');
   // The same name again is not counted any more (the plugin disabled itself).
   const probeName = probes[0]!.split(' ')[0]!;

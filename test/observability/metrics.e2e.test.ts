@@ -28,7 +28,7 @@ function labelNames(fams: Map<string, ParsedFamily>, name: string): string[] {
   return [...sets][0]!.split(',');
 }
 
-test('metrics end to end: exact counters and label sets', { timeout: 90_000 }, async (t) => {
+test('metrics end to end (one worker): exact counters and label sets', { timeout: 90_000 }, async (t) => {
   const { host } = await freeAddress();
   const [dnsPort, upPort, deadPort, mPort] = await freePorts(host, 4);
   const up = await startUpstream(host, upPort!, (q) => answer(q));
@@ -48,7 +48,7 @@ dead:${dnsPort} {
         legacy_metrics
     }
 }
-`);
+`, ['-workers', '1']);
   t.after(() => agent.stop());
   await agent.waitForOutput(/serving/);
 
@@ -155,5 +155,44 @@ dead:${dnsPort} {
 
   // Node's process metrics are there too.
   assert.ok((sampleValue(f, 'process_resident_memory_bytes') ?? 0) > 0);
+  assert.equal(await agent.stop(), 0);
+});
+
+test('metrics end to end (two workers): the scrape merges both workers exactly once', { timeout: 90_000 }, async (t) => {
+  const { host } = await freeAddress();
+  const [dnsPort, upPort, mPort] = await freePorts(host, 3);
+  const up = await startUpstream(host, upPort!, (q) => answer(q));
+  t.after(() => up.close());
+  const agent = startAgent(`example:${dnsPort} {
+    bind ${host}
+    cache 30
+    forward . ${host}:${upPort}
+    prometheus ${host}:${mPort}
+}
+`, ['-workers', '2']);
+  t.after(() => agent.stop());
+  await agent.waitForOutput(/serving/);
+  const n = 60;
+  for (let i = 0; i < n; i++) {
+    // Fresh sockets (new source ports) spread the queries over both workers' sockets.
+    assert.equal((await query(host, dnsPort!, i % 2 === 0 ? 'hit.example' : `nx${i}.example`)).rcode, i % 2 === 0 ? 'NOERROR' : 'NXDOMAIN');
+  }
+  const f = await scrape(host, mPort!);
+  const server = `dns://${host}:${dnsPort}`;
+  const ex = { server, view: '', zone: 'example.' };
+  assert.equal(sampleValue(f, 'coredns_dns_requests_total', { ...ex, proto: 'udp', family: '1', type: 'A' }), n);
+  const responses = samplesOf(f, 'coredns_dns_responses_total').reduce((a, s) => a + s.value, 0);
+  assert.equal(responses, n);
+  assert.equal(sampleValue(f, 'coredns_dns_request_duration_seconds_count', ex), n);
+  const c = { server, view: '', zones: 'example.' };
+  const hits = samplesOf(f, 'coredns_cache_hits_total').reduce((a, s) => a + s.value, 0);
+  const misses = sampleValue(f, 'coredns_cache_misses_total', c)!;
+  assert.equal(sampleValue(f, 'coredns_cache_requests_total', c), n);
+  assert.equal(hits + misses, n);
+  assert.equal(sampleValue(f, 'coredns_forward_requests_total', { to: `${host}:${upPort}` }), up.queries.length);
+  assert.equal(misses, up.queries.length, 'every miss went upstream once');
+  // Gauges every worker reports alike are not doubled.
+  assert.ok(samplesOf(f, 'coredns_plugin_enabled').every((s) => s.value === 1));
+  assert.deepEqual(samplesOf(f, 'coredns_build_info').map((s) => s.value), [1]);
   assert.equal(await agent.stop(), 0);
 });

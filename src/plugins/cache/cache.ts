@@ -574,7 +574,8 @@ export class CachePlugin implements Plugin {
     const kind: EntryKindValue =
       cls === ResponseClass.NO_ERROR || cls === ResponseClass.DELEGATION ? EntryKind.SUCCESS : EntryKind.DENIAL;
     const except = kind === EntryKind.SUCCESS ? this.disableSuccess : this.disableDenial;
-    if (except !== null && except.matches(req.msg, req.qnameEnd, req.labelCount, req.labelOffsets)) return;
+    // Not req.labelOffsets: this runs after other queries were parsed into that shared array.
+    if (except !== null && except.matchesQname(req.msg, req.qnameEnd)) return;
     // OPT is hop-by-hop and is rebuilt per client; it must be the last record to be cut off.
     let end = s.end;
     if (s.optStart >= 0) {

@@ -13,6 +13,7 @@ export class ZoneSet {
   readonly matchesAll: boolean;
   private readonly wires: Uint8Array[];
   private readonly labelCounts: number[];
+  private readonly scratch = new Uint8Array(128);
 
   constructor(zones: readonly string[]) {
     this.names = zones;
@@ -36,6 +37,19 @@ export class ZoneSet {
 
   get size(): number {
     return this.names.length;
+  }
+
+  /**
+   * Like matches(), for an uncompressed, validated qname msg[12..qnameEnd) whose label
+   * offsets are not at hand: the listeners' shared labelOffsets only describe the query
+   * parsed last, so the response path (which runs later) must not read them.
+   */
+  matchesQname(msg: Uint8Array, qnameEnd: number): boolean {
+    if (this.matchesAll) return true;
+    const offsets = this.scratch;
+    let n = 0;
+    for (let p: number = Header.SIZE; p < qnameEnd && msg[p] !== 0 && n < offsets.length; p += msg[p]! + 1) offsets[n++] = p - Header.SIZE;
+    return this.matches(msg, qnameEnd, n, offsets);
   }
 
   /**

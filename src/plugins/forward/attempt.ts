@@ -25,6 +25,13 @@ export interface AttemptHolder {
    * read timeout passed, so it can judge whether it is dead.
    */
   release(a: Attempt, timedOut?: boolean): void;
+  /**
+   * At the read timeout of `a`'s try: keeps that try's ID registered, now calling back `late`
+   * (a reply to an earlier try of the same query is as good as one to the current try), and
+   * forgets `a`. The handler releases `late` when the query ends. Returns false when the
+   * holder could not (then `a` was released as by `release(a, true)`).
+   */
+  handOver?(a: Attempt, late: Attempt): boolean;
 }
 
 export interface Attempt {

@@ -15,6 +15,10 @@
  *    peer is retried on a new connection to the same upstream (CoreDNS's ErrCachedClosed);
  *  - the accepted reply (ID and question matched by the transport) gets the client's ID back
  *    and goes to `req.reply(buf, len, 'forward')`; the buffer is not touched afterwards;
+ *  - a try that times out stays registered with its socket/connection (`handOver`) until the
+ *    query ends: a late reply to an earlier try is accepted like a reply to the current one
+ *    (it is the same question), so an upstream slower than the read timeout but within the
+ *    deadline still gets its answer to the client, once;
  *  - when nothing answered: `req.reportError('forward', err)` with a Go-like message (e.g.
  *    `read udp 127.0.0.1:40000->10.96.0.10:53: i/o timeout`) and a SERVFAIL reply.
  *
@@ -123,6 +127,44 @@ export function fullRcode(buf: Uint8Array, len: number): number {
   return rc;
 }
 
+/**
+ * A timed-out try kept registered for its late reply (see AttemptHolder.handOver): passes the
+ * reply to its query if that still waits; a failure is ignored (the try already counted).
+ */
+class LateTry implements Attempt {
+  readonly ex: Exchange;
+  readonly up: Upstream;
+  readonly proto: ProtoValue;
+  readonly startMs: number;
+  wireId = 0;
+  holder: AttemptHolder | null = null;
+
+  constructor(ex: Exchange, up: Upstream, proto: ProtoValue, startMs: number) {
+    this.ex = ex;
+    this.up = up;
+    this.proto = proto;
+    this.startMs = startMs;
+  }
+
+  get req(): Request {
+    return this.ex.req;
+  }
+
+  get out(): Buffer {
+    return this.ex.out;
+  }
+
+  get queryLen(): number {
+    return this.ex.queryLen;
+  }
+
+  replied(buf: Buffer, len: number): void {
+    this.ex.lateReplied(this, buf, len);
+  }
+
+  failed(): void {}
+}
+
 /** Per-query record: the state of the try loop; also the transports' Attempt and the timeout node. */
 class Exchange implements Attempt, TimeoutNode {
   readonly fwd: ForwardPlugin;
@@ -145,6 +187,8 @@ class Exchange implements Attempt, TimeoutNode {
   private proto: ProtoValue = UDP;
   private tryStartMs = 0;
   private done = false;
+  /** Earlier tries still registered for a late reply, or null. */
+  private late: LateTry[] | null = null;
   /** A TC=1 UDP reply kept while its TCP retry runs. */
   private truncated: Buffer | null = null;
   private truncatedLen = 0;
@@ -240,8 +284,15 @@ class Exchange implements Attempt, TimeoutNode {
     const h = this.holder;
     const local = h !== null ? h.local : '';
     this.holder = null;
-    if (h !== null) h.release(this, true);
     const up = this.up!;
+    if (h !== null) {
+      if (h.handOver !== undefined && !this.fwd.stopped) {
+        const late = new LateTry(this, up, this.proto, this.tryStartMs);
+        if (h.handOver(this, late)) (this.late ??= []).push(late);
+      } else {
+        h.release(this, true);
+      }
+    }
     up.stats.timeouts++;
     this.record(ForwardErrorCode.TIMEOUT, Phase.READ, '', local, up.to);
     this.afterError();
@@ -295,6 +346,20 @@ class Exchange implements Attempt, TimeoutNode {
     this.deliver(buf, len);
   }
 
+  /** A late reply to an earlier try: the current try is dropped and the reply taken. */
+  lateReplied(late: LateTry, buf: Buffer, len: number): void {
+    if (this.done) return;
+    this.fwd.timeouts.remove(this);
+    const h = this.holder;
+    this.holder = null;
+    if (h !== null) h.release(this);
+    this.truncated = null;
+    this.up = late.up;
+    this.proto = late.proto;
+    this.tryStartMs = late.startMs;
+    this.replied(buf, len);
+  }
+
   private deliver(buf: Buffer, len: number): void {
     const id = this.req.id;
     buf[0] = id >>> 8;
@@ -306,6 +371,15 @@ class Exchange implements Attempt, TimeoutNode {
   private finish(): void {
     this.done = true;
     this.holder = null;
+    const late = this.late;
+    if (late !== null) {
+      this.late = null;
+      for (const l of late) {
+        const h = l.holder;
+        l.holder = null;
+        if (h !== null) h.release(l);
+      }
+    }
     this.fwd.concurrent--;
     this.fwd.stats.inflight--;
   }

@@ -17,8 +17,9 @@
  * it fails at once (the handler then moves on to its next try) rather than waiting for its
  * read timeout. A graceful close (EOF) of a connection that had already answered is reported
  * as CACHED_CLOSED (CoreDNS's ErrCachedClosed: retry the same upstream). A query that times
- * out on a connection that received nothing during the whole timeout closes that connection
- * (it is presumed dead), failing its other queries over too.
+ * out on a connection that received nothing during the whole timeout marks it suspect (it
+ * may be dead, e.g. half-open): no new query goes to it, it stays open for late replies to
+ * the queries on it (handOver), and it is closed once nothing is in flight on it.
  */
 import net from 'node:net';
 import type { Clock } from '../../plugin.ts';
@@ -141,6 +142,8 @@ class TcpConn implements AttemptHolder {
   state = CONNECTING;
   /** Replies accepted on this connection (a connection that answered before is "cached"). */
   replies = 0;
+  /** Out of the pool after a read timeout with nothing received; closed when drained. */
+  suspect = false;
   lastUsedMs: number;
   lastRecvMs: number;
   local = '';
@@ -223,6 +226,7 @@ class TcpConn implements AttemptHolder {
     } catch (err) {
       this.pool.onInternalError(err);
     }
+    if (this.suspect && this.inflight.size === 0) this.destroy(null);
   };
 
   private readonly onError = (err: Error & { code?: string }): void => {
@@ -237,6 +241,7 @@ class TcpConn implements AttemptHolder {
       const wasConnecting = this.state === CONNECTING;
       this.state = CLOSED;
       this.pool.forget(this);
+      this.pool.suspects.delete(this);
       this.pool.stats.tcpConnsOpen--;
       let code: ForwardErrorCodeValue;
       let phase = this.errPhase;
@@ -317,10 +322,31 @@ class TcpConn implements AttemptHolder {
   release(at: Attempt, timedOut = false): void {
     if (this.inflight.get(at.wireId) === at) this.inflight.delete(at.wireId);
     if (at.holder === this) at.holder = null;
-    if (timedOut && this.state !== CLOSED) {
-      const now = this.pool.clock();
-      if (now - this.lastRecvMs >= this.pool.opts.readTimeoutMs) this.destroy(ForwardErrorCode.TIMEOUT);
+    if (this.state === CLOSED) return;
+    if (timedOut && this.receivedNothingFor()) this.destroy(ForwardErrorCode.TIMEOUT);
+    else if (this.suspect && this.inflight.size === 0) this.destroy(null);
+  }
+
+  handOver(at: Attempt, late: Attempt): boolean {
+    if (this.state === CLOSED || this.inflight.get(at.wireId) !== at) {
+      this.release(at, true);
+      return false;
     }
+    this.inflight.set(at.wireId, late);
+    late.wireId = at.wireId;
+    late.holder = this;
+    if (at.holder === this) at.holder = null;
+    if (!this.suspect && this.receivedNothingFor()) {
+      this.suspect = true;
+      this.pool.forget(this);
+      this.pool.suspects.add(this);
+    }
+    return true;
+  }
+
+  /** Nothing was received on this connection for a whole read timeout. */
+  private receivedNothingFor(): boolean {
+    return this.pool.clock() - this.lastRecvMs >= this.pool.opts.readTimeoutMs;
   }
 }
 
@@ -330,6 +356,8 @@ export class TcpPool {
   readonly clock: Clock;
   readonly opts: TcpPoolOptions;
   private conns: TcpConn[] = [];
+  /** Suspect connections (out of `conns`), open until their late replies are in or released. */
+  readonly suspects = new Set<TcpConn>();
   onInternalError: (err: unknown) => void = () => {};
 
   constructor(address: UpstreamAddress, stats: UpstreamStats, clock: Clock, opts: TcpPoolOptions) {
@@ -382,8 +410,9 @@ export class TcpPool {
 
   /** Closes every connection; attempts still in flight fail with `code`. */
   closeAll(code: ForwardErrorCodeValue): void {
-    const all = this.conns;
+    const all = [...this.conns, ...this.suspects];
     this.conns = [];
+    this.suspects.clear();
     for (const c of all) c.destroy(code);
   }
 }

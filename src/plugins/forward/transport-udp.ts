@@ -192,6 +192,18 @@ class UdpSocket implements AttemptHolder {
     this.maybeClose();
   }
 
+  handOver(at: Attempt, late: Attempt): boolean {
+    if (this.closed || this.inflight.get(at.wireId) !== at) {
+      this.release(at);
+      return false;
+    }
+    this.inflight.set(at.wireId, late);
+    late.wireId = at.wireId;
+    late.holder = this;
+    if (at.holder === this) at.holder = null;
+    return true;
+  }
+
   maybeClose(): void {
     if (this.retired && this.inflight.size === 0) this.close();
   }

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { healthSetup, parseHealth, HealthPlugin } from './setup.ts';
+import { healthSetup, parseHealth } from './setup.ts';
+import { HealthPlugin } from './health.ts';
 import { MetricsHub } from '../../metrics/hub.ts';
 import { HttpEndpoints } from '../../metrics/http-endpoints.ts';
 import { MemoryLogger, TestEngine, directiveOf, parseExposition, sampleValue, setupContext } from '../../metrics/testing.ts';

@@ -1,40 +1,19 @@
 /**
- * `health [ADDRESS] { lameduck DURATION }` (CoreDNS plugin/health): GET /health on ADDRESS
- * (default `:8080`) answers 200 `OK` for as long as the process serves.
- *
- * Lameduck contract with the engine: the plugin exposes `lameduckMs`. When shutdown starts
- * the engine marks itself shutting down (ready answers 503), waits the largest `lameduckMs`
- * of its plugins while still answering DNS (logging `Going into lameduck mode for 5s`), then
- * drains and closes the DNS listeners, and only then calls `stop()`: so /health answers 200
- * during lameduck, as CoreDNS's does.
- *
- * Self check (CoreDNS's "overloaded" loop): once a second the plugin requests its own
- * /health, with a 3 s timeout, and exports the time it took
- * (coredns_health_request_duration_seconds) and the failures
- * (coredns_health_request_failures_total), warning as CoreDNS does when a request fails or
- * takes more than 1 s.
+ * Setup of `health [ADDRESS] { lameduck DURATION }` (CoreDNS plugin/health/setup.go); the
+ * plugin itself is in health.ts.
  */
-import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { EngineHooks, Handler, Logger, Plugin, PluginSetup, SetupContext } from '../../plugin.ts';
+import type { Plugin, PluginSetup, SetupContext } from '../../plugin.ts';
 import type { Directive } from '../../corefile/types.ts';
 import { argCountError, blockLines, errorAt, expectArgs } from '../../corefile/setup-helpers.ts';
-import { DurationError, formatGoDuration, parseGoDurationMs } from '../../util/duration.ts';
+import { DurationError, parseGoDurationMs } from '../../util/duration.ts';
 import { pluginLogger } from '../../util/log.ts';
-import { metricsHub, type MetricsHub } from '../../metrics/hub.ts';
-import { AddressError, dialHost, httpEndpoints, parseListenAddress, type HttpEndpoints, type Lease } from '../../metrics/http-endpoints.ts';
+import { metricsHub } from '../../metrics/hub.ts';
+import { AddressError, httpEndpoints, parseListenAddress } from '../../metrics/http-endpoints.ts';
+import { HealthPlugin, type HealthOptions } from './health.ts';
 
 export const DEFAULT_HEALTH_ADDRESS = ':8080';
-/** Self check period and timeout (CoreDNS: 1 s ticker, 3 s client timeout). */
-export const SELF_CHECK_INTERVAL_MS = 1000;
-export const SELF_CHECK_TIMEOUT_MS = 3000;
-/** A local /health request slower than this is logged. */
-const SLOW_MS = 1000;
 
-export interface HealthOptions {
-  address: string;
-  lameduckMs: number;
-}
-
+/** Parses the directive (no side effects). */
 export function parseHealth(d: Directive): HealthOptions {
   const args = expectArgs(d, 0, 1);
   const address = args.length === 1 ? args[0]!.text : DEFAULT_HEALTH_ADDRESS;
@@ -60,101 +39,6 @@ export function parseHealth(d: Directive): HealthOptions {
     }
   }
   return { address, lameduckMs };
-}
-
-export interface HealthDeps {
-  hub: MetricsHub;
-  endpoints: HttpEndpoints;
-  engine: EngineHooks;
-  log: Logger;
-  /** Self check period (tests shorten it). */
-  selfCheckIntervalMs?: number;
-}
-
-export class HealthPlugin implements Plugin {
-  readonly name = 'health';
-  readonly address: string;
-  /** How long shutdown waits, still serving, before closing listeners (see the module comment). */
-  readonly lameduckMs: number;
-  private readonly deps: HealthDeps;
-  private lease: Lease | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private checking = false;
-
-  constructor(opts: HealthOptions, deps: HealthDeps) {
-    this.address = opts.address;
-    this.lameduckMs = opts.lameduckMs;
-    this.deps = deps;
-  }
-
-  compose(next: Handler): Handler {
-    return next;
-  }
-
-  get port(): number {
-    return this.lease?.port ?? 0;
-  }
-
-  async start(): Promise<void> {
-    if (this.lease !== null) return;
-    this.lease = await this.deps.endpoints.acquire(this.address, '/health', serveHealth);
-    this.timer = setInterval(() => this.selfCheck(), this.deps.selfCheckIntervalMs ?? SELF_CHECK_INTERVAL_MS);
-    this.timer.unref();
-  }
-
-  async stop(): Promise<void> {
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
-    const lease = this.lease;
-    this.lease = null;
-    if (lease !== null) await lease.release({ immediate: this.deps.engine.isShuttingDown() });
-  }
-
-  /** One self check: GET our own /health, observe the time taken, count failures. */
-  private selfCheck(): void {
-    if (this.checking || this.lease === null) return;
-    this.checking = true;
-    const { host } = parseListenAddress(this.address);
-    const url = `http://${this.address}/health`;
-    const metrics = this.deps.hub.process;
-    const started = performance.now();
-    const done = (err: Error | null) => {
-      this.checking = false;
-      const ms = performance.now() - started;
-      metrics.healthDuration.observe(ms / 1000);
-      if (err !== null) {
-        metrics.healthFailures++;
-        this.deps.log.warn(`Local health request to "${url}" failed: Get "${url}": ${goNetError(err, this.address)}`);
-      } else if (ms > SLOW_MS) {
-        this.deps.log.warn(`Local health request to "${url}" took more than 1s: ${formatGoDuration(ms)}`);
-      }
-    };
-    const req = httpRequest(
-      { host: dialHost(host), port: this.lease.port, path: '/health', method: 'GET', timeout: SELF_CHECK_TIMEOUT_MS, agent: false },
-      (res) => {
-        res.resume();
-        res.on('end', () => done(null));
-        res.on('error', (e) => done(e));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`context deadline exceeded (Client.Timeout exceeded while awaiting headers)`)));
-    req.on('error', (e) => done(e));
-    req.end();
-  }
-}
-
-/** Go's wording for the common failures of a local HTTP GET (else Node's message). */
-function goNetError(err: Error, address: string): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ECONNREFUSED') return `dial tcp ${address}: connect: connection refused`;
-  if (code === 'ECONNRESET') return 'EOF';
-  return err.message;
-}
-
-/** CoreDNS's handler: always healthy while the listener is up. */
-function serveHealth(_req: IncomingMessage, res: ServerResponse): void {
-  res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
-  res.end('OK');
 }
 
 export const healthSetup: PluginSetup = {

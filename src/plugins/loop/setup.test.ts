@@ -7,7 +7,8 @@ import { Request } from '../../server/request.ts';
 import { ParseResult, parseQuery } from '../../wire/query.ts';
 import { buildEmptyResponse } from '../../wire/message.ts';
 import { Rcode } from '../../wire/codes.ts';
-import { LoopPlugin, buildProbe, loopSetup, probeName } from './setup.ts';
+import { loopSetup } from './setup.ts';
+import { LoopPlugin, buildProbe, probeName } from './loop.ts';
 import { TestEngine, directiveOf, setupContext } from '../../metrics/testing.ts';
 
 test('loop setup: no arguments; the zone is the first of the block, the address the first listener', () => {

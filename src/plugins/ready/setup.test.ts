@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseReady, ReadyPlugin, readySetup } from './setup.ts';
+import { parseReady, readySetup } from './setup.ts';
+import { ReadyPlugin } from './ready.ts';
 import { HttpEndpoints } from '../../metrics/http-endpoints.ts';
 import { TestEngine, directiveOf, setupContext } from '../../metrics/testing.ts';
 

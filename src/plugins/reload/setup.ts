@@ -1,40 +1,20 @@
 /**
- * `reload [INTERVAL] [JITTER]` (CoreDNS plugin/reload): re-reads the Corefile every
- * INTERVAL ± JITTER/2 and reloads the engine when its configuration digest changed.
- *
- *  - Defaults 30s and 15s; INTERVAL must be >= 2s and JITTER >= 1s; a JITTER above half the
- *    INTERVAL is cut to half. The jittered period is drawn once per config load.
- *  - At each start of a configuration (first start and after every successful reload) it logs
- *    `Running configuration SHA512 = <hex>` (src/plugins/reload/digest.ts).
- *  - A Corefile that does not parse is logged (`Corefile parse failed: ...`) and retried on
- *    the next tick; it is not a failed reload. A Corefile that parses but fails to load is
- *    logged (`Corefile changed but reload failed: ...`), counted in
- *    coredns_reload_failed_total, and not retried until it changes again; the old
- *    configuration keeps serving. coredns_reload_version_info{hash="sha512",value} carries
- *    the digest of the last change seen.
- *  - All blocks of one config share one checker (CoreDNS's reload is process wide): several
- *    `reload` lines do not multiply the checks; the last block's interval wins, as in CoreDNS.
+ * Setup of `reload [INTERVAL] [JITTER]` (CoreDNS plugin/reload/setup.go); the checker and the
+ * plugin are in reload.ts.
  */
-import { readFile } from 'node:fs/promises';
-import { createHash, randomInt } from 'node:crypto';
-import type { EngineHooks, Handler, Logger, Plugin, PluginSetup, SetupContext } from '../../plugin.ts';
+import { randomInt } from 'node:crypto';
+import type { Plugin, PluginSetup, SetupContext } from '../../plugin.ts';
 import type { Directive, Token } from '../../corefile/types.ts';
-import type { Env } from '../../corefile/lexer.ts';
 import { errorAt, expectArgs, noBlock } from '../../corefile/setup-helpers.ts';
 import { DurationError, parseGoDurationMs } from '../../util/duration.ts';
 import { pluginLogger } from '../../util/log.ts';
-import { metricsHub, type MetricsHub } from '../../metrics/hub.ts';
-import { configDigest } from './digest.ts';
+import { metricsHub } from '../../metrics/hub.ts';
+import { ReloadChecker, ReloadPlugin, type ReloadOptions } from './reload.ts';
 
 export const DEFAULT_INTERVAL_MS = 30_000;
 export const DEFAULT_JITTER_MS = 15_000;
 export const MIN_INTERVAL_MS = 2_000;
 export const MIN_JITTER_MS = 1_000;
-
-export interface ReloadOptions {
-  intervalMs: number;
-  jitterMs: number;
-}
 
 function durationArg(tok: Token): number {
   try {
@@ -60,125 +40,6 @@ export function parseReload(d: Directive): ReloadOptions {
 export function jitteredIntervalMs(opts: ReloadOptions, rand: (maxExclusive: number) => number = (m) => randomInt(m)): number {
   const j = Math.max(1, Math.floor(opts.jitterMs));
   return opts.intervalMs + rand(j) - Math.floor(j / 2);
-}
-
-export interface ReloadDeps {
-  engine: EngineHooks;
-  env: Env;
-  hub: MetricsHub;
-  log: Logger;
-}
-
-/** The Corefile checker of one loaded configuration. */
-export class ReloadChecker {
-  periodMs: number;
-  private readonly deps: ReloadDeps;
-  private digest = '';
-  private timer: NodeJS.Timeout | null = null;
-  private running = false;
-  private checking: Promise<void> | null = null;
-
-  constructor(periodMs: number, deps: ReloadDeps) {
-    this.periodMs = periodMs;
-    this.deps = deps;
-  }
-
-  /** The digest of the configuration being served (after start). */
-  get currentDigest(): string {
-    return this.digest;
-  }
-
-  start(): void {
-    if (this.running) return;
-    this.running = true;
-    const { engine, env, log } = this.deps;
-    const file = engine.corefilePath() ?? 'Corefile';
-    const text = engine.corefileText();
-    try {
-      this.digest = configDigest(text, file, env);
-    } catch {
-      // The serving text parsed when it was loaded; an import that vanished since is possible.
-      this.digest = createHash('sha512').update(text).digest('hex');
-    }
-    log.info(`Running configuration SHA512 = ${this.digest}`);
-    this.schedule();
-  }
-
-  stop(): void {
-    this.running = false;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-  }
-
-  private schedule(): void {
-    if (!this.running) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.checking = this.check().finally(() => {
-        this.checking = null;
-        this.schedule();
-      });
-    }, this.periodMs);
-    this.timer.unref();
-  }
-
-  /** One check; resolves when any reload it started has finished. Exposed for tests. */
-  async check(): Promise<void> {
-    const { engine, env, log, hub } = this.deps;
-    const path = engine.corefilePath();
-    if (path === null || !this.running) return;
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch {
-      return; // CoreDNS skips a tick whose Corefile cannot be read.
-    }
-    let digest: string;
-    try {
-      digest = configDigest(text, path, env);
-    } catch (err) {
-      log.warn(`Corefile parse failed: ${(err as Error).message}`);
-      return;
-    }
-    if (digest === this.digest || !this.running) return;
-    // Do not retry the same file, even when it fails to load.
-    this.digest = digest;
-    hub.process.reloadVersion = { hash: 'sha512', value: digest };
-    try {
-      await engine.reload('reload');
-    } catch (err) {
-      log.error(`Corefile changed but reload failed: ${(err as Error).message}`);
-      hub.process.reloadFailed++;
-    }
-  }
-
-  /** Resolves once a check in progress (if any) has finished. */
-  async idle(): Promise<void> {
-    if (this.checking) await this.checking;
-  }
-}
-
-export class ReloadPlugin implements Plugin {
-  readonly name = 'reload';
-  readonly options: ReloadOptions;
-  readonly checker: ReloadChecker;
-
-  constructor(options: ReloadOptions, checker: ReloadChecker) {
-    this.options = options;
-    this.checker = checker;
-  }
-
-  compose(next: Handler): Handler {
-    return next;
-  }
-
-  start(): void {
-    this.checker.start();
-  }
-
-  stop(): void {
-    this.checker.stop();
-  }
 }
 
 const SHARED_KEY = 'reload/checker';

@@ -28,6 +28,9 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
+/** Output kept per agent (the tail), so long runs with `errors` logging stay bounded. */
+const MAX_OUTPUT_CHARS = 1 << 20;
+
 export async function startAgent(corefileText: string, opts: { readyTimeoutMs?: number; extraArgs?: string[] } = {}): Promise<Agent> {
   const dir = mkdtempSync(path.join(tmpdir(), 'nld-fault-'));
   const corefile = path.join(dir, 'Corefile');
@@ -37,8 +40,12 @@ export async function startAgent(corefileText: string, opts: { readyTimeoutMs?: 
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
+  const keep = (d: Buffer) => {
+    out += d;
+    if (out.length > MAX_OUTPUT_CHARS) out = out.slice(-MAX_OUTPUT_CHARS >> 1);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const alive = () => child.exitCode === null && child.signalCode === null;
   const stop = async () => {

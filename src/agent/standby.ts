@@ -1,0 +1,461 @@
+/**
+ * Peers: several node-local-dns instances serving the same local IPs on one node (a primary and
+ * a standby, each in its own DaemonSet), so that one of them can restart while the other keeps
+ * answering. Their UDP/TCP sockets share the addresses through SO_REUSEPORT; this module only
+ * decides who may touch the node's network set-up (interface and iptables rules).
+ *
+ * Liveness contract (the peer directory, `-peerdir`, a hostPath shared by every instance):
+ *  - Each instance listens on a unix socket `<dir>/<role>-<scope>-<pid>-<nonce>.sock` for as
+ *    long as it runs. The socket is bound under a hidden temporary name and renamed into place
+ *    once listening, so a visible name never refuses a connection while its owner lives.
+ *  - A peer is alive when a connection to its socket succeeds: the kernel refuses connections to
+ *    a socket whose process is gone, whatever killed it (SIGKILL, OOM kill, crash). A refused
+ *    connection marks a stale socket, which is removed. Any other failure (permissions, a full
+ *    backlog, no answer in time) counts as alive: when in doubt, do not tear down.
+ *  - `scope` is a hash of the network namespace, the DNS port and the local IPs: only instances
+ *    with the same scope are peers (instances on other network namespaces or other addresses
+ *    sharing the directory are ignored). The pid in the name is informative only: containers
+ *    have their own pid namespaces, so it may repeat; the nonce makes the name unique.
+ *  - Protocol on the socket: the client writes one line, `status` or `sync`; the server answers
+ *    one JSON line (PeerStatus) and closes. `sync` asks a primary to re-check its interface and
+ *    rules now (sent by an instance that tore them down while a new primary was starting).
+ *  - Leaving: close the socket and unlink it (`leave()`), then look for live peers. The last
+ *    instance to leave therefore sees none, and is the one that tears the network set-up down.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import { lstat, mkdir, readdir, readlink, rename, rm, stat } from 'node:fs/promises';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import type { Logger } from '../plugin.ts';
+import type { CommandRunner } from './exec.ts';
+
+export const PEER_ROLES = { primary: 'primary', standby: 'standby' } as const;
+export type PeerRole = (typeof PEER_ROLES)[keyof typeof PEER_ROLES];
+
+export const PEER_PHASES = { starting: 'starting', serving: 'serving', stopping: 'stopping' } as const;
+export type PeerPhase = (typeof PEER_PHASES)[keyof typeof PEER_PHASES];
+
+/** `-peerdir` default: a hostPath directory in the DaemonSets. */
+export const DEFAULT_PEER_DIR = '/run/node-local-dns';
+/** How long a probe waits for a connected peer's status line. */
+export const PEER_PROBE_TIMEOUT_MS = 1000;
+/** A hidden temporary socket left by a crash between bind and rename is removed after this. */
+const STALE_TMP_AGE_MS = 60_000;
+/** Longest request line a peer server reads. */
+const MAX_REQUEST_BYTES = 64;
+/** sun_path is 108 bytes including the terminating NUL. */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+export const PEER_ERROR_CODES = {
+  dir: 'ERR_PEER_DIR',
+  listen: 'ERR_PEER_LISTEN',
+  aborted: 'ERR_PEER_ABORTED',
+} as const;
+export type PeerErrorCode = (typeof PEER_ERROR_CODES)[keyof typeof PEER_ERROR_CODES];
+
+export class PeerError extends Error {
+  readonly code: PeerErrorCode;
+  constructor(code: PeerErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PeerError';
+    this.code = code;
+  }
+}
+
+/** What a peer answers on its socket. */
+export interface PeerStatus {
+  id: string;
+  role: PeerRole;
+  pid: number;
+  scope: string;
+  phase: PeerPhase;
+  version: string;
+  /** ISO 8601. */
+  startedAt: string;
+}
+
+export interface PeerName {
+  role: PeerRole;
+  scope: string;
+  pid: number;
+  nonce: string;
+}
+
+const NAME_RE = /^(primary|standby)-([0-9a-f]{8})-(\d{1,10})-([0-9a-f]{8})\.sock$/;
+const TMP_RE = /^\.(primary|standby)-[0-9a-f]{8}-\d{1,10}-[0-9a-f]{8}\.sock\.tmp$/;
+
+/** Parses a peer socket file name; undefined for any other file. */
+export function parsePeerName(name: string): PeerName | undefined {
+  const m = NAME_RE.exec(name);
+  if (!m) return undefined;
+  return { role: m[1] as PeerRole, scope: m[2]!, pid: Number(m[3]), nonce: m[4]! };
+}
+
+export function formatPeerName(p: PeerName): string {
+  return `${p.role}-${p.scope}-${p.pid}-${p.nonce}.sock`;
+}
+
+/** 8 hex digits identifying "these addresses on this network": netns, DNS port, sorted local IPs. */
+export function peerScope(netns: string, localIps: readonly string[], dnsPort: number): string {
+  const key = `${netns}|${dnsPort}|${[...localIps].map((ip) => ip.toLowerCase()).sort().join(',')}`;
+  return createHash('sha256').update(key).digest('hex').slice(0, 8);
+}
+
+/**
+ * Identity of the network namespace the set-up is made in (`net:[4026531840]`). With a runner
+ * (which may enter another namespace) it is read through the runner; else from /proc/self.
+ * Returns 'unknown' when it cannot be read: then every instance with the same IPs is a peer.
+ */
+export async function networkNamespaceId(runner?: CommandRunner): Promise<string> {
+  try {
+    if (runner) {
+      const r = await runner('readlink', ['/proc/self/ns/net']);
+      const out = r.stdout.trim();
+      return r.code === 0 && out !== '' ? out : 'unknown';
+    }
+    return await readlink('/proc/self/ns/net');
+  } catch {
+    return 'unknown';
+  }
+}
+
+export type ProbeResult =
+  | { state: 'alive'; status: PeerStatus | undefined; detail: string }
+  | { state: 'stale'; detail: string }
+  | { state: 'gone'; detail: string };
+
+function parseStatus(line: string): PeerStatus | undefined {
+  try {
+    const v = JSON.parse(line) as Partial<PeerStatus>;
+    if (typeof v !== 'object' || v === null) return undefined;
+    if (typeof v.id !== 'string' || (v.role !== 'primary' && v.role !== 'standby') || typeof v.pid !== 'number') return undefined;
+    return {
+      id: v.id,
+      role: v.role,
+      pid: v.pid,
+      scope: String(v.scope ?? ''),
+      phase: (Object.values(PEER_PHASES) as string[]).includes(String(v.phase)) ? (v.phase as PeerPhase) : PEER_PHASES.serving,
+      version: String(v.version ?? ''),
+      startedAt: String(v.startedAt ?? ''),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Connects to a peer socket, sends `request`, reads the status line.
+ *  - connection refused on a socket → stale (nothing listens: the owner is dead);
+ *  - no such file / not a socket    → gone (not a peer);
+ *  - connected (answer or not)     → alive;
+ *  - any other error               → alive (unknown: counted as alive so nobody tears down under it).
+ */
+export function probePeer(path: string, request: 'status' | 'sync' = 'status', timeoutMs = PEER_PROBE_TIMEOUT_MS): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    let connected = false;
+    let buf = '';
+    let done = false;
+    const finish = (r: ProbeResult) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(r);
+    };
+    const sock: Socket = connect({ path });
+    const timer = setTimeout(() => {
+      finish(connected
+        ? { state: 'alive', status: undefined, detail: `connected, no answer within ${timeoutMs} ms` }
+        : { state: 'alive', status: undefined, detail: `connect did not complete within ${timeoutMs} ms` });
+    }, timeoutMs);
+    sock.setEncoding('utf8');
+    sock.on('connect', () => {
+      connected = true;
+      sock.write(`${request}\n`);
+    });
+    sock.on('data', (d: string) => {
+      buf += d;
+      if (buf.length > 4096) finish({ state: 'alive', status: undefined, detail: 'oversized answer' });
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) finish({ state: 'alive', status: parseStatus(buf.slice(0, nl)), detail: 'answered' });
+    });
+    sock.on('end', () => {
+      finish({ state: 'alive', status: parseStatus(buf), detail: 'answered' });
+    });
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      if (connected) {
+        finish({ state: 'alive', status: parseStatus(buf), detail: `connected, then ${err.code ?? err.message}` });
+      } else if (err.code === 'ECONNREFUSED') {
+        // Linux refuses connections to a non-socket file too: only a socket is a stale peer.
+        lstat(path).then(
+          (st) => finish(st.isSocket() ? { state: 'stale', detail: 'connection refused' } : { state: 'gone', detail: 'not a socket' }),
+          () => finish({ state: 'gone', detail: 'vanished' }),
+        );
+      } else if (err.code === 'ENOENT' || err.code === 'ENOTSOCK') {
+        finish({ state: 'gone', detail: err.code });
+      } else {
+        finish({ state: 'alive', status: undefined, detail: `cannot tell (${err.code ?? err.message}), counted as alive` });
+      }
+    });
+  });
+}
+
+/** A live peer as seen by `PeerRegistry.peers()`. */
+export interface LivePeer {
+  path: string;
+  name: PeerName;
+  status: PeerStatus | undefined;
+  detail: string;
+}
+
+/** One line describing a peer for logs: `standby pid 42 (serving)`. */
+export function describePeer(p: LivePeer): string {
+  return `${p.name.role} pid ${p.name.pid} (${p.status ? p.status.phase : p.detail})`;
+}
+
+export interface PeerRegistryOptions {
+  dir: string;
+  role: PeerRole;
+  scope: string;
+  version: string;
+  log: Logger;
+  probeTimeoutMs?: number;
+}
+
+/** This instance's registration in the peer directory, and the view of the others. */
+export class PeerRegistry {
+  readonly dir: string;
+  readonly role: PeerRole;
+  readonly scope: string;
+  readonly id: string;
+  readonly path: string;
+  phase: PeerPhase = PEER_PHASES.starting;
+  readonly #log: Logger;
+  readonly #version: string;
+  readonly #startedAt = new Date().toISOString();
+  readonly #probeTimeoutMs: number;
+  #server: Server | undefined;
+  #onSync: (() => void) | undefined;
+  #syncRequested = false;
+  #left: Promise<void> | undefined;
+
+  private constructor(opts: PeerRegistryOptions, name: string) {
+    this.dir = opts.dir;
+    this.role = opts.role;
+    this.scope = opts.scope;
+    this.id = name.slice(0, -'.sock'.length);
+    this.path = join(opts.dir, name);
+    this.#log = opts.log;
+    this.#version = opts.version;
+    this.#probeTimeoutMs = opts.probeTimeoutMs ?? PEER_PROBE_TIMEOUT_MS;
+  }
+
+  /** Creates the directory if needed, removes stale sockets, and starts listening. */
+  static async join(opts: PeerRegistryOptions): Promise<PeerRegistry> {
+    const name = formatPeerName({ role: opts.role, scope: opts.scope, pid: process.pid, nonce: randomBytes(4).toString('hex') });
+    const reg = new PeerRegistry(opts, name);
+    if (Buffer.byteLength(join(opts.dir, `.${name}.tmp`)) > MAX_SOCKET_PATH_BYTES) {
+      throw new PeerError(PEER_ERROR_CODES.dir, `peer directory path ${opts.dir} is too long for a unix socket`);
+    }
+    try {
+      await mkdir(opts.dir, { recursive: true, mode: 0o755 });
+    } catch (err) {
+      throw new PeerError(PEER_ERROR_CODES.dir, `cannot create peer directory ${opts.dir}: ${(err as Error).message}`, { cause: err });
+    }
+    await reg.#sweep();
+    await reg.#listen(name);
+    return reg;
+  }
+
+  async #listen(name: string): Promise<void> {
+    const tmp = join(this.dir, `.${name}.tmp`);
+    const server = createServer((sock) => this.#serve(sock));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ path: tmp, backlog: 64 }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      await rename(tmp, this.path);
+    } catch (err) {
+      server.close();
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw new PeerError(PEER_ERROR_CODES.listen, `cannot listen on ${this.path}: ${(err as Error).message}`, { cause: err });
+    }
+    server.on('error', (err) => this.#log.error(`peer socket ${this.path}: ${err.message}`));
+    server.unref();
+    this.#server = server;
+  }
+
+  #serve(sock: Socket): void {
+    sock.unref();
+    sock.setTimeout(PEER_PROBE_TIMEOUT_MS, () => sock.destroy());
+    sock.on('error', () => sock.destroy());
+    let req = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      req += d;
+      const nl = req.indexOf('\n');
+      if (nl < 0 && req.length <= MAX_REQUEST_BYTES) return;
+      const line = (nl >= 0 ? req.slice(0, nl) : '').trim();
+      sock.removeAllListeners('data');
+      if (line === 'sync') this.#requestSync();
+      sock.end(`${JSON.stringify(this.status())}\n`);
+    });
+  }
+
+  #requestSync(): void {
+    if (this.#onSync) this.#onSync();
+    else this.#syncRequested = true;
+  }
+
+  /** Our status line. */
+  status(): PeerStatus {
+    return {
+      id: this.id,
+      role: this.role,
+      pid: process.pid,
+      scope: this.scope,
+      phase: this.phase,
+      version: this.#version,
+      startedAt: this.#startedAt,
+    };
+  }
+
+  /** Called on a peer's `sync` request (at once if one arrived before this was set). */
+  onSync(cb: () => void): void {
+    this.#onSync = cb;
+    if (this.#syncRequested) {
+      this.#syncRequested = false;
+      cb();
+    }
+  }
+
+  /** Removes stale sockets of any scope (dead owners) and old temporary names. */
+  async #sweep(): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const path = join(this.dir, n);
+      if (TMP_RE.test(n)) {
+        const st = await stat(path).catch(() => undefined);
+        if (st && Date.now() - st.mtimeMs > STALE_TMP_AGE_MS && (await probePeer(path, 'status', this.#probeTimeoutMs)).state === 'stale') {
+          await rm(path, { force: true }).catch(() => undefined);
+        }
+        continue;
+      }
+      const name = parsePeerName(n);
+      if (!name || path === this.path) continue;
+      if ((await probePeer(path, 'status', this.#probeTimeoutMs)).state === 'stale') {
+        await rm(path, { force: true }).catch(() => undefined);
+        this.#log.info(`Removed stale peer socket ${path} (its instance is gone)`);
+      }
+    }
+  }
+
+  /**
+   * The other live instances of our scope, probed in parallel. Sockets of dead instances are
+   * removed. A directory that cannot be read yields no peers (and an error line).
+   */
+  async peers(): Promise<LivePeer[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      this.#log.error(`Cannot read peer directory ${this.dir}: ${(err as Error).message}`);
+      return [];
+    }
+    const candidates = names
+      .map((n) => ({ n, name: parsePeerName(n) }))
+      .filter((c): c is { n: string; name: PeerName } => c.name !== undefined && c.name.scope === this.scope && join(this.dir, c.n) !== this.path);
+    const probed = await Promise.all(candidates.map(async (c) => {
+      const path = join(this.dir, c.n);
+      return { path, name: c.name, r: await probePeer(path, 'status', this.#probeTimeoutMs) };
+    }));
+    const live: LivePeer[] = [];
+    for (const p of probed) {
+      if (p.r.state === 'stale') {
+        await rm(p.path, { force: true }).catch(() => undefined);
+        this.#log.info(`Removed stale peer socket ${p.path} (its instance is gone)`);
+      } else if (p.r.state === 'alive') {
+        live.push({ path: p.path, name: p.name, status: p.r.status, detail: p.r.detail });
+      }
+    }
+    return live;
+  }
+
+  /** Asks a live peer to re-check its network set-up now; false when it could not be reached. */
+  async requestSync(peer: LivePeer): Promise<boolean> {
+    return (await probePeer(peer.path, 'sync', this.#probeTimeoutMs)).state === 'alive';
+  }
+
+  /** Stops answering and removes our socket; from now on peers no longer count us. Idempotent. */
+  leave(): Promise<void> {
+    this.#left ??= (async () => {
+      const s = this.#server;
+      this.#server = undefined;
+      if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+      await rm(this.path, { force: true }).catch(() => undefined);
+    })();
+    return this.#left;
+  }
+}
+
+/** The local IPs that cannot be bound here yet (not assigned to any interface of this namespace). */
+export async function unboundableIps(ips: readonly string[]): Promise<string[]> {
+  const missing: string[] = [];
+  for (const ip of ips) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = dgram.createSocket({ type: ip.includes(':') ? 'udp6' : 'udp4' });
+      s.once('error', () => {
+        s.close();
+        resolve(false);
+      });
+      s.bind({ address: ip, port: 0, exclusive: true }, () => {
+        s.close();
+        resolve(true);
+      });
+    });
+    if (!ok) missing.push(ip);
+  }
+  return missing;
+}
+
+/**
+ * Waits until every local IP can be bound (the primary has set up the interface). Logs once when
+ * it has to wait. Rejects with PeerError(aborted) when `signal` aborts.
+ */
+export async function waitForLocalIps(
+  ips: readonly string[],
+  opts: { log: Logger; signal?: AbortSignal; pollMs?: number; what?: string },
+): Promise<void> {
+  let announced = false;
+  for (;;) {
+    if (opts.signal?.aborted) throw new PeerError(PEER_ERROR_CODES.aborted, 'stopped while waiting for the local IPs');
+    const missing = await unboundableIps(ips);
+    if (missing.length === 0) {
+      if (announced) opts.log.info(`${opts.what ?? 'Local IPs'} ${ips.join(', ')} are now present`);
+      return;
+    }
+    if (!announced) {
+      opts.log.info(`Waiting for ${missing.join(', ')} to be set up by the primary before serving`);
+      announced = true;
+    }
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(done, opts.pollMs ?? 500);
+      function done() {
+        opts.signal?.removeEventListener('abort', done);
+        clearTimeout(t);
+        resolve();
+      }
+      opts.signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * Messages between the control thread (src/workers/pool.ts) and a serving worker thread
+ * (src/workers/worker.ts). Every message is structured-clone safe (plain objects, arrays,
+ * strings, numbers).
+ *
+ * Control → worker: requests carry an `id`; the worker answers each with one `reply` of the
+ * same id. A worker answers requests one at a time in arrival order (the pool never sends a
+ * reload before the previous one was answered).
+ * Worker → control: `ready` once its engine serves (or `startFailed`), `reply`s, and `fatal`
+ * when the engine asks the process to exit (CoreDNS's log.Fatal, e.g. plugin/loop).
+ */
+import type { ListenerInfo } from '../engine.ts';
+import type { MetricsSnapshot } from '../metrics/snapshot.ts';
+
+/** What a worker is started with (its `workerData`). */
+export interface WorkerInit {
+  /** Index of the worker in the pool (0-based), for log lines. */
+  index: number;
+  corefilePath: string | null;
+  /** The Corefile text to serve (read once by the control thread, so all workers agree). */
+  corefileText: string;
+  defaultBind: string[];
+  defaultPort: number;
+  /** `-quiet`. */
+  quiet: boolean;
+  /** Ports of listeners configured with port 0: [`address|0`, port]. */
+  portOverrides: [string, number][];
+}
+
+export type ControlRequest =
+  | { type: 'reload'; id: number; text: string; portOverrides: [string, number][] }
+  | { type: 'snapshot'; id: number }
+  | { type: 'stop'; id: number };
+
+export type WorkerMessage =
+  | { type: 'ready'; listening: ListenerInfo[] }
+  | { type: 'startFailed'; message: string }
+  | { type: 'reply'; id: number; ok: true; listening?: ListenerInfo[]; snapshot?: MetricsSnapshot }
+  | { type: 'reply'; id: number; ok: false; message: string }
+  | { type: 'fatal'; message: string };
