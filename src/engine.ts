@@ -16,7 +16,7 @@
 import { readFileSync } from 'node:fs';
 import type { BlockInfo, EngineHooks, Logger, Plugin, Clock } from './plugin.ts';
 import { loadConfig, serverLabel, type LoadedConfig, type LoadedBlock } from './config/load.ts';
-import { Dispatcher, Generation, RouteTarget } from './server/dispatch.ts';
+import { Dispatcher, Generation, RouteTarget, defaultClock } from './server/dispatch.ts';
 import { ZoneTable } from './server/zones.ts';
 import { UdpListener } from './server/udp.ts';
 import { TcpListener } from './server/tcp.ts';
@@ -110,9 +110,12 @@ export class Engine implements EngineHooks {
   private shuttingDown = false;
   private reloading: Promise<void> = Promise.resolve();
   readonly role: EngineRoleValue;
+  /** One clock for the listeners and every plugin (see Dispatcher.clock). */
+  private readonly clock: Clock;
 
   private constructor(opts: EngineOptions) {
     this.opts = opts;
+    this.clock = opts.clock ?? defaultClock;
     this.log = opts.log ?? defaultLog;
     this.role = opts.role ?? EngineRole.STANDALONE;
     if (this.role === EngineRole.CONTROL && opts.pool === undefined) throw new Error('engine: the control role needs a worker pool');
@@ -139,7 +142,7 @@ export class Engine implements EngineHooks {
       defaultBind: this.opts.defaultBind,
       defaultPort: this.opts.defaultPort,
       env: this.opts.env ?? process.env,
-      clock: this.opts.clock ?? (() => performance.now()),
+      clock: this.clock,
       log: this.log,
       engine: this,
     });
@@ -176,7 +179,7 @@ export class Engine implements EngineHooks {
     try {
       for (const [key, { address, port, table }] of tables) {
         if (this.listeners.has(key)) continue;
-        const dispatcher = new Dispatcher(serverLabel(address, port), table);
+        const dispatcher = new Dispatcher(serverLabel(address, port), table, this.clock);
         const bindPort = port === 0 ? (this.opts.portOverrides?.get(`${address}|0`) ?? 0) : port;
         const udp = new UdpListener(address, bindPort, dispatcher, this.opts.reusePort ?? true);
         const boundPort = await udp.bind();

@@ -3,7 +3,7 @@
  * listener, run the block's chain. Errors the server answers itself (FORMERR, NOTIMP,
  * BADVERS, REFUSED for no zone, SERVFAIL when a handler throws) are built here.
  */
-import type { Handler } from '../plugin.ts';
+import type { Clock, Handler } from '../plugin.ts';
 import { Request } from './request.ts';
 import { ParseResult, parseQuery } from '../wire/query.ts';
 import { buildEmptyResponse } from '../wire/message.ts';
@@ -11,6 +11,11 @@ import { Rcode } from '../wire/codes.ts';
 import { ZoneTable } from './zones.ts';
 import { getZoneStats, countDrop, countPanic, type ZoneStats } from '../metrics/zone-stats.ts';
 import { log } from '../util/log.ts';
+
+/** The server clock: monotonic milliseconds. */
+export function defaultClock(): number {
+  return performance.now();
+}
 
 /** What a zone of a block resolves to on one listener. */
 export class RouteTarget {
@@ -44,10 +49,16 @@ export class Dispatcher {
   private readonly unroutedStats: ZoneStats;
   /** Global in-flight count across generations of this listener. */
   inFlight = 0;
+  /**
+   * The engine's clock (the one plugins get): transports stamp `req.startMs` with it, so
+   * plugins may use the arrival time as "now" for synchronous work (the cache hit does).
+   */
+  readonly clock: Clock;
 
-  constructor(serverLabel: string, table: ZoneTable<RouteTarget>) {
+  constructor(serverLabel: string, table: ZoneTable<RouteTarget>, clock: Clock = defaultClock) {
     this.serverLabel = serverLabel;
     this.table = table;
+    this.clock = clock;
     this.unroutedStats = getZoneStats(serverLabel, 'dropped');
   }
 
@@ -96,7 +107,7 @@ export class Dispatcher {
   finish(req: Request): void {
     this.inFlight--;
     const target = req.target as RouteTarget | null;
-    const durationSec = (performance.now() - req.startMs) / 1000;
+    const durationSec = (this.clock() - req.startMs) / 1000;
     if (target !== null) {
       target.generation.inFlight--;
       target.stats.record(req, durationSec);

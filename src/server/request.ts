@@ -53,7 +53,7 @@ export class Request {
   server = '';
   /** The zone (normalised) of the server block that serves this query, set by routing. */
   zone = '';
-  /** Arrival time, ms from the server clock (performance.now()). */
+  /** Arrival time, ms on the engine's clock (the Clock plugins get; performance.now() by default), 0 when unknown. */
   startMs = 0;
 
   /** Where the response goes; plugins may wrap it (see ResponseWriter). */

@@ -93,7 +93,7 @@ class TcpConnection implements ResponseWriter {
     req.family = this.family;
     req.remoteAddress = this.remoteAddress;
     req.remotePort = this.remotePort;
-    req.startMs = performance.now();
+    req.startMs = this.listener.dispatcher.clock();
     req.udpSize = 65535;
     const before = this.listener.dispatcher.inFlight;
     this.listener.dispatcher.dispatch(req);

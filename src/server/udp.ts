@@ -71,13 +71,13 @@ export class UdpListener implements ResponseWriter {
 
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     this.received++;
-    if (this.held !== null) this.lastMessageMs = performance.now();
     const req = new Request(msg, msg.length, this, this.labelOffsets);
     req.proto = Proto.UDP;
     req.family = this.family;
     req.remoteAddress = rinfo.address;
     req.remotePort = rinfo.port;
-    req.startMs = performance.now();
+    req.startMs = this.dispatcher.clock();
+    if (this.held !== null) this.lastMessageMs = performance.now();
     this.dispatcher.dispatch(req);
   }
 
@@ -94,7 +94,9 @@ export class UdpListener implements ResponseWriter {
       this.held.push({ msg: Buffer.from(out.subarray(0, outLen)), port: req.remotePort, address: req.remoteAddress });
     } else if (!this.closed) {
       this.sent++;
-      this.socket.send(out, 0, outLen, req.remotePort, req.remoteAddress);
+      // Without offset/length when the whole buffer goes out: dgram then makes no view of it.
+      if (outLen === out.length) this.socket.send(out, req.remotePort, req.remoteAddress);
+      else this.socket.send(out, 0, outLen, req.remotePort, req.remoteAddress);
     }
     this.dispatcher.finish(req);
   }

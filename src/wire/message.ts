@@ -157,10 +157,17 @@ export interface QueryLike {
   questionEnd: number;
   edns: boolean;
   dnssecOk: boolean;
+  /** The client's EDNS payload size (>= 512); echoed in our OPT as CoreDNS does (SizeAndDo). */
+  udpSize?: number;
+}
+
+function echoedSize(q: QueryLike): number {
+  return q.udpSize !== undefined && q.udpSize >= 512 ? q.udpSize : Edns.ADVERTISED_UDP_SIZE;
 }
 
 /**
- * A response with no records: the query's ID, opcode, RD and CD, QR and RA set, the given
+ * A response with no records: the query's ID, opcode, RD and CD, QR set (RA clear, as
+ * miekg/dns's SetRcode leaves it), the given
  * rcode (extended rcodes go in the OPT, RFC 6891 §6.1.3), the question echoed when it was
  * parsed, and an OPT when the query had one.
  */
@@ -168,7 +175,7 @@ export function buildEmptyResponse(q: QueryLike, rcode: number): Buffer {
   const qlen = q.questionEnd > 0 ? q.questionEnd - Header.SIZE : 0;
   const withOpt = q.edns || rcode > 15;
   const out = Buffer.allocUnsafe(Header.SIZE + qlen + (withOpt ? Edns.OPT_FIXED_SIZE : 0));
-  const flags = Flag.QR | (q.flags & (Flag.OPCODE_MASK | Flag.RD | Flag.CD)) | Flag.RA | (rcode & 0x0f);
+  const flags = Flag.QR | (q.flags & (Flag.OPCODE_MASK | Flag.RD | Flag.CD)) | (rcode & 0x0f);
   out[0] = (q.id >>> 8) & 0xff;
   out[1] = q.id & 0xff;
   out[2] = flags >>> 8;
@@ -179,7 +186,7 @@ export function buildEmptyResponse(q: QueryLike, rcode: number): Buffer {
   out[10] = 0;
   out[11] = withOpt ? 1 : 0;
   if (qlen > 0) out.set(q.msg.subarray(Header.SIZE, q.questionEnd), Header.SIZE);
-  if (withOpt) writeOpt(out, Header.SIZE + qlen, Edns.ADVERTISED_UDP_SIZE, rcode >>> 4, q.dnssecOk);
+  if (withOpt) writeOpt(out, Header.SIZE + qlen, q.edns ? echoedSize(q) : Edns.ADVERTISED_UDP_SIZE, rcode >>> 4, q.dnssecOk);
   return out;
 }
 
@@ -199,6 +206,6 @@ export function buildTruncated(q: QueryLike, resp: Uint8Array): Buffer {
   out[10] = 0;
   out[11] = q.edns ? 1 : 0;
   out.set(q.msg.subarray(Header.SIZE, q.questionEnd), Header.SIZE);
-  if (q.edns) writeOpt(out, Header.SIZE + qlen, Edns.ADVERTISED_UDP_SIZE, 0, q.dnssecOk);
+  if (q.edns) writeOpt(out, Header.SIZE + qlen, echoedSize(q), 0, q.dnssecOk);
   return out;
 }

@@ -204,7 +204,7 @@ const LISTEN_LINE = /^\[INFO\] (\S+):(\d+) on (\S+) \(udp, tcp\)$/gm;
 /**
  * Starts `node src/main.ts ARGS` (after `prefix`, e.g. `ip netns exec NS`, which execs it) and
  * resolves once it printed its `serving` line (rejects with its output if it exits or stays
- * silent for 20 s).
+ * silent for 45 s).
  */
 export async function spawnAgent(args: string[], cleanup?: () => void, prefix: string[] = []): Promise<AgentProcess> {
   const argv = [...prefix, NODE, 'src/main.ts', ...args];
@@ -214,7 +214,8 @@ export async function spawnAgent(args: string[], cleanup?: () => void, prefix: s
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   let code: number | string | null = null;
   const exited = new Promise<number | string>((resolve) => proc.on('exit', (c, s) => resolve((code = c ?? s ?? -1))));
-  const end = performance.now() + 20_000;
+  // Generous: on a loaded 2-core machine a cold start (type stripping, worker threads) is slow.
+  const end = performance.now() + 45_000;
   while (!/\] node-local-dns-\S+ .*serving/.test(out)) {
     if (code !== null || performance.now() > end) {
       if (code === null) proc.kill('SIGKILL');
@@ -240,10 +241,10 @@ export async function spawnAgent(args: string[], cleanup?: () => void, prefix: s
   };
 }
 
-/** Runs `node src/main.ts ARGS` to its exit (SIGKILL after 20 s): exit code and output. */
+/** Runs `node src/main.ts ARGS` to its exit (SIGKILL after 45 s): exit code and output. */
 export function runToExit(args: string[]): Promise<{ code: number | string; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(NODE, ['src/main.ts', ...args], { cwd: ROOT, timeout: 20_000, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+    execFile(NODE, ['src/main.ts', ...args], { cwd: ROOT, timeout: 45_000, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
       const e = err as (Error & { code?: number | string; signal?: string }) | null;
       resolve({ code: e === null ? 0 : (e.signal ?? e.code ?? -1), stdout, stderr });
     });
@@ -282,6 +283,8 @@ export interface DigResult {
   /** Transport dig reports for the answer it printed. */
   proto: 'UDP' | 'TCP' | null;
   size: number;
+  /** dig's own `Query time` (ms): the exchange only, without dig's start-up. */
+  queryMs: number;
   raw: string;
 }
 
@@ -302,6 +305,7 @@ export function parseDig(raw: string): DigResult {
   };
   const server = /;; SERVER: .*\((UDP|TCP)\)/.exec(raw);
   const size = /;; MSG SIZE {2}rcvd: (\d+)/.exec(raw);
+  const time = /;; Query time: (\d+) msec/.exec(raw);
   return {
     status: header[1]!,
     id: Number(header[2]),
@@ -314,6 +318,7 @@ export function parseDig(raw: string): DigResult {
     additional: section('ADDITIONAL').map(parseRecord),
     proto: server ? (server[1] as 'UDP' | 'TCP') : null,
     size: size ? Number(size[1]) : 0,
+    queryMs: time ? Number(time[1]) : NaN,
     raw,
   };
 }

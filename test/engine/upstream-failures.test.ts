@@ -5,7 +5,7 @@
  * an upstream that only listens on TCP. NSD and Unbound come from test/forward/servers.ts,
  * Knot and the agent from ./harness.ts; the garbage responder is a socket in this test.
  */
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import dnsPacket from 'dns-packet';
@@ -136,65 +136,68 @@ function q(port: number, ...args: string[]): Promise<DigResult> {
   return dig(host, port, args);
 }
 
+/** The reply and how long the agent took to give it (dig's Query time, without dig's start-up). */
 async function timed(p: Promise<DigResult>): Promise<{ r: DigResult; ms: number }> {
-  const start = performance.now();
   const r = await p;
-  return { r, ms: performance.now() - start };
+  return { r, ms: r.queryMs };
 }
 
-test('force_tcp reaches an upstream that only listens on TCP; plain UDP forwarding to it fails', async () => {
-  const r = await q(ports.forceTcp, 'www.example.test', 'A');
-  assert.equal(r.proto, 'UDP', 'the client asked over UDP');
-  assert.equal(r.status, 'NOERROR');
-  assert.deepEqual(r.answer.map((a) => a.data), ['192.0.2.81']);
-  const { r: fail, ms } = await timed(q(ports.udpToTcpOnly, 'www.example.test', 'A'));
-  assert.equal(fail.status, 'SERVFAIL');
-  assert.ok(ms < 5500, `SERVFAIL after ${ms} ms`);
-  assert.match(agent.output(), /\[ERROR\] plugin\/errors: 2 www\.example\.test\. A: read udp \S+->\S+: read: connection refused/);
-});
+// The cases are independent (own blocks, ports and upstreams): run them at once.
+describe('upstream failures', { concurrency: true }, () => {
+  test('force_tcp reaches an upstream that only listens on TCP; plain UDP forwarding to it fails', async () => {
+    const r = await q(ports.forceTcp, 'www.example.test', 'A');
+    assert.equal(r.proto, 'UDP', 'the client asked over UDP');
+    assert.equal(r.status, 'NOERROR');
+    assert.deepEqual(r.answer.map((a) => a.data), ['192.0.2.81']);
+    const { r: fail, ms } = await timed(q(ports.udpToTcpOnly, 'www.example.test', 'A'));
+    assert.equal(fail.status, 'SERVFAIL');
+    assert.ok(ms < 5500, `SERVFAIL after ${ms} ms`);
+    assert.match(agent.output(), /\[ERROR\] plugin\/errors: 2 www\.example\.test\. A: read udp \S+->\S+: read: connection refused/);
+  });
 
-test('an upstream answering garbage and wrong IDs is ignored: SERVFAIL by the deadline, or the next upstream answers', async () => {
-  // Forward tries each upstream for its 2 s read timeout while the 5 s deadline lasts (CoreDNS):
-  // with one upstream that is 3 tries, so the SERVFAIL comes after about 6 s.
-  const [bad, flaky] = await Promise.all([timed(q(ports.garbage, '+time=9', 'www.garbage.test', 'A')), timed(q(ports.garbage, 'www.flaky.test', 'A'))]);
-  assert.ok(garbage.received >= 2, 'the responder was asked');
-  // Nothing it sent is taken as the answer (its A record would be 203.0.113.66).
-  assert.equal(bad.r.status, 'SERVFAIL');
-  assert.equal(bad.r.answer.length, 0);
-  assert.ok(bad.ms < 8500, `SERVFAIL after ${bad.ms} ms`);
-  assert.equal(flaky.r.status, 'NOERROR');
-  assert.deepEqual(flaky.r.answer.map((a) => a.data), ['192.0.2.99']);
-  // The agent is still fine.
-  const again = await q(ports.garbage, 'www.flaky.test', 'A');
-  assert.deepEqual(again.answer.map((a) => a.data), ['192.0.2.99']);
-  assert.match(agent.output(), /plugin\/errors: 2 www\.garbage\.test\. A: read udp \S+: i\/o timeout/);
-});
+  test('an upstream answering garbage and wrong IDs is ignored: SERVFAIL by the deadline, or the next upstream answers', async () => {
+    // Forward tries each upstream for its 2 s read timeout while the 5 s deadline lasts (CoreDNS):
+    // with one upstream that is 3 tries, so the SERVFAIL comes after about 6 s.
+    const [bad, flaky] = await Promise.all([timed(q(ports.garbage, '+time=9', 'www.garbage.test', 'A')), timed(q(ports.garbage, 'www.flaky.test', 'A'))]);
+    assert.ok(garbage.received >= 2, 'the responder was asked');
+    // Nothing it sent is taken as the answer (its A record would be 203.0.113.66).
+    assert.equal(bad.r.status, 'SERVFAIL');
+    assert.equal(bad.r.answer.length, 0);
+    assert.ok(bad.ms < 8500, `SERVFAIL after ${bad.ms} ms`);
+    assert.equal(flaky.r.status, 'NOERROR');
+    assert.deepEqual(flaky.r.answer.map((a) => a.data), ['192.0.2.99']);
+    // The agent is still fine.
+    const again = await q(ports.garbage, 'www.flaky.test', 'A');
+    assert.deepEqual(again.answer.map((a) => a.data), ['192.0.2.99']);
+    assert.match(agent.output(), /plugin\/errors: 2 www\.garbage\.test\. A: read udp \S+: i\/o timeout/);
+  });
 
-test('a stopped upstream: SERVFAIL within the 5 s deadline; with serve_stale the expired answer is served', async () => {
-  // With several serving workers each has its own cache and the kernel picks the worker by the
-  // client's address and port (SO_REUSEPORT): the stale entry lives in the worker that cached
-  // it, so the client asks from one fixed source port.
-  const client = await freeEndpoint('127.0.0.1');
-  const from = ['-b', `${client.host}#${client.port}`];
-  for (const port of [ports.plain, ports.stale]) {
-    const r = await q(port, ...(port === ports.stale ? from : []), 'www.example.test', 'A');
-    assert.deepEqual(r.answer.map((a) => a.data), ['192.0.2.80']);
-    assert.equal(r.answer[0]!.ttl, 1, 'success TTL capped at 1');
-  }
-  await nsd.stop();
-  // Let both entries expire (TTL 1 s).
-  await sleep(2100);
-  const [plain, stale, never] = await Promise.all([
-    timed(q(ports.plain, 'www.example.test', 'A')),
-    timed(q(ports.stale, ...from, 'www.example.test', 'A')),
-    timed(q(ports.plain, 'h7.example.test', 'A')),
-  ]);
-  assert.equal(plain.r.status, 'SERVFAIL');
-  assert.ok(plain.ms < 5000, `SERVFAIL after ${plain.ms} ms`);
-  assert.equal(never.r.status, 'SERVFAIL');
-  assert.ok(never.ms < 5000, `SERVFAIL after ${never.ms} ms`);
-  assert.equal(stale.r.status, 'NOERROR', `stale answer; agent output:\n${agent.output()}`);
-  assert.deepEqual(stale.r.answer.map((a) => a.data), ['192.0.2.80']);
-  assert.equal(stale.r.answer[0]!.ttl, 0, 'a stale answer has TTL 0 (CoreDNS)');
-  assert.ok(stale.ms < 5000);
+  test('a stopped upstream: SERVFAIL within the 5 s deadline; with serve_stale the expired answer is served', async () => {
+    // With several serving workers each has its own cache and the kernel picks the worker by the
+    // client's address and port (SO_REUSEPORT): the stale entry lives in the worker that cached
+    // it, so the client asks from one fixed source port.
+    const client = await freeEndpoint('127.0.0.1');
+    const from = ['-b', `${client.host}#${client.port}`];
+    for (const port of [ports.plain, ports.stale]) {
+      const r = await q(port, ...(port === ports.stale ? from : []), 'www.example.test', 'A');
+      assert.deepEqual(r.answer.map((a) => a.data), ['192.0.2.80']);
+      assert.equal(r.answer[0]!.ttl, 1, 'success TTL capped at 1');
+    }
+    await nsd.stop();
+    // Let both entries expire (TTL 1 s).
+    await sleep(2100);
+    const [plain, stale, never] = await Promise.all([
+      timed(q(ports.plain, 'www.example.test', 'A')),
+      timed(q(ports.stale, ...from, 'www.example.test', 'A')),
+      timed(q(ports.plain, 'h7.example.test', 'A')),
+    ]);
+    assert.equal(plain.r.status, 'SERVFAIL');
+    assert.ok(plain.ms < 5000, `SERVFAIL after ${plain.ms} ms`);
+    assert.equal(never.r.status, 'SERVFAIL');
+    assert.ok(never.ms < 5000, `SERVFAIL after ${never.ms} ms`);
+    assert.equal(stale.r.status, 'NOERROR', `stale answer; agent output:\n${agent.output()}`);
+    assert.deepEqual(stale.r.answer.map((a) => a.data), ['192.0.2.80']);
+    assert.equal(stale.r.answer[0]!.ttl, 0, 'a stale answer has TTL 0 (CoreDNS)');
+    assert.ok(stale.ms < 5000);
+  });
 });

@@ -106,7 +106,7 @@ test('cache: stored random/mutated responses and random/mutated queries: one wel
       let fail = false;
       let defer = false;
       let allDecodable = true;
-      let lastUpstream: Buffer | null = null;
+      let lastUpstream = null as Buffer | null;
       /** Upstream replies held back until after later queries (answers arrive out of order). */
       let held: (() => void)[] = [];
       const reply = (req: Request, out: Buffer, errorReply: boolean) => {

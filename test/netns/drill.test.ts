@@ -17,7 +17,7 @@
  *     last one removes them, and pods fall back to kube-dns.
  *
  * Both instances render the same base Corefile; the HTTP ports (health, prometheus) differ per
- * instance through `{$NLD_HEALTH_PORT}` / `{$NLD_METRICS_PORT}` as in docs/zero-downtime-daemonset.yaml.
+ * instance through `{$NODE_LOCAL_DNS_HEALTH_PORT}` / `{$NODE_LOCAL_DNS_METRICS_PORT}` as in docs/zero-downtime-daemonset.yaml.
  * Measured numbers are printed as test diagnostics.
  */
 import { test } from 'node:test';
@@ -73,11 +73,16 @@ interface Paths {
   peers: string;
 }
 
-/** HTTP ports per role: the standby's DaemonSet uses its own (docs/zero-downtime-daemonset.yaml). */
+/**
+ * HTTP ports per role, as in docs/zero-downtime-daemonset.yaml: the standby's health and metrics
+ * listeners have their own ports; `-health-port` (the port the rules exempt from conntrack) is
+ * the primary's for both, so that whichever instance is the last one out removes those rules.
+ */
 const PORTS: Record<Role, { health: number; metrics: number; setupMetrics: number }> = {
   primary: { health: 8080, metrics: 9253, setupMetrics: 9353 },
-  standby: { health: 8081, metrics: 9254, setupMetrics: 9354 },
+  standby: { health: 8082, metrics: 9254, setupMetrics: 9354 },
 };
+const RULES_HEALTH_PORT = 8080;
 
 function startInstance(sim: SimNode, p: Paths, role: Role, name: string): Instance {
   const own = join(p.dir, name);
@@ -91,7 +96,7 @@ function startInstance(sim: SimNode, p: Paths, role: Role, name: string): Instan
     '-kubednscm', join(p.dir, 'kube-dns'),
     '-upstreamsvc', 'kube-dns-upstream',
     '-syncinterval', '1s',
-    '-health-port', String(ports.health),
+    '-health-port', String(RULES_HEALTH_PORT),
     '-metrics-listen-address', `127.0.0.1:${ports.setupMetrics}`,
     '-pidfile', join(own, 'node-cache.pid'),
     '-peerdir', p.peers,
@@ -101,8 +106,8 @@ function startInstance(sim: SimNode, p: Paths, role: Role, name: string): Instan
     env: {
       ...process.env,
       KUBE_DNS_UPSTREAM_SERVICE_HOST: SIM.kubeDnsUpstreamServiceIp,
-      NLD_HEALTH_PORT: String(ports.health),
-      NLD_METRICS_PORT: String(ports.metrics),
+      NODE_LOCAL_DNS_HEALTH_PORT: String(ports.health),
+      NODE_LOCAL_DNS_METRICS_PORT: String(ports.metrics),
     },
   });
   let out = '';
@@ -196,6 +201,8 @@ interface Load {
   dnsperf: Promise<DnsperfResult>;
   probes: Promise<ProbeRecord[]>;
   startedAtMs: number;
+  /** Ends the load now (SIGINT to dnsperf: it prints its statistics; queries still outstanding count as "interrupted"). */
+  stop(): void;
 }
 
 /** One probe: wall-clock send time, and round trip (ms) or -1 when unanswered within 1 s. */
@@ -230,13 +237,17 @@ function probe() {
   s.send(msg, 53, server);
 }
 const start = performance.now();
+let stopped = false;
+const stop = () => {
+  if (stopped) return;
+  stopped = true;
+  clearInterval(tick);
+  const wait = setInterval(() => { if (pending === 0) { clearInterval(wait); process.stdout.write(JSON.stringify(records)); } }, 50);
+};
+process.on('SIGINT', stop);
 const tick = setInterval(() => {
-  if (performance.now() - start >= durationMs) {
-    clearInterval(tick);
-    const wait = setInterval(() => { if (pending === 0) { clearInterval(wait); process.stdout.write(JSON.stringify(records)); } }, 50);
-    return;
-  }
-  probe();
+  if (performance.now() - start >= durationMs) stop();
+  else probe();
 }, intervalMs);
 `;
 
@@ -256,8 +267,12 @@ function startLoad(sim: SimNode, queryFile: string, seconds: number): Load {
   const prober = sim.pod.spawn(NODE, ['--input-type=module', '-e', PROBER, SIM.localDnsIp, String(seconds * 1000), '5', String(CLIENT_TIMEOUT_S * 1000)]);
   return {
     startedAtMs,
+    stop: () => {
+      perf.kill('SIGINT');
+      prober.kill('SIGINT');
+    },
     dnsperf: collect(perf).then(({ code, out }) => {
-      if (code !== 0) throw new Error(`dnsperf exited with ${code}:\n${out}`);
+      if (code !== 0 && !/Testing complete \(interruption\)/.test(out)) throw new Error(`dnsperf exited with ${code}:\n${out}`);
       return parseDnsperf(out);
     }),
     probes: collect(prober).then(({ code, out }) => {
@@ -339,9 +354,9 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
     .replaceAll('__PILLAR__DNS__SERVER__', SIM.kubeDnsServiceIp)
     .replaceAll('__PILLAR__LOCAL__DNS__', SIM.localDnsIp)
     .replaceAll('__PILLAR__DNS__DOMAIN__', 'cluster.local')
-    .replace(`health ${SIM.localDnsIp}:8080`, `health ${SIM.localDnsIp}:{$NLD_HEALTH_PORT}`)
-    .replaceAll('prometheus :9253', 'prometheus :{$NLD_METRICS_PORT}');
-  assert.match(base, /health 169\.254\.20\.10:\{\$NLD_HEALTH_PORT\}/);
+    .replace(`health ${SIM.localDnsIp}:8080`, `health ${SIM.localDnsIp}:{$NODE_LOCAL_DNS_HEALTH_PORT}`)
+    .replaceAll('prometheus :9253', 'prometheus :{$NODE_LOCAL_DNS_METRICS_PORT}');
+  assert.match(base, /health 169\.254\.20\.10:\{\$NODE_LOCAL_DNS_HEALTH_PORT\}/);
   await writeFile(join(p.dir, 'coredns', 'Corefile.base'), base);
   await writeFile(join(p.dir, 'kube-dns', 'upstreamNameservers'), `["${SIM.kubeDnsUpstreamServiceIp}"]`);
   const queryFile = join(p.dir, 'queries.txt');
@@ -380,6 +395,18 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
     }
   });
 
+  await t.test('baseline: the simulated node carries the load without a restart', async () => {
+    // Without this, a busy machine shows up as "restart losses" in the drills below.
+    const load = startLoad(sim, queryFile, 3);
+    const [perf, probes] = await Promise.all([load.dnsperf, load.probes]);
+    const g = gaps(probes);
+    const line = summary('baseline (no restart)', perf, g, {}, load.startedAtMs);
+    t.diagnostic(line);
+    process.stdout.write(`# ${line}\n`);
+    assert.equal(perf.lost, 0, `the node loses queries at ${LOAD_QPS} qps without any restart: the machine is too busy for the drills ` +
+      `(load average ${(await readFile('/proc/loadavg', 'utf8')).trim()})\n${perf.raw}`);
+  });
+
   await t.test('kill -9 of the primary under load', async () => {
     const before = { primary: await requestsServed(sim, primary), standby: await requestsServed(sim, standby) };
     const load = startLoad(sim, queryFile, 10);
@@ -406,17 +433,22 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
     await waitFor('the standby to notice the primary is gone', async () => standby.out().includes('standby: no live primary'), 10_000);
   });
 
-  await t.test('a new primary adopts the set-up and removes the dead one\'s socket', async () => {
+  await t.test('a new primary adopts the set-up; the dead one\'s socket is removed', async () => {
+    const dead = (await readdir(p.peers)).filter((n) => n.startsWith('primary-'));
     primary = start('primary', 'primary-2');
     await waitReady(sim, primary);
-    assert.match(primary.out(), /Removed stale peer socket .*primary-[0-9a-f]{8}-\d+-[0-9a-f]{8}\.sock \(its instance is gone\)/);
+    // Whoever looks first (the standby's primary watch, or the new primary's start-up sweep) removes it.
+    const removedBy = [standby, primary].filter((i) => /Removed stale peer socket .*primary-[0-9a-f]{8}-\d+-[0-9a-f]{8}\.sock \(its instance is gone\)/.test(i.out()));
+    assert.equal(removedBy.length, 1, `stale socket removal logged by ${removedBy.map((i) => i.name).join(', ') || 'nobody'}`);
+    const left = await readdir(p.peers);
+    for (const d of dead) assert.ok(!left.includes(d), `${d} still there`);
     assert.doesNotMatch(primary.out(), /Added back nodelocaldns rule|Added interface/);
     assert.equal((await nodeLocalRules(sim)).length, 24, 'no duplicate rules');
     await waitFor('the standby to see the new primary', async () => (standby.out().match(/standby: primary alive/g) ?? []).length >= 2, 10_000);
   });
 
   await t.test('rolling restart of both under load', async () => {
-    const load = startLoad(sim, queryFile, 25);
+    const load = startLoad(sim, queryFile, 300);
     const events: Record<string, number> = {};
     const done = (async () => {
       await new Promise((r) => setTimeout(r, 2000));
@@ -436,15 +468,16 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
       events['new standby ready'] = Date.now();
     })();
     await done;
-    const loadEndsAt = load.startedAtMs + 25_000;
-    assert.ok(Date.now() < loadEndsAt - 1000, 'the restart sequence must end while the load still runs');
+    await new Promise((r) => setTimeout(r, 3000));
+    load.stop();
+    const seconds = (Date.now() - load.startedAtMs) / 1000;
     const [perf, probes] = await Promise.all([load.dnsperf, load.probes]);
     const g = gaps(probes);
     const line = summary('rolling restart drill', perf, g, events, load.startedAtMs);
     t.diagnostic(line);
     process.stdout.write(`# ${line}\n`);
     assert.equal((await nodeLocalRules(sim)).length, 24);
-    assert.ok(perf.sent >= LOAD_QPS * 23, `dnsperf sent only ${perf.sent}`);
+    assert.ok(perf.sent >= LOAD_QPS * seconds * 0.9, `dnsperf sent only ${perf.sent} in ${seconds} s`);
     assert.ok(perf.lost <= ROLLING_LOSS_BOUND, `lost ${perf.lost} of ${perf.sent} (bound ${ROLLING_LOSS_BOUND})\n${perf.raw}`);
     assert.equal(g.unanswered, 0, `prober: ${g.unanswered} unanswered, longest gap ${g.longestGapMs} ms`);
   });
