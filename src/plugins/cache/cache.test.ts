@@ -271,7 +271,7 @@ test('DO and CD are part of the key', () => {
   assert.equal(next.calls.length, 5);
 });
 
-test('EDNS: an OPT (1232, DO echoed) is added iff the client sent one; the upstream OPT is not stored', () => {
+test('EDNS: an OPT (client payload size and DO echoed, as in CoreDNS SizeAndDo) is added iff the client sent one; the upstream OPT is not stored', () => {
   const next = upstreamA(300);
   const { handler } = setup('cache', next);
   ask(handler, 'edns.example', 'A', { edns: true, udpSize: 4096 });
@@ -283,7 +283,7 @@ test('EDNS: an OPT (1232, DO echoed) is added iff the client sent one; the upstr
   const withEdns = ask(handler, 'edns.example', 'A', { edns: true });
   const opt = withEdns.resp.additionals!.find((r) => r.type === 'OPT') as { udpPayloadSize: number; flags: number } | undefined;
   assert.ok(opt);
-  assert.equal(opt.udpPayloadSize, 1232);
+  assert.equal(opt.udpPayloadSize, 4096);
   assert.equal(opt.flags & dnsPacket.DNSSEC_OK, 0);
   assert.equal(withEdns.out.sent[0]!.readUInt16BE(10), 1);
 

@@ -409,7 +409,7 @@ export class CachePlugin implements Plugin {
     const qEnd = e.qnameEnd;
     for (let i = Header.SIZE; i < qEnd; i++) out[i] = msg[i]!;
     if (edns) {
-      writeOpt(out, n, Edns.ADVERTISED_UDP_SIZE, 0, req.dnssecOk);
+      writeOpt(out, n, req.udpSize, 0, req.dnssecOk);
       const ar = e.arcount + 1;
       out[10] = ar >>> 8;
       out[11] = ar & 0xff;
