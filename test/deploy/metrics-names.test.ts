@@ -319,6 +319,8 @@ broken.test:${ports.dns} {
         '-upstreamsvc', 'kube-dns-upstream',
         '-health-port', String(ports.health),
         '-metrics-listen-address', `${HOST}:${ports.agent}`,
+        // One serving thread: caches are per worker, and the test provokes evictions and stale answers.
+        '-workers', '1',
       ],
       { env: { ...process.env, KUBE_DNS_UPSTREAM_SERVICE_HOST: HOST }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
