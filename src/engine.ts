@@ -65,8 +65,9 @@ export interface ServingPool {
   /**
    * Makes every worker serve this Corefile text (starting them on the first call). Rejects,
    * with every worker still on its previous config, when the config cannot be applied.
+   * `anyPortZero`: some block listens on port 0 (the first worker must bind before the others).
    */
-  apply(text: string): Promise<void>;
+  apply(text: string, anyPortZero: boolean): Promise<void>;
   /** At least one worker is serving. */
   serving(): boolean;
   /** The workers' listeners (all workers bind the same ones). */
@@ -223,7 +224,7 @@ export class Engine implements EngineHooks {
 
   /** The control role's apply: the workers take the config first; then the control plugins switch. */
   private async applyControl(cfg: LoadedConfig, old: LoadedConfig | null, initial: boolean): Promise<void> {
-    await this.opts.pool!.apply(cfg.text);
+    await this.opts.pool!.apply(cfg.text, cfg.blocks.some((b) => b.port === 0));
     this.config = cfg;
     this.announce(cfg, initial);
     if (old) await stopPlugins(old.blocks.flatMap((b) => b.plugins).filter((p) => this.runs(p)), this.log);

@@ -4,10 +4,14 @@
  * series exist from the start. Served with the process metrics on `-metrics-listen-address`
  * (default 0.0.0.0:9353) at /metrics, separate from the DNS metrics of the `prometheus` plugin.
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 import { splitListenAddress } from '../cli/options.ts';
+// Not `import { ... } from 'node:http'`: an ES-module import of node:http reads every export,
+// including the lazy WebSocket/EventSource getters, which loads undici (~70-190 ms of start-up
+// here, measured in bench/PROFILE.md). process.getBuiltinModule returns the module as is.
+const { createServer } = process.getBuiltinModule('node:http');
 
 export const SETUP_ERROR_TYPES = {
   iptables: 'iptables',

@@ -13,8 +13,12 @@
  * `localhost` listens on 127.0.0.1 (as Go does). Unknown paths answer 404 `404 page not found`
  * like Go's http.ServeMux.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+// Not `import { ... } from 'node:http'`: an ES-module import of node:http reads every export,
+// including the lazy WebSocket/EventSource getters, which loads undici (~70-190 ms of start-up
+// here, measured in bench/PROFILE.md). process.getBuiltinModule returns the module as is.
+const { createServer } = process.getBuiltinModule('node:http');
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void;
 

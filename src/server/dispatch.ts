@@ -3,6 +3,7 @@
  * listener, run the block's chain. Errors the server answers itself (FORMERR, NOTIMP,
  * BADVERS, REFUSED for no zone, SERVFAIL when a handler throws) are built here.
  */
+import { performance } from 'node:perf_hooks';
 import type { Clock, Handler } from '../plugin.ts';
 import { Request } from './request.ts';
 import { ParseResult, parseQuery } from '../wire/query.ts';

@@ -3,6 +3,7 @@
  * answered out of order as they complete (§6.2.1.1), idle timeout (§6.2.3), limits on
  * connections and on queries in flight per connection (reading pauses at the limit).
  */
+import { Buffer } from 'node:buffer';
 import net from 'node:net';
 import type { ResponseWriter } from '../plugin.ts';
 import { Request, Proto } from './request.ts';

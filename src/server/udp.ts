@@ -30,8 +30,6 @@ export class UdpListener implements ResponseWriter {
   private closed = false;
   /** While handing over: answers held until the socket is disconnected again (see handOver). */
   private held: { msg: Buffer; port: number; address: string }[] | null = null;
-  /** performance.now() of the last datagram received. */
-  private lastMessageMs = 0;
 
   constructor(address: string, port: number, dispatcher: Dispatcher, reusePort: boolean) {
     this.address = address;
@@ -77,7 +75,6 @@ export class UdpListener implements ResponseWriter {
     req.remoteAddress = rinfo.address;
     req.remotePort = rinfo.port;
     req.startMs = this.dispatcher.clock();
-    if (this.held !== null) this.lastMessageMs = performance.now();
     this.dispatcher.dispatch(req);
   }
 
@@ -110,18 +107,20 @@ export class UdpListener implements ResponseWriter {
    *     "udp: correct reuseport selection with connected sockets") no longer selects a connected
    *     member of a reuseport group for datagrams from other sources, so new queries go to the
    *     other members; the datagrams already queued here stay readable.
-   *  2. Read and answer everything queued (until no datagram came for `idleMs`) and everything
-   *     in flight on this listener (until `deadline`, a performance.now() value). Answers are held
-   *     meanwhile: Node's dgram refuses to send to other addresses from a connected socket.
+   *  2. Read and answer everything queued and everything in flight on this listener (until
+   *     `deadline`, a performance.now() value). The queue is known to be empty when a whole
+   *     event-loop turn, poll phase included, read nothing: the check runs in a setImmediate
+   *     callback, after the poll phase, so a thread that was not scheduled for a while cannot
+   *     mistake an unread queue for an empty one. Answers are held meanwhile: Node's dgram
+   *     refuses to send to other addresses from a connected socket.
    *  3. Disconnect, send the held answers, close: one synchronous step, so only datagrams the
    *     kernel steers here during those microseconds can be lost.
    * When no other member exists, new queries are refused from step 1 on (ICMP port unreachable),
    * as after a close. If connect() fails, this drains in-flight queries and closes as before.
    */
-  async handOver(deadline: number, idleMs = 20): Promise<void> {
+  async handOver(deadline: number): Promise<void> {
     if (this.closed) return;
     this.held = [];
-    this.lastMessageMs = performance.now();
     const wildcard = this.address === '0.0.0.0' || this.address === '::' || this.address === '';
     const to = wildcard ? (this.family === 6 ? '::1' : '127.0.0.1') : this.address;
     let connected = false;
@@ -134,12 +133,14 @@ export class UdpListener implements ResponseWriter {
       // Not connected: fall back to draining in-flight queries and closing.
     }
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const afterPoll = () => new Promise((r) => setImmediate(r));
     for (;;) {
-      const now = performance.now();
-      if (now >= deadline) break;
-      const idle = !connected || now - this.lastMessageMs >= idleMs;
-      if (idle && this.dispatcher.inFlight === 0) break;
-      await sleep(Math.min(5, Math.max(1, deadline - now)));
+      const before = this.received;
+      await sleep(2);
+      await afterPoll();
+      if (performance.now() >= deadline) break;
+      const drained = !connected || this.received === before;
+      if (drained && this.dispatcher.inFlight === 0) break;
     }
     const held = this.held;
     this.held = null;

@@ -15,8 +15,11 @@
  *    so all workers share one port.
  *
  * Life cycle:
- *  - `apply(text)` (first call): worker 0 starts, then the others with its ports; all must
- *    report ready or the start fails. Later calls (reloads): worker 0 reloads first — if it
+ *  - `prestart(text)`: worker 0 boots while the control thread is still loading (start-up
+ *    time: a worker takes ~200 ms to boot here, see bench/PROFILE.md).
+ *  - `apply(text)` (first call): the other workers start at once, or, when a listener has port
+ *    0, once worker 0 has bound and its ports are known; all must report ready or the start
+ *    fails. Later calls (reloads): worker 0 reloads first — if it
  *    fails, nothing changed and the call rejects; then the others reload; one that fails is
  *    replaced by a fresh worker on the new config.
  *  - A worker that exits while the pool runs (uncaught error, `process.exit` in a plugin) is
@@ -44,6 +47,12 @@ export const CRASH_LOOP_MS = 5_000;
 export const SNAPSHOT_TIMEOUT_MS = 2_000;
 /** A worker that has not stopped this long after `stop` (drain included) is terminated. */
 export const STOP_TIMEOUT_MS = 15_000;
+/**
+ * V8 young generation of a worker (semi-spaces ~4 MiB instead of growing to 16 MiB each):
+ * caps RSS by ~30 MiB per worker under load; hit and miss throughput showed no difference
+ * beyond run-to-run noise (bench/PROFILE.md).
+ */
+export const WORKER_YOUNG_GENERATION_MB = 12;
 
 export interface PoolOptions {
   size: number;
@@ -139,29 +148,47 @@ export class WorkerPool implements ServingPool {
     return [];
   }
 
-  async apply(text: string): Promise<void> {
+  /** Starts booting worker 0 on `text` before the first apply (which must pass the same text). */
+  prestart(text: string): void {
+    if (this.workers.some((w) => w !== null)) return;
+    this.text = text;
+    this.portOverrides = [];
+    this.spawn(0);
+  }
+
+  async apply(text: string, anyPortZero: boolean): Promise<void> {
     if (this.stopping) throw new Error('worker pool is stopping');
-    if (this.workers.every((w) => w === null)) return this.startAll(text);
+    if (!this.running) return this.startAll(text, anyPortZero);
     return this.reloadAll(text);
   }
 
-  private async startAll(text: string): Promise<void> {
-    this.text = text;
-    this.portOverrides = [];
-    const first = this.spawn(0);
-    const err = await first.started;
-    if (err !== null) {
+  private async startAll(text: string, anyPortZero: boolean): Promise<void> {
+    let first = this.workers[0] ?? null;
+    if (first !== null && this.text !== text) {
+      // The Corefile changed between prestart and the first load: start over on the new text.
       await this.terminateAll();
-      throw new Error(err);
+      first = null;
     }
-    this.portOverrides = overridesFrom(first.listening);
-    const rest = [];
-    for (let i = 1; i < this.opts.size; i++) rest.push(this.spawn(i));
-    const errs = await Promise.all(rest.map((w) => w.started));
+    this.text = text;
+    if (first === null) {
+      this.portOverrides = [];
+      first = this.spawn(0);
+    }
+    const rest: WorkerHandle[] = [];
+    const spawnRest = () => {
+      for (let i = 1; i < this.opts.size; i++) rest.push(this.spawn(i));
+    };
+    if (!anyPortZero) spawnRest();
+    const err = await first.started;
+    if (err === null && anyPortZero) {
+      this.portOverrides = overridesFrom(first.listening);
+      spawnRest();
+    }
+    const errs = [err, ...(await Promise.all(rest.map((w) => w.started)))];
     const failed = errs.find((e) => e !== null);
     if (failed !== undefined && failed !== null) {
       await this.terminateAll();
-      throw new Error(`worker start: ${failed}`);
+      throw new Error(failed);
     }
     this.running = true;
   }
@@ -249,7 +276,7 @@ export class WorkerPool implements ServingPool {
       workerData: init,
       env,
       name: `node-local-dns worker ${index}`,
-      resourceLimits: { maxYoungGenerationSizeMb: Number(process.env.NLD_WORKER_YOUNG_MB ?? 0) || undefined },
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
     });
     const h = new WorkerHandle(index, worker);
     this.workers[index] = h;

@@ -4,7 +4,8 @@
  * worker threads (src/workers/pool.ts). Either way the result is an Engine: `reload()` reaches
  * every worker, `stop()` waits the lameduck and drains every worker.
  */
-import { Engine, EngineRole } from '../engine.ts';
+import { readFileSync } from 'node:fs';
+import type { Engine } from '../engine.ts';
 import type { Logger } from '../plugin.ts';
 import { log as defaultLog } from '../util/log.ts';
 import { WorkerPool } from './pool.ts';
@@ -32,9 +33,14 @@ export interface Serving {
 }
 
 export async function startServing(o: ServeOptions): Promise<Serving> {
-  const base = { corefilePath: o.corefilePath, corefileText: o.corefileText, defaultBind: o.defaultBind, defaultPort: o.defaultPort, reusePort: true, log: o.log };
-  if (o.workers <= 1) return { engine: await Engine.start(base), pool: null };
+  if (o.workers <= 1) {
+    const { Engine } = await import('../engine.ts');
+    const base = { corefilePath: o.corefilePath, corefileText: o.corefileText, defaultBind: o.defaultBind, defaultPort: o.defaultPort, reusePort: true, log: o.log };
+    return { engine: await Engine.start(base), pool: null };
+  }
   const log = o.log ?? defaultLog;
+  // Read once here, so that the workers and the control engine load the same text.
+  const text = o.corefileText ?? readFileSync(o.corefilePath!, 'utf8');
   const pool = new WorkerPool({
     size: o.workers,
     corefilePath: o.corefilePath,
@@ -44,9 +50,17 @@ export async function startServing(o: ServeOptions): Promise<Serving> {
     log,
     onFatal: o.onFatal ?? (() => setTimeout(() => process.exit(1), FATAL_FLUSH_MS)),
   });
+  // Worker 0 boots while this thread loads the engine and the config (both take ~100-200 ms).
+  pool.prestart(text);
+  const [{ Engine, EngineRole }, { metricsHub }] = await Promise.all([import('../engine.ts'), import('../metrics/hub.ts')]);
   // Scrapes on this thread merge every worker's counters (src/metrics/snapshot.ts rules).
-  const { metricsHub } = await import('../metrics/hub.ts');
   metricsHub().setRemoteSnapshots(() => pool.snapshots());
-  const engine = await Engine.start({ ...base, role: EngineRole.CONTROL, pool });
-  return { engine, pool };
+  const base = { corefilePath: o.corefilePath, corefileText: text, defaultBind: o.defaultBind, defaultPort: o.defaultPort, reusePort: true, log: o.log };
+  try {
+    const engine = await Engine.start({ ...base, role: EngineRole.CONTROL, pool });
+    return { engine, pool };
+  } catch (err) {
+    await pool.stop();
+    throw err;
+  }
 }

@@ -100,6 +100,8 @@ function startInstance(sim: SimNode, p: Paths, role: Role, name: string): Instan
     '-metrics-listen-address', `127.0.0.1:${ports.setupMetrics}`,
     '-pidfile', join(own, 'node-cache.pid'),
     '-peerdir', p.peers,
+    // One serving thread per instance: the drill is about instances, and the machine has 2 cores.
+    '-workers', '1',
     ...(role === 'standby' ? ['-standby'] : []),
   ], {
     cwd: ROOT,
@@ -285,6 +287,8 @@ function startLoad(sim: SimNode, queryFile: string, seconds: number): Load {
 interface GapReport {
   probes: number;
   unanswered: number;
+  /** Send times (ms since the load started) of the unanswered probes, at most 20. */
+  unansweredAtMs: number[];
   /** Longest span of consecutive unanswered probes, from the first one's send to the next answered one's send. */
   longestGapMs: number;
   /** Send time of the first probe of that span. */
@@ -299,9 +303,11 @@ function gaps(records: ProbeRecord[]): GapReport {
   let runStart = -1;
   let unanswered = 0;
   let maxRtt = 0;
+  const unansweredAt: number[] = [];
   for (const [sentAt, rtt] of sorted) {
     if (rtt < 0) {
       unanswered++;
+      if (unansweredAt.length < 20) unansweredAt.push(sentAt);
       if (runStart < 0) runStart = sentAt;
       continue;
     }
@@ -321,16 +327,16 @@ function gaps(records: ProbeRecord[]): GapReport {
       gapStart = runStart;
     }
   }
-  return { probes: sorted.length, unanswered, longestGapMs: longest, gapStartMs: gapStart, maxRttMs: Math.round(maxRtt * 10) / 10 };
+  return { probes: sorted.length, unanswered, unansweredAtMs: unansweredAt, longestGapMs: longest, gapStartMs: gapStart, maxRttMs: Math.round(maxRtt * 10) / 10 };
 }
 
 function summary(what: string, r: DnsperfResult, g: GapReport, events: Record<string, number>, t0: number): string {
   const ev = Object.entries(events).map(([k, v]) => `${k} at +${((v - t0) / 1000).toFixed(2)} s`).join(', ');
   return `${what}: dnsperf sent ${r.sent}, completed ${r.completed}, lost ${r.lost} (${((r.lost / r.sent) * 100).toFixed(4)} %); ` +
-    `per-second completions min ${Math.min(...r.perSecond)} max ${Math.max(...r.perSecond)}; ` +
-    `prober ${g.probes} probes, ${g.unanswered} unanswered, longest gap ${g.longestGapMs} ms` +
-    (g.longestGapMs > 0 ? ` (from +${((g.gapStartMs - t0) / 1000).toFixed(2)} s)` : '') +
-    `, max rtt ${g.maxRttMs} ms; ${ev}`;
+    `completions per second [${r.perSecond.slice(1).map((x) => Math.round(x)).join(' ')}]; ` +
+    `prober ${g.probes} probes, ${g.unanswered} unanswered` +
+    (g.unanswered > 0 ? ` (sent at ${g.unansweredAtMs.map((x) => `+${((x - t0) / 1000).toFixed(2)}`).join(' ')} s)` : '') +
+    `, longest gap ${g.longestGapMs} ms, max rtt ${g.maxRttMs} ms; ${ev}`;
 }
 
 // ---- the drills -------------------------------------------------------------------------
@@ -370,6 +376,12 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
 
   let primary: Instance;
   let standby: Instance;
+  /**
+   * Set by the baseline: the loss bounds of the drills are asserted only when the node carried
+   * the load without any restart; otherwise the baseline fails (that failure says why) and the
+   * drills still run, print their numbers and check everything else.
+   */
+  let baselineLost = -1;
 
   await t.test('a standby started before the primary waits for the local IPs, then serves beside it', async () => {
     standby = start('standby', 'standby-1');
@@ -403,7 +415,8 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
     const line = summary('baseline (no restart)', perf, g, {}, load.startedAtMs);
     t.diagnostic(line);
     process.stdout.write(`# ${line}\n`);
-    assert.equal(perf.lost, 0, `the node loses queries at ${LOAD_QPS} qps without any restart: the machine is too busy for the drills ` +
+    baselineLost = perf.lost + g.unanswered;
+    assert.equal(baselineLost, 0, `the node loses queries at ${LOAD_QPS} qps without any restart: the machine is too busy for the drills ` +
       `(load average ${(await readFile('/proc/loadavg', 'utf8')).trim()})\n${perf.raw}`);
   });
 
@@ -411,6 +424,7 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
     const before = { primary: await requestsServed(sim, primary), standby: await requestsServed(sim, standby) };
     const load = startLoad(sim, queryFile, 10);
     await new Promise((r) => setTimeout(r, 4000));
+    const primaryServed = (await requestsServed(sim, primary)) - before.primary;
     const killedAt = Date.now();
     primary.child.kill('SIGKILL');
     const [perf, probes] = await Promise.all([load.dnsperf, load.probes]);
@@ -419,12 +433,15 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
     t.diagnostic(line);
     process.stdout.write(`# ${line}\n`);
     assert.equal((await primary.exited).signal, 'SIGKILL');
-    // Both instances had taken a share of the load before the kill.
-    const after = await requestsServed(sim, standby);
-    assert.ok(after - before.standby > 1000, `standby served ${after - before.standby} queries`);
+    // Both instances had taken a share of the load before the kill (SO_REUSEPORT spreads it).
+    const standbyServed = (await requestsServed(sim, standby)) - before.standby;
+    assert.ok(primaryServed > 1000, `primary served ${primaryServed} queries before the kill`);
+    assert.ok(standbyServed > 1000, `standby served ${standbyServed} queries`);
     assert.ok(perf.sent >= LOAD_QPS * 9, `dnsperf sent only ${perf.sent}`);
-    assert.ok(perf.lost / perf.sent < KILL_LOSS_RATIO, `lost ${perf.lost} of ${perf.sent}\n${perf.raw}`);
-    assert.ok(g.longestGapMs < CLIENT_TIMEOUT_S * 1000, `longest gap ${g.longestGapMs} ms`);
+    if (baselineLost === 0) {
+      assert.ok(perf.lost / perf.sent < KILL_LOSS_RATIO, `lost ${perf.lost} of ${perf.sent}\n${perf.raw}`);
+      assert.ok(g.longestGapMs < CLIENT_TIMEOUT_S * 1000, `longest gap ${g.longestGapMs} ms`);
+    }
     // What the killed primary left: rules, interface and a stale peer socket; the standby serves.
     assert.equal((await nodeLocalRules(sim)).length, 24);
     assert.ok(await linkExists(sim));
@@ -477,9 +494,11 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
     t.diagnostic(line);
     process.stdout.write(`# ${line}\n`);
     assert.equal((await nodeLocalRules(sim)).length, 24);
-    assert.ok(perf.sent >= LOAD_QPS * seconds * 0.9, `dnsperf sent only ${perf.sent} in ${seconds} s`);
-    assert.ok(perf.lost <= ROLLING_LOSS_BOUND, `lost ${perf.lost} of ${perf.sent} (bound ${ROLLING_LOSS_BOUND})\n${perf.raw}`);
-    assert.equal(g.unanswered, 0, `prober: ${g.unanswered} unanswered, longest gap ${g.longestGapMs} ms`);
+    if (baselineLost === 0) {
+      assert.ok(perf.sent >= LOAD_QPS * seconds * 0.9, `dnsperf sent only ${perf.sent} in ${seconds} s`);
+      assert.ok(perf.lost <= ROLLING_LOSS_BOUND, `lost ${perf.lost} of ${perf.sent} (bound ${ROLLING_LOSS_BOUND})\n${perf.raw}`);
+      assert.equal(g.unanswered, 0, `prober: ${g.unanswered} unanswered, longest gap ${g.longestGapMs} ms`);
+    }
   });
 
   await t.test('only the last instance to stop tears down', async () => {

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { queryFile, runSoak, slope, parseDnsperf } from './lib.ts';
+import { highWaterTrend, queryFile, runSoak, slope, parseDnsperf } from './lib.ts';
 import { report } from './run.ts';
 
 /** RSS growth over the idle agent allowed for 20 s of load (the caches fill, V8 sizes its heap). */
@@ -24,6 +24,11 @@ test('soak helpers: the query mix, dnsperf summary parsing, least-squares slope'
   assert.deepEqual(p, { sent: 20, completed: 18, lost: 2, rcodes: { NOERROR: 16, SERVFAIL: 2 }, qps: 9.5 });
   assert.equal(slope([{ x: 0, y: 1 }, { x: 1, y: 3 }, { x: 2, y: 5 }]), 2);
   assert.equal(slope([{ x: 0, y: 4 }]), 0);
+  const sample = (t: number, rssKiB: number) => ({ t, rssKiB, heapUsedKiB: -1, externalKiB: -1 });
+  // High-water mark 200 at the end of the warm-up (60 s), 260 at 120 s: 60 KiB/min.
+  assert.equal(highWaterTrend([sample(0, 100), sample(30, 200), sample(60, 150), sample(90, 190), sample(120, 260)], 60), 60);
+  // Saw-tooth below the warm-up's peak: no trend.
+  assert.equal(highWaterTrend([sample(0, 100), sample(30, 300), sample(90, 150), sample(120, 290)], 60), 0);
 });
 
 test('20 s of mixed load: no query lost, RSS bounded', async () => {

@@ -32,6 +32,9 @@
  *  - An expired SERVFAIL entry is never served stale (RFC 8767 is about stale data).
  *  - The DO-bit RRSIG expiry check of Typify is not done.
  */
+// Imported, not the globals: Node defines `Buffer` and `performance` on globalThis as accessors,
+// which cost a LoadGlobalIC call on every use in a hot function.
+import { Buffer } from 'node:buffer';
 import type { Clock, Handler, Logger, Plugin, ResponseWriter } from '../../plugin.ts';
 import { Proto, Request } from '../../server/request.ts';
 import { Edns, Flag, Header, Opcode, QType, Rcode } from '../../wire/codes.ts';
@@ -296,8 +299,9 @@ export class CachePlugin implements Plugin {
     this.requests++;
     const keyFlags = (req.dnssecOk ? KeyFlag.DO : 0) | ((req.flags & Flag.CD) !== 0 ? KeyFlag.CD : 0);
     const hash = keyHash(req.nameHash, req.qtype, req.qclass, keyFlags);
-    let e = this.denial.find(req.msg, req.qnameEnd, req.nameHash, req.qtype, req.qclass, keyFlags, hash);
-    if (e === null) e = this.success.find(req.msg, req.qnameEnd, req.nameHash, req.qtype, req.qclass, keyFlags, hash);
+    // A key lives in at most one store (store() removes it from the other); success hits are the common case.
+    let e = this.success.find(req.msg, req.qnameEnd, req.nameHash, req.qtype, req.qclass, keyFlags, hash);
+    if (e === null) e = this.denial.find(req.msg, req.qnameEnd, req.nameHash, req.qtype, req.qclass, keyFlags, hash);
     if (e === null) {
       this.miss(req, next);
       return;

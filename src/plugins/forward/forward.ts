@@ -33,6 +33,7 @@
  *    TCP retry fails the truncated reply is passed on, so the client sees what CoreDNS gives.
  *    The full answer thus reaches the cache, and an RRL "slip" reply costs the client no retry.
  */
+import { Buffer } from 'node:buffer';
 import type { Clock, Handler, Logger, Plugin } from '../../plugin.ts';
 import { Proto, type ProtoValue, type Request } from '../../server/request.ts';
 import { Rcode } from '../../wire/codes.ts';

@@ -21,7 +21,9 @@
  * may be dead, e.g. half-open): no new query goes to it, it stays open for late replies to
  * the queries on it (handOver), and it is closed once nothing is in flight on it.
  */
+import { Buffer } from 'node:buffer';
 import net from 'node:net';
+import { nextTick } from 'node:process';
 import type { Clock } from '../../plugin.ts';
 import { questionMatches } from '../../wire/message.ts';
 import { Phase, type Attempt, type AttemptHolder, type PhaseValue } from './attempt.ts';
@@ -308,7 +310,7 @@ class TcpConn implements AttemptHolder {
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      process.nextTick(uncork, this);
+      nextTick(uncork, this);
     }
     this.socket.write(out);
     return null;

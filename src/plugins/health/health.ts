@@ -14,11 +14,15 @@
  * (coredns_health_request_failures_total), warning as CoreDNS does when a request fails or
  * takes more than 1 s.
  */
-import { request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { EngineHooks, Handler, Logger, Plugin } from '../../plugin.ts';
 import { formatGoDuration } from '../../util/duration.ts';
 import type { MetricsHub } from '../../metrics/hub.ts';
 import { dialHost, parseListenAddress, type HttpEndpoints, type Lease } from '../../metrics/http-endpoints.ts';
+// Not `import { ... } from 'node:http'`: an ES-module import of node:http reads every export,
+// including the lazy WebSocket/EventSource getters, which loads undici (~70-190 ms of start-up
+// here, measured in bench/PROFILE.md). process.getBuiltinModule returns the module as is.
+const { request: httpRequest } = process.getBuiltinModule('node:http');
 
 /** Self check period and timeout (CoreDNS: 1 s ticker, 3 s client timeout). */
 export const SELF_CHECK_INTERVAL_MS = 1000;
