@@ -38,9 +38,14 @@ COPY --chmod=0755 docker/entrypoint.sh /usr/local/bin/node-local-dns-entrypoint
 
 WORKDIR /app
 ENV NODE_ENV=production
+# Node's compile cache (type-stripped sources + V8 code), warmed at build time so start-up
+# skips stripping: measured 364 ms vs 635 ms to serving, and ~20 MiB less RSS (bench/PROFILE.md).
+ENV NODE_COMPILE_CACHE=/app/.node-compile-cache
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
+COPY bin ./bin
 COPY src ./src
+RUN node --input-type=module -e "import { enableCompileCache } from 'node:module'; enableCompileCache(process.env.NODE_COMPILE_CACHE); for (const f of ['src/main.ts', 'src/engine.ts', 'src/agent/agent.ts', 'src/workers/start.ts']) await import('/app/' + f);"
 
 # 53: DNS; 8080: health plugin; 8181: ready plugin; 9253: prometheus plugin;
 # 9353: the agent's own setup metrics. The pod runs with hostNetwork, so these are

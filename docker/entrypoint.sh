@@ -13,7 +13,8 @@
 #
 # Environment:
 #   NODE_LOCAL_DNS_NODE              node binary (default: node on PATH)
-#   NODE_LOCAL_DNS_MAIN              agent entry file (default: /app/src/main.ts)
+#   NODE_LOCAL_DNS_MAIN              agent entry file (default: /app/bin/node-local-dns.js, which turns on
+#                                    the compile cache before loading src/main.ts)
 #   NODE_LOCAL_DNS_IPTABLES_WRAPPER  back-end selector to run before the agent
 #                                    (default: iptables-wrapper on PATH; empty: skip)
 set -eu
@@ -34,4 +35,4 @@ if [ -n "$wrapper" ] && command -v "$wrapper" >/dev/null 2>&1; then
     fi
 fi
 
-exec "${NODE_LOCAL_DNS_NODE:-node}" "${NODE_LOCAL_DNS_MAIN:-/app/src/main.ts}" "$@"
+exec "${NODE_LOCAL_DNS_NODE:-node}" "${NODE_LOCAL_DNS_MAIN:-/app/bin/node-local-dns.js}" "$@"

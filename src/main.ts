@@ -5,7 +5,7 @@
  *  - `-localip ...`: the node agent (node-cache compatible: templating, interface, iptables).
  *  - Otherwise: serve `-conf FILE` as written (blocks without `bind` listen on 127.0.0.1).
  * Signals: SIGTERM/SIGINT drain and exit 0 (a second one exits at once); SIGUSR1 reloads.
- * `-workers N` (0: one per usable CPU, at most 4; src/workers/count.ts) serving threads.
+ * `-workers N` serving threads (0: the default, one; src/workers/count.ts).
  *
  * Start-up: Node's compile cache (type-stripped sources and V8 code) is enabled before the
  * engine is imported, so a restart skips type stripping (see bench/PROFILE.md); only this file's

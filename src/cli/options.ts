@@ -67,7 +67,7 @@ export interface Options {
   quiet: boolean;
   version: boolean;
   plugins: boolean;
-  /** Worker count for the engine; 0 = choose automatically. */
+  /** Serving threads; 0 = the default (src/workers/count.ts: one).
   workers: number;
   standby: boolean;
   /** `-peerdir`: directory where instances serving the same IPs find each other ('' disables; see src/agent/standby.ts). */
@@ -159,7 +159,7 @@ export function optionsFlagSet(programName = 'node-local-dns', version = ''): Fl
   fs.bool('plugins', false, 'list the available plugins and exit');
   // node-local-dns flags
   fs.string('interfacetype', DEFAULTS.interfaceType, `link type of the interface: ${INTERFACE_TYPES.join(' or ')}`);
-  fs.int('workers', 0, 'number of serving workers (0: automatic)');
+  fs.int('workers', 0, 'number of serving threads, each with its own cache (0: the default, 1)');
   fs.bool('standby', false, 'start as a standby instance beside a running one');
   fs.string('peerdir', '/run/node-local-dns', 'directory (a hostPath shared by primary and standby) where instances find each other; ' +
     'an instance removes the interface and rules on exit only if no other is alive (empty: always, as node-cache)');

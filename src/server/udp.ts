@@ -103,17 +103,19 @@ export class UdpListener implements ResponseWriter {
    * standby instance), losing none of the datagrams already queued in it. A plain close() drops
    * them: the kernel offers no handover of a reuseport group member's queue.
    *
-   *  1. connect() the socket to a local address and port nothing sends from. Linux (since 5.x,
-   *     "udp: correct reuseport selection with connected sockets") no longer selects a connected
-   *     member of a reuseport group for datagrams from other sources, so new queries go to the
-   *     other members; the datagrams already queued here stay readable.
+   *  1. connect() the socket to a local address and port nothing sends from. Linux skips
+   *     connected members when it picks a reuseport group member by hash
+   *     (reuseport_select_sock_by_hash), so new queries go to the other members; the datagrams
+   *     already queued here stay readable.
    *  2. Read and answer everything queued and everything in flight on this listener (until
    *     `deadline`, a performance.now() value). The queue is known to be empty when a whole
    *     event-loop turn, poll phase included, read nothing: the check runs in a setImmediate
    *     callback, after the poll phase, so a thread that was not scheduled for a while cannot
-   *     mistake an unread queue for an empty one. Answers are held meanwhile: Node's dgram
-   *     refuses to send to other addresses from a connected socket.
-   *  3. Disconnect, send the held answers, close: one synchronous step, so only datagrams the
+   *     mistake an unread queue for an empty one. Node's dgram refuses to send to other
+   *     addresses from a connected socket, so answers are held and flushed every turn:
+   *     disconnect, send, connect again, in one synchronous step. A datagram the kernel steers
+   *     here during that step is queued and read like the others.
+   *  3. Disconnect, send the last answers, close: one synchronous step, so only datagrams the
    *     kernel steers here during those microseconds can be lost.
    * When no other member exists, new queries are refused from step 1 on (ICMP port unreachable),
    * as after a close. If connect() fails, this drains in-flight queries and closes as before.
@@ -122,35 +124,50 @@ export class UdpListener implements ResponseWriter {
     if (this.closed) return;
     this.held = [];
     const wildcard = this.address === '0.0.0.0' || this.address === '::' || this.address === '';
-    const to = wildcard ? (this.family === 6 ? '::1' : '127.0.0.1') : this.address;
-    let connected = false;
-    try {
-      // Synchronous with the literal lookup; a failure is emitted as 'error' (counted, ignored).
-      this.socket.connect(1, to);
-      this.socket.remoteAddress();
-      connected = true;
-    } catch {
-      // Not connected: fall back to draining in-flight queries and closing.
-    }
+    const away = wildcard ? (this.family === 6 ? '::1' : '127.0.0.1') : this.address;
+    let connected = this.connectAway(away);
+    if (!connected) this.held = null;
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     const afterPoll = () => new Promise((r) => setImmediate(r));
     for (;;) {
       const before = this.received;
       await sleep(2);
       await afterPoll();
+      if (connected && this.held !== null && this.held.length > 0) {
+        this.flushHeld();
+        connected = this.connectAway(away);
+        if (!connected) this.held = null;
+      }
       if (performance.now() >= deadline) break;
       const drained = !connected || this.received === before;
       if (drained && this.dispatcher.inFlight === 0) break;
     }
-    const held = this.held;
+    if (connected) this.flushHeld();
     this.held = null;
-    if (connected) {
-      try {
-        this.socket.disconnect();
-      } catch {
-        // Still connected: the held answers cannot be sent.
-      }
+    await this.close();
+  }
+
+  /** connect() to `address`:1 (see handOver); false when the socket did not get connected. */
+  private connectAway(address: string): boolean {
+    try {
+      // Synchronous with the literal lookup; a failure is emitted as 'error' (counted, ignored).
+      this.socket.connect(1, address);
+      this.socket.remoteAddress();
+      return true;
+    } catch {
+      return false;
     }
+  }
+
+  /** Disconnects and sends the held answers (the caller reconnects or closes right after). */
+  private flushHeld(): void {
+    try {
+      this.socket.disconnect();
+    } catch {
+      // Still connected: the held answers cannot be sent.
+    }
+    const held = this.held ?? [];
+    if (this.held !== null) this.held = [];
     for (const h of held) {
       this.sent++;
       try {
@@ -159,7 +176,6 @@ export class UdpListener implements ResponseWriter {
         this.sendErrors++;
       }
     }
-    await this.close();
   }
 
   close(): Promise<void> {

@@ -1,24 +1,20 @@
 /**
  * How many serving workers `-workers 0` (the default) means.
  *
- * One per CPU this process may run on (os.availableParallelism(): the affinity mask, so a pod
- * pinned by the static CPU manager or started under `taskset` counts only its CPUs), at most
- * MAX_AUTO_WORKERS. Why a cap: node-local-dns shares its node with the workloads it serves, and
- * each worker adds ~14 MiB of RSS plus its own cache (a name is cached once per worker) and its
- * own upstream connections, while one worker already answers ~10^5 cached queries per second;
- * beyond 4 the kernel's own UDP processing (softirq) rather than the workers limits throughput
- * on typical nodes. `-workers N` sets any count explicitly.
+ * Today: one. Caches are per worker (a shared cache costs more per query than a whole hit,
+ * bench/PROFILE.md), and the kernel spreads one client's queries over every SO_REUSEPORT
+ * socket by source port, so with N workers a name is fetched up to N times per TTL and — worse
+ * for a node cache — a stale answer kept for an upstream outage (serve_stale, the cluster-zone
+ * stale fallback) exists only in the worker that cached it: most retries would land elsewhere
+ * and get SERVFAIL. One worker answers ~60-70k cached queries per second here, far above a
+ * node's DNS load, so the default favours one consistent cache; `-workers N` trades that for
+ * throughput on hosts that need it (at most one per usable CPU is useful).
  */
-import { availableParallelism } from 'node:os';
 
-export const MAX_AUTO_WORKERS = 4;
+/** Workers when `-workers` is 0 (the default): one cache per node, see above. */
+export const DEFAULT_WORKERS = 1;
 
-/** The automatic worker count for `available` usable CPUs. */
-export function autoWorkerCount(available: number = availableParallelism()): number {
-  return Math.max(1, Math.min(MAX_AUTO_WORKERS, Math.floor(available)));
-}
-
-/** `-workers` flag value to worker count (0: automatic). */
+/** `-workers` flag value to worker count (0: the default). */
 export function resolveWorkerCount(flag: number): number {
-  return flag > 0 ? Math.floor(flag) : autoWorkerCount();
+  return flag > 0 ? Math.floor(flag) : DEFAULT_WORKERS;
 }

@@ -15,7 +15,7 @@ import dnsPacket from 'dns-packet';
 import { ToyUpstream, answerFor, waitFor } from '../plugins/forward/test-helpers.ts';
 import type { Logger } from '../plugin.ts';
 import { startServing, type Serving } from './start.ts';
-import { autoWorkerCount, MAX_AUTO_WORKERS, resolveWorkerCount } from './count.ts';
+import { resolveWorkerCount, DEFAULT_WORKERS } from './count.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'nld-workers-'));
 const running: Serving[] = [];
@@ -113,13 +113,10 @@ async function start(text: string, workers: number, log = new MemoryLogger()): P
   return { s, file, log, port };
 }
 
-test('auto worker count: one per usable CPU, at least 1, at most MAX_AUTO_WORKERS', () => {
-  assert.equal(autoWorkerCount(1), 1);
-  assert.equal(autoWorkerCount(2), 2);
-  assert.equal(autoWorkerCount(64), MAX_AUTO_WORKERS);
-  assert.equal(autoWorkerCount(0), 1);
+test('worker count: -workers 0 means the default (one cache per node); N means N', () => {
+  assert.equal(resolveWorkerCount(0), DEFAULT_WORKERS);
+  assert.equal(DEFAULT_WORKERS, 1);
   assert.equal(resolveWorkerCount(3), 3);
-  assert.ok(resolveWorkerCount(0) >= 1 && resolveWorkerCount(0) <= MAX_AUTO_WORKERS);
 });
 
 test('two workers share one port, both answer, metrics add up and are served once', async () => {

@@ -365,7 +365,7 @@ describe('entrypoint.sh', () => {
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     assert.equal(code, 0, err);
-    assert.equal(out, `pid=${child.pid} argv=/app/src/main.ts -localip 169.254.20.10,10.96.0.10 -conf /etc/Corefile\n`);
+    assert.equal(out, `pid=${child.pid} argv=/app/bin/node-local-dns.js -localip 169.254.20.10,10.96.0.10 -conf /etc/Corefile\n`);
     assert.equal(readFileSync(f.wrapperLog, 'utf8'), '--select\n');
     assert.match(err, /iptables back end: nft/);
   });
@@ -413,7 +413,7 @@ describe('entrypoint.sh', () => {
       encoding: 'utf8',
     });
     assert.equal(r.status, 0);
-    assert.match(r.stdout, /argv=\/app\/src\/main\.ts -localip 169\.254\.20\.10/);
+    assert.match(r.stdout, /argv=\/app\/bin\/node-local-dns\.js -localip 169\.254\.20\.10/);
     assert.match(r.stderr, /selection failed/);
   });
 
@@ -424,7 +424,7 @@ describe('entrypoint.sh', () => {
       encoding: 'utf8',
     });
     assert.equal(r.status, 0);
-    assert.match(r.stdout, /argv=\/app\/src\/main\.ts\n/);
+    assert.match(r.stdout, /argv=\/app\/bin\/node-local-dns\.js\n/);
     assert.equal(existsSync(f.wrapperLog), false);
   });
 
@@ -555,7 +555,7 @@ describe('Dockerfile and .dockerignore', () => {
     assert.ok(copyWrapper >= 0 && install > copyWrapper);
   });
 
-  test('exec-form ENTRYPOINT running docker/entrypoint.sh, which starts /app/src/main.ts; no HEALTHCHECK', () => {
+  test('exec-form ENTRYPOINT running docker/entrypoint.sh, which starts /app/bin/node-local-dns.js; no HEALTHCHECK', () => {
     assert.equal(ins.filter((i) => i.op === 'HEALTHCHECK').length, 0);
     const entry = ins.filter((i) => i.op === 'ENTRYPOINT').at(-1);
     assert.ok(entry);
@@ -566,8 +566,9 @@ describe('Dockerfile and .dockerignore', () => {
     assert.match(copy.args, /docker\/entrypoint\.sh /);
     assert.ok(ins.some((i) => i.op === 'WORKDIR' && i.args === '/app'));
     assert.ok(ins.some((i) => i.op === 'COPY' && i.args === 'src ./src'));
+    assert.ok(ins.some((i) => i.op === 'COPY' && i.args === 'bin ./bin'));
     assert.ok(ins.some((i) => i.op === 'COPY' && i.args === 'package.json ./'), 'package.json ("type": "module") next to src');
-    assert.match(readFileSync(ENTRYPOINT, 'utf8'), /exec "\$\{NODE_LOCAL_DNS_NODE:-node\}" "\$\{NODE_LOCAL_DNS_MAIN:-\/app\/src\/main\.ts\}" "\$@"/);
+    assert.match(readFileSync(ENTRYPOINT, 'utf8'), /exec "\$\{NODE_LOCAL_DNS_NODE:-node\}" "\$\{NODE_LOCAL_DNS_MAIN:-\/app\/bin\/node-local-dns\.js\}" "\$@"/);
     const cmd = ins.filter((i) => i.op === 'CMD').at(-1);
     assert.ok(cmd && Array.isArray(JSON.parse(cmd.args)), 'CMD in exec form');
   });

@@ -7,7 +7,7 @@
  *    (EDNS padding, RFC 7830), some sent in small pieces: each is answered or the connection
  *    closed; nothing crashes; memory stays bounded.
  */
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -79,31 +79,6 @@ function frames(buf: Buffer): Buffer[] {
   return out;
 }
 
-test('slowloris: idle, half-frame and half-prefix connections are closed by the idle timeout; others are served', async () => {
-  const t0 = performance.now();
-  const conns: Conn[] = [];
-  const q = encodeQuery('www.ok.test', 'A', 7);
-  const full = Buffer.concat([Buffer.from([q.length >> 8, q.length & 0xff]), q]);
-  for (let i = 0; i < 450; i++) {
-    const kind = i % 3;
-    conns.push(
-      await connect((s) => {
-        if (kind === 1) s.write(full.subarray(0, 2 + (q.length >> 1)));
-        else if (kind === 2) s.write(full.subarray(0, 1));
-      }),
-    );
-  }
-  // The slow ones hold 450 connections; the probes keep going through.
-  await sleep(2_000);
-  assert.ok(conns.every((c) => c.closedAt < 0), 'nothing is closed before the idle timeout');
-  const servedWhileHeld = tcpProbe.latencies.length;
-  await waitUntil(() => conns.every((c) => c.closedAt >= 0), 'the server to close every idle connection', IDLE_TIMEOUT_MS + 6_000);
-  const closedAfter = Math.min(...conns.map((c) => c.closedAt)) - t0;
-  assert.ok(closedAfter >= IDLE_TIMEOUT_MS - 1_000, `closed by the idle timeout, not earlier (${closedAfter.toFixed(0)} ms)`);
-  assert.ok(conns.every((c) => c.received.length === 0), 'no answer to a query never completed');
-  assert.ok(tcpProbe.latencies.length > servedWhileHeld, 'TCP clients were served while the slow ones were held');
-});
-
 /** A query for name padded with an EDNS PADDING option (RFC 7830) to exactly `size` bytes. */
 function paddedQuery(name: string, id: number, size: number): Buffer {
   const base = dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type: 'A' }] });
@@ -119,53 +94,81 @@ function paddedQuery(name: string, id: number, size: number): Buffer {
   return msg;
 }
 
-test('64 KiB frames: garbage and padded queries, whole or in pieces, are answered or closed; the agent survives', async () => {
-  const big = 65_535;
-  const conns: { c: Conn; expect: 'answer' | 'either' }[] = [];
-  for (let i = 0; i < 40; i++) {
-    const kind = i % 4;
-    const c = await connect(() => {});
-    const prefix = Buffer.from([big >> 8, big & 0xff]);
-    if (kind === 0) {
-      // Random bytes with QR clear and opcode QUERY: parsed as a (bad) query.
-      const body = randomBytes(big);
-      body[2] = body[2]! & 0x07;
-      c.sock.write(Buffer.concat([prefix, body]));
-      conns.push({ c, expect: 'either' });
-    } else if (kind === 1) {
-      c.sock.write(Buffer.concat([prefix, randomBytes(big)]));
-      conns.push({ c, expect: 'either' });
-    } else {
-      const msg = paddedQuery('www.ok.test', 1000 + i, big);
-      const f = Buffer.concat([prefix, msg]);
-      if (kind === 2) c.sock.write(f);
-      else {
-        // In 1 KiB pieces.
-        for (let p = 0; p < f.length; p += 1024) {
-          c.sock.write(f.subarray(p, p + 1024));
-          await sleep(1);
+// Both wait for the server's idle timeout: they run side by side.
+describe('misbehaving TCP clients', { concurrency: true }, () => {
+  test('slowloris: idle, half-frame and half-prefix connections are closed by the idle timeout; others are served', async () => {
+    const t0 = performance.now();
+    const conns: Conn[] = [];
+    const q = encodeQuery('www.ok.test', 'A', 7);
+    const full = Buffer.concat([Buffer.from([q.length >> 8, q.length & 0xff]), q]);
+    for (let i = 0; i < 450; i++) {
+      const kind = i % 3;
+      conns.push(
+        await connect((s) => {
+          if (kind === 1) s.write(full.subarray(0, 2 + (q.length >> 1)));
+          else if (kind === 2) s.write(full.subarray(0, 1));
+        }),
+      );
+    }
+    // The slow ones hold 450 connections; the probes keep going through.
+    await sleep(2_000);
+    assert.ok(conns.every((c) => c.closedAt < 0), 'nothing is closed before the idle timeout');
+    const servedWhileHeld = tcpProbe.latencies.length;
+    await waitUntil(() => conns.every((c) => c.closedAt >= 0), 'the server to close every idle connection', IDLE_TIMEOUT_MS + 6_000);
+    const closedAfter = Math.min(...conns.map((c) => c.closedAt)) - t0;
+    assert.ok(closedAfter >= IDLE_TIMEOUT_MS - 1_000, `closed by the idle timeout, not earlier (${closedAfter.toFixed(0)} ms)`);
+    assert.ok(conns.every((c) => c.received.length === 0), 'no answer to a query never completed');
+    assert.ok(tcpProbe.latencies.length > servedWhileHeld, 'TCP clients were served while the slow ones were held');
+  });
+
+  test('64 KiB frames: garbage and padded queries, whole or in pieces, are answered or closed; the agent survives', async () => {
+    const big = 65_535;
+    const conns: { c: Conn; expect: 'answer' | 'either' }[] = [];
+    for (let i = 0; i < 40; i++) {
+      const kind = i % 4;
+      const c = await connect(() => {});
+      const prefix = Buffer.from([big >> 8, big & 0xff]);
+      if (kind === 0) {
+        // Random bytes with QR clear and opcode QUERY: parsed as a (bad) query.
+        const body = randomBytes(big);
+        body[2] = body[2]! & 0x07;
+        c.sock.write(Buffer.concat([prefix, body]));
+        conns.push({ c, expect: 'either' });
+      } else if (kind === 1) {
+        c.sock.write(Buffer.concat([prefix, randomBytes(big)]));
+        conns.push({ c, expect: 'either' });
+      } else {
+        const msg = paddedQuery('www.ok.test', 1000 + i, big);
+        const f = Buffer.concat([prefix, msg]);
+        if (kind === 2) c.sock.write(f);
+        else {
+          // In 1 KiB pieces.
+          for (let p = 0; p < f.length; p += 1024) {
+            c.sock.write(f.subarray(p, p + 1024));
+            await sleep(1);
+          }
         }
+        conns.push({ c, expect: 'answer' });
       }
-      conns.push({ c, expect: 'answer' });
     }
-  }
-  await waitUntil(
-    () => conns.every(({ c }) => c.closedAt >= 0 || frames(c.received).length > 0),
-    'every big frame to be answered or its connection closed',
-    IDLE_TIMEOUT_MS + 6_000,
-  );
-  for (const { c, expect } of conns) {
-    const got = frames(c.received);
-    if (expect === 'answer') {
-      // A valid query: the client gets a well-formed response to it (the upstream's answer, or SERVFAIL).
-      assert.equal(got.length, 1, 'one response to the padded query');
-      const r = dnsPacket.decode(got[0]!) as dnsPacket.DecodedPacket & { rcode: string };
-      assert.equal(r.questions?.[0]?.name, 'www.ok.test');
-      assert.ok(['NOERROR', 'SERVFAIL', 'FORMERR'].includes(r.rcode), r.rcode);
+    await waitUntil(
+      () => conns.every(({ c }) => c.closedAt >= 0 || frames(c.received).length > 0),
+      'every big frame to be answered or its connection closed',
+      IDLE_TIMEOUT_MS + 6_000,
+    );
+    for (const { c, expect } of conns) {
+      const got = frames(c.received);
+      if (expect === 'answer') {
+        // A valid query: the client gets a well-formed response to it (the upstream's answer, or SERVFAIL).
+        assert.equal(got.length, 1, 'one response to the padded query');
+        const r = dnsPacket.decode(got[0]!) as dnsPacket.DecodedPacket & { rcode: string };
+        assert.equal(r.questions?.[0]?.name, 'www.ok.test');
+        assert.ok(['NOERROR', 'SERVFAIL', 'FORMERR'].includes(r.rcode), r.rcode);
+      }
+      c.sock.destroy();
     }
-    c.sock.destroy();
-  }
-  assert.ok(agent.alive(), agent.output());
+    assert.ok(agent.alive(), agent.output());
+  });
 });
 
 test('the well-behaved clients never missed an answer; memory stayed bounded', async () => {

@@ -32,10 +32,12 @@ test('soak helpers: the query mix, dnsperf summary parsing, least-squares slope'
 });
 
 test('20 s of mixed load: no query lost, RSS bounded', async () => {
-  const r = await runSoak({ durationSec: 20, rate: 1000, sampleSec: 2, warmupFraction: 0.5 });
+  const r = await runSoak({ durationSec: 20, rate: 500, sampleSec: 2, warmupFraction: 0.5 });
   const { text } = report(r, Infinity);
   assert.ok(r.agentAlive, text);
-  assert.ok(r.sent >= 15_000, `dnsperf sent ${r.sent}\n${text}`);
+  assert.ok(r.sent >= 8_000, `dnsperf sent ${r.sent}\n${text}`);
+  // The agent itself answered every query it received.
+  for (const [zone, c] of Object.entries(r.zones)) assert.equal(c.responses, c.requests, `${zone}\n${text}`);
   assert.equal(r.lost, 0, text);
   // Every kind of the mix got its answer: one query in ten is NXDOMAIN, one in ten SERVFAIL.
   const tenth = r.sent / 10;

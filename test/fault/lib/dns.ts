@@ -178,10 +178,11 @@ export class Prober {
   private running = true;
   private loop: Promise<void>;
 
-  constructor(host: string, port: number, name: string, check: (p: Decoded) => boolean, intervalMs = 50, proto: 'udp' | 'tcp' = 'udp') {
+  /** `timeoutMs`: how long a query may take before it counts as unanswered (a stub resolver's timeout). */
+  constructor(host: string, port: number, name: string, check: (p: Decoded) => boolean, intervalMs = 50, proto: 'udp' | 'tcp' = 'udp', timeoutMs = 2_000) {
     this.loop = (async () => {
       while (this.running) {
-        const r = proto === 'udp' ? await udpQuery(host, port, name, 'A', { timeoutMs: 2_000 }) : await tcpQuery(host, port, name, 'A', { timeoutMs: 2_000 });
+        const r = proto === 'udp' ? await udpQuery(host, port, name, 'A', { timeoutMs }) : await tcpQuery(host, port, name, 'A', { timeoutMs });
         if (r.packet === null) this.unanswered++;
         else {
           this.latencies.push(r.ms);
