@@ -67,7 +67,7 @@ export interface Options {
   quiet: boolean;
   version: boolean;
   plugins: boolean;
-  /** Serving threads; 0 = the default (src/workers/count.ts: one).
+  /** Serving threads; 0 = the default (src/workers/count.ts: one). */
   workers: number;
   standby: boolean;
   /** `-peerdir`: directory where instances serving the same IPs find each other ('' disables; see src/agent/standby.ts). */
