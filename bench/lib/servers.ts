@@ -99,7 +99,8 @@ const nodeLocalDns: ServerDef = {
     const config = lines.join('\n') + '\n';
     const file = path.join(ctx.dir, 'Corefile');
     fs.writeFileSync(file, config);
-    const args = ['src/main.ts', '-conf', file];
+    // The installed command's entry: it turns Node's compile cache on before loading the sources.
+    const args = ['bin/node-local-dns.js', '-conf', file];
     if (ctx.workers !== undefined) args.push('-workers', String(ctx.workers));
     return { cmd: nodeBinary(ctx.projectRoot), args, cwd: ctx.projectRoot, config };
   },
