@@ -6,7 +6,8 @@
  *  2. Set up the interface holding the local IPs (`-setupinterface`).
  *  3. Start the DNS engine on the written Corefile.
  *  4. Only then install the iptables rules (`-setupiptables`), so that a server that fails to start
- *     never receives the node's DNS traffic; write `-pidfile`.
+ *     never receives the node's DNS traffic; write `-pidfile`. (A primary joining a live peer
+ *     checks the rules before step 3: that peer already serves the addresses.)
  *  5. Every `-syncinterval`: re-ensure rules and interface, counting failures in
  *     coredns_nodecache_setup_errors_total.
  *  6. On a change of the ConfigMap directory or of the template: re-render, and `reload()` the
@@ -338,6 +339,20 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
     }
   };
 
+  // A primary joining a live peer checks the rules before it starts serving: the peer already
+  // answers for the addresses, so the rules may exist before our sockets do, and the CPU burst
+  // of the checks (one iptables process per rule) does not land while our sockets take their
+  // first share of the traffic. Alone, node-cache's order applies: rules only once serving.
+  let rulesFirst = false;
+  if (role === PEER_ROLES.primary && registry && iptables) {
+    const live = await registry.peers();
+    if (live.length > 0) {
+      rulesFirst = true;
+      log.info(`Joining ${live.map(describePeer).join(', ')}: checking the iptables rules before serving`);
+      await iptables.ensureAll();
+    }
+  }
+
   // --- 3. engine ---------------------------------------------------------------------------
   let engine: EngineHandle;
   try {
@@ -359,7 +374,7 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
       log.error(`Failed to write pidfile ${opts.pidfile}: ${(err as Error).message}`);
     }
   }
-  if (role === PEER_ROLES.primary) await iptables?.ensureAll();
+  if (role === PEER_ROLES.primary && !rulesFirst) await iptables?.ensureAll();
 
   // --- 5. periodic network sync (primary) / primary watch (standby) --------------------------
   let stopping = false;

@@ -115,8 +115,10 @@ export class UdpListener implements ResponseWriter {
    *     addresses from a connected socket, so answers are held and flushed every turn:
    *     disconnect, send, connect again, in one synchronous step. A datagram the kernel steers
    *     here during that step is queued and read like the others.
-   *  3. Disconnect, send the last answers, close: one synchronous step, so only datagrams the
-   *     kernel steers here during those microseconds can be lost.
+   *  3. Once a turn read nothing, nothing is in flight and every answer is sent, close the
+   *     socket while it is still connected: no datagram can be steered to it any more, so none
+   *     is lost. (At the deadline, held answers are flushed right before the close; a datagram
+   *     steered here during that step would be lost.)
    * When no other member exists, new queries are refused from step 1 on (ICMP port unreachable),
    * as after a close. If connect() fails, this drains in-flight queries and closes as before.
    */
@@ -130,19 +132,23 @@ export class UdpListener implements ResponseWriter {
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     const afterPoll = () => new Promise((r) => setImmediate(r));
     for (;;) {
-      const before = this.received;
-      await sleep(2);
-      await afterPoll();
+      // Flush first: a datagram steered here while disconnected is then read by the turn below.
       if (connected && this.held !== null && this.held.length > 0) {
         this.flushHeld();
         connected = this.connectAway(away);
         if (!connected) this.held = null;
       }
+      const before = this.received;
+      await sleep(2);
+      await afterPoll();
       if (performance.now() >= deadline) break;
       const drained = !connected || this.received === before;
-      if (drained && this.dispatcher.inFlight === 0) break;
+      const nothingHeld = this.held === null || this.held.length === 0;
+      if (drained && this.dispatcher.inFlight === 0 && nothingHeld) break;
     }
-    if (connected) this.flushHeld();
+    // Normally nothing is held here and the socket closes still connected: no datagram can be
+    // steered to it any more. Only at the deadline are answers flushed right before the close.
+    if (connected && this.held !== null && this.held.length > 0) this.flushHeld();
     this.held = null;
     await this.close();
   }

@@ -97,7 +97,8 @@ async function main(): Promise<void> {
 
 if (import.meta.main) {
   main().catch((err) => {
-    process.stderr.write(`soak: ${(err as Error).stack ?? err}\n`);
+    const e = err as Error;
+    process.stderr.write(`soak: ${e.message === 'soak aborted' ? 'aborted' : (e.stack ?? String(err))}\n`);
     process.exitCode = 2;
   });
 }
