@@ -29,7 +29,11 @@ const MIN_QUERY = 12;
 class TcpConnection implements ResponseWriter {
   private readonly socket: net.Socket;
   private readonly listener: TcpListener;
+  /** Start of an incomplete frame (null when none), its pieces, their total size, and since when. */
   private pending: Buffer | null = null;
+  private pendingChunks: Buffer[] = [];
+  private pendingBytes = 0;
+  private pendingSinceMs = 0;
   private inFlight = 0;
   private paused = false;
   private closing = false;
@@ -62,8 +66,25 @@ class TcpConnection implements ResponseWriter {
   private onData(chunk: Buffer): void {
     let buf = chunk;
     if (this.pending !== null) {
-      buf = Buffer.concat([this.pending, chunk]);
+      // A frame split over chunks: keep the pieces and join them once, when the frame is
+      // complete, so a frame sent a byte at a time costs O(n), not O(n²) copying.
+      this.pendingChunks.push(chunk);
+      this.pendingBytes += chunk.length;
+      if (performance.now() - this.pendingSinceMs > this.listener.limits.idleTimeoutMs) {
+        // RFC 7766 §6.2.3 idle timeout applied to a whole frame: a client trickling bytes
+        // does not keep a connection (and its buffer) forever.
+        this.listener.slowFrames++;
+        this.destroy();
+        return;
+      }
+      if (this.pendingBytes < 2) return;
+      const first = this.pendingChunks[0]!;
+      const need = 2 + (first.length >= 2 ? (first[0]! << 8) | first[1]! : (first[0]! << 8) | this.pendingChunks[1]![0]!);
+      if (this.pendingBytes < need) return;
+      buf = Buffer.concat(this.pendingChunks, this.pendingBytes);
       this.pending = null;
+      this.pendingChunks = [];
+      this.pendingBytes = 0;
     }
     let pos = 0;
     while (buf.length - pos >= 2) {
@@ -80,7 +101,13 @@ class TcpConnection implements ResponseWriter {
       this.query(msg);
       if (this.closing) return;
     }
-    if (pos < buf.length) this.pending = pos === 0 ? buf : Buffer.from(buf.subarray(pos));
+    if (pos < buf.length) {
+      const rest = pos === 0 ? buf : Buffer.from(buf.subarray(pos));
+      this.pending = rest;
+      this.pendingChunks = [rest];
+      this.pendingBytes = rest.length;
+      this.pendingSinceMs = performance.now();
+    }
   }
 
   private query(msg: Buffer): void {
@@ -152,6 +179,8 @@ export class TcpListener {
   draining = false;
   /** Connections closed for a frame shorter than a DNS header. */
   malformedFrames = 0;
+  /** Connections closed because one frame took longer than the idle timeout to arrive. */
+  slowFrames = 0;
   accepted = 0;
 
   constructor(address: string, port: number, dispatcher: Dispatcher, reusePort: boolean, limits: TcpLimits = DEFAULT_TCP_LIMITS) {
