@@ -75,11 +75,11 @@ test('reload: add a zone, change a TTL, reject broken configs, with no failed qu
   const ttl = (fresh.packet.answers?.[0] as { ttl?: number } | undefined)?.ttl;
   assert.ok(fresh.packet.answers!.length === 1 && ttl !== undefined && ttl <= 5, `TTL capped at 5: ${JSON.stringify(fresh.packet.answers)}`);
 
-  // 3. A Corefile that does not parse: warned about, not a failed reload; the old config serves.
+  // 3. A Corefile that does not parse: rejected with file:line, counted once; the old config serves.
   agent.writeCorefile(v3.slice(0, v3.lastIndexOf('}')));
-  await agent.waitForOutput(/\[WARNING\] plugin\/reload: Corefile parse failed: /, 20_000);
+  await agent.waitForOutput(/\[ERROR\] plugin\/reload: Corefile parse failed: .*:\d+ - Error during parsing: /, 20_000);
   let f = await scrape(host, mPort!);
-  assert.equal(sampleValue(f, 'coredns_reload_failed_total'), 0);
+  assert.equal(sampleValue(f, 'coredns_reload_failed_total'), 1);
 
   // 4. A Corefile that parses but does not load: rejected, logged and counted once.
   const broken = v3.replace('cache 5', 'cache 5\n    nosuchplugin');
@@ -87,7 +87,7 @@ test('reload: add a zone, change a TTL, reject broken configs, with no failed qu
   await agent.waitForOutput(/\[ERROR\] plugin\/reload: Corefile changed but reload failed: .*Unknown directive 'nosuchplugin'/, 20_000);
   await sleep(3000); // more ticks: the same broken file is not retried
   f = await scrape(host, mPort!);
-  assert.equal(sampleValue(f, 'coredns_reload_failed_total'), 1);
+  assert.equal(sampleValue(f, 'coredns_reload_failed_total'), 2);
   assert.equal(sampleValue(f, 'coredns_reload_version_info', { hash: 'sha512', value: configDigest(broken, agent.corefile, {}) }), 1);
   assert.equal(agent.output().match(/Corefile changed but reload failed/g)!.length, 1);
   assert.equal(runningLines().length, 3, 'no configuration was swapped in');

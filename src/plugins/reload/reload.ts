@@ -6,8 +6,10 @@
  *    INTERVAL is cut to half. The jittered period is drawn once per config load.
  *  - At each start of a configuration (first start and after every successful reload) it logs
  *    `Running configuration SHA512 = <hex>` (src/plugins/reload/digest.ts).
- *  - A Corefile that does not parse is logged (`Corefile parse failed: ...`) and retried on
- *    the next tick; it is not a failed reload. A Corefile that parses but fails to load is
+ *  - A Corefile that does not parse is logged (`Corefile parse failed: <file:line> ...`) and
+ *    counted in coredns_reload_failed_total once per distinct content (CoreDNS only logs it;
+ *    operators asked for it to show up on the failed-reload alert), then re-read each tick
+ *    until it changes. A Corefile that parses but fails to load is
  *    logged (`Corefile changed but reload failed: ...`), counted in
  *    coredns_reload_failed_total, and not retried until it changes again; the old
  *    configuration keeps serving. coredns_reload_version_info{hash="sha512",value} carries
@@ -39,6 +41,8 @@ export class ReloadChecker {
   periodMs: number;
   private readonly deps: ReloadDeps;
   private digest = '';
+  /** Hash of the last Corefile text that did not parse (counted once), or ''. */
+  private unparsableHash = '';
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private checking: Promise<void> | null = null;
@@ -102,9 +106,14 @@ export class ReloadChecker {
     try {
       digest = configDigest(text, path, env);
     } catch (err) {
-      log.warn(`Corefile parse failed: ${(err as Error).message}`);
+      const failedHash = createHash('sha512').update(text).digest('hex');
+      if (failedHash === this.unparsableHash) return;
+      this.unparsableHash = failedHash;
+      log.error(`Corefile parse failed: ${(err as Error).message}`);
+      hub.process.reloadFailed++;
       return;
     }
+    this.unparsableHash = '';
     if (digest === this.digest || !this.running) return;
     // Do not retry the same file, even when it fails to load.
     this.digest = digest;

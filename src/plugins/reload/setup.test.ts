@@ -80,13 +80,14 @@ test('reload checker: logs the running digest, reloads on change only, counts fa
   await checker.check();
   assert.deepEqual(engine.reloads, [], 'comment-only change');
 
-  // A change that does not parse: warned, not counted, retried on the next tick.
+  // A change that does not parse: logged with file:line and counted once, not reloaded.
   writeFileSync(path, '.:53 {\n    cache 30\n');
   await checker.check();
   await checker.check();
   assert.deepEqual(engine.reloads, []);
-  assert.equal(log.lines.filter((l) => l.startsWith('WARNING Corefile parse failed: ')).length, 2);
-  assert.equal(hub.process.reloadFailed, 0);
+  assert.equal(log.lines.filter((l) => l.startsWith('ERROR Corefile parse failed: ')).length, 1);
+  assert.ok(log.lines.some((l) => l.startsWith('ERROR Corefile parse failed: ') && l.includes(`${path}:`)));
+  assert.equal(hub.process.reloadFailed, 1);
 
   // A change that parses but the engine rejects: logged, counted, not retried.
   engine.reloadResult = async () => {
@@ -96,11 +97,11 @@ test('reload checker: logs the running digest, reloads on change only, counts fa
   await checker.check();
   await checker.check();
   assert.deepEqual(engine.reloads, ['reload']);
-  assert.equal(hub.process.reloadFailed, 1);
+  assert.equal(hub.process.reloadFailed, 2);
   assert.ok(log.lines.includes("ERROR Corefile changed but reload failed: Corefile:2 - Error during parsing: Unknown directive 'cahce'"));
   const d2 = configDigest('.:53 {\n    cahce 30\n}\n', path, {});
   let fams = parseExposition(await hub.render());
-  assert.equal(sampleValue(fams, 'coredns_reload_failed_total'), 1);
+  assert.equal(sampleValue(fams, 'coredns_reload_failed_total'), 2);
   assert.equal(sampleValue(fams, 'coredns_reload_version_info', { hash: 'sha512', value: d2 }), 1);
 
   // A good change: reloaded.
@@ -108,7 +109,7 @@ test('reload checker: logs the running digest, reloads on change only, counts fa
   writeFileSync(path, '.:53 {\n    cache 60\n}\n');
   await checker.check();
   assert.deepEqual(engine.reloads, ['reload', 'reload']);
-  assert.equal(hub.process.reloadFailed, 1);
+  assert.equal(hub.process.reloadFailed, 2);
   fams = parseExposition(await hub.render());
   assert.equal(sampleValue(fams, 'coredns_reload_version_info', { hash: 'sha512', value: d2 }), undefined, 'one version series');
 
