@@ -12,38 +12,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sleep, freeAddress } from '../lib/net.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** The Node.js 24 the project runs on (never the system node). */
 export const NODE = path.join(ROOT, 'node_modules/.bin/node');
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function bindsFree(host: string, port: number): Promise<boolean> {
-  const udp = await new Promise<boolean>((res) => {
-    const s = dgram.createSocket('udp4');
-    s.once('error', () => res(false));
-    s.bind(port, host, () => s.close(() => res(true)));
-  });
-  if (!udp) return false;
-  return new Promise<boolean>((res) => {
-    const srv = net.createServer();
-    srv.once('error', () => res(false));
-    srv.listen(port, host, () => srv.close(() => res(true)));
-  });
-}
+export { sleep };
 
 /** A random 127.0.0.x (x in 20..249) with a port free there for UDP and TCP; `host` pins the address. */
-export async function freeEndpoint(host?: string): Promise<{ host: string; port: number }> {
-  for (let i = 0; i < 100; i++) {
-    const h = host ?? `127.0.0.${20 + Math.floor(Math.random() * 230)}`;
-    const port = 20000 + Math.floor(Math.random() * 40000);
-    if (await bindsFree(h, port)) return { host: h, port };
-  }
-  throw new Error('no free loopback endpoint found');
-}
+export const freeEndpoint = freeAddress;
 
 // ---------------------------------------------------------------- raw DNS over sockets
 

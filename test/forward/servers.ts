@@ -9,6 +9,7 @@ import net from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { freeAddress } from '../lib/net.ts';
 
 export interface RunningServer {
   host: string;
@@ -28,33 +29,6 @@ www  IN A   192.0.2.80
 big  IN TXT ${Array.from({ length: 6 }, (_, i) => `"${String.fromCharCode(97 + i).repeat(250)}"`).join(' ')}
 ${Array.from({ length: 100 }, (_, i) => `h${i} IN A 198.51.100.${i + 1}`).join('\n')}
 `;
-
-function randomHost(): string {
-  return `127.0.0.${10 + Math.floor(Math.random() * 240)}`;
-}
-
-async function portFree(host: string, port: number): Promise<boolean> {
-  const udpOk = await new Promise<boolean>((res) => {
-    const s = dgram.createSocket('udp4');
-    s.once('error', () => res(false));
-    s.bind(port, host, () => s.close(() => res(true)));
-  });
-  if (!udpOk) return false;
-  return new Promise<boolean>((res) => {
-    const srv = net.createServer();
-    srv.once('error', () => res(false));
-    srv.listen(port, host, () => srv.close(() => res(true)));
-  });
-}
-
-async function freeAddress(): Promise<{ host: string; port: number }> {
-  for (let i = 0; i < 50; i++) {
-    const host = randomHost();
-    const port = 20000 + Math.floor(Math.random() * 40000);
-    if (await portFree(host, port)) return { host, port };
-  }
-  throw new Error('no free port found');
-}
 
 /** A minimal `NAME IN A` query. */
 function probe(name: string, id: number): Buffer {

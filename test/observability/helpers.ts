@@ -13,12 +13,11 @@ import { fileURLToPath } from 'node:url';
 import dnsPacket from 'dns-packet';
 import type { Answer, Packet, RecordType } from 'dns-packet';
 import { parseExposition, type ParsedFamily } from '../../src/metrics/testing.ts';
+import { sleep, waitUntil, freeAddress } from '../lib/net.ts';
+
+export { sleep, waitUntil, freeAddress };
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-
-export async function sleep(ms: number): Promise<void> {
-  await new Promise((r) => setTimeout(r, ms));
-}
 
 /** `p`, or `fallback` if p has not settled after `ms` (the timer does not outlive the race). */
 export async function within<T, F>(p: Promise<T>, ms: number, fallback: F): Promise<T | F> {
@@ -28,40 +27,6 @@ export async function within<T, F>(p: Promise<T>, ms: number, fallback: F): Prom
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Polls `cond` every 20 ms until it holds; throws after `ms`. */
-export async function waitUntil(cond: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const end = performance.now() + ms;
-  for (;;) {
-    if (await cond()) return;
-    if (performance.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-async function portFree(host: string, port: number): Promise<boolean> {
-  const udp = await new Promise<boolean>((res) => {
-    const s = dgram.createSocket('udp4');
-    s.once('error', () => res(false));
-    s.bind(port, host, () => s.close(() => res(true)));
-  });
-  if (!udp) return false;
-  return new Promise<boolean>((res) => {
-    const srv = net.createServer();
-    srv.once('error', () => res(false));
-    srv.listen(port, host, () => srv.close(() => res(true)));
-  });
-}
-
-/** A random 127.0.0.x host (x in 20..249) and a port free there for UDP and TCP. */
-export async function freeAddress(host?: string): Promise<{ host: string; port: number }> {
-  for (let i = 0; i < 100; i++) {
-    const h = host ?? `127.0.0.${20 + Math.floor(Math.random() * 230)}`;
-    const port = 20000 + Math.floor(Math.random() * 40000);
-    if (await portFree(h, port)) return { host: h, port };
-  }
-  throw new Error('no free address found');
 }
 
 /** Free ports on one host (distinct). */
