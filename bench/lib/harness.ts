@@ -300,11 +300,15 @@ export class Bench {
         mode,
         projectRoot: this.projectRoot,
         workers: this.opts.workers,
+        nodeFlags: this.opts.nodeFlags,
         metricsPort,
       });
       this.configs[`${def.name}/${mode}`] ??= cmd.config;
       const t0 = performance.now();
-      const proc = this.reg.spawn(def.name, 'taskset', ['-c', this.opts.serverCpu, cmd.cmd, ...cmd.args], { cwd: cmd.cwd });
+      const proc = this.reg.spawn(def.name, 'taskset', ['-c', this.opts.serverCpu, cmd.cmd, ...cmd.args], {
+        cwd: cmd.cwd,
+        logFile: this.opts.keep ? path.join(dir, 'output.log') : undefined,
+      });
       try {
         const ans = await this.#awaitServing(proc, listen, def.name, resendEveryMs, t0);
         this.#startFailures.delete(def.name);

@@ -18,6 +18,8 @@ export interface BenchOptions {
   reps: number;
   /** node-local-dns -workers N; undefined: flag not passed. */
   workers: number | undefined;
+  /** Extra Node.js flags for node-local-dns (profiling: --cpu-prof, --trace-gc, ...). */
+  nodeFlags: string[];
   keep: boolean;
   /** Directory for the results JSON. */
   outDir: string;
@@ -45,6 +47,8 @@ the same NSD upstream, all on 127.0.0.x loopback, with dnsperf.
   --duration S         seconds per dnsperf run (default 8; --quick 2)
   --reps N             repetitions of every figure, medians reported (default 3; --quick 1)
   --workers N          pass -workers N to node-local-dns
+  --node-flags "F ..." extra Node.js flags for node-local-dns (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p",
+                       "--trace-gc"); with --keep, its output is kept in the temporary directory
   --keep               leave the temporary directory (configs, logs, query files)
   --out DIR            directory for the results JSON (default bench/out)
   --md PATH            Markdown summary path (default bench/RESULTS.md; none with --quick)
@@ -93,6 +97,7 @@ export function parseOptions(argv: string[], projectRoot: string): BenchOptions 
         duration: { type: 'string' },
         reps: { type: 'string' },
         workers: { type: 'string' },
+        'node-flags': { type: 'string' },
         keep: { type: 'boolean' },
         out: { type: 'string' },
         md: { type: 'string' },
@@ -129,6 +134,7 @@ export function parseOptions(argv: string[], projectRoot: string): BenchOptions 
     durationSec: positive('duration', v.duration, false) ?? (quick ? 2 : 8),
     reps: positive('reps', v.reps, true) ?? (quick ? 1 : 3),
     workers: positive('workers', v.workers, true),
+    nodeFlags: (v['node-flags'] ?? '').split(/\s+/).filter((f) => f !== ''),
     keep: v.keep === true,
     outDir: v.out ?? `${projectRoot}/bench/out`,
     mdPath,

@@ -60,6 +60,8 @@ export interface SpawnOptions {
   onStdout?: (chunk: string) => void;
   /** Bytes of output to keep for error messages. */
   tailBytes?: number;
+  /** Also append all output (stdout and stderr) to this file. */
+  logFile?: string | undefined;
 }
 
 export class ProcessRegistry {
@@ -76,11 +78,17 @@ export class ProcessRegistry {
     let status: number | string | null = null;
     child.stdout!.setEncoding('utf8');
     child.stderr!.setEncoding('utf8');
+    const log = opts.logFile === undefined ? null : fs.createWriteStream(opts.logFile);
     child.stdout!.on('data', (c: string) => {
+      log?.write(c);
       opts.onStdout?.(c);
       if (opts.onStdout === undefined) tail.push(c);
     });
-    child.stderr!.on('data', (c: string) => tail.push(c));
+    child.stderr!.on('data', (c: string) => {
+      log?.write(c);
+      tail.push(c);
+    });
+    child.once('close', () => log?.end());
     const exited = new Promise<number | string>((resolve) => {
       child.once('error', (err) => {
         tail.push(`spawn error: ${err.message}\n`);

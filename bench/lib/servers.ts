@@ -32,6 +32,8 @@ export interface PrepareContext {
   projectRoot: string;
   /** node-local-dns -workers N (undefined: flag not passed). */
   workers?: number;
+  /** Extra Node.js flags for node-local-dns. */
+  nodeFlags?: readonly string[];
   /** A free port on the listen address for node-local-dns's prometheus endpoint. */
   metricsPort: number;
 }
@@ -100,7 +102,7 @@ const nodeLocalDns: ServerDef = {
     const file = path.join(ctx.dir, 'Corefile');
     fs.writeFileSync(file, config);
     // The installed command's entry: it turns Node's compile cache on before loading the sources.
-    const args = ['bin/node-local-dns.js', '-conf', file];
+    const args = [...(ctx.nodeFlags ?? []), 'bin/node-local-dns.js', '-conf', file];
     if (ctx.workers !== undefined) args.push('-workers', String(ctx.workers));
     return { cmd: nodeBinary(ctx.projectRoot), args, cwd: ctx.projectRoot, config };
   },

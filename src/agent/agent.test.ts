@@ -69,6 +69,10 @@ function newRecorded(): Recorded {
   return { events: [], starts: [], reloads: [], failReload: false, rulesAtStop: -1 };
 }
 
+/**
+ * A scratch namespace and a temp dir, both removed after the test. `peers` (inside the temp dir)
+ * is the `-peerdir` of every agent a test starts: never the host's default /run/node-local-dns.
+ */
 async function setup(t: { after(fn: () => Promise<void>): void }) {
   const ns = await createScratchNetns('agent');
   const dir = await mkdtemp(join(tmpdir(), 'nld-agent-'));
@@ -78,7 +82,9 @@ async function setup(t: { after(fn: () => Promise<void>): void }) {
   });
   await mkdir(join(dir, 'coredns'));
   await mkdir(join(dir, 'kube-dns'));
-  return { ns, dir };
+  const peers = join(dir, 'peers');
+  await mkdir(peers);
+  return { ns, dir, peers };
 }
 
 let generation = 0;
@@ -100,13 +106,13 @@ function countRules(save: string): number {
 }
 
 test('template mode: render → interface → engine → iptables; sync; ConfigMap reloads; shutdown tears down', { skip }, async (t) => {
-  const { ns, dir } = await setup(t);
+  const { ns, dir, peers } = await setup(t);
   await writeFile(join(dir, 'coredns', 'Corefile.base'), BASE);
   await writeConfigMap(join(dir, 'kube-dns'), { upstreamNameservers: '["198.18.1.2"]' });
   const opts = parseOptions([
     '-localip', '169.254.20.10,198.18.0.10', '-conf', join(dir, 'Corefile'), '-basecorefile', join(dir, 'coredns', 'Corefile.base'),
     '-kubednscm', join(dir, 'kube-dns'), '-upstreamsvc', 'kube-dns-upstream', '-interfacetype', 'bridge', '-syncinterval', '1h',
-    '-metrics-listen-address', '127.0.0.1:0', '-pidfile', join(dir, 'pid'), '-health-port', '8080',
+    '-metrics-listen-address', '127.0.0.1:0', '-pidfile', join(dir, 'pid'), '-health-port', '8080', '-peerdir', peers,
   ]);
   const rec = newRecorded();
   const log = captureLog();
@@ -135,6 +141,7 @@ test('template mode: render → interface → engine → iptables; sync; ConfigM
   // The role and peer-registration lines (src/agent/standby.ts; drilled in test/netns/drill.test.ts).
   const roleLines = log.lines.filter((l) => /^\[INFO\] (Role: primary - |Registered as primary in )/.test(l));
   assert.equal(roleLines.length, 2, log.lines.join('\n'));
+  assert.ok(roleLines.some((l) => l.startsWith(`[INFO] Registered as primary in ${peers} (${peers}/primary-`)), roleLines.join('\n'));
   log.lines.splice(0, log.lines.length, ...log.lines.filter((l) => !roleLines.includes(l)));
   // node-cache warns the same way when custom upstreams meet the stock (UDP) forward line.
   assert.equal(log.lines[2], '[WARNING] no TCP upstream forward block found; assuming the upstream forward already uses UDP');
@@ -197,10 +204,10 @@ test('template mode: render → interface → engine → iptables; sync; ConfigM
 });
 
 test('adoption after a kill: existing interface and rules are reused, nothing duplicated; -skipteardown keeps them', { skip }, async (t) => {
-  const { ns, dir } = await setup(t);
+  const { ns, dir, peers } = await setup(t);
   await writeFile(join(dir, 'Corefile'), '.:53 {\n    whoami\n}\n');
   const argv = ['-localip', '169.254.20.10', '-conf', join(dir, 'Corefile'), '-basecorefile', join(dir, 'none'), '-kubednscm', join(dir, 'kube-dns'),
-    '-interfacetype', 'bridge', '-metrics-listen-address', '', '-skipteardown'];
+    '-interfacetype', 'bridge', '-metrics-listen-address', '', '-peerdir', peers, '-skipteardown'];
   const first = await runAgent(parseOptions(argv), { startEngine: recordingEngine(ns, newRecorded()), log: captureLog(), runner: ns.run, processMetrics: false });
   await first.shutdown();
   assert.equal(countRules(await ns.iptablesSave()), 12, '-skipteardown leaves the rules');
@@ -222,11 +229,11 @@ test('adoption after a kill: existing interface and rules are reused, nothing du
 });
 
 test('no network set-up and no -localip: the Corefile is just served', { skip }, async (t) => {
-  const { ns, dir } = await setup(t);
+  const { ns, dir, peers } = await setup(t);
   await writeFile(join(dir, 'Corefile'), '.:1053 {\n    whoami\n}\n');
   const rec = newRecorded();
   const agent = await runAgent(
-    parseOptions(['-conf', join(dir, 'Corefile'), '-basecorefile', join(dir, 'none'), '-setupinterface=false', '-setupiptables=false', '-metrics-listen-address=']),
+    parseOptions(['-conf', join(dir, 'Corefile'), '-basecorefile', join(dir, 'none'), '-setupinterface=false', '-setupiptables=false', '-metrics-listen-address=', '-peerdir', peers]),
     { startEngine: recordingEngine(ns, rec), log: captureLog(), runner: ns.run, processMetrics: false },
   );
   assert.deepEqual(rec.starts[0]!.bind, []);
@@ -236,8 +243,8 @@ test('no network set-up and no -localip: the Corefile is just served', { skip },
 });
 
 test('start-up failures: missing -localip, dummy unsupported, missing service env, engine failure', { skip }, async (t) => {
-  const { ns, dir } = await setup(t);
-  const common = ['-conf', join(dir, 'Corefile'), '-kubednscm', join(dir, 'kube-dns'), '-metrics-listen-address', '127.0.0.1:0'];
+  const { ns, dir, peers } = await setup(t);
+  const common = ['-conf', join(dir, 'Corefile'), '-kubednscm', join(dir, 'kube-dns'), '-metrics-listen-address', '127.0.0.1:0', '-peerdir', peers];
   const deps = (rec: Recorded) => ({ startEngine: recordingEngine(ns, rec), log: captureLog(), runner: ns.run, processMetrics: false, env: {} });
 
   await writeFile(join(dir, 'Corefile'), '.:53 {\n}\n');

@@ -1,9 +1,10 @@
 /**
  * Process-wide HTTP listeners for the observability plugins (prometheus `/metrics`, health
  * `/health`, ready `/ready`), one per listen address, shared by every plugin instance and
- * every server block that names that address.
+ * every server block that names that address. This module is the plugins' only HTTP server
+ * code: they parse their address with `listenAddressArg` and hold a `PluginRoute`.
  *
- * Lifetime: a plugin acquires its route in `start()` and releases it in `stop()`. A listener
+ * Lifetime: a plugin opens its route in `start()` and closes it in `stop()`. A listener
  * closes when its last route is released: at once when the release is `immediate` (process
  * shutdown), otherwise after a short grace period, so that on a reload (old plugins stop, then
  * the new ones start) the port stays open and scrapes and probes see no gap. CoreDNS closes and
@@ -15,12 +16,18 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { EngineHooks } from '../plugin.ts';
+import type { Directive } from '../corefile/types.ts';
+import { errorAt, expectArgs } from '../corefile/setup-helpers.ts';
 // Not `import { ... } from 'node:http'`: an ES-module import of node:http reads every export,
 // including the lazy WebSocket/EventSource getters, which loads undici (~70-190 ms of start-up
 // here, measured in bench/PROFILE.md). process.getBuiltinModule returns the module as is.
 const { createServer } = process.getBuiltinModule('node:http');
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** Content type of the plain-text answers (Go's http.Error and the plugins' `OK`). */
+export const TEXT_PLAIN = 'text/plain; charset=utf-8';
 
 /** Go's net.SplitHostPort, with its error texts. */
 export function splitHostPort(hostport: string): { host: string; port: string } {
@@ -64,6 +71,23 @@ export function parseListenAddress(address: string): { host: string; port: numbe
   return { host, port: Number(port) };
 }
 
+/**
+ * The `[ADDRESS]` argument of `health`, `ready` and `prometheus` (at most one; `defaultAddress`
+ * without it), checked as CoreDNS checks it: a bad address is a Corefile error at its word.
+ */
+export function listenAddressArg(d: Directive, defaultAddress: string): string {
+  const args = expectArgs(d, 0, 1);
+  if (args.length === 0) return defaultAddress;
+  const word = args[0]!;
+  try {
+    parseListenAddress(word.text);
+  } catch (err) {
+    if (err instanceof AddressError) errorAt(word, err.message);
+    throw err;
+  }
+  return word.text;
+}
+
 /** Host to dial to reach a listener on `host` from this machine (Go dials localhost for ""). */
 export function dialHost(host: string): string {
   if (host === '' || host === '0.0.0.0' || host === 'localhost') return '127.0.0.1';
@@ -73,10 +97,17 @@ export function dialHost(host: string): string {
 
 const DEFAULT_GRACE_MS = 2000;
 
+/** A handler serving a path, and the plugin instance holding it (see `Lease.holders`). */
+interface Route {
+  readonly handler: RouteHandler;
+  readonly owner: object | null;
+}
+
 class Endpoint {
   readonly address: string;
   readonly server: Server;
-  readonly routes = new Map<string, RouteHandler[]>();
+  /** Per path, the routes in acquisition order; the newest one serves. */
+  readonly routes = new Map<string, Route[]>();
   port = 0;
   closeTimer: NodeJS.Timeout | null = null;
   closed: Promise<void> | null = null;
@@ -90,16 +121,16 @@ class Endpoint {
 
   private dispatch(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?', 1)[0]!;
-    const handlers = this.routes.get(path);
-    if (handlers === undefined || handlers.length === 0) {
-      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' });
+    const routes = this.routes.get(path);
+    if (routes === undefined || routes.length === 0) {
+      res.writeHead(404, { 'content-type': TEXT_PLAIN, 'x-content-type-options': 'nosniff' });
       res.end('404 page not found\n');
       return;
     }
     try {
-      handlers[handlers.length - 1]!(req, res);
+      routes[routes.length - 1]!.handler(req, res);
     } catch (err) {
-      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+      if (!res.headersSent) res.writeHead(500, { 'content-type': TEXT_PLAIN });
       res.end(`${(err as Error).message}\n`);
     }
   }
@@ -135,6 +166,8 @@ class Endpoint {
 export interface Lease {
   /** The listener's bound port (useful with port 0). */
   readonly port: number;
+  /** The owners of the routes held on this listener for this path right now, oldest first. */
+  holders(): object[];
   /** Gives the route back; `immediate` closes an unused listener at once (shutdown). */
   release(opts?: { immediate?: boolean }): Promise<void>;
 }
@@ -147,8 +180,11 @@ export class HttpEndpoints {
     this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
   }
 
-  /** Serves `path` on `address` with `handler`, binding the listener if needed. */
-  async acquire(address: string, path: string, handler: RouteHandler): Promise<Lease> {
+  /**
+   * Serves `path` on `address` with `handler`, binding the listener if needed. While several
+   * routes hold one path, the newest serves it. `owner` is what `Lease.holders()` reports.
+   */
+  async acquire(address: string, path: string, handler: RouteHandler, owner: object | null = null): Promise<Lease> {
     let ep = this.endpoints.get(address);
     if (ep !== undefined && ep.closed !== null) {
       await ep.closed;
@@ -170,19 +206,21 @@ export class HttpEndpoints {
       clearTimeout(ep.closeTimer);
       ep.closeTimer = null;
     }
+    const route: Route = { handler, owner };
     const list = ep.routes.get(path) ?? [];
-    list.push(handler);
+    list.push(route);
     ep.routes.set(path, list);
     const endpoint = ep;
     let released = false;
     return {
       port: endpoint.port,
+      holders: () => (endpoint.routes.get(path) ?? []).flatMap((r) => (r.owner === null ? [] : [r.owner])),
       release: async (opts = {}) => {
         if (released) return;
         released = true;
         const l = endpoint.routes.get(path);
         if (l) {
-          const i = l.lastIndexOf(handler);
+          const i = l.indexOf(route);
           if (i >= 0) l.splice(i, 1);
           if (l.length === 0) endpoint.routes.delete(path);
         }
@@ -223,3 +261,67 @@ export class HttpEndpoints {
 
 /** The process's shared listeners. */
 export const httpEndpoints = new HttpEndpoints();
+
+/**
+ * One plugin instance's route: all the listener handling a `health`, `ready` or `prometheus`
+ * plugin does. `open()` (from the plugin's start) binds the address's listener or joins it;
+ * `close()` (from its stop) gives the route back, and the listener closes with its last route
+ * at once when the engine is shutting down, else after the grace period, so that a reload
+ * (old plugins stop, new ones start) leaves the port open throughout.
+ */
+export class PluginRoute {
+  readonly address: string;
+  readonly path: string;
+  readonly #endpoints: HttpEndpoints;
+  readonly #handler: RouteHandler;
+  readonly #engine: Pick<EngineHooks, 'isShuttingDown'>;
+  readonly #owner: object | null;
+  #lease: Lease | null = null;
+
+  constructor(opts: {
+    endpoints: HttpEndpoints;
+    address: string;
+    path: string;
+    handler: RouteHandler;
+    engine: Pick<EngineHooks, 'isShuttingDown'>;
+    /** The plugin instance, reported by `holders()` of every route on this address and path. */
+    owner?: object;
+  }) {
+    this.address = opts.address;
+    this.path = opts.path;
+    this.#endpoints = opts.endpoints;
+    this.#handler = opts.handler;
+    this.#engine = opts.engine;
+    this.#owner = opts.owner ?? null;
+  }
+
+  /** The listener's bound port while open (the real one with port 0), else 0. */
+  get port(): number {
+    return this.#lease?.port ?? 0;
+  }
+
+  get isOpen(): boolean {
+    return this.#lease !== null;
+  }
+
+  /** Binds the route; false when it was open already. Rejects with Go's `listen tcp ...` wording. */
+  async open(): Promise<boolean> {
+    if (this.#lease !== null) return false;
+    this.#lease = await this.#endpoints.acquire(this.address, this.path, this.#handler, this.#owner);
+    return true;
+  }
+
+  /** Gives the route back; false when it was not open. */
+  async close(): Promise<boolean> {
+    const lease = this.#lease;
+    if (lease === null) return false;
+    this.#lease = null;
+    await lease.release({ immediate: this.#engine.isShuttingDown() });
+    return true;
+  }
+
+  /** The owners of the open routes on this listener and path, this one's included while open. */
+  holders(): object[] {
+    return this.#lease?.holders() ?? [];
+  }
+}

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { Engine } from '../engine.ts';
 import type { Logger } from '../plugin.ts';
 import { log as defaultLog } from '../util/log.ts';
-import { WorkerPool } from './pool.ts';
+import type { WorkerPool } from './pool.ts';
 
 export interface ServeOptions {
   corefilePath: string | null;
@@ -41,6 +41,8 @@ export async function startServing(o: ServeOptions): Promise<Serving> {
   const log = o.log ?? defaultLog;
   // Read once here, so that the workers and the control engine load the same text.
   const text = o.corefileText ?? readFileSync(o.corefilePath!, 'utf8');
+  // Loaded only here: node:worker_threads costs a single-thread start-up ~5 ms for nothing.
+  const { WorkerPool } = await import('./pool.ts');
   const pool = new WorkerPool({
     size: o.workers,
     corefilePath: o.corefilePath,

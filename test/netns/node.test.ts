@@ -12,7 +12,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { SIM, createSimNode, dig, netnsSkipReason, savedRules, waitFor, type SimNode } from './harness.ts';
@@ -29,7 +30,8 @@ interface Agent {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function startAgent(sim: SimNode, dir: string, extra: string[] = []): Agent {
+/** Starts the agent; `peers` is its `-peerdir` (a temp dir of the test, never the host's default). */
+function startAgent(sim: SimNode, dir: string, peers: string, extra: string[] = []): Agent {
   const child = sim.node.spawn(process.execPath, [
     MAIN,
     '-localip', LOCAL_IPS,
@@ -40,6 +42,7 @@ function startAgent(sim: SimNode, dir: string, extra: string[] = []): Agent {
     '-upstreamsvc', 'kube-dns-upstream',
     '-syncinterval', '1s',
     '-pidfile', join(dir, 'node-cache.pid'),
+    '-peerdir', peers,
     ...extra,
   ], { cwd: ROOT, env: { ...process.env, KUBE_DNS_UPSTREAM_SERVICE_HOST: SIM.kubeDnsUpstreamServiceIp } });
   let out = '';
@@ -108,12 +111,14 @@ async function conntrackTo(sim: SimNode, ips: string[]): Promise<string[]> {
 
 test('node-local-dns on a simulated node', { skip, timeout: 240_000 }, async (t) => {
   const sim = await createSimNode();
+  const peers = await mkdtemp(join(tmpdir(), 'nld-peers-'));
   const agents: Agent[] = [];
   t.after(async () => {
     for (const a of agents) {
       if (a.child.exitCode === null && a.child.signalCode === null) a.child.kill('SIGKILL');
     }
     await sim.teardown();
+    await rm(peers, { recursive: true, force: true });
   });
 
   const dir = join(sim.dir, 'agent');
@@ -128,7 +133,7 @@ test('node-local-dns on a simulated node', { skip, timeout: 240_000 }, async (t)
   await writeFile(join(dir, 'coredns', 'Corefile.base'), base);
   await writeConfigMap(join(dir, 'kube-dns'), { upstreamNameservers: `["${SIM.kubeDnsUpstreamServiceIp}"]` });
 
-  const first = startAgent(sim, dir);
+  const first = startAgent(sim, dir, peers);
   agents.push(first);
   await waitReady(sim, first);
 
@@ -137,6 +142,7 @@ test('node-local-dns on a simulated node', { skip, timeout: 240_000 }, async (t)
     assert.match(out, /\[INFO\] Starting node-local-dns \S+/);
     assert.match(out, /\[INFO\] Updated Corefile with 0 custom stubdomains and upstream servers 198\.18\.0\.11/);
     assert.match(out, /\[INFO\] Added interface - nodelocaldns/);
+    assert.ok(out.includes(`[INFO] Registered as primary in ${peers} (${peers}/primary-`), 'registered in the test\'s peer directory');
     assert.equal((out.match(/\[INFO\] Added back nodelocaldns rule - \{/g) ?? []).length, 24);
     assert.ok(await linkExists(sim, 'nodelocaldns'));
     assert.match(await readFile(join(dir, 'node-cache.pid'), 'utf8'), /^\d+\n$/);
@@ -221,7 +227,7 @@ test('node-local-dns on a simulated node', { skip, timeout: 240_000 }, async (t)
   });
 
   await t.test('after SIGKILL the next instance adopts interface and rules without duplicates', async () => {
-    const second = startAgent(sim, dir);
+    const second = startAgent(sim, dir, peers);
     agents.push(second);
     await waitReady(sim, second);
     const killed = await stopAgent(second, 'SIGKILL');
@@ -229,7 +235,7 @@ test('node-local-dns on a simulated node', { skip, timeout: 240_000 }, async (t)
     assert.equal((await nodeLocalRules(sim)).length, 24, 'rules left behind by the killed instance');
     assert.ok(await linkExists(sim, 'nodelocaldns'));
 
-    const third = startAgent(sim, dir);
+    const third = startAgent(sim, dir, peers);
     agents.push(third);
     await waitReady(sim, third);
     assert.equal((await nodeLocalRules(sim)).length, 24, 'no duplicate rules');

@@ -18,7 +18,7 @@ import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { EngineHooks, Handler, Logger, Plugin } from '../../plugin.ts';
 import { formatGoDuration } from '../../util/duration.ts';
 import type { MetricsHub } from '../../metrics/hub.ts';
-import { dialHost, parseListenAddress, type HttpEndpoints, type Lease } from '../../metrics/http-endpoints.ts';
+import { PluginRoute, TEXT_PLAIN, dialHost, parseListenAddress, type HttpEndpoints } from '../../metrics/http-endpoints.ts';
 // Not `import { ... } from 'node:http'`: an ES-module import of node:http reads every export,
 // including the lazy WebSocket/EventSource getters, which loads undici (~70-190 ms of start-up
 // here, measured in bench/PROFILE.md). process.getBuiltinModule returns the module as is.
@@ -50,7 +50,7 @@ export class HealthPlugin implements Plugin {
   /** How long shutdown waits, still serving, before closing listeners (see the module comment). */
   readonly lameduckMs: number;
   private readonly deps: HealthDeps;
-  private lease: Lease | null = null;
+  private readonly route: PluginRoute;
   private timer: NodeJS.Timeout | null = null;
   /** The self check in flight, aborted (and not counted) by stop(), as CoreDNS cancels its context. */
   private inFlight: ClientRequest | null = null;
@@ -59,6 +59,7 @@ export class HealthPlugin implements Plugin {
     this.address = opts.address;
     this.lameduckMs = opts.lameduckMs;
     this.deps = deps;
+    this.route = new PluginRoute({ endpoints: deps.endpoints, address: opts.address, path: '/health', handler: serveHealth, engine: deps.engine });
   }
 
   compose(next: Handler): Handler {
@@ -66,12 +67,11 @@ export class HealthPlugin implements Plugin {
   }
 
   get port(): number {
-    return this.lease?.port ?? 0;
+    return this.route.port;
   }
 
   async start(): Promise<void> {
-    if (this.lease !== null) return;
-    this.lease = await this.deps.endpoints.acquire(this.address, '/health', serveHealth);
+    if (!(await this.route.open())) return;
     this.timer = setInterval(() => this.selfCheck(), this.deps.selfCheckIntervalMs ?? SELF_CHECK_INTERVAL_MS);
     this.timer.unref();
   }
@@ -82,14 +82,12 @@ export class HealthPlugin implements Plugin {
     const pending = this.inFlight;
     this.inFlight = null;
     pending?.destroy();
-    const lease = this.lease;
-    this.lease = null;
-    if (lease !== null) await lease.release({ immediate: this.deps.engine.isShuttingDown() });
+    await this.route.close();
   }
 
   /** One self check: GET our own /health, observe the time taken, count failures. */
   private selfCheck(): void {
-    if (this.inFlight !== null || this.lease === null) return;
+    if (this.inFlight !== null || !this.route.isOpen) return;
     const { host } = parseListenAddress(this.address);
     const url = `http://${this.address}/health`;
     const metrics = this.deps.hub.process;
@@ -109,7 +107,7 @@ export class HealthPlugin implements Plugin {
       }
     };
     const req = httpRequest(
-      { host: dialHost(host), port: this.lease.port, path: '/health', method: 'GET', timeout: SELF_CHECK_TIMEOUT_MS, agent: false },
+      { host: dialHost(host), port: this.route.port, path: '/health', method: 'GET', timeout: SELF_CHECK_TIMEOUT_MS, agent: false },
       (res) => {
         res.resume();
         res.on('end', () => done(null));
@@ -133,6 +131,6 @@ function goNetError(err: Error, address: string): string {
 
 /** CoreDNS's handler: always healthy while the listener is up. */
 function serveHealth(_req: IncomingMessage, res: ServerResponse): void {
-  res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+  res.writeHead(200, { 'content-type': TEXT_PLAIN });
   res.end('OK');
 }

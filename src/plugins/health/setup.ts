@@ -8,23 +8,14 @@ import { argCountError, blockLines, errorAt, expectArgs } from '../../corefile/s
 import { DurationError, parseGoDurationMs } from '../../util/duration.ts';
 import { pluginLogger } from '../../util/log.ts';
 import { metricsHub } from '../../metrics/hub.ts';
-import { AddressError, httpEndpoints, parseListenAddress } from '../../metrics/http-endpoints.ts';
+import { httpEndpoints, listenAddressArg } from '../../metrics/http-endpoints.ts';
 import { HealthPlugin, type HealthOptions } from './health.ts';
 
 export const DEFAULT_HEALTH_ADDRESS = ':8080';
 
 /** Parses the directive (no side effects). */
 export function parseHealth(d: Directive): HealthOptions {
-  const args = expectArgs(d, 0, 1);
-  const address = args.length === 1 ? args[0]!.text : DEFAULT_HEALTH_ADDRESS;
-  if (args.length === 1) {
-    try {
-      parseListenAddress(address);
-    } catch (err) {
-      if (err instanceof AddressError) errorAt(args[0]!, err.message);
-      throw err;
-    }
-  }
+  const address = listenAddressArg(d, DEFAULT_HEALTH_ADDRESS);
   let lameduckMs = 0;
   for (const line of blockLines(d)) {
     // CoreDNS answers any other property with an argument count error.

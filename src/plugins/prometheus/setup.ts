@@ -6,7 +6,7 @@ import type { Plugin, PluginSetup, SetupContext } from '../../plugin.ts';
 import type { Directive } from '../../corefile/types.ts';
 import { blockLines, errorAt, expectArgs } from '../../corefile/setup-helpers.ts';
 import { metricsHub } from '../../metrics/hub.ts';
-import { AddressError, httpEndpoints, parseListenAddress } from '../../metrics/http-endpoints.ts';
+import { httpEndpoints, listenAddressArg } from '../../metrics/http-endpoints.ts';
 import { PrometheusPlugin, type PrometheusOptions } from './prometheus.ts';
 
 /** CoreDNS's default metrics address. */
@@ -14,16 +14,7 @@ export const DEFAULT_METRICS_ADDRESS = 'localhost:9153';
 
 /** Parses the directive (no side effects). */
 export function parsePrometheus(d: Directive): PrometheusOptions {
-  const args = expectArgs(d, 0, 1);
-  const address = args.length === 1 ? args[0]!.text : DEFAULT_METRICS_ADDRESS;
-  if (args.length === 1) {
-    try {
-      parseListenAddress(address);
-    } catch (err) {
-      if (err instanceof AddressError) errorAt(args[0]!, err.message);
-      throw err;
-    }
-  }
+  const address = listenAddressArg(d, DEFAULT_METRICS_ADDRESS);
   let legacy = false;
   for (const line of blockLines(d)) {
     switch (line.name) {

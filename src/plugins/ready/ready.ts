@@ -10,7 +10,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EngineHooks, Handler, Plugin } from '../../plugin.ts';
-import type { HttpEndpoints, Lease } from '../../metrics/http-endpoints.ts';
+import { PluginRoute, TEXT_PLAIN, type HttpEndpoints } from '../../metrics/http-endpoints.ts';
 
 export const MonitorMode = { UNTIL_READY: 'until-ready', CONTINUOUSLY: 'continuously' } as const;
 export type MonitorModeValue = (typeof MonitorMode)[keyof typeof MonitorMode];
@@ -30,12 +30,13 @@ export class ReadyPlugin implements Plugin {
   readonly address: string;
   readonly monitor: MonitorModeValue;
   private readonly deps: ReadyDeps;
-  private lease: Lease | null = null;
+  private readonly route: PluginRoute;
 
   constructor(opts: ReadyOptions, deps: ReadyDeps) {
     this.address = opts.address;
     this.monitor = opts.monitor;
     this.deps = deps;
+    this.route = new PluginRoute({ endpoints: deps.endpoints, address: opts.address, path: '/ready', handler: (req, res) => this.serve(req, res), engine: deps.engine });
   }
 
   compose(next: Handler): Handler {
@@ -43,23 +44,20 @@ export class ReadyPlugin implements Plugin {
   }
 
   get port(): number {
-    return this.lease?.port ?? 0;
+    return this.route.port;
   }
 
   async start(): Promise<void> {
-    if (this.lease !== null) return;
-    this.lease = await this.deps.endpoints.acquire(this.address, '/ready', (req, res) => this.serve(req, res));
+    await this.route.open();
   }
 
   async stop(): Promise<void> {
-    const lease = this.lease;
-    this.lease = null;
-    if (lease !== null) await lease.release({ immediate: this.deps.engine.isShuttingDown() });
+    await this.route.close();
   }
 
   private serve(_req: IncomingMessage, res: ServerResponse): void {
     const engine = this.deps.engine;
-    const headers = { 'content-type': 'text/plain; charset=utf-8' };
+    const headers = { 'content-type': TEXT_PLAIN };
     if (engine.isShuttingDown()) {
       res.writeHead(503, headers);
       res.end('Shutting down');

@@ -5,23 +5,14 @@
 import type { Plugin, PluginSetup, SetupContext } from '../../plugin.ts';
 import type { Directive } from '../../corefile/types.ts';
 import { blockLines, errorAt, expectArgs, unknownPropertyError } from '../../corefile/setup-helpers.ts';
-import { AddressError, httpEndpoints, parseListenAddress } from '../../metrics/http-endpoints.ts';
+import { httpEndpoints, listenAddressArg } from '../../metrics/http-endpoints.ts';
 import { MonitorMode, ReadyPlugin, type MonitorModeValue, type ReadyOptions } from './ready.ts';
 
 export const DEFAULT_READY_ADDRESS = ':8181';
 
 /** Parses the directive (no side effects). */
 export function parseReady(d: Directive): ReadyOptions {
-  const args = expectArgs(d, 0, 1);
-  const address = args.length === 1 ? args[0]!.text : DEFAULT_READY_ADDRESS;
-  if (args.length === 1) {
-    try {
-      parseListenAddress(address);
-    } catch (err) {
-      if (err instanceof AddressError) errorAt(args[0]!, err.message);
-      throw err;
-    }
-  }
+  const address = listenAddressArg(d, DEFAULT_READY_ADDRESS);
   let monitor: MonitorModeValue = MonitorMode.UNTIL_READY;
   for (const line of blockLines(d)) {
     if (line.name !== 'monitor') unknownPropertyError(line);

@@ -1,0 +1,149 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { HttpEndpoints, PluginRoute, TEXT_PLAIN, listenAddressArg, parseListenAddress, type RouteHandler } from './http-endpoints.ts';
+import { directiveOf } from './testing.ts';
+import { waitUntil } from '../../test/lib/net.ts';
+
+interface Reply {
+  status: number;
+  type: string | undefined;
+  body: string;
+}
+
+/** One GET on a fresh connection (no keep-alive holding a listener open). */
+function get(port: number, path: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function text(body: string): RouteHandler {
+  return (_req, res) => {
+    res.writeHead(200, { 'content-type': TEXT_PLAIN });
+    res.end(body);
+  };
+}
+
+test('addresses: Go wording for bad ones, as Corefile errors at the argument', () => {
+  assert.deepEqual(parseListenAddress(':8080'), { host: '', port: 8080 });
+  assert.deepEqual(parseListenAddress('[::1]:9253'), { host: '::1', port: 9253 });
+  assert.throws(() => parseListenAddress('8080'), { message: 'address 8080: missing port in address', code: 'ERR_LISTEN_ADDRESS' });
+  assert.throws(() => parseListenAddress('a:b:1'), { message: 'address a:b:1: too many colons in address' });
+  assert.throws(() => parseListenAddress(':65536'), { message: 'address :65536: invalid port' });
+  assert.throws(() => parseListenAddress(':http'), { message: 'address :http: invalid port' });
+
+  assert.equal(listenAddressArg(directiveOf('health'), ':8080'), ':8080');
+  assert.equal(listenAddressArg(directiveOf('ready 127.0.0.1:8182'), ':8181'), '127.0.0.1:8182');
+  assert.throws(() => listenAddressArg(directiveOf('ready [::1]'), ':8181'), { message: "Corefile:2 - Error during parsing: address [::1]: missing port in address" });
+  assert.throws(() => listenAddressArg(directiveOf('ready :1 :2'), ':8181'), {
+    message: "Corefile:2 - Error during parsing: Wrong argument count or unexpected line ending after ':2'",
+  });
+});
+
+test('one listener per address: paths share it, the newest route serves, 404 elsewhere, 500 on a throwing handler', async (t) => {
+  const endpoints = new HttpEndpoints();
+  t.after(() => endpoints.closeAll());
+  const ownerA = { name: 'a' };
+  const ownerB = { name: 'b' };
+  const a = await endpoints.acquire('127.0.0.1:0', '/x', text('a'), ownerA);
+  const anonymous = await endpoints.acquire('127.0.0.1:0', '/x', text('anonymous'));
+  const b = await endpoints.acquire('127.0.0.1:0', '/x', text('b'), ownerB);
+  const y = await endpoints.acquire('127.0.0.1:0', '/y', () => {
+    throw new Error('broken handler');
+  });
+  assert.equal(anonymous.port, a.port);
+  assert.equal(b.port, a.port);
+  assert.equal(y.port, a.port);
+  assert.deepEqual(endpoints.open(), ['127.0.0.1:0']);
+  const port = a.port;
+
+  assert.deepEqual(await get(port, '/x?q=1'), { status: 200, type: TEXT_PLAIN, body: 'b' });
+  assert.deepEqual(a.holders(), [ownerA, ownerB], 'owners in acquisition order, ownerless routes left out');
+  assert.deepEqual(await get(port, '/nope'), { status: 404, type: TEXT_PLAIN, body: '404 page not found\n' });
+  assert.deepEqual(await get(port, '/y'), { status: 500, type: TEXT_PLAIN, body: 'broken handler\n' });
+
+  // The newest route going away hands the path back to the one before it.
+  await b.release();
+  assert.equal((await get(port, '/x')).body, 'anonymous');
+  assert.deepEqual(a.holders(), [ownerA]);
+  await b.release();
+  await anonymous.release();
+  assert.equal((await get(port, '/x')).body, 'a');
+});
+
+test('a released listener stays open for the grace period (reload), closes at once on an immediate release (shutdown)', async (t) => {
+  const endpoints = new HttpEndpoints({ graceMs: 60_000 });
+  t.after(() => endpoints.closeAll());
+  const old = await endpoints.acquire('127.0.0.1:0', '/metrics', text('old'));
+  const port = old.port;
+  await old.release();
+  assert.deepEqual(await get(port, '/metrics'), { status: 404, type: TEXT_PLAIN, body: '404 page not found\n' }, 'still listening');
+  const next = await endpoints.acquire('127.0.0.1:0', '/metrics', text('new'));
+  assert.equal(next.port, port, 'the new route joins the same listener');
+  assert.equal((await get(port, '/metrics')).body, 'new');
+  await next.release({ immediate: true });
+  assert.deepEqual(endpoints.open(), []);
+  await assert.rejects(get(port, '/metrics'), { code: 'ECONNREFUSED' });
+});
+
+test('the grace period ends: an unused listener closes', async (t) => {
+  const endpoints = new HttpEndpoints({ graceMs: 50 });
+  t.after(() => endpoints.closeAll());
+  const lease = await endpoints.acquire('127.0.0.1:0', '/health', text('OK'));
+  await lease.release();
+  await waitUntil(() => endpoints.open().length === 0, 'the listener to close', 5000);
+  await assert.rejects(get(lease.port, '/health'), { code: 'ECONNREFUSED' });
+});
+
+test('a port taken by another listener: Go-like error, nothing left registered', async (t) => {
+  const taken = new HttpEndpoints();
+  const endpoints = new HttpEndpoints();
+  t.after(async () => {
+    await taken.closeAll();
+    await endpoints.closeAll();
+  });
+  const holder = await taken.acquire('127.0.0.1:0', '/x', text('x'));
+  const address = `127.0.0.1:${holder.port}`;
+  await assert.rejects(endpoints.acquire(address, '/ready', text('OK')), { message: `listen tcp ${address}: bind: address already in use` });
+  assert.deepEqual(endpoints.open(), []);
+});
+
+test('PluginRoute: open and close once each, port while open, grace unless the engine is shutting down', async (t) => {
+  const endpoints = new HttpEndpoints({ graceMs: 60_000 });
+  t.after(() => endpoints.closeAll());
+  let shuttingDown = false;
+  const engine = { isShuttingDown: () => shuttingDown };
+  const owner = { name: 'p' };
+  const route = new PluginRoute({ endpoints, address: '127.0.0.1:0', path: '/ready', handler: text('OK'), engine, owner });
+  assert.equal(route.port, 0);
+  assert.equal(route.isOpen, false);
+  assert.deepEqual(route.holders(), []);
+  assert.equal(await route.open(), true);
+  assert.equal(await route.open(), false, 'a second open is a no-op');
+  const port = route.port;
+  assert.notEqual(port, 0);
+  assert.deepEqual(route.holders(), [owner]);
+  assert.deepEqual(await get(port, '/ready'), { status: 200, type: TEXT_PLAIN, body: 'OK' });
+
+  // Reload: closed while serving; the port stays open.
+  assert.equal(await route.close(), true);
+  assert.equal(await route.close(), false, 'a second close is a no-op');
+  assert.equal(route.port, 0);
+  assert.equal((await get(port, '/ready')).status, 404);
+
+  // Shutdown: the last route closing closes the listener at once.
+  const again = new PluginRoute({ endpoints, address: '127.0.0.1:0', path: '/ready', handler: text('again'), engine });
+  await again.open();
+  assert.equal(again.port, port);
+  shuttingDown = true;
+  await again.close();
+  await assert.rejects(get(port, '/ready'), { code: 'ECONNREFUSED' });
+});
