@@ -1,5 +1,7 @@
 /**
  * Renders deploy/kubernetes/nodelocaldns.yaml (the `__PILLAR__` template) for one cluster,
+ * or with --standby deploy/kubernetes/nodelocaldns-standby.yaml (the standby DaemonSet and its
+ * metrics Service, applied after the primary for restarts without an outage: docs/zero-downtime.md),
  * with the same substitutions as the sed commands of the upstream install guide:
  *
  *   iptables mode (kube-proxy --proxy-mode=iptables): the cache listens on the
@@ -14,7 +16,10 @@
  *
  * Usage:
  *   node deploy/render.ts --dns-server 10.96.0.10 [--local-dns 169.254.20.10]
- *     [--domain cluster.local] [--mode iptables|ipvs] [--image REF] [--output FILE]
+ *     [--domain cluster.local] [--mode iptables|ipvs] [--image REF] [--standby] [--output FILE]
+ *
+ * The standby is a separate output on purpose: the two DaemonSets are updated one after the
+ * other (standby first), never in one `kubectl apply`.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -22,6 +27,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 export const TEMPLATE_PATH = fileURLToPath(new URL('./kubernetes/nodelocaldns.yaml', import.meta.url));
+/** The standby DaemonSet's template (--standby); it uses the primary's ConfigMap and ServiceAccount. */
+export const STANDBY_TEMPLATE_PATH = fileURLToPath(new URL('./kubernetes/nodelocaldns-standby.yaml', import.meta.url));
 
 export const MODES = ['iptables', 'ipvs'] as const;
 export type Mode = (typeof MODES)[number];
@@ -36,6 +43,8 @@ export interface RenderOptions {
   domain: string;
   /** Replaces the template's image reference when set. */
   image?: string;
+  /** The template is the standby's (only changes the provenance header). */
+  standby?: boolean;
 }
 
 export const RenderErrorCode = {
@@ -116,12 +125,16 @@ export function renderManifest(template: string, opts: RenderOptions): string {
     `--local-dns ${opts.localDns}`,
     `--domain ${opts.domain}`,
     ...(opts.image === undefined ? [] : [`--image ${opts.image}`]),
+    ...(opts.standby === true ? ['--standby'] : []),
   ].join(' ');
-  return `# Rendered by: node deploy/render.ts ${flags}\n# From deploy/kubernetes/nodelocaldns.yaml; edit the template, not this output.\n${out}`;
+  const source = opts.standby === true ? 'nodelocaldns-standby.yaml' : 'nodelocaldns.yaml';
+  return `# Rendered by: node deploy/render.ts ${flags}\n# From deploy/kubernetes/${source}; edit the template, not this output.\n${out}`;
 }
 
 const USAGE = `usage: node deploy/render.ts --dns-server IP [--local-dns 169.254.20.10] [--domain cluster.local]
-                           [--mode iptables|ipvs] [--image REF] [--template FILE] [--output FILE]`;
+                           [--mode iptables|ipvs] [--image REF] [--standby] [--template FILE] [--output FILE]
+  --standby  render the standby DaemonSet (deploy/kubernetes/nodelocaldns-standby.yaml) instead of
+             the primary bundle; apply it after the primary (docs/zero-downtime.md)`;
 
 /** CLI entry: returns the process exit code. */
 export function main(argv: string[]): number {
@@ -135,7 +148,8 @@ export function main(argv: string[]): number {
         domain: { type: 'string', default: 'cluster.local' },
         mode: { type: 'string', default: 'iptables' },
         image: { type: 'string' },
-        template: { type: 'string', default: TEMPLATE_PATH },
+        standby: { type: 'boolean', default: false },
+        template: { type: 'string' },
         output: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -155,12 +169,14 @@ export function main(argv: string[]): number {
     return 2;
   }
   try {
-    const rendered = renderManifest(readFileSync(values.template, 'utf8'), {
+    const template = values.template ?? (values.standby ? STANDBY_TEMPLATE_PATH : TEMPLATE_PATH);
+    const rendered = renderManifest(readFileSync(template, 'utf8'), {
       mode: values.mode as Mode,
       dnsServer: values['dns-server'],
       localDns: values['local-dns'],
       domain: values.domain.replace(/\.$/, ''),
       image: values.image,
+      standby: values.standby,
     });
     if (values.output === undefined) process.stdout.write(rendered);
     else writeFileSync(values.output, rendered);

@@ -8,6 +8,7 @@ import {
   renderCorefile,
   serviceHostEnvName,
   stubDomainBlock,
+  firstPrometheusAddress,
   type RenderInput,
 } from './template.ts';
 
@@ -140,6 +141,18 @@ test('stub domains become sorted server blocks with prometheus', () => {
       '\nzeta.example:1053 {\n    errors\n    cache 30\n    bind 169.254.20.10 10.96.0.10\n    forward . 198.18.0.2\n    prometheus :9253\n}\n',
   );
   assert.equal(stubDomainBlock('a.b', ['198.18.0.1'], ['169.254.20.10'], 53), '\na.b:53 {\n    errors\n    cache 30\n    bind 169.254.20.10\n    forward . 198.18.0.1\n    prometheus :9253\n}\n');
+});
+
+test('stub blocks use the template\'s own metrics address (a standby\'s port placeholder), or none', () => {
+  const stubs = new Map([['stub.test', ['198.18.0.2']]]);
+  const standbyBase = IPTABLES_BASE.replaceAll('prometheus :9253', 'prometheus :{$NODE_LOCAL_DNS_METRICS_PORT}');
+  assert.notEqual(standbyBase, IPTABLES_BASE);
+  const r = renderCorefile(input({ base: standbyBase, stubDomains: stubs }));
+  assert.match(r.corefile, /\nstub\.test:53 \{\n[^}]*\n {4}prometheus :\{\$NODE_LOCAL_DNS_METRICS_PORT\}\n\}\n$/);
+  const bare = renderCorefile(input({ base: IPTABLES_BASE.replace(/^\s*prometheus .*\n/gm, ''), stubDomains: stubs }));
+  assert.doesNotMatch(bare.corefile, /prometheus/);
+  assert.equal(firstPrometheusAddress('.:53 {\n    prometheus {\n        legacy_metrics\n    }\n}\n'), 'localhost:9153');
+  assert.equal(firstPrometheusAddress('.:53 {\n    prometheus [::1]:9253 {\n    }\n}\n'), '[::1]:9253');
 });
 
 test('rendering is deterministic and pure', () => {

@@ -12,7 +12,10 @@
  *                                   `forward . __PILLAR__UPSTREAM__SERVERS__ { force_tcp }` block is
  *                                   turned into a plain `forward` line (custom upstreams get UDP);
  *  - each `stubDomains` entry becomes an extra server block appended at the end. Unlike node-cache
- *    the block carries `prometheus :9253`, so stub traffic shows up in the metrics.
+ *    the block carries the template's first `prometheus` address (`:9253` in the stock Corefile;
+ *    `{$NODE_LOCAL_DNS_METRICS_PORT}` forms stay as written, so a standby whose metrics port
+ *    differs uses its own), so stub traffic shows up in the metrics. A template without
+ *    `prometheus` gets stub blocks without it.
  *
  * Differences on purpose: a missing or malformed service variable is a `TemplateError` naming the
  * variable (node-cache writes `<nil>` into the Corefile); stub blocks are emitted in sorted order
@@ -30,7 +33,7 @@ export const PILLAR = {
 export const DEFAULT_RESOLV_CONF = '/etc/resolv.conf';
 /** Cache TTL of generated stub domain blocks (seconds), as node-cache. */
 export const STUB_CACHE_TTL_SEC = 30;
-/** Metrics listener added to generated stub domain blocks: the one the stock Corefile uses. */
+/** The metrics listener of the stock Corefile (what stub blocks get when the template uses it). */
 export const STUB_PROMETHEUS_ADDR = ':9253';
 
 export const TEMPLATE_ERROR_CODES = {
@@ -103,17 +106,35 @@ export interface RenderResult {
   warnings: string[];
 }
 
-/** A stub domain server block (node-cache's layout, plus `prometheus`). */
-export function stubDomainBlock(domain: string, servers: readonly string[], localIps: readonly string[], dnsPort: number): string {
+/**
+ * A stub domain server block (node-cache's layout, plus `prometheus` on `metricsAddress` unless
+ * it is null).
+ */
+export function stubDomainBlock(
+  domain: string,
+  servers: readonly string[],
+  localIps: readonly string[],
+  dnsPort: number,
+  metricsAddress: string | null = STUB_PROMETHEUS_ADDR,
+): string {
   return (
     `\n${domain}:${dnsPort} {\n` +
     `    errors\n` +
     `    cache ${STUB_CACHE_TTL_SEC}\n` +
     `    bind ${localIps.join(' ')}\n` +
     `    forward . ${servers.join(' ')}\n` +
-    `    prometheus ${STUB_PROMETHEUS_ADDR}\n` +
+    (metricsAddress === null ? '' : `    prometheus ${metricsAddress}\n`) +
     `}\n`
   );
+}
+
+/** The address of the template's first `prometheus` directive, or null when it has none. */
+export function firstPrometheusAddress(corefile: string): string | null {
+  const m = /^[ \t]*prometheus(?:[ \t]+([^\s#]+))?(?:[ \t]+\{)?[ \t]*(?:#.*)?$/m.exec(corefile);
+  if (m === null) return null;
+  // `prometheus` alone, or `prometheus {`, listens on CoreDNS's default address.
+  const address = m[1];
+  return address === undefined || address === '{' ? 'localhost:9153' : address;
 }
 
 /** `forward . __PILLAR__UPSTREAM__SERVERS__ { force_tcp }` with its indentation captured. */
@@ -156,7 +177,8 @@ export function renderCorefile(input: RenderInput): RenderResult {
 
   const domains = [...input.stubDomains.keys()].sort();
   let stubs = '';
-  for (const d of domains) stubs += stubDomainBlock(d, input.stubDomains.get(d)!, input.localIps, input.dnsPort);
+  const metricsAddress = firstPrometheusAddress(text);
+  for (const d of domains) stubs += stubDomainBlock(d, input.stubDomains.get(d)!, input.localIps, input.dnsPort, metricsAddress);
 
   return { corefile: text + stubs, upstream, stubDomainCount: domains.length, warnings };
 }

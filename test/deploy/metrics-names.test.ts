@@ -319,6 +319,8 @@ broken.test:${ports.dns} {
         '-upstreamsvc', 'kube-dns-upstream',
         '-health-port', String(ports.health),
         '-metrics-listen-address', `${HOST}:${ports.agent}`,
+        // Its own peer directory: never register in the host's /run/node-local-dns.
+        '-peerdir', join(dir, 'peers'),
         // One serving thread: caches are per worker, and the test provokes evictions and stale answers.
         '-workers', '1',
       ],

@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { CHART_DASHBOARD_PATH, DASHBOARD_PATH, dashboardJson } from '../../deploy/monitoring/dashboard.ts';
-import { TEMPLATE_PATH } from '../../deploy/render.ts';
+import { STANDBY_TEMPLATE_PATH, TEMPLATE_PATH } from '../../deploy/render.ts';
 import { CONTRACT, SYNTHETIC_SERIES, TARGET_LABELS } from './lib/contract.ts';
 import { findOne, parseManifests, quantityBytes, validateObject, type DaemonSetShape, type K8sObject, type ServiceShape } from './lib/k8s.ts';
 import { RULES_PATH, SERVICEMONITOR_PATH, dashboardQueries, loadDashboard, loadRules, ruleQueries, type Query, type Rule } from './lib/monitoring.ts';
@@ -80,6 +80,21 @@ describe('deploy/monitoring/servicemonitor.yaml', () => {
     for (const e of sm.spec.endpoints) {
       assert.ok(e.relabelings?.some((r) => r.targetLabel === 'node' && r.sourceLabels?.[0] === '__meta_kubernetes_pod_node_name'), `${e.port} adds node`);
     }
+  });
+
+  test('selects the standby metrics Service too, under the same job, and scrapes both of its ports', () => {
+    const standby = parseManifests(readFileSync(STANDBY_TEMPLATE_PATH, 'utf8'), 'standby');
+    const svc = findOne<ServiceShape>(standby, 'Service', 'node-local-dns-standby');
+    const ds = findOne<DaemonSetShape>(standby, 'DaemonSet');
+    assert.ok(sm.spec.namespaceSelector.matchNames.includes(svc.metadata.namespace!));
+    for (const [k, v] of Object.entries(sm.spec.selector.matchLabels)) assert.equal(svc.metadata.labels?.[k], v);
+    assert.equal(svc.metadata.labels?.[sm.spec.jobLabel], 'node-local-dns');
+    assert.deepEqual(sm.spec.endpoints.map((e) => e.port).sort(), svc.spec.ports.map((p) => p.name).sort());
+    // It selects the standby pods, not the primary's (those are behind node-local-dns).
+    const primaryPods = findOne<DaemonSetShape>(manifests, 'DaemonSet').spec.template.metadata.labels;
+    const selects = (labels: Record<string, string>): boolean => Object.entries(svc.spec.selector ?? {}).every(([k, v]) => labels[k] === v);
+    assert.ok(selects(ds.spec.template.metadata.labels));
+    assert.ok(!selects(primaryPods));
   });
 });
 

@@ -21,7 +21,7 @@
  *     last one removes them, and pods fall back to kube-dns.
  *
  * Both instances render the same base Corefile; the HTTP ports (health, prometheus) differ per
- * instance through `{$NODE_LOCAL_DNS_HEALTH_PORT}` / `{$NODE_LOCAL_DNS_METRICS_PORT}` as in docs/zero-downtime-daemonset.yaml.
+ * instance through `{$NODE_LOCAL_DNS_HEALTH_PORT}` / `{$NODE_LOCAL_DNS_METRICS_PORT}` as in deploy/kubernetes/nodelocaldns-standby.yaml.
  * Measured numbers are printed as test diagnostics.
  */
 import { test } from 'node:test';
@@ -95,7 +95,7 @@ interface Paths {
 }
 
 /**
- * HTTP ports per role, as in docs/zero-downtime-daemonset.yaml: the standby's health and metrics
+ * HTTP ports per role, as in deploy/kubernetes/nodelocaldns-standby.yaml: the standby's health and metrics
  * listeners have their own ports; `-health-port` (the port the rules exempt from conntrack) is
  * the primary's for both, so that whichever instance is the last one out removes those rules.
  */

@@ -61,9 +61,13 @@ export function renderLikeAgent(base: string, input: TemplateInput): { corefile:
   return { corefile: out.corefile, warnings: out.warnings };
 }
 
-/** Parses with the agent's parser and collects the listener facts. */
-export function corefileFacts(text: string, file = 'Corefile'): CorefileFacts {
-  const blocks = parseCorefile(text, file, {});
+/**
+ * Parses with the agent's parser and collects the listener facts. `env` holds the variables
+ * `{$NAME}` reads (the container's env: the HTTP ports of each instance); an unset one is
+ * empty, as in CoreDNS, and leaves a listener without a port.
+ */
+export function corefileFacts(text: string, file = 'Corefile', env: Record<string, string> = {}): CorefileFacts {
+  const blocks = parseCorefile(text, file, env);
   const facts: CorefileFacts = {
     text,
     blocks,

@@ -82,6 +82,7 @@ export interface Container {
   name: string;
   image: string;
   args?: string[];
+  env?: Array<{ name: string; value?: string }>;
   ports?: ContainerPort[];
   livenessProbe?: HttpProbe;
   readinessProbe?: HttpProbe;

@@ -26,12 +26,44 @@ app.kubernetes.io/name: {{ include "node-local-dns.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
-{{- define "node-local-dns.labels" -}}
-{{ include "node-local-dns.selectorLabels" . }}
+{{- define "node-local-dns.commonLabels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
+
+{{- define "node-local-dns.labels" -}}
+{{ include "node-local-dns.selectorLabels" . }}
+{{ include "node-local-dns.commonLabels" . }}
+{{- end -}}
+
+{{/* The standby DaemonSet (standby.enabled): name and pod selector. The selector must not
+overlap the primary's, whose k8s-app is node-local-dns (selectors are immutable, so the
+primary's cannot be narrowed instead). */}}
+{{- define "node-local-dns.standbyFullname" -}}
+{{- printf "%s-standby" (include "node-local-dns.fullname" . | trunc 55 | trimSuffix "-") -}}
+{{- end -}}
+
+{{- define "node-local-dns.standbySelectorLabels" -}}
+k8s-app: node-local-dns-standby
+app.kubernetes.io/name: {{ include "node-local-dns.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: standby
+{{- end -}}
+
+{{- define "node-local-dns.standbyLabels" -}}
+{{ include "node-local-dns.standbySelectorLabels" . }}
+{{ include "node-local-dns.commonLabels" . }}
+{{- end -}}
+
+{{/* Environment variables the Corefile reads its HTTP ports from, so that the primary and the
+standby share one Corefile and each binds its own ports. */}}
+{{- define "node-local-dns.portEnv.health" -}}NODE_LOCAL_DNS_HEALTH_PORT{{- end -}}
+{{- define "node-local-dns.portEnv.ready" -}}NODE_LOCAL_DNS_READY_PORT{{- end -}}
+{{- define "node-local-dns.portEnv.metrics" -}}NODE_LOCAL_DNS_METRICS_PORT{{- end -}}
+
+{{/* Directory (hostPath) where the instances of a node find each other (-peerdir). */}}
+{{- define "node-local-dns.peerDir" -}}/run/node-local-dns{{- end -}}
 
 {{- define "node-local-dns.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
@@ -49,6 +81,19 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "node-local-dns.validate" -}}
 {{- if ne .Release.Namespace .Values.kubeDnsNamespace -}}
 {{- fail (printf "install node-local-dns into the kube-dns namespace %q (helm -n %s), not %q: the kube-dns-upstream Service and its environment variables only work there" .Values.kubeDnsNamespace .Values.kubeDnsNamespace .Release.Namespace) -}}
+{{- end -}}
+{{- if .Values.standby.enabled -}}
+{{- /* Both pods use the node's network: only the DNS port may be shared (SO_REUSEPORT). */ -}}
+{{- $seen := dict -}}
+{{- range $role, $ports := dict "ports" .Values.ports "standby.ports" .Values.standby.ports -}}
+{{- range $name := list "health" "ready" "metrics" "agentMetrics" -}}
+{{- $port := toString (index $ports $name) -}}
+{{- if hasKey $seen $port -}}
+{{- fail (printf "%s.%s and %s both use port %s: with standby.enabled every HTTP port of the two DaemonSets must differ (they share the node's network)" $role $name (get $seen $port) $port) -}}
+{{- end -}}
+{{- $_ := set $seen $port (printf "%s.%s" $role $name) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -102,7 +147,9 @@ __PILLAR__CLUSTER__DNS__
 {{- end -}}
 
 {{/* The Corefile (ConfigMap key Corefile, mounted as /etc/coredns/Corefile.base). The agent
-replaces __PILLAR__CLUSTER__DNS__ and __PILLAR__UPSTREAM__SERVERS__ at start-up. */}}
+replaces __PILLAR__CLUSTER__DNS__ and __PILLAR__UPSTREAM__SERVERS__ at start-up. The HTTP
+ports are {$VAR}s set by each DaemonSet's env (ports.* for the primary, standby.ports.* for
+the standby), so both share this Corefile. */}}
 {{- define "node-local-dns.corefile" -}}
 {{- if .Values.corefile.override -}}
 {{ .Values.corefile.override }}
@@ -110,7 +157,9 @@ replaces __PILLAR__CLUSTER__DNS__ and __PILLAR__UPSTREAM__SERVERS__ at start-up.
 {{- $c := .Values.corefile -}}
 {{- $bind := include "node-local-dns.bind" . -}}
 {{- $cluster := include "node-local-dns.clusterUpstream" . -}}
-{{- $metrics := .Values.ports.metrics -}}
+{{- $metrics := printf "{$%s}" (include "node-local-dns.portEnv.metrics" .) -}}
+{{- $health := printf "{$%s}" (include "node-local-dns.portEnv.health" .) -}}
+{{- $ready := printf "{$%s}" (include "node-local-dns.portEnv.ready" .) -}}
 {{ .Values.clusterDomain }}:53 {
     errors
 {{- if $c.log }}
@@ -131,8 +180,8 @@ replaces __PILLAR__CLUSTER__DNS__ and __PILLAR__UPSTREAM__SERVERS__ at start-up.
     forward . {{ $cluster }}
 {{- end }}
     prometheus :{{ $metrics }}
-    health {{ .Values.localDns }}:{{ .Values.ports.health }}
-    ready {{ .Values.localDns }}:{{ .Values.ports.ready }}
+    health {{ .Values.localDns }}:{{ $health }}
+    ready {{ .Values.localDns }}:{{ $ready }}
 }
 {{- range $zone := list "in-addr.arpa" "ip6.arpa" }}
 {{ $zone }}:53 {
@@ -169,44 +218,44 @@ replaces __PILLAR__CLUSTER__DNS__ and __PILLAR__UPSTREAM__SERVERS__ at start-up.
 {{- end -}}
 {{- end -}}
 
-{{/* Agent command line, shared by the main and the standby container. */}}
+{{/* Agent command line. Argument: dict "ctx" (the root context) "standby" (bool). The standby
+adds -standby and its own -metrics-listen-address; -health-port stays the primary's (the port
+the rules exempt from conntrack), so whichever instance is the last one out removes the same
+rules. updateStrategy.type=Surge forces -skipteardown on the primary only. */}}
 {{- define "node-local-dns.args" -}}
+{{- $v := .ctx.Values -}}
+{{- $agentMetrics := ternary $v.standby.ports.agentMetrics $v.ports.agentMetrics .standby -}}
+{{- if .standby }}
+- -standby
+{{- end }}
 - -localip
-- {{ include "node-local-dns.localip" . | quote }}
+- {{ include "node-local-dns.localip" .ctx | quote }}
 - -conf
 - /etc/Corefile
 - -upstreamsvc
-- {{ .Values.agent.upstreamService | quote }}
+- {{ $v.agent.upstreamService | quote }}
 - -health-port
-- {{ .Values.ports.health | quote }}
+- {{ $v.ports.health | quote }}
 - -metrics-listen-address
-- {{ printf "0.0.0.0:%v" .Values.ports.agentMetrics | quote }}
-{{- if not .Values.agent.setupInterface }}
+- {{ printf "0.0.0.0:%v" $agentMetrics | quote }}
+- -peerdir
+- {{ include "node-local-dns.peerDir" .ctx }}
+{{- if not $v.agent.setupInterface }}
 - -setupinterface=false
 {{- end }}
-{{- if not .Values.agent.setupIptables }}
+{{- if not $v.agent.setupIptables }}
 - -setupiptables=false
 {{- end }}
-{{- if or .Values.agent.skipTeardown (eq .Values.updateStrategy.type "Surge") }}
+{{- if or $v.agent.skipTeardown (and (not .standby) (eq $v.updateStrategy.type "Surge")) }}
 - -skipteardown
 {{- end }}
 - -syncinterval
-- {{ .Values.agent.syncInterval | quote }}
-{{- if gt (int .Values.agent.workers) 0 }}
+- {{ $v.agent.syncInterval | quote }}
+{{- if gt (int $v.agent.workers) 0 }}
 - -workers
-- {{ .Values.agent.workers | quote }}
+- {{ $v.agent.workers | quote }}
 {{- end }}
-{{- range .Values.agent.extraArgs }}
+{{- range $v.agent.extraArgs }}
 - {{ . | quote }}
 {{- end }}
-{{- end -}}
-
-{{- define "node-local-dns.volumeMounts" -}}
-- name: xtables-lock
-  mountPath: /run/xtables.lock
-  readOnly: false
-- name: config-volume
-  mountPath: /etc/coredns
-- name: kube-dns-config
-  mountPath: /etc/kube-dns
 {{- end -}}
