@@ -23,7 +23,6 @@
  */
 import { Buffer } from 'node:buffer';
 import net from 'node:net';
-import { nextTick } from 'node:process';
 import type { Clock } from '../../plugin.ts';
 import { questionMatches } from '../../wire/message.ts';
 import { Phase, type Attempt, type AttemptHolder, type PhaseValue } from './attempt.ts';
@@ -149,7 +148,7 @@ class TcpConn implements AttemptHolder {
   lastUsedMs: number;
   lastRecvMs: number;
   local = '';
-  /** A cork() is pending its nextTick uncork(). */
+  /** A cork() is pending its uncork() after the poll phase (setImmediate). */
   private corked = false;
   /** Why we closed it ourselves (set before destroy), else null. */
   private closeCode: ForwardErrorCodeValue | null = null;
@@ -306,11 +305,12 @@ class TcpConn implements AttemptHolder {
     this.inflight.set(id, at);
     this.lastUsedMs = this.pool.clock();
     // Writes before 'connect' are buffered by net.Socket and flushed on connect. Queries
-    // written in the same tick are corked into one writev (one syscall for a burst).
+    // written during one event-loop turn (every datagram the poll phase read) are corked and
+    // leave in one writev after the poll phase: one syscall per burst instead of one per query.
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      nextTick(uncork, this);
+      setImmediate(uncork, this);
     }
     this.socket.write(out);
     return null;
