@@ -9,7 +9,8 @@ import net from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freeAddress } from '../lib/net.ts';
+import { answersUdp, freeAddress } from '../lib/net.ts';
+import { nsdConfig } from '../lib/nsd-config.ts';
 
 export interface RunningServer {
   host: string;
@@ -37,21 +38,6 @@ function probe(name: string, id: number): Buffer {
   for (const l of labels) parts.push(Buffer.from([l.length]), Buffer.from(l));
   parts.push(Buffer.from([0, 0, 1, 0, 1]));
   return Buffer.concat(parts);
-}
-
-async function answersUdp(host: string, port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = dgram.createSocket('udp4');
-    const t = setTimeout(() => done(false), 200);
-    const done = (ok: boolean) => {
-      clearTimeout(t);
-      s.close();
-      res(ok);
-    };
-    s.on('error', () => done(false));
-    s.on('message', () => done(true));
-    s.send(probe('www.example.test', 4321), port, host);
-  });
 }
 
 async function answersTcp(host: string, port: number): Promise<boolean> {
@@ -114,32 +100,9 @@ export async function startNsd(at?: { host: string; port: number }): Promise<Run
     const dir = mkdtempSync(path.join(tmpdir(), 'nld-nsd-'));
     writeFileSync(path.join(dir, 'example.test.zone'), ZONE);
     const logFile = path.join(dir, 'nsd.log');
-    writeFileSync(
-      path.join(dir, 'nsd.conf'),
-      `server:
-  ip-address: ${host}@${port}
-  zonesdir: "${dir}"
-  pidfile: "${dir}/nsd.pid"
-  database: ""
-  xfrdfile: "${dir}/xfrd.state"
-  zonelistfile: "${dir}/zone.list"
-  username: ""
-  chroot: ""
-  rrl-ratelimit: 0
-  rrl-whitelist-ratelimit: 0
-  logfile: "${logFile}"
-  server-count: 1
-  do-ip6: no
-  verbosity: 1
-remote-control:
-  control-enable: no
-zone:
-  name: example.test
-  zonefile: example.test.zone
-`,
-    );
+    writeFileSync(path.join(dir, 'nsd.conf'), nsdConfig({ host, port, dir, logFile, zones: { 'example.test': 'example.test.zone' } }));
     try {
-      const { child, output } = await runUntilAnswering('nsd', ['-d', '-c', path.join(dir, 'nsd.conf')], dir, logFile, () => answersUdp(host, port));
+      const { child, output } = await runUntilAnswering('nsd', ['-d', '-c', path.join(dir, 'nsd.conf')], dir, logFile, () => answersUdp(host, port, 'www.example.test'));
       return { host, port, addr: `${host}:${port}`, stop: stopper(child, dir), log: output };
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });

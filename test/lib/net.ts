@@ -43,3 +43,27 @@ export async function freeAddress(host?: string): Promise<{ host: string; port: 
   }
   throw new Error('no free loopback address found');
 }
+
+/**
+ * True when a UDP query for `name` (type A) sent to host:port gets any reply within
+ * `timeoutMs`: the readiness probe of the tests' upstream servers.
+ */
+export function answersUdp(host: string, port: number, name: string, timeoutMs = 200): Promise<boolean> {
+  const labels = name.split('.').filter(Boolean);
+  const parts = [Buffer.from([0x10, 0xe1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0])];
+  for (const l of labels) parts.push(Buffer.from([l.length]), Buffer.from(l));
+  parts.push(Buffer.from([0, 0, 1, 0, 1]));
+  const query = Buffer.concat(parts);
+  return new Promise((res) => {
+    const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    const t = setTimeout(() => done(false), timeoutMs);
+    const done = (ok: boolean) => {
+      clearTimeout(t);
+      s.close();
+      res(ok);
+    };
+    s.on('error', () => done(false));
+    s.on('message', () => done(true));
+    s.send(query, port, host);
+  });
+}

@@ -7,11 +7,13 @@
  * (`randomId`), write the ID at out[2..4) (and the RFC 1035 §4.2.2 length prefix at out[0..2)
  * for TCP), send, and later call exactly one of `replied`/`failed` — after forgetting the
  * attempt (`holder = null`) — unless the handler called `holder.release(a)` first (timeout,
- * stop). A reply is accepted only when its ID and question (`questionMatches`) match.
+ * stop). A reply is accepted only by `takeReply` (ID in flight and question equal).
  * Transports never call back synchronously from `send`.
  */
 import type { Request } from '../../server/request.ts';
+import { questionMatches } from '../../wire/message.ts';
 import type { ForwardErrorCodeValue } from './errors.ts';
+import type { UpstreamStats } from './stats.ts';
 
 /** Where a try failed, for Go-like error texts (`dial tcp ...`, `read udp ...`). */
 export const Phase = { DIAL: 0, WRITE: 1, READ: 2 } as const;
@@ -52,4 +54,30 @@ export interface Attempt {
    * local `IP:port` of the socket when known ('' otherwise).
    */
   failed(code: ForwardErrorCodeValue, phase: PhaseValue, errno: string, local: string): void;
+}
+
+/**
+ * The reply acceptance rule shared by the transports (RFC 5452 §9.1): `msg[0..len)` is taken
+ * only when it is a response (QR set; callers have checked len >= 12), its ID is in flight in
+ * `inflight`, and its question equals the query's. Returns the attempt, removed from
+ * `inflight` and with `holder` cleared, or null after counting why the message was ignored.
+ */
+export function takeReply(inflight: Map<number, Attempt>, msg: Buffer, len: number, stats: UpstreamStats): Attempt | null {
+  if ((msg[2]! & 0x80) === 0) {
+    stats.ignoredGarbage++;
+    return null;
+  }
+  const id = (msg[0]! << 8) | msg[1]!;
+  const at = inflight.get(id);
+  if (at === undefined) {
+    stats.ignoredUnknownId++;
+    return null;
+  }
+  if (!questionMatches(at.req.msg, at.req.qnameEnd, msg, len)) {
+    stats.ignoredWrongQuestion++;
+    return null;
+  }
+  inflight.delete(id);
+  at.holder = null;
+  return at;
 }

@@ -24,10 +24,9 @@
 import { Buffer } from 'node:buffer';
 import net from 'node:net';
 import type { Clock } from '../../plugin.ts';
-import { questionMatches } from '../../wire/message.ts';
-import { Phase, type Attempt, type AttemptHolder, type PhaseValue } from './attempt.ts';
+import { Phase, takeReply, type Attempt, type AttemptHolder, type PhaseValue } from './attempt.ts';
 import { ForwardErrorCode, type ForwardErrorCodeValue } from './errors.ts';
-import { randomId } from './ids.ts';
+import { freeId } from './ids.ts';
 import type { UpstreamStats } from './stats.ts';
 import type { UpstreamAddress } from './transport-udp.ts';
 
@@ -202,24 +201,10 @@ class TcpConn implements AttemptHolder {
 
   private readonly onFrame = (frame: Buffer): void => {
     if (this.state === CLOSED) return;
-    const stats = this.pool.stats;
     const len = frame.length;
-    if ((frame[2]! & 0x80) === 0) {
-      stats.ignoredGarbage++;
-      return;
-    }
-    const id = (frame[0]! << 8) | frame[1]!;
-    const at = this.inflight.get(id);
-    if (at === undefined) {
-      stats.ignoredUnknownId++;
-      return;
-    }
-    if (!questionMatches(at.req.msg, at.req.qnameEnd, frame, len)) {
-      stats.ignoredWrongQuestion++;
-      return;
-    }
-    this.inflight.delete(id);
-    at.holder = null;
+    // FrameReader delivers frames of at least a header (MIN_FRAME).
+    const at = takeReply(this.inflight, frame, len, this.pool.stats);
+    if (at === null) return;
     this.replies++;
     this.lastUsedMs = this.lastRecvMs;
     try {
@@ -286,15 +271,8 @@ class TcpConn implements AttemptHolder {
   }
 
   send(at: Attempt): ForwardErrorCodeValue | null {
-    let id = randomId();
-    if (this.inflight.has(id)) {
-      let tries = 0;
-      while (this.inflight.has(id) && ++tries < 64) id = randomId();
-      if (this.inflight.has(id)) {
-        if (this.inflight.size >= 65536) return ForwardErrorCode.ID_EXHAUSTED;
-        while (this.inflight.has(id)) id = (id + 1) & 0xffff;
-      }
-    }
+    const id = freeId(this.inflight);
+    if (id < 0) return ForwardErrorCode.ID_EXHAUSTED;
     const out = at.out;
     at.wireId = id;
     out[0] = at.queryLen >>> 8;

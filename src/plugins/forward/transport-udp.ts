@@ -25,10 +25,9 @@
  */
 import dgram from 'node:dgram';
 import type { Clock } from '../../plugin.ts';
-import { questionMatches } from '../../wire/message.ts';
-import { Phase, type Attempt, type AttemptHolder } from './attempt.ts';
+import { Phase, takeReply, type Attempt, type AttemptHolder } from './attempt.ts';
 import { ForwardErrorCode, type ForwardErrorCodeValue } from './errors.ts';
-import { randomId } from './ids.ts';
+import { freeId } from './ids.ts';
 import type { UpstreamStats } from './stats.ts';
 
 export interface UdpPoolOptions {
@@ -108,25 +107,14 @@ class UdpSocket implements AttemptHolder {
 
   private readonly onMessage = (msg: Buffer): void => {
     try {
-      const stats = this.pool.stats;
       const len = msg.length;
-      // RFC 1035 §4.1.1: a reply has a full header and QR set.
-      if (len < 12 || (msg[2]! & 0x80) === 0) {
-        stats.ignoredGarbage++;
+      // RFC 1035 §4.1.1: a reply has a full header.
+      if (len < 12) {
+        this.pool.stats.ignoredGarbage++;
         return;
       }
-      const id = (msg[0]! << 8) | msg[1]!;
-      const at = this.inflight.get(id);
-      if (at === undefined) {
-        stats.ignoredUnknownId++;
-        return;
-      }
-      if (!questionMatches(at.req.msg, at.req.qnameEnd, msg, len)) {
-        stats.ignoredWrongQuestion++;
-        return;
-      }
-      this.inflight.delete(id);
-      at.holder = null;
+      const at = takeReply(this.inflight, msg, len, this.pool.stats);
+      if (at === null) return;
       this.lastUsedMs = this.pool.clock();
       this.maybeClose();
       at.replied(msg, len);
@@ -165,15 +153,8 @@ class UdpSocket implements AttemptHolder {
   }
 
   send(at: Attempt): ForwardErrorCodeValue | null {
-    let id = randomId();
-    if (this.inflight.has(id)) {
-      let tries = 0;
-      while (this.inflight.has(id) && ++tries < 64) id = randomId();
-      if (this.inflight.has(id)) {
-        if (this.inflight.size >= 65536) return ForwardErrorCode.ID_EXHAUSTED;
-        while (this.inflight.has(id)) id = (id + 1) & 0xffff;
-      }
-    }
+    const id = freeId(this.inflight);
+    if (id < 0) return ForwardErrorCode.ID_EXHAUSTED;
     at.wireId = id;
     at.out[2] = id >>> 8;
     at.out[3] = id & 0xff;

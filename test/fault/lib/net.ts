@@ -2,7 +2,7 @@
  * Loopback plumbing for the resilience tests (fault, soak): free 127.0.0.x addresses and
  * ports, sleeping and polling. Everything stays on 127.0.0.0/8.
  */
-export { sleep, waitUntil, freeAddress } from '../../lib/net.ts';
+export { sleep, waitUntil, freeAddress, answersUdp } from '../../lib/net.ts';
 
 /** Resident set size of a process in KiB (VmRSS of /proc/PID/status); 0 when gone. */
 export function rssKiB(pid: number): Promise<number> {

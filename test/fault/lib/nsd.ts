@@ -4,12 +4,11 @@
  * `stop()` also removes its temp dir.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import dnsPacket from 'dns-packet';
-import { freeAddress, sleep } from './net.ts';
+import { answersUdp, freeAddress, sleep } from './net.ts';
+import { nsdConfig } from '../../lib/nsd-config.ts';
 
 export interface Nsd {
   host: string;
@@ -22,55 +21,19 @@ export interface Nsd {
   log(): string;
 }
 
-async function answersUdp(host: string, port: number, name: string): Promise<boolean> {
-  return new Promise((res) => {
-    const s = dgram.createSocket('udp4');
-    const t = setTimeout(() => done(false), 200);
-    const done = (ok: boolean) => {
-      clearTimeout(t);
-      s.close();
-      res(ok);
-    };
-    s.on('error', () => done(false));
-    s.on('message', () => done(true));
-    s.send(dnsPacket.encode({ type: 'query', id: 4321, questions: [{ name, type: 'SOA' }] }), port, host);
-  });
-}
-
 /** Starts NSD with `zones` (zone name → zone file text). */
 export async function startNsd(zones: Record<string, string>): Promise<Nsd> {
   for (let attempt = 0; ; attempt++) {
     const { host, port } = await freeAddress();
     const dir = mkdtempSync(path.join(tmpdir(), 'nld-nsd-'));
     const logFile = path.join(dir, 'nsd.log');
-    let zoneConf = '';
+    const zoneFiles: Record<string, string> = {};
     for (const [name, text] of Object.entries(zones)) {
       const file = `${name.replace(/\.$/, '')}.zone`;
       writeFileSync(path.join(dir, file), text);
-      zoneConf += `zone:\n  name: ${name}\n  zonefile: ${file}\n`;
+      zoneFiles[name] = file;
     }
-    writeFileSync(
-      path.join(dir, 'nsd.conf'),
-      `server:
-  ip-address: ${host}@${port}
-  zonesdir: "${dir}"
-  pidfile: "${dir}/nsd.pid"
-  database: ""
-  xfrdfile: "${dir}/xfrd.state"
-  zonelistfile: "${dir}/zone.list"
-  username: ""
-  chroot: ""
-  rrl-ratelimit: 0
-  rrl-whitelist-ratelimit: 0
-  logfile: "${logFile}"
-  server-count: 1
-  tcp-count: 1000
-  do-ip6: no
-  verbosity: 1
-remote-control:
-  control-enable: no
-${zoneConf}`,
-    );
+    writeFileSync(path.join(dir, 'nsd.conf'), nsdConfig({ host, port, dir, logFile, zones: zoneFiles, tcpCount: 1000 }));
     let out = '';
     const child: ChildProcess = spawn('nsd', ['-d', '-c', path.join(dir, 'nsd.conf')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (d) => (out += d));
