@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Bench, MIXED_QPS } from './lib/harness.ts';
+import { Bench, MIXED_QPS, MIXED_WARM_SEC } from './lib/harness.ts';
 import type { CellRun, Rss10kResult, StartupResult, WorkloadDef } from './lib/harness.ts';
 import { USAGE, UsageError, parseOptions } from './lib/options.ts';
 import type { BenchOptions } from './lib/options.ts';
@@ -66,7 +66,7 @@ function method(opts: BenchOptions): string[] {
     `CPU pinning with taskset: server under test on CPU ${opts.serverCpu}; dnsperf, the upstream and the harness itself on CPU ${opts.clientCpu}. On a 2-core machine, dnsperf shares its core with the upstream in the miss workloads, and max-rate hit runs saturate both cores: a server whose CPU stays well below 100% was not the bottleneck (compare CPU µs/query).`,
     `Each (server, workload, repetition) starts a fresh server instance; repetitions rotate the server order (round 1: A,B,C,D; round 2: B,C,D,A; ...). ${opts.reps} repetition(s) of ${opts.durationSec} s; medians reported.`,
     'hit: the positive cluster names are warmed by one dnsperf pass, then queried at max rate (dnsperf -c 4 -q 200). miss: unique names under wild.test, each asked once (-n 1, -c 4 -q 100), upstream over TCP (node-local-dns force_tcp, dnsdist tcpOnly, unbound forward-tcp-upstream; dnsmasq cannot) or UDP.',
-    `mixed: fixed rate ${MIXED_QPS} QPS (-Q) for the run length (-n 1 over a file of rate × duration queries), after warming the cluster names and NXDOMAIN names; p50/p99 from every query's latency (dnsperf -v; dnsperf 2.10 has no histogram option). Other workloads report dnsperf's average latency only.`,
+    `mixed: fixed rate ${MIXED_QPS} QPS (-Q) for the run length (-n 1 over a file of rate × duration queries), after warming the cluster names and NXDOMAIN names and then ${MIXED_WARM_SEC} s of the same mix at the same rate with other unique miss names (steady state: a new process's first second of JIT compilation, first upstream sockets and table growth is not what a running node cache shows); p50/p99 from every query's latency (dnsperf -v; dnsperf 2.10 has no histogram option). Other workloads report dnsperf's average latency only.`,
     'Server CPU = utime+stime (+ reaped children) of the server process tree over the dnsperf run, from /proc/<pid>/stat. Peak RSS = sum of VmHWM over the process tree at the end of the run (includes warm-up).',
     'other CPU % = CPU time used during the run by processes outside the benchmark (plus hypervisor steal), in % of one core, from /proc/stat minus the harness tree; above ~10% a figure is disturbed by other load on the machine.',
     'lost = queries without an answer within 2 s (dnsperf -t 2). In the time-limited max-rate runs dnsperf also counts the queries still in flight when the time limit ends the run (at most -q: 200 for hit, 100 for miss), so only larger numbers mean real loss; the mixed run ends with its query file and waits for every answer, so its count is exact. bad rcode % = answers with an rcode the workload does not expect (cells above 1% are errors).',
@@ -169,7 +169,7 @@ async function main(): Promise<number> {
         const order = rotate(servers, rep);
         for (let i = 0; i < order.length; i++) {
           const def = order[i]!;
-          if (def.unsupported(wl.mode) !== null) continue;
+          if (def.unsupported(wl.mode, wl.id) !== null) continue;
           let row: CellRun;
           if (missing.has(def.name)) row = { server: def.name, workload: wl.id, rep, order: i, status: 'error', error: `${def.binary} is not installed` };
           else row = await bench.runCell(def, wl, rep, i);
@@ -189,6 +189,7 @@ async function main(): Promise<number> {
     const rss10k: Rss10kResult[] = [];
     if (!opts.skipExtras) {
       for (const def of servers) {
+        if (def.reference !== undefined) continue;
         if (missing.has(def.name)) {
           startup.push({ server: def.name, samplesMs: [], error: `${def.binary} is not installed` });
           rss10k.push({ server: def.name, entries: 0, error: `${def.binary} is not installed` });
@@ -208,7 +209,7 @@ async function main(): Promise<number> {
     }
 
     const names: ServerName[] = servers.map((s) => s.name);
-    const unsupported = (s: ServerName, w: WorkloadDef): string | null => SERVERS[s].unsupported(w.mode);
+    const unsupported = (s: ServerName, w: WorkloadDef): string | null => SERVERS[s].unsupported(w.mode, w.id);
     const summary = summarize(runs, names, bench.workloads, unsupported);
     const rr = ratios(summary, names, bench.workloads);
     const head = headline(summary, rr);

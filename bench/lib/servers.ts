@@ -9,7 +9,7 @@ import path from 'node:path';
 import { assertLoopback } from './net.ts';
 import type { ZoneSet } from './zones.ts';
 
-export const SERVER_NAMES = ['node-local-dns', 'dnsdist', 'unbound', 'dnsmasq'] as const;
+export const SERVER_NAMES = ['node-local-dns', 'dnsdist', 'unbound', 'dnsmasq', 'node-echo'] as const;
 export type ServerName = (typeof SERVER_NAMES)[number];
 
 /** How the server talks to the upstream: `tcp` is the k8s cluster.local shape (force_tcp). */
@@ -51,8 +51,13 @@ export interface ServerDef {
   readonly addr: string;
   /** The executable that must exist for this server to run. */
   readonly binary: string;
-  /** Why a mode cannot be measured, or null when it can. */
-  unsupported(mode: UpstreamMode): string | null;
+  /** Why a workload (its id and upstream mode) cannot be measured, or null when it can. */
+  unsupported(mode: UpstreamMode, workload: string): string | null;
+  /**
+   * Set for a reference that is not a DNS server (node-echo): its answers are not checked, every
+   * rcode counts as expected, and the start-up and memory experiments skip it.
+   */
+  readonly reference?: string;
   version(projectRoot: string): string;
   prepare(ctx: PrepareContext): Command;
 }
@@ -206,11 +211,32 @@ const dnsmasq: ServerDef = {
   },
 };
 
+const nodeEcho: ServerDef = {
+  name: 'node-echo',
+  addr: '127.0.0.206',
+  binary: 'node',
+  reference: 'reference, not a DNS server: a bare Node.js dgram responder that echoes each query with QR set (the Node.js floor)',
+  unsupported: (_mode, workload) => (workload === 'hit' || workload === 'mixed' ? null : 'reference for answered-locally workloads only (it forwards nothing)'),
+  version(projectRoot) {
+    return `Node.js ${firstMatch(nodeBinary(projectRoot), ['-v'], /^v?(\S+)/)}`;
+  },
+  prepare(ctx) {
+    const script = path.join(ctx.projectRoot, 'bench', 'lib', 'node-echo.ts');
+    return {
+      cmd: nodeBinary(ctx.projectRoot),
+      args: [script, ctx.listen.addr, String(ctx.listen.port)],
+      cwd: ctx.projectRoot,
+      config: `node bench/lib/node-echo.ts ${ctx.listen.addr} ${ctx.listen.port}`,
+    };
+  },
+};
+
 export const SERVERS: Record<ServerName, ServerDef> = {
   'node-local-dns': nodeLocalDns,
   dnsdist,
   unbound,
   dnsmasq,
+  'node-echo': nodeEcho,
 };
 
 /** NSD as the authoritative upstream: no response-rate limiting, room for many TCP clients. */
