@@ -5,7 +5,8 @@
  * buffer, `rinfo`, the callback, one send) and nothing more, so node-local-dns / node-echo
  * shows how much of the per-query cost is node-local-dns's own work.
  *
- * Usage: node bench/lib/node-echo.ts ADDRESS PORT   (loopback addresses only)
+ * Usage: node bench/lib/node-echo.ts ADDRESS PORT [TAG]   (loopback addresses only; TAG, e.g. the
+ * harness's instance directory, only marks the command line)
  */
 import dgram from 'node:dgram';
 import { assertLoopback } from './net.ts';

@@ -224,7 +224,8 @@ const nodeEcho: ServerDef = {
     const script = path.join(ctx.projectRoot, 'bench', 'lib', 'node-echo.ts');
     return {
       cmd: nodeBinary(ctx.projectRoot),
-      args: [script, ctx.listen.addr, String(ctx.listen.port)],
+      // The instance directory only tags the command line (the harness finds its processes by it).
+      args: [script, ctx.listen.addr, String(ctx.listen.port), ctx.dir],
       cwd: ctx.projectRoot,
       config: `node bench/lib/node-echo.ts ${ctx.listen.addr} ${ctx.listen.port}`,
     };

@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const SERVERS = ['node-local-dns', 'dnsdist'] as const;
+/** The Node.js floor reference: hit and mixed only, no start-up or memory experiment. */
+const REFERENCE = 'node-echo';
 const WORKLOADS = ['hit', 'miss-tcp', 'miss-udp', 'mixed'] as const;
 
 const have = (cmd: string): boolean => {
@@ -57,7 +59,7 @@ let harnessOutput = '';
 
 function runHarness(): Promise<number | null> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bench/run.ts', '--quick', '--only', SERVERS.join(','), '--out', outDir], {
+    const child = spawn(process.execPath, ['bench/run.ts', '--quick', '--only', [...SERVERS, REFERENCE].join(','), '--out', outDir], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -108,6 +110,21 @@ test('bench/run.ts --quick end to end', { skip, timeout: 180_000 }, async (t) =>
       assert.ok(rss !== undefined && typeof rss.rssKb === 'number' && rss.rssKb > 0, `rss10k: ${JSON.stringify(rss)}`);
     });
   }
+
+  await t.test(`${REFERENCE}: measured on hit and mixed, n/a elsewhere, not in the start-up table`, () => {
+    for (const workload of WORKLOADS) {
+      const row = results!.summary.find((r) => r.server === REFERENCE && r.workload === workload);
+      assert.ok(row !== undefined, `no summary row for ${REFERENCE}/${workload}`);
+      if (workload === 'hit' || workload === 'mixed') {
+        assert.equal(row.status, 'ok', `${REFERENCE}/${workload}: ${row.status}: ${row.error ?? ''}`);
+        assert.ok(typeof row.qps === 'number' && row.qps > 0);
+      } else {
+        assert.equal(row.status, 'n/a');
+      }
+    }
+    assert.equal(results!.startup.find((r) => r.server === REFERENCE), undefined);
+    assert.equal(results!.rss10k.find((r) => r.server === REFERENCE), undefined);
+  });
 
   await t.test('no process of this run left running', () => {
     // Every server's command line names a config file inside the run's temp directory.
