@@ -116,8 +116,9 @@ test('template mode: render → interface → engine → iptables; sync; ConfigM
   ]);
   const rec = newRecorded();
   const log = captureLog();
+  const env: Record<string, string | undefined> = { ...ENV };
   const agent = await runAgent(opts, {
-    startEngine: recordingEngine(ns, rec), log, env: ENV, runner: ns.run, version: 'v-test', configPollMs: 200, processMetrics: false,
+    startEngine: recordingEngine(ns, rec), log, env, runner: ns.run, version: 'v-test', configPollMs: 200, processMetrics: false,
   });
   let shut = false;
   t.after(async () => {
@@ -143,6 +144,12 @@ test('template mode: render → interface → engine → iptables; sync; ConfigM
   assert.equal(roleLines.length, 2, log.lines.join('\n'));
   assert.ok(roleLines.some((l) => l.startsWith(`[INFO] Registered as primary in ${peers} (${peers}/primary-`)), roleLines.join('\n'));
   log.lines.splice(0, log.lines.length, ...log.lines.filter((l) => !roleLines.includes(l)));
+  // The template's block forwarding to __PILLAR__CLUSTER__DNS__ names the cluster zones for the
+  // cache's stale default (src/plugins/cache/setup.ts), published to the engine's environment.
+  assert.equal(env['NODE_LOCAL_DNS_CLUSTER_ZONES'], 'cluster.local.');
+  const zonesLine = '[INFO] Cluster zones (served stale when every upstream fails, unless a cache block says otherwise): cluster.local.';
+  assert.equal(log.lines.filter((l) => l === zonesLine).length, 1, log.lines.join('\n'));
+  log.lines.splice(log.lines.indexOf(zonesLine), 1);
   // node-cache warns the same way when custom upstreams meet the stock (UDP) forward line.
   assert.equal(log.lines[2], '[WARNING] no TCP upstream forward block found; assuming the upstream forward already uses UDP');
   log.lines.splice(2, 1);

@@ -47,6 +47,7 @@ import { IFACE_ERROR_CODES, InterfaceError, InterfaceManager } from './iface.ts'
 import { IptablesManager, nodeLocalDnsRules } from './iptables.ts';
 import { SETUP_ERROR_TYPES, SetupMetrics } from './setup-metrics.ts';
 import { TemplateError, renderCorefile } from './template.ts';
+import { CLUSTER_ZONES_ENV } from '../plugins/cache/setup.ts';
 import {
   PEER_PHASES,
   PEER_ROLES,
@@ -217,6 +218,11 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
     }
   };
 
+  // The cache's stale default follows the template's cluster blocks unless the operator named
+  // the zones (src/plugins/cache/setup.ts). Worker threads copy the environment when they start.
+  const clusterZonesPreset = (env[CLUSTER_ZONES_ENV] ?? '').trim() !== '';
+  let clusterZonesShown = '';
+
   /** Renders the Corefile text; throws TemplateError or I/O errors. */
   const render = async (): Promise<{ corefile: string; upstream: string; stubs: number }> => {
     const base = await readFile(opts.baseCorefilePath, 'utf8');
@@ -230,6 +236,15 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
       dnsPort: opts.dnsPort,
     });
     for (const w of r.warnings) log.warn(w);
+    if (!clusterZonesPreset) {
+      if (r.clusterZones.length > 0) env[CLUSTER_ZONES_ENV] = r.clusterZones.join(',');
+      else delete env[CLUSTER_ZONES_ENV];
+      const shown = env[CLUSTER_ZONES_ENV] ?? '';
+      if (shown !== clusterZonesShown && shown !== '') {
+        log.info(`Cluster zones (served stale when every upstream fails, unless a cache block says otherwise): ${shown}`);
+      }
+      clusterZonesShown = shown;
+    }
     return { corefile: r.corefile, upstream: r.upstream, stubs: r.stubDomainCount };
   };
 

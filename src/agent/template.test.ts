@@ -9,6 +9,7 @@ import {
   serviceHostEnvName,
   stubDomainBlock,
   firstPrometheusAddress,
+  clusterZonesOf,
   type RenderInput,
 } from './template.ts';
 
@@ -153,6 +154,17 @@ test('stub blocks use the template\'s own metrics address (a standby\'s port pla
   assert.doesNotMatch(bare.corefile, /prometheus/);
   assert.equal(firstPrometheusAddress('.:53 {\n    prometheus {\n        legacy_metrics\n    }\n}\n'), 'localhost:9153');
   assert.equal(firstPrometheusAddress('.:53 {\n    prometheus [::1]:9253 {\n    }\n}\n'), '[::1]:9253');
+});
+
+test('cluster zones: the zones of the blocks forwarding to __PILLAR__CLUSTER__DNS__, whatever the domain', () => {
+  assert.deepEqual(clusterZonesOf(IPTABLES_BASE), ['cluster.local.', 'in-addr.arpa.', 'ip6.arpa.']);
+  assert.deepEqual(renderCorefile(input({ base: IPTABLES_BASE })).clusterZones, ['cluster.local.', 'in-addr.arpa.', 'ip6.arpa.']);
+  const custom = IPTABLES_BASE.replaceAll('cluster.local', 'Corp.Example');
+  assert.notEqual(custom, IPTABLES_BASE);
+  assert.deepEqual(clusterZonesOf(custom), ['corp.example.', 'in-addr.arpa.', 'ip6.arpa.']);
+  // No block forwards to the cluster DNS; an unparsable template names none either.
+  assert.deepEqual(clusterZonesOf('.:53 {\n    forward . /etc/resolv.conf\n}\n'), []);
+  assert.deepEqual(clusterZonesOf('cluster.local:53 {\n    forward . __PILLAR__CLUSTER__DNS__\n'), []);
 });
 
 test('rendering is deterministic and pure', () => {

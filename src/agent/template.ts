@@ -22,6 +22,8 @@
  * (node-cache follows Go's random map order); the TCP→UDP rewrite tolerates any indentation.
  */
 import { isIP } from 'node:net';
+import { parseCorefile } from '../corefile/parser.ts';
+import { parseServerKey } from '../corefile/address.ts';
 
 export const PILLAR = {
   localDns: '__PILLAR__LOCAL__DNS__',
@@ -102,6 +104,12 @@ export interface RenderResult {
   /** What replaced __PILLAR__UPSTREAM__SERVERS__ (space-separated servers, or the resolv.conf path). */
   upstream: string;
   stubDomainCount: number;
+  /**
+   * Zones of the template's blocks that forward to `__PILLAR__CLUSTER__DNS__` (kube-dns through
+   * `-upstreamsvc`): the cluster zones, whatever the cluster domain is called. Empty when the
+   * template has none or cannot be parsed (the served Corefile's own check reports that).
+   */
+  clusterZones: string[];
   /** Non-fatal findings for the log (unknown __PILLAR__ variables left, missing TCP block). */
   warnings: string[];
 }
@@ -180,5 +188,21 @@ export function renderCorefile(input: RenderInput): RenderResult {
   const metricsAddress = firstPrometheusAddress(text);
   for (const d of domains) stubs += stubDomainBlock(d, input.stubDomains.get(d)!, input.localIps, input.dnsPort, metricsAddress);
 
-  return { corefile: text + stubs, upstream, stubDomainCount: domains.length, warnings };
+  return { corefile: text + stubs, upstream, stubDomainCount: domains.length, clusterZones: clusterZonesOf(input.base), warnings };
+}
+
+/** The zones of the blocks of `base` with a `forward` to `__PILLAR__CLUSTER__DNS__`, sorted, unique. */
+export function clusterZonesOf(base: string): string[] {
+  const zones = new Set<string>();
+  try {
+    // No environment: `{$VAR}` placeholders stay words, which is all the keys and forwards need.
+    for (const block of parseCorefile(base, 'Corefile.base', {})) {
+      const toClusterDns = block.directives.some((d) => d.name === 'forward' && d.args.some((a) => a.text === PILLAR.clusterDns));
+      if (!toClusterDns) continue;
+      for (const key of block.keys) zones.add(parseServerKey(key).zone);
+    }
+  } catch {
+    return [];
+  }
+  return [...zones].sort();
 }

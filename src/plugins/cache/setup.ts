@@ -34,15 +34,31 @@ import { CachePlugin, DEFAULT_STALE_FALLBACK, type StaleFallbackOptions } from '
 /** Largest TTL `serve_stale_on_failure` may give stale answers (s). */
 const MAX_STALE_ANSWER_TTL_SEC = 3600;
 
+/** The cluster zones when nothing says otherwise: node-cache's stock Corefile has a block for each. */
+export const DEFAULT_CLUSTER_ZONES: readonly string[] = ['cluster.local.', 'in-addr.arpa.', 'ip6.arpa.'];
+
 /**
- * Zones served stale by default when every upstream fails: the Kubernetes cluster domain and
- * the reverse zones, i.e. `cluster.local.` or any zone ending in `.cluster.local.`, and
- * `in-addr.arpa.` / `ip6.arpa.` or any zone below them (node-cache's Corefile has one block
- * for each). Other zones (the `.` block forwarding to the node's resolvers) are not.
+ * Environment variable naming the cluster zones (comma- or space-separated) for the stale
+ * default. The node agent sets it, unless it is set already, to the zones of the template's
+ * blocks that forward to `__PILLAR__CLUSTER__DNS__` (src/agent/template.ts), so a cluster domain
+ * other than cluster.local is covered.
  */
-export function isClusterZone(zone: string): boolean {
+export const CLUSTER_ZONES_ENV = 'NODE_LOCAL_DNS_CLUSTER_ZONES';
+
+/** The cluster zones named by `env` (CLUSTER_ZONES_ENV), or DEFAULT_CLUSTER_ZONES when unset or empty. */
+export function clusterZonesFrom(env: Readonly<Record<string, string | undefined>>): string[] {
+  const named = (env[CLUSTER_ZONES_ENV] ?? '').split(/[\s,]+/).filter((z) => z !== '');
+  return named.length > 0 ? named.map(normalizeZone) : [...DEFAULT_CLUSTER_ZONES];
+}
+
+/**
+ * Zones served stale by default when every upstream fails: the cluster zones and any zone
+ * below one of them (by default `cluster.local.`, `in-addr.arpa.`, `ip6.arpa.`). Other zones
+ * (the `.` block forwarding to the node's resolvers) are not.
+ */
+export function isClusterZone(zone: string, clusterZones: readonly string[] = DEFAULT_CLUSTER_ZONES): boolean {
   const z = zone.toLowerCase();
-  for (const base of ['cluster.local.', 'in-addr.arpa.', 'ip6.arpa.']) {
+  for (const base of clusterZones) {
     if (z === base || z.endsWith('.' + base)) return true;
   }
   return false;
@@ -53,10 +69,10 @@ export function isClusterZone(zone: string): boolean {
  * without it DEFAULT_STALE_FALLBACK (answers TTL 30 s, up to 1 h after expiry, 30 s failure
  * recheck, 1.8 s client response timer) on the cache's cluster zones; null for none.
  */
-export function staleFallbackFor(cfg: CacheConfig): StaleFallbackOptions | null {
+export function staleFallbackFor(cfg: CacheConfig, clusterZones: readonly string[] = DEFAULT_CLUSTER_ZONES): StaleFallbackOptions | null {
   const written = cfg.staleOnFailure;
   if (written === null) {
-    const zones = cfg.zones.filter(isClusterZone);
+    const zones = cfg.zones.filter((z) => isClusterZone(z, clusterZones));
     return zones.length === 0 ? null : { zones, ...DEFAULT_STALE_FALLBACK };
   }
   if (!written.enabled) return null;
@@ -278,7 +294,7 @@ export const cacheSetup: PluginSetup = {
   setup(d: Directive, ctx: SetupContext): Plugin {
     const cfg = parseCacheDirective(d, ctx.zones);
     const plugin = new CachePlugin(cfg, { clock: ctx.clock, log: ctx.log });
-    plugin.setStaleFallback(staleFallbackFor(cfg));
+    plugin.setStaleFallback(staleFallbackFor(cfg, clusterZonesFrom(ctx.env)));
     return plugin;
   },
 };

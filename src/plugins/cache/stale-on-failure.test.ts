@@ -11,7 +11,7 @@ import type { EngineHooks, SetupContext } from '../../plugin.ts';
 import type { Request } from '../../server/request.ts';
 import { Rcode } from '../../wire/codes.ts';
 import { CachePlugin, DEFAULT_STALE_FALLBACK } from './cache.ts';
-import { cacheSetup, isClusterZone, parseCacheDirective, staleFallbackFor } from './setup.ts';
+import { CLUSTER_ZONES_ENV, cacheSetup, clusterZonesFrom, isClusterZone, parseCacheDirective, staleFallbackFor } from './setup.ts';
 import { ToyNext, TestClock, a, makeQuery, makeResponse } from './test-helpers.ts';
 
 function directive(zones: string, body: string) {
@@ -21,7 +21,7 @@ function directive(zones: string, body: string) {
   return d;
 }
 
-function ctxFor(zones: string[], clock: () => number = () => 0): SetupContext {
+function ctxFor(zones: string[], clock: () => number = () => 0, env: Record<string, string | undefined> = {}): SetupContext {
   return {
     zones,
     port: 53,
@@ -29,7 +29,7 @@ function ctxFor(zones: string[], clock: () => number = () => 0): SetupContext {
     blockIndex: 0,
     file: 'Corefile',
     shared: new Map(),
-    env: {},
+    env,
     clock,
     log: { info() {}, warn() {}, error() {} },
     engine: {} as EngineHooks,
@@ -47,6 +47,19 @@ test('cluster zones: cluster.local and below, in-addr.arpa and ip6.arpa and belo
   for (const z of ['.', 'local.', 'xcluster.local.', 'cluster.local.example.', 'arpa.', 'example.org.', 'notin-addr.arpa.']) {
     assert.equal(isClusterZone(z), false, z);
   }
+});
+
+test(`cluster zones named by ${CLUSTER_ZONES_ENV} (the agent sets it from the template) replace the default list`, () => {
+  assert.deepEqual(clusterZonesFrom({}), ['cluster.local.', 'in-addr.arpa.', 'ip6.arpa.']);
+  assert.deepEqual(clusterZonesFrom({ [CLUSTER_ZONES_ENV]: ' ' }), ['cluster.local.', 'in-addr.arpa.', 'ip6.arpa.']);
+  const named = clusterZonesFrom({ [CLUSTER_ZONES_ENV]: 'Corp.Example, in-addr.arpa.' });
+  assert.deepEqual(named, ['corp.example.', 'in-addr.arpa.']);
+  assert.equal(isClusterZone('svc.corp.example.', named), true);
+  assert.equal(isClusterZone('cluster.local.', named), false);
+  const env = { [CLUSTER_ZONES_ENV]: 'corp.example' };
+  const setup = (zones: string[]) => cacheSetup.setup(directive(zones.join(' '), 'cache 30'), ctxFor(zones, undefined, env)) as CachePlugin;
+  assert.equal(setup(['corp.example.']).staleFallback()?.zones.join(), 'corp.example.');
+  assert.equal(setup(['cluster.local.']).staleFallback(), null);
 });
 
 test('default: on for the cluster zones of the cache, with RFC 8767 values; off for the . block', () => {
