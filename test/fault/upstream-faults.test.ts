@@ -68,8 +68,11 @@ before(async () => {
     },
     truncframe: { tcp: (m, s) => { const f = frame(answerTo(m)!); s.write(f.subarray(0, f.length >> 1)); } },
     truncclose: { tcp: (m, s) => { const f = frame(answerTo(m)!); s.end(f.subarray(0, f.length >> 1)); } },
-    // The first 4 connections are reset at their 3rd query, with queries still in flight.
-    reset: { tcp: (m, s, nth) => (nth === 3 && resets++ < 4 ? s.resetAndDestroy() : s.write(frame(answerTo(m)!))) },
+    // The first 2 connections are reset at their 3rd query, with queries still in flight. A query
+    // gets 3 tries with one upstream, so with at most 2 resets every query must be answered; with
+    // more, a query whose retries land on connections about to be reset may rightly end SERVFAIL
+    // (forward writes a burst of retries together, so that happened with 4 resets, once in ~5 runs).
+    reset: { tcp: (m, s, nth) => (nth === 3 && resets++ < 2 ? s.resetAndDestroy() : s.write(frame(answerTo(m)!))) },
   };
   for (const [zone, b] of Object.entries(behaviours)) toys[zone] = await startToy(b);
   dns = await freeAddress();
