@@ -30,7 +30,7 @@ export class Request {
    * `labelCount` entries are meaningful. Used for zone suffix matching without strings.
    */
   labelOffsets: Uint8Array;
-  /** 32-bit hash of the case-folded qname, qtype and qclass (FNV-1a). */
+  /** FNV-1a hash of the case-folded qname, as a signed 32-bit integer. */
   nameHash = 0;
 
   /** EDNS(0): whether the query carried an OPT record, and its values (RFC 6891 §6.1). */

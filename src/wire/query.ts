@@ -80,7 +80,8 @@ export function parseQuery(req: Request): ParseResultValue {
   if (pos + 4 > len) return ParseResult.FORMERR;
   req.qnameEnd = pos;
   req.labelCount = labels;
-  req.nameHash = hash >>> 0;
+  // Signed 32-bit: a small integer to V8, so objects storing it (cache entries) need no number box.
+  req.nameHash = hash | 0;
   req.qtype = (buf[pos]! << 8) | buf[pos + 1]!;
   req.qclass = (buf[pos + 2]! << 8) | buf[pos + 3]!;
   pos += 4;

@@ -26,7 +26,7 @@ function fnvQname(b: Uint8Array, start: number, end: number): number {
     if (c >= 0x41 && c <= 0x5a) c |= 0x20;
     h = Math.imul(h ^ c, 0x01000193);
   }
-  return h >>> 0;
+  return h | 0;
 }
 
 /** The invariants of a Request that parseQuery accepted. */

@@ -379,7 +379,7 @@ export class CachePlugin implements Plugin {
     const cfg = this.config;
     if (e.freqLastMs < now - cfg.prefetchWindowMs) e.freqHits = 1;
     else e.freqHits++;
-    e.freqLastMs = now;
+    e.freqLastMs = Math.floor(now);
     const threshold = Math.ceil((cfg.prefetchPercentage / 100) * e.origTtlSec);
     return e.freqHits >= cfg.prefetchAmount && ttl <= threshold;
   }
@@ -424,7 +424,7 @@ export class CachePlugin implements Plugin {
   /** Issues a background refresh of e through next (prefetch; serve_stale immediate). */
   private refresh(e: Entry, trigger: Request, next: Handler, now: number): void {
     if (e.refreshSinceMs >= 0 && now - e.refreshSinceMs < REFRESH_GUARD_MS) return;
-    e.refreshSinceMs = now;
+    e.refreshSinceMs = Math.floor(now);
     this.prefetches++;
     const req = this.refreshRequest(e, trigger);
     if (req === null) {
@@ -490,7 +490,7 @@ export class CachePlugin implements Plugin {
       if (!ok || (s.rcode !== Rcode.NOERROR && s.rcode !== Rcode.NXDOMAIN)) {
         if (w.answered) {
           // The client already has the stale entry: start the failure recheck timer only.
-          if (w.fallback) w.entry!.failedAtMs = this.clock();
+          if (w.fallback) w.entry!.failedAtMs = Math.floor(this.clock());
           return;
         }
         this.serveStaleInstead(w, req);
@@ -546,7 +546,7 @@ export class CachePlugin implements Plugin {
   /** The verification failed: the client gets the stale entry instead. */
   private serveStaleInstead(w: CacheWriter, req: Request): void {
     const e = w.entry!;
-    if (w.fallback) e.failedAtMs = this.clock();
+    if (w.fallback) e.failedAtMs = Math.floor(this.clock());
     this.servedStale++;
     const out = this.build(req, e, w.staleTtlSec);
     req.respondedBy = 'cache';
@@ -596,11 +596,11 @@ export class CachePlugin implements Plugin {
     }
     const keyFlags = (req.dnssecOk ? KeyFlag.DO : 0) | ((req.flags & Flag.CD) !== 0 ? KeyFlag.CD : 0);
     const now = this.clock();
-    const e = new Entry(req.nameHash, req.qtype, req.qclass, keyFlags, kind, bytes, req.qnameEnd, Uint16Array.from(s.ttlOffsets), now, durationSec);
+    const e = new Entry(req.nameHash, req.qtype, req.qclass, keyFlags, kind, bytes, req.qnameEnd, s.ttlOffsets.slice(), now, durationSec);
     if (refreshed !== null) {
       // CoreDNS doPrefetch: the new item keeps the popularity gathered so far.
       e.freqHits = refreshed.freqHits;
-      e.freqLastMs = now;
+      e.freqLastMs = Math.floor(now);
     }
     const target = kind === EntryKind.SUCCESS ? this.success : this.denial;
     const other = kind === EntryKind.SUCCESS ? this.denial : this.success;

@@ -12,7 +12,7 @@ function entryFor(name: string, nameHash: number, expiresInSec: number): Entry {
   qname.copy(bytes, 12);
   bytes.writeUInt16BE(1, 12 + qname.length);
   bytes.writeUInt16BE(1, 14 + qname.length);
-  return new Entry(nameHash, 1, 1, 0, EntryKind.SUCCESS, bytes, 12 + qname.length, new Uint16Array(0), 0, expiresInSec);
+  return new Entry(nameHash, 1, 1, 0, EntryKind.SUCCESS, bytes, 12 + qname.length, [], 0, expiresInSec);
 }
 
 function lookup(store: EntryStore, name: string, nameHash: number): Entry | null {

@@ -34,15 +34,22 @@ export class Entry {
   bytes: Buffer;
   /** Offset just past the question's qname (same as the query's: the question is uncompressed). */
   qnameEnd: number;
-  /** Offsets of every record's TTL field in `bytes`. */
-  ttlOffsets: Uint16Array;
+  /**
+   * Offsets of every record's TTL field in `bytes`. A plain array of small integers (~64 bytes
+   * for two records) rather than a Uint16Array (~230 bytes with its buffer object): every
+   * cached entry survives a young-generation GC or two, and its size is what those copy.
+   */
+  ttlOffsets: readonly number[];
   /** Header bits kept from the response: RA and the rcode (AD is kept separately). */
   baseFlags: number;
   /** The response had AD set (RFC 4035 §3.2.3). */
   authenticData: boolean;
   /** ARCOUNT of `bytes` (OPT excluded). */
   arcount: number;
-  /** Clock reading (ms) when stored. */
+  /**
+   * Clock reading when stored, whole ms. Entry time fields hold integers: V8 boxes a fractional
+   * number field in a HeapNumber per entry, which the young-generation GC must then copy.
+   */
   storedMs: number;
   /** The TTL (s) the entry was stored with: the clamped minimum record TTL (CoreDNS origTTL). */
   origTtlSec: number;
@@ -68,7 +75,7 @@ export class Entry {
     kind: EntryKindValue,
     bytes: Buffer,
     qnameEnd: number,
-    ttlOffsets: Uint16Array,
+    ttlOffsets: readonly number[],
     storedMs: number,
     origTtlSec: number,
   ) {
@@ -85,7 +92,7 @@ export class Entry {
     this.baseFlags = flags & 0x008f;
     this.authenticData = (flags & 0x0020) !== 0;
     this.arcount = (bytes[10]! << 8) | bytes[11]!;
-    this.storedMs = storedMs;
+    this.storedMs = Math.floor(storedMs);
     this.origTtlSec = origTtlSec;
   }
 
@@ -113,7 +120,10 @@ export class Entry {
   }
 }
 
-/** Mixes the name hash with type, class and key flags (murmur3 finaliser). */
+/**
+ * Mixes the name hash with type, class and key flags (murmur3 finaliser). Signed 32-bit, like
+ * Request.nameHash: V8 keeps such values in entry fields unboxed (no HeapNumber per entry).
+ */
 export function keyHash(nameHash: number, qtype: number, qclass: number, keyFlags: number): number {
   let h = nameHash ^ Math.imul(qtype ^ (qclass << 16), 0x9e3779b1) ^ Math.imul(keyFlags + 1, 0x85ebca6b);
   h ^= h >>> 16;
@@ -121,7 +131,7 @@ export function keyHash(nameHash: number, qtype: number, qclass: number, keyFlag
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
-  return h >>> 0;
+  return h | 0;
 }
 
 const MIN_BUCKETS = 64;
