@@ -6,11 +6,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../plugin.ts';
 import { parseOptions } from '../cli/options.ts';
+import { writeConfigMapVolume } from '../../test/lib/configmap-volume.ts';
 import { createScratchNetns, netnsSkipReason, savedRules, waitFor, type Netns } from '../../test/netns/harness.ts';
 import { AgentError, runAgent, type EngineHandle } from './agent.ts';
 import { InterfaceError, InterfaceManager } from './iface.ts';
@@ -87,20 +88,6 @@ async function setup(t: { after(fn: () => Promise<void>): void }) {
   return { ns, dir, peers };
 }
 
-let generation = 0;
-async function writeConfigMap(dir: string, data: Record<string, string>): Promise<void> {
-  const g = `..gen_${++generation}`;
-  await mkdir(join(dir, g));
-  for (const [k, v] of Object.entries(data)) await writeFile(join(dir, g, k), v);
-  await symlink(g, join(dir, '..data_tmp'));
-  await rename(join(dir, '..data_tmp'), join(dir, '..data'));
-  for (const k of Object.keys(data)) {
-    await symlink(join('..data', k), join(dir, k)).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EEXIST') throw e;
-    });
-  }
-}
-
 function countRules(save: string): number {
   return (save.match(/NodeLocal DNS Cache/g) ?? []).length;
 }
@@ -108,7 +95,7 @@ function countRules(save: string): number {
 test('template mode: render → interface → engine → iptables; sync; ConfigMap reloads; shutdown tears down', { skip }, async (t) => {
   const { ns, dir, peers } = await setup(t);
   await writeFile(join(dir, 'coredns', 'Corefile.base'), BASE);
-  await writeConfigMap(join(dir, 'kube-dns'), { upstreamNameservers: '["198.18.1.2"]' });
+  await writeConfigMapVolume(join(dir, 'kube-dns'), { upstreamNameservers: '["198.18.1.2"]' });
   const opts = parseOptions([
     '-localip', '169.254.20.10,198.18.0.10', '-conf', join(dir, 'Corefile'), '-basecorefile', join(dir, 'coredns', 'Corefile.base'),
     '-kubednscm', join(dir, 'kube-dns'), '-upstreamsvc', 'kube-dns-upstream', '-interfacetype', 'bridge', '-syncinterval', '1h',
@@ -176,13 +163,13 @@ test('template mode: render → interface → engine → iptables; sync; ConfigM
   assert.equal(countRules(await ns.iptablesSave()), 24);
 
   // A ConfigMap change (kubelet-style ..data swap) is picked up by the watcher and reloaded.
-  await writeConfigMap(join(dir, 'kube-dns'), { upstreamNameservers: '["198.18.1.2"]', stubDomains: '{"stub.test": ["198.18.1.2"]}' });
+  await writeConfigMapVolume(join(dir, 'kube-dns'), { upstreamNameservers: '["198.18.1.2"]', stubDomains: '{"stub.test": ["198.18.1.2"]}' });
   await waitFor('reload after the ConfigMap change', async () => rec.reloads.length === 1, 5000);
   assert.match(rec.reloads[0]!, /\nstub\.test:53 \{\n {4}errors\n {4}cache 30\n {4}bind 169\.254\.20\.10 198\.18\.0\.10\n {4}forward \. 198\.18\.1\.2\n {4}prometheus :9253\n\}\n$/);
   assert.ok(log.lines.includes('[INFO] Updated Corefile with 1 custom stubdomains and upstream servers 198.18.1.2'));
 
   // An invalid ConfigMap is counted and ignored; the last good values stay.
-  await writeConfigMap(join(dir, 'kube-dns'), { upstreamNameservers: '["not-an-ip"]', stubDomains: '{"stub.test": ["198.18.1.2"]}' });
+  await writeConfigMapVolume(join(dir, 'kube-dns'), { upstreamNameservers: '["not-an-ip"]', stubDomains: '{"stub.test": ["198.18.1.2"]}' });
   await agent.refresh();
   assert.ok((await agent.metrics.count('configmap')) >= 1);
   assert.equal(rec.reloads.length, 1);

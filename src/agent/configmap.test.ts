@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, rm, symlink, writeFile, rename } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeConfigMapVolume } from '../../test/lib/configmap-volume.ts';
 import {
   ConfigMapError,
   ConfigWatcher,
@@ -70,20 +71,6 @@ test('parseKubeDnsConfig rejects invalid data with ConfigMapError naming the key
   }
 });
 
-/** Lays out a directory the way the kubelet mounts a ConfigMap: ..data → ..<ts>, key → ..data/key. */
-async function writeConfigMapVolume(dir: string, data: Record<string, string>, generation: number): Promise<void> {
-  const ts = join(dir, `..gen_${generation}`);
-  await mkdir(ts, { recursive: true });
-  for (const [k, v] of Object.entries(data)) await writeFile(join(ts, k), v);
-  await symlink(`..gen_${generation}`, join(dir, '..data_tmp'));
-  await rename(join(dir, '..data_tmp'), join(dir, '..data'));
-  for (const k of Object.keys(data)) {
-    await symlink(join('..data', k), join(dir, k)).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EEXIST') throw e;
-    });
-  }
-}
-
 test('readConfigDir reads a kubelet-style ConfigMap volume and versions it', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'nld-cm-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
@@ -93,13 +80,13 @@ test('readConfigDir reads a kubelet-style ConfigMap volume and versions it', asy
   const emptyDir = await readConfigDir(dir);
   assert.deepEqual({ exists: emptyDir.exists, version: emptyDir.version }, { exists: true, version: '' });
 
-  await writeConfigMapVolume(dir, { upstreamNameservers: '["198.18.0.1"]' }, 1);
+  await writeConfigMapVolume(dir, { upstreamNameservers: '["198.18.0.1"]' });
   const s1 = await readConfigDir(dir);
   assert.deepEqual([...s1.files.keys()], ['upstreamNameservers']);
   assert.notEqual(s1.version, '');
   assert.equal((await readConfigDir(dir)).version, s1.version);
 
-  await writeConfigMapVolume(dir, { upstreamNameservers: '["198.18.0.2"]' }, 2);
+  await writeConfigMapVolume(dir, { upstreamNameservers: '["198.18.0.2"]' });
   const s2 = await readConfigDir(dir);
   assert.notEqual(s2.version, s1.version);
   const loaded = await loadKubeDnsConfig(dir);
@@ -144,7 +131,7 @@ test('ConfigWatcher calls back once per change, for ..data swaps and plain files
 
   // fs.watch reacts without waiting for the (long) poll period.
   const seen = new Promise<void>((resolve) => (notify = resolve));
-  await writeConfigMapVolume(cm, { stubDomains: '{}' }, 1);
+  await writeConfigMapVolume(cm, { stubDomains: '{}' });
   await Promise.race([seen, new Promise((_, rej) => setTimeout(() => rej(new Error('no fs.watch notification within 5 s')), 5000))]);
   await w.poll();
   assert.deepEqual(changes, ['kube-dns']);

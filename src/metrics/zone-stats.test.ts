@@ -1,41 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { Request } from '../server/request.ts';
-import type { ResponseWriter } from '../plugin.ts';
 import { DROPPED_ZONE, ZoneStatsRegistry } from './zone-stats.ts';
 import { MetricsHub } from './hub.ts';
-import { parseExposition, sampleValue, samplesOf } from './testing.ts';
+import { answeredRequest, parseExposition, sampleValue, samplesOf } from './testing.ts';
 import { mergeSnapshots, SnapshotBuilder } from './snapshot.ts';
 import { TIME_BUCKETS, SIZE_BUCKETS, SLIM_TIME_BUCKETS, rcodeLabel, proxyRcodeLabel, TYPE_INDEX, MONITORED_TYPE_LABELS } from './labels.ts';
 
 const SERVER = 'dns://169.254.20.10:53';
 const ZONE = 'cluster.local.';
-
-const nullWriter: ResponseWriter = { writeMsg() {} };
-
-interface Q {
-  proto?: 0 | 1;
-  family?: 4 | 6;
-  qtype?: number;
-  dnssecOk?: boolean;
-  msgLen?: number;
-  responseLen?: number;
-  rcode?: number;
-  by?: string;
-}
-
-function req(q: Q): Request {
-  const r = new Request(Buffer.alloc(0), q.msgLen ?? 40, nullWriter);
-  r.proto = q.proto ?? 0;
-  r.family = q.family ?? 4;
-  r.qtype = q.qtype ?? 1;
-  r.dnssecOk = q.dnssecOk ?? false;
-  r.responseLen = q.responseLen ?? 80;
-  r.rcode = q.rcode ?? 0;
-  r.respondedBy = q.by ?? 'cache';
-  return r;
-}
 
 function hubWith(reg: ZoneStatsRegistry): MetricsHub {
   return new MetricsHub({ zoneStats: reg, defaultMetrics: false });
@@ -61,10 +34,10 @@ test('record + exposition: exact counters, label sets and histogram buckets', as
   const reg = new ZoneStatsRegistry();
   reg.monitor(SERVER, ZONE);
   const s = reg.get(SERVER, ZONE);
-  s.record(req({ qtype: 1, rcode: 0, by: 'cache', msgLen: 40, responseLen: 120 }), 0.0001);
-  s.record(req({ qtype: 1, rcode: 0, by: 'forward', msgLen: 40, responseLen: 120 }), 0.003);
-  s.record(req({ qtype: 28, family: 6, rcode: 3, by: 'forward', msgLen: 52, responseLen: 600 }), 0.02);
-  s.record(req({ qtype: 13, proto: 1, rcode: 2, by: '', dnssecOk: true, msgLen: 70000, responseLen: 30 }), 9);
+  s.record(answeredRequest({ qtype: 1, rcode: 0, respondedBy: 'cache', msgLen: 40, responseLen: 120 }), 0.0001);
+  s.record(answeredRequest({ qtype: 1, rcode: 0, respondedBy: 'forward', msgLen: 40, responseLen: 120 }), 0.003);
+  s.record(answeredRequest({ qtype: 28, family: 6, rcode: 3, respondedBy: 'forward', msgLen: 52, responseLen: 600 }), 0.02);
+  s.record(answeredRequest({ qtype: 13, proto: 1, rcode: 2, respondedBy: '', dnssecOk: true, msgLen: 70000, responseLen: 30 }), 9);
 
   const text = await hubWith(reg).render();
   const fams = parseExposition(text);
@@ -142,11 +115,11 @@ test('families are sorted by name and empty vectors are left out', async () => {
 
 test('only monitored routes and the dropped zone are exported; port 0 labels match any port', async () => {
   const reg = new ZoneStatsRegistry();
-  reg.get(SERVER, 'other.').record(req({}), 0.001);
-  reg.get(SERVER, DROPPED_ZONE).record(req({ rcode: 5, by: '' }), 0);
+  reg.get(SERVER, 'other.').record(answeredRequest({}), 0.001);
+  reg.get(SERVER, DROPPED_ZONE).record(answeredRequest({ rcode: 5, respondedBy: '' }), 0);
   reg.monitor('dns://127.0.0.1:0', 'example.');
-  reg.get('dns://127.0.0.1:40053', 'example.').record(req({}), 0.001);
-  reg.get('dns://127.0.0.10:40053', 'example.').record(req({}), 0.001);
+  reg.get('dns://127.0.0.1:40053', 'example.').record(answeredRequest({}), 0.001);
+  reg.get('dns://127.0.0.10:40053', 'example.').record(answeredRequest({}), 0.001);
   const fams = parseExposition(await hubWith(reg).render());
   const zones = samplesOf(fams, 'coredns_dns_requests_total').map((s) => `${s.labels.server} ${s.labels.zone}`).sort();
   assert.deepEqual(zones, ['dns://127.0.0.1:40053 example.', `${SERVER} dropped`]);
@@ -156,8 +129,8 @@ test('only monitored routes and the dropped zone are exported; port 0 labels mat
 test('extended rcodes, drops and panics', async () => {
   const reg = new ZoneStatsRegistry();
   reg.monitor(SERVER, ZONE);
-  reg.get(SERVER, ZONE).record(req({ rcode: 16, by: '' }), 0);
-  reg.get(SERVER, ZONE).record(req({ rcode: 30, by: '' }), 0);
+  reg.get(SERVER, ZONE).record(answeredRequest({ rcode: 16, respondedBy: '' }), 0);
+  reg.get(SERVER, ZONE).record(answeredRequest({ rcode: 30, respondedBy: '' }), 0);
   reg.countDrop('short');
   reg.countDrop('short');
   reg.countDrop('response');
@@ -175,9 +148,9 @@ test('worker snapshots merge: counters and histograms add up, build info does no
   const a = new ZoneStatsRegistry();
   const b = new ZoneStatsRegistry();
   for (const r of [a, b]) r.monitor(SERVER, ZONE);
-  a.get(SERVER, ZONE).record(req({ qtype: 1 }), 0.001);
-  b.get(SERVER, ZONE).record(req({ qtype: 1 }), 0.001);
-  b.get(SERVER, ZONE).record(req({ qtype: 28 }), 0.5);
+  a.get(SERVER, ZONE).record(answeredRequest({ qtype: 1 }), 0.001);
+  b.get(SERVER, ZONE).record(answeredRequest({ qtype: 1 }), 0.001);
+  b.get(SERVER, ZONE).record(answeredRequest({ qtype: 28 }), 0.5);
   const main = hubWith(a);
   const worker = hubWith(b);
   // A snapshot survives structured cloning (what a MessagePort does).
@@ -206,9 +179,9 @@ test('legacy_metrics: 1.6-era families summed from the current counters', async 
   const reg = new ZoneStatsRegistry();
   reg.monitor(SERVER, ZONE);
   const s = reg.get(SERVER, ZONE);
-  s.record(req({ qtype: 1, rcode: 0, by: 'cache' }), 0.001);
-  s.record(req({ qtype: 1, rcode: 0, by: 'forward' }), 0.001);
-  s.record(req({ qtype: 28, rcode: 3, by: 'forward', dnssecOk: true }), 0.001);
+  s.record(answeredRequest({ qtype: 1, rcode: 0, respondedBy: 'cache' }), 0.001);
+  s.record(answeredRequest({ qtype: 1, rcode: 0, respondedBy: 'forward' }), 0.001);
+  s.record(answeredRequest({ qtype: 28, rcode: 3, respondedBy: 'forward', dnssecOk: true }), 0.001);
   const hub = hubWith(reg);
   const plain = parseExposition(await hub.render());
   assert.equal(plain.has('coredns_dns_request_count_total'), false, 'not served unless asked');

@@ -12,10 +12,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
+import { writeConfigMapVolume } from '../lib/configmap-volume.ts';
 import { SIM, createSimNode, dig, netnsSkipReason, savedRules, waitFor, type SimNode } from './harness.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -88,20 +89,6 @@ async function stopAgent(agent: Agent, signal: NodeJS.Signals): Promise<{ code: 
   return Promise.race([agent.exited, timeout]);
 }
 
-let generation = 0;
-async function writeConfigMap(dir: string, data: Record<string, string>): Promise<void> {
-  const g = `..gen_${++generation}`;
-  await mkdir(join(dir, g));
-  for (const [k, v] of Object.entries(data)) await writeFile(join(dir, g, k), v);
-  await symlink(g, join(dir, '..data_tmp'));
-  await rename(join(dir, '..data_tmp'), join(dir, '..data'));
-  for (const k of Object.keys(data)) {
-    await symlink(join('..data', k), join(dir, k)).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EEXIST') throw e;
-    });
-  }
-}
-
 /** Conntrack entries of the node namespace whose original destination is one of `ips`. */
 async function conntrackTo(sim: SimNode, ips: string[]): Promise<string[]> {
   const r = await sim.node.run('conntrack', ['-L']);
@@ -131,7 +118,7 @@ test('node-local-dns on a simulated node', { skip, timeout: 240_000 }, async (t)
     .replaceAll('__PILLAR__LOCAL__DNS__', SIM.localDnsIp)
     .replaceAll('__PILLAR__DNS__DOMAIN__', 'cluster.local');
   await writeFile(join(dir, 'coredns', 'Corefile.base'), base);
-  await writeConfigMap(join(dir, 'kube-dns'), { upstreamNameservers: `["${SIM.kubeDnsUpstreamServiceIp}"]` });
+  await writeConfigMapVolume(join(dir, 'kube-dns'), { upstreamNameservers: `["${SIM.kubeDnsUpstreamServiceIp}"]` });
 
   const first = startAgent(sim, dir, peers);
   agents.push(first);
@@ -196,7 +183,7 @@ test('node-local-dns on a simulated node', { skip, timeout: 240_000 }, async (t)
   });
 
   await t.test('a stub domain added to the kube-dns ConfigMap is served without restart', async () => {
-    await writeConfigMap(join(dir, 'kube-dns'), {
+    await writeConfigMapVolume(join(dir, 'kube-dns'), {
       upstreamNameservers: `["${SIM.kubeDnsUpstreamServiceIp}"]`,
       stubDomains: `{"stub.test": ["${SIM.kubeDnsPodIp}"]}`,
     });

@@ -5,24 +5,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { networkInterfaces } from 'node:os';
-import type { EngineHooks, SetupContext } from '../../plugin.ts';
+import type { SetupContext } from '../../plugin.ts';
 import { parseCorefile } from '../../corefile/parser.ts';
+import { TestEngine, setupContext } from '../../metrics/testing.ts';
 import { BindPlugin, bindSetup } from './setup.ts';
 
-const engine: EngineHooks = {
-  reload: () => Promise.resolve(),
-  isReady: () => false,
-  isShuttingDown: () => false,
-  blocks: () => [],
-  fatal: (m: string): never => {
-    throw new Error(m);
-  },
-  corefilePath: () => null,
-  corefileText: () => '',
-};
+
+const engine = new TestEngine();
 
 function ctx(): SetupContext {
-  return { zones: ['.'], port: 53, serverLabels: [], blockIndex: 0, file: 'Corefile', shared: new Map(), env: {}, clock: () => performance.now(), log: { info() {}, warn() {}, error() {} }, engine };
+  return setupContext(engine, { serverLabels: [], log: { info() {}, warn() {}, error() {} } });
 }
 
 function addresses(directive: string): string[] {

@@ -5,26 +5,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dnsPacket from 'dns-packet';
-import type { EngineHooks, Logger, ResponseWriter, SetupContext } from '../../plugin.ts';
+import type { Logger, ResponseWriter, SetupContext } from '../../plugin.ts';
 import { Request } from '../../server/request.ts';
 import { ParseResult, parseQuery } from '../../wire/query.ts';
 import { parseCorefile } from '../../corefile/parser.ts';
+import { TestEngine, setupContext } from '../../metrics/testing.ts';
 import { ErrorsPlugin, errorsSetup } from './setup.ts';
 
-const engine: EngineHooks = {
-  reload: () => Promise.resolve(),
-  isReady: () => false,
-  isShuttingDown: () => false,
-  blocks: () => [],
-  fatal: (m: string): never => {
-    throw new Error(m);
-  },
-  corefilePath: () => null,
-  corefileText: () => '',
-};
+
+const engine = new TestEngine();
 
 function ctx(): SetupContext {
-  return { zones: ['.'], port: 53, serverLabels: [], blockIndex: 0, file: 'Corefile', shared: new Map(), env: {}, clock: () => performance.now(), log: { info() {}, warn() {}, error() {} }, engine };
+  return setupContext(engine, { serverLabels: [], log: { info() {}, warn() {}, error() {} } });
 }
 
 function setup(directive: string): ErrorsPlugin {

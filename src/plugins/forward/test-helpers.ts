@@ -11,6 +11,7 @@ import type { EngineHooks, Handler, Logger, ResponseWriter, SetupContext } from 
 import { Proto, type ProtoValue, Request } from '../../server/request.ts';
 import { ParseResult, parseQuery } from '../../wire/query.ts';
 import { parseCorefile } from '../../corefile/parser.ts';
+import { setupContext as sharedSetupContext } from '../../metrics/testing.ts';
 import type { ForwardPlugin, ForwardTuning } from './forward.ts';
 import { makeForwardSetup } from './setup.ts';
 import { FrameReader } from './transport-tcp.ts';
@@ -255,23 +256,13 @@ export class CaptureLogger implements Logger {
 }
 
 export function setupContext(log: Logger = new CaptureLogger()): SetupContext {
-  return {
-    zones: ['.'],
-    port: 53,
-    serverLabels: ['dns://127.0.0.1:53'],
-    blockIndex: 0,
-    file: 'Corefile',
-    shared: new Map(),
-    env: {},
-    clock: () => performance.now(),
-    log,
-    // forward does not control the engine: any use fails the test.
-    engine: new Proxy({} as EngineHooks, {
-      get(_t, prop) {
-        throw new Error(`forward used engine.${String(prop)}`);
-      },
-    }),
-  };
+  // forward does not control the engine: any use fails the test.
+  const engine = new Proxy({} as EngineHooks, {
+    get(_t, prop) {
+      throw new Error(`forward used engine.${String(prop)}`);
+    },
+  });
+  return sharedSetupContext(engine, { log });
 }
 
 /** The first `forward` directive of `. { <body> }`. */

@@ -6,28 +6,20 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dnsPacket from 'dns-packet';
 import type { Answer, RecordType } from 'dns-packet';
-import type { EngineHooks, Handler, Logger, ResponseWriter, SetupContext } from '../../plugin.ts';
+import type { Handler, Logger, ResponseWriter, SetupContext } from '../../plugin.ts';
 import { Proto, Request } from '../../server/request.ts';
 import { ParseResult, parseQuery } from '../../wire/query.ts';
 import { parseCorefile } from '../../corefile/parser.ts';
+import { TestEngine, setupContext } from '../../metrics/testing.ts';
 import { loadConfig } from '../../config/load.ts';
 import { LogClass, LogPlugin, logSetup } from './setup.ts';
 
 const quiet: Logger = { info() {}, warn() {}, error() {} };
-const engine: EngineHooks = {
-  reload: () => Promise.resolve(),
-  isReady: () => false,
-  isShuttingDown: () => false,
-  blocks: () => [],
-  fatal: (m: string): never => {
-    throw new Error(m);
-  },
-  corefilePath: () => null,
-  corefileText: () => '',
-};
+
+const engine = new TestEngine();
 
 function ctx(): SetupContext {
-  return { zones: ['.'], port: 53, serverLabels: ['dns://127.0.0.1:53'], blockIndex: 0, file: 'Corefile', shared: new Map(), env: {}, clock: () => performance.now(), log: quiet, engine };
+  return setupContext(engine, { log: quiet });
 }
 
 /** Sets up the block's one `log` directive, printing into `lines`. */
