@@ -69,3 +69,22 @@ test('clear empties the store and entries can be stored again', () => {
   store.insert(entryFor('c1.example', 1, 10));
   assert.notEqual(lookup(store, 'c1.example', 1), null);
 });
+
+test('a store of the default size never regrows its table while it fills (no relink stall)', () => {
+  const store = new EntryStore(10_000);
+  const buckets = store.bucketCount;
+  assert.ok(buckets >= 10_000, `${buckets} buckets for 10,000 entries`);
+  for (let i = 0; i < 12_000; i++) store.insert(entryFor(`g${i}.example`, i * 2654435761, 10));
+  assert.equal(store.size, 10_000);
+  assert.equal(store.bucketCount, buckets);
+  assert.notEqual(lookup(store, 'g11999.example', 11999 * 2654435761), null);
+});
+
+test('a store above the preallocation bound still grows and finds every entry', () => {
+  const store = new EntryStore(300_000);
+  const before = store.bucketCount;
+  const n = before + 10;
+  for (let i = 0; i < n; i++) store.insert(entryFor(`h${i}.example`, i, 10));
+  assert.ok(store.bucketCount > before);
+  for (const i of [0, 1, before, n - 1]) assert.notEqual(lookup(store, `h${i}.example`, i), null, `h${i}`);
+});

@@ -135,6 +135,12 @@ export function keyHash(nameHash: number, qtype: number, qclass: number, keyFlag
 }
 
 const MIN_BUCKETS = 64;
+/**
+ * Stores up to this capacity get all their buckets up front. Growing relinks every entry in one
+ * go, a 3-6 ms stall of the event loop at 8,000 entries that showed up in the p99 latency while
+ * the cache filled; one pointer per bucket (at most 512 KiB per store here) is cheaper.
+ */
+const PREALLOCATED_BUCKETS_MAX = 1 << 17;
 /** Random entries looked at when choosing a victim. */
 const EVICTION_SAMPLES = 4;
 
@@ -151,13 +157,18 @@ export class EntryStore {
   constructor(capacity: number) {
     this.capacity = Math.max(1, Math.floor(capacity));
     let n = MIN_BUCKETS;
-    while (n < this.capacity && n < 1024) n <<= 1;
+    while (n < this.capacity && n < PREALLOCATED_BUCKETS_MAX) n <<= 1;
     this.buckets = new Array<Entry | null>(n).fill(null);
     this.mask = n - 1;
   }
 
   get size(): number {
     return this.slots.length;
+  }
+
+  /** Length of the bucket array (tests: whether the table had to grow). */
+  get bucketCount(): number {
+    return this.buckets.length;
   }
 
   /**
