@@ -16,7 +16,7 @@ import { ProcessExitedError, clockTicksPerSec, readSystemCpu, treeCpuTicks, tree
 import type { Managed, ProcessRegistry } from './proc.ts';
 import { SERVERS, UPSTREAM_ADDR, prepareKnot, prepareNsd } from './servers.ts';
 import type { Endpoint, ServerDef, ServerName, UpstreamMode } from './servers.ts';
-import { writeMixedFile, writeNameFile, writeUniqueFile, writeZones } from './zones.ts';
+import { writeCachedFile, writeMixedFile, writeNameFile, writeUniqueFile, writeZones } from './zones.ts';
 import type { ZoneSet } from './zones.ts';
 
 export class ServerStartError extends Error {
@@ -197,6 +197,10 @@ export class Bench {
     const missLines = writeUniqueFile(missFile, Math.ceil(MISS_QPS_CEILING * d), 'm');
     const mixedFile = path.join(q, 'mixed.txt');
     const mixedLines = writeMixedFile(mixedFile, Math.ceil(MIXED_QPS * d), zs, 'x');
+    const cachedFile = path.join(q, 'hit-rate.txt');
+    const cachedLines = writeCachedFile(cachedFile, Math.ceil(MIXED_QPS * d), zs);
+    const cachedWarmFile = path.join(q, 'hit-rate-warm.txt');
+    writeCachedFile(cachedWarmFile, MIXED_QPS * MIXED_WARM_SEC, zs);
     const mixedWarmFile = path.join(q, 'mixed-warm.txt');
     writeMixedFile(mixedWarmFile, MIXED_QPS * MIXED_WARM_SEC, zs, 'w');
     this.#rss10kFile = path.join(q, 'rss10k.txt');
@@ -206,6 +210,7 @@ export class Bench {
     // keep dnsdist's single UDP thread saturated on hits without overflowing socket buffers.
     const maxRate = { clients: 4, outstanding: 200, timeoutSec: 2, perQueryLatency: false } as const;
     const miss = { clients: 4, outstanding: 100, timeoutSec: 2, perQueryLatency: false, maxRuns: 1 } as const;
+    const fixedRate = { clients: 4, outstanding: 500, timeoutSec: 2, perQueryLatency: true, maxQps: MIXED_QPS, maxRuns: 1 } as const;
     const all: WorkloadDef[] = [
       {
         id: 'hit',
@@ -217,6 +222,18 @@ export class Bench {
         expectedRcodes: ['NOERROR'],
         timeLimited: true,
         dnsperf: maxRate,
+      },
+      {
+        id: 'hit-rate',
+        title: `cache hits at ${MIXED_QPS} QPS: the mixed workload's cached names (70% answers, 20% NXDOMAIN) without its misses`,
+        mode: 'udp',
+        warmFile: warmMixed,
+        rateWarm: { file: cachedWarmFile, seconds: MIXED_WARM_SEC },
+        file: cachedFile,
+        fileLines: cachedLines,
+        expectedRcodes: ['NOERROR', 'NXDOMAIN'],
+        timeLimited: false,
+        dnsperf: fixedRate,
       },
       {
         id: 'miss-tcp',
@@ -250,7 +267,7 @@ export class Bench {
         fileLines: mixedLines,
         expectedRcodes: ['NOERROR', 'NXDOMAIN'],
         timeLimited: false,
-        dnsperf: { clients: 4, outstanding: 500, timeoutSec: 2, perQueryLatency: true, maxQps: MIXED_QPS, maxRuns: 1 },
+        dnsperf: fixedRate,
       },
     ];
     this.workloads = all.filter((w) => this.opts.workloads.includes(w.id));

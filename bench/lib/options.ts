@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { SERVER_NAMES } from './servers.ts';
 import type { ServerName } from './servers.ts';
 
-export const WORKLOAD_IDS = ['hit', 'miss-tcp', 'miss-udp', 'mixed'] as const;
+export const WORKLOAD_IDS = ['hit', 'hit-rate', 'miss-tcp', 'miss-udp', 'mixed'] as const;
 export type WorkloadId = (typeof WORKLOAD_IDS)[number];
 
 export class UsageError extends Error {

@@ -216,7 +216,7 @@ const nodeEcho: ServerDef = {
   addr: '127.0.0.206',
   binary: 'node',
   reference: 'reference, not a DNS server: a bare Node.js dgram responder that echoes each query with QR set (the Node.js floor)',
-  unsupported: (_mode, workload) => (workload === 'hit' || workload === 'mixed' ? null : 'reference for answered-locally workloads only (it forwards nothing)'),
+  unsupported: (_mode, workload) => (workload === 'hit' || workload === 'hit-rate' || workload === 'mixed' ? null : 'reference for answered-locally workloads only (it forwards nothing)'),
   version(projectRoot) {
     return `Node.js ${firstMatch(nodeBinary(projectRoot), ['-v'], /^v?(\S+)/)}`;
   },

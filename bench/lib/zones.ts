@@ -128,6 +128,19 @@ export function writeUniqueFile(file: string, count: number, prefix: string): nu
   return writeLines(file, count, (i) => `${prefix}${i.toString(36)}.wild.test A`);
 }
 
+/**
+ * Cached names only, in the mixed workload's proportion of positive answers to NXDOMAINs (7:2),
+ * interleaved: the mixed workload without its misses.
+ */
+export function writeCachedFile(file: string, count: number, zs: ZoneSet): number {
+  const shape = MIXED_SHAPE.positiveHits + MIXED_SHAPE.negativeHits;
+  let pos = 0;
+  let neg = 0;
+  return writeLines(file, count, (i) =>
+    i % shape < MIXED_SHAPE.positiveHits ? zs.positive[pos++ % zs.positive.length]! : zs.negative[neg++ % zs.negative.length]!,
+  );
+}
+
 /** Share of each query kind in the mixed workload, per 10 queries. */
 export const MIXED_SHAPE = { positiveHits: 7, negativeHits: 2, misses: 1 } as const;
 
