@@ -602,3 +602,37 @@ test('a CachePlugin needs no Corefile: the constructor takes settings', () => {
   assert.ok(cache instanceof CachePlugin);
   assert.equal(cache.capacity('success'), 9984);
 });
+
+test('serve_stale verify: the entry being verified is evicted meanwhile; its stale answer still carries its own bytes', () => {
+  const failNames = new Set(['victim.example.']);
+  let failing = false;
+  const next = new ToyNext((req) =>
+    failing && failNames.has(req.name())
+      ? makeResponse(req, { rcode: Rcode.SERVFAIL })
+      : makeResponse(req, { answers: [a(req.name().slice(0, -1), 10, req.name() === 'victim.example.' ? '192.0.2.1' : '198.51.100.9')] }),
+  );
+  const { clock, cache, handler } = setup('cache {\n success 1\n serve_stale 1h verify\n}', next);
+  ask(handler, 'victim.example');
+  clock.advance(20_000);
+  // The verification waits for upstream while a flood of other names fills the store: the
+  // expired victim is the first entry eviction picks, and its arena chunk and object would be
+  // reused at once if the in-flight verification did not hold them.
+  next.hold = true;
+  const q = makeQuery('victim.example', 'A', { id: 77 });
+  handler.serve(q.req);
+  next.hold = false;
+  const capacity = cache.capacity('success');
+  for (let i = 0; i < 3 * capacity; i++) ask(handler, `flood-${i}.example`);
+  assert.equal(cache.entries('success'), capacity);
+  assert.ok(cache.evictionsSuccess >= 2 * capacity);
+  assert.equal(ask(handler, 'victim.example').req.respondedBy, 'toy', 'the victim was evicted');
+  failNames.add('victim.example.');
+  failing = true;
+  next.release();
+  assert.equal(q.out.sent.length, 1);
+  const stale = q.out.last;
+  assert.equal(q.req.respondedBy, 'cache');
+  assert.equal(stale.id, 77);
+  assert.deepEqual(stale.answers!.map((r) => [r.name, (r as { data: string }).data]), [['victim.example', '192.0.2.1']]);
+  assert.equal(cache.servedStale, 1);
+});

@@ -41,7 +41,7 @@ import { Edns, Flag, Header, Opcode, QType, Rcode } from '../../wire/codes.ts';
 import { ResponseScan, questionMatches, scanResponse, writeOpt } from '../../wire/message.ts';
 import { ParseResult, parseQuery } from '../../wire/query.ts';
 import { MAX_TTL_SEC, MIN_TTL_SEC, effectiveCapacity, type CacheConfig } from './config.ts';
-import { Entry, EntryKind, EntryStore, KeyFlag, keyHash, type EntryKindValue } from './store.ts';
+import { EntryKind, EntryStore, KeyFlag, keyHash, type Entry, type EntryKindValue } from './store.ts';
 import { ZoneSet } from './zones.ts';
 
 /** Response classes of CoreDNS's response.Typify that matter to the cache. */
@@ -129,6 +129,8 @@ class CacheWriter implements ResponseWriter {
   clientTimer: NodeJS.Timeout | null = null;
   /** Stale fallback: the client already got the stale entry; upstream's answer only refreshes. */
   answered = false;
+  /** The hold on `entry` was given back (at most once). */
+  released = false;
 
   constructor(cache: CachePlugin, prev: ResponseWriter | null, mode: WriterModeValue, entry: Entry | null, staleTtlSec: number, fallback: boolean) {
     this.cache = cache;
@@ -137,10 +139,23 @@ class CacheWriter implements ResponseWriter {
     this.entry = entry;
     this.staleTtlSec = staleTtlSec;
     this.fallback = fallback;
+    // The entry's bytes must stay put until this writer has its answer (store.ts: holders).
+    entry?.hold();
+  }
+
+  /** Gives back the hold on `entry`; the writer must not read it afterwards. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.entry?.unhold();
   }
 
   writeMsg(req: Request, msg: Buffer, len: number): void {
-    this.cache.onResponse(this, req, msg, len);
+    try {
+      this.cache.onResponse(this, req, msg, len);
+    } finally {
+      this.release();
+    }
   }
 }
 
@@ -393,11 +408,11 @@ export class CachePlugin implements Plugin {
   /** The hit response for req from entry e (see the file comment). */
   private build(req: Request, e: Entry, ttlSec: number): Buffer {
     if (e.ttlWrittenSec !== ttlSec) e.writeTtls(ttlSec);
-    const src = e.bytes;
-    const n = src.length;
+    const n = e.len;
     const edns = req.edns;
     const out = Buffer.allocUnsafe(edns ? n + Edns.OPT_FIXED_SIZE : n);
-    out.set(src, 0);
+    // A ranged Buffer copy: no view object (a TypedArray set of a subarray would make one).
+    e.buf.copy(out, 0, e.off, e.off + n);
     const id = req.id;
     out[0] = id >>> 8;
     out[1] = id & 0xff;
@@ -435,6 +450,7 @@ export class CachePlugin implements Plugin {
       next.serve(req);
     } catch (err) {
       e.refreshSinceMs = -1;
+      (req.writer as CacheWriter).release();
       this.log?.error(`prefetch of ${req.name()} failed: ${(err as Error).message}`);
     }
   }
@@ -459,10 +475,14 @@ export class CachePlugin implements Plugin {
     buf.fill(0, 6, 10);
     buf[10] = 0;
     buf[11] = 1;
-    e.bytes.copy(buf, Header.SIZE, Header.SIZE, qEnd);
+    e.buf.copy(buf, Header.SIZE, e.off + Header.SIZE, e.off + qEnd);
     writeOpt(buf, qEnd, Edns.ADVERTISED_UDP_SIZE, 0, (e.keyFlags & KeyFlag.DO) !== 0);
-    const req = new Request(buf, len, new CacheWriter(this, null, WriterMode.REFRESH, e, 0, false));
-    if (parseQuery(req) !== ParseResult.OK) return null;
+    const w = new CacheWriter(this, null, WriterMode.REFRESH, e, 0, false);
+    const req = new Request(buf, len, w);
+    if (parseQuery(req) !== ParseResult.OK) {
+      w.release();
+      return null;
+    }
     req.proto = Proto.TCP;
     req.family = trigger.family;
     req.remoteAddress = trigger.remoteAddress;
@@ -587,24 +607,19 @@ export class CachePlugin implements Plugin {
       if (s.optEnd !== s.end) return;
       end = s.optStart;
     }
-    const bytes = Buffer.allocUnsafeSlow(end);
-    msg.copy(bytes, 0, 0, end);
-    if (s.optStart >= 0) {
-      const ar = s.arcount - 1;
-      bytes[10] = ar >>> 8;
-      bytes[11] = ar & 0xff;
-    }
+    const arcount = s.optStart >= 0 ? s.arcount - 1 : s.arcount;
     const keyFlags = (req.dnssecOk ? KeyFlag.DO : 0) | ((req.flags & Flag.CD) !== 0 ? KeyFlag.CD : 0);
     const now = this.clock();
-    const e = new Entry(req.nameHash, req.qtype, req.qclass, keyFlags, kind, bytes, req.qnameEnd, s.ttlOffsets.slice(), now, durationSec);
+    const target = kind === EntryKind.SUCCESS ? this.success : this.denial;
+    const other = kind === EntryKind.SUCCESS ? this.denial : this.success;
+    const e = target.acquire();
+    target.fill(e, req.nameHash, req.qtype, req.qclass, keyFlags, kind, req.qnameEnd, now, durationSec, msg, end, arcount, s.ttlOffsets);
     if (refreshed !== null) {
       // CoreDNS doPrefetch: the new item keeps the popularity gathered so far.
       e.freqHits = refreshed.freqHits;
       e.freqLastMs = Math.floor(now);
     }
-    const target = kind === EntryKind.SUCCESS ? this.success : this.denial;
-    const other = kind === EntryKind.SUCCESS ? this.denial : this.success;
-    const stale = other.find(bytes, e.qnameEnd, e.nameHash, e.qtype, e.qclass, keyFlags, e.keyHash);
+    const stale = other.find(req.msg, e.qnameEnd, e.nameHash, e.qtype, e.qclass, keyFlags, e.keyHash);
     if (stale !== null) other.remove(stale);
     if (target.insert(e)) {
       if (kind === EntryKind.SUCCESS) this.evictionsSuccess++;

@@ -3,15 +3,19 @@
  * positive and a negative cache with separate capacities).
  *
  * Layout follows dnsdist's packet cache: an entry holds the response's wire bytes (OPT removed),
- * the offsets of every TTL field, and its key. Lookup is a chained hash table on a 32-bit key
- * hash; a hit compares the stored question bytes case-insensitively, never a string.
+ * the offsets of every TTL field, and its key. The bytes live in the store's ByteArena and the
+ * entry objects are pooled, so a full store inserts and evicts without allocating. Lookup is a
+ * chained hash table on a 32-bit key hash; a hit compares the stored question bytes
+ * case-insensitively, never a string.
  *
  * Capacity is a hard bound. When a store is full an insert evicts in O(1): it samples a few
  * random entries and drops the one that expires first (CoreDNS evicts a random item of a shard;
  * sampling prefers dead and stale entries over live ones at the same cost).
  */
+import { Buffer } from 'node:buffer';
 import { Header } from '../../wire/codes.ts';
 import { equalBytesCI } from '../../wire/name.ts';
+import { ByteArena, NO_CHUNK } from './arena.ts';
 
 export const EntryKind = { SUCCESS: 0, DENIAL: 1 } as const;
 export type EntryKindValue = (typeof EntryKind)[keyof typeof EntryKind];
@@ -19,41 +23,53 @@ export type EntryKindValue = (typeof EntryKind)[keyof typeof EntryKind];
 /** Key bits besides name, type and class: DNSSEC OK and Checking Disabled of the query. */
 export const KeyFlag = { DO: 1, CD: 2 } as const;
 
-/** One cached response. Immutable once stored except for the TTL bytes and bookkeeping. */
+/** Placeholder buffer of an entry that holds no response (pooled). */
+const NO_BYTES = Buffer.alloc(0);
+
+/**
+ * One cached response. Entry objects are pooled by their store: an evicted entry that nothing
+ * holds is reused for a later insert, so a full cache allocates no objects and leaves no
+ * old-generation garbage behind (see arena.ts).
+ */
 export class Entry {
   /** FNV-1a of the case-folded qname (Request.nameHash). */
-  nameHash: number;
-  qtype: number;
-  qclass: number;
+  nameHash = 0;
+  qtype = 0;
+  qclass = 0;
   /** KeyFlag bits. */
-  keyFlags: number;
+  keyFlags = 0;
   /** Hash over the whole key, used for the bucket. */
-  keyHash: number;
-  kind: EntryKindValue;
-  /** Response bytes without OPT (ARCOUNT adjusted); the TTL fields hold `ttlWrittenSec`. */
-  bytes: Buffer;
-  /** Offset just past the question's qname (same as the query's: the question is uncompressed). */
-  qnameEnd: number;
+  keyHash = 0;
+  kind: EntryKindValue = EntryKind.SUCCESS;
   /**
-   * Offsets of every record's TTL field in `bytes`. A plain array of small integers (~64 bytes
-   * for two records) rather than a Uint16Array (~230 bytes with its buffer object): every
-   * cached entry survives a young-generation GC or two, and its size is what those copy.
+   * The buffer holding the response: an arena slab shared with other entries, or the entry's
+   * own buffer for a response above the arena's largest chunk. The response is
+   * `buf[off, off + len)`: its bytes without OPT (ARCOUNT adjusted), the TTL fields holding
+   * `ttlWrittenSec`. After it come `ttlCount` big-endian uint16s: the offsets of every record's
+   * TTL field, relative to `off`.
    */
-  ttlOffsets: readonly number[];
+  buf: Buffer = NO_BYTES;
+  off = 0;
+  len = 0;
+  ttlCount = 0;
+  /** Arena chunk of the response, or NO_CHUNK when `buf` is the entry's own. */
+  chunk = NO_CHUNK;
+  /** Offset just past the question's qname (same as the query's: the question is uncompressed). */
+  qnameEnd = 0;
   /** Header bits kept from the response: RA and the rcode (AD is kept separately). */
-  baseFlags: number;
+  baseFlags = 0;
   /** The response had AD set (RFC 4035 §3.2.3). */
-  authenticData: boolean;
-  /** ARCOUNT of `bytes` (OPT excluded). */
-  arcount: number;
+  authenticData = false;
+  /** ARCOUNT of the stored response (OPT excluded). */
+  arcount = 0;
   /**
    * Clock reading when stored, whole ms. Entry time fields hold integers: V8 boxes a fractional
-   * number field in a HeapNumber per entry, which the young-generation GC must then copy.
+   * number field in a HeapNumber per entry.
    */
-  storedMs: number;
+  storedMs = 0;
   /** The TTL (s) the entry was stored with: the clamped minimum record TTL (CoreDNS origTTL). */
-  origTtlSec: number;
-  /** The value currently in every TTL field of `bytes`; -1 before the first write. */
+  origTtlSec = 0;
+  /** The value currently in every TTL field of the response; -1 before the first write. */
   ttlWrittenSec = -1;
   /** Prefetch popularity (CoreDNS freq.Freq): hits within the prefetch window and the last hit. */
   freqHits = 0;
@@ -66,57 +82,54 @@ export class Entry {
   /** Chain link in the hash bucket, and the position in the store's dense slot array. */
   chain: Entry | null = null;
   slot = -1;
-
-  constructor(
-    nameHash: number,
-    qtype: number,
-    qclass: number,
-    keyFlags: number,
-    kind: EntryKindValue,
-    bytes: Buffer,
-    qnameEnd: number,
-    ttlOffsets: readonly number[],
-    storedMs: number,
-    origTtlSec: number,
-  ) {
-    this.nameHash = nameHash;
-    this.qtype = qtype;
-    this.qclass = qclass;
-    this.keyFlags = keyFlags;
-    this.keyHash = keyHash(nameHash, qtype, qclass, keyFlags);
-    this.kind = kind;
-    this.bytes = bytes;
-    this.qnameEnd = qnameEnd;
-    this.ttlOffsets = ttlOffsets;
-    const flags = (bytes[2]! << 8) | bytes[3]!;
-    this.baseFlags = flags & 0x008f;
-    this.authenticData = (flags & 0x0020) !== 0;
-    this.arcount = (bytes[10]! << 8) | bytes[11]!;
-    this.storedMs = Math.floor(storedMs);
-    this.origTtlSec = origTtlSec;
-  }
+  /**
+   * Writers in flight that will still read this entry (a stale verification, a refresh): while
+   * any holds it, a removed entry keeps its bytes and is not reused.
+   */
+  holders = 0;
+  /** Removed from its store while held: goes back to the pool when the last holder lets go. */
+  orphaned = false;
+  /** The store whose pool this entry returns to. */
+  owner: EntryStore | null = null;
 
   /** Expiry time (ms): CoreDNS's item TTL reaches 0 here. */
   get expiresMs(): number {
     return this.storedMs + this.origTtlSec * 1000;
   }
 
-  /** Writes `ttlSec` into every TTL field of the stored bytes (done at most once per value). */
+  /** Writes `ttlSec` into every TTL field of the stored response (done at most once per value). */
   writeTtls(ttlSec: number): void {
-    const b = this.bytes;
-    const offs = this.ttlOffsets;
+    const b = this.buf;
+    const base = this.off;
     const b0 = ttlSec >>> 24;
     const b1 = (ttlSec >>> 16) & 0xff;
     const b2 = (ttlSec >>> 8) & 0xff;
     const b3 = ttlSec & 0xff;
-    for (let i = 0; i < offs.length; i++) {
-      const o = offs[i]!;
+    let p = base + this.len;
+    for (let i = 0; i < this.ttlCount; i++, p += 2) {
+      const o = base + ((b[p]! << 8) | b[p + 1]!);
       b[o] = b0;
       b[o + 1] = b1;
       b[o + 2] = b2;
       b[o + 3] = b3;
     }
     this.ttlWrittenSec = ttlSec;
+  }
+
+  /** Offset (relative to `off`) of the i-th record's TTL field. */
+  ttlOffset(i: number): number {
+    const p = this.off + this.len + 2 * i;
+    return (this.buf[p]! << 8) | this.buf[p + 1]!;
+  }
+
+  /** A writer in flight will read this entry later (see `holders`). */
+  hold(): void {
+    this.holders++;
+  }
+
+  /** The writer is done with this entry. */
+  unhold(): void {
+    if (this.holders > 0 && --this.holders === 0 && this.orphaned) this.owner?.recycle(this);
   }
 }
 
@@ -153,6 +166,10 @@ export class EntryStore {
   private slots: Entry[] = [];
   /** Random state for victim selection (xorshift32; nothing here needs real randomness). */
   private rnd = 0x2545f491;
+  /** Where the responses' bytes live. */
+  private readonly arena = new ByteArena();
+  /** Entries removed and no longer held, ready for reuse (at most `capacity`). */
+  private readonly pool: Entry[] = [];
 
   constructor(capacity: number) {
     this.capacity = Math.max(1, Math.floor(capacity));
@@ -166,16 +183,120 @@ export class EntryStore {
     return this.slots.length;
   }
 
+  /** Entry objects waiting in the pool (tests). */
+  get pooled(): number {
+    return this.pool.length;
+  }
+
+  /** Arena chunks holding responses (tests: nothing leaks). */
+  get chunksInUse(): number {
+    return this.arena.chunksInUse;
+  }
+
+  /**
+   * An entry for `fill` and `insert`: a pooled one when there is one. Until inserted it
+   * belongs to the caller.
+   */
+  acquire(): Entry {
+    const e = this.pool.pop() ?? new Entry();
+    e.owner = this;
+    return e;
+  }
+
+  /**
+   * Sets an acquired entry's key and copies the response `msg[0, len)` into the store's arena,
+   * with ARCOUNT set to `arcount` and the TTL field offsets after it. `ttlOffsets` are offsets
+   * into msg, each below len.
+   */
+  fill(
+    e: Entry,
+    nameHash: number,
+    qtype: number,
+    qclass: number,
+    keyFlags: number,
+    kind: EntryKindValue,
+    qnameEnd: number,
+    storedMs: number,
+    origTtlSec: number,
+    msg: Buffer,
+    len: number,
+    arcount: number,
+    ttlOffsets: readonly number[],
+  ): void {
+    if (e.chunk !== NO_CHUNK) this.arena.free(e.chunk);
+    const ttlCount = ttlOffsets.length;
+    const need = len + 2 * ttlCount;
+    const chunk = this.arena.alloc(need);
+    let buf: Buffer;
+    let off: number;
+    if (chunk === NO_CHUNK) {
+      buf = Buffer.allocUnsafeSlow(need);
+      off = 0;
+    } else {
+      buf = this.arena.slab(chunk);
+      off = this.arena.offset(chunk);
+    }
+    msg.copy(buf, off, 0, len);
+    buf[off + 10] = arcount >>> 8;
+    buf[off + 11] = arcount & 0xff;
+    let p = off + len;
+    for (let i = 0; i < ttlCount; i++, p += 2) {
+      const o = ttlOffsets[i]!;
+      buf[p] = o >>> 8;
+      buf[p + 1] = o & 0xff;
+    }
+    e.nameHash = nameHash;
+    e.qtype = qtype;
+    e.qclass = qclass;
+    e.keyFlags = keyFlags;
+    e.keyHash = keyHash(nameHash, qtype, qclass, keyFlags);
+    e.kind = kind;
+    e.buf = buf;
+    e.off = off;
+    e.len = len;
+    e.ttlCount = ttlCount;
+    e.chunk = chunk;
+    e.qnameEnd = qnameEnd;
+    const flags = (msg[2]! << 8) | msg[3]!;
+    e.baseFlags = flags & 0x008f;
+    e.authenticData = (flags & 0x0020) !== 0;
+    e.arcount = arcount;
+    e.storedMs = Math.floor(storedMs);
+    e.origTtlSec = origTtlSec;
+    e.ttlWrittenSec = -1;
+    e.freqHits = 0;
+    e.freqLastMs = 0;
+    e.refreshSinceMs = -1;
+    e.failedAtMs = -1;
+    e.holders = 0;
+    e.orphaned = false;
+  }
+
+  /**
+   * Returns a removed entry whose last holder let go: its chunk to the arena, the object to the
+   * pool. Called by remove() and Entry.unhold().
+   */
+  recycle(e: Entry): void {
+    if (e.slot >= 0 || e.holders > 0) return;
+    if (e.chunk !== NO_CHUNK) this.arena.free(e.chunk);
+    e.chunk = NO_CHUNK;
+    e.buf = NO_BYTES;
+    e.len = 0;
+    e.ttlCount = 0;
+    e.orphaned = false;
+    if (this.pool.length < this.capacity) this.pool.push(e);
+  }
+
   /** Length of the bucket array (tests: whether the table had to grow). */
   get bucketCount(): number {
     return this.buckets.length;
   }
 
   /**
-   * The entry for a query's key, or null. `msg[12..qnameEnd)` is the query's qname; it must
-   * equal the stored one case-insensitively (the hash alone is never trusted).
+   * The entry for a query's key, or null. `msg[msgOff + 12, msgOff + qnameEnd)` is the query's
+   * qname; it must equal the stored one case-insensitively (the hash alone is never trusted).
    */
-  find(msg: Uint8Array, qnameEnd: number, nameHash: number, qtype: number, qclass: number, keyFlags: number, hash: number): Entry | null {
+  find(msg: Uint8Array, qnameEnd: number, nameHash: number, qtype: number, qclass: number, keyFlags: number, hash: number, msgOff = 0): Entry | null {
     let e: Entry | null = this.buckets[hash & this.mask]!;
     while (e !== null) {
       if (
@@ -185,7 +306,7 @@ export class EntryStore {
         e.qclass === qclass &&
         e.keyFlags === keyFlags &&
         e.qnameEnd === qnameEnd &&
-        equalBytesCI(msg, Header.SIZE, e.bytes, Header.SIZE, qnameEnd - Header.SIZE)
+        equalBytesCI(msg, msgOff + Header.SIZE, e.buf, e.off + Header.SIZE, qnameEnd - Header.SIZE)
       ) {
         return e;
       }
@@ -199,7 +320,7 @@ export class EntryStore {
    * to be evicted to make room.
    */
   insert(entry: Entry): boolean {
-    const old = this.find(entry.bytes, entry.qnameEnd, entry.nameHash, entry.qtype, entry.qclass, entry.keyFlags, entry.keyHash);
+    const old = this.find(entry.buf, entry.qnameEnd, entry.nameHash, entry.qtype, entry.qclass, entry.keyFlags, entry.keyHash, entry.off);
     let evicted = false;
     if (old !== null) {
       this.remove(old);
@@ -237,17 +358,22 @@ export class EntryStore {
     }
     entry.chain = null;
     entry.slot = -1;
+    if (entry.holders > 0) entry.orphaned = true;
+    else this.recycle(entry);
     return true;
   }
 
   /** Removes every entry. */
   clear(): void {
     this.buckets.fill(null);
-    for (const e of this.slots) {
+    const all = this.slots;
+    this.slots = [];
+    for (const e of all) {
       e.slot = -1;
       e.chain = null;
+      if (e.holders > 0) e.orphaned = true;
+      else this.recycle(e);
     }
-    this.slots = [];
   }
 
   /** Visits every entry (tests, debugging). */
