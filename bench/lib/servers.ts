@@ -68,6 +68,18 @@ function firstMatch(cmd: string, args: string[], re: RegExp): string {
   return re.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`)?.[1] ?? 'unknown';
 }
 
+/**
+ * The Node.js flags node-local-dns ships with: those of `npm start` (package.json), which the
+ * Dockerfile's NODE_OPTIONS and bin/node-local-dns.js's shebang repeat (test/deploy checks
+ * that they agree). The bench runs what users run.
+ */
+export function shippedNodeFlags(projectRoot: string): string[] {
+  const pkg = JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { scripts?: { start?: string } };
+  const m = /^node((?:\s+--\S+)*)\s+bin\/node-local-dns\.js\b/.exec(pkg.scripts?.start ?? '');
+  if (m === null) throw new Error(`package.json: scripts.start is not "node [--flags] bin/node-local-dns.js": ${pkg.scripts?.start}`);
+  return m[1]!.trim().split(/\s+/).filter((f) => f !== '');
+}
+
 export function nodeBinary(projectRoot: string): string {
   return path.join(projectRoot, 'node_modules', '.bin', 'node');
 }
@@ -106,8 +118,9 @@ const nodeLocalDns: ServerDef = {
     const config = lines.join('\n') + '\n';
     const file = path.join(ctx.dir, 'Corefile');
     fs.writeFileSync(file, config);
-    // The installed command's entry: it turns Node's compile cache on before loading the sources.
-    const args = [...(ctx.nodeFlags ?? []), 'bin/node-local-dns.js', '-conf', file];
+    // The installed command's entry (it turns Node's compile cache on before loading the
+    // sources), with the flags it ships with; --node-flags come after them and so win.
+    const args = [...shippedNodeFlags(ctx.projectRoot), ...(ctx.nodeFlags ?? []), 'bin/node-local-dns.js', '-conf', file];
     if (ctx.workers !== undefined) args.push('-workers', String(ctx.workers));
     return { cmd: nodeBinary(ctx.projectRoot), args, cwd: ctx.projectRoot, config };
   },

@@ -14,6 +14,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSy
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { ROOT } from './lib/k8s.ts';
+import { shippedNodeFlags } from '../../bench/lib/servers.ts';
 
 const WRAPPER = join(ROOT, 'docker/iptables-wrapper.sh');
 const ENTRYPOINT = join(ROOT, 'docker/entrypoint.sh');
@@ -571,6 +572,16 @@ describe('Dockerfile and .dockerignore', () => {
     assert.match(readFileSync(ENTRYPOINT, 'utf8'), /exec "\$\{NODE_LOCAL_DNS_NODE:-node\}" "\$\{NODE_LOCAL_DNS_MAIN:-\/app\/bin\/node-local-dns\.js\}" "\$@"/);
     const cmd = ins.filter((i) => i.op === 'CMD').at(-1);
     assert.ok(cmd && Array.isArray(JSON.parse(cmd.args)), 'CMD in exec form');
+  });
+
+  test('the image, `npm start` and the bin shebang start Node.js with the same flags (the young-generation cap)', () => {
+    const flags = shippedNodeFlags(ROOT);
+    assert.ok(flags.some((f) => /^--max-semi-space-size=\d+$/.test(f)), `npm start flags: ${flags.join(' ')}`);
+    const env = ins.filter((i) => i.op === 'ENV' && i.args.startsWith('NODE_OPTIONS=')).at(-1);
+    assert.ok(env, 'ENV NODE_OPTIONS in the Dockerfile');
+    assert.equal(env.args, `NODE_OPTIONS=${flags.join(' ')}`);
+    const shebang = readFileSync(join(ROOT, 'bin/node-local-dns.js'), 'utf8').split('\n')[0];
+    assert.equal(shebang, `#!/usr/bin/env -S node ${flags.join(' ')}`);
   });
 
   test('the build context holds what COPY needs and no tests', () => {
