@@ -31,9 +31,12 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SIM, createSimNode, dig, netnsSkipReason, savedRules, waitFor, type SimNode } from './harness.ts';
+import { shippedNodeFlags } from '../../bench/lib/servers.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const MAIN = join(ROOT, 'src/main.ts');
+/** The installed entry, started with the flags node-local-dns ships with (see bench/lib/servers.ts). */
+const BIN = join(ROOT, 'bin/node-local-dns.js');
 const NODE = join(ROOT, 'node_modules/.bin/node');
 
 function dnsperfMissing(): string | undefined {
@@ -109,7 +112,8 @@ function startInstance(sim: SimNode, p: Paths, role: Role, name: string): Instan
   const own = join(p.dir, name);
   const ports = PORTS[role];
   const child = sim.node.spawn(NODE, [
-    MAIN,
+    ...shippedNodeFlags(ROOT),
+    BIN,
     '-localip', LOCAL_IPS,
     '-interfacetype', 'bridge',
     '-conf', join(own, 'Corefile'),
