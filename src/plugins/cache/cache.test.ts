@@ -5,6 +5,7 @@ import type { Answer } from 'dns-packet';
 import { Proto, type Request } from '../../server/request.ts';
 import { Rcode } from '../../wire/codes.ts';
 import { CachePlugin } from './cache.ts';
+import type { Entry, EntryStore } from './store.ts';
 import { ToyNext, TestClock, cacheFrom, ask, makeResponse, makeQuery, a, soa } from './test-helpers.ts';
 
 /** An upstream answering A queries with one record of the given TTL. */
@@ -635,4 +636,27 @@ test('serve_stale verify: the entry being verified is evicted meanwhile; its sta
   assert.equal(stale.id, 77);
   assert.deepEqual(stale.answers!.map((r) => [r.name, (r as { data: string }).data]), [['victim.example', '192.0.2.1']]);
   assert.equal(cache.servedStale, 1);
+});
+
+test('prefetch: a refresh whose next plugin wraps the writer and then throws gives its hold on the entry back', () => {
+  const next = new ToyNext((req) => makeResponse(req, { answers: [a('pop.example', 10)] }));
+  const { clock, cache, handler } = setup('cache {\n prefetch 1 1m 50%\n}', next);
+  ask(handler, 'pop.example');
+  const throwing = {
+    serve(req: Request): void {
+      if (req.proto !== Proto.TCP) return next.serve(req);
+      const inner = req.writer;
+      req.writer = { writeMsg: (r, m, l) => inner.writeMsg(r, m, l) };
+      throw new Error('boom');
+    },
+  };
+  const failing = cache.compose(throwing);
+  clock.advance(6_000);
+  assert.equal(ask(failing, 'pop.example').req.respondedBy, 'cache');
+  assert.equal(cache.prefetches, 1);
+  const entries: Entry[] = [];
+  (cache as unknown as { success: EntryStore }).success.forEach((e) => entries.push(e));
+  assert.equal(entries.length, 1);
+  assert.equal(entries[0]!.holders, 0);
+  assert.equal(entries[0]!.refreshSinceMs, -1);
 });

@@ -446,11 +446,13 @@ export class CachePlugin implements Plugin {
       e.refreshSinceMs = -1;
       return;
     }
+    // Plugins further down may wrap req.writer; the hold belongs to this writer.
+    const w = req.writer as CacheWriter;
     try {
       next.serve(req);
     } catch (err) {
       e.refreshSinceMs = -1;
-      (req.writer as CacheWriter).release();
+      w.release();
       this.log?.error(`prefetch of ${req.name()} failed: ${(err as Error).message}`);
     }
   }
