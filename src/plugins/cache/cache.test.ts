@@ -197,8 +197,8 @@ test('SERVFAIL is cached for `servfail` (default 5 s); servfail 0 disables it', 
   assert.equal(n3.calls.length, 1);
 });
 
-test('REFUSED, NOTIMP and FORMERR are not cached', () => {
-  for (const rcode of [Rcode.REFUSED, Rcode.NOTIMP, Rcode.FORMERR]) {
+test('REFUSED and FORMERR are not cached (Typify: OtherError)', () => {
+  for (const rcode of [Rcode.REFUSED, Rcode.FORMERR]) {
     const next = new ToyNext((req) => makeResponse(req, { rcode }));
     const { cache, handler } = setup('cache', next);
     ask(handler, 'err.example');
@@ -206,6 +206,19 @@ test('REFUSED, NOTIMP and FORMERR are not cached', () => {
     assert.equal(next.calls.length, 2, `rcode ${rcode}`);
     assert.equal(cache.entries('success') + cache.entries('denial'), 0);
   }
+});
+
+test('NOTIMP is cached like SERVFAIL, in the denial cache for `servfail` (Typify: ServerError)', () => {
+  const next = new ToyNext((req) => makeResponse(req, { rcode: Rcode.NOTIMP }));
+  const { clock, cache, handler } = setup('cache', next);
+  ask(handler, 'notimp.example');
+  const hit = ask(handler, 'notimp.example');
+  assert.equal(hit.req.respondedBy, 'cache');
+  assert.equal(hit.resp.rcode, 'NOTIMP');
+  assert.equal(cache.entries('denial'), 1);
+  clock.advance(5_000);
+  ask(handler, 'notimp.example');
+  assert.equal(next.calls.length, 2);
 });
 
 test('a truncated answer is passed on but not cached', () => {

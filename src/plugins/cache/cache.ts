@@ -15,9 +15,9 @@
  *
  * Classification and TTLs (cache.go WriteMsg, dnsutil.MinimalTTL):
  *  - NOERROR with answers, NOERROR without SOA (incl. delegations) → success cache;
- *    NXDOMAIN or NOERROR-no-answer with an SOA in authority → denial cache; SERVFAIL → denial
- *    cache for `servfail` seconds; anything else (REFUSED, NOTIMP, FORMERR, NXDOMAIN without
- *    SOA, TC=1, AXFR/IXFR, UPDATE/NOTIFY, malformed) is not cached.
+ *    NXDOMAIN or NOERROR-no-answer with an SOA in authority → denial cache; SERVFAIL and NOTIMP
+ *    (Typify's ServerError) → denial cache for `servfail` seconds; anything else (REFUSED,
+ *    FORMERR, NXDOMAIN without SOA, TC=1, AXFR/IXFR, UPDATE/NOTIFY, malformed) is not cached.
  *  - The message TTL is the smallest TTL of all records (OPT excluded) capped at 3600; 5 s for
  *    a message without records and for delegations. For denial it is further capped by the
  *    SOA's negative TTL, min(SOA TTL, SOA MINIMUM) (RFC 2308 §5). It is then clamped to
@@ -29,7 +29,7 @@
  *    entry that shadows a newer success entry when serve_stale is on).
  *  - A background refresh (prefetch, serve_stale immediate) never replaces an entry with a
  *    SERVFAIL, and at most one refresh per entry is in flight.
- *  - An expired SERVFAIL entry is never served stale (RFC 8767 is about stale data).
+ *  - An expired SERVFAIL or NOTIMP entry is never served stale (RFC 8767 is about stale data).
  *  - The DO-bit RRSIG expiry check of Typify is not done.
  */
 // Imported, not the globals: Node defines `Buffer` and `performance` on globalThis as accessors,
@@ -37,24 +37,14 @@
 import { Buffer } from 'node:buffer';
 import type { Clock, Handler, Logger, Plugin, ResponseWriter } from '../../plugin.ts';
 import { Proto, Request } from '../../server/request.ts';
-import { Edns, Flag, Header, Opcode, QType, Rcode } from '../../wire/codes.ts';
+import { Edns, Flag, Header, Rcode } from '../../wire/codes.ts';
 import { ResponseScan, questionMatches, scanResponse, writeOpt } from '../../wire/message.ts';
 import { ParseResult, parseQuery } from '../../wire/query.ts';
 import { MAX_TTL_SEC, MIN_TTL_SEC, effectiveCapacity, type CacheConfig } from './config.ts';
 import { EntryKind, EntryStore, KeyFlag, keyHash, type Entry, type EntryKindValue } from './store.ts';
 import { ZoneSet } from './zones.ts';
+import { ResponseClass, typify, type ResponseClassValue } from '../../wire/typify.ts';
 
-/** Response classes of CoreDNS's response.Typify that matter to the cache. */
-export const ResponseClass = {
-  NO_ERROR: 0,
-  DELEGATION: 1,
-  NAME_ERROR: 2,
-  NO_DATA: 3,
-  SERVER_ERROR: 4,
-  /** OtherError, Meta and Update: never cached. */
-  UNCACHEABLE: 5,
-} as const;
-export type ResponseClassValue = (typeof ResponseClass)[keyof typeof ResponseClass];
 
 /**
  * Serving stale answers for chosen zones when the upstreams fail (RFC 8767), independent of
@@ -333,8 +323,9 @@ export class CachePlugin implements Plugin {
       return;
     }
 
-    // Stale data is worth serving, a stale SERVFAIL is not: it is a miss.
-    const servfail = (e.baseFlags & Flag.RCODE_MASK) === Rcode.SERVFAIL;
+    // Stale data is worth serving, a stale server error (SERVFAIL, NOTIMP) is not: it is a miss.
+    const entryRcode = e.baseFlags & Flag.RCODE_MASK;
+    const servfail = entryRcode === Rcode.SERVFAIL || entryRcode === Rcode.NOTIMP;
     if (this.staleUpToSec > 0 && -ttl < this.staleUpToSec && !servfail) {
       // serve_stale (RFC 8767): the hit is counted as CoreDNS does, stale answers carry TTL 0.
       this.countHit(e);
@@ -526,7 +517,7 @@ export class CachePlugin implements Plugin {
       return;
     }
 
-    const cls = classify(s, msg);
+    const cls = typify(s, msg);
     const durationSec = this.durationSec(cls, s);
     const cacheable = cls !== ResponseClass.UNCACHEABLE && (s.flags & Flag.TC) === 0 && !req.errorReply;
     // A refresh never turns a good entry into a SERVFAIL.
@@ -636,30 +627,4 @@ function clamp(ttl: number, min: number, max: number): number {
   if (v < min) v = min;
   if (v > max) v = max;
   return v > 0x7fffffff ? 0x7fffffff : v;
-}
-
-/** CoreDNS response.Typify on a scanned message (the RRSIG expiry check left out). */
-export function classify(s: ResponseScan, msg: Uint8Array): ResponseClassValue {
-  const opcode = (s.flags & Flag.OPCODE_MASK) >>> Flag.OPCODE_SHIFT;
-  if (opcode === Opcode.UPDATE || opcode === Opcode.NOTIFY) return ResponseClass.UNCACHEABLE;
-  if (s.qtype === QType.AXFR || s.qtype === QType.IXFR) return ResponseClass.UNCACHEABLE;
-  const rcode = s.rcode;
-  if (s.ancount > 0 && rcode === Rcode.NOERROR) return ResponseClass.NO_ERROR;
-  let soa = false;
-  let ns = 0;
-  const offs = s.ttlOffsets;
-  const authEnd = Math.min(offs.length, s.ancount + s.nscount);
-  for (let i = s.ancount; i < authEnd; i++) {
-    // The TYPE field sits 4 bytes before TTL.
-    const o = offs[i]! - 4;
-    const type = (msg[o]! << 8) | msg[o + 1]!;
-    if (type === QType.SOA) soa = true;
-    else if (type === QType.NS) ns++;
-  }
-  if (soa && rcode === Rcode.NOERROR) return ResponseClass.NO_DATA;
-  if (soa && rcode === Rcode.NXDOMAIN) return ResponseClass.NAME_ERROR;
-  if (rcode === Rcode.SERVFAIL) return ResponseClass.SERVER_ERROR;
-  if (ns > 0 && rcode === Rcode.NOERROR) return ResponseClass.DELEGATION;
-  if (rcode === Rcode.NOERROR) return ResponseClass.NO_ERROR;
-  return ResponseClass.UNCACHEABLE;
 }

@@ -77,14 +77,14 @@ function query(name: string, type: RecordType, o: QueryOpts = {}): { req: Reques
   return { req, sent };
 }
 
-type Kind = 'answer' | 'nxdomain' | 'nodata' | 'servfail';
+type Kind = 'answer' | 'nxdomain' | 'nodata' | 'servfail' | 'delegation' | 'bare-nxdomain' | 'notimp';
 
 /** The next plugin: answers each query as `kind` says. */
 function upstream(kind: Kind): Handler {
   return {
     serve(req: Request): void {
       const q = dnsPacket.decode(req.msg);
-      const rcode = kind === 'nxdomain' ? 3 : kind === 'servfail' ? 2 : 0;
+      const rcode = kind === 'nxdomain' || kind === 'bare-nxdomain' ? 3 : kind === 'servfail' ? 2 : kind === 'notimp' ? 4 : 0;
       const soa: Answer = { type: 'SOA', name: 'example.org', ttl: 60, data: { mname: 'ns.example.org', rname: 'admin.example.org', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 60 } };
       const out = dnsPacket.encode({
         type: 'response',
@@ -92,7 +92,8 @@ function upstream(kind: Kind): Handler {
         flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | rcode,
         questions: q.questions,
         answers: kind === 'answer' ? [{ type: 'A', name: q.questions![0]!.name, ttl: 30, data: '192.0.2.1' }] : [],
-        authorities: kind === 'nxdomain' || kind === 'nodata' ? [soa] : [],
+        authorities:
+          kind === 'nxdomain' || kind === 'nodata' ? [soa] : kind === 'delegation' ? [{ type: 'NS', name: q.questions![0]!.name, ttl: 60, data: 'ns.example.net' }] : [],
       });
       req.reply(out, out.length, 'test');
     },
@@ -147,19 +148,20 @@ test('log: name scopes: only names at or under them are logged', () => {
   assert.match(lines[1]!, /"A IN example\.org\./);
 });
 
-test('log: classes select what is logged (success / denial = NXDOMAIN or NODATA / error)', () => {
+test('log: classes select what is logged, as CoreDNS response.Classify (success: answers and delegations; denial: NXDOMAIN or NODATA with SOA; error: the rest)', () => {
+  const kinds: Kind[] = ['answer', 'delegation', 'nxdomain', 'nodata', 'bare-nxdomain', 'servfail', 'notimp'];
   const cases: [string, Kind[]][] = [
-    ['log {\n    class success\n  }', ['answer']],
+    ['log {\n    class success\n  }', ['answer', 'delegation']],
     ['log {\n    class denial\n  }', ['nxdomain', 'nodata']],
-    ['log {\n    class error\n  }', ['servfail']],
-    ['log {\n    class denial error\n  }', ['nxdomain', 'nodata', 'servfail']],
-    ['log {\n    class all\n  }', ['answer', 'nxdomain', 'nodata', 'servfail']],
+    ['log {\n    class error\n  }', ['bare-nxdomain', 'servfail', 'notimp']],
+    ['log {\n    class denial error\n  }', ['nxdomain', 'nodata', 'bare-nxdomain', 'servfail', 'notimp']],
+    ['log {\n    class all\n  }', kinds],
   ];
   for (const [directive, logged] of cases) {
     const lines: string[] = [];
     const p = logFrom(directive, lines);
-    for (const kind of ['answer', 'nxdomain', 'nodata', 'servfail'] as Kind[]) run(p, kind, `${kind}.example.org`);
-    assert.deepEqual(lines.map((l) => /"A IN ([a-z]+)\./.exec(l)![1]), logged, directive);
+    for (const kind of kinds) run(p, kind, `${kind}.example.org`);
+    assert.deepEqual(lines.map((l) => /"A IN ([a-z-]+)\./.exec(l)![1]), logged, directive);
   }
   assert.equal(logFrom('log', []).rules[0]!.classes, LogClass.ALL);
 });

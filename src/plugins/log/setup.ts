@@ -11,6 +11,8 @@ import type { Request } from '../../server/request.ts';
 import type { Directive } from '../../corefile/types.ts';
 import { errorAt, blockLines, unknownPropertyError, argCountError } from '../../corefile/setup-helpers.ts';
 import { canonicalName } from '../../wire/name.ts';
+import { ResponseScan, scanResponse } from '../../wire/message.ts';
+import { logClassOf, typify } from '../../wire/typify.ts';
 import { typeName, className, rcodeName, Rcode } from '../../wire/codes.ts';
 
 export const COMMON_LOG_FORMAT =
@@ -76,13 +78,13 @@ export function compileFormat(format: string): Part[] {
   return parts;
 }
 
+/** Scratch scan for classify(); used synchronously only. */
+const scan = new ResponseScan();
+
+/** The response's class for `class` selection (CoreDNS: response.Classify(response.Typify(msg))). */
 function classify(resp: Buffer): number {
-  if (resp.length < 12) return LogClass.ERROR;
-  const rcode = resp[3]! & 0x0f;
-  if (rcode === Rcode.NXDOMAIN) return LogClass.DENIAL;
-  if (rcode !== Rcode.NOERROR) return LogClass.ERROR;
-  const ancount = (resp[6]! << 8) | resp[7]!;
-  return ancount === 0 ? LogClass.DENIAL : LogClass.SUCCESS;
+  if (!scanResponse(resp, resp.length, scan)) return LogClass.ERROR;
+  return logClassOf(typify(scan, resp));
 }
 
 export interface LogRule {
