@@ -1,7 +1,7 @@
 /**
- * CoreDNS's response typing (plugin/pkg/response: Typify and Classify) on a scanned response:
- * the cache decides with it what to store and for how long, the log plugin which class a
- * response belongs to. No I/O; reads only bytes that scanResponse bounds-checked.
+ * CoreDNS's response typing (plugin/pkg/response: Typify) on a scanned response: the cache
+ * decides with it what to store and for how long, the log plugin (with its Classify) which
+ * class a response belongs to. No I/O; reads only bytes that scanResponse bounds-checked.
  */
 import { Flag, Opcode, QType, Rcode } from './codes.ts';
 import type { ResponseScan } from './message.ts';
@@ -18,10 +18,6 @@ export const ResponseClass = {
   UNCACHEABLE: 5,
 } as const;
 export type ResponseClassValue = (typeof ResponseClass)[keyof typeof ResponseClass];
-
-/** CoreDNS response.Classify: what the log plugin's `class` selects (bit values). */
-export const LogClassOf = { SUCCESS: 1, DENIAL: 2, ERROR: 4 } as const;
-export type LogClassValue = (typeof LogClassOf)[keyof typeof LogClassOf];
 
 /**
  * CoreDNS response.Typify on a message scanned into `s` (the DO-bit RRSIG expiry check left
@@ -50,11 +46,4 @@ export function typify(s: ResponseScan, msg: Uint8Array): ResponseClassValue {
   if (ns > 0 && rcode === Rcode.NOERROR) return ResponseClass.DELEGATION;
   if (rcode === Rcode.NOERROR) return ResponseClass.NO_ERROR;
   return ResponseClass.UNCACHEABLE;
-}
-
-/** CoreDNS response.Classify: NoError and Delegation are success, NameError and NoData denial, the rest error. */
-export function logClassOf(t: ResponseClassValue): LogClassValue {
-  if (t === ResponseClass.NO_ERROR || t === ResponseClass.DELEGATION) return LogClassOf.SUCCESS;
-  if (t === ResponseClass.NAME_ERROR || t === ResponseClass.NO_DATA) return LogClassOf.DENIAL;
-  return LogClassOf.ERROR;
 }

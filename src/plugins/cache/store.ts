@@ -358,8 +358,7 @@ export class EntryStore {
     }
     entry.chain = null;
     entry.slot = -1;
-    if (entry.holders > 0) entry.orphaned = true;
-    else this.recycle(entry);
+    this.retire(entry);
     return true;
   }
 
@@ -371,9 +370,14 @@ export class EntryStore {
     for (const e of all) {
       e.slot = -1;
       e.chain = null;
-      if (e.holders > 0) e.orphaned = true;
-      else this.recycle(e);
+      this.retire(e);
     }
+  }
+
+  /** An entry just unlinked: back to the pool now, or when its last holder lets go. */
+  private retire(e: Entry): void {
+    if (e.holders > 0) e.orphaned = true;
+    else this.recycle(e);
   }
 
   /** Visits every entry (tests, debugging). */

@@ -12,7 +12,7 @@ import type { Directive } from '../../corefile/types.ts';
 import { errorAt, blockLines, unknownPropertyError, argCountError } from '../../corefile/setup-helpers.ts';
 import { canonicalName } from '../../wire/name.ts';
 import { ResponseScan, scanResponse } from '../../wire/message.ts';
-import { logClassOf, typify } from '../../wire/typify.ts';
+import { ResponseClass, typify } from '../../wire/typify.ts';
 import { typeName, className, rcodeName, Rcode } from '../../wire/codes.ts';
 
 export const COMMON_LOG_FORMAT =
@@ -81,10 +81,16 @@ export function compileFormat(format: string): Part[] {
 /** Scratch scan for classify(); used synchronously only. */
 const scan = new ResponseScan();
 
-/** The response's class for `class` selection (CoreDNS: response.Classify(response.Typify(msg))). */
+/**
+ * The response's class for `class` selection, CoreDNS's response.Classify(response.Typify(msg)):
+ * NoError and Delegation are success, NameError and NoData denial, everything else error.
+ */
 function classify(resp: Buffer): number {
   if (!scanResponse(resp, resp.length, scan)) return LogClass.ERROR;
-  return logClassOf(typify(scan, resp));
+  const t = typify(scan, resp);
+  if (t === ResponseClass.NO_ERROR || t === ResponseClass.DELEGATION) return LogClass.SUCCESS;
+  if (t === ResponseClass.NAME_ERROR || t === ResponseClass.NO_DATA) return LogClass.DENIAL;
+  return LogClass.ERROR;
 }
 
 export interface LogRule {
@@ -104,7 +110,9 @@ class LogWriter implements ResponseWriter {
   }
   writeMsg(req: Request, msg: Buffer, len: number): void {
     const resp = msg.subarray(0, len);
-    if ((classify(resp) & this.rule.classes) !== 0) {
+    // `class all` (the default) needs no classification: every response is logged.
+    const classes = this.rule.classes;
+    if (classes === LogClass.ALL || (classify(resp) & classes) !== 0) {
       const ms = performance.now() - req.startMs;
       let line = '';
       for (const p of this.rule.parts) line += typeof p === 'string' ? p : p(req, resp, ms);
