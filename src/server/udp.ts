@@ -2,12 +2,13 @@
  * UDP listener. One socket per (address, port), `reusePort` so workers and a standby
  * instance can share it. It is the terminal ResponseWriter of its requests: it truncates
  * answers larger than the client's limit (512 bytes, or the EDNS payload size — RFC 6891
- * §6.2.3/§7) to header + question with TC=1, and sends.
+ * §6.2.3/§7) as CoreDNS does, to as many whole records as fit with TC=1 (wire/truncate.ts),
+ * cache hits and forwarded answers alike, and sends.
  */
 import dgram from 'node:dgram';
 import type { ResponseWriter } from '../plugin.ts';
 import { Request, Proto } from './request.ts';
-import { buildTruncated } from '../wire/message.ts';
+import { truncateResponse } from '../wire/truncate.ts';
 import type { Dispatcher } from './dispatch.ts';
 
 /** Resolves IP literals synchronously: dgram's default lookup defers every send a tick. */
@@ -82,7 +83,7 @@ export class UdpListener implements ResponseWriter {
     let out = msg;
     let outLen = len;
     if (len > req.udpSize && req.questionEnd > 0) {
-      out = buildTruncated(req, msg);
+      out = truncateResponse(req, msg, len, req.udpSize);
       outLen = out.length;
       req.responseLen = outLen;
     }

@@ -191,9 +191,10 @@ export function buildEmptyResponse(q: QueryLike, rcode: number): Buffer {
 }
 
 /**
- * The truncated form of a response too large for the client's UDP size (RFC 1035 §4.2.1,
- * RFC 6891 §7): header with TC set and no records, the question, and an OPT when the
- * client used EDNS.
+ * The minimal truncated form of a response too large for the client's UDP size (RFC 1035
+ * §4.2.1, RFC 6891 §7): header with TC set and no records, the query's question, and an OPT
+ * when the client used EDNS. truncate.ts falls back to it for a response it cannot cut
+ * record by record (malformed, or signed with TSIG).
  */
 export function buildTruncated(q: QueryLike, resp: Uint8Array): Buffer {
   const qlen = q.questionEnd - Header.SIZE;
