@@ -2,16 +2,15 @@
  * node-cache's own metric: `coredns_nodecache_setup_errors_total{errortype}`, counting failures of
  * the periodic network set-up and of Corefile templating, every error type pre-set to 0 so the
  * series exist from the start. Served with the process metrics on `-metrics-listen-address`
- * (default 0.0.0.0:9353) at /metrics, separate from the DNS metrics of the `prometheus` plugin.
+ * (default 0.0.0.0:9353) at /metrics, separate from the DNS metrics of the `prometheus` plugin,
+ * with the same listener bounds (createHardenedServer) and at most one render per second.
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 import { splitListenAddress } from '../cli/options.ts';
-// Not `import { ... } from 'node:http'`: an ES-module import of node:http reads every export,
-// including the lazy WebSocket/EventSource getters, which loads undici (~70-190 ms of start-up
-// here, measured in bench/PROFILE.md). process.getBuiltinModule returns the module as is.
-const { createServer } = process.getBuiltinModule('node:http');
+import { createHardenedServer, type HttpLimits } from '../metrics/http-endpoints.ts';
+import { RenderScheduler, SCRAPE_RENDER_INTERVAL_MS } from '../metrics/hub.ts';
 
 export const SETUP_ERROR_TYPES = {
   iptables: 'iptables',
@@ -27,10 +26,13 @@ export const SETUP_ERRORS_METRIC = 'coredns_nodecache_setup_errors_total';
 export class SetupMetrics {
   readonly registry: Registry;
   readonly #errors: Counter<'errortype'>;
+  /** /metrics renders: at most one per interval, shared by the scrapes it answers (as the DNS metrics'). */
+  readonly scrapes: RenderScheduler;
   #server: Server | undefined;
 
-  constructor(opts: { processMetrics?: boolean } = {}) {
+  constructor(opts: { processMetrics?: boolean; renderIntervalMs?: number } = {}) {
     this.registry = new Registry();
+    this.scrapes = new RenderScheduler(() => this.registry.metrics(), opts.renderIntervalMs ?? SCRAPE_RENDER_INTERVAL_MS);
     this.#errors = new Counter({
       name: SETUP_ERRORS_METRIC,
       help: 'Errors met by node-local-dns while setting up the interface, iptables rules and Corefile',
@@ -51,25 +53,30 @@ export class SetupMetrics {
     return m.values.find((v) => v.labels.errortype === type)?.value ?? 0;
   }
 
-  /** Starts the /metrics listener on `host:port`; resolves with the bound address. */
-  listen(address: string): Promise<AddressInfo> {
+  /**
+   * Starts the /metrics listener on `host:port`; resolves with the bound address. The listener
+   * has the bounds of every HTTP listener of the process (src/metrics/http-endpoints.ts).
+   */
+  listen(address: string, opts: { limits?: Readonly<HttpLimits> } = {}): Promise<AddressInfo> {
     const { host, port } = splitListenAddress(address, 'metrics-listen-address');
-    const server = createServer((req, res) => {
+    const server = createHardenedServer(address, (req, res) => {
       const path = (req.url ?? '').split('?')[0];
       if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
         res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('404 page not found\n');
         return;
       }
-      this.registry.metrics().then(
-        (body) => {
-          res.writeHead(200, { 'content-type': this.registry.contentType });
+      this.scrapes.request().then(
+        ({ body }) => {
+          if (res.destroyed) return;
+          res.writeHead(200, { 'content-type': this.registry.contentType, 'content-length': body.length });
           res.end(req.method === 'HEAD' ? undefined : body);
         },
         (err: unknown) => {
+          if (res.destroyed) return;
           res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(`${String(err)}\n`);
         },
       );
-    });
+    }, opts);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host: host === '' ? undefined : host, port }, () => {

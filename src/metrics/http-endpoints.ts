@@ -13,12 +13,20 @@
  * Addresses are CoreDNS's `[host]:port` strings: an empty host listens on every address;
  * `localhost` listens on 127.0.0.1 (as Go does). Unknown paths answer 404 `404 page not found`
  * like Go's http.ServeMux.
+ *
+ * Bounds: every HTTP server of the process (these listeners and node-cache's setup metrics
+ * listener, src/agent/setup-metrics.ts) is made with `createHardenedServer`, so that no client
+ * can hold more than a fixed number of file descriptors or a connection for long (see
+ * HttpLimits and DEFAULT_HTTP_LIMITS). What a bound closes is counted in
+ * nodelocaldns_http_connections_dropped_total{address,reason} (process-metrics.ts).
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { EngineHooks } from '../plugin.ts';
+import type { AddressInfo, Socket } from 'node:net';
+import type { EngineHooks, Logger } from '../plugin.ts';
 import type { Directive } from '../corefile/types.ts';
 import { errorAt, expectArgs } from '../corefile/setup-helpers.ts';
+import { HttpDropReason, httpConnectionDrops, type HttpConnectionDrops, type HttpDropReasonValue } from './process-metrics.ts';
+import { log as defaultLog } from '../util/log.ts';
 // Not `import { ... } from 'node:http'`: an ES-module import of node:http reads every export,
 // including the lazy WebSocket/EventSource getters, which loads undici (~70-190 ms of start-up
 // here, measured in bench/PROFILE.md). process.getBuiltinModule returns the module as is.
@@ -97,6 +105,219 @@ export function dialHost(host: string): string {
 
 const DEFAULT_GRACE_MS = 2000;
 
+/**
+ * Bounds of one HTTP listener. Probes and scrapes send one small GET at once and read a reply
+ * of at most a few hundred KiB, so every bound sits far above what they need and far below
+ * what a flood can use:
+ *  - maxConnections: connections held per listener. At the cap a new connection is always
+ *    admitted and one held connection is closed: of the client (remote IP) holding the most,
+ *    the least recently active one without a request in progress (`evicted`), else its least
+ *    recently active one (`evicted_busy`); see ConnectionTable. A flood of held or slow
+ *    connections therefore never keeps a new client (kubelet's probe, a scrape) out and only
+ *    pushes out the flooder's own connections. Refusing new connections at the cap (Node's
+ *    server.maxConnections) would lock the probe out for as long as the flood lasts.
+ *    4 listeners (health, ready, metrics, setup metrics) x 64 = 256 descriptors at most.
+ *  - headersTimeoutMs / requestTimeoutMs: the request head / whole request must arrive within
+ *    these (slowloris: headers a byte at a time); answered 408 and closed (`timeout`).
+ *  - keepAliveTimeoutMs: an idle keep-alive connection is closed after this (not counted).
+ *  - idleTimeoutMs: a socket with no traffic either way (a client that stops reading its
+ *    reply, a connection that never sends) is closed (`timeout`).
+ *  - maxHeaderBytes: request head larger than this: 431 and closed (`bad_request`).
+ */
+export interface HttpLimits {
+  maxConnections: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxHeaderBytes: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
+  maxConnections: 64,
+  headersTimeoutMs: 5_000,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
+  idleTimeoutMs: 10_000,
+  maxHeaderBytes: 8 * 1024,
+});
+
+/** Accept errors are logged at most this often per listener (each one is counted). */
+const ACCEPT_ERROR_LOG_INTERVAL_MS = 60_000;
+
+/** A held connection: its client, requests in progress, requests answered. */
+interface ConnState {
+  readonly client: string;
+  inFlight: number;
+  served: number;
+}
+
+/** Replies written to a connection closed for a malformed or late request head (as Node's defaults). */
+const CLIENT_ERROR_REPLY: Record<string, string> = {
+  HPE_HEADER_OVERFLOW: 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n',
+  ERR_HTTP_REQUEST_TIMEOUT: 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n',
+};
+const BAD_REQUEST_REPLY = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
+
+/**
+ * The connection table of one listener: admission at HttpLimits.maxConnections with eviction.
+ * Connections are grouped by client (remote IP); each group is ordered least recently active
+ * first (a connection moves to the end when a request on it starts and when one ends). At the
+ * cap the victim is taken from the client holding the most connections (ties: the client
+ * whose connections were admitted first): its least recently active connection without a
+ * request in progress, else its least recently active one. A client flooding the port only
+ * ever evicts its own connections once it holds the most; kubelet's probe, one connection
+ * from the node's address, is never the victim while another client holds two.
+ */
+class ConnectionTable {
+  readonly #byClient = new Map<string, Map<Socket, ConnState>>();
+  readonly #state = new Map<Socket, ConnState>();
+  readonly #max: number;
+  readonly #onEvict: (busy: boolean) => void;
+
+  constructor(max: number, onEvict: (busy: boolean) => void) {
+    this.#max = Math.max(1, max);
+    this.#onEvict = onEvict;
+  }
+
+  get size(): number {
+    return this.#state.size;
+  }
+
+  get(socket: Socket): ConnState | undefined {
+    return this.#state.get(socket);
+  }
+
+  admit(socket: Socket): void {
+    while (this.#state.size >= this.#max) this.#evictOne();
+    const client = socket.remoteAddress ?? '';
+    const st: ConnState = { client, inFlight: 0, served: 0 };
+    this.#state.set(socket, st);
+    let group = this.#byClient.get(client);
+    if (group === undefined) {
+      group = new Map();
+      this.#byClient.set(client, group);
+    }
+    group.set(socket, st);
+    socket.once('close', () => this.#forget(socket));
+  }
+
+  /** Moves the connection to its client's most recently active end; its state, or undefined once gone. */
+  touch(socket: Socket): ConnState | undefined {
+    const st = this.#state.get(socket);
+    if (st === undefined) return undefined;
+    const group = this.#byClient.get(st.client)!;
+    group.delete(socket);
+    group.set(socket, st);
+    return st;
+  }
+
+  #forget(socket: Socket): void {
+    const st = this.#state.get(socket);
+    if (st === undefined) return;
+    this.#state.delete(socket);
+    const group = this.#byClient.get(st.client)!;
+    group.delete(socket);
+    if (group.size === 0) this.#byClient.delete(st.client);
+  }
+
+  #evictOne(): void {
+    let top = 0;
+    for (const g of this.#byClient.values()) top = Math.max(top, g.size);
+    // Among the clients holding `top` connections, the first in admission order with an idle one.
+    let victim: Socket | undefined;
+    let fallback: Socket | undefined;
+    for (const g of this.#byClient.values()) {
+      if (g.size !== top) continue;
+      for (const [sock, st] of g) {
+        fallback ??= sock;
+        if (st.inFlight === 0) {
+          victim = sock;
+          break;
+        }
+      }
+      if (victim !== undefined) break;
+    }
+    const busy = victim === undefined;
+    victim ??= fallback!;
+    this.#forget(victim);
+    victim.destroy();
+    this.#onEvict(busy);
+  }
+}
+
+/**
+ * An http.Server with the process's HTTP bounds (HttpLimits), serving `handler`. `address` is
+ * the label of its drops counter and of its log lines. Errors after listening (accept()
+ * failing: EMFILE, ENFILE, ENOBUFS) are counted and logged, never thrown; errors while
+ * binding stay the caller's (listen's own 'error' listener).
+ */
+export function createHardenedServer(
+  address: string,
+  handler: RouteHandler,
+  opts: { limits?: Readonly<HttpLimits>; drops?: HttpConnectionDrops; log?: Logger } = {},
+): Server {
+  const limits = opts.limits ?? DEFAULT_HTTP_LIMITS;
+  const drops = opts.drops ?? httpConnectionDrops;
+  const logger = opts.log ?? defaultLog;
+  const count = (reason: HttpDropReasonValue) => drops.add(address, reason);
+  const table = new ConnectionTable(limits.maxConnections, (busy) => count(busy ? HttpDropReason.EVICTED_BUSY : HttpDropReason.EVICTED));
+  const server = createServer(
+    {
+      maxHeaderSize: limits.maxHeaderBytes,
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      // Node checks the two timeouts above on this period (default 30 s).
+      connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
+    },
+    (req, res) => {
+      const socket = req.socket;
+      const st = table.touch(socket);
+      if (st !== undefined) st.inFlight++;
+      res.once('close', () => {
+        if (st === undefined) return;
+        st.inFlight--;
+        st.served++;
+        table.touch(socket);
+      });
+      handler(req, res);
+    },
+  );
+  server.on('connection', (socket: Socket) => table.admit(socket));
+  // Socket inactivity: a connection that never sends, or stops reading its reply. A keep-alive
+  // connection between requests times out here too (keepAliveTimeout): closed, not counted.
+  server.setTimeout(limits.idleTimeoutMs, (socket: Socket) => {
+    const st = table.get(socket);
+    if (st === undefined || st.inFlight > 0 || st.served === 0) count(HttpDropReason.TIMEOUT);
+    socket.destroy();
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    const code = err.code ?? '';
+    if (code !== 'ECONNRESET' && code !== 'EPIPE') {
+      count(code === 'ERR_HTTP_REQUEST_TIMEOUT' ? HttpDropReason.TIMEOUT : HttpDropReason.BAD_REQUEST);
+    }
+    const pending = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (socket.writable && (pending === undefined || pending === null || !pending.headersSent)) {
+      socket.end(CLIENT_ERROR_REPLY[code] ?? BAD_REQUEST_REPLY);
+    }
+    socket.destroy();
+  });
+  let lastAcceptLogMs = -Infinity;
+  let unlogged = 0;
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    if (!server.listening) return; // binding: the caller's listen() reports it
+    count(HttpDropReason.ACCEPT_ERROR);
+    unlogged++;
+    const now = performance.now();
+    if (now - lastAcceptLogMs < ACCEPT_ERROR_LOG_INTERVAL_MS) return;
+    lastAcceptLogMs = now;
+    logger.error(`http ${address}: accept: ${err.code ?? err.message} (${unlogged} connection(s) dropped since the last report)`);
+    unlogged = 0;
+  });
+  return server;
+}
+
 /** A handler serving a path, and the plugin instance holding it (see `Lease.holders`). */
 interface Route {
   readonly handler: RouteHandler;
@@ -112,11 +333,9 @@ class Endpoint {
   closeTimer: NodeJS.Timeout | null = null;
   closed: Promise<void> | null = null;
 
-  constructor(address: string) {
+  constructor(address: string, limits: Readonly<HttpLimits>, drops: HttpConnectionDrops) {
     this.address = address;
-    this.server = createServer((req, res) => this.dispatch(req, res));
-    // Probes and scrapes are short; keep-alive connections must not hold a closing listener open.
-    this.server.keepAliveTimeout = 5000;
+    this.server = createHardenedServer(address, (req, res) => this.dispatch(req, res), { limits, drops });
   }
 
   private dispatch(req: IncomingMessage, res: ServerResponse): void {
@@ -175,9 +394,13 @@ export interface Lease {
 export class HttpEndpoints {
   private readonly endpoints = new Map<string, Endpoint>();
   private readonly graceMs: number;
+  private readonly limits: Readonly<HttpLimits>;
+  private readonly drops: HttpConnectionDrops;
 
-  constructor(opts: { graceMs?: number } = {}) {
+  constructor(opts: { graceMs?: number; limits?: Partial<HttpLimits>; drops?: HttpConnectionDrops } = {}) {
     this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
+    this.limits = { ...DEFAULT_HTTP_LIMITS, ...opts.limits };
+    this.drops = opts.drops ?? httpConnectionDrops;
   }
 
   /**
@@ -192,7 +415,7 @@ export class HttpEndpoints {
       ep = undefined;
     }
     if (ep === undefined) {
-      const created = new Endpoint(address);
+      const created = new Endpoint(address, this.limits, this.drops);
       this.endpoints.set(address, created);
       try {
         await created.listen();

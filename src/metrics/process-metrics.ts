@@ -5,6 +5,10 @@
  * As in CoreDNS (where these are registered when the plugin package is compiled in), the
  * plain counters and the health histogram are exported from the start with zero values;
  * coredns_reload_version_info appears once a Corefile change was seen.
+ *
+ * node-local-dns's own: nodelocaldns_http_connections_dropped_total{address,reason} (the HTTP
+ * listeners' bounds, see HttpDropReason) and nodelocaldns_metrics_renders_total (how often the
+ * exposition was built, see MetricsHub.scrape), each exported from its first event.
  */
 import { Histogram } from './histogram.ts';
 import { SLIM_TIME_BUCKETS } from './labels.ts';
@@ -23,7 +27,61 @@ export const PROCESS_METRICS = {
     name: 'coredns_reload_version_info',
     help: "A metric with a constant '1' value labeled by hash, and value which type of hash generated.",
   },
+  httpDropped: {
+    name: 'nodelocaldns_http_connections_dropped_total',
+    help: 'Connections to the HTTP listeners (metrics, health, ready) closed by a bound, by listen address and reason.',
+  },
+  metricsRenders: {
+    name: 'nodelocaldns_metrics_renders_total',
+    help: 'Times the /metrics exposition was rendered (scrapes within one render interval share a render).',
+  },
 } as const;
+
+/**
+ * Why a bound closed an HTTP connection (src/metrics/http-endpoints.ts `hardenHttpServer`):
+ *  - evicted: the listener was at its connection cap and this was its least recently active
+ *    connection without a request in progress, closed to admit a new one;
+ *  - evicted_busy: the same, when every held connection had a request in progress;
+ *  - timeout: headers or request not received in time, or the socket inactive too long;
+ *  - bad_request: malformed request or headers over the size limit;
+ *  - accept_error: accept() failed (e.g. EMFILE: no file descriptor left).
+ */
+export const HttpDropReason = {
+  EVICTED: 'evicted',
+  EVICTED_BUSY: 'evicted_busy',
+  TIMEOUT: 'timeout',
+  BAD_REQUEST: 'bad_request',
+  ACCEPT_ERROR: 'accept_error',
+} as const;
+export type HttpDropReasonValue = (typeof HttpDropReason)[keyof typeof HttpDropReason];
+
+/** nodelocaldns_http_connections_dropped_total: counts per (address, reason), process-wide. */
+export class HttpConnectionDrops {
+  /** `${address} ${reason}` -> count (an address has no space). */
+  private readonly counts = new Map<string, number>();
+
+  add(address: string, reason: HttpDropReasonValue): void {
+    const key = `${address} ${reason}`;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  }
+
+  count(address: string, reason: HttpDropReasonValue): number {
+    return this.counts.get(`${address} ${reason}`) ?? 0;
+  }
+
+  collect(out: SnapshotBuilder): void {
+    if (this.counts.size === 0) return;
+    const m = PROCESS_METRICS.httpDropped;
+    const f = out.family(m.name, m.help, 'counter');
+    for (const [key, n] of this.counts) {
+      const i = key.lastIndexOf(' ');
+      f.add({ address: key.slice(0, i), reason: key.slice(i + 1) }, n);
+    }
+  }
+}
+
+/** The process's HTTP listeners all count here (they run on the main thread only). */
+export const httpConnectionDrops = new HttpConnectionDrops();
 
 export interface BuildInfo {
   version: string;
@@ -40,6 +98,14 @@ export class ProcessMetrics {
   reloadFailed = 0;
   /** The digest of the last Corefile change the reload plugin saw, if any. */
   reloadVersion: { hash: string; value: string } | null = null;
+  /** nodelocaldns_http_connections_dropped_total (the process-wide counter unless given). */
+  readonly httpDrops: HttpConnectionDrops;
+  /** nodelocaldns_metrics_renders_total: renders of the scrape cache (MetricsHub.scrape). */
+  metricsRenders = 0;
+
+  constructor(opts: { httpDrops?: HttpConnectionDrops } = {}) {
+    this.httpDrops = opts.httpDrops ?? httpConnectionDrops;
+  }
 
   collect(out: SnapshotBuilder): void {
     const b = PROCESS_METRICS;
@@ -51,5 +117,7 @@ export class ProcessMetrics {
     if (this.reloadVersion) {
       out.family(b.reloadVersion.name, b.reloadVersion.help, 'gauge', { merge: 'max' }).add({ ...this.reloadVersion }, 1);
     }
+    this.httpDrops.collect(out);
+    if (this.metricsRenders > 0) out.family(b.metricsRenders.name, b.metricsRenders.help, 'counter').add({}, this.metricsRenders);
   }
 }
