@@ -5,6 +5,9 @@
  *  - `-localip ...`: the node agent (node-cache compatible: templating, interface, iptables).
  *  - Otherwise: serve `-conf FILE` as written (blocks without `bind` listen on 127.0.0.1).
  * Signals: SIGTERM/SIGINT drain and exit 0 (a second one exits at once); SIGUSR1 reloads.
+ * Exceptions escaping outside query handling (a socket or timer callback, an unhandled
+ * rejection) are logged, counted in coredns_panics_total and survived; more than 10 within 60 s
+ * exit 1 (src/util/panic.ts). A broken stdout/stderr never ends the process (src/util/log.ts).
  * `-workers N` serving threads (0: the default, one; src/workers/count.ts).
  *
  * Start-up: Node's compile cache (type-stripped sources and V8 code) is enabled before the
@@ -16,7 +19,7 @@ import { enableCompileCache } from 'node:module';
 import type { Engine } from './engine.ts';
 import { parseOptions, optionsUsage, type Options } from './cli/options.ts';
 import { FlagHelpRequested, flagExitCode } from './cli/flags.ts';
-import { setQuiet, log } from './util/log.ts';
+import { guardOutputStreams, setQuiet, log } from './util/log.ts';
 import { VERSION } from './version.ts';
 
 /** The embedded default: a caching forwarder on loopback. */
@@ -104,8 +107,16 @@ async function runAgentMode(opts: Options): Promise<Stoppable> {
   };
 }
 
+/** Installs the process-wide last line of defence (see the header). */
+async function installPanicGuard(): Promise<void> {
+  guardOutputStreams();
+  const [{ PanicGuard }, { countPanic }] = await Promise.all([import('./util/panic.ts'), import('./metrics/zone-stats.ts')]);
+  new PanicGuard({ log, count: countPanic }).install();
+}
+
 export async function main(argv: string[]): Promise<void> {
   if (process.env.NODE_DISABLE_COMPILE_CACHE === undefined) enableCompileCache();
+  await installPanicGuard();
   let opts: Options;
   try {
     opts = parseOptions(argv);

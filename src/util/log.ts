@@ -2,6 +2,11 @@
  * Logging in CoreDNS's shape: `[INFO] plugin/reload: ...` on stdout, `[ERROR] ...` on stderr.
  * CoreDNS (via its log package) prints no timestamp; node-cache's own lines carry Go's
  * `2006/01/02 15:04:05` prefix, which `withTimestamp` reproduces for agent messages.
+ *
+ * Output streams: `guardOutputStreams()` (called by main) keeps a broken stdout or stderr (a log
+ * reader that went away: EPIPE; a full disk: ENOSPC) from ending the process. Node emits such a
+ * write error as an 'error' event, which without a listener is an uncaught exception. The first
+ * failure of each stream is reported once on the other one; later lines to it are lost.
  */
 import type { Logger } from '../plugin.ts';
 
@@ -34,6 +39,28 @@ function make(prefix: string, withTimestamp: boolean): Logger {
       if (process.env.NLD_DEBUG) process.stdout.write(`${ts()}[DEBUG] ${pre}${msg}\n`);
     },
   };
+}
+
+/** Write failures of process.stdout / process.stderr since start (by stream). */
+export const outputErrors = { stdout: 0, stderr: 0 };
+let streamsGuarded = false;
+
+/** Installs the 'error' listeners described above (idempotent). */
+export function guardOutputStreams(): void {
+  if (streamsGuarded) return;
+  streamsGuarded = true;
+  const watch = (name: 'stdout' | 'stderr', stream: NodeJS.WriteStream, other: NodeJS.WriteStream): void => {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (outputErrors[name]++ > 0) return;
+      try {
+        if (!other.destroyed) other.write(`[ERROR] writing to ${name} failed (${err.code ?? err.message}): its log lines are lost from now on\n`);
+      } catch {
+        // both streams are gone: nothing can be reported
+      }
+    });
+  };
+  watch('stdout', process.stdout, process.stderr);
+  watch('stderr', process.stderr, process.stdout);
 }
 
 /** Logger for a plugin: lines read `[INFO] plugin/<name>: ...`. */

@@ -286,6 +286,8 @@ export class WorkerPool implements ServingPool {
     worker.on('error', (err) => {
       if (h.state !== WorkerState.STOPPING) this.opts.log.error(`worker ${index}: ${err.stack ?? err.message}`);
     });
+    // A message that cannot be deserialized would leave its request waiting: say so.
+    worker.on('messageerror', (err) => this.opts.log.error(`worker ${index}: a message could not be deserialized: ${err.message}`));
     worker.once('exit', (code) => this.onExit(h, code));
     return h;
   }
@@ -308,6 +310,9 @@ export class WorkerPool implements ServingPool {
         p.resolve(m);
         return;
       }
+      case 'final':
+        h.lastSnapshot = m.snapshot;
+        return;
       case 'fatal':
         if (this.fatal) return;
         this.fatal = true;

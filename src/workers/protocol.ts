@@ -7,7 +7,8 @@
  * same id. A worker answers requests one at a time in arrival order (the pool never sends a
  * reload before the previous one was answered).
  * Worker → control: `ready` once its engine serves (or `startFailed`), `reply`s, and `fatal`
- * when the engine asks the process to exit (CoreDNS's log.Fatal, e.g. plugin/loop).
+ * when the engine asks the process to exit (CoreDNS's log.Fatal, e.g. plugin/loop), `final` with
+ * its counters when it ends itself after too many panics (src/util/panic.ts).
  */
 import type { ListenerInfo } from '../engine.ts';
 import type { MetricsSnapshot } from '../metrics/snapshot.ts';
@@ -37,4 +38,6 @@ export type WorkerMessage =
   | { type: 'startFailed'; message: string }
   | { type: 'reply'; id: number; ok: true; listening?: ListenerInfo[]; snapshot?: MetricsSnapshot }
   | { type: 'reply'; id: number; ok: false; message: string }
-  | { type: 'fatal'; message: string };
+  | { type: 'fatal'; message: string }
+  /** Sent just before a worker ends itself (too many panics): its counters, kept by the pool. */
+  | { type: 'final'; snapshot: MetricsSnapshot };

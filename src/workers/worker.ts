@@ -13,7 +13,9 @@ import { Engine, EngineRole } from '../engine.ts';
 import { EngineCollector } from '../metrics/engine-collector.ts';
 import { SnapshotBuilder } from '../metrics/snapshot.ts';
 import { zoneStatsRegistry } from '../metrics/zone-stats.ts';
-import { setQuiet } from '../util/log.ts';
+import { log, setQuiet } from '../util/log.ts';
+import { PanicGuard } from '../util/panic.ts';
+import { countPanic } from '../metrics/zone-stats.ts';
 import type { ControlRequest, WorkerInit, WorkerMessage } from './protocol.ts';
 
 function post(m: WorkerMessage): void {
@@ -28,10 +30,34 @@ function monitorRoutes(engine: Engine): void {
   }
 }
 
+/** This thread's counters, as a `snapshot` request answers them. */
+function snapshot(collector: EngineCollector): ReturnType<SnapshotBuilder['build']> {
+  const b = new SnapshotBuilder();
+  zoneStatsRegistry.collect(b);
+  collector.collect(b);
+  return b.build();
+}
+
 async function run(init: WorkerInit): Promise<void> {
   setQuiet(init.quiet);
   const portOverrides = new Map(init.portOverrides);
   const collector = new EngineCollector();
+  // An exception escaping a callback of this thread is survived as in the main thread
+  // (src/util/panic.ts); too many end this thread only, after handing its counters to the pool,
+  // which starts a fresh worker in its place.
+  new PanicGuard({
+    log,
+    count: countPanic,
+    where: `worker ${init.index}`,
+    exit: (code) => {
+      try {
+        post({ type: 'final', snapshot: snapshot(collector) });
+      } catch {
+        // the counters since the last scrape are lost
+      }
+      process.exit(code);
+    },
+  }).install();
   let engine: Engine;
   try {
     engine = await Engine.start({
@@ -58,6 +84,7 @@ async function run(init: WorkerInit): Promise<void> {
 
   // Requests are handled one at a time, in order.
   let queue = Promise.resolve();
+  parentPort!.on('messageerror', (err) => log.error(`worker ${init.index}: a control message could not be deserialized: ${err.message}`));
   parentPort!.on('message', (req: ControlRequest) => {
     queue = queue.then(() => handle(req)).catch(() => {});
   });
@@ -66,10 +93,7 @@ async function run(init: WorkerInit): Promise<void> {
     try {
       switch (req.type) {
         case 'snapshot': {
-          const b = new SnapshotBuilder();
-          zoneStatsRegistry.collect(b);
-          collector.collect(b);
-          post({ type: 'reply', id: req.id, ok: true, snapshot: b.build() });
+          post({ type: 'reply', id: req.id, ok: true, snapshot: snapshot(collector) });
           return;
         }
         case 'reload': {
