@@ -13,7 +13,8 @@
  *    worker pool (`pool.apply`, all or nothing) and then runs only the control plugins. Ready
  *    while at least one worker serves; stop waits the lameduck, then drains the workers.
  */
-import { readFileSync } from 'node:fs';
+import { readConfigFile } from './corefile/read.ts';
+import { DEFAULT_CONFIG_LIMITS } from './corefile/limits.ts';
 import type { BlockInfo, EngineHooks, Logger, Plugin, Clock } from './plugin.ts';
 import { loadConfig, serverLabel, type LoadedConfig, type LoadedBlock } from './config/load.ts';
 import { Dispatcher, Generation, RouteTarget, defaultClock } from './server/dispatch.ts';
@@ -131,14 +132,14 @@ export class Engine implements EngineHooks {
   /** Loads the Corefile, binds every listener, starts the plugins. Resolves once serving. */
   static async start(opts: EngineOptions): Promise<Engine> {
     const engine = new Engine(opts);
-    const text = opts.corefileText ?? readFileSync(opts.corefilePath!, 'utf8');
-    const cfg = engine.load(text);
+    const text = opts.corefileText ?? (await readConfigFile(opts.corefilePath!, DEFAULT_CONFIG_LIMITS.maxConfigBytes));
+    const cfg = await engine.load(text);
     await engine.apply(cfg, true);
     engine.ready = true;
     return engine;
   }
 
-  private load(text: string): LoadedConfig {
+  private load(text: string): Promise<LoadedConfig> {
     return loadConfig(text, this.opts.corefilePath ?? 'Corefile', {
       defaultBind: this.opts.defaultBind,
       defaultPort: this.opts.defaultPort,
@@ -256,9 +257,9 @@ export class Engine implements EngineHooks {
       if (this.shuttingDown) return;
       const path = this.opts.corefilePath;
       if (path === null) return;
-      const text = readFileSync(path, 'utf8');
+      const text = await readConfigFile(path, DEFAULT_CONFIG_LIMITS.maxConfigBytes);
       this.log.info('Reloading');
-      const cfg = this.load(text);
+      const cfg = await this.load(text);
       await this.apply(cfg, false);
       this.log.info('Reloading complete');
       this.log.debug?.(`reload triggered by ${reason}`);
@@ -270,7 +271,7 @@ export class Engine implements EngineHooks {
 
   /** Reloads from the given text (used when the config file is rewritten by the agent). */
   async reloadText(text: string): Promise<void> {
-    const cfg = this.load(text);
+    const cfg = await this.load(text);
     await this.apply(cfg, false);
   }
 

@@ -47,8 +47,8 @@ interface Shape {
   plugins: string[];
 }
 
-function load(text: string, over: Partial<LoadOptions> = {}): Shape[] {
-  return loadConfig(text, 'Corefile', options(over)).blocks.map((b) => ({
+async function load(text: string, over: Partial<LoadOptions> = {}): Promise<Shape[]> {
+  return (await loadConfig(text, 'Corefile', options(over))).blocks.map((b) => ({
     zones: b.zones,
     port: b.port,
     addresses: b.addresses,
@@ -56,9 +56,9 @@ function load(text: string, over: Partial<LoadOptions> = {}): Shape[] {
   }));
 }
 
-function loadError(text: string): string {
+async function loadError(text: string): Promise<string> {
   try {
-    loadConfig(text, 'Corefile', options());
+    await loadConfig(text, 'Corefile', options());
   } catch (err) {
     assert.ok(err instanceof CorefileError, `expected a CorefileError, got ${String(err)}`);
     return err.message;
@@ -121,40 +121,40 @@ const ok: [string, string, Shape[]][] = [
 ];
 
 for (const [name, text, want] of ok) {
-  test(`load: ${name}`, () => {
-    assert.deepEqual(load(text), want);
+  test(`load: ${name}`, async () => {
+    assert.deepEqual(await load(text), want);
   });
 }
 
-test('load: default bind addresses and port come from the options (node-cache -localip, -dns.port)', () => {
-  assert.deepEqual(load('cluster.local {\n  errors\n}\n', { defaultBind: ['169.254.20.10', '10.0.0.10'], defaultPort: 1053 }), [
+test('load: default bind addresses and port come from the options (node-cache -localip, -dns.port)', async () => {
+  assert.deepEqual(await load('cluster.local {\n  errors\n}\n', { defaultBind: ['169.254.20.10', '10.0.0.10'], defaultPort: 1053 }), [
     { zones: ['cluster.local.'], port: 1053, addresses: ['169.254.20.10', '10.0.0.10'], plugins: ['errors'] },
   ]);
 });
 
-test('load: server labels are dns://ADDR:PORT, IPv6 in brackets', () => {
-  const cfg = loadConfig('.:53 {\n  bind 127.0.0.1 ::1\n}\n', 'Corefile', options());
+test('load: server labels are dns://ADDR:PORT, IPv6 in brackets', async () => {
+  const cfg = await loadConfig('.:53 {\n  bind 127.0.0.1 ::1\n}\n', 'Corefile', options());
   assert.deepEqual(cfg.blocks[0]!.serverLabels, ['dns://127.0.0.1:53', 'dns://[::1]:53']);
   assert.equal(serverLabel('fd00::10', 5353), 'dns://[fd00::10]:5353');
 });
 
-test('load: bind with an interface name listens on its addresses (link-local IPv6 skipped)', () => {
+test('load: bind with an interface name listens on its addresses (link-local IPv6 skipped)', async () => {
   const lo = networkInterfaces()['lo'];
   assert.ok(lo, 'this machine has a loopback interface named lo');
   const want = lo.filter((a) => !(a.family === 'IPv6' && a.address.startsWith('fe80'))).map((a) => a.address);
-  const [block] = load('.:53 {\n  bind lo\n}\n');
+  const [block] = await load('.:53 {\n  bind lo\n}\n');
   assert.deepEqual(block!.addresses, want);
   assert.ok(block!.addresses.includes('127.0.0.1'));
 });
 
-test("load: the seed article's Corefile (k8s-dns-node-cache 1.x, CoreDNS 1.6.7)", () => {
+test("load: the seed article's Corefile (k8s-dns-node-cache 1.x, CoreDNS 1.6.7)", async () => {
   const article = readFileSync(SEED, 'utf8');
   const start = article.indexOf('cluster.local:53 {');
   // The Corefile is printed by node-cache between `Using config file:` and its next log line.
   const end = article.indexOf('\n2020/', start);
   assert.ok(start > 0 && end > start, 'the seed article holds the Corefile');
   const text = article.slice(start, end);
-  const cfg = loadConfig(text, 'Corefile', options());
+  const cfg = await loadConfig(text, 'Corefile', options());
   const common = ['reload', 'bind', 'prometheus', 'errors', 'cache', 'loop', 'forward'];
   assert.deepEqual(
     cfg.blocks.map((b) => ({ zones: b.zones, port: b.port, addresses: b.addresses, plugins: b.plugins.map((p) => p.name) })),
@@ -198,13 +198,13 @@ const bad: [string, string, string][] = [
 ];
 
 for (const [name, text, want] of bad) {
-  test(`load error: ${name}`, () => {
-    assert.equal(loadError(text), want);
+  test(`load error: ${name}`, async () => {
+    assert.equal(await loadError(text), want);
   });
 }
 
-test('load error: the file name given is the one in the message', () => {
-  assert.throws(() => loadConfig('.:53 {\n  nope\n}\n', '/etc/coredns/Corefile', options()), {
+test('load error: the file name given is the one in the message', async () => {
+  await assert.rejects(loadConfig('.:53 {\n  nope\n}\n', '/etc/coredns/Corefile', options()), {
     message: "/etc/coredns/Corefile:2 - Error during parsing: Unknown directive 'nope'",
   });
 });

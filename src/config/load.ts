@@ -3,11 +3,18 @@
  * (zone, port), set up its plugins through the registry, and compose each chain once, in
  * the order of src/plugins/order.ts. Setup has no side effects (nothing is bound or started),
  * so a config that fails to load leaves the running one untouched.
+ *
+ * Loading never holds the serving thread for long: imports are read with fs/promises
+ * (parseCorefileAsync), the Corefile's size and block count are bounded (src/corefile/limits.ts),
+ * and the event loop gets a turn between groups of server blocks, so DNS keeps being answered
+ * while a large configuration is built.
  */
 import type { Handler, Plugin, SetupContext, BlockInfo, EngineHooks, Clock, Logger } from '../plugin.ts';
 import type { Directive, ServerBlock } from '../corefile/types.ts';
 import type { Request } from '../server/request.ts';
-import { parseCorefile } from '../corefile/parser.ts';
+import { parseCorefileAsync } from '../corefile/parser.ts';
+import { excerpt } from '../corefile/errors.ts';
+import type { ConfigLimits } from '../corefile/limits.ts';
 import { parseServerKey } from '../corefile/address.ts';
 import { errorAt } from '../corefile/setup-helpers.ts';
 import { pluginIndex } from '../plugins/order.ts';
@@ -47,6 +54,15 @@ export interface LoadOptions {
   engine: EngineHooks;
   /** Shared by the blocks of this load. */
   shared?: Map<string, unknown>;
+  /** Bounds of this load (default: src/corefile/limits.ts DEFAULT_CONFIG_LIMITS). */
+  limits?: Partial<ConfigLimits>;
+}
+
+/** Server blocks set up between two turns of the event loop. */
+const BLOCKS_PER_TURN = 50;
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** The end of every chain: nothing answered, so SERVFAIL (CoreDNS's "no next plugin found"). */
@@ -69,12 +85,14 @@ function mergeDirectives(list: Directive[]): Directive {
   return { ...first, args: list.flatMap((d) => d.args), block: list.some((d) => d.block) ? list.flatMap((d) => d.block ?? []) : null };
 }
 
-export function loadConfig(text: string, file: string, opts: LoadOptions): LoadedConfig {
-  const serverBlocks = parseCorefile(text, file, opts.env);
+export async function loadConfig(text: string, file: string, opts: LoadOptions): Promise<LoadedConfig> {
+  const serverBlocks = await parseCorefileAsync(text, file, opts.env, { limits: opts.limits });
   const shared = opts.shared ?? new Map<string, unknown>();
   const blocks: LoadedBlock[] = [];
   const seen = new Map<string, string>();
-  serverBlocks.forEach((sb, blockIndex) => {
+  for (let blockIndex = 0; blockIndex < serverBlocks.length; blockIndex++) {
+    if (blockIndex > 0 && blockIndex % BLOCKS_PER_TURN === 0) await nextTurn();
+    const sb = serverBlocks[blockIndex]!;
     for (const lb of loadBlock(sb, blockIndex, file, opts, shared)) {
       for (const zone of lb.zones) {
         for (const addr of lb.addresses) {
@@ -85,7 +103,7 @@ export function loadConfig(text: string, file: string, opts: LoadOptions): Loade
       }
       blocks.push(lb);
     }
-  });
+  }
   return { blocks, text, file };
 }
 
@@ -105,8 +123,8 @@ function loadBlock(sb: ServerBlock, blockIndex: number, file: string, opts: Load
   const byName = new Map<string, Directive[]>();
   for (const d of sb.directives) {
     if (!PLUGIN_SETUPS.has(d.name)) {
-      if (pluginIndex(d.name) >= 0) throw errorAt(d, `plugin '${d.name}' is not supported by node-local-dns`);
-      throw errorAt(d, `Unknown directive '${d.name}'`);
+      if (pluginIndex(d.name) >= 0) throw errorAt(d, `plugin '${excerpt(d.name)}' is not supported by node-local-dns`);
+      throw errorAt(d, `Unknown directive '${excerpt(d.name)}'`);
     }
     const list = byName.get(d.name) ?? [];
     if (list.length > 0 && !REPEATABLE.has(d.name)) throw errorAt(d, `plugin/${d.name}: this plugin can only be used once per Server Block`);

@@ -12,7 +12,7 @@
  *  - Only `dns://` (or no scheme) is served; tls://, https://, grpc://, quic:// ... are config errors.
  */
 import net from 'node:net';
-import { CorefileError } from './errors.ts';
+import { CorefileError, excerpt } from './errors.ts';
 import type { ServerAddress, Token } from './types.ts';
 
 /** Schemes CoreDNS knows (plugin/pkg/transport), all but dns:// unsupported here. */
@@ -66,7 +66,7 @@ export function parseServerKey(tok: Token): ServerAddress {
     const name = scheme[1]!.toLowerCase();
     if (name !== 'dns') {
       const known = OTHER_SCHEMES.includes(name) ? '' : 'unknown ';
-      fail(`${known}scheme '${name}://' in server key '${tok.text}': only dns:// is served by node-local-dns`);
+      fail(`${known}scheme '${excerpt(name)}://' in server key '${excerpt(tok.text)}': only dns:// is served by node-local-dns`);
     }
     s = s.slice(scheme[0].length);
   }
@@ -76,14 +76,14 @@ export function parseServerKey(tok: Token): ServerAddress {
   const colon = s.lastIndexOf(':');
   if (colon !== -1) {
     const portText = s.slice(colon + 1);
-    if (portText === '') fail(`expecting data after last colon: "${tok.text}"`);
+    if (portText === '') fail(`expecting data after last colon: "${excerpt(tok.text)}"`);
     if (/^[0-9]+$/.test(portText)) {
       port = Number(portText);
-      if (port > 65535) fail(`port ${portText} out of range 0..65535 in server key '${tok.text}'`);
+      if (port > 65535) fail(`port ${excerpt(portText)} out of range 0..65535 in server key '${excerpt(tok.text)}'`);
       host = s.slice(0, colon);
     } else if (!portText.includes('/')) {
       // A '/' after the last colon is an IPv6 CIDR (`fd00::/8`); anything else is a bad port.
-      fail(`invalid port '${portText}' in server key '${tok.text}'`);
+      fail(`invalid port '${excerpt(portText)}' in server key '${excerpt(tok.text)}'`);
     }
   }
 
@@ -94,12 +94,12 @@ export function parseServerKey(tok: Token): ServerAddress {
 /** Validates label and name lengths of a normalised zone (miekg/dns IsDomainName limits). */
 function checkZone(zone: string, key: string, fail: (detail: string) => never): string {
   if (zone === '.') return zone;
-  if (zone.length > MAX_NAME_TEXT) fail(`specified zone is too long: ${zone.length - 1} > 253 in server key '${key}'`);
+  if (zone.length > MAX_NAME_TEXT) fail(`specified zone is too long: ${zone.length - 1} > 253 in server key '${excerpt(key)}'`);
   const labels = zone.slice(0, -1).split('.');
   for (const label of labels) {
-    if (label === '') fail(`zone is not a valid domain name: ${zone} (empty label) in server key '${key}'`);
-    if (label.length > MAX_LABEL) fail(`zone is not a valid domain name: ${zone} (label longer than 63) in server key '${key}'`);
-    if (/[\s\u0000-\u001f\u007f]/.test(label)) fail(`zone is not a valid domain name: ${JSON.stringify(zone)} in server key '${key}'`);
+    if (label === '') fail(`zone is not a valid domain name: ${excerpt(zone)} (empty label) in server key '${excerpt(key)}'`);
+    if (label.length > MAX_LABEL) fail(`zone is not a valid domain name: ${excerpt(zone)} (label longer than 63) in server key '${excerpt(key)}'`);
+    if (/[\s\u0000-\u001f\u007f]/.test(label)) fail(`zone is not a valid domain name: ${JSON.stringify(excerpt(zone))} in server key '${excerpt(key)}'`);
   }
   return zone;
 }
@@ -107,22 +107,22 @@ function checkZone(zone: string, key: string, fail: (detail: string) => never): 
 /** `10.0.0.0/24` → `0.0.10.in-addr.arpa.`; `fd00::/8` → `d.f.ip6.arpa.`. */
 function reverseZone(cidr: string, fail: (detail: string) => never): string {
   const m = /^([^/]+)\/([0-9]{1,3})$/.exec(cidr);
-  if (!m || m[1]!.includes('%')) return fail(`invalid CIDR '${cidr}'`);
+  if (!m || m[1]!.includes('%')) return fail(`invalid CIDR '${excerpt(cidr)}'`);
   const ip = m[1]!;
   const prefix = Number(m[2]);
   if (net.isIPv4(ip)) {
-    if (prefix > 32) fail(`invalid CIDR '${cidr}': prefix longer than 32`);
-    if (prefix % 8 !== 0) fail(`reverse zone CIDR '${cidr}' must have a prefix length that is a multiple of 8`);
+    if (prefix > 32) fail(`invalid CIDR '${excerpt(cidr)}': prefix longer than 32`);
+    if (prefix % 8 !== 0) fail(`reverse zone CIDR '${excerpt(cidr)}' must have a prefix length that is a multiple of 8`);
     const octets = ip.split('.').slice(0, prefix / 8).reverse();
     return [...octets, 'in-addr', 'arpa', ''].join('.');
   }
   if (net.isIPv6(ip)) {
-    if (prefix > 128) fail(`invalid CIDR '${cidr}': prefix longer than 128`);
-    if (prefix % 4 !== 0) fail(`reverse zone CIDR '${cidr}' must have a prefix length that is a multiple of 4`);
+    if (prefix > 128) fail(`invalid CIDR '${excerpt(cidr)}': prefix longer than 128`);
+    if (prefix % 4 !== 0) fail(`reverse zone CIDR '${excerpt(cidr)}' must have a prefix length that is a multiple of 4`);
     const nibbles = ipv6Nibbles(ip).slice(0, prefix / 4).reverse();
     return [...nibbles, 'ip6', 'arpa', ''].join('.');
   }
-  return fail(`invalid CIDR '${cidr}'`);
+  return fail(`invalid CIDR '${excerpt(cidr)}'`);
 }
 
 /** The 32 hex digits of a valid IPv6 address, most significant first. */

@@ -24,3 +24,20 @@ export class CorefileError extends Error {
     this.detail = detail;
   }
 }
+
+/**
+ * How much of a Corefile word an error message quotes. Messages go to the log, and an `import`
+ * of a file that is not a Corefile (a password file, a key) must not copy its contents there: a
+ * message names the file and line, quotes a word of up to MAX_WHOLE_QUOTED_CHARS characters
+ * whole (directive names, zones, ports, numbers) and a longer one by its first
+ * MAX_QUOTED_CHARS characters and `...` (a password-file line is one such long word).
+ */
+export const MAX_WHOLE_QUOTED_CHARS = 24;
+export const MAX_QUOTED_CHARS = 16;
+
+/** The word as error messages quote it (see MAX_QUOTED_CHARS). */
+export function excerpt(text: string): string {
+  if (text.length <= MAX_WHOLE_QUOTED_CHARS) return text;
+  const chars = Array.from(text);
+  return chars.length <= MAX_WHOLE_QUOTED_CHARS ? text : `${chars.slice(0, MAX_QUOTED_CHARS).join('')}...`;
+}

@@ -7,6 +7,7 @@
  * Character classes (`[...]`) are not supported: CoreDNS refuses them in imports anyway.
  */
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 
 /** True when `pattern` contains a Go glob meta character. */
@@ -85,4 +86,45 @@ export function globSync(pattern: string): string[] {
       return false;
     }
   });
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fsp.lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** globSync with fs/promises: the event loop keeps running while directories are read. */
+export async function glob(pattern: string): Promise<string[]> {
+  if (!hasGlobMeta(pattern)) return (await exists(pattern)) ? [pattern] : [];
+  const root = path.parse(pattern).root;
+  const segments = pattern.slice(root.length).split('/').filter((s) => s !== '');
+  let candidates = [root];
+  for (const segment of segments) {
+    const next: string[] = [];
+    if (!hasGlobMeta(segment)) {
+      const name = unescapeSegment(segment);
+      for (const dir of candidates) next.push(path.join(dir, name));
+    } else {
+      const re = segmentRegExp(segment);
+      for (const dir of candidates) {
+        let names: string[];
+        try {
+          if (!(await fsp.stat(dir)).isDirectory()) continue;
+          names = await fsp.readdir(dir);
+        } catch {
+          continue;
+        }
+        names.sort();
+        for (const name of names) if (re.test(name)) next.push(path.join(dir, name));
+      }
+    }
+    candidates = next;
+  }
+  const out: string[] = [];
+  for (const p of candidates) if (await exists(p)) out.push(p);
+  return out;
 }

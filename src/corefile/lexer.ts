@@ -168,15 +168,23 @@ export function tokenize(text: string, file: string, env: Env): LexToken[] {
         i++;
       }
     } else {
+      // A bare word is a slice of the text (no per-character string building).
+      const start = i;
       while (i < n) {
+        const code = text.charCodeAt(i);
+        // Printable ASCII other than '#' and '\\' never ends a word: the common case, decided here.
+        if (code > 0x20 && code < 0x7f && code !== 0x23 && code !== 0x5c) {
+          i++;
+          continue;
+        }
         const ch = text[i]!;
-        if (isGoSpace(ch) || ch === '#' || continuationNewline(text, i) !== -1) break;
-        raw += ch;
+        if (isGoSpace(ch) || ch === '#' || (ch === '\\' && continuationNewline(text, i) !== -1)) break;
         i++;
       }
+      raw = text.slice(start, i);
     }
     tokens.push({
-      text: substituteEnv(raw, env),
+      text: raw.includes('{') ? substituteEnv(raw, env) : raw,
       file,
       line: startLine,
       quoted,

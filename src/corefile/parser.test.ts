@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseCorefile } from './parser.ts';
+import { parseCorefile, parseCorefileAsync } from './parser.ts';
 import { CorefileError } from './errors.ts';
 import type { Directive, ServerBlock } from './types.ts';
 
@@ -37,6 +37,21 @@ function assertCorefileError(fn: () => unknown, message: string, label = message
   } catch (err) {
     thrown = err;
   }
+  checkCorefileError(thrown, message, label);
+}
+
+/** assertCorefileError for a promise. */
+async function assertCorefileRejects(p: Promise<unknown>, message: string, label = message): Promise<void> {
+  let thrown: unknown;
+  try {
+    await p;
+  } catch (err) {
+    thrown = err;
+  }
+  checkCorefileError(thrown, message, label);
+}
+
+function checkCorefileError(thrown: unknown, message: string, label: string): void {
   assert.ok(thrown instanceof CorefileError, `${label}: expected a CorefileError, got ${String(thrown)}`);
   assert.equal(thrown.code, 'ERR_COREFILE');
   assert.equal(thrown.message, message, label);
@@ -543,7 +558,7 @@ test('parseCorefile: a glob matching nothing is a warning, not an error', () => 
   assert.deepEqual(warnings, ['[WARNING] No files matching import glob pattern: none/*.conf']);
 });
 
-test('parseCorefile: file import errors', () => {
+test('parseCorefile: file import errors (synchronous and read-ahead parsing alike)', async () => {
   const dir = fixture({
     'Corefile': '',
     'a.conf': 'import b.conf\n',
@@ -565,7 +580,7 @@ test('parseCorefile: file import errors', () => {
       '.:53 {\n  import [ab].conf\n}\n',
       `${file}:2 - Error during parsing: Glob pattern may only contain one wildcard (*), but has others: ${dir}/[ab].conf`,
     ],
-    ['directory', '.:53 {\n  import sub\n}\n', `${file}:2 - Error during parsing: Could not import ${dir}/sub: is a directory`],
+    ['directory', '.:53 {\n  import sub\n}\n', `${file}:2 - Error during parsing: Could not import ${dir}/sub: is a directory, not a regular file`],
     [
       'files importing each other',
       '.:53 {\n  import a.conf\n}\n',
@@ -589,6 +604,7 @@ test('parseCorefile: file import errors', () => {
   ];
   for (const [name, input, message] of cases) {
     assertCorefileError(() => parseCorefile(input, file, {}), message, name);
+    await assertCorefileRejects(parseCorefileAsync(input, file, {}), message, `${name} (async)`);
   }
 });
 
@@ -601,4 +617,99 @@ test('parseCorefile: relative Corefile path resolves imports against its directo
   assert.equal(blocks[0]!.file, 'conf/Corefile');
   assert.equal(blocks[0]!.directives[0]!.name, 'whoami');
   assert.equal(blocks[0]!.directives[0]!.file, path.join(dir, 'conf/part'));
+});
+
+test('import refuses a FIFO, a device and a socket without blocking on them, naming the file and the import line', async (t) => {
+  const dir = fixture({ 'Corefile': '' });
+  const file = path.join(dir, 'Corefile');
+  const fifo = path.join(dir, 'fifo.conf');
+  const { execFileSync } = await import('node:child_process');
+  execFileSync('mkfifo', [fifo]);
+  const net = await import('node:net');
+  const sockPath = path.join(dir, 'sock.conf');
+  const server = net.createServer().listen(sockPath);
+  await new Promise((r) => server.once('listening', r));
+  t.after(() => server.close());
+  const cases: Array<[string, string]> = [
+    ['fifo.conf', `${file}:2 - Error during parsing: Could not import ${fifo}: is a FIFO, not a regular file`],
+    ['/dev/null', `${file}:2 - Error during parsing: Could not import /dev/null: is a character device, not a regular file`],
+    ['sock.conf', `${file}:2 - Error during parsing: Could not import ${sockPath}: is a socket or device without a reader, not a regular file`],
+  ];
+  for (const [target, message] of cases) {
+    const input = `.:53 {\n  import ${target}\n}\n`;
+    await assertCorefileRejects(parseCorefileAsync(input, file, {}), message, target);
+    assertCorefileError(() => parseCorefile(input, file, {}), message, `${target} (sync)`);
+  }
+});
+
+test('the configuration size limit counts the Corefile and every import; an oversize file is refused before it is read', async () => {
+  const dir = fixture({ 'Corefile': '', 'big.conf': `hosts {\n${'10.0.0.1 host.example\n'.repeat(200)}}\n`, 'small.conf': 'log\n' });
+  const file = path.join(dir, 'Corefile');
+  const limits = { maxConfigBytes: 2000 };
+  const input = '.:53 {\n  import small.conf\n  import big.conf\n}\n';
+  const message = `${file}:3 - Error during parsing: Could not import ${dir}/big.conf: larger than the ${2000 - Buffer.byteLength(input) - 4} bytes left of the configuration size limit`;
+  await assertCorefileRejects(parseCorefileAsync(input, file, {}, { limits }), message);
+  assertCorefileError(() => parseCorefile(input, file, {}, { limits }), message, 'sync');
+  // Within the limit: the same Corefile parses.
+  assert.equal((await parseCorefileAsync(input, file, {}, { limits: { maxConfigBytes: 10_000 } }))[0]!.directives.length, 2);
+  // The Corefile itself.
+  await assertCorefileRejects(
+    parseCorefileAsync(`# ${'x'.repeat(3000)}\n`, file, {}, { limits }),
+    `${file}:1 - Error during parsing: the Corefile has 3003 bytes, above the configuration size limit of 2000`,
+  );
+});
+
+test('server blocks, words (snippets multiply them), imported files and import depth are bounded', async () => {
+  const dir = fixture({
+    'Corefile': '',
+    'one.conf': 'import two.conf\n',
+    'two.conf': 'import three.conf\n',
+    'three.conf': 'log\n',
+    'g/a.conf': 'log\n',
+    'g/b.conf': 'errors\n',
+    'g/c.conf': 'whoami\n',
+  });
+  const file = path.join(dir, 'Corefile');
+  const blocks = (n: number) => Array.from({ length: n }, (_, i) => `z${i}.example {\n  whoami\n}\n`).join('');
+  assert.equal((await parseCorefileAsync(blocks(3), file, {}, { limits: { maxServerBlocks: 3 } })).length, 3);
+  await assertCorefileRejects(
+    parseCorefileAsync(blocks(4), file, {}, { limits: { maxServerBlocks: 3 } }),
+    `${file}:10 - Error during parsing: more than 3 server blocks (the configuration limit)`,
+  );
+  const snippet = '(s) {\n  a b c d e f g h\n}\n' + '.:53 {\n' + '  import s\n'.repeat(10) + '}\n';
+  await assertCorefileRejects(
+    parseCorefileAsync(snippet, file, {}, { limits: { maxWords: 60 } }),
+    `${file}:8 - Error during parsing: more than 60 words after imports (the configuration limit)`,
+  );
+  await assertCorefileRejects(
+    parseCorefileAsync('.:53 {\n  import g/*.conf\n}\n', file, {}, { limits: { maxImportedFiles: 2 } }),
+    `${file}:2 - Error during parsing: Could not import ${dir}/g/c.conf: more than 2 imported files (the configuration limit)`,
+  );
+  assert.equal((await parseCorefileAsync('.:53 {\n  import one.conf\n}\n', file, {}, { limits: { maxImportDepth: 3 } }))[0]!.directives[0]!.name, 'log');
+  await assertCorefileRejects(
+    parseCorefileAsync('.:53 {\n  import one.conf\n}\n', file, {}, { limits: { maxImportDepth: 2 } }),
+    `${dir}/two.conf:1 - Error during parsing: imports nested more than 2 deep (the configuration limit)`,
+  );
+});
+
+test('errors quote at most a short excerpt of the offending word (an imported secret stays out of the log)', async () => {
+  const hash = 'Hq3vYb1bV8iA0nR2sZ4kL6mP9tQwXcEeFgHjKlMn';
+  const line = `root:$6$saltsalt$${hash}:19000:0:99999:7:::`;
+  const dir = fixture({ 'Corefile': '', 'shadow': `${line}\ndaemon:*:19000:0:99999:7:::\n` });
+  const file = path.join(dir, 'Corefile');
+  for (const input of ['.:53 {\n  import shadow\n}\n', 'import shadow\n', '.:53 {\n  cache {\n    import shadow\n  }\n}\n']) {
+    let message = '';
+    try {
+      await parseCorefileAsync(input, file, {});
+      // The parser accepts the words; the first check of them is the server key or the plugin setup.
+      const { loadConfig } = await import('../config/load.ts');
+      const { TestEngine } = await import('../metrics/testing.ts');
+      await loadConfig(input, file, { defaultBind: ['127.0.0.1'], defaultPort: 53, env: {}, clock: { nowMs: () => 0 } as never, log: { info() {}, warn() {}, error() {} } as never, engine: new TestEngine() });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    assert.match(message, /shadow:1 - Error during parsing: /, input);
+    assert.ok(!message.includes(hash.slice(0, 8)), `${input}: ${message}`);
+    assert.ok(!message.includes('19000'), `${input}: ${message}`);
+  }
 });

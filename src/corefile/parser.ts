@@ -20,12 +20,22 @@
  *    recognised where a key list or a directive line starts; a pattern matching nothing is only a
  *    warning when it has a wildcard. Snippets must be defined before use. Cycles are errors.
  *  - Quoted braces are ordinary words.
+ *
+ * Files are read through an ImportSource: `parseCorefileAsync` first finds every file the text
+ * may import (recursively) and reads it with fs/promises (src/corefile/read.ts: regular files
+ * only, within the size budget), then parses synchronously from what it read, so a load never
+ * waits on a file on the serving thread. `parseCorefile` reads the same way, synchronously.
+ * Every load is bounded by ConfigLimits (src/corefile/limits.ts). Error messages quote at most
+ * MAX_QUOTED_CHARS of an offending word (errors.ts excerpt): the contents of an imported file
+ * that is not a Corefile never reach the log beyond that.
  */
-import fs from 'node:fs';
 import path from 'node:path';
-import { CorefileError } from './errors.ts';
-import { globSync } from './glob.ts';
+import { Buffer } from 'node:buffer';
+import { CorefileError, excerpt } from './errors.ts';
+import { glob, globSync } from './glob.ts';
 import { tokenize, type Env, type LexToken } from './lexer.ts';
+import { DEFAULT_CONFIG_LIMITS, type ConfigLimits } from './limits.ts';
+import { ConfigReadError, readConfigFile, readConfigFileSync, tooLarge } from './read.ts';
 import type { Directive, ServerBlock, Token } from './types.ts';
 
 /** CoreDNS's cap on snippet and on file imports expanded in one parse (maxSnippetExpansions). */
@@ -34,6 +44,98 @@ export const MAX_IMPORT_EXPANSIONS = 1000;
 export interface ParseOptions {
   /** Receives non-fatal notices (an import glob that matched no file). Default: dropped. */
   warn?: (message: string) => void;
+  /** Bounds of this load; default DEFAULT_CONFIG_LIMITS. */
+  limits?: Partial<ConfigLimits>;
+}
+
+/** Where `import` gets its files: glob matches and file contents (read.ts checks). */
+interface ImportSource {
+  /** Matches of an absolute glob pattern; throws Error for a malformed pattern. */
+  glob(pattern: string): string[];
+  /** Contents of a matched file; throws ConfigReadError. */
+  read(abs: string, maxBytes: number): string;
+}
+
+const SYNC_SOURCE: ImportSource = { glob: globSync, read: (abs, maxBytes) => readConfigFileSync(abs, maxBytes, false) };
+
+/** Files and glob matches read ahead with fs/promises; anything not read ahead is read synchronously. */
+class PrefetchedSource implements ImportSource {
+  readonly globs = new Map<string, string[] | Error>();
+  readonly files = new Map<string, string | ConfigReadError>();
+
+  glob(pattern: string): string[] {
+    const got = this.globs.get(pattern);
+    if (got === undefined) return globSync(pattern);
+    if (got instanceof Error) throw got;
+    return got;
+  }
+
+  read(abs: string, maxBytes: number): string {
+    const got = this.files.get(abs);
+    if (got === undefined) return readConfigFileSync(abs, maxBytes, false);
+    if (got instanceof ConfigReadError) throw got;
+    if (got.length > maxBytes && Buffer.byteLength(got) > maxBytes) throw tooLarge(abs, maxBytes, false);
+    return got;
+  }
+}
+
+function importPattern(arg: { text: string; file: string }): string {
+  return path.isAbsolute(arg.text) ? arg.text : path.join(path.dirname(path.resolve(arg.file)), arg.text);
+}
+
+/**
+ * Reads ahead every file that `import` lines in `text` (and in the files they import) may
+ * name. Over-approximates (a snippet name is also tried as a file; failures are recorded and
+ * only reported if the parser uses that file) and stays within the limits' byte and file bounds.
+ */
+async function prefetchImports(text: string, file: string, env: Env, limits: ConfigLimits): Promise<PrefetchedSource> {
+  const source = new PrefetchedSource();
+  let bytes = Buffer.byteLength(text);
+  const queue: { text: string; file: string }[] = [{ text, file }];
+  while (queue.length > 0) {
+    const unit = queue.shift()!;
+    if (!unit.text.includes('import')) continue;
+    let tokens: LexToken[];
+    try {
+      tokens = tokenize(unit.text, unit.file, env);
+    } catch {
+      continue; // the parser reports it, if it reads this file at all
+    }
+    for (let i = 0; i + 1 < tokens.length; i++) {
+      const imp = tokens[i]!;
+      const arg = tokens[i + 1]!;
+      if (imp.text !== 'import' || imp.brace !== null || arg.brace !== null || arg.text === '') continue;
+      if (imp.file !== arg.file || imp.logEnd !== arg.logStart) continue;
+      const pattern = importPattern(arg);
+      if (source.globs.has(pattern) || source.globs.size > MAX_IMPORT_EXPANSIONS) continue;
+      let matches: string[];
+      try {
+        matches = await glob(pattern);
+      } catch (err) {
+        source.globs.set(pattern, err as Error);
+        continue;
+      }
+      source.globs.set(pattern, matches);
+      for (const match of matches) {
+        const abs = path.resolve(match);
+        if (source.files.has(abs)) continue;
+        if (source.files.size >= limits.maxImportedFiles) {
+          source.files.set(abs, new ConfigReadError(abs, `more than ${limits.maxImportedFiles} imported files`));
+          continue;
+        }
+        try {
+          const content = await readConfigFile(abs, Math.max(0, limits.maxConfigBytes - bytes), false);
+          bytes += Buffer.byteLength(content);
+          source.files.set(abs, content);
+          queue.push({ text: content, file: abs });
+        } catch (err) {
+          if (!(err instanceof ConfigReadError)) throw err;
+          source.files.set(abs, err);
+        }
+      }
+    }
+  }
+  return source;
 }
 
 /** A word in the parser's token list: where it came from, for line grouping and cycle checks. */
@@ -57,7 +159,25 @@ export function parseCorefile(
   env: Env = process.env,
   options: ParseOptions = {},
 ): ServerBlock[] {
-  const parser = new Parser(env, options.warn ?? (() => {}));
+  const limits = { ...DEFAULT_CONFIG_LIMITS, ...options.limits };
+  const parser = new Parser(env, options.warn ?? (() => {}), SYNC_SOURCE, limits);
+  return parser.parseRoot(text, file);
+}
+
+/**
+ * parseCorefile with every import read ahead through fs/promises: the only synchronous part is
+ * the parse itself, which the limits bound.
+ * @throws CorefileError
+ */
+export async function parseCorefileAsync(
+  text: string,
+  file: string,
+  env: Env = process.env,
+  options: ParseOptions = {},
+): Promise<ServerBlock[]> {
+  const limits = { ...DEFAULT_CONFIG_LIMITS, ...options.limits };
+  const source = await prefetchImports(text, file, env, limits);
+  const parser = new Parser(env, options.warn ?? (() => {}), source, limits);
   return parser.parseRoot(text, file);
 }
 
@@ -70,7 +190,7 @@ function fail(at: { file: string; line: number }, detail: string): never {
 }
 
 function describeChainEntry(entry: string): string {
-  return entry.startsWith('snippet:') ? `snippet (${entry.slice(8)})` : entry.slice(5);
+  return entry.startsWith('snippet:') ? `snippet (${excerpt(entry.slice(8))})` : entry.slice(5);
 }
 
 class Parser {
@@ -81,16 +201,29 @@ class Parser {
   private readonly snippets = new Map<string, PToken[]>();
   private snippetExpansions = 0;
   private fileExpansions = 0;
+  private importedFiles = 0;
+  /** Bytes of the Corefile and of every file import so far. */
+  private bytes = 0;
+  /** Words in the token list, counting every expansion. */
+  private words = 0;
   private readonly env: Env;
   private readonly warn: (message: string) => void;
+  private readonly source: ImportSource;
+  private readonly limits: ConfigLimits;
 
-  constructor(env: Env, warn: (message: string) => void) {
+  constructor(env: Env, warn: (message: string) => void, source: ImportSource, limits: ConfigLimits) {
     this.env = env;
     this.warn = warn;
+    this.source = source;
+    this.limits = limits;
   }
 
   parseRoot(text: string, file: string): ServerBlock[] {
-    this.tokens = this.lex(text, file, [`file:${path.resolve(file)}`]);
+    this.bytes = Buffer.byteLength(text);
+    if (this.bytes > this.limits.maxConfigBytes) {
+      fail({ file, line: 1 }, `the Corefile has ${this.bytes} bytes, above the configuration size limit of ${this.limits.maxConfigBytes}`);
+    }
+    this.tokens = this.lex(text, file, [`file:${path.resolve(file)}`], { file, line: 1 });
     this.pos = 0;
     const blocks: ServerBlock[] = [];
     while (this.pos < this.tokens.length) {
@@ -98,15 +231,33 @@ class Parser {
         this.expandImport(this.pos);
         continue;
       }
+      const at = this.tokens[this.pos]!;
       const block = this.serverBlock();
-      if (block) blocks.push(block);
+      if (block) {
+        if (blocks.length >= this.limits.maxServerBlocks) {
+          fail(at, `more than ${this.limits.maxServerBlocks} server blocks (the configuration limit)`);
+        }
+        blocks.push(block);
+      }
     }
     return blocks;
   }
 
-  private lex(text: string, file: string, chain: readonly string[]): PToken[] {
+  private lex(text: string, file: string, chain: readonly string[], at: { file: string; line: number }): PToken[] {
     const unit = this.nextUnit++;
-    return tokenize(text, file, this.env).map((t) => ({ ...t, unit, chain }));
+    const tokens = tokenize(text, file, this.env);
+    this.countWords(tokens.length, at);
+    const out: PToken[] = new Array(tokens.length);
+    for (let i = 0; i < tokens.length; i++) {
+      const t = tokens[i]!;
+      out[i] = { text: t.text, file: t.file, line: t.line, quoted: t.quoted, brace: t.brace, logStart: t.logStart, logEnd: t.logEnd, unit, chain };
+    }
+    return out;
+  }
+
+  private countWords(n: number, at: { file: string; line: number }): void {
+    this.words += n;
+    if (this.words > this.limits.maxWords) fail(at, `more than ${this.limits.maxWords} words after imports (the configuration limit)`);
   }
 
   // ---- position helpers ----
@@ -147,7 +298,7 @@ class Parser {
     }
     if (keys.length === 0) {
       if (atEof && keyTokens.length > 0) return null; // only `""` words: nothing to serve, as Caddy
-      fail(first, `Server block without a key before '${this.tokens[this.pos]?.text ?? first.text}'`);
+      fail(first, `Server block without a key before '${excerpt(this.tokens[this.pos]?.text ?? first.text)}'`);
     }
     const block: ServerBlock = { keys, directives: [], file: keys[0]!.file, line: keys[0]!.line };
     if (atEof) return block; // a Corefile of only keys
@@ -197,9 +348,9 @@ class Parser {
     if (name === '') fail(key, 'Snippet name must not be empty');
     const open = this.tokens[this.pos];
     if (!open || open.brace !== '{') {
-      fail(open ?? this.last(), `Unexpected token '${open?.text ?? 'EOF'}', expecting '{' after snippet (${name})`);
+      fail(open ?? this.last(), `Unexpected token '${open ? excerpt(open.text) : 'EOF'}', expecting '{' after snippet (${excerpt(name)})`);
     }
-    if (this.snippets.has(name)) fail(key, `redeclaration of previously declared snippet ${name}`);
+    if (this.snippets.has(name)) fail(key, `redeclaration of previously declared snippet ${excerpt(name)}`);
     this.pos++;
     const body: PToken[] = [];
     let depth = 1;
@@ -264,7 +415,7 @@ class Parser {
           if (after.brace === '}') {
             if (depth === 0) fail(after, "Unexpected '}' because no matching opening brace");
           } else {
-            fail(after, `Unexpected '${after.text}' after '}' closing the block of '${d.name}'`);
+            fail(after, `Unexpected '${excerpt(after.text)}' after '}' closing the block of '${excerpt(d.name)}'`);
           }
         }
         return d;
@@ -312,7 +463,8 @@ class Parser {
 
     const snippet = this.snippets.get(pattern);
     const imported = snippet ? this.expandSnippet(imp, arg, pattern, snippet) : this.expandFiles(imp, arg, pattern);
-    this.tokens.splice(i, 2, ...imported);
+    // concat, not splice(...imported): an import may bring more words than a call takes arguments.
+    this.tokens = this.tokens.slice(0, i).concat(imported, this.tokens.slice(i + 2));
     this.pos = i;
   }
 
@@ -320,6 +472,10 @@ class Parser {
     if (imp.chain.includes(entry)) {
       const cycle = [...imp.chain.slice(imp.chain.indexOf(entry)), entry].map(describeChainEntry);
       fail(arg, `Import cycle: ${cycle.join(' -> ')}`);
+    }
+    // The chain starts with the Corefile itself: its length - 1 imports are nested here.
+    if (imp.chain.length > this.limits.maxImportDepth) {
+      fail(arg, `imports nested more than ${this.limits.maxImportDepth} deep (the configuration limit)`);
     }
     return [...imp.chain, entry];
   }
@@ -329,6 +485,7 @@ class Parser {
     if (++this.snippetExpansions > MAX_IMPORT_EXPANSIONS) {
       fail(arg, `maximum snippet import depth (${MAX_IMPORT_EXPANSIONS}) exceeded`);
     }
+    this.countWords(body.length, arg);
     const unit = this.nextUnit++;
     return body.map((t) => ({ ...t, unit, chain }));
   }
@@ -337,7 +494,7 @@ class Parser {
     if (++this.fileExpansions > MAX_IMPORT_EXPANSIONS) {
       fail(arg, `maximum file import depth (${MAX_IMPORT_EXPANSIONS}) exceeded`);
     }
-    const globPattern = path.isAbsolute(pattern) ? pattern : path.join(path.dirname(path.resolve(arg.file)), pattern);
+    const globPattern = importPattern(arg);
     if (
       count(globPattern, '*') > 1 ||
       count(globPattern, '?') > 1 ||
@@ -347,7 +504,7 @@ class Parser {
     }
     let matches: string[];
     try {
-      matches = globSync(globPattern);
+      matches = this.source.glob(globPattern);
     } catch (err) {
       fail(arg, `Failed to use import pattern ${pattern}: ${(err as Error).message}`);
     }
@@ -362,15 +519,18 @@ class Parser {
     for (const match of matches) {
       const abs = path.resolve(match);
       const chain = this.checkCycle(imp, arg, `file:${abs}`);
+      if (++this.importedFiles > this.limits.maxImportedFiles) {
+        fail(arg, `Could not import ${match}: more than ${this.limits.maxImportedFiles} imported files (the configuration limit)`);
+      }
       let text: string;
       try {
-        if (fs.statSync(abs).isDirectory()) fail(arg, `Could not import ${match}: is a directory`);
-        text = fs.readFileSync(abs, 'utf8');
+        text = this.source.read(abs, this.limits.maxConfigBytes - this.bytes);
       } catch (err) {
-        if (err instanceof CorefileError) throw err;
-        fail(arg, `Could not import ${match}: ${(err as Error).message}`);
+        if (!(err instanceof ConfigReadError)) throw err;
+        fail(arg, `Could not import ${match}: ${err.reason}`);
       }
-      imported.push(...this.lex(text, abs, chain));
+      this.bytes += Buffer.byteLength(text);
+      for (const t of this.lex(text, abs, chain, arg)) imported.push(t);
     }
     return imported;
   }

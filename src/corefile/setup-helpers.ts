@@ -4,7 +4,7 @@
  * "unknown property"). The error helpers are typed `never`, so both `argCountError(d)` and
  * `throw argCountError(d)` read naturally.
  */
-import { CorefileError } from './errors.ts';
+import { CorefileError, excerpt } from './errors.ts';
 import type { Directive, Token } from './types.ts';
 import { DurationError, parseGoDurationMs } from '../util/duration.ts';
 
@@ -14,19 +14,34 @@ function nameOf(at: At): string {
   return 'name' in at ? at.name : at.text;
 }
 
-/** Throws `file:line - Error during parsing: <detail>` at the directive's or word's line. */
+/**
+ * Throws `file:line - Error during parsing: <detail>` at the directive's or word's line. A long
+ * word of `at` (the word, or the directive's name and arguments; not a file path) that the
+ * detail quotes is cut to its excerpt (errors.ts), so no setup function copies a long word of
+ * an imported file into the log, whichever way it words its message.
+ */
 export function errorAt(at: At, detail: string): never {
-  throw new CorefileError(at.file, at.line, detail);
+  throw new CorefileError(at.file, at.line, redactWords(at, detail));
+}
+
+function redactWords(at: At, detail: string): string {
+  const words = 'name' in at ? [at.name, ...at.args.map((a) => a.text)] : [at.text];
+  for (const w of words) {
+    if (w.startsWith('/') || w.startsWith('./') || w.startsWith('../')) continue; // file names are shown
+    const short = excerpt(w);
+    if (short !== w) detail = detail.split(w).join(short);
+  }
+  return detail;
 }
 
 /** Throws "Wrong argument count or unexpected line ending after '<name>'" (Dispenser.ArgErr). */
 export function argCountError(at: At): never {
-  return errorAt(at, `Wrong argument count or unexpected line ending after '${nameOf(at)}'`);
+  return errorAt(at, `Wrong argument count or unexpected line ending after '${excerpt(nameOf(at))}'`);
 }
 
 /** Throws "unknown property '<name>'" for a line of a plugin's block it does not know. */
 export function unknownPropertyError(line: Directive): never {
-  return errorAt(line, `unknown property '${line.name}'`);
+  return errorAt(line, `unknown property '${excerpt(line.name)}'`);
 }
 
 /**
@@ -43,10 +58,10 @@ export function expectArgs(d: Directive, min: number, max: number): Token[] {
 
 /** Parses a decimal integer word (optional sign, digits only) within min..max inclusive. */
 export function intArg(t: Token, min: number, max: number): number {
-  if (!/^[+-]?[0-9]+$/.test(t.text)) errorAt(t, `'${t.text}' is not an integer`);
+  if (!/^[+-]?[0-9]+$/.test(t.text)) errorAt(t, `'${excerpt(t.text)}' is not an integer`);
   const value = Number(t.text);
   if (!Number.isSafeInteger(value) || value < min || value > max) {
-    errorAt(t, `${t.text} is out of range [${min}, ${max}]`);
+    errorAt(t, `${excerpt(t.text)} is out of range [${min}, ${max}]`);
   }
   return value === 0 ? 0 : value; // no -0
 }
@@ -62,14 +77,17 @@ export function durationArgMs(t: Token, opts: DurationArgOptions = {}): number {
   try {
     return parseGoDurationMs(t.text);
   } catch (err) {
-    if (err instanceof DurationError) errorAt(t, `invalid duration '${t.text}': ${err.message}`);
+    if (err instanceof DurationError) {
+      // Go's message quotes the whole word: only a short word is quoted in full.
+      errorAt(t, excerpt(t.text) === t.text ? `invalid duration '${t.text}': ${err.message}` : `invalid duration '${excerpt(t.text)}'`);
+    }
     throw err;
   }
 }
 
 /** Throws when the directive was given a `{ }` block it does not take. */
 export function noBlock(d: Directive): void {
-  if (d.block !== null) errorAt(d, `'${d.name}' does not take a block`);
+  if (d.block !== null) errorAt(d, `'${excerpt(d.name)}' does not take a block`);
 }
 
 /** The lines of the directive's block; an empty array when it has none. */

@@ -4,7 +4,8 @@
  * worker threads (src/workers/pool.ts). Either way the result is an Engine: `reload()` reaches
  * every worker, `stop()` waits the lameduck and drains every worker.
  */
-import { readFileSync } from 'node:fs';
+import { readConfigFile } from '../corefile/read.ts';
+import { DEFAULT_CONFIG_LIMITS } from '../corefile/limits.ts';
 import type { Engine } from '../engine.ts';
 import type { Logger } from '../plugin.ts';
 import { log as defaultLog } from '../util/log.ts';
@@ -40,7 +41,7 @@ export async function startServing(o: ServeOptions): Promise<Serving> {
   }
   const log = o.log ?? defaultLog;
   // Read once here, so that the workers and the control engine load the same text.
-  const text = o.corefileText ?? readFileSync(o.corefilePath!, 'utf8');
+  const text = o.corefileText ?? (await readConfigFile(o.corefilePath!, DEFAULT_CONFIG_LIMITS.maxConfigBytes));
   // Loaded only here: node:worker_threads costs a single-thread start-up ~5 ms for nothing.
   const { WorkerPool } = await import('./pool.ts');
   const pool = new WorkerPool({

@@ -15,7 +15,7 @@ test('chunks never overlap and keep their bytes until freed, under random alloc/
           assert.notEqual(h, NO_CHUNK);
           const size = arena.chunkBytes(h);
           assert.ok(size >= n && (size === 64 || size < 2 * n), `${size}-byte chunk for ${n}`);
-          assert.ok(arena.offset(h) + size <= SLAB_BYTES);
+          assert.ok(arena.offset(h) + size <= arena.slab(h).length && arena.slab(h).length <= SLAB_BYTES);
           const fill = (stamp++ % 251) + 1;
           arena.slab(h).fill(fill, arena.offset(h), arena.offset(h) + n);
           live.push({ h, n, fill });
@@ -50,20 +50,36 @@ test('a freed chunk is handed out again: steady alloc/free cycles reserve no mor
   assert.equal(arena.chunksInUse, 1000);
 });
 
-test('sizes above the largest chunk get NO_CHUNK; each size class takes its own slabs', () => {
+test('sizes above the largest chunk get NO_CHUNK; each size class takes its own slabs, growing from a small first one', () => {
   const arena = new ByteArena();
   assert.equal(arena.alloc(MAX_CHUNK_BYTES + 1), NO_CHUNK);
   assert.equal(arena.alloc(65_535), NO_CHUNK);
   assert.equal(arena.chunksInUse, 0);
+  assert.equal(arena.reservedBytes, 0);
   const small = arena.alloc(1);
   const big = arena.alloc(MAX_CHUNK_BYTES);
   assert.equal(arena.chunkBytes(small), 64);
   assert.equal(arena.chunkBytes(big), MAX_CHUNK_BYTES);
   assert.notEqual(arena.slab(small), arena.slab(big));
-  assert.equal(arena.reservedBytes, 2 * SLAB_BYTES);
-  // A slab holds SLAB_BYTES / size chunks of its class before the next one is taken.
-  for (let i = 1; i < SLAB_BYTES / 64; i++) arena.alloc(64);
-  assert.equal(arena.reservedBytes, 2 * SLAB_BYTES);
-  arena.alloc(64);
-  assert.equal(arena.reservedBytes, 3 * SLAB_BYTES);
+  // First slabs: 1 KiB for 64-byte chunks, 4 chunks (16 KiB) for 4 KiB chunks.
+  assert.equal(arena.slab(small).length, 1024);
+  assert.equal(arena.slab(big).length, 4 * MAX_CHUNK_BYTES);
+  assert.equal(arena.reservedBytes, 1024 + 4 * MAX_CHUNK_BYTES);
+  // Each further slab of a class doubles, up to SLAB_BYTES; chunks never straddle slabs.
+  const sizes: number[] = [];
+  let last = arena.slab(small);
+  for (let i = 1; i < 4000; i++) {
+    const h = arena.alloc(64);
+    const s = arena.slab(h);
+    if (s !== last) sizes.push(s.length);
+    last = s;
+  }
+  assert.deepEqual(sizes, [2048, 4096, 8192, 16384, 32768, 65536, 65536, 65536]);
+});
+
+test('one response in each size class reserves a few KiB, not a 64 KiB slab per class', () => {
+  const arena = new ByteArena();
+  for (let n = 64; n <= MAX_CHUNK_BYTES; n *= 2) arena.alloc(n);
+  // 64 B..256 B classes: 1 KiB each; 512 B: 2 KiB; 1, 2, 4 KiB: 4 chunks each.
+  assert.equal(arena.reservedBytes, 3 * 1024 + 2048 + 4 * (1024 + 2048 + 4096));
 });

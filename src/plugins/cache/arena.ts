@@ -1,8 +1,12 @@
 /**
  * Byte arena of the packet cache (dnsdist keeps cached responses in preallocated memory too).
  *
- * Cached responses live in 64 KiB slabs carved into chunks of one power-of-two size class
+ * Cached responses live in slabs carved into chunks of one power-of-two size class
  * (64 B ... 4 KiB) each; a freed chunk goes on its class's free stack and is handed out again.
+ * A class's first slab holds only a few chunks (at least 1 KiB) and each further slab of the
+ * class is twice the size of the previous one, up to 64 KiB: a cache that holds a handful of
+ * responses (one per server block of a large Corefile) reserves a few KiB, not 64 KiB per
+ * class, and a filling cache still takes a new slab only every 64 KiB.
  * A response therefore costs no JavaScript object of its own: before, every stored response
  * was a Buffer (an ArrayBuffer, a view and a malloc'd backing store) that the young-generation
  * collector copied at least twice and that became old-generation garbage once evicted. Under
@@ -21,7 +25,11 @@
  */
 import { Buffer } from 'node:buffer';
 
+/** Largest slab (and the bound on a chunk's offset within its slab). */
 export const SLAB_BYTES = 1 << 16;
+/** Smallest first slab of a class; the first slab holds at least FIRST_SLAB_CHUNKS chunks. */
+const MIN_SLAB_BYTES = 1 << 10;
+const FIRST_SLAB_CHUNKS = 4;
 /** Smallest chunk: 64 bytes (2^6). */
 const MIN_SHIFT = 6;
 /** Largest chunk: 4 KiB (2^12); larger responses get their own buffer. */
@@ -34,6 +42,11 @@ const OFFSET_MASK = SLAB_BYTES - 1;
 /** Slab indexes must fit the 31 bits left of a non-negative int32 handle. */
 const MAX_SLABS = 1 << (31 - OFFSET_BITS);
 
+/** Shared empty arrays of a new arena: its free stacks and slab table are allocated on first use. */
+const EMPTY_STACK = new Int32Array(0);
+const NO_SLABS = new Uint8Array(0);
+const FIRST_STACK_LENGTH = 16;
+
 /** Returned by alloc() for sizes above MAX_CHUNK_BYTES. */
 export const NO_CHUNK = -1;
 
@@ -45,29 +58,28 @@ function classOf(n: number): number {
 
 export class ByteArena {
   private readonly slabs: Buffer[] = [];
-  /** Size class of each slab. */
-  private slabClass = new Uint8Array(16);
+  /** Size class of each slab (allocated with the first slab: an unused arena holds no buffer). */
+  private slabClass = NO_SLABS;
   /** Per class: a stack of free handles. */
   private readonly freeStacks: Int32Array[] = [];
   private readonly freeCounts: number[] = [];
-  /** Per class: the slab being carved and the next free offset in it (-1: none yet). */
+  /** Per class: the slab being carved, the next free offset in it and its size (-1/0: none yet). */
   private readonly carveSlab: number[] = [];
   private readonly carveOffset: number[] = [];
+  private readonly carveLimit: number[] = [];
+  /** Bytes held in slabs. */
+  reservedBytes = 0;
   /** Chunks handed out and not freed. */
   chunksInUse = 0;
 
   constructor() {
     for (let c = 0; c < CLASSES; c++) {
-      this.freeStacks.push(new Int32Array(64));
+      this.freeStacks.push(EMPTY_STACK);
       this.freeCounts.push(0);
       this.carveSlab.push(-1);
-      this.carveOffset.push(SLAB_BYTES);
+      this.carveOffset.push(0);
+      this.carveLimit.push(0);
     }
-  }
-
-  /** Bytes held in slabs. */
-  get reservedBytes(): number {
-    return this.slabs.length * SLAB_BYTES;
   }
 
   /** A chunk of at least n bytes (n >= 1), or NO_CHUNK (see the file comment). */
@@ -82,9 +94,12 @@ export class ByteArena {
     }
     const size = 1 << (c + MIN_SHIFT);
     let off = this.carveOffset[c]!;
-    if (off + size > SLAB_BYTES) {
+    if (off + size > this.carveLimit[c]!) {
       if (this.slabs.length >= MAX_SLABS) return NO_CHUNK;
-      this.carveSlab[c] = this.newSlab(c);
+      const prev = this.carveLimit[c]!;
+      const bytes = prev === 0 ? Math.max(MIN_SLAB_BYTES, FIRST_SLAB_CHUNKS * size) : Math.min(SLAB_BYTES, prev * 2);
+      this.carveSlab[c] = this.newSlab(c, bytes);
+      this.carveLimit[c] = bytes;
       off = 0;
     }
     this.carveOffset[c] = off + size;
@@ -98,7 +113,7 @@ export class ByteArena {
     let stack = this.freeStacks[c]!;
     const n = this.freeCounts[c]!;
     if (n === stack.length) {
-      const grown = new Int32Array(stack.length * 2);
+      const grown = new Int32Array(Math.max(FIRST_STACK_LENGTH, stack.length * 2));
       grown.set(stack);
       this.freeStacks[c] = stack = grown;
     }
@@ -120,11 +135,12 @@ export class ByteArena {
     return 1 << (this.slabClass[handle >>> OFFSET_BITS]! + MIN_SHIFT);
   }
 
-  private newSlab(c: number): number {
+  private newSlab(c: number, bytes: number): number {
     const index = this.slabs.length;
-    this.slabs.push(Buffer.allocUnsafeSlow(SLAB_BYTES));
+    this.slabs.push(Buffer.allocUnsafeSlow(bytes));
+    this.reservedBytes += bytes;
     if (index === this.slabClass.length) {
-      const grown = new Uint8Array(this.slabClass.length * 2);
+      const grown = new Uint8Array(Math.max(FIRST_STACK_LENGTH, this.slabClass.length * 2));
       grown.set(this.slabClass);
       this.slabClass = grown;
     }

@@ -25,6 +25,7 @@
 import type { Plugin, PluginSetup, SetupContext } from '../../plugin.ts';
 import type { Directive, Token } from '../../corefile/types.ts';
 import { argCountError, blockLines, errorAt } from '../../corefile/setup-helpers.ts';
+import { excerpt } from '../../corefile/errors.ts';
 import { normalizeZone, parseServerKey } from '../../corefile/address.ts';
 import { DurationError, parseGoDurationMs } from '../../util/duration.ts';
 import { encodeName } from '../../wire/name.ts';
@@ -100,7 +101,7 @@ function atoi(tok: Token): number {
   const v = tryAtoi(tok.text);
   if (v !== null) return v;
   const reason = /^[+-]?[0-9]+$/.test(tok.text) ? 'value out of range' : 'invalid syntax';
-  return errorAt(tok, `strconv.Atoi: parsing ${goQuote(tok.text)}: ${reason}`);
+  return errorAt(tok, `strconv.Atoi: parsing ${goQuote(excerpt(tok.text))}: ${reason}`);
 }
 
 /** time.ParseDuration in ms, failing with Go's error text. */
@@ -186,7 +187,7 @@ function parseStaleOnFailure(line: Directive, cfg: CacheConfig): void {
   if (args.length > 0) {
     maxStaleMs = duration(args[0]!);
     // Expiry is compared in whole seconds; "off" is the way to turn it off.
-    if (maxStaleMs < 1000) errorAt(args[0]!, `serve_stale_on_failure duration must be at least 1s (or "off"): ${args[0]!.text}`);
+    if (maxStaleMs < 1000) errorAt(args[0]!, `serve_stale_on_failure duration must be at least 1s (or "off"): ${excerpt(args[0]!.text)}`);
   }
   let answerTtlSec: number = DEFAULT_STALE_FALLBACK.answerTtlSec;
   if (args.length > 1) {
@@ -218,7 +219,7 @@ function parseDisable(line: Directive, cfg: CacheConfig): void {
       try {
         encodeName(z);
       } catch {
-        errorAt(tok, `invalid disabled zone: ${tok.text}`);
+        errorAt(tok, `invalid disabled zone: ${excerpt(tok.text)}`);
       }
       zones.push(z);
     }

@@ -30,19 +30,24 @@ function lookup(store: EntryStore, name: string, nameHash: number): Entry | null
   return store.find(msg, 12 + q.length, nameHash, 1, 1, 0, keyHash(nameHash, 1, 1, 0));
 }
 
+function hashOf(k: number): number {
+  return k % 3 === 0 ? k % 7 : Math.imul(k, 0x9e3779b1);
+}
+
 test('store agrees with a Map model under random inserts and removals, within capacity', () => {
   fc.assert(
     fc.property(
-      fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 200 })), { maxLength: 400 }),
-      fc.integer({ min: 1, max: 64 }),
+      fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 600 })), { maxLength: 1200 }),
+      fc.integer({ min: 1, max: 400 }),
       (ops, capacity) => {
         const store = new EntryStore(capacity);
         const model = new Map<number, Entry>();
         for (const [insert, k] of ops) {
-          // Deliberately colliding name hashes (k % 7): the byte compare must tell names apart.
+          // Deliberately colliding name hashes (k % 7) for a third of the names: the byte compare
+          // must tell names apart; the others spread over the table as it grows.
           const name = `n${k}.example`;
           if (insert) {
-            const e = entryFor(store, name, k % 7, 100);
+            const e = entryFor(store, name, hashOf(k), 100);
             const evicted = store.insert(e);
             if (model.has(k)) assert.equal(evicted, false);
             model.set(k, e);
@@ -50,7 +55,7 @@ test('store agrees with a Map model under random inserts and removals, within ca
               for (const [mk, me] of model) if (me.slot < 0) model.delete(mk);
             }
           } else {
-            const e = lookup(store, name, k % 7);
+            const e = lookup(store, name, hashOf(k));
             assert.equal(e, model.get(k) ?? null);
             if (e !== null) {
               assert.equal(store.remove(e), true);
@@ -60,7 +65,7 @@ test('store agrees with a Map model under random inserts and removals, within ca
           assert.ok(store.size <= capacity);
           assert.equal(store.size, model.size);
         }
-        for (const [k, e] of model) assert.equal(lookup(store, `n${k}.example`, k % 7), e);
+        for (const [k, e] of model) assert.equal(lookup(store, `n${k}.example`, hashOf(k)), e);
       },
     ),
     { numRuns: 200 },
@@ -78,23 +83,27 @@ test('clear empties the store and entries can be stored again', () => {
   assert.notEqual(lookup(store, 'c1.example', 1), null);
 });
 
-test('a store of the default size never regrows its table while it fills (no relink stall)', () => {
+test('a new store reserves a small table and grows it a few entries per insert (no relink stall, no up-front reservation)', () => {
   const store = new EntryStore(10_000);
-  const buckets = store.bucketCount;
-  assert.ok(buckets >= 10_000, `${buckets} buckets for 10,000 entries`);
-  for (let i = 0; i < 12_000; i++) store.insert(entryFor(store, `g${i}.example`, i * 2654435761, 10));
+  assert.ok(store.bucketCount <= 16, `${store.bucketCount} buckets before any entry`);
+  for (let i = 0; i < 12_000; i++) {
+    store.insert(entryFor(store, `g${i}.example`, Math.imul(i, 0x9e3779b1), 10));
+    // Every entry stays findable while buckets move from the old table to the new one.
+    if (i % 997 === 0) for (let j = Math.max(0, i - 50); j <= i; j++) assert.notEqual(lookup(store, `g${j}.example`, Math.imul(j, 0x9e3779b1)), null, `g${j} at ${i}`);
+  }
   assert.equal(store.size, 10_000);
-  assert.equal(store.bucketCount, buckets);
-  assert.notEqual(lookup(store, 'g11999.example', 11999 * 2654435761), null);
+  assert.ok(store.bucketCount >= 8_192, `${store.bucketCount} buckets for 10,000 entries`);
+  assert.ok(store.maxRelinkedPerInsert <= 64, `${store.maxRelinkedPerInsert} entries relinked by one insert`);
+  assert.notEqual(lookup(store, 'g11999.example', Math.imul(11999, 0x9e3779b1)), null);
 });
 
-test('a store above the preallocation bound still grows and finds every entry', () => {
+test('a large store grows past 2^17 buckets and finds every entry', () => {
   const store = new EntryStore(300_000);
-  const before = store.bucketCount;
-  const n = before + 10;
+  const n = (1 << 17) + 10;
   for (let i = 0; i < n; i++) store.insert(entryFor(store, `h${i}.example`, i, 10));
-  assert.ok(store.bucketCount > before);
-  for (const i of [0, 1, before, n - 1]) assert.notEqual(lookup(store, `h${i}.example`, i), null, `h${i}`);
+  assert.ok(store.bucketCount > 1 << 17);
+  for (const i of [0, 1, 1 << 17, n - 1]) assert.notEqual(lookup(store, `h${i}.example`, i), null, `h${i}`);
+  assert.ok(store.maxRelinkedPerInsert <= 64, `${store.maxRelinkedPerInsert} entries relinked by one insert`);
 });
 
 test('a full store evicts and inserts with pooled entries and arena chunks: nothing new, nothing leaked', () => {

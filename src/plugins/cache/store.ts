@@ -147,13 +147,16 @@ export function keyHash(nameHash: number, qtype: number, qclass: number, keyFlag
   return h | 0;
 }
 
-const MIN_BUCKETS = 64;
+/** Buckets of a new store: a block's cache costs ~128 bytes of table until it holds entries. */
+const MIN_BUCKETS = 16;
 /**
- * Stores up to this capacity get all their buckets up front. Growing relinks every entry in one
- * go, a 3-6 ms stall of the event loop at 8,000 entries that showed up in the p99 latency while
- * the cache filled; one pointer per bucket (at most 512 KiB per store here) is cheaper.
+ * Old buckets moved to the grown table per insert while a grow is in progress. The table
+ * doubles when it holds as many entries as buckets, so the n old buckets are drained within
+ * n/2 inserts, well before the next grow; each insert relinks a few entries instead of one
+ * insert relinking them all (a 3-6 ms event-loop stall at 8,000 entries when it was done in
+ * one go).
  */
-const PREALLOCATED_BUCKETS_MAX = 1 << 17;
+const MIGRATE_BUCKETS_PER_INSERT = 2;
 /** Random entries looked at when choosing a victim. */
 const EVICTION_SAMPLES = 4;
 
@@ -162,21 +165,29 @@ export class EntryStore {
   readonly capacity: number;
   private buckets: (Entry | null)[];
   private mask: number;
+  /**
+   * Incremental growth: the previous, half-size table while its entries move to `buckets`
+   * (null when no grow is in progress). Buckets below `migrated` are empty. A key lives in
+   * exactly one of the two tables.
+   */
+  private oldBuckets: (Entry | null)[] | null = null;
+  private oldMask = 0;
+  private migrated = 0;
+  /** Most entries relinked by one insert (tests: growth costs each insert little). */
+  maxRelinkedPerInsert = 0;
   /** Dense array of live entries (slot i holds an entry with .slot === i) for random eviction. */
   private slots: Entry[] = [];
   /** Random state for victim selection (xorshift32; nothing here needs real randomness). */
   private rnd = 0x2545f491;
-  /** Where the responses' bytes live. */
-  private readonly arena = new ByteArena();
+  /** Where the responses' bytes live; made by the first fill (an unused store holds none). */
+  private arena: ByteArena | null = null;
   /** Entries removed and no longer held, ready for reuse (at most `capacity`). */
   private readonly pool: Entry[] = [];
 
   constructor(capacity: number) {
     this.capacity = Math.max(1, Math.floor(capacity));
-    let n = MIN_BUCKETS;
-    while (n < this.capacity && n < PREALLOCATED_BUCKETS_MAX) n <<= 1;
-    this.buckets = new Array<Entry | null>(n).fill(null);
-    this.mask = n - 1;
+    this.buckets = new Array<Entry | null>(MIN_BUCKETS).fill(null);
+    this.mask = MIN_BUCKETS - 1;
   }
 
   get size(): number {
@@ -190,7 +201,7 @@ export class EntryStore {
 
   /** Arena chunks holding responses (tests: nothing leaks). */
   get chunksInUse(): number {
-    return this.arena.chunksInUse;
+    return this.arena === null ? 0 : this.arena.chunksInUse;
   }
 
   /**
@@ -223,18 +234,19 @@ export class EntryStore {
     arcount: number,
     ttlOffsets: readonly number[],
   ): void {
-    if (e.chunk !== NO_CHUNK) this.arena.free(e.chunk);
+    const arena = this.arena ?? (this.arena = new ByteArena());
+    if (e.chunk !== NO_CHUNK) arena.free(e.chunk);
     const ttlCount = ttlOffsets.length;
     const need = len + 2 * ttlCount;
-    const chunk = this.arena.alloc(need);
+    const chunk = arena.alloc(need);
     let buf: Buffer;
     let off: number;
     if (chunk === NO_CHUNK) {
       buf = Buffer.allocUnsafeSlow(need);
       off = 0;
     } else {
-      buf = this.arena.slab(chunk);
-      off = this.arena.offset(chunk);
+      buf = arena.slab(chunk);
+      off = arena.offset(chunk);
     }
     msg.copy(buf, off, 0, len);
     buf[off + 10] = arcount >>> 8;
@@ -278,7 +290,7 @@ export class EntryStore {
    */
   recycle(e: Entry): void {
     if (e.slot >= 0 || e.holders > 0) return;
-    if (e.chunk !== NO_CHUNK) this.arena.free(e.chunk);
+    if (e.chunk !== NO_CHUNK) this.arena!.free(e.chunk);
     e.chunk = NO_CHUNK;
     e.buf = NO_BYTES;
     e.len = 0;
@@ -287,7 +299,7 @@ export class EntryStore {
     if (this.pool.length < this.capacity) this.pool.push(e);
   }
 
-  /** Length of the bucket array (tests: whether the table had to grow). */
+  /** Length of the current bucket array (tests: growth). */
   get bucketCount(): number {
     return this.buckets.length;
   }
@@ -297,7 +309,13 @@ export class EntryStore {
    * qname; it must equal the stored one case-insensitively (the hash alone is never trusted).
    */
   find(msg: Uint8Array, qnameEnd: number, nameHash: number, qtype: number, qclass: number, keyFlags: number, hash: number, msgOff = 0): Entry | null {
-    let e: Entry | null = this.buckets[hash & this.mask]!;
+    const found = this.findIn(this.buckets[hash & this.mask]!, msg, qnameEnd, nameHash, qtype, qclass, keyFlags, hash, msgOff);
+    if (found !== null || this.oldBuckets === null) return found;
+    return this.findIn(this.oldBuckets[hash & this.oldMask]!, msg, qnameEnd, nameHash, qtype, qclass, keyFlags, hash, msgOff);
+  }
+
+  private findIn(head: Entry | null, msg: Uint8Array, qnameEnd: number, nameHash: number, qtype: number, qclass: number, keyFlags: number, hash: number, msgOff: number): Entry | null {
+    let e: Entry | null = head;
     while (e !== null) {
       if (
         e.keyHash === hash &&
@@ -328,6 +346,7 @@ export class EntryStore {
       this.remove(this.victim());
       evicted = true;
     }
+    if (this.oldBuckets !== null) this.migrate(MIGRATE_BUCKETS_PER_INSERT);
     if (this.slots.length >= this.buckets.length) this.grow();
     const b = entry.keyHash & this.mask;
     entry.chain = this.buckets[b]!;
@@ -341,16 +360,9 @@ export class EntryStore {
   remove(entry: Entry): boolean {
     const slot = entry.slot;
     if (slot < 0 || this.slots[slot] !== entry) return false;
-    const b = entry.keyHash & this.mask;
-    let prev: Entry | null = null;
-    let e: Entry | null = this.buckets[b]!;
-    while (e !== null && e !== entry) {
-      prev = e;
-      e = e.chain;
+    if (!unlink(this.buckets, entry.keyHash & this.mask, entry)) {
+      if (this.oldBuckets === null || !unlink(this.oldBuckets, entry.keyHash & this.oldMask, entry)) return false;
     }
-    if (e === null) return false;
-    if (prev === null) this.buckets[b] = entry.chain;
-    else prev.chain = entry.chain;
     const last = this.slots.pop()!;
     if (last !== entry) {
       this.slots[slot] = last;
@@ -365,6 +377,7 @@ export class EntryStore {
   /** Removes every entry. */
   clear(): void {
     this.buckets.fill(null);
+    this.oldBuckets = null;
     const all = this.slots;
     this.slots = [];
     for (const e of all) {
@@ -404,15 +417,54 @@ export class EntryStore {
     return best;
   }
 
-  /** Doubles the bucket array (load factor stays <= 1) and relinks every entry. */
+  /**
+   * Doubles the bucket array (load factor stays <= 1). The entries move over in later inserts
+   * (migrate); a grow still in progress is finished first (not reached: see
+   * MIGRATE_BUCKETS_PER_INSERT).
+   */
   private grow(): void {
+    if (this.oldBuckets !== null) this.migrate(this.oldBuckets.length);
     const n = this.buckets.length * 2;
+    this.oldBuckets = this.buckets;
+    this.oldMask = this.mask;
+    this.migrated = 0;
     this.buckets = new Array<Entry | null>(n).fill(null);
     this.mask = n - 1;
-    for (const e of this.slots) {
-      const b = e.keyHash & this.mask;
-      e.chain = this.buckets[b]!;
-      this.buckets[b] = e;
-    }
   }
+
+  /** Moves the entries of up to `count` old buckets to the current table. */
+  private migrate(count: number): void {
+    const old = this.oldBuckets!;
+    let relinked = 0;
+    const end = Math.min(old.length, this.migrated + count);
+    for (let i = this.migrated; i < end; i++) {
+      let e: Entry | null = old[i]!;
+      old[i] = null;
+      while (e !== null) {
+        const next: Entry | null = e.chain;
+        const b = e.keyHash & this.mask;
+        e.chain = this.buckets[b]!;
+        this.buckets[b] = e;
+        relinked++;
+        e = next;
+      }
+    }
+    this.migrated = end;
+    if (end === old.length) this.oldBuckets = null;
+    if (relinked > this.maxRelinkedPerInsert) this.maxRelinkedPerInsert = relinked;
+  }
+}
+
+/** Unlinks `entry` from the chain of bucket b; false when it is not there. */
+function unlink(buckets: (Entry | null)[], b: number, entry: Entry): boolean {
+  let prev: Entry | null = null;
+  let e: Entry | null = buckets[b]!;
+  while (e !== null && e !== entry) {
+    prev = e;
+    e = e.chain;
+  }
+  if (e === null) return false;
+  if (prev === null) buckets[b] = entry.chain;
+  else prev.chain = entry.chain;
+  return true;
 }

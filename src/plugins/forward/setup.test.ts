@@ -99,7 +99,7 @@ const INVALID: [string, number, string][] = [
     2,
     "'https' is not supported as a destination protocol in forward: https://127.0.0.1 (node-local-dns forwards plain DNS over UDP and TCP only)",
   ],
-  [`forward ${'x'.repeat(64)} 127.0.0.1`, 2, `unable to normalize '${'x'.repeat(64)}'`],
+  [`forward ${'x'.repeat(64)} 127.0.0.1`, 2, `unable to normalize '${'x'.repeat(16)}...'`],
   ['forward example..org 127.0.0.1', 2, "unable to normalize 'example..org'"],
   [`forward . ${Array.from({ length: 16 }, (_, i) => `127.0.0.${i + 1}`).join(' ')}`, 2, 'more than 15 TOs configured: 16'],
   [`forward . ${RESOLV} ${RESOLV} ${RESOLV} ${RESOLV} ${RESOLV} 127.0.0.1`, 2, 'more than 15 TOs configured: 16'],

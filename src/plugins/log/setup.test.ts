@@ -166,8 +166,8 @@ test('log: classes select what is logged, as CoreDNS response.Classify (success:
   assert.equal(logFrom('log', []).rules[0]!.classes, LogClass.ALL);
 });
 
-test('log: each log line is its own rule (scope, format), the first matching rule logs', () => {
-  const cfg = loadConfig('.:53 {\n  log a.test {combined}\n  log b.test\n  log . "{name}"\n}\n', 'Corefile', {
+test('log: each log line is its own rule (scope, format), the first matching rule logs', async () => {
+  const cfg = await loadConfig('.:53 {\n  log a.test {combined}\n  log b.test\n  log . "{name}"\n}\n', 'Corefile', {
     defaultBind: ['127.0.0.1'], defaultPort: 53, env: {}, clock: () => performance.now(), log: quiet, engine,
   });
   const loaded = cfg.blocks[0]!.plugins.find((p) => p.name === 'log') as LogPlugin;

@@ -7,7 +7,7 @@
  * Caddy's token dump), only equivalent in what it detects.
  */
 import { createHash } from 'node:crypto';
-import { parseCorefile } from '../../corefile/parser.ts';
+import { parseCorefile, parseCorefileAsync } from '../../corefile/parser.ts';
 import type { Env } from '../../corefile/lexer.ts';
 import type { Directive, ServerBlock } from '../../corefile/types.ts';
 
@@ -41,4 +41,13 @@ export function digestOfBlocks(blocks: readonly ServerBlock[]): string {
  */
 export function configDigest(text: string, file: string, env: Env): string {
   return digestOfBlocks(parseCorefile(text, file, env));
+}
+
+/**
+ * configDigest with the imports read through fs/promises (regular files within the
+ * configuration limits only): what the reload plugin runs on the serving thread.
+ * @throws CorefileError
+ */
+export async function configDigestAsync(text: string, file: string, env: Env): Promise<string> {
+  return digestOfBlocks(await parseCorefileAsync(text, file, env));
 }

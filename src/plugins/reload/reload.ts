@@ -17,12 +17,13 @@
  *  - All blocks of one config share one checker (CoreDNS's reload is process wide): several
  *    `reload` lines do not multiply the checks; the last block's interval wins, as in CoreDNS.
  */
-import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
+import { readConfigFile } from '../../corefile/read.ts';
+import { DEFAULT_CONFIG_LIMITS } from '../../corefile/limits.ts';
 import type { EngineHooks, Handler, Logger, Plugin } from '../../plugin.ts';
 import type { Env } from '../../corefile/lexer.ts';
 import type { MetricsHub } from '../../metrics/hub.ts';
-import { configDigest } from './digest.ts';
+import { configDigestAsync } from './digest.ts';
 
 export interface ReloadOptions {
   intervalMs: number;
@@ -57,18 +58,22 @@ export class ReloadChecker {
     return this.digest;
   }
 
-  start(): void {
+  /** Resolves once the running configuration's digest is known and logged. */
+  async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
     const { engine, env, log } = this.deps;
     const file = engine.corefilePath() ?? 'Corefile';
     const text = engine.corefileText();
+    let digest: string;
     try {
-      this.digest = configDigest(text, file, env);
+      digest = await configDigestAsync(text, file, env);
     } catch {
       // The serving text parsed when it was loaded; an import that vanished since is possible.
-      this.digest = createHash('sha512').update(text).digest('hex');
+      digest = createHash('sha512').update(text).digest('hex');
     }
+    if (!this.running) return;
+    this.digest = digest;
     log.info(`Running configuration SHA512 = ${this.digest}`);
     this.schedule();
   }
@@ -98,19 +103,20 @@ export class ReloadChecker {
     if (path === null || !this.running) return;
     let text: string;
     try {
-      text = await readFile(path, 'utf8');
-    } catch {
-      return; // CoreDNS skips a tick whose Corefile cannot be read.
+      text = await readConfigFile(path, DEFAULT_CONFIG_LIMITS.maxConfigBytes);
+    } catch (err) {
+      // CoreDNS skips a tick whose Corefile cannot be read; a Corefile that is not a regular
+      // file or is over the size limit is reported like one that does not parse.
+      if ((err as NodeJS.ErrnoException).code === 'ERR_CONFIG_READ' && !/cannot be read: ENOENT$/.test((err as Error).message)) {
+        this.reportUnparsable(`${path}:${(err as Error).message}`, `Corefile read failed: ${(err as Error).message}`);
+      }
+      return;
     }
     let digest: string;
     try {
-      digest = configDigest(text, path, env);
+      digest = await configDigestAsync(text, path, env);
     } catch (err) {
-      const failedHash = createHash('sha512').update(text).digest('hex');
-      if (failedHash === this.unparsableHash) return;
-      this.unparsableHash = failedHash;
-      log.error(`Corefile parse failed: ${(err as Error).message}`);
-      hub.process.reloadFailed++;
+      this.reportUnparsable(text, `Corefile parse failed: ${(err as Error).message}`);
       return;
     }
     this.unparsableHash = '';
@@ -124,6 +130,15 @@ export class ReloadChecker {
       log.error(`Corefile changed but reload failed: ${(err as Error).message}`);
       hub.process.reloadFailed++;
     }
+  }
+
+  /** Logs and counts a Corefile that cannot be loaded, once per distinct `key` (its text). */
+  private reportUnparsable(key: string, message: string): void {
+    const failedHash = createHash('sha512').update(key).digest('hex');
+    if (failedHash === this.unparsableHash) return;
+    this.unparsableHash = failedHash;
+    this.deps.log.error(message);
+    this.deps.hub.process.reloadFailed++;
   }
 
   /** Resolves once a check in progress (if any) has finished. */
@@ -146,8 +161,8 @@ export class ReloadPlugin implements Plugin {
     return next;
   }
 
-  start(): void {
-    this.checker.start();
+  start(): Promise<void> {
+    return this.checker.start();
   }
 
   stop(): void {

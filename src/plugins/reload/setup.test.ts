@@ -69,7 +69,7 @@ test('reload checker: logs the running digest, reloads on change only, counts fa
   const log = new MemoryLogger();
   const checker = new ReloadChecker(60_000, { engine, env: {}, hub, log });
   t.after(() => checker.stop());
-  checker.start();
+  await checker.start();
   const d1 = configDigest(v1, path, {});
   assert.deepEqual(log.lines, [`INFO Running configuration SHA512 = ${d1}`]);
 
@@ -130,7 +130,7 @@ test('reload checker: the timer fires on its period', async (t) => {
   engine.text = '.:53 {\n    cache 30\n}\n';
   const checker = new ReloadChecker(30, { engine, env: {}, hub: new MetricsHub({ defaultMetrics: false }), log: new MemoryLogger() });
   t.after(() => checker.stop());
-  checker.start();
+  await checker.start();
   writeFileSync(path, '.:53 {\n    cache 40\n}\n');
   const end = performance.now() + 5000;
   while (engine.reloads.length === 0 && performance.now() < end) await new Promise((r) => setTimeout(r, 10));
