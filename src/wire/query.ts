@@ -4,8 +4,13 @@
  * Builds no strings and allocates nothing; never throws.
  *
  * Acceptance follows miekg/dns's DefaultMsgAcceptFunc, which CoreDNS serves with:
- * responses are ignored, opcodes other than QUERY/NOTIFY are NOTIMP, QDCOUNT must be 1,
- * ANCOUNT 0, NSCOUNT at most 1, ARCOUNT at most 2; anything malformed is FORMERR.
+ * responses are ignored (dropped), QDCOUNT must be 1, ANCOUNT at most 1 (NOTIFY's SOA, RFC
+ * 1996), NSCOUNT at most 1 (IXFR's SOA, RFC 1995), ARCOUNT at most 2; a record that does not
+ * parse is FORMERR. Such an accepted query is forwarded as it is and the upstream decides
+ * (NSD: FORMERR), as with CoreDNS. Opcodes other than QUERY are NOTIMP (miekg also takes
+ * NOTIFY, which a cache has no use for). Stricter than miekg, deliberately: the qname must be
+ * uncompressed and the question complete (miekg takes a question cut after the name or the
+ * qtype, with qclass 0), and a second OPT is FORMERR (RFC 6891 §6.1.1).
  */
 import { Edns, Flag, Header, Limits, Opcode, QType } from './codes.ts';
 import { skipName } from './name.ts';
@@ -50,7 +55,7 @@ export function parseQuery(req: Request): ParseResultValue {
   const ancount = (buf[6]! << 8) | buf[7]!;
   const nscount = (buf[8]! << 8) | buf[9]!;
   const arcount = (buf[10]! << 8) | buf[11]!;
-  if (qdcount !== 1 || ancount !== 0 || nscount > 1 || arcount > 2) return ParseResult.FORMERR;
+  if (qdcount !== 1 || ancount > 1 || nscount > 1 || arcount > 2) return ParseResult.FORMERR;
 
   // Question name: uncompressed labels only (nothing precedes it that a pointer could target).
   let pos: number = Header.SIZE;
@@ -86,10 +91,12 @@ export function parseQuery(req: Request): ParseResultValue {
   req.qclass = (buf[pos + 2]! << 8) | buf[pos + 3]!;
   pos += 4;
   req.questionEnd = pos;
-  if (arcount === 0 && nscount === 0) return ParseResult.OK;
+  if (arcount === 0 && nscount === 0 && ancount === 0) return ParseResult.OK;
 
-  // Authority (a prerequisite/SOA in odd clients) and additional records: find OPT.
-  const total = nscount + arcount;
+  // Answer and authority (a SOA in NOTIFY/IXFR-shaped queries) and additional records:
+  // every one must parse; the OPT is the additional one.
+  const total = ancount + nscount + arcount;
+  const additionalFrom = ancount + nscount;
   let seenOpt = false;
   for (let i = 0; i < total; i++) {
     const rrStart = pos;
@@ -98,7 +105,7 @@ export function parseQuery(req: Request): ParseResultValue {
     const type = (buf[pos]! << 8) | buf[pos + 1]!;
     const rdlen = (buf[pos + 8]! << 8) | buf[pos + 9]!;
     if (pos + 10 + rdlen > len) return ParseResult.FORMERR;
-    if (type === QType.OPT && i >= nscount) {
+    if (type === QType.OPT && i >= additionalFrom) {
       // RFC 6891 §6.1.1: one OPT, owner is the root.
       if (seenOpt || buf[rrStart] !== 0) return ParseResult.FORMERR;
       seenOpt = true;

@@ -1,5 +1,6 @@
 /**
- * Fuzz targets for the wire codec (src/wire): parseQuery, scanResponse, readName/skipName.
+ * Fuzz targets for the wire codec (src/wire): parseQuery, scanResponse, readName/skipName,
+ * truncateResponse.
  * Generated well-formed messages (dns-packet) must parse to exactly what was generated;
  * mutated and random bytes must never throw and, when accepted, must satisfy the
  * invariants the hot paths rely on (every offset inside the message, names within limits).
@@ -9,6 +10,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ParseResult, parseQuery } from '../../src/wire/query.ts';
 import { ResponseScan, questionMatches, scanResponse } from '../../src/wire/message.ts';
+import { truncateResponse } from '../../src/wire/truncate.ts';
 import { encodeName, qnameToString, readName, skipName } from '../../src/wire/name.ts';
 import { WireError } from '../../src/wire/errors.ts';
 import type { Request } from '../../src/server/request.ts';
@@ -36,7 +38,7 @@ function checkAccepted(req: Request): void {
   assert.equal(b[2]! & 0x80, 0, 'QR clear');
   assert.equal((b[2]! >> 3) & 0x0f, 0, 'opcode QUERY');
   assert.equal(u16(b, 4), 1);
-  assert.equal(u16(b, 6), 0);
+  assert.ok(u16(b, 6) <= 1 && u16(b, 8) <= 1 && u16(b, 10) <= 2, 'DefaultMsgAcceptFunc counts');
   assert.equal(req.id, u16(b, 0));
   assert.ok(req.qnameEnd > 12 && req.qnameEnd - 12 <= 255, `qname length ${req.qnameEnd - 12}`);
   assert.equal(req.questionEnd, req.qnameEnd + 4);
@@ -236,5 +238,42 @@ test('names: generated names round-trip through encodeName, readName and qnameTo
       assert.throws(() => readName(cut, 0, cut.length), WireError);
     }),
     params(1_000),
+  );
+});
+
+test('truncateResponse: generated, mutated and random responses at any limit never throw; the result scans, fits and holds whole records of the input', () => {
+  const inScan = new ResponseScan();
+  const outScan = new ResponseScan();
+  const arb = fc.tuple(arbName, arbType, fc.nat(0xffff)).chain(([name, type, id]) =>
+    fc.tuple(fc.constant(name), fc.constant(type), fc.constant(id), arbResponseSpec(name), arbMutations, fc.integer({ min: 0, max: 1500 }), fc.boolean()),
+  );
+  fc.assert(
+    fc.property(arb, ([name, type, id, spec, muts, limit, edns]) => {
+      const q = requestOf(encodeQuerySpec({ id, name, type, rd: true, cd: false, edns: edns ? { size: limit, do: false } : null }));
+      assert.equal(parseQuery(q), ParseResult.OK);
+      const size = Math.max(512, limit);
+      for (const b of [encodeResponse(id, name, type, spec), mutate(encodeResponse(id, name, type, spec), muts)]) {
+        const out = truncateResponse(q, b, b.length, limit);
+        assert.ok(out.length <= size, `${out.length} > ${size}`);
+        assert.equal(scanResponse(out, out.length, outScan), true, 'the result scans');
+        assert.equal(outScan.end, out.length);
+        // Whole records of the input: every kept non-OPT record's bytes are the input's at the same offset.
+        if (outScan.recordCount > 0 && scanResponse(b, b.length, inScan)) {
+          const lastTtl = outScan.ttlOffsets[outScan.recordCount - 1]!;
+          assert.deepEqual(out.subarray(12, lastTtl), Buffer.from(b.subarray(12, lastTtl)));
+        }
+      }
+    }),
+    params(1_500),
+  );
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 700 }), fc.integer({ min: 0, max: 1500 }), (bytes, limit) => {
+      const q = requestOf(encodeQuerySpec({ id: 1, name: 'a.example', type: 'A', rd: true, cd: false, edns: null }));
+      parseQuery(q);
+      const out = truncateResponse(q, bytes, bytes.length, limit);
+      assert.ok(out.length <= Math.max(512, limit));
+      assert.equal(scanResponse(out, out.length, outScan), true);
+    }),
+    params(1_500),
   );
 });
