@@ -67,6 +67,7 @@ before(async () => {
     '@ IN NS ns.example.test.',
     'ns IN A 198.18.10.250',
     ...ADDRESSES.map((a) => `big IN A ${a}`),
+    ...Array.from({ length: 120 }, (_, i) => `huge IN A 198.18.11.${i + 1}`),
   ].join('\n');
   writeFileSync(path.join(dir, 'example.test.zone'), zone + '\n');
   writeFileSync(path.join(dir, 'nsd.conf'), nsdConfig({ host: '127.0.0.1', port: NSD_PORT, dir, logFile: path.join(dir, 'nsd.log'), zones: { 'example.test.': 'example.test.zone' } }));
@@ -103,4 +104,15 @@ test('musl getaddrinfo of a name with 60 A records gets the whole records that f
   const tcp = ns.run('dig', ['+tcp', '+short', `@${AGENT_IP}`, BIG, 'A']).split('\n').filter(Boolean);
   assert.equal(tcp.length, 60, 'the full answer over TCP');
   assert.equal(agent!.exitCode, null, agentOut);
+});
+
+test('an EDNS client with 1232 bytes: the records that fit beside the OPT, TC=1, the OPT kept; on a miss and on a hit', { skip }, () => {
+  // 12 + 23 (question of huge.example.test.) + 11 (OPT) + 16 per record: floor((1232 - 46) / 16) = 74.
+  const fits = Math.floor((1232 - 12 - ('huge.example.test.'.length + 1 + 4) - 11) / 16);
+  for (const round of ['miss', 'hit']) {
+    const out = ns.run('dig', ['+bufsize=1232', '+ignore', '+tries=1', `@${AGENT_IP}`, 'huge.example.test.', 'A']);
+    assert.match(out, /;; flags: qr[a-z ]* tc[a-z ]*; QUERY: 1, ANSWER: \d+, AUTHORITY: 0, ADDITIONAL: 1/, round);
+    assert.equal(Number(/ANSWER: (\d+)/.exec(out)![1]), fits, round);
+    assert.match(out, /; EDNS: version: 0, flags:; udp: \d+/, `${round}: OPT kept`);
+  }
 });
