@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
 import { SETUP_ERRORS_METRIC, SETUP_ERROR_TYPES, SetupMetrics } from './setup-metrics.ts';
+import { DEFAULT_HTTP_LIMITS } from '../metrics/http-endpoints.ts';
+import { HttpDropReason, httpConnectionDrops } from '../metrics/process-metrics.ts';
+import { waitUntil } from '../../test/lib/net.ts';
 
 test('every error type starts at 0 and counts up', async () => {
   const m = new SetupMetrics({ processMetrics: false });
@@ -38,4 +42,30 @@ test('listen fails cleanly on a taken port', async (t) => {
   const b = new SetupMetrics({ processMetrics: false });
   await assert.rejects(b.listen(`127.0.0.1:${addr.port}`), /EADDRINUSE/);
   await b.close();
+});
+
+test('the setup metrics listener has the HTTP bounds of every listener, and concurrent scrapes share one render', async (t) => {
+  const m = new SetupMetrics({ processMetrics: false });
+  const addr = await m.listen('127.0.0.1:0', { limits: { ...DEFAULT_HTTP_LIMITS, maxConnections: 2 } });
+  const socks: Socket[] = [];
+  t.after(async () => {
+    for (const s of socks) s.destroy();
+    await m.close();
+  });
+  const evictedBefore = httpConnectionDrops.count('127.0.0.1:0', HttpDropReason.EVICTED);
+  for (let i = 0; i < 5; i++) {
+    const s = connect(addr.port, '127.0.0.1');
+    s.on('error', () => {});
+    socks.push(s);
+    await new Promise((r) => s.once('connect', r));
+  }
+  await waitUntil(() => httpConnectionDrops.count('127.0.0.1:0', HttpDropReason.EVICTED) - evictedBefore === 3, 'three evictions', 5000);
+
+  const n = new SetupMetrics({ processMetrics: false });
+  const nAddr = await n.listen('127.0.0.1:0');
+  t.after(() => n.close());
+  // Requests landing in one event-loop turn share a render; later ones the next (1 s on).
+  const bodies = await Promise.all([1, 2, 3, 4, 5, 6].map(async () => (await fetch(`http://127.0.0.1:${nAddr.port}/metrics`)).text()));
+  assert.ok(n.scrapes.renders <= 2, `${n.scrapes.renders} renders for 6 concurrent scrapes`);
+  assert.ok(bodies.every((b) => b === bodies[0] && /coredns_nodecache_setup_errors_total/.test(b)));
 });

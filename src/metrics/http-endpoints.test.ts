@@ -1,9 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { HttpEndpoints, PluginRoute, TEXT_PLAIN, listenAddressArg, parseListenAddress, type RouteHandler } from './http-endpoints.ts';
+import { HttpConnectionDrops, HttpDropReason, type HttpDropReasonValue } from './process-metrics.ts';
 import { directiveOf } from './testing.ts';
-import { waitUntil } from '../../test/lib/net.ts';
+import { sleep, waitUntil } from '../../test/lib/net.ts';
 
 interface Reply {
   status: number;
@@ -146,4 +148,91 @@ test('PluginRoute: open and close once each, port while open, grace unless the e
   shuttingDown = true;
   await again.close();
   await assert.rejects(get(port, '/ready'), { code: 'ECONNREFUSED' });
+});
+
+/** A raw connection from `localAddress`: what it received, and whether the server closed it. */
+function rawConnect(port: number, localAddress = '127.0.0.1'): Promise<{ sock: Socket; received: () => string; closed: () => boolean }> {
+  return new Promise((resolve, reject) => {
+    const sock = connect({ port, host: '127.0.0.1', localAddress });
+    let data = '';
+    let closed = false;
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => (data += d));
+    sock.on('close', () => (closed = true));
+    sock.on('error', () => {});
+    sock.once('connect', () => resolve({ sock, received: () => data, closed: () => closed }));
+    sock.once('error', reject);
+  });
+}
+
+test('connection cap: a flood from one client evicts its own idle connections, an older client keeps its one', async (t) => {
+  const drops = new HttpConnectionDrops();
+  const endpoints = new HttpEndpoints({ limits: { maxConnections: 4 }, drops });
+  const conns: Socket[] = [];
+  t.after(async () => {
+    for (const c of conns) c.destroy();
+    await endpoints.closeAll();
+  });
+  const lease = await endpoints.acquire('127.0.0.1:0', '/health', text('OK'));
+  // The probe's connection is the oldest and idle: a global LRU would close it first.
+  const probe = await rawConnect(lease.port, '127.0.0.1');
+  conns.push(probe.sock);
+  await sleep(50);
+  const flood: Awaited<ReturnType<typeof rawConnect>>[] = [];
+  for (let i = 0; i < 10; i++) {
+    const c = await rawConnect(lease.port, '127.0.0.2');
+    conns.push(c.sock);
+    flood.push(c);
+  }
+  await waitUntil(() => drops.count('127.0.0.1:0', HttpDropReason.EVICTED) === 7, 'seven evictions', 5000);
+  await waitUntil(() => flood.filter((c) => c.closed()).length === 7, 'the flood\'s oldest seven closed', 5000);
+  assert.deepEqual(flood.map((c) => c.closed()), [true, true, true, true, true, true, true, false, false, false], 'oldest first');
+  assert.equal(probe.closed(), false);
+  probe.sock.write('GET /health HTTP/1.1\r\nHost: a\r\n\r\n');
+  await waitUntil(() => probe.received().includes('\r\n\r\n'), 'the probe answered', 5000);
+  assert.match(probe.received(), /^HTTP\/1\.1 200 OK/);
+  // A fresh client still gets in.
+  assert.equal((await get(lease.port, '/health')).body, 'OK');
+});
+
+test('timeouts and header size: slowloris and silent connections 408/closed, big heads 431, idle keep-alive closed uncounted', async (t) => {
+  const drops = new HttpConnectionDrops();
+  const limits = { headersTimeoutMs: 300, requestTimeoutMs: 600, keepAliveTimeoutMs: 200, idleTimeoutMs: 1000, maxHeaderBytes: 1024 };
+  const endpoints = new HttpEndpoints({ limits, drops });
+  const conns: Socket[] = [];
+  t.after(async () => {
+    for (const c of conns) c.destroy();
+    await endpoints.closeAll();
+  });
+  const lease = await endpoints.acquire('127.0.0.1:0', '/health', text('OK'));
+  const count = (r: HttpDropReasonValue) => drops.count('127.0.0.1:0', r);
+
+  // Slowloris: a head a byte every 50 ms (the socket is never idle), never finished.
+  const slow = await rawConnect(lease.port);
+  conns.push(slow.sock);
+  const head = 'GET /health HTTP/1.1\r\nHost: a\r\nX-Pad: ' + 'a'.repeat(500);
+  let i = 0;
+  const drip = setInterval(() => !slow.closed() && i < head.length && slow.sock.write(head[i++]!), 50);
+  t.after(() => clearInterval(drip));
+  const silent = await rawConnect(lease.port);
+  conns.push(silent.sock);
+  await waitUntil(() => slow.closed() && silent.closed(), 'slowloris and silent connections closed', 5000);
+  assert.match(slow.received(), /^HTTP\/1\.1 408 /);
+  assert.ok(count(HttpDropReason.TIMEOUT) >= 2, `timeouts: ${count(HttpDropReason.TIMEOUT)}`);
+
+  const big = await rawConnect(lease.port);
+  conns.push(big.sock);
+  big.sock.write(`GET /health HTTP/1.1\r\nHost: a\r\nX-Big: ${'b'.repeat(2048)}\r\n\r\n`);
+  await waitUntil(() => big.closed(), 'the big head closed', 5000);
+  assert.match(big.received(), /^HTTP\/1\.1 431 /);
+  assert.equal(count(HttpDropReason.BAD_REQUEST), 1);
+
+  // A keep-alive connection after its answer: closed after keepAliveTimeoutMs, not a drop.
+  const timeoutsBefore = count(HttpDropReason.TIMEOUT);
+  const ka = await rawConnect(lease.port);
+  conns.push(ka.sock);
+  ka.sock.write('GET /health HTTP/1.1\r\nHost: a\r\n\r\n');
+  await waitUntil(() => ka.closed(), 'the idle keep-alive connection closed', 5000);
+  assert.match(ka.received(), /^HTTP\/1\.1 200 OK/);
+  assert.equal(count(HttpDropReason.TIMEOUT), timeoutsBefore);
 });
