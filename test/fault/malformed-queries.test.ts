@@ -10,7 +10,9 @@
  * question when that parsed). EDNS version > 0: BADVERS. ANCOUNT 1 or NSCOUNT 1 (NOTIFY's SOA,
  * IXFR's SOA) is accepted and forwarded as it is: NSD answers FORMERR without a question,
  * which CoreDNS's forward (Request.Match fails) turns into FORMERR — the authority-record
- * case of the finding, where node-local-dns sent nothing at all.
+ * case of the finding, where node-local-dns sent nothing at all (forward dropped NSD's
+ * header-only reply as a wrong question; the client waited for its timeout). Classes other
+ * than IN are forwarded too (CoreDNS's EnableChaos: a server with forward takes every class).
  * Rows marked `differs` are deliberate: miekg's lenient unpacking takes a question that
  * stops after the name (qtype and qclass 0: CoreDNS answers REFUSED for class 0), a bare
  * header with QDCOUNT 1 (no question: SERVFAIL), a compressed question name and a second OPT
@@ -134,6 +136,15 @@ const ROWS: Row[] = [
   { what: 'reserved label type 0x40 in the question', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), Buffer.from([0x41, 0x61, 0, 0, 1, 0, 1])]), expect: 'FORMERR', withQuestion: false },
   { what: 'question name longer than 255 bytes', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), Buffer.concat(Array.from({ length: 5 }, () => Buffer.concat([Buffer.from([60]), Buffer.alloc(60, 0x61)]))), Buffer.from([0, 0, 1, 0, 1])]), expect: 'FORMERR', withQuestion: false },
   // Not malformed for CoreDNS: answered as usual.
+  // Classes other than IN: CoreDNS refuses them unless a block of the server has chaos or
+  // forward (dnsserver.EnableChaos); forward is always there in node-cache's Corefile, so
+  // they are forwarded and NSD answers (REFUSED without a question, ANY as usual).
+  { what: 'qclass CH', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), question(q(n), 16, 3)]), expect: 'REFUSED' },
+  { what: 'qclass HS', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), question(q(n), 1, 4)]), expect: 'REFUSED' },
+  { what: 'qclass NONE', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), question(q(n), 1, 254)]), expect: 'REFUSED' },
+  { what: 'qclass ANY', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), question(q(n), 1, 255)]), expect: 'NOERROR' },
+  { what: 'qclass 0', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), question(q(n), 1, 0)]), expect: 'REFUSED' },
+  { what: 'opcode NOTIFY', msg: (n) => Buffer.concat([header(4 << 11, 1, 0, 0, 0), question(q(n), 6)]), expect: 'NOTIMP', differs: 'forwarded; the upstream answers' },
   { what: 'Z bit set', msg: (n) => Buffer.concat([header(RD | 0x0040, 1, 0, 0, 0), question(q(n))]), expect: 'NOERROR', withQuestion: true },
   { what: 'bytes after the last record', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), question(q(n)), Buffer.from([1, 2, 3])]), expect: 'NOERROR', withQuestion: true },
 ];
