@@ -18,14 +18,17 @@ export const ConfigReadErrorCode = 'ERR_CONFIG_READ' as const;
 export class ConfigReadError extends Error {
   readonly code = ConfigReadErrorCode;
   readonly file: string;
-  /** The reason without the file name (e.g. `not a regular file (FIFO)`). */
+  /** The reason without the file name (e.g. `is a FIFO, not a regular file`). */
   readonly reason: string;
+  /** The system error code when the file could not be opened or read (`ENOENT`), else null. */
+  readonly sysCode: string | null;
 
-  constructor(file: string, reason: string) {
+  constructor(file: string, reason: string, sysCode: string | null = null) {
     super(`${file}: ${reason}`);
     this.name = 'ConfigReadError';
     this.file = file;
     this.reason = reason;
+    this.sysCode = sysCode;
   }
 }
 
@@ -57,8 +60,8 @@ export function tooLarge(file: string, maxBytes: number, whole: boolean): Config
 function openError(file: string, err: unknown): ConfigReadError {
   const e = err as NodeJS.ErrnoException;
   // ENXIO: a unix socket (or a FIFO opened for writing); ELOOP etc. come with their code.
-  const reason = e.code === 'ENXIO' ? 'is a socket or device without a reader, not a regular file' : `cannot be read: ${e.code ?? e.message}`;
-  return new ConfigReadError(file, reason);
+  const reason = e.code === 'ENXIO' ? 'is a socket or device without a reader, not a regular file' : e.message;
+  return new ConfigReadError(file, reason, e.code ?? null);
 }
 
 /**

@@ -18,7 +18,7 @@
  *    `reload` lines do not multiply the checks; the last block's interval wins, as in CoreDNS.
  */
 import { createHash } from 'node:crypto';
-import { readConfigFile } from '../../corefile/read.ts';
+import { ConfigReadError, readConfigFile } from '../../corefile/read.ts';
 import { DEFAULT_CONFIG_LIMITS } from '../../corefile/limits.ts';
 import type { EngineHooks, Handler, Logger, Plugin } from '../../plugin.ts';
 import type { Env } from '../../corefile/lexer.ts';
@@ -107,8 +107,8 @@ export class ReloadChecker {
     } catch (err) {
       // CoreDNS skips a tick whose Corefile cannot be read; a Corefile that is not a regular
       // file or is over the size limit is reported like one that does not parse.
-      if ((err as NodeJS.ErrnoException).code === 'ERR_CONFIG_READ' && !/cannot be read: ENOENT$/.test((err as Error).message)) {
-        this.reportUnparsable(`${path}:${(err as Error).message}`, `Corefile read failed: ${(err as Error).message}`);
+      if (err instanceof ConfigReadError && err.sysCode === null) {
+        this.reportUnparsable(`${path}:${err.message}`, `Corefile read failed: ${err.message}`);
       }
       return;
     }
