@@ -5,6 +5,7 @@
  * end to end by test/netns/node.test.ts.
  */
 import { test } from 'node:test';
+import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -281,4 +282,38 @@ test('start-up failures: missing -localip, dummy unsupported, missing service en
   );
   assert.equal(await new InterfaceManager({ name: 'nodelocaldns', type: 'bridge', ips: [] }, ns.run).exists(), false, 'interface removed again');
   assert.equal(countRules(await ns.iptablesSave()), 0, 'no rules for a server that never started');
+});
+
+test('template mode: a Corefile template replaced by a FIFO is an error that is counted; ConfigMap updates go on', { timeout: 60_000 }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'nlF-agent-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(join(dir, 'coredns'));
+  await mkdir(join(dir, 'kube-dns'));
+  const base = join(dir, 'coredns', 'Corefile.base');
+  await writeFile(base, BASE);
+  await writeConfigMapVolume(join(dir, 'kube-dns'), { upstreamNameservers: '["198.18.1.2"]' });
+  const reloads: string[] = [];
+  const log = captureLog();
+  const agent = await runAgent(parseOptions([
+    '-localip', '169.254.20.10', '-conf', join(dir, 'Corefile'), '-basecorefile', base, '-kubednscm', join(dir, 'kube-dns'),
+    '-upstreamsvc', 'kube-dns-upstream', '-setupinterface=false', '-setupiptables=false', '-metrics-listen-address=', '-peerdir=',
+  ]), {
+    startEngine: async (corefilePath) => ({ reload: async () => void reloads.push(await readFile(corefilePath, 'utf8')), stop: async () => {} }),
+    log, env: { ...ENV }, configPollMs: 3_600_000, processMetrics: false,
+  });
+  t.after(() => agent.shutdown());
+  const within = <T>(p: Promise<T>) => Promise.race([p.then(() => 'settled' as const), new Promise<'pending'>((r) => setTimeout(() => r('pending'), 5_000).unref())]);
+
+  await rm(base);
+  execFileSync('mkfifo', [base]);
+  assert.equal(await within(agent.refresh()), 'settled', 'the refresh blocked on the FIFO');
+  assert.ok(log.lines.some((l) => /^\[ERROR\] Failed to sync node-local-dns config: .*Corefile\.base: is a FIFO, not a regular file$/.test(l)), log.lines.join('\n'));
+  assert.ok((await agent.metrics.count('configmap')) >= 1);
+
+  // Watching goes on: a regular template again, and a ConfigMap change, are picked up.
+  await rm(base);
+  await writeFile(base, BASE);
+  await writeConfigMapVolume(join(dir, 'kube-dns'), { upstreamNameservers: '["198.18.1.3"]' });
+  assert.equal(await within(agent.refresh()), 'settled');
+  assert.match(reloads.at(-1) ?? '', /forward \. 198\.18\.1\.3/);
 });

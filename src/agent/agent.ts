@@ -25,16 +25,18 @@
  *    live instance: leaving rules and an interface with nobody listening is the outage
  *    node-cache's teardown exists to prevent, and removing them under a live peer is one too.
  */
-import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { rename, rm, stat, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import type { Options } from '../cli/options.ts';
 import type { Logger } from '../plugin.ts';
 import { agentLog } from '../util/log.ts';
+import { readRegularFile } from '../util/read-regular.ts';
 import { VERSION } from '../version.ts';
 import {
   ConfigMapError,
   ConfigWatcher,
+  MAX_TEMPLATE_BYTES,
   emptyKubeDnsConfig,
   fileVersion,
   loadKubeDnsConfig,
@@ -132,7 +134,7 @@ async function writeFileAtomic(path: string, data: string): Promise<void> {
 
 async function readOptional(path: string): Promise<string | undefined> {
   try {
-    return await readFile(path, 'utf8');
+    return (await readRegularFile(path, MAX_TEMPLATE_BYTES)).toString('utf8');
   } catch {
     return undefined;
   }
@@ -225,7 +227,8 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
 
   /** Renders the Corefile text; throws TemplateError or I/O errors. */
   const render = async (): Promise<{ corefile: string; upstream: string; stubs: number }> => {
-    const base = await readFile(opts.baseCorefilePath, 'utf8');
+    // Never blocks (a FIFO) nor reads without bound (src/util/read-regular.ts).
+    const base = (await readRegularFile(opts.baseCorefilePath, MAX_TEMPLATE_BYTES)).toString('utf8');
     const r = renderCorefile({
       base,
       localIps: opts.localIps,
@@ -422,10 +425,15 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
       );
     }
   };
-  const timer = role === PEER_ROLES.primary
-    ? setInterval(() => void sync(), opts.syncIntervalMs)
-    : setInterval(() => void watchPrimary(), opts.syncIntervalMs);
-  if (role === PEER_ROLES.primary) registry?.onSync(() => void sync());
+  // A tick that fails is logged and the next tick runs as usual: nothing a tick meets (a tool
+  // that cannot be started, EMFILE, a peer directory gone) may stop the timer or the process.
+  const tick = (what: string, run: () => Promise<void>) => (): void => {
+    run().catch((err: unknown) => log.error(`${what} failed, retrying at the next tick: ${(err as Error)?.stack ?? String(err)}`));
+  };
+  const syncTick = tick('Periodic network sync', sync);
+  const watchTick = tick('Watching the primary', watchPrimary);
+  const timer = role === PEER_ROLES.primary ? setInterval(syncTick, opts.syncIntervalMs) : setInterval(watchTick, opts.syncIntervalMs);
+  if (role === PEER_ROLES.primary) registry?.onSync(syncTick);
   else await watchPrimary();
 
   // --- 6. ConfigMap / template changes -----------------------------------------------------

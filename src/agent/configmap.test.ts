@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -143,4 +144,67 @@ test('ConfigWatcher calls back once per change, for ..data swaps and plain files
   await writeFile(join(base, 'unrelated'), 'x');
   await w.poll();
   assert.deepEqual(changes, ['kube-dns', 'base'], 'other files beside the template do not count');
+});
+
+/** `p`, or 'pending' when it has not settled within ms (a read blocked on a FIFO stays pending). */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | 'pending'> {
+  let t: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<'pending'>((r) => (t = setTimeout(() => r('pending'), ms)))]);
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+test('readConfigDir: a FIFO in the ConfigMap directory is refused at once, not read (which blocks forever)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'nlF-cm-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'upstreamNameservers'), '["198.18.0.1"]');
+  execFileSync('mkfifo', [join(dir, 'stubDomains')]);
+  const r = await within(readConfigDir(dir).then(() => 'read', (e: unknown) => e), 5_000);
+  assert.notEqual(r, 'pending', 'the read blocked on the FIFO');
+  assert.ok(r instanceof ConfigMapError, String(r));
+  assert.equal(r.key, 'stubDomains');
+  assert.match(r.message, /stubDomains: is a FIFO, not a regular file$/);
+  // The template file too (the watcher versions it on every poll).
+  execFileSync('mkfifo', [join(dir, 'Corefile.base')]);
+  const v = await within(fileVersion(join(dir, 'Corefile.base')).then(() => 'read', (e: unknown) => e), 5_000);
+  assert.notEqual(v, 'pending');
+  assert.match(String(v), /Corefile\.base: is a FIFO, not a regular file/);
+});
+
+test('readConfigDir: more than 1 MiB in the ConfigMap directory is refused, naming the file, not quoting it', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'nlF-cm-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'federations'), 'x'.repeat(700 * 1024));
+  await writeFile(join(dir, 'stubDomains'), 'y'.repeat(400 * 1024));
+  await assert.rejects(readConfigDir(dir), (e: unknown) =>
+    e instanceof ConfigMapError && e.key === 'stubDomains' && /holds more than 1048576 bytes \(at stubDomains\)$/.test(e.message) && !/yyy/.test(e.message));
+  await writeFile(join(dir, 'stubDomains'), '{}');
+  assert.equal((await readConfigDir(dir)).files.size, 2);
+  await writeFile(join(dir, 'Corefile.base'), 'z'.repeat((1 << 20) + 1));
+  await assert.rejects(fileVersion(join(dir, 'Corefile.base')), /Corefile\.base: is larger than 1048576 bytes$/);
+});
+
+test('ConfigWatcher: a FIFO in the watched directory is reported as an error and watching goes on', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'nlF-cm-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeConfigMapVolume(dir, { upstreamNameservers: '["198.18.0.1"]' });
+  const errors: string[] = [];
+  let changes = 0;
+  const w = new ConfigWatcher([{ name: 'kube-dns', dir, version: async () => (await readConfigDir(dir)).version }], {
+    intervalMs: 60_000,
+    onChange: () => void changes++,
+    onError: (_n, e) => errors.push((e as Error).message),
+  });
+  await w.start();
+  t.after(() => w.stop());
+  execFileSync('mkfifo', [join(dir, 'stubDomains')]);
+  assert.notEqual(await within(w.poll(), 5_000), 'pending', 'the poll blocked on the FIFO');
+  assert.equal(errors.length, 1);
+  assert.match(errors[0]!, /is a FIFO/);
+  await rm(join(dir, 'stubDomains'));
+  await writeConfigMapVolume(dir, { upstreamNameservers: '["198.18.0.2"]' });
+  assert.notEqual(await within(w.poll(), 5_000), 'pending');
+  assert.equal(changes, 1, 'the next change is still seen');
 });

@@ -12,6 +12,9 @@
  * Directory reading follows kube-dns's file sync: top-level regular files only (symlinks are
  * followed), hidden names (`..data`, `..2024_...`) skipped, contents must be UTF-8; the version
  * is a SHA-256 over `name NUL data NUL` in name order, '' for an empty or missing directory.
+ * Bounds: a file that is not a regular file (a FIFO would block the read forever) or a
+ * directory whose visible files hold more than MAX_CONFIGMAP_BYTES (Kubernetes' own limit for
+ * a ConfigMap) is a ConfigMapError: the agent keeps its last good values and counts it.
  *
  * Kubernetes updates ConfigMap volumes by writing a new hidden directory and atomically swapping
  * the `..data` symlink, so `ConfigWatcher` watches directories (not files) and compares versions;
@@ -19,10 +22,11 @@
  */
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { TextDecoder } from 'node:util';
+import { READ_FAILURES, ReadRegularError, readRegularFile } from '../util/read-regular.ts';
 
 export const CONFIGMAP_KEYS = {
   stubDomains: 'stubDomains',
@@ -31,6 +35,10 @@ export const CONFIGMAP_KEYS = {
 } as const;
 
 export const MAX_UPSTREAM_NAMESERVERS = 3;
+/** Bytes read from a ConfigMap directory in all (Kubernetes refuses ConfigMaps over 1 MiB). */
+export const MAX_CONFIGMAP_BYTES = 1 << 20;
+/** Bytes of a watched single file (the Corefile template), as the engine's Corefile limit. */
+export const MAX_TEMPLATE_BYTES = 1 << 20;
 
 export interface KubeDnsConfig {
   /** Stub domain → nameservers, in the order given. */
@@ -136,7 +144,7 @@ export interface DirSnapshot {
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function isNotFound(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException).code;
+  const code = err instanceof ReadRegularError ? err.errno : (err as NodeJS.ErrnoException).code;
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
@@ -154,18 +162,23 @@ export async function readConfigDir(dir: string): Promise<DirSnapshot> {
   }
   const hash = createHash('sha256');
   const files = new Map<string, string>();
+  let budget = MAX_CONFIGMAP_BYTES;
   for (const name of names) {
     if (name.startsWith('.')) continue;
     const path = join(dir, name);
     let buf: Buffer;
     try {
       if ((await stat(path)).isDirectory()) continue;
-      buf = await readFile(path);
+      buf = await readRegularFile(path, budget);
     } catch (err) {
       // A file vanishing between readdir and read is an update in progress: the next poll sees it.
       if (isNotFound(err)) continue;
-      throw new ConfigMapError(`cannot read ${path}: ${(err as Error).message}`, name, { cause: err });
+      if (err instanceof ReadRegularError && err.failure === READ_FAILURES.tooLarge) {
+        throw new ConfigMapError(`${dir} holds more than ${MAX_CONFIGMAP_BYTES} bytes (at ${name})`, name, { cause: err });
+      }
+      throw new ConfigMapError(err instanceof ReadRegularError ? err.message : `cannot read ${path}: ${(err as Error).message}`, name, { cause: err });
     }
+    budget -= buf.length;
     let text: string;
     try {
       text = utf8.decode(buf);
@@ -184,10 +197,10 @@ export async function loadKubeDnsConfig(dir: string): Promise<{ config: KubeDnsC
   return { config: parseKubeDnsConfig(snap.files), version: snap.version, exists: snap.exists };
 }
 
-/** Version of one file's contents ('' when missing). */
-export async function fileVersion(path: string): Promise<string> {
+/** Version of one file's contents ('' when missing); ReadRegularError for anything but a regular file of at most maxBytes. */
+export async function fileVersion(path: string, maxBytes = MAX_TEMPLATE_BYTES): Promise<string> {
   try {
-    return createHash('sha256').update(await readFile(path)).digest('hex');
+    return createHash('sha256').update(await readRegularFile(path, maxBytes)).digest('hex');
   } catch (err) {
     if (isNotFound(err)) return '';
     throw err;

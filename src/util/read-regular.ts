@@ -1,0 +1,78 @@
+/**
+ * Reading a file someone else writes (a mounted ConfigMap, the Corefile template) without ever
+ * blocking on it or reading without bound: the file is opened with O_NONBLOCK (so a FIFO opens
+ * at once instead of waiting for a writer, holding a libuv thread and everything queued behind
+ * it forever), fstat'ed and refused unless it is a regular file of at most `maxBytes`; reading
+ * stops past `maxBytes` even when the file grows meanwhile. (src/corefile/read.ts does the same
+ * for the Corefile and its imports, as text.)
+ *
+ * Errors: ReadRegularError `ERR_READ_REGULAR`, naming the file and the reason, never its
+ * contents; `cause.code` keeps the errno (ENOENT ...) when there was one.
+ */
+import fs from 'node:fs';
+import { open } from 'node:fs/promises';
+
+export const READ_FAILURES = { notRegular: 'not-regular', tooLarge: 'too-large', io: 'io' } as const;
+export type ReadFailure = (typeof READ_FAILURES)[keyof typeof READ_FAILURES];
+
+export class ReadRegularError extends Error {
+  readonly code = 'ERR_READ_REGULAR' as const;
+  readonly file: string;
+  readonly failure: ReadFailure;
+  /** errno code of the failed call (ENOENT, EACCES ...), when a call failed. */
+  readonly errno: string | undefined;
+  constructor(file: string, failure: ReadFailure, reason: string, errno?: string) {
+    super(`${file}: ${reason}`);
+    this.name = 'ReadRegularError';
+    this.file = file;
+    this.failure = failure;
+    this.errno = errno;
+  }
+}
+
+const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY;
+const READ_CHUNK_BYTES = 64 * 1024;
+
+function kind(st: fs.Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  return 'not a regular file';
+}
+
+/** The bytes of regular file `file`, at most `maxBytes` of them (else ReadRegularError). */
+export async function readRegularFile(file: string, maxBytes: number): Promise<Buffer> {
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await open(file, OPEN_FLAGS);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    // ENXIO: a unix socket; the rest keep their code.
+    if (e.code === 'ENXIO') throw new ReadRegularError(file, READ_FAILURES.notRegular, 'is a socket or device, not a regular file', e.code);
+    throw new ReadRegularError(file, READ_FAILURES.io, `cannot be read: ${e.code ?? e.message}`, e.code);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new ReadRegularError(file, READ_FAILURES.notRegular, `is ${kind(st)}, not a regular file`);
+    if (st.size > maxBytes) throw new ReadRegularError(file, READ_FAILURES.tooLarge, `is larger than ${maxBytes} bytes`);
+    const parts: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, maxBytes - total + 1));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      total += bytesRead;
+      if (total > maxBytes) throw new ReadRegularError(file, READ_FAILURES.tooLarge, `is larger than ${maxBytes} bytes`);
+      parts.push(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
+    }
+    return Buffer.concat(parts, total);
+  } catch (err) {
+    if (err instanceof ReadRegularError) throw err;
+    const e = err as NodeJS.ErrnoException;
+    throw new ReadRegularError(file, READ_FAILURES.io, `cannot be read: ${e.code ?? e.message}`, e.code);
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
