@@ -11,6 +11,8 @@
  *   truncframe      TCP: a length prefix and half the message, then silence
  *   truncclose      TCP: a length prefix and half the message, then close
  *   reset           TCP: resets connections at their third query, mid-pipeline
+ *   hdr             a second NSD, which answers a class HS query REFUSED and a query signed
+ *                   with an unknown TSIG key NOTAUTH, both without a question section
  *
  * Every query must be answered (an answer or SERVFAIL, never nothing) within forward's
  * deadline plus a margin (DEADLINE_MS), slow answers must arrive exactly once, the healthy
@@ -19,9 +21,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
 import dnsPacket from 'dns-packet';
-import { startAgent, type Agent } from './lib/agent.ts';
+import { metricSum, scrape, startAgent, type Agent } from './lib/agent.ts';
 import { startNsd, zoneText, type Nsd } from './lib/nsd.ts';
 import { freeAddress, sleep } from './lib/net.ts';
 import { Prober, tcpQuery, udpQuery, type QueryResult } from './lib/dns.ts';
@@ -33,6 +37,9 @@ const DEADLINE_MS = 8_000;
 const MAX_RSS_GROWTH_KIB = 96 * 1024;
 
 let nsd: Nsd;
+/** Serves hdr.test: the header-only error replies of finding 7. */
+let hdrNsd: Nsd;
+let metrics: { host: string; port: number };
 let agent: Agent;
 let dns: { host: string; port: number };
 const toys: Record<string, Toy> = {};
@@ -75,9 +82,12 @@ before(async () => {
     reset: { tcp: (m, s, nth) => (nth === 3 && resets++ < 2 ? s.resetAndDestroy() : s.write(frame(answerTo(m)!))) },
   };
   for (const [zone, b] of Object.entries(behaviours)) toys[zone] = await startToy(b);
+  hdrNsd = await startNsd({ 'hdr.test.': zoneText('hdr.test', ['www IN A 192.0.2.81']) });
   dns = await freeAddress();
+  metrics = await freeAddress(dns.host);
   const tcpZones = new Set(['blackhole-tcp', 'slow-tcp', 'truncframe', 'truncclose', 'reset']);
   let corefile = `ok.test:${dns.port} {\n    bind ${dns.host}\n    forward . ${nsd.addr}\n}\n`;
+  corefile += `hdr.test:${dns.port} {\n    bind ${dns.host}\n    prometheus ${metrics.host}:${metrics.port}\n    forward . ${hdrNsd.addr}\n}\n`;
   for (const zone of Object.keys(behaviours)) {
     corefile += `${zone}.test:${dns.port} {\n    bind ${dns.host}\n    forward . ${toys[zone]!.addr}${tcpZones.has(zone) ? ' {\n        force_tcp\n    }' : ''}\n}\n`;
   }
@@ -96,6 +106,7 @@ after(async () => {
   await agent?.stop();
   await Promise.all(Object.values(toys).map((t) => t.close()));
   await nsd?.stop();
+  await hdrNsd?.stop();
 });
 
 /** Sends n queries for distinct names under zone at once (UDP clients). */
@@ -174,6 +185,61 @@ describe('upstream faults, concurrently', { concurrency: true }, () => {
     assert.ok(toys.reset!.tcpAccepted >= 2, 'connections were reset and redialled');
     const overTcp = await burst('reset', 10, { proto: 'tcp' });
     assert.ok(allAnsweredIp(overTcp), JSON.stringify(rcodes(overTcp)));
+  });
+});
+
+/** One UDP query of class `qclass` (dns-packet's class names); null without an answer in timeoutMs. */
+function classQuery(name: string, qclass: string, timeoutMs: number): Promise<Buffer | null> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    const id = (Math.random() * 0x10000) & 0xffff;
+    const timer = setTimeout(() => done(null), timeoutMs);
+    const done = (b: Buffer | null) => {
+      clearTimeout(timer);
+      s.close();
+      resolve(b);
+    };
+    s.on('error', () => done(null));
+    s.on('message', (m) => m.length >= 2 && m.readUInt16BE(0) === id && done(m));
+    s.send(dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type: 'A', class: qclass as 'IN' }] }), dns.port, dns.host);
+  });
+}
+
+/** dig with `args`, one try of `timeoutS` seconds. */
+function dig(args: string[], timeoutS: number): Promise<string> {
+  return new Promise((resolve) => {
+    execFile('dig', ['+tries=1', `+time=${timeoutS}`, `@${dns.host}`, '-p', String(dns.port), ...args], { encoding: 'utf8' }, (_e, out, err) => resolve(`${out}${err}`));
+  });
+}
+
+describe('header-only error replies (NSD: no question section)', () => {
+  /** Shorter than forward's 2 s read timeout: an answer within it did not wait for a timer. */
+  const PROMPT_MS = 1_500;
+
+  test('class HS: NSD answers REFUSED without a question; the client gets REFUSED with its question at once', async () => {
+    const raw = await classQuery('www.hdr.test', 'HS', PROMPT_MS);
+    assert.ok(raw !== null, 'an answer within the client timeout');
+    const r = dnsPacket.decode(raw) as dnsPacket.DecodedPacket & { rcode: string };
+    assert.equal(r.rcode, 'REFUSED');
+    assert.deepEqual(r.questions?.map((q) => [q.name, q.type, q.class]), [['www.hdr.test', 'A', 'HS']]);
+  });
+
+  test('a query signed with an unknown TSIG key, over TCP: NSD answers NOTAUTH without a question; the client gets NOTAUTH at once', async () => {
+    const out = await dig(['+tcp', '-y', `hmac-sha256:nosuchkey:${Buffer.alloc(32).toString('base64')}`, 'www.hdr.test', 'A'], 1);
+    assert.match(out, /status: NOTAUTH/, out);
+    assert.match(out, /QUERY: 1,/, out);
+  });
+
+  test('each reached NSD once (no retries), and NSD answered each without a question', async () => {
+    const m = await scrape(metrics.host, metrics.port);
+    assert.equal(metricSum(m, 'coredns_forward_requests_total', { to: hdrNsd.addr }), 2);
+    assert.equal(metricSum(m, 'coredns_forward_responses_total', { to: hdrNsd.addr, rcode: 'REFUSED' }), 1);
+    assert.equal(metricSum(m, 'coredns_forward_responses_total', { to: hdrNsd.addr, rcode: 'NOTAUTH' }), 1);
+    // NSD itself: both replies without a question (what the agent accepted).
+    const hs = await new Promise<string>((resolve) =>
+      execFile('dig', ['+tries=1', '+time=2', `@${hdrNsd.host}`, '-p', String(hdrNsd.port), '-c', 'HS', 'www.hdr.test', 'A'], { encoding: 'utf8' }, (_e, o) => resolve(o)),
+    );
+    assert.match(hs, /status: REFUSED.*\n.*QUERY: 0,/, hs);
   });
 });
 

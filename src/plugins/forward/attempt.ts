@@ -7,21 +7,51 @@
  * (`randomId`), write the ID at out[2..4) (and the RFC 1035 §4.2.2 length prefix at out[0..2)
  * for TCP), send, and later call exactly one of `replied`/`failed` — after forgetting the
  * attempt (`holder = null`) — unless the handler called `holder.release(a)` first (timeout,
- * stop). A reply is accepted only by `takeReply` (ID in flight and question equal).
- * Transports never call back synchronously from `send`.
+ * stop). A reply is accepted only by `takeReply` (ID in flight and question equal, or a
+ * header-only error reply). Transports never call back synchronously from `send`: a failure
+ * they know of at once (no free ID, a socket that cannot be created) is returned as a
+ * `SendFailure` instead.
  */
 import type { Request } from '../../server/request.ts';
 import { questionMatches } from '../../wire/message.ts';
-import type { ForwardErrorCodeValue } from './errors.ts';
+import { ForwardErrorCode, type ForwardErrorCodeValue } from './errors.ts';
+import { isHeaderOnlyError } from './reply.ts';
 import type { UpstreamStats } from './stats.ts';
 
-/** Where a try failed, for Go-like error texts (`dial tcp ...`, `read udp ...`). */
+/**
+ * Where a try failed, for Go-like error texts (`dial tcp ...`, `read udp ...`). DIAL covers
+ * everything before the first byte could leave: socket creation (EMFILE), bind, connect
+ * (no route, prohibited, refused over TCP).
+ */
 export const Phase = { DIAL: 0, WRITE: 1, READ: 2 } as const;
 export type PhaseValue = (typeof Phase)[keyof typeof Phase];
+
+/** A try that failed before `send` returned (nothing was registered, no callback follows). */
+export class SendFailure {
+  readonly code: ForwardErrorCodeValue;
+  readonly phase: PhaseValue;
+  /** Node error code (EMFILE, ...) or ''. */
+  readonly errno: string;
+  constructor(code: ForwardErrorCodeValue, phase: PhaseValue, errno: string) {
+    this.code = code;
+    this.phase = phase;
+    this.errno = errno;
+  }
+}
+
+export const ID_EXHAUSTED_FAILURE = new SendFailure(ForwardErrorCode.ID_EXHAUSTED, Phase.WRITE, '');
+
+/** The Node error code of something thrown by a socket call ('' when it has none). */
+export function errnoOf(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : '';
+}
 
 export interface AttemptHolder {
   /** Local `IP:port` of the socket ('' until known), for error texts. */
   readonly local: string;
+  /** Still connecting: a timeout now is a dial timeout (`dial tcp ...: i/o timeout`). */
+  readonly dialing: boolean;
   /**
    * Forgets the attempt without calling it back. `timedOut` tells a TCP connection that the
    * read timeout passed, so it can judge whether it is dead.
@@ -59,8 +89,13 @@ export interface Attempt {
 /**
  * The reply acceptance rule shared by the transports (RFC 5452 §9.1): `msg[0..len)` is taken
  * only when it is a response (QR set; callers have checked len >= 12), its ID is in flight in
- * `inflight`, and its question equals the query's. Returns the attempt, removed from
- * `inflight` and with `holder` cleared, or null after counting why the message was ignored.
+ * `inflight` (the socket is connected to the upstream, or it is the upstream's TCP
+ * connection), and its question equals the query's — or it has no question at all and an
+ * error rcode (NSD and BIND answer FORMERR/NOTAUTH/REFUSED so, e.g. to a TSIG-signed query
+ * or class NONE/HS): such a reply is the upstream's final word on this ID, and waiting
+ * would only cost the client the whole deadline. A NOERROR reply without the question, or
+ * with another question, is ignored. Returns the attempt, removed from `inflight` and with
+ * `holder` cleared, or null after counting why the message was ignored.
  */
 export function takeReply(inflight: Map<number, Attempt>, msg: Buffer, len: number, stats: UpstreamStats): Attempt | null {
   if ((msg[2]! & 0x80) === 0) {
@@ -74,8 +109,11 @@ export function takeReply(inflight: Map<number, Attempt>, msg: Buffer, len: numb
     return null;
   }
   if (!questionMatches(at.req.msg, at.req.qnameEnd, msg, len)) {
-    stats.ignoredWrongQuestion++;
-    return null;
+    if (!isHeaderOnlyError(msg, len)) {
+      stats.ignoredWrongQuestion++;
+      return null;
+    }
+    stats.headerOnlyErrors++;
   }
   inflight.delete(id);
   at.holder = null;

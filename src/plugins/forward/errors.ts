@@ -51,7 +51,22 @@ const ERRNO_TEXT: Record<string, string> = {
   EPERM: 'operation not permitted',
   EMSGSIZE: 'message too long',
   ENOBUFS: 'no buffer space available',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files in system',
+  EINVAL: 'invalid argument',
+  EAFNOSUPPORT: 'address family not supported by protocol',
+  ENETDOWN: 'network is down',
+  EHOSTDOWN: 'host is down',
+  ENOMEM: 'cannot allocate memory',
 };
+
+/** Errnos a Go dial reports from socket(2) rather than connect(2) (`dial udp ...: socket: ...`). */
+const SOCKET_ERRNOS = new Set(['EMFILE', 'ENFILE', 'EAFNOSUPPORT', 'EPROTONOSUPPORT', 'ENOBUFS', 'ENOMEM']);
+
+/** The system call Go names in a dial error for `code`: `socket` or `connect`. */
+export function dialSyscall(code: string): string {
+  return SOCKET_ERRNOS.has(code) ? 'socket' : 'connect';
+}
 
 export function errnoText(code: string | undefined): string {
   if (code === undefined) return 'unknown error';

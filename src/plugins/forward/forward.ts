@@ -10,11 +10,18 @@
  *    are down, one is picked at random anyway and `healthcheckBroken` counted;
  *  - each try sends the client's bytes with a fresh CSPRNG ID over the client's protocol
  *    (`force_tcp` → TCP, else `prefer_udp` → UDP) and waits at most the read timeout
- *    (CoreDNS: 2 s). A failed try kicks the upstream's health check and moves on; a UDP reply
+ *    (CoreDNS: 2 s). A failed try kicks the upstream's health check and moves on. A try that
+ *    fails to dial (the kernel refuses the socket or the connect: no route, prohibited,
+ *    EMFILE, TCP refused) fails in the same event-loop turn as the error, and that upstream
+ *    is not tried again by this query; when every upstream failed so, the query ends SERVFAIL
+ *    at once, with CoreDNS's error text (`dial udp 198.18.0.1:53: connect: network is
+ *    unreachable`). A UDP reply
  *    with TC=1 is retried over TCP to the same upstream; a reused TCP connection closed by the
  *    peer is retried on a new connection to the same upstream (CoreDNS's ErrCachedClosed);
  *  - the accepted reply (ID and question matched by the transport) gets the client's ID back
- *    and goes to `req.reply(buf, len, 'forward')`; the buffer is not touched afterwards;
+ *    and goes to `req.reply(buf, len, 'forward')`; the buffer is not touched afterwards. A
+ *    header-only error reply (no question, error rcode: see reply.ts) is answered at once
+ *    with its rcode and the client's question;
  *  - a try that times out stays registered with its socket/connection (`handOver`) until the
  *    query ends: a late reply to an earlier try is accepted like a reply to the current one
  *    (it is the same question), so an upstream slower than the read timeout but within the
@@ -38,10 +45,11 @@ import type { Clock, Handler, Logger, Plugin } from '../../plugin.ts';
 import { Proto, type ProtoValue, type Request } from '../../server/request.ts';
 import { Rcode } from '../../wire/codes.ts';
 import { buildEmptyResponse } from '../../wire/message.ts';
-import { encodeName, equalBytesCI, skipName } from '../../wire/name.ts';
-import { Phase, type Attempt, type AttemptHolder, type PhaseValue } from './attempt.ts';
-import { ForwardError, ForwardErrorCode, errnoText, type ForwardErrorCodeValue } from './errors.ts';
+import { encodeName, equalBytesCI } from '../../wire/name.ts';
+import { Phase, type Attempt, type AttemptHolder, type PhaseValue, type SendFailure } from './attempt.ts';
+import { ForwardError, ForwardErrorCode, dialSyscall, errnoText, type ForwardErrorCodeValue } from './errors.ts';
 import { makePolicy, type Policy, type PolicyName } from './policy.ts';
+import { fullRcode, restoreQuestion } from './reply.ts';
 import { ForwardStats } from './stats.ts';
 import { TimeoutQueue, type TimeoutNode } from './timeouts.ts';
 import { TCP_DEFAULTS, type TcpPoolOptions } from './transport-tcp.ts';
@@ -104,29 +112,7 @@ const TCP = Proto.TCP;
 const MAX_CACHED_CLOSED_RETRIES = 2;
 const SINGLE = new Uint8Array(1);
 
-/**
- * Full rcode of a reply whose question was validated: the header's 4 bits plus the OPT's
- * extended bits (RFC 6891 §6.1.3). Malformed records past the question just give the header
- * rcode; the bytes are passed on unchanged either way.
- */
-export function fullRcode(buf: Uint8Array, len: number): number {
-  const rc = buf[3]! & 0x0f;
-  const ar = (buf[10]! << 8) | buf[11]!;
-  if (ar === 0) return rc;
-  const anns = ((buf[6]! << 8) | buf[7]!) + ((buf[8]! << 8) | buf[9]!);
-  let pos = skipName(buf, 12, len);
-  if (pos < 0 || pos + 4 > len) return rc;
-  pos += 4;
-  const total = anns + ar;
-  for (let i = 0; i < total; i++) {
-    pos = skipName(buf, pos, len);
-    if (pos < 0 || pos + 10 > len) return rc;
-    const type = (buf[pos]! << 8) | buf[pos + 1]!;
-    if (type === 41 && i >= anns) return rc | (buf[pos + 4]! << 4);
-    pos += 10 + ((buf[pos + 8]! << 8) | buf[pos + 9]!);
-  }
-  return rc;
-}
+export { fullRcode };
 
 /**
  * A timed-out try kept registered for its late reply (see AttemptHolder.handOver): passes the
@@ -181,6 +167,9 @@ class Exchange implements Attempt, TimeoutNode {
   private readonly order: Uint8Array;
   private i = 0;
   private fails = 0;
+  /** Bit k set: upstream k failed to dial for this query and is not tried again. */
+  private dialFailed = 0;
+  private upIndex = 0;
   private tries = 0;
   private closedRetries = 0;
   private readonly deadlineMs: number;
@@ -224,7 +213,8 @@ class Exchange implements Attempt, TimeoutNode {
         this.finishFail();
         return;
       }
-      if (f.clock() >= this.deadlineMs || this.tries >= f.maxTries) {
+      const live = n - popcount(this.dialFailed);
+      if (live === 0 || f.clock() >= this.deadlineMs || this.tries >= f.maxTries) {
         this.finishFail();
         return;
       }
@@ -232,19 +222,22 @@ class Exchange implements Attempt, TimeoutNode {
         this.i = 0;
         this.fails = 0;
       }
-      let up = ups[this.order[this.i++]!]!;
-      if (up.down(f.settings.maxFails)) {
+      let k = this.order[this.i++]!;
+      if ((this.dialFailed & (1 << k)) !== 0) continue;
+      if (ups[k]!.down(f.settings.maxFails)) {
         this.fails++;
-        if (this.fails < n) continue;
+        if (this.fails < live) continue;
         // All upstreams down: assume health checking is broken and pick one at random.
         f.stats.healthcheckBroken++;
-        up = ups[(Math.random() * n) | 0]!;
+        k = this.randomLive(n, live);
       }
+      const up = ups[k]!;
+      this.upIndex = k;
       this.tries++;
       let proto: ProtoValue = f.settings.forceTcp ? TCP : f.settings.preferUdp ? UDP : this.req.proto;
       if (proto === UDP && this.queryLen > MAX_UDP_PAYLOAD) proto = TCP;
       if (this.startTry(up, proto)) return;
-      // Synchronous failure (no free ID): same path as a failed try, without recursion.
+      // Synchronous failure (no free ID, no socket): same path as a failed try, without recursion.
       f.kickHealthCheck(up);
       if (this.fails >= n) {
         this.finishFail();
@@ -253,21 +246,37 @@ class Exchange implements Attempt, TimeoutNode {
     }
   }
 
+  /** A uniformly random upstream index among those that did not fail to dial. */
+  private randomLive(n: number, live: number): number {
+    let skip = (Math.random() * live) | 0;
+    for (let k = 0; k < n; k++) {
+      if ((this.dialFailed & (1 << k)) !== 0) continue;
+      if (skip-- === 0) return k;
+    }
+    return 0;
+  }
+
   private startTry(up: Upstream, proto: ProtoValue): boolean {
     const f = this.fwd;
     this.up = up;
     this.proto = proto;
     this.tryStartMs = f.clock();
     up.stats.requests++;
-    const err = proto === TCP ? up.tcp.send(this) : up.udp.send(this);
+    const err: SendFailure | null = proto === TCP ? up.tcp.send(this) : up.udp.send(this);
     if (err !== null) {
       this.holder = null;
       up.stats.networkErrors++;
-      this.record(err, Phase.WRITE, '', '', up.to);
+      this.record(err.code, err.phase, err.errno, '', up.to);
+      this.noteDialFailure(err.code, err.phase);
       return false;
     }
     f.timeouts.add(this, f.tuning.readTimeoutMs);
     return true;
+  }
+
+  /** A dial that the kernel refused will be refused again now: this query skips that upstream. */
+  private noteDialFailure(code: ForwardErrorCodeValue, phase: PhaseValue): void {
+    if (code === ForwardErrorCode.NETWORK && phase === Phase.DIAL && this.errErrno !== 'EOF') this.dialFailed |= 1 << this.upIndex;
   }
 
   private record(code: ForwardErrorCodeValue, phase: PhaseValue, errno: string, local: string, to: string): void {
@@ -284,6 +293,7 @@ class Exchange implements Attempt, TimeoutNode {
     if (this.done) return;
     const h = this.holder;
     const local = h !== null ? h.local : '';
+    const dialing = h !== null && h.dialing;
     this.holder = null;
     const up = this.up!;
     if (h !== null) {
@@ -295,7 +305,8 @@ class Exchange implements Attempt, TimeoutNode {
       }
     }
     up.stats.timeouts++;
-    this.record(ForwardErrorCode.TIMEOUT, Phase.READ, '', local, up.to);
+    if (dialing) this.record(ForwardErrorCode.DIAL_TIMEOUT, Phase.DIAL, '', '', up.to);
+    else this.record(ForwardErrorCode.TIMEOUT, Phase.READ, '', local, up.to);
     this.afterError();
   }
 
@@ -310,6 +321,7 @@ class Exchange implements Attempt, TimeoutNode {
     }
     up.stats.networkErrors++;
     this.record(code, phase, errno, local, up.to);
+    this.noteDialFailure(code, phase);
     this.afterError();
   }
 
@@ -362,6 +374,11 @@ class Exchange implements Attempt, TimeoutNode {
   }
 
   private deliver(buf: Buffer, len: number): void {
+    if (buf[4] === 0 && buf[5] === 0 && this.req.questionEnd > 0) {
+      // A header-only error reply (takeReply accepted it): the client's question goes back in.
+      buf = restoreQuestion(this.req, buf, len);
+      len = buf.length;
+    }
     const id = this.req.id;
     buf[0] = id >>> 8;
     buf[1] = id & 0xff;
@@ -421,7 +438,7 @@ class Exchange implements Attempt, TimeoutNode {
       case ForwardErrorCode.NETWORK: {
         if (this.errErrno === 'EOF') return new ForwardError(code, 'EOF', to);
         const text = errnoText(this.errErrno);
-        if (this.errPhase === Phase.DIAL) return new ForwardError(code, `dial ${p} ${to}: connect: ${text}`, to);
+        if (this.errPhase === Phase.DIAL) return new ForwardError(code, `dial ${p} ${to}: ${dialSyscall(this.errErrno)}: ${text}`, to);
         if (this.errPhase === Phase.WRITE) return new ForwardError(code, `write ${p} ${conn}: write: ${text}`, to);
         return new ForwardError(code, `read ${p} ${conn}: read: ${text}`, to);
       }
@@ -437,6 +454,12 @@ class Exchange implements Attempt, TimeoutNode {
         return new ForwardError(code, 'concurrent queries exceeded maximum', to);
     }
   }
+}
+
+function popcount(x: number): number {
+  let c = 0;
+  for (let v = x; v !== 0; v &= v - 1) c++;
+  return c;
 }
 
 /** A zone in wire form for suffix matching against a parsed query. */

@@ -77,6 +77,8 @@ export class UpstreamStats {
   ignoredUnknownId = 0;
   /** Replies with an in-flight ID but a different question (RFC 5452 §9.1): ignored. */
   ignoredWrongQuestion = 0;
+  /** Replies with an in-flight ID, no question and an error rcode: accepted (see reply.ts). */
+  headerOnlyErrors = 0;
   /** TCP connections currently open (gauge) and ever dialled. */
   tcpConnsOpen = 0;
   tcpConnsDialled = 0;

@@ -20,11 +20,17 @@
  * out on a connection that received nothing during the whole timeout marks it suspect (it
  * may be dead, e.g. half-open): no new query goes to it, it stays open for late replies to
  * the queries on it (handOver), and it is closed once nothing is in flight on it.
+ *
+ * Errors fail the connection's queries in the same event-loop turn as the 'error' event (not
+ * at the 'close' that follows): a connect refused (RST, ICMP), no route, EMFILE at socket
+ * creation (net.connect reports them all as 'error' with syscall `connect`) are DIAL
+ * failures; a reset of an open connection is a READ failure. A connect that throws fails
+ * the try synchronously (`SendFailure`).
  */
 import { Buffer } from 'node:buffer';
 import net from 'node:net';
 import type { Clock } from '../../plugin.ts';
-import { Phase, takeReply, type Attempt, type AttemptHolder, type PhaseValue } from './attempt.ts';
+import { ID_EXHAUSTED_FAILURE, Phase, SendFailure, errnoOf, takeReply, type Attempt, type AttemptHolder, type PhaseValue } from './attempt.ts';
 import { ForwardErrorCode, type ForwardErrorCodeValue } from './errors.ts';
 import { freeId } from './ids.ts';
 import type { UpstreamStats } from './stats.ts';
@@ -147,6 +153,11 @@ class TcpConn implements AttemptHolder {
   lastUsedMs: number;
   lastRecvMs: number;
   local = '';
+
+  get dialing(): boolean {
+    return this.state === CONNECTING;
+  }
+
   /** A cork() is pending its uncork() after the poll phase (setImmediate). */
   private corked = false;
   /** Why we closed it ourselves (set before destroy), else null. */
@@ -215,11 +226,18 @@ class TcpConn implements AttemptHolder {
     if (this.suspect && this.inflight.size === 0) this.destroy(null);
   };
 
+  /** No new query goes to it, and the queries on it fail now ('close' follows later). */
   private readonly onError = (err: Error & { code?: string }): void => {
-    this.errno = err.code ?? '';
-    this.errPhase = this.state === CONNECTING ? Phase.DIAL : Phase.READ;
-    // No new query goes to it; 'close' follows and fails the ones in flight.
-    this.pool.forget(this);
+    try {
+      if (this.errno === '') {
+        this.errno = errnoOf(err) || 'EIO';
+        this.errPhase = this.state === CONNECTING ? Phase.DIAL : Phase.READ;
+      }
+      this.pool.forget(this);
+      this.failInflight(this.state === CONNECTING);
+    } catch (e) {
+      this.pool.onInternalError(e);
+    }
   };
 
   private readonly onClose = (): void => {
@@ -229,24 +247,30 @@ class TcpConn implements AttemptHolder {
       this.pool.forget(this);
       this.pool.suspects.delete(this);
       this.pool.stats.tcpConnsOpen--;
-      let code: ForwardErrorCodeValue;
-      let phase = this.errPhase;
-      if (this.closeCode !== null) {
-        code = this.closeCode;
-        if (code === ForwardErrorCode.DIAL_TIMEOUT) phase = Phase.DIAL;
-      } else if (this.errno !== '') code = ForwardErrorCode.NETWORK;
-      else if (this.replies > 0) code = ForwardErrorCode.CACHED_CLOSED;
-      else {
-        // Closed by the peer before any answer: Go's io.EOF.
-        code = ForwardErrorCode.NETWORK;
-        this.errno = 'EOF';
-        if (wasConnecting) phase = Phase.DIAL;
-      }
-      this.failAll(code, phase, this.errno);
+      this.failInflight(wasConnecting);
     } catch (err) {
       this.pool.onInternalError(err);
     }
   };
+
+  /** Fails every query in flight with why the connection ended. */
+  private failInflight(wasConnecting: boolean): void {
+    if (this.inflight.size === 0) return;
+    let code: ForwardErrorCodeValue;
+    let phase = this.errPhase;
+    if (this.closeCode !== null) {
+      code = this.closeCode;
+      if (code === ForwardErrorCode.DIAL_TIMEOUT) phase = Phase.DIAL;
+    } else if (this.errno !== '') code = ForwardErrorCode.NETWORK;
+    else if (this.replies > 0) code = ForwardErrorCode.CACHED_CLOSED;
+    else {
+      // Closed by the peer before any answer: Go's io.EOF.
+      code = ForwardErrorCode.NETWORK;
+      this.errno = 'EOF';
+      if (wasConnecting) phase = Phase.DIAL;
+    }
+    this.failAll(code, phase, this.errno);
+  }
 
   private failAll(code: ForwardErrorCodeValue, phase: PhaseValue, errno: string): void {
     if (this.inflight.size === 0) return;
@@ -270,9 +294,9 @@ class TcpConn implements AttemptHolder {
     this.socket.destroy();
   }
 
-  send(at: Attempt): ForwardErrorCodeValue | null {
+  send(at: Attempt): SendFailure | null {
     const id = freeId(this.inflight);
-    if (id < 0) return ForwardErrorCode.ID_EXHAUSTED;
+    if (id < 0) return ID_EXHAUSTED_FAILURE;
     const out = at.out;
     at.wireId = id;
     out[0] = at.queryLen >>> 8;
@@ -351,8 +375,8 @@ export class TcpPool {
     return this.conns.length;
   }
 
-  /** Sends one try; returns an error code only for a synchronous failure. */
-  send(at: Attempt): ForwardErrorCodeValue | null {
+  /** Sends one try; returns a failure only when it failed synchronously. */
+  send(at: Attempt): SendFailure | null {
     let best: TcpConn | null = null;
     let bestLoad = Infinity;
     for (const c of this.conns) {
@@ -363,7 +387,11 @@ export class TcpPool {
       }
     }
     if (best === null || (bestLoad >= this.opts.pipelineDepth && this.conns.length < this.opts.maxConns)) {
-      best = new TcpConn(this, this.clock());
+      try {
+        best = new TcpConn(this, this.clock());
+      } catch (err) {
+        return new SendFailure(ForwardErrorCode.NETWORK, Phase.DIAL, errnoOf(err));
+      }
       this.conns.push(best);
       this.stats.connCacheMissesTcp++;
       this.stats.tcpConnsOpen++;

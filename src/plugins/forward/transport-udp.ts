@@ -22,10 +22,22 @@
  *
  * Every received byte is bounds-checked before use; socket callbacks never throw (errors go
  * to `onInternalError`).
+ *
+ * Errors. Every socket call and callback handles its error, and an error fails the queries
+ * on that socket in the same event-loop turn (the handler moves on to its next try):
+ *  - creating the socket throws (rare) → the try fails synchronously (`SendFailure`);
+ *  - bind fails (EMFILE, ENFILE: 'error' before connect) or connect fails (no route:
+ *    ENETUNREACH/EHOSTUNREACH, `prohibit` route: EACCES, `blackhole` route: EINVAL, no IPv6:
+ *    EADDRNOTAVAIL; connect's callback gets the error) → DIAL failure of every query queued on
+ *    the socket; nothing is sent on an unconnected socket;
+ *  - a send fails (EPERM from a firewall DROP, ECONNREFUSED left pending by an earlier ICMP
+ *    port unreachable) → WRITE failure. Sends carry a callback: without one dgram drops
+ *    send errors silently, and a pending ICMP error consumed by a send is never seen;
+ *  - receiving fails (ICMP port unreachable surfaced by recvmsg) → READ failure.
  */
 import dgram from 'node:dgram';
 import type { Clock } from '../../plugin.ts';
-import { Phase, takeReply, type Attempt, type AttemptHolder } from './attempt.ts';
+import { ID_EXHAUSTED_FAILURE, Phase, SendFailure, errnoOf, takeReply, type Attempt, type AttemptHolder, type PhaseValue } from './attempt.ts';
 import { ForwardErrorCode, type ForwardErrorCodeValue } from './errors.ts';
 import { freeId } from './ids.ts';
 import type { UpstreamStats } from './stats.ts';
@@ -77,20 +89,41 @@ class UdpSocket implements AttemptHolder {
   lastUsedMs: number;
   local = '';
 
+  get dialing(): boolean {
+    return !this.open;
+  }
+
+  /** Throws when dgram refuses synchronously (the socket is then closed). */
   constructor(pool: UdpPool, now: number) {
     this.pool = pool;
     this.createdMs = now;
     this.lastUsedMs = now;
     const up = pool.address;
     this.socket = dgram.createSocket({ type: up.family === 6 ? 'udp6' : 'udp4' });
-    this.socket.on('message', this.onMessage);
-    this.socket.on('error', this.onError);
-    this.socket.connect(up.port, up.host, this.onConnect);
+    try {
+      this.socket.on('message', this.onMessage);
+      this.socket.on('error', this.onError);
+      // Binds to a random port first; a bind failure (EMFILE) comes as 'error'.
+      this.socket.connect(up.port, up.host, this.onConnect);
+    } catch (err) {
+      this.closed = true;
+      try {
+        this.socket.close();
+      } catch {
+        // never bound
+      }
+      throw err;
+    }
   }
 
-  private readonly onConnect = (): void => {
+  /** connect()'s callback: with an error the socket is not connected and must not send. */
+  private readonly onConnect = (err?: Error | null): void => {
     try {
       if (this.closed) return;
+      if (err) {
+        this.fail(ForwardErrorCode.NETWORK, Phase.DIAL, errnoOf(err));
+        return;
+      }
       this.open = true;
       const a = this.socket.address();
       this.local = addrLabel(a.address, a.port, a.family);
@@ -98,10 +131,28 @@ class UdpSocket implements AttemptHolder {
       this.waiting = null;
       if (waiting === null) return;
       for (const at of waiting) {
-        if (at.holder === this) this.socket.send(at.out, 2, at.queryLen);
+        if (at.holder === this && !this.closed) this.write(at);
       }
+    } catch (e) {
+      this.pool.onInternalError(e);
+    }
+  };
+
+  /** Sends at's query; a synchronous throw fails the socket like an asynchronous send error. */
+  private write(at: Attempt): void {
+    try {
+      this.socket.send(at.out, 2, at.queryLen, this.onSent);
     } catch (err) {
-      this.pool.onInternalError(err);
+      this.fail(ForwardErrorCode.NETWORK, Phase.WRITE, errnoOf(err));
+    }
+  }
+
+  private readonly onSent = (err: Error | null): void => {
+    if (err === null || err === undefined || this.closed) return;
+    try {
+      this.fail(ForwardErrorCode.NETWORK, Phase.WRITE, errnoOf(err));
+    } catch (e) {
+      this.pool.onInternalError(e);
     }
   };
 
@@ -130,13 +181,16 @@ class UdpSocket implements AttemptHolder {
    */
   private readonly onError = (err: Error & { code?: string; syscall?: string }): void => {
     try {
-      this.fail(ForwardErrorCode.NETWORK, err.syscall === 'send' ? Phase.WRITE : Phase.READ, err.code ?? '');
+      if (this.closed) return;
+      const phase = !this.open ? Phase.DIAL : err.syscall === 'send' ? Phase.WRITE : Phase.READ;
+      this.fail(ForwardErrorCode.NETWORK, phase, errnoOf(err));
     } catch (e) {
       this.pool.onInternalError(e);
     }
   };
 
-  fail(code: ForwardErrorCodeValue, phase: (typeof Phase)[keyof typeof Phase], errno: string): void {
+  /** Retires and closes the socket; every query on it (sent or queued) fails now. */
+  fail(code: ForwardErrorCodeValue, phase: PhaseValue, errno: string): void {
     const list = [...this.inflight.values()];
     this.inflight.clear();
     this.waiting = this.open ? null : [];
@@ -152,9 +206,9 @@ class UdpSocket implements AttemptHolder {
     }
   }
 
-  send(at: Attempt): ForwardErrorCodeValue | null {
+  send(at: Attempt): SendFailure | null {
     const id = freeId(this.inflight);
-    if (id < 0) return ForwardErrorCode.ID_EXHAUSTED;
+    if (id < 0) return ID_EXHAUSTED_FAILURE;
     at.wireId = id;
     at.out[2] = id >>> 8;
     at.out[3] = id & 0xff;
@@ -162,8 +216,19 @@ class UdpSocket implements AttemptHolder {
     this.inflight.set(id, at);
     this.assigned++;
     this.lastUsedMs = this.pool.clock();
-    if (this.open) this.socket.send(at.out, 2, at.queryLen);
-    else this.waiting!.push(at);
+    if (!this.open) {
+      this.waiting!.push(at);
+      return null;
+    }
+    try {
+      this.socket.send(at.out, 2, at.queryLen, this.onSent);
+    } catch (err) {
+      // Synchronous: this try fails by return value; no new query goes to the socket.
+      this.inflight.delete(id);
+      at.holder = null;
+      this.pool.retire(this);
+      return new SendFailure(ForwardErrorCode.NETWORK, Phase.WRITE, errnoOf(err));
+    }
     return null;
   }
 
@@ -224,11 +289,15 @@ export class UdpPool {
     return this.active.length + this.draining.size;
   }
 
-  /** Sends one try; returns an error code only for a synchronous failure. */
-  send(at: Attempt): ForwardErrorCodeValue | null {
+  /** Sends one try; returns a failure only when it failed synchronously. */
+  send(at: Attempt): SendFailure | null {
     let s: UdpSocket;
     if (this.active.length < this.opts.socketsPerUpstream) {
-      s = new UdpSocket(this, this.clock());
+      try {
+        s = new UdpSocket(this, this.clock());
+      } catch (err) {
+        return new SendFailure(ForwardErrorCode.NETWORK, Phase.DIAL, errnoOf(err));
+      }
       this.active.push(s);
       this.stats.connCacheMissesUdp++;
       this.stats.udpSocketsOpen++;

@@ -9,6 +9,9 @@
  * with our ID and QR set is a success, whatever its rcode (REFUSED, SERVFAIL... mean the
  * server is alive). The upstream is down while `fails > max_fails` (CoreDNS's Down(): strictly
  * more). `health_check 0` disables probing, so upstreams are then never marked down.
+ *
+ * A probe whose socket cannot be created, bound or connected (EMFILE, no route, no IPv6)
+ * or whose send fails is a failed probe, counted like a timeout, in the turn of the error.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -116,68 +119,13 @@ export class Upstream {
   }
 
   private probeUdp(id: number, done: (ok: boolean) => void): () => void {
-    const { host, port, family } = this.address;
-    const s = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
-    let finished = false;
-    const finish = (ok: boolean): void => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(timer);
-      try {
-        s.close();
-      } catch {
-        // already closed
-      }
-      done(ok);
-    };
-    const timer = setTimeout(() => finish(false), this.hc.timeoutMs);
-    timer.unref();
-    s.on('error', () => finish(false));
-    s.on('message', (m: Buffer) => {
-      if (isReplyTo(m, id)) finish(true);
-    });
-    const probe = this.probe;
-    s.connect(port, host, () => {
-      if (!finished) s.send(probe, 2, probe.length - 2, (err) => err && finish(false));
-    });
-    return () => {
-      finished = true;
-      clearTimeout(timer);
-      try {
-        s.close();
-      } catch {
-        // already closed
-      }
-    };
+    const probe = new UdpProbe(this.address, this.probe, id, this.hc.timeoutMs, done);
+    return () => probe.abort();
   }
 
   private probeTcp(id: number, done: (ok: boolean) => void): () => void {
-    const { host, port, family } = this.address;
-    const sock = net.connect({ host, port, family, noDelay: true });
-    let finished = false;
-    const finish = (ok: boolean): void => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(timer);
-      sock.destroy();
-      done(ok);
-    };
-    const timer = setTimeout(() => finish(false), this.hc.timeoutMs);
-    timer.unref();
-    const reader = new FrameReader((f) => {
-      if (isReplyTo(f, id)) finish(true);
-    });
-    sock.on('data', (c: Buffer) => {
-      if (!reader.push(c)) finish(false);
-    });
-    sock.on('error', () => finish(false));
-    sock.on('close', () => finish(false));
-    sock.write(Buffer.from(this.probe));
-    return () => {
-      finished = true;
-      clearTimeout(timer);
-      sock.destroy();
-    };
+    const probe = new TcpProbe(this.address, this.probe, id, this.hc.timeoutMs, done);
+    return () => probe.abort();
   }
 
   /** Stops probing; sockets are closed by the caller (closeAll on both pools). */
@@ -188,5 +136,129 @@ export class Upstream {
     if (this.hcAbort !== null) this.hcAbort();
     this.hcAbort = null;
     this.hcRunning = false;
+  }
+}
+
+/**
+ * One UDP health probe: its own socket, connected to the upstream, one query, `done(true)` on
+ * the first reply with its ID, `done(false)` on a timeout or any socket error. `done` is
+ * called at most once, never after abort().
+ */
+class UdpProbe {
+  private readonly socket: dgram.Socket | null;
+  private readonly timer: NodeJS.Timeout;
+  private readonly query: Buffer;
+  private readonly id: number;
+  private readonly done: (ok: boolean) => void;
+  private finished = false;
+
+  constructor(address: UpstreamAddress, query: Buffer, id: number, timeoutMs: number, done: (ok: boolean) => void) {
+    this.query = query;
+    this.id = id;
+    this.done = done;
+    this.timer = setTimeout(this.onTimeout, timeoutMs);
+    this.timer.unref();
+    let s: dgram.Socket | null = null;
+    try {
+      s = dgram.createSocket(address.family === 6 ? 'udp6' : 'udp4');
+      s.on('error', this.onError);
+      s.on('message', this.onMessage);
+      s.connect(address.port, address.host, this.onConnect);
+    } catch {
+      this.socket = s;
+      queueMicrotask(this.onError);
+      return;
+    }
+    this.socket = s;
+  }
+
+  private readonly onConnect = (err?: Error | null): void => {
+    if (this.finished) return;
+    if (err) {
+      this.finish(false);
+      return;
+    }
+    try {
+      this.socket!.send(this.query, 2, this.query.length - 2, this.onSent);
+    } catch {
+      this.finish(false);
+    }
+  };
+
+  private readonly onSent = (err: Error | null): void => {
+    if (err) this.finish(false);
+  };
+
+  private readonly onMessage = (m: Buffer): void => {
+    if (isReplyTo(m, this.id)) this.finish(true);
+  };
+
+  private readonly onError = (): void => this.finish(false);
+  private readonly onTimeout = (): void => this.finish(false);
+
+  private finish(ok: boolean): void {
+    if (this.finished) return;
+    this.abort();
+    this.done(ok);
+  }
+
+  abort(): void {
+    this.finished = true;
+    clearTimeout(this.timer);
+    try {
+      this.socket?.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+/** One TCP health probe (see UdpProbe); the query is written before the connect completes. */
+class TcpProbe {
+  private readonly socket: net.Socket | null = null;
+  private readonly timer: NodeJS.Timeout;
+  private readonly reader: FrameReader;
+  private readonly id: number;
+  private readonly done: (ok: boolean) => void;
+  private finished = false;
+
+  constructor(address: UpstreamAddress, query: Buffer, id: number, timeoutMs: number, done: (ok: boolean) => void) {
+    this.id = id;
+    this.done = done;
+    this.timer = setTimeout(this.onFailure, timeoutMs);
+    this.timer.unref();
+    this.reader = new FrameReader(this.onFrame);
+    try {
+      const sock = net.connect({ host: address.host, port: address.port, family: address.family, noDelay: true });
+      this.socket = sock;
+      sock.on('data', this.onData);
+      sock.on('error', this.onFailure);
+      sock.on('close', this.onFailure);
+      sock.write(Buffer.from(query));
+    } catch {
+      queueMicrotask(this.onFailure);
+    }
+  }
+
+  private readonly onFrame = (f: Buffer): void => {
+    if (isReplyTo(f, this.id)) this.finish(true);
+  };
+
+  private readonly onData = (c: Buffer): void => {
+    if (!this.reader.push(c)) this.finish(false);
+  };
+
+  private readonly onFailure = (): void => this.finish(false);
+
+  private finish(ok: boolean): void {
+    if (this.finished) return;
+    this.abort();
+    this.done(ok);
+  }
+
+  abort(): void {
+    this.finished = true;
+    clearTimeout(this.timer);
+    this.socket?.destroy();
   }
 }
