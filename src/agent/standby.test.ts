@@ -203,3 +203,33 @@ test('waitForLocalIps: returns once bindable, waits otherwise, and can be aborte
   await assert.rejects(waiting, (e: unknown) => e instanceof PeerError && e.code === PEER_ERROR_CODES.aborted);
   assert.deepEqual(log.lines, ['[INFO] Waiting for 198.18.255.254 to be set up by the primary before serving']);
 });
+
+test('a peer streaming 10 MB of garbage is answered and cut off after the request bound; the socket keeps serving', async (t) => {
+  const dir = await tempDir(t);
+  const reg = await join_(t, dir, 'primary');
+  const total = 10 * 1024 * 1024;
+  const chunk = Buffer.alloc(64 * 1024, 0x41);
+  const { accepted, answer } = await new Promise<{ accepted: number; answer: string }>((resolve) => {
+    // allowHalfOpen: a hostile peer goes on writing after the server's answer and FIN.
+    const s = connect({ path: reg.path, allowHalfOpen: true });
+    let answer = '';
+    let sent = 0;
+    s.on('data', (d) => (answer += d.toString()));
+    s.on('error', () => undefined);
+    s.on('close', () => resolve({ accepted: s.bytesWritten, answer }));
+    const pump = (): void => {
+      while (sent < total && !s.destroyed) {
+        sent += chunk.length;
+        if (!s.write(chunk)) {
+          s.once('drain', pump);
+          return;
+        }
+      }
+      if (sent >= total) s.end();
+    };
+    s.on('connect', pump);
+  });
+  assert.ok(accepted < 2 * 1024 * 1024, `the peer socket took ${accepted} bytes of garbage`);
+  assert.equal(JSON.parse(answer.trim()).id, reg.id);
+  assert.equal((await probePeer(reg.path)).state, 'alive');
+});

@@ -44,6 +44,8 @@ export const PEER_PROBE_TIMEOUT_MS = 1000;
 const STALE_TMP_AGE_MS = 60_000;
 /** Longest request line a peer server reads. */
 const MAX_REQUEST_BYTES = 64;
+/** Connections served at once on the peer socket (peers probe once per sync interval); more are closed at accept. */
+export const MAX_PEER_CONNECTIONS = 32;
 /** sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
 
@@ -286,24 +288,35 @@ export class PeerRegistry {
       throw new PeerError(PEER_ERROR_CODES.listen, `cannot listen on ${this.path}: ${(err as Error).message}`, { cause: err });
     }
     server.on('error', (err) => this.#log.error(`peer socket ${this.path}: ${err.message}`));
+    server.maxConnections = MAX_PEER_CONNECTIONS;
     server.unref();
     this.#server = server;
   }
 
+  /**
+   * One request line, one answer, then the connection is closed: what a peer sends after its
+   * line (or past MAX_REQUEST_BYTES without one) is never read, so a broken or hostile peer
+   * streaming data holds at most one read chunk here and its connection for at most
+   * PEER_PROBE_TIMEOUT_MS of silence.
+   */
   #serve(sock: Socket): void {
     sock.unref();
     sock.setTimeout(PEER_PROBE_TIMEOUT_MS, () => sock.destroy());
     sock.on('error', () => sock.destroy());
     let req = '';
+    let answered = false;
     sock.setEncoding('utf8');
     sock.on('data', (d: string) => {
+      if (answered) return;
       req += d;
       const nl = req.indexOf('\n');
       if (nl < 0 && req.length <= MAX_REQUEST_BYTES) return;
+      answered = true;
+      sock.pause();
       const line = (nl >= 0 ? req.slice(0, nl) : '').trim();
-      sock.removeAllListeners('data');
+      req = '';
       if (line === 'sync') this.#requestSync();
-      sock.end(`${JSON.stringify(this.status())}\n`);
+      sock.end(`${JSON.stringify(this.status())}\n`, () => sock.destroy());
     });
   }
 
