@@ -182,10 +182,17 @@ export class LoopPlugin implements Plugin {
       sock.on('message', (msg) => {
         if (msg.length >= 12 && msg.readUInt16BE(0) === id && (msg[2]! & 0x80) !== 0) finish(true);
       });
-      sock.connect(port, host, () => {
-        sock.send(buildProbe(this.qname, id), (err) => {
-          if (err) finish(false);
-        });
+      // dgram hands a failed connect (no route, EACCES, ...) to this callback, not to 'error':
+      // sending on the unconnected socket would then throw from the callback.
+      sock.connect(port, host, (connectErr?: Error) => {
+        if (connectErr || settled) return finish(false);
+        try {
+          sock.send(buildProbe(this.qname, id), (err) => {
+            if (err) finish(false);
+          });
+        } catch {
+          finish(false);
+        }
       });
     });
   }

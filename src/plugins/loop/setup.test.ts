@@ -159,3 +159,26 @@ test('loop: stop() ends probing at once', async () => {
   assert.ok(performance.now() - t0 < 2000);
   assert.equal(loop.disabled, true);
 });
+
+test('loop: a probe address that cannot be connected (EACCES: broadcast) ends that try, never throws', async () => {
+  // dgram's connect callback receives the error; sending on the unconnected socket then throws
+  // ERR_INVALID_ARG_TYPE from a socket callback: an uncaught exception (before: the process exited).
+  const engine = new TestEngine();
+  const escaped: unknown[] = [];
+  const onUncaught = (err: unknown) => escaped.push(err);
+  const saved = process.listeners('uncaughtException');
+  process.removeAllListeners('uncaughtException');
+  process.on('uncaughtException', onUncaught);
+  try {
+    const loop = new LoopPlugin({ zone: '.', address: '255.255.255.255:53' }, { engine, windowMs: 300, timeoutMs: 80, retryMs: 20 });
+    loop.start();
+    await loop.done();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(loop.disabled, true);
+    assert.deepEqual(engine.fatals, []);
+    assert.deepEqual(escaped.map(String), []);
+  } finally {
+    process.off('uncaughtException', onUncaught);
+    for (const l of saved) process.on('uncaughtException', l);
+  }
+});
