@@ -21,6 +21,7 @@ import type { ForwardStats } from '../plugins/forward/stats.ts';
 import type { Collector } from './hub.ts';
 import type { SnapshotBuilder } from './snapshot.ts';
 import { TIME_BUCKETS, proxyRcodeLabel } from './labels.ts';
+import { collectTcp, tcpBudget } from '../server/tcp.ts';
 
 /** Plugins CoreDNS does not register as handlers, so coredns_plugin_enabled never lists them. */
 export const NON_HANDLER_PLUGINS: ReadonlySet<string> = new Set(['bind', 'reload', 'health', 'ready', 'debug', 'root']);
@@ -144,6 +145,8 @@ export class EngineCollector implements Collector {
     // Registered (and so exported) from the start in CoreDNS, like every promauto counter.
     out.family(M.forwardBroken.name, M.forwardBroken.help, 'counter').add({}, 0);
     out.family(M.forwardRejects.name, M.forwardRejects.help, 'counter').add({}, 0);
+    // This thread's DNS TCP listeners (nodelocaldns_tcp_*, src/server/tcp.ts).
+    collectTcp(tcpBudget, out);
     if (this.engine === null) return;
     const blocks = this.engine.blocks();
     collectPluginEnabled(blocks, out);

@@ -1,121 +1,428 @@
 /**
  * TCP listener per RFC 7766: 2-byte length framing (§8), several queries per connection
- * answered out of order as they complete (§6.2.1.1), idle timeout (§6.2.3), limits on
- * connections and on queries in flight per connection (reading pauses at the limit).
+ * answered out of order as they complete (§6.2.1.1), idle timeout (§6.2.3), half-close
+ * answered before closing (§6.2.4). What one client can make this thread hold is bounded
+ * (TcpLimits; every listener of a thread shares one TcpBudget):
+ *  - connections: `maxConnections` in all, `maxConnectionsPerClient` per source address. A
+ *    connection over either limit takes the place of the least recently active idle
+ *    connection (nothing in flight, nothing unsent) — the same client's one for its share, any
+ *    for the global cap; with none idle it is closed at once (refused).
+ *  - replies the kernel has not taken: past `unsentHighWaterBytes` on a connection, reading and
+ *    parsing stop until they are all taken; past `maxUnsentBytesPerConnection`, or with no
+ *    progress for `idleTimeoutMs`, the connection is destroyed.
+ *  - queries in flight per connection: `maxInFlightPerConnection`, then reading stops.
+ *  - buffered bytes of all connections (unsent replies, unparsed query bytes, and a reserve
+ *    for what Node reads ahead on a paused socket): over `maxBufferedBytes`, the connections
+ *    holding bytes the longest are destroyed first.
+ *  - accept errors (EMFILE, ENFILE, ...): counted and logged (throttled); the listener stays
+ *    open (libuv sheds the pending connections), so accepting resumes once descriptors free up.
+ * Every closure for a bound is counted in `tcpStats` (exported as nodelocaldns_tcp_*).
  */
 import { Buffer } from 'node:buffer';
 import net from 'node:net';
 import type { ResponseWriter } from '../plugin.ts';
 import { Request, Proto } from './request.ts';
 import type { Dispatcher } from './dispatch.ts';
+import { log } from '../util/log.ts';
+import type { SnapshotBuilder } from '../metrics/snapshot.ts';
 
 export interface TcpLimits {
-  /** Close a connection with nothing in flight after this long without a query (RFC 7766 §6.2.3). */
+  /** Close a connection with nothing in flight after this long without a query (RFC 7766 §6.2.3); also the longest a connection may make no write progress. */
   idleTimeoutMs: number;
-  /** Connections accepted at once; further connections are refused by the kernel backlog. */
+  /** Connections open at once on every listener of a thread. */
   maxConnections: number;
+  /** Connections open at once from one source address. */
+  maxConnectionsPerClient: number;
   /** Queries in flight per connection before reading pauses. */
   maxInFlightPerConnection: number;
+  /** Unsent reply bytes on a connection above which reading pauses until they are sent. */
+  unsentHighWaterBytes: number;
+  /** Unsent reply bytes on a connection above which it is destroyed. */
+  maxUnsentBytesPerConnection: number;
+  /** Buffered bytes (unsent, unparsed, read-ahead reserve) of all connections of a thread. */
+  maxBufferedBytes: number;
 }
 
+/**
+ * Derived from the 48 MiB the manifests' 256 MiB limit leaves the TCP listener: an idle
+ * connection costs ~5.5 KiB of RSS in this process plus ~3 KiB of kernel socket memory
+ * (charged to the same cgroup), so 2,048 connections take ~17 MiB; buffered bytes take at most
+ * 16 MiB; the rest is slack for replies being written and for GC. Default per client: 1/8.
+ */
 export const DEFAULT_TCP_LIMITS: TcpLimits = {
   idleTimeoutMs: 10_000,
-  maxConnections: 10_000,
+  maxConnections: 2_048,
+  maxConnectionsPerClient: 256,
   maxInFlightPerConnection: 100,
+  unsentHighWaterBytes: 16 * 1024,
+  maxUnsentBytesPerConnection: 256 * 1024,
+  maxBufferedBytes: 16 * 1024 * 1024,
 };
 
-const MIN_QUERY = 12;
+/** Readable high-water mark of accepted sockets: what Node buffers beyond one read once paused. */
+const READ_HIGH_WATER_BYTES = 4 * 1024;
+/** Largest read libuv makes (its 64 KiB allocation), so a paused socket holds at most this plus the high-water mark. */
+const MAX_READ_BYTES = 64 * 1024;
+/** Counted for a paused connection: Node keeps reading until its buffer passes the high-water mark. */
+export const PAUSED_READ_RESERVE_BYTES = MAX_READ_BYTES + READ_HIGH_WATER_BYTES;
 
-class TcpConnection implements ResponseWriter {
+const MIN_QUERY = 12;
+/** The listener's reusable framing buffer: a full 64 KiB message and its 2-byte prefix. */
+const SCRATCH_BYTES = 65_537;
+
+/** Why the server closed a connection before its client did (nodelocaldns_tcp_connections_closed_total{reason}). */
+export const TcpCloseReason = {
+  /** A frame shorter than a DNS header: the stream is not DNS. */
+  MALFORMED_FRAME: 'malformed_frame',
+  /** One frame took longer than the idle timeout to arrive. */
+  SLOW_FRAME: 'slow_frame',
+  /** Unsent replies passed maxUnsentBytesPerConnection. */
+  UNSENT_LIMIT: 'unsent_limit',
+  /** Unsent replies made no progress for idleTimeoutMs: the client does not read. */
+  WRITE_STALL: 'write_stall',
+  /** All connections' buffered bytes passed maxBufferedBytes; this one held bytes longest. */
+  BUFFER_BUDGET: 'buffer_budget',
+  /** Idle, evicted to admit a new connection of the same client at its share. */
+  CLIENT_SHARE: 'client_share',
+  /** Idle, evicted to admit a new connection at the global cap. */
+  CONNECTION_LIMIT: 'connection_limit',
+} as const;
+export type TcpCloseReasonValue = (typeof TcpCloseReason)[keyof typeof TcpCloseReason];
+
+/** Why a new connection was closed at once (nodelocaldns_tcp_connections_refused_total{reason}). */
+export const TcpRefuseReason = {
+  CLIENT_SHARE: 'client_share',
+  CONNECTION_LIMIT: 'connection_limit',
+} as const;
+export type TcpRefuseReasonValue = (typeof TcpRefuseReason)[keyof typeof TcpRefuseReason];
+
+/** Why reading paused on a connection (nodelocaldns_tcp_read_pauses_total{reason}). */
+export const TcpPauseReason = {
+  IN_FLIGHT: 'in_flight',
+  UNSENT: 'unsent',
+} as const;
+export type TcpPauseReasonValue = (typeof TcpPauseReason)[keyof typeof TcpPauseReason];
+
+/** Counters of a thread's TCP listeners (all of them). */
+export class TcpStats {
+  readonly closed = new Map<TcpCloseReasonValue, number>();
+  readonly refused = new Map<TcpRefuseReasonValue, number>();
+  readonly readPauses = new Map<TcpPauseReasonValue, number>();
+  /** Accept failures by errno code (EMFILE, ENFILE, ...). */
+  readonly acceptErrors = new Map<string, number>();
+
+  count<K>(m: Map<K, number>, key: K): void {
+    m.set(key, (m.get(key) ?? 0) + 1);
+  }
+
+  closedBy(reason: TcpCloseReasonValue): number {
+    return this.closed.get(reason) ?? 0;
+  }
+
+  refusedBy(reason: TcpRefuseReasonValue): number {
+    return this.refused.get(reason) ?? 0;
+  }
+}
+
+/** Logs one line per key at most every `intervalMs`, with how many were left out since. */
+class ThrottledLog {
+  private readonly lastMs = new Map<string, number>();
+  private readonly suppressed = new Map<string, number>();
+  private readonly intervalMs: number;
+  constructor(intervalMs: number) {
+    this.intervalMs = intervalMs;
+  }
+
+  warn(key: string, msg: string): void {
+    const now = performance.now();
+    const last = this.lastMs.get(key);
+    if (last !== undefined && now - last < this.intervalMs) {
+      this.suppressed.set(key, (this.suppressed.get(key) ?? 0) + 1);
+      return;
+    }
+    const n = this.suppressed.get(key) ?? 0;
+    this.lastMs.set(key, now);
+    this.suppressed.delete(key);
+    log.warn(n > 0 ? `${msg} (${n} more since the last such line)` : msg);
+  }
+}
+
+const LOG_INTERVAL_MS = 10_000;
+
+/** The connections of one source address. */
+class ClientShare {
+  readonly address: string;
+  count = 0;
+  /** Its idle connections, least recently active first. */
+  readonly idle = new Set<TcpConnection>();
+  constructor(address: string) {
+    this.address = address;
+  }
+}
+
+/**
+ * The bounds every TCP listener of a thread shares: connection admission with per-client
+ * shares and idle-LRU eviction, and the buffered-bytes budget.
+ */
+export class TcpBudget {
+  readonly limits: TcpLimits;
+  readonly stats: TcpStats;
+  connections = 0;
+  /** Sum of every connection's buffered bytes. */
+  bufferedBytes = 0;
+  private readonly clients = new Map<string, ClientShare>();
+  /** Idle connections, least recently active first. */
+  private readonly idle = new Set<TcpConnection>();
+  /** Connections holding buffered bytes, longest holding first. */
+  private readonly holders = new Set<TcpConnection>();
+  readonly logs = new ThrottledLog(LOG_INTERVAL_MS);
+
+  constructor(limits: TcpLimits = DEFAULT_TCP_LIMITS, stats: TcpStats = new TcpStats()) {
+    this.limits = limits;
+    this.stats = stats;
+  }
+
+  /** Makes room for a connection from `address` (evicting an idle one if needed); null: refused. */
+  admit(address: string): ClientShare | null {
+    const share = this.clients.get(address);
+    if (share !== undefined && share.count >= this.limits.maxConnectionsPerClient) {
+      const victim = first(share.idle);
+      if (victim === null) return this.refuse(TcpRefuseReason.CLIENT_SHARE, address);
+      victim.evict(TcpCloseReason.CLIENT_SHARE);
+    } else if (this.connections >= this.limits.maxConnections) {
+      const victim = first(this.idle);
+      if (victim === null) return this.refuse(TcpRefuseReason.CONNECTION_LIMIT, address);
+      victim.evict(TcpCloseReason.CONNECTION_LIMIT);
+    }
+    let s = this.clients.get(address);
+    if (s === undefined) {
+      s = new ClientShare(address);
+      this.clients.set(address, s);
+    }
+    s.count++;
+    this.connections++;
+    return s;
+  }
+
+  private refuse(reason: TcpRefuseReasonValue, address: string): null {
+    this.stats.count(this.stats.refused, reason);
+    const what = reason === TcpRefuseReason.CLIENT_SHARE ? `${this.limits.maxConnectionsPerClient} connections from ${address}` : `${this.limits.maxConnections} connections`;
+    this.logs.warn(`refuse:${reason}`, `TCP: refused a connection from ${address}: ${what} open, none idle (${reason})`);
+    return null;
+  }
+
+  /** The connection is gone: its slot, idle entry and buffered bytes are released. */
+  release(c: TcpConnection): void {
+    this.setIdle(c, false);
+    this.setHeld(c, 0);
+    const share = c.share;
+    share.count--;
+    this.connections--;
+    if (share.count === 0) this.clients.delete(share.address);
+  }
+
+  setIdle(c: TcpConnection, idle: boolean): void {
+    if (c.idle === idle) return;
+    c.idle = idle;
+    if (idle) {
+      this.idle.add(c);
+      c.share.idle.add(c);
+    } else {
+      this.idle.delete(c);
+      c.share.idle.delete(c);
+    }
+  }
+
+  /** Records what `c` buffers now; over the budget, the longest holders are destroyed. */
+  setHeld(c: TcpConnection, bytes: number): void {
+    if (bytes === c.heldBytes) return;
+    this.bufferedBytes += bytes - c.heldBytes;
+    if (c.heldBytes === 0) this.holders.add(c);
+    else if (bytes === 0) this.holders.delete(c);
+    c.heldBytes = bytes;
+    if (this.bufferedBytes <= this.limits.maxBufferedBytes) return;
+    for (const h of this.holders) {
+      if (this.bufferedBytes <= this.limits.maxBufferedBytes) break;
+      h.abort(TcpCloseReason.BUFFER_BUDGET);
+    }
+  }
+
+  clientCount(address: string): number {
+    return this.clients.get(address)?.count ?? 0;
+  }
+
+  get idleCount(): number {
+    return this.idle.size;
+  }
+}
+
+function first<T>(s: Set<T>): T | null {
+  for (const x of s) return x;
+  return null;
+}
+
+/** node-local-dns's own TCP listener metrics (CoreDNS has none for these bounds). */
+export const TCP_METRICS = {
+  connections: { name: 'nodelocaldns_tcp_connections', help: 'Open TCP connections of the DNS listeners.' },
+  bufferedBytes: { name: 'nodelocaldns_tcp_buffered_bytes', help: 'Bytes held for TCP connections: unsent replies, unparsed queries, read-ahead reserve of paused connections.' },
+  closed: { name: 'nodelocaldns_tcp_connections_closed_total', help: 'TCP connections closed by the server for a bound, by reason.' },
+  refused: { name: 'nodelocaldns_tcp_connections_refused_total', help: 'TCP connections closed on accept because their client or the listener was at its limit with none idle, by reason.' },
+  readPauses: { name: 'nodelocaldns_tcp_read_pauses_total', help: 'Times reading paused on a TCP connection, by reason.' },
+  acceptErrors: { name: 'nodelocaldns_tcp_accept_errors_total', help: 'Failed accepts on the TCP listeners, by errno code.' },
+} as const;
+
+/** Writes a budget's gauges and counters (counters only once non-zero, as for nodelocaldns_dropped_packets_total). */
+export function collectTcp(budget: TcpBudget, out: SnapshotBuilder): void {
+  const M = TCP_METRICS;
+  out.family(M.connections.name, M.connections.help, 'gauge').add({}, budget.connections);
+  out.family(M.bufferedBytes.name, M.bufferedBytes.help, 'gauge').add({}, budget.bufferedBytes);
+  const s = budget.stats;
+  const counters: [{ name: string; help: string }, string, Map<string, number>][] = [
+    [M.closed, 'reason', s.closed],
+    [M.refused, 'reason', s.refused],
+    [M.readPauses, 'reason', s.readPauses],
+    [M.acceptErrors, 'code', s.acceptErrors],
+  ];
+  for (const [m, label, values] of counters) {
+    if (values.size === 0) continue;
+    const f = out.family(m.name, m.help, 'counter');
+    for (const [k, n] of values) f.add({ [label]: k }, n);
+  }
+}
+
+/** The thread's TCP counters and budget (one per worker thread). */
+export const tcpStats = new TcpStats();
+export const tcpBudget = new TcpBudget(DEFAULT_TCP_LIMITS, tcpStats);
+
+export class TcpConnection implements ResponseWriter {
   private readonly socket: net.Socket;
   private readonly listener: TcpListener;
-  /** Start of an incomplete frame (null when none), its pieces, their total size, and since when. */
-  private pending: Buffer | null = null;
-  private pendingChunks: Buffer[] = [];
-  private pendingBytes = 0;
-  private pendingSinceMs = 0;
-  private inFlight = 0;
-  private paused = false;
+  private readonly budget: TcpBudget;
+  private readonly limits: TcpLimits;
+  readonly share: ClientShare;
+  /** Received bytes not yet parsed into queries (an incomplete frame, or frames left while paused). */
+  private chunks: Buffer[] = [];
+  private chunkBytes = 0;
+  /** When the first byte of `chunks` arrived (or reading resumed), for the slow-frame check. */
+  private chunkSinceMs = 0;
+  inFlight = 0;
+  /** Bytes of the queries in flight (their messages stay referenced until answered). */
+  private inFlightBytes = 0;
+  /** Reply bytes handed to the socket and not yet taken by the kernel (last look). */
+  unsentBytes = 0;
+  /** Size of a listener scratch buffer the socket still holds for this connection's unsent bytes. */
+  private scratchHeldBytes = 0;
+  private pausedInFlight = false;
+  private pausedUnsent = false;
+  /** While paused on unsent replies: fires after idleTimeoutMs without a write completing. */
+  private stallTimer: NodeJS.Timeout | null = null;
+  private parsing = false;
+  /** The client half-closed: answer what it sent, then close. */
+  private peerEnded = false;
+  /** Close once nothing is in flight; take no more queries. */
   private closing = false;
+  /** socket.end() was called. */
+  private ended = false;
+  /** Destroyed or closed for good: nothing more is read or accounted. */
+  dead = false;
+  /** In the budget's idle LRU. */
+  idle = false;
+  /** What the budget counts for this connection. */
+  heldBytes = 0;
   private readonly family: 4 | 6;
   private readonly labelOffsets = new Uint8Array(128);
   private readonly remoteAddress: string;
   private readonly remotePort: number;
+  private readonly onFlushed = (err?: Error | null): void => this.flushed(err);
+  private readonly onStall = (): void => this.abort(TcpCloseReason.WRITE_STALL);
 
-  constructor(socket: net.Socket, listener: TcpListener) {
+  constructor(socket: net.Socket, listener: TcpListener, share: ClientShare) {
     this.socket = socket;
     this.listener = listener;
+    this.budget = listener.budget;
+    this.limits = listener.budget.limits;
+    this.share = share;
     this.family = socket.remoteFamily === 'IPv6' ? 6 : 4;
-    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remoteAddress = share.address;
     this.remotePort = socket.remotePort ?? 0;
     socket.setNoDelay(true);
-    socket.setTimeout(listener.limits.idleTimeoutMs);
+    socket.setTimeout(this.limits.idleTimeoutMs);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('timeout', () => {
-      if (this.inFlight === 0) this.close();
-    });
+    socket.on('timeout', () => this.onTimeout());
     socket.on('error', () => this.destroy());
     socket.on('end', () => {
-      // Client half-closed: answer what is in flight, then close (RFC 7766 §6.2.4).
-      this.closing = true;
-      if (this.inFlight === 0) this.close();
+      this.peerEnded = true;
+      this.maybeFinish();
     });
-    socket.on('close', () => this.listener.forget(this));
+    socket.on('close', () => this.gone());
+    this.budget.setIdle(this, true);
+  }
+
+  get paused(): boolean {
+    return this.pausedInFlight || this.pausedUnsent;
   }
 
   private onData(chunk: Buffer): void {
-    let buf = chunk;
-    if (this.pending !== null) {
-      // A frame split over chunks: keep the pieces and join them once, when the frame is
-      // complete, so a frame sent a byte at a time costs O(n), not O(n²) copying.
-      this.pendingChunks.push(chunk);
-      this.pendingBytes += chunk.length;
-      if (performance.now() - this.pendingSinceMs > this.listener.limits.idleTimeoutMs) {
-        // RFC 7766 §6.2.3 idle timeout applied to a whole frame: a client trickling bytes
-        // does not keep a connection (and its buffer) forever.
-        this.listener.slowFrames++;
-        this.destroy();
-        return;
-      }
-      if (this.pendingBytes < 2) return;
-      const first = this.pendingChunks[0]!;
-      const need = 2 + (first.length >= 2 ? (first[0]! << 8) | first[1]! : (first[0]! << 8) | this.pendingChunks[1]![0]!);
-      if (this.pendingBytes < need) return;
-      buf = Buffer.concat(this.pendingChunks, this.pendingBytes);
-      this.pending = null;
-      this.pendingChunks = [];
-      this.pendingBytes = 0;
+    if (this.dead) return;
+    if (this.chunkBytes > 0 && performance.now() - this.chunkSinceMs > this.limits.idleTimeoutMs) {
+      // RFC 7766 §6.2.3 idle timeout applied to a whole frame: a client trickling bytes
+      // does not keep a connection (and its buffer) forever.
+      this.abort(TcpCloseReason.SLOW_FRAME);
+      return;
     }
-    let pos = 0;
-    while (buf.length - pos >= 2) {
-      const len = (buf[pos]! << 8) | buf[pos + 1]!;
+    if (this.chunkBytes === 0) this.chunkSinceMs = performance.now();
+    this.chunks.push(chunk);
+    this.chunkBytes += chunk.length;
+    this.parse();
+  }
+
+  /** Length of the first frame's body, or -1 when its 2-byte prefix has not arrived. */
+  private frameLength(): number {
+    if (this.chunkBytes < 2) return -1;
+    const a = this.chunks[0]!;
+    return a.length >= 2 ? (a[0]! << 8) | a[1]! : (a[0]! << 8) | this.chunks[1]![0]!;
+  }
+
+  /** Takes complete frames while not paused; keeps the rest. */
+  private parse(): void {
+    if (this.parsing) return;
+    this.parsing = true;
+    while (!this.dead && !this.closing && !this.paused && !this.socket.destroyed) {
+      const len = this.frameLength();
+      if (len < 0) break;
       if (len < MIN_QUERY) {
         // Cannot hold a DNS header: the stream is not DNS or is desynchronised.
-        this.listener.malformedFrames++;
-        this.destroy();
+        this.parsing = false;
+        this.abort(TcpCloseReason.MALFORMED_FRAME);
         return;
       }
-      if (buf.length - pos - 2 < len) break;
-      const msg = buf.subarray(pos + 2, pos + 2 + len);
-      pos += 2 + len;
+      if (this.chunkBytes < 2 + len) break;
+      // Pieces are joined once, when the frame is complete: a frame sent a byte at a time
+      // costs O(n), not O(n²), copying.
+      if (this.chunks[0]!.length < 2 + len) this.chunks = [Buffer.concat(this.chunks, this.chunkBytes)];
+      const head = this.chunks[0]!;
+      const msg = head.subarray(2, 2 + len);
+      if (head.length === 2 + len) this.chunks.shift();
+      else this.chunks[0] = head.subarray(2 + len);
+      this.chunkBytes -= 2 + len;
       this.query(msg);
-      if (this.closing) return;
     }
-    if (pos < buf.length) {
-      const rest = pos === 0 ? buf : Buffer.from(buf.subarray(pos));
-      this.pending = rest;
-      this.pendingChunks = [rest];
-      this.pendingBytes = rest.length;
-      this.pendingSinceMs = performance.now();
+    this.parsing = false;
+    if (this.dead) return;
+    if (this.chunkBytes === 0) this.chunks.length = 0;
+    else if (!this.paused && this.chunks.length === 1 && this.chunks[0]!.buffer.byteLength > 2 * this.chunkBytes) {
+      // Only an incomplete frame is left of a larger read: keep a copy, not the whole read.
+      this.chunks[0] = Buffer.from(this.chunks[0]!);
     }
+    this.account();
+    this.maybeFinish();
   }
 
   private query(msg: Buffer): void {
     this.inFlight++;
-    if (this.inFlight >= this.listener.limits.maxInFlightPerConnection && !this.paused) {
-      this.paused = true;
-      this.socket.pause();
-    }
+    this.inFlightBytes += msg.length;
+    this.budget.setIdle(this, false);
+    if (this.inFlight >= this.limits.maxInFlightPerConnection) this.pause(TcpPauseReason.IN_FLIGHT);
     const req = new Request(msg, msg.length, this, this.labelOffsets);
     req.proto = Proto.TCP;
     req.family = this.family;
@@ -126,45 +433,179 @@ class TcpConnection implements ResponseWriter {
     const before = this.listener.dispatcher.inFlight;
     this.listener.dispatcher.dispatch(req);
     // A dropped query (e.g. a response sent to us) never reaches writeMsg.
-    if (this.listener.dispatcher.inFlight === before && !req.replied) this.done();
+    if (this.listener.dispatcher.inFlight === before && !req.replied) this.done(msg.length);
   }
 
   writeMsg(req: Request, msg: Buffer, len: number): void {
-    if (!this.socket.destroyed && this.socket.writable) {
-      const out = Buffer.allocUnsafe(len + 2);
+    if (!this.dead && this.socket.writable) {
+      const framed = len + 2;
+      // With nothing queued the reply goes out through the listener's scratch buffer: when the
+      // kernel takes it all at once (the usual case) nothing is allocated per reply. Queued
+      // behind other bytes it needs a buffer of its own.
+      const queued = this.socket.writableLength > 0;
+      const out = queued ? Buffer.allocUnsafe(framed) : this.listener.scratch(framed);
       out[0] = len >>> 8;
       out[1] = len & 0xff;
       msg.copy(out, 2, 0, len);
-      this.socket.write(out);
+      this.socket.write(queued ? out : out.subarray(0, framed), this.onFlushed);
+      this.unsentBytes = this.socket.writableLength;
+      if (!queued && this.unsentBytes > 0) {
+        // The socket keeps the scratch buffer until the bytes are sent: it is this connection's now.
+        this.listener.giveAwayScratch();
+        this.scratchHeldBytes = out.buffer.byteLength;
+      }
+      if (this.unsentBytes > this.limits.maxUnsentBytesPerConnection) this.abort(TcpCloseReason.UNSENT_LIMIT);
+      else if (this.unsentBytes > this.limits.unsentHighWaterBytes) this.pause(TcpPauseReason.UNSENT);
     }
     this.listener.dispatcher.finish(req);
-    this.done();
+    this.done(req.msgLen);
   }
 
-  private done(): void {
-    this.inFlight--;
-    if (this.paused && this.inFlight < this.listener.limits.maxInFlightPerConnection) {
-      this.paused = false;
-      this.socket.resume();
+  /** A write completed (or failed: the peer is gone): look at what is still queued. */
+  private flushed(err: Error | null | undefined): void {
+    if (this.dead) return;
+    if (err) {
+      this.destroy();
+      return;
     }
-    if (this.inFlight === 0 && (this.closing || this.listener.draining)) this.close();
+    this.unsentBytes = this.socket.writableLength;
+    if (this.unsentBytes === 0) this.scratchHeldBytes = 0;
+    if (this.unsentBytes === 0 && this.pausedUnsent) {
+      this.pausedUnsent = false;
+      this.stopStallTimer();
+      this.unpaused();
+    } else if (this.stallTimer !== null) {
+      // Progress: the client reads.
+      this.stallTimer.refresh();
+    }
+    this.account();
+    this.updateIdle();
+  }
+
+  private done(queryBytes: number): void {
+    this.inFlight--;
+    this.inFlightBytes -= queryBytes;
+    if (this.pausedInFlight && this.inFlight < this.limits.maxInFlightPerConnection) {
+      this.pausedInFlight = false;
+      this.unpaused();
+    }
+    if (this.dead) return;
+    this.account();
+    this.updateIdle();
+    this.maybeFinish();
+  }
+
+  private pause(reason: TcpPauseReasonValue): void {
+    if (reason === TcpPauseReason.IN_FLIGHT) {
+      if (this.pausedInFlight) return;
+      this.pausedInFlight = true;
+    } else {
+      if (this.pausedUnsent) return;
+      this.pausedUnsent = true;
+      // Node's own socket timeout would wait up to twice as long (it skips once when the write
+      // queue changed since the last write), so the stall has its own timer.
+      this.stallTimer = setTimeout(this.onStall, this.limits.idleTimeoutMs);
+      this.stallTimer.unref();
+    }
+    this.budget.stats.count(this.budget.stats.readPauses, reason);
+    this.socket.pause();
+  }
+
+  /** One pause reason cleared: read and parse again when none is left. */
+  private unpaused(): void {
+    if (this.paused || this.dead) return;
+    this.socket.resume();
+    if (this.chunkBytes > 0) this.chunkSinceMs = performance.now();
+    this.parse();
+  }
+
+  private stopStallTimer(): void {
+    if (this.stallTimer === null) return;
+    clearTimeout(this.stallTimer);
+    this.stallTimer = null;
+  }
+
+  private updateIdle(): void {
+    if (!this.dead) this.budget.setIdle(this, this.inFlight === 0 && this.unsentBytes === 0);
+  }
+
+  /** Tells the budget what this connection holds now. */
+  private account(): void {
+    const unsent = Math.max(this.unsentBytes, this.scratchHeldBytes);
+    this.budget.setHeld(this, unsent + this.chunkBytes + this.inFlightBytes + (this.paused ? PAUSED_READ_RESERVE_BYTES : 0));
+  }
+
+  private onTimeout(): void {
+    if (this.socket.writableLength > 0) this.abort(TcpCloseReason.WRITE_STALL);
+    else if (this.inFlight === 0) this.close();
+  }
+
+  /** Closes when nothing is in flight and nothing more will be taken. */
+  private maybeFinish(): void {
+    if (this.dead || this.ended || this.inFlight > 0) return;
+    if (this.closing || this.listener.draining) this.close();
+    else if (this.peerEnded && !this.paused && !this.hasCompleteFrame()) this.close();
+  }
+
+  private hasCompleteFrame(): boolean {
+    const len = this.frameLength();
+    return len >= 0 && this.chunkBytes >= 2 + len;
   }
 
   /** Closes once nothing is in flight (used on drain). */
   drain(): void {
     this.closing = true;
-    if (this.inFlight === 0) this.close();
+    this.maybeFinish();
   }
 
+  /**
+   * Ends the connection: FIN after what is queued. With nothing queued the slot is released
+   * now; otherwise when the socket closes, or when the queue stalls (onTimeout destroys it).
+   */
   close(): void {
+    if (this.dead || this.ended) return;
     this.closing = true;
+    this.ended = true;
+    if (this.socket.writableLength === 0) this.gone();
     this.socket.end();
     this.socket.destroySoon();
   }
 
+  /** Evicted while idle to admit another connection: a clean close (RFC 7766 §6.2.3). */
+  evict(reason: TcpCloseReasonValue): void {
+    this.count(reason, 'evicted an idle connection to admit a new one');
+    this.close();
+    this.gone();
+  }
+
+  /** Destroyed for a bound: counted, logged (throttled). */
+  abort(reason: TcpCloseReasonValue): void {
+    if (!this.socket.destroyed) this.count(reason, 'closed a connection');
+    this.destroy();
+  }
+
+  private count(reason: TcpCloseReasonValue, what: string): void {
+    this.budget.stats.count(this.budget.stats.closed, reason);
+    this.budget.logs.warn(`close:${reason}`, `TCP ${this.listener.dispatcher.serverLabel}: ${what} from ${this.remoteAddress} (${reason})`);
+  }
+
   destroy(): void {
     this.closing = true;
+    this.gone();
     this.socket.destroy();
+  }
+
+  /** Leaves the budget and the listener, drops what it buffered (once). */
+  private gone(): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.stopStallTimer();
+    this.chunks = [];
+    this.chunkBytes = 0;
+    this.unsentBytes = 0;
+    this.scratchHeldBytes = 0;
+    this.budget.release(this);
+    this.listener.forget(this);
   }
 }
 
@@ -172,29 +613,64 @@ export class TcpListener {
   readonly address: string;
   port: number;
   readonly dispatcher: Dispatcher;
-  readonly limits: TcpLimits;
+  readonly budget: TcpBudget;
   private readonly server: net.Server;
   private readonly connections = new Set<TcpConnection>();
   private readonly reusePort: boolean;
   draining = false;
-  /** Connections closed for a frame shorter than a DNS header. */
-  malformedFrames = 0;
-  /** Connections closed because one frame took longer than the idle timeout to arrive. */
-  slowFrames = 0;
   accepted = 0;
+  /** Reused for framing replies while the kernel takes them whole (see TcpConnection.writeMsg). */
+  private scratchBuf: Buffer | null = null;
 
-  constructor(address: string, port: number, dispatcher: Dispatcher, reusePort: boolean, limits: TcpLimits = DEFAULT_TCP_LIMITS) {
+  constructor(address: string, port: number, dispatcher: Dispatcher, reusePort: boolean, budget: TcpBudget = tcpBudget) {
     this.address = address;
     this.port = port;
     this.dispatcher = dispatcher;
-    this.limits = limits;
+    this.budget = budget;
     this.reusePort = reusePort;
-    this.server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
-      this.accepted++;
-      this.connections.add(new TcpConnection(socket, this));
-    });
-    this.server.maxConnections = limits.maxConnections;
-    this.server.on('error', () => {});
+    // Half-open: a client's FIN ends its queries, not our replies (RFC 7766 §6.2.4).
+    this.server = net.createServer({ noDelay: true, pauseOnConnect: false, allowHalfOpen: true, highWaterMark: READ_HIGH_WATER_BYTES }, (socket) => this.onConnection(socket));
+    this.server.on('error', (err: NodeJS.ErrnoException) => this.onServerError(err));
+  }
+
+  get limits(): TcpLimits {
+    return this.budget.limits;
+  }
+
+  /** A buffer of at least `bytes` for one write (small replies share a small one). */
+  scratch(bytes: number): Buffer {
+    if (bytes > SCRATCH_BYTES) return Buffer.allocUnsafe(bytes);
+    this.scratchBuf ??= Buffer.allocUnsafeSlow(SCRATCH_BYTES);
+    return this.scratchBuf;
+  }
+
+  /** The socket kept the scratch buffer (the write was queued): the next write takes a new one. */
+  giveAwayScratch(): void {
+    this.scratchBuf = null;
+  }
+
+  private onConnection(socket: net.Socket): void {
+    this.accepted++;
+    socket.on('error', () => socket.destroy());
+    const address = socket.remoteAddress;
+    if (address === undefined || this.draining) {
+      // Already reset by the peer, or the listener is closing.
+      socket.destroy();
+      return;
+    }
+    const share = this.budget.admit(address);
+    if (share === null) {
+      socket.destroy();
+      return;
+    }
+    this.connections.add(new TcpConnection(socket, this, share));
+  }
+
+  /** Accept failures (EMFILE, ENFILE, ENOMEM, ...): libuv keeps listening; count and log. */
+  private onServerError(err: NodeJS.ErrnoException): void {
+    const code = err.code ?? 'unknown';
+    this.budget.stats.count(this.budget.stats.acceptErrors, code);
+    this.budget.logs.warn(`accept:${code}`, `TCP ${this.dispatcher.serverLabel}: accept: ${err.message}`);
   }
 
   forget(c: TcpConnection): void {
@@ -222,12 +698,12 @@ export class TcpListener {
   close(): Promise<void> {
     this.draining = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const c of this.connections) c.drain();
+    for (const c of [...this.connections]) c.drain();
     return closed;
   }
 
   /** Drops every connection now (second signal, or drain timeout). */
   destroyAll(): void {
-    for (const c of this.connections) c.destroy();
+    for (const c of [...this.connections]) c.destroy();
   }
 }

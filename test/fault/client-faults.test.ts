@@ -51,9 +51,9 @@ interface Conn {
   received: Buffer;
 }
 
-function connect(onConnect: (s: net.Socket) => void): Promise<Conn> {
+function connect(onConnect: (s: net.Socket) => void, localAddress?: string): Promise<Conn> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect(dns.port, dns.host);
+    const sock = net.connect({ port: dns.port, host: dns.host, localAddress });
     const c: Conn = { sock, closedAt: -1, received: Buffer.alloc(0) };
     sock.on('data', (d) => (c.received = Buffer.concat([c.received, d])));
     sock.on('close', () => (c.closedAt = performance.now()));
@@ -104,10 +104,14 @@ describe('misbehaving TCP clients', { concurrency: true }, () => {
     for (let i = 0; i < 450; i++) {
       const kind = i % 3;
       conns.push(
-        await connect((s) => {
-          if (kind === 1) s.write(full.subarray(0, 2 + (q.length >> 1)));
-          else if (kind === 2) s.write(full.subarray(0, 1));
-        }),
+        await connect(
+          (s) => {
+            if (kind === 1) s.write(full.subarray(0, 2 + (q.length >> 1)));
+            else if (kind === 2) s.write(full.subarray(0, 1));
+          },
+          // From four addresses: one client's connections over its share (256) would be evicted (tcp-share.test.ts).
+          `127.0.1.${1 + (i % 4)}`,
+        ),
       );
     }
     // The slow ones hold 450 connections; the probes keep going through.
