@@ -317,3 +317,19 @@ test('template mode: a Corefile template replaced by a FIFO is an error that is 
   assert.equal(await within(agent.refresh()), 'settled');
   assert.match(reloads.at(-1) ?? '', /forward \. 198\.18\.1\.3/);
 });
+
+test('-pidfile naming a FIFO: start-up logs the failure instead of blocking forever', { timeout: 60_000 }, async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'nlF-agent-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'Corefile'), '.:1053 {\n}\n');
+  execFileSync('mkfifo', [join(dir, 'pid')]);
+  const log = captureLog();
+  const started = runAgent(parseOptions([
+    '-conf', join(dir, 'Corefile'), '-basecorefile', join(dir, 'none'), '-setupinterface=false', '-setupiptables=false',
+    '-metrics-listen-address=', '-peerdir=', '-pidfile', join(dir, 'pid'),
+  ]), { startEngine: async () => ({ reload: async () => {}, stop: async () => {} }), log, processMetrics: false });
+  const r = await Promise.race([started, new Promise<'pending'>((res) => setTimeout(() => res('pending'), 5_000).unref())]);
+  assert.notEqual(r, 'pending', 'start-up blocked opening the FIFO');
+  t.after(() => (r as Awaited<typeof started>).shutdown());
+  assert.ok(log.lines.some((l) => /^\[ERROR\] Failed to write pidfile .*\/pid: .*ENXIO/.test(l)), log.lines.join('\n'));
+});

@@ -25,6 +25,7 @@
  *    live instance: leaving rules and an interface with nobody listening is the outage
  *    node-cache's teardown exists to prevent, and removing them under a live peer is one too.
  */
+import { constants as fsConstants } from 'node:fs';
 import { rename, rm, stat, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { basename, dirname, join } from 'node:path';
@@ -387,7 +388,9 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
   // --- 4. pidfile, iptables ----------------------------------------------------------------
   if (opts.pidfile !== '') {
     try {
-      await writeFile(opts.pidfile, `${process.pid}\n`);
+      // O_NONBLOCK: a FIFO at that path (nobody reading) fails with ENXIO instead of blocking
+      // start-up forever; a regular file is written as usual.
+      await writeFile(opts.pidfile, `${process.pid}\n`, { flag: fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NONBLOCK });
     } catch (err) {
       log.error(`Failed to write pidfile ${opts.pidfile}: ${(err as Error).message}`);
     }
