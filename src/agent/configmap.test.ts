@@ -12,6 +12,7 @@ import {
   isDns1123Subdomain,
   isNameserverAddress,
   loadKubeDnsConfig,
+  MAX_TEMPLATE_BYTES,
   parseKubeDnsConfig,
   readConfigDir,
 } from './configmap.ts';
@@ -182,8 +183,8 @@ test('readConfigDir: more than 1 MiB in the ConfigMap directory is refused, nami
     e instanceof ConfigMapError && e.key === 'stubDomains' && /holds more than 1048576 bytes \(at stubDomains\)$/.test(e.message) && !/yyy/.test(e.message));
   await writeFile(join(dir, 'stubDomains'), '{}');
   assert.equal((await readConfigDir(dir)).files.size, 2);
-  await writeFile(join(dir, 'Corefile.base'), 'z'.repeat((1 << 20) + 1));
-  await assert.rejects(fileVersion(join(dir, 'Corefile.base')), /Corefile\.base: is larger than 1048576 bytes$/);
+  await writeFile(join(dir, 'Corefile.base'), 'z'.repeat(MAX_TEMPLATE_BYTES + 1));
+  await assert.rejects(fileVersion(join(dir, 'Corefile.base')), new RegExp(`Corefile\\.base: is larger than ${MAX_TEMPLATE_BYTES} bytes$`));
 });
 
 test('ConfigWatcher: a FIFO in the watched directory is reported as an error and watching goes on', async (t) => {

@@ -26,6 +26,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { TextDecoder } from 'node:util';
+import { DEFAULT_CONFIG_LIMITS } from '../corefile/limits.ts';
 import { READ_FAILURES, ReadRegularError, readRegularFile } from '../util/read-regular.ts';
 
 export const CONFIGMAP_KEYS = {
@@ -37,8 +38,8 @@ export const CONFIGMAP_KEYS = {
 export const MAX_UPSTREAM_NAMESERVERS = 3;
 /** Bytes read from a ConfigMap directory in all (Kubernetes refuses ConfigMaps over 1 MiB). */
 export const MAX_CONFIGMAP_BYTES = 1 << 20;
-/** Bytes of a watched single file (the Corefile template), as the engine's Corefile limit. */
-export const MAX_TEMPLATE_BYTES = 1 << 20;
+/** Bytes of a watched single file (the Corefile template): the engine's Corefile limit. */
+export const MAX_TEMPLATE_BYTES = DEFAULT_CONFIG_LIMITS.maxConfigBytes;
 
 export interface KubeDnsConfig {
   /** Stub domain → nameservers, in the order given. */
