@@ -44,7 +44,9 @@ export const PROCESS_METRICS = {
  *  - evicted_busy: the same, when every held connection had a request in progress;
  *  - timeout: headers or request not received in time, or the socket inactive too long;
  *  - bad_request: malformed request or headers over the size limit;
- *  - accept_error: accept() failed (e.g. EMFILE: no file descriptor left).
+ *  - accept_error: accept() failed and Node reported it (ENOBUFS, ENOMEM...). EMFILE/ENFILE are
+ *    normally absorbed by libuv, which closes the pending connections with a reserved
+ *    descriptor without telling the process: the connection caps keep the process from there.
  */
 export const HttpDropReason = {
   EVICTED: 'evicted',

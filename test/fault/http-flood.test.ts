@@ -120,11 +120,12 @@ function slowloris(s: net.Socket): void {
   s.on('close', () => clearInterval(t));
 }
 
-test('held connections and slowloris clients: fds bounded, /health and DNS answer, drops counted', { timeout: 120_000 }, async () => {
+test('held connections and slowloris clients: fds bounded, /health and DNS answer, drops counted', { timeout: 120_000 }, async (t) => {
   const ok = (p: { rcode: string; answers?: unknown[] }) => p.rcode === 'NOERROR' && (p.answers?.[0] as { data?: string })?.data === '192.0.2.80';
   assert.ok(ok((await udpQuery(dns.host, dns.port, 'www.ok.test')).packet!), 'answers before the flood');
   await sleep(500);
   const baseFds = fdCount(agent.pid);
+  const rssBefore = await agent.rssKiB();
   const bound = baseFds + 3 * DEFAULT_HTTP_LIMITS.maxConnections + FD_MARGIN;
 
   const udpProbe = new Prober(dns.host, dns.port, 'www.ok.test', ok, 100, 'udp', 3_000);
@@ -132,7 +133,11 @@ test('held connections and slowloris clients: fds bounded, /health and DNS answe
   const held = new Holder(metricsPort, HELD, '127.0.0.2');
   const slow = new Holder(healthPort, SLOWLORIS, '127.0.0.3', slowloris);
   let maxFds = 0;
-  const sampler = setInterval(() => (maxFds = Math.max(maxFds, fdCount(agent.pid))), 50);
+  let maxRss = 0;
+  const sampler = setInterval(() => {
+    maxFds = Math.max(maxFds, fdCount(agent.pid));
+    void agent.rssKiB().then((k) => (maxRss = Math.max(maxRss, k)));
+  }, 50);
   const health: number[] = [];
   const ready: number[] = [];
   const dnsDuring: boolean[] = [];
@@ -154,6 +159,7 @@ test('held connections and slowloris clients: fds bounded, /health and DNS answe
     await tcpProbe.stop();
   }
   const out = agent.output().slice(-2000);
+  t.diagnostic(`fds ${baseFds} -> peak ${maxFds}; RSS ${rssBefore} -> peak ${maxRss} KiB; ${held.opened} held opened, ${slow.closedByServer} slowloris closed`);
   assert.ok(agent.alive(), `the agent runs\n${out}`);
   assert.ok(held.opened > HELD, `the server closed held connections (${held.opened} opened)`);
   assert.ok(maxFds <= bound, `agent fds peaked at ${maxFds}, bound ${bound} (baseline ${baseFds})\n${out}`);
