@@ -7,7 +7,8 @@
  * clients on the health port (a request head a byte every 400 ms), each flood from its own
  * source address (a pod's), the probes from another (kubelet's): the agent's descriptor
  * count stays within its listeners' connection caps, /health and /ready answer a fresh
- * client, DNS over UDP and TCP keeps answering, and
+ * client, DNS over UDP and TCP keeps answering (cached names, and misses forwarded upstream,
+ * which need new sockets), and
  * nodelocaldns_http_connections_dropped_total shows the evictions and the timeouts.
  */
 import { after, before, test } from 'node:test';
@@ -54,7 +55,7 @@ function fdCount(pid: number): number {
 }
 
 before(async () => {
-  nsd = await startNsd({ 'ok.test.': zoneText('ok.test', ['www IN A 192.0.2.80']) });
+  nsd = await startNsd({ 'ok.test.': zoneText('ok.test', ['www IN A 192.0.2.80', '* IN A 192.0.2.81']) });
   dns = await freeAddress();
   metricsPort = (await freeAddress(dns.host)).port;
   healthPort = (await freeAddress(dns.host)).port;
@@ -163,8 +164,15 @@ test('held connections and slowloris clients: fds bounded, /health and DNS answe
       // A fresh client (kubelet's probe) while the flood holds every slot it can.
       health.push(await httpGet(dns.host, healthPort, '/health').then((r) => r.status, () => 0));
       ready.push(await httpGet(dns.host, readyPort, '/ready').then((r) => r.status, () => 0));
-      const [u, tcp] = await Promise.all([udpQuery(dns.host, dns.port, 'www.ok.test', 'A', { timeoutMs: 3_000 }), tcpQuery(dns.host, dns.port, 'www.ok.test', 'A', { timeoutMs: 3_000 })]);
-      dnsDuring.push(u.packet !== null && ok(u.packet) && tcp.packet !== null && ok(tcp.packet));
+      // Cached answers over UDP and TCP, and a miss forwarded upstream (a new upstream socket).
+      const miss = `n${dnsDuring.length}-${Date.now()}.ok.test`;
+      const [u, tcp, fwd] = await Promise.all([
+        udpQuery(dns.host, dns.port, 'www.ok.test', 'A', { timeoutMs: 3_000 }),
+        tcpQuery(dns.host, dns.port, 'www.ok.test', 'A', { timeoutMs: 3_000 }),
+        udpQuery(dns.host, dns.port, miss, 'A', { timeoutMs: 3_000 }),
+      ]);
+      const fwdOk = fwd.packet !== null && fwd.packet.rcode === 'NOERROR' && (fwd.packet.answers?.[0] as { data?: string })?.data === '192.0.2.81';
+      dnsDuring.push(u.packet !== null && ok(u.packet) && tcp.packet !== null && ok(tcp.packet) && fwdOk);
     }
   } finally {
     clearInterval(sampler);
@@ -181,7 +189,7 @@ test('held connections and slowloris clients: fds bounded, /health and DNS answe
   assert.ok(maxFds <= bound, `agent fds peaked at ${maxFds}, bound ${bound} (baseline ${baseFds})\n${out}`);
   assert.ok(health.length > 0 && health.every((s) => s === 200), `/health from a fresh client: ${health.join(',')}`);
   assert.ok(ready.every((s) => s === 200), `/ready from a fresh client: ${ready.join(',')}`);
-  assert.ok(dnsDuring.every(Boolean), `DNS over UDP and TCP during the flood: ${dnsDuring.join(',')}`);
+  assert.ok(dnsDuring.every(Boolean), `DNS over UDP and TCP, cached and forwarded, during the flood: ${dnsDuring.join(',')}`);
   assert.equal(udpProbe.unanswered + udpProbe.wrong, 0, `UDP probe: ${udpProbe.summary()}`);
   assert.equal(tcpProbe.unanswered + tcpProbe.wrong, 0, `TCP probe: ${tcpProbe.summary()}`);
 
