@@ -4,8 +4,8 @@
  * implements it and is reused for every try of that query.
  *
  * Transport duties: pick a socket/connection, draw a message ID that is not in flight on it
- * (`randomId`), write the ID at out[2..4) (and the RFC 1035 §4.2.2 length prefix at out[0..2)
- * for TCP), send, and later call exactly one of `replied`/`failed` — after forgetting the
+ * (`randomId`), write the ID into the bytes it sends — UDP: the client's own query bytes
+ * (`msg`, no copy); TCP: `tcpFrame()`, a copy with the RFC 1035 §4.2.2 length prefix — send, and later call exactly one of `replied`/`failed` — after forgetting the
  * attempt (`holder = null`) — unless the handler called `holder.release(a)` first (timeout,
  * stop). A reply is accepted only by `takeReply` (ID in flight and question equal, or a
  * header-only error reply). Transports never call back synchronously from `send`: a failure
@@ -69,10 +69,11 @@ export interface AttemptHolder {
 export interface Attempt {
   /** The client's query; its question is req.msg[12..req.qnameEnd + 4). */
   readonly req: Request;
-  /** [u16 length][message]: the query bytes with room for the TCP length prefix. */
-  readonly out: Buffer;
-  /** Length of the message in out (without the prefix). */
+  /** The client's query bytes msg[0..queryLen); the UDP transport overwrites the ID in place. */
+  readonly msg: Buffer;
   readonly queryLen: number;
+  /** [u16 length][message]: the query for TCP (made on first use, then reused by every TCP try). */
+  tcpFrame(): Buffer;
   /** The ID on the wire for the current try (set by the transport). */
   wireId: number;
   /** The socket/connection holding the current try, or null. */

@@ -30,11 +30,14 @@ export class ForwardError extends Error {
   readonly code: ForwardErrorCodeValue;
   /** Upstream `IP:port` the error is about, or '' when it concerns no single upstream. */
   readonly upstream: string;
-  constructor(code: ForwardErrorCodeValue, message: string, upstream = '') {
+  /** LIMIT_EXCEEDED: the limit in force; 0 otherwise. */
+  readonly limit: number;
+  constructor(code: ForwardErrorCodeValue, message: string, upstream = '', limit = 0) {
     super(message);
     this.name = 'ForwardError';
     this.code = code;
     this.upstream = upstream;
+    this.limit = limit;
   }
 }
 

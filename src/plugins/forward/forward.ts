@@ -3,7 +3,8 @@
  *
  * Per query that is inside FROM and not under an `except` name:
  *  - `max_concurrent N`: the N+1th concurrent query is answered REFUSED (error reported,
- *    `maxConcurrentRejects` counted), as CoreDNS does;
+ *    `maxConcurrentRejects` counted), as CoreDNS does; without `max_concurrent`, the
+ *    instance's share of the default in-flight budget (budget.ts) is its N;
  *  - the policy orders the upstreams; the loop takes them in turn, wrapping around, until one
  *    answers, the overall deadline (CoreDNS: 5 s, checked before each try) passes, or the try
  *    budget is spent. An upstream that is down (failed health checks) is skipped; when all
@@ -48,6 +49,7 @@ import { buildEmptyResponse } from '../../wire/message.ts';
 import { encodeName, equalBytesCI } from '../../wire/name.ts';
 import { Phase, type Attempt, type AttemptHolder, type PhaseValue, type SendFailure } from './attempt.ts';
 import { ForwardError, ForwardErrorCode, dialSyscall, errnoText, type ForwardErrorCodeValue } from './errors.ts';
+import type { InflightBudget } from './budget.ts';
 import { makePolicy, type Policy, type PolicyName } from './policy.ts';
 import { fullRcode, restoreQuestion } from './reply.ts';
 import { ForwardStats } from './stats.ts';
@@ -76,8 +78,8 @@ export interface ForwardSettings {
   hcRecursionDesired: boolean;
   hcDomain: string;
   policy: PolicyName;
-  /** 0 = unlimited. */
-  maxConcurrent: number;
+  /** 0 = unlimited; null = not set: the instance's share of the default budget (budget.ts). */
+  maxConcurrent: number | null;
 }
 
 /** Knobs that are not in the Corefile: CoreDNS's constants, overridable in tests. */
@@ -94,6 +96,8 @@ export interface ForwardTuning {
   sweepIntervalMs: number;
   udp: Partial<UdpPoolOptions>;
   tcp: Partial<TcpPoolOptions>;
+  /** The default in-flight budget's total (budget.ts), read by setup. */
+  inflightBudgetTotal?: number;
 }
 
 export const TUNING_DEFAULTS: ForwardTuning = {
@@ -125,24 +129,31 @@ class LateTry implements Attempt {
   readonly startMs: number;
   wireId = 0;
   holder: AttemptHolder | null = null;
+  /** The query's next earlier try kept for a late reply (a list: most queries have none). */
+  nextLate: LateTry | null;
 
-  constructor(ex: Exchange, up: Upstream, proto: ProtoValue, startMs: number) {
+  constructor(ex: Exchange, up: Upstream, proto: ProtoValue, startMs: number, nextLate: LateTry | null) {
     this.ex = ex;
     this.up = up;
     this.proto = proto;
     this.startMs = startMs;
+    this.nextLate = nextLate;
   }
 
   get req(): Request {
     return this.ex.req;
   }
 
-  get out(): Buffer {
-    return this.ex.out;
+  get msg(): Buffer {
+    return this.ex.req.msg;
   }
 
   get queryLen(): number {
     return this.ex.queryLen;
+  }
+
+  tcpFrame(): Buffer {
+    return this.ex.tcpFrame();
   }
 
   replied(buf: Buffer, len: number): void {
@@ -152,12 +163,18 @@ class LateTry implements Attempt {
   failed(): void {}
 }
 
-/** Per-query record: the state of the try loop; also the transports' Attempt and the timeout node. */
+/**
+ * Per-query record: the state of the try loop; also the transports' Attempt and the timeout
+ * node. Kept small — it lives as long as the query is in flight (see ForwardPlugin's
+ * in-flight bound): no copy of the query for UDP, deadlines in whole milliseconds (small
+ * integers, not boxed doubles), earlier tries in a list through LateTry.nextLate.
+ */
 class Exchange implements Attempt, TimeoutNode {
   readonly fwd: ForwardPlugin;
   readonly req: Request;
-  readonly out: Buffer;
   readonly queryLen: number;
+  /** The TCP frame ([u16 length][query]), made by the first TCP try. */
+  private frame: Buffer | null = null;
   wireId = 0;
   holder: AttemptHolder | null = null;
   tqPrev: TimeoutNode | null = null;
@@ -177,8 +194,8 @@ class Exchange implements Attempt, TimeoutNode {
   private proto: ProtoValue = UDP;
   private tryStartMs = 0;
   private done = false;
-  /** Earlier tries still registered for a late reply, or null. */
-  private late: LateTry[] | null = null;
+  /** Earlier tries still registered for a late reply (newest first), or null. */
+  private late: LateTry | null = null;
   /** A TC=1 UDP reply kept while its TCP retry runs. */
   private truncated: Buffer | null = null;
   private truncatedLen = 0;
@@ -194,12 +211,27 @@ class Exchange implements Attempt, TimeoutNode {
     this.fwd = fwd;
     this.req = req;
     this.queryLen = req.msgLen;
-    this.out = Buffer.allocUnsafe(req.msgLen + 2);
-    req.msg.copy(this.out, 2, 0, req.msgLen);
-    this.deadlineMs = now + fwd.tuning.deadlineMs;
+    this.deadlineMs = Math.ceil(now + fwd.tuning.deadlineMs);
     const n = fwd.upstreams.length;
     this.order = n === 1 ? SINGLE : new Uint8Array(n);
     if (n > 1) fwd.policy.order(n, this.order);
+  }
+
+  get msg(): Buffer {
+    return this.req.msg;
+  }
+
+  tcpFrame(): Buffer {
+    let f = this.frame;
+    if (f === null) {
+      const len = this.queryLen;
+      f = Buffer.allocUnsafe(len + 2);
+      f[0] = len >>> 8;
+      f[1] = len & 0xff;
+      this.req.msg.copy(f, 2, 0, len);
+      this.frame = f;
+    }
+    return f;
   }
 
   /** CoreDNS's ServeDNS loop: the next try, or the end. */
@@ -298,8 +330,8 @@ class Exchange implements Attempt, TimeoutNode {
     const up = this.up!;
     if (h !== null) {
       if (h.handOver !== undefined && !this.fwd.stopped) {
-        const late = new LateTry(this, up, this.proto, this.tryStartMs);
-        if (h.handOver(this, late)) (this.late ??= []).push(late);
+        const late = new LateTry(this, up, this.proto, this.tryStartMs, this.late);
+        if (h.handOver(this, late)) this.late = late;
       } else {
         h.release(this, true);
       }
@@ -389,14 +421,15 @@ class Exchange implements Attempt, TimeoutNode {
   private finish(): void {
     this.done = true;
     this.holder = null;
-    const late = this.late;
-    if (late !== null) {
-      this.late = null;
-      for (const l of late) {
-        const h = l.holder;
-        l.holder = null;
-        if (h !== null) h.release(l);
-      }
+    let l = this.late;
+    this.late = null;
+    while (l !== null) {
+      const h = l.holder;
+      l.holder = null;
+      if (h !== null) h.release(l);
+      const next = l.nextLate;
+      l.nextLate = null;
+      l = next;
     }
     this.fwd.concurrent--;
     this.fwd.stats.inflight--;
@@ -405,11 +438,7 @@ class Exchange implements Attempt, TimeoutNode {
   finishFail(): void {
     if (this.done) return;
     this.finish();
-    const req = this.req;
-    req.reportError(PLUGIN_NAME, this.error());
-    const resp = buildEmptyResponse(req, Rcode.SERVFAIL);
-    req.errorReply = true;
-    req.reply(resp, resp.length, PLUGIN_NAME);
+    replyError(this.req, Rcode.SERVFAIL, this.error());
   }
 
   /** Called at stop(): forget the transport and fail now. */
@@ -456,6 +485,18 @@ class Exchange implements Attempt, TimeoutNode {
   }
 }
 
+/**
+ * Answers req with an error rcode of our own and reports err — after the reply, so that the
+ * errors plugin logs the rcode sent (`5 name. A: concurrent queries exceeded maximum N`),
+ * as CoreDNS's errors logs the rcode forward returns.
+ */
+function replyError(req: Request, rcode: number, err: ForwardError): void {
+  const resp = buildEmptyResponse(req, rcode);
+  req.errorReply = true;
+  req.reply(resp, resp.length, PLUGIN_NAME);
+  req.reportError(PLUGIN_NAME, err);
+}
+
 function popcount(x: number): number {
   let c = 0;
   for (let v = x; v !== 0; v &= v - 1) c++;
@@ -495,6 +536,8 @@ const FAIL_NEXT: Handler = {
 export interface ForwardDeps {
   clock: Clock;
   log: Logger;
+  /** The shared default budget; used when settings.maxConcurrent is null (none: unlimited). */
+  budget?: InflightBudget;
 }
 
 export class ForwardPlugin implements Plugin, Handler {
@@ -516,7 +559,9 @@ export class ForwardPlugin implements Plugin, Handler {
   private readonly from: WireZone;
   private readonly ignored: WireZone[];
   private readonly fromIsRootOnly: boolean;
-  private readonly limitError: ForwardError;
+  private readonly budget: InflightBudget | null;
+  /** The REFUSED error for the limit in force (made at the first reject). */
+  private limitError: ForwardError | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(settings: ForwardSettings, deps: ForwardDeps, tuning: Partial<ForwardTuning> = {}) {
@@ -560,7 +605,8 @@ export class ForwardPlugin implements Plugin, Handler {
     this.from = wireZone(settings.from);
     this.ignored = settings.ignored.map(wireZone);
     this.fromIsRootOnly = this.from.labels === 0 && this.ignored.length === 0;
-    this.limitError = new ForwardError(ForwardErrorCode.LIMIT_EXCEEDED, `concurrent queries exceeded maximum ${settings.maxConcurrent}`);
+    this.budget = settings.maxConcurrent === null ? (deps.budget ?? null) : null;
+    this.budget?.join();
   }
 
   compose(next: Handler): Handler {
@@ -582,26 +628,31 @@ export class ForwardPlugin implements Plugin, Handler {
       this.next.serve(req);
       return;
     }
-    const max = this.settings.maxConcurrent;
+    const max = this.maxConcurrent;
     if (max > 0 && this.concurrent >= max) {
       this.stats.maxConcurrentRejects++;
-      req.reportError(PLUGIN_NAME, this.limitError);
-      const resp = buildEmptyResponse(req, Rcode.REFUSED);
-      req.errorReply = true;
-    req.reply(resp, resp.length, PLUGIN_NAME);
+      let err = this.limitError;
+      if (err === null || err.limit !== max) {
+        err = new ForwardError(ForwardErrorCode.LIMIT_EXCEEDED, `concurrent queries exceeded maximum ${max}`, '', max);
+        this.limitError = err;
+      }
+      replyError(req, Rcode.REFUSED, err);
       return;
     }
     if (this.stopped) {
-      req.reportError(PLUGIN_NAME, new ForwardError(ForwardErrorCode.STOPPED, 'proxy: transport stopped'));
-      const resp = buildEmptyResponse(req, Rcode.SERVFAIL);
-      req.errorReply = true;
-    req.reply(resp, resp.length, PLUGIN_NAME);
+      replyError(req, Rcode.SERVFAIL, new ForwardError(ForwardErrorCode.STOPPED, 'proxy: transport stopped'));
       return;
     }
     if (this.sweepTimer === null) this.startSweep();
     this.concurrent++;
     this.stats.inflight++;
     new Exchange(this, req, this.clock()).next();
+  }
+
+  /** The concurrency limit in force: max_concurrent, else the default budget's share; 0 = none. */
+  get maxConcurrent(): number {
+    const b = this.budget;
+    return b !== null ? b.perInstance : (this.settings.maxConcurrent ?? 0);
   }
 
   /** Health checking runs between start() and stop(), and only with max_fails > 0 (CoreDNS). */

@@ -26,7 +26,7 @@ const DEFAULTS = {
   hcRecursionDesired: true,
   hcDomain: '.',
   policy: 'random',
-  maxConcurrent: 0,
+  maxConcurrent: null,
 };
 
 const up = (host: string, port: number, family: 4 | 6 = 4) => ({ host, port, family, to: family === 6 ? `[${host}]:${port}` : `${host}:${port}` });

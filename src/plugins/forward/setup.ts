@@ -16,7 +16,9 @@
  * ignored as in CoreDNS's Host.NormalizeExact). TO is `IP`, `IP:port`, `dns://IP[:port]`,
  * `[v6]:port`, or a resolv.conf-format file whose `nameserver` lines are used with port 53;
  * at most 15 upstreams in all. Defaults are CoreDNS's: expire 10s, max_fails 2, health_check
- * 0.5s with RD set and domain `.`, policy random, no concurrency limit.
+ * 0.5s with RD set and domain `.`, policy random; without `max_concurrent`, a share of the
+ * default in-flight budget (budget.ts: 10,000 per config load, split evenly) instead of
+ * CoreDNS's no limit.
  * Only plain DNS is spoken: tls://, https://, grpc://, quic:// and the TLS/DoH options are
  * configuration errors. Errors carry CoreDNS's wording at the offending line.
  */
@@ -26,6 +28,7 @@ import type { Directive, Token } from '../../corefile/types.ts';
 import { argCountError, blockLines, errorAt, expectArgs } from '../../corefile/setup-helpers.ts';
 import { DurationError, formatGoDurationNs, parseGoDurationNs } from '../../util/duration.ts';
 import { nameToLabels } from '../../wire/name.ts';
+import { DEFAULT_INFLIGHT_TOTAL, sharedBudget } from './budget.ts';
 import { ForwardPlugin, PLUGIN_NAME, type ForwardSettings, type ForwardTuning } from './forward.ts';
 import { POLICY_NAMES, type PolicyName } from './policy.ts';
 import { readResolvConf } from './resolvconf.ts';
@@ -41,7 +44,8 @@ export const SETTINGS_DEFAULTS = {
   hcRecursionDesired: true,
   hcDomain: '.',
   policy: 'random' as PolicyName,
-  maxConcurrent: 0,
+  /** Not set: the default in-flight budget applies (budget.ts). */
+  maxConcurrent: null,
 } as const;
 
 /** Transport prefixes CoreDNS knows (plugin/pkg/transport); only dns:// is supported here. */
@@ -330,7 +334,8 @@ export function makeForwardSetup(tuning: Partial<ForwardTuning> = {}): PluginSet
     name: PLUGIN_NAME,
     setup(d: Directive, ctx: SetupContext): Plugin {
       const settings = parseForward(d, ctx);
-      return new ForwardPlugin(settings, { clock: ctx.clock, log: ctx.log }, tuning);
+      const budget = settings.maxConcurrent === null ? sharedBudget(ctx.shared, tuning.inflightBudgetTotal ?? DEFAULT_INFLIGHT_TOTAL) : undefined;
+      return new ForwardPlugin(settings, { clock: ctx.clock, log: ctx.log, budget }, tuning);
     },
   };
 }

@@ -33,7 +33,8 @@ export class TimeoutQueue {
 
   add(n: TimeoutNode, timeoutMs: number): void {
     if (n.tqDeadline >= 0) this.remove(n);
-    n.tqDeadline = this.clock() + timeoutMs;
+    // Whole milliseconds, rounded up: a small integer is stored unboxed (a double per node is not).
+    n.tqDeadline = Math.ceil(this.clock() + timeoutMs);
     n.tqNext = null;
     n.tqPrev = this.tail;
     if (this.tail === null) this.head = n;

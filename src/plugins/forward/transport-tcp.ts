@@ -297,7 +297,7 @@ class TcpConn implements AttemptHolder {
   send(at: Attempt): SendFailure | null {
     const id = freeId(this.inflight);
     if (id < 0) return ID_EXHAUSTED_FAILURE;
-    const out = at.out;
+    const out = at.tcpFrame();
     at.wireId = id;
     out[0] = at.queryLen >>> 8;
     out[1] = at.queryLen & 0xff;

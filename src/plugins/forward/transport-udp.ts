@@ -75,6 +75,13 @@ function addrLabel(address: string, port: number, family: string | number): stri
   return family === 'IPv6' || family === 6 ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
+/** Sends at's query bytes; without offset and length when they fill the buffer (no view made). */
+function sendQuery(socket: dgram.Socket, at: Attempt, cb: (err: Error | null) => void): void {
+  const msg = at.msg;
+  if (msg.length === at.queryLen) socket.send(msg, cb);
+  else socket.send(msg, 0, at.queryLen, cb);
+}
+
 class UdpSocket implements AttemptHolder {
   readonly pool: UdpPool;
   readonly socket: dgram.Socket;
@@ -141,7 +148,7 @@ class UdpSocket implements AttemptHolder {
   /** Sends at's query; a synchronous throw fails the socket like an asynchronous send error. */
   private write(at: Attempt): void {
     try {
-      this.socket.send(at.out, 2, at.queryLen, this.onSent);
+      sendQuery(this.socket, at, this.onSent);
     } catch (err) {
       this.fail(ForwardErrorCode.NETWORK, Phase.WRITE, errnoOf(err));
     }
@@ -210,8 +217,8 @@ class UdpSocket implements AttemptHolder {
     const id = freeId(this.inflight);
     if (id < 0) return ID_EXHAUSTED_FAILURE;
     at.wireId = id;
-    at.out[2] = id >>> 8;
-    at.out[3] = id & 0xff;
+    at.msg[0] = id >>> 8;
+    at.msg[1] = id & 0xff;
     at.holder = this;
     this.inflight.set(id, at);
     this.assigned++;
@@ -221,7 +228,7 @@ class UdpSocket implements AttemptHolder {
       return null;
     }
     try {
-      this.socket.send(at.out, 2, at.queryLen, this.onSent);
+      sendQuery(this.socket, at, this.onSent);
     } catch (err) {
       // Synchronous: this try fails by return value; no new query goes to the socket.
       this.inflight.delete(id);
