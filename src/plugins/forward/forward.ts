@@ -35,7 +35,13 @@
  *    upstreams failing instantly (connection refused) cannot make a query spin until the
  *    deadline;
  *  - a reply with a wrong question is ignored (the query keeps waiting, RFC 5452 §9.1)
- *    instead of being answered FORMERR;
+ *    instead of being answered FORMERR; a header-only error reply (QDCOUNT=0, e.g. NSD's
+ *    REFUSED to class HS, NOTAUTH to an unknown TSIG key) is answered at once with its own
+ *    rcode where CoreDNS answers FORMERR;
+ *  - an upstream that failed to dial is not tried again by the same query (CoreDNS redials
+ *    until the deadline or try cap);
+ *  - without `max_concurrent`, a share of a default in-flight budget applies (budget.ts);
+ *    CoreDNS has no limit by default;
  *  - a TC=1 UDP reply is always retried over TCP (CoreDNS does so only with `prefer_udp` and
  *    otherwise hands the truncated reply to the client, who retries over TCP itself); if the
  *    TCP retry fails the truncated reply is passed on, so the client sees what CoreDNS gives.
