@@ -90,7 +90,7 @@ function qname(i: number): string {
   return `u${i}.${(i * 7919) % 100_003}.${zone}`;
 }
 
-test('a unique-name flood against a never-answering upstream: REFUSED past the default in-flight bound, RSS bounded, other blocks served', { timeout: 90_000 }, async () => {
+test('a unique-name flood against a never-answering upstream: REFUSED past the default in-flight bound, RSS bounded, other blocks served', { timeout: 90_000 }, async (t) => {
   // Warm the `.` block: a cached name to probe afterwards.
   const warm = await udpQuery(dns.host, dns.port, 'www.ok.test', 'A', { timeoutMs: 3_000 });
   assert.equal(warm.packet?.rcode, 'NOERROR');
@@ -136,6 +136,7 @@ test('a unique-name flood against a never-answering upstream: REFUSED past the d
   const m = await scrape(metrics.host, metrics.port);
   const rejects = metricSum(m, 'coredns_forward_max_concurrent_rejects_total');
   const summary = `replies ${JSON.stringify(rcodes)}, rejects ${rejects}, RSS ${baseKiB} -> peak ${peakKiB} KiB (+${growthMiB.toFixed(1)} MiB), prober: ${prober.summary()}`;
+  t.diagnostic(summary);
   assert.ok((rcodes.REFUSED ?? 0) > 0, `REFUSED past the bound: ${summary}`);
   assert.ok(rejects > 0, `rejects counted: ${summary}`);
   assert.ok(growthMiB < MAX_RSS_GROWTH_MIB, `RSS growth under ${MAX_RSS_GROWTH_MIB} MiB: ${summary}`);
