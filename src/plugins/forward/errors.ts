@@ -61,6 +61,7 @@ const ERRNO_TEXT: Record<string, string> = {
   ENETDOWN: 'network is down',
   EHOSTDOWN: 'host is down',
   ENOMEM: 'cannot allocate memory',
+  EIO: 'input/output error',
 };
 
 /** Errnos a Go dial reports from socket(2) rather than connect(2) (`dial udp ...: socket: ...`). */
