@@ -9,7 +9,7 @@ import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { Dispatcher, Generation, RouteTarget } from './dispatch.ts';
-import { DEFAULT_TCP_LIMITS, TcpBudget, TcpCloseReason, TcpListener, TcpPauseReason, TcpRefuseReason, type TcpLimits } from './tcp.ts';
+import { DEFAULT_TCP_LIMITS, TcpBudget, TcpCloseReason, TcpListener, TcpPauseReason, TcpRefuseReason, openFilesLimit, tcpLimitsFor, type TcpLimits } from './tcp.ts';
 import { ZoneTable } from './zones.ts';
 import { getZoneStats } from '../metrics/zone-stats.ts';
 import type { Request } from './request.ts';
@@ -258,4 +258,19 @@ test('half-close: queries sent before the client\'s FIN are answered, then the s
   await until(() => c.closed, 'the server to close');
   assert.equal(c.received, 3 * 102);
   assert.equal(budget.connections, 0);
+});
+
+test('connection caps fit the open-files limit: half of the descriptors beyond 64, an eighth of that per client', () => {
+  assert.equal(openFilesLimit('Limit                     Soft Limit           Hard Limit           Units     \nMax open files            1024                 524288               files     \n'), 1024);
+  assert.equal(openFilesLimit('Max open files            unlimited            unlimited            files\n'), Infinity);
+  assert.equal(openFilesLimit(null), Infinity);
+  assert.equal(tcpLimitsFor(1_048_576), DEFAULT_TCP_LIMITS);
+  assert.equal(tcpLimitsFor(Infinity), DEFAULT_TCP_LIMITS);
+  const small = tcpLimitsFor(1024);
+  assert.equal(small.maxConnections, 480);
+  assert.equal(small.maxConnectionsPerClient, 60);
+  assert.equal(tcpLimitsFor(128).maxConnections, 32);
+  assert.equal(tcpLimitsFor(128).maxConnectionsPerClient, 4);
+  assert.equal(tcpLimitsFor(10).maxConnections, 1);
+  assert.equal(tcpLimitsFor(10).maxConnectionsPerClient, 1);
 });

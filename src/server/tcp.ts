@@ -14,12 +14,17 @@
  *  - buffered bytes of all connections (unsent replies, unparsed query bytes, and a reserve
  *    for what Node reads ahead on a paused socket): over `maxBufferedBytes`, the connections
  *    holding bytes the longest are destroyed first.
- *  - accept errors (EMFILE, ENFILE, ...): counted and logged (throttled); the listener stays
- *    open (libuv sheds the pending connections), so accepting resumes once descriptors free up.
+ *  - descriptors: the connection caps shrink to half of the open-files limit (less a reserve
+ *    of 64) when that is low (tcpLimitsFor), so TCP clients cannot starve forwarding or HTTP of descriptors.
+ *    When accept() still fails with EMFILE/ENFILE (descriptors used elsewhere), libuv closes
+ *    the pending connections through a reserved descriptor without telling Node and keeps
+ *    listening (no exit, no busy loop; accepting resumes once descriptors free up); accept
+ *    errors that do reach the server's 'error' event are counted and logged (throttled).
  * Every closure for a bound is counted in `tcpStats` (exported as nodelocaldns_tcp_*).
  */
 import { Buffer } from 'node:buffer';
 import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import type { ResponseWriter } from '../plugin.ts';
 import { Request, Proto } from './request.ts';
 import type { Dispatcher } from './dispatch.ts';
@@ -48,6 +53,7 @@ export interface TcpLimits {
  * connection costs ~5.5 KiB of RSS in this process plus ~3 KiB of kernel socket memory
  * (charged to the same cgroup), so 2,048 connections take ~17 MiB; buffered bytes take at most
  * 16 MiB; the rest is slack for replies being written and for GC. Default per client: 1/8.
+ * With a low open-files limit the caps shrink to fit it (tcpLimitsFor).
  */
 export const DEFAULT_TCP_LIMITS: TcpLimits = {
   idleTimeoutMs: 10_000,
@@ -58,6 +64,38 @@ export const DEFAULT_TCP_LIMITS: TcpLimits = {
   maxUnsentBytesPerConnection: 256 * 1024,
   maxBufferedBytes: 16 * 1024 * 1024,
 };
+
+/** Descriptors kept out of the TCP clients' share: the process's own (~25: runtime, listeners, stdio) and a margin. */
+const FD_RESERVE = 64;
+/** Share of the other descriptors TCP clients may hold (the rest: upstream sockets, HTTP, files). */
+const FD_SHARE = 0.5;
+/** A client's share of the connections. */
+const CLIENT_SHARE_DIVISOR = 8;
+
+/** The soft open-files limit in /proc/self/limits text (Node raised it to the hard limit at start); Infinity when unknown. */
+export function openFilesLimit(limitsText: string | null): number {
+  const m = limitsText === null ? null : /^Max open files\s+(\d+|unlimited)/m.exec(limitsText);
+  return m === null || m[1] === 'unlimited' ? Infinity : Number(m[1]);
+}
+
+/**
+ * `base` with the connection caps lowered to fit `openFiles` descriptors: TCP clients may
+ * hold half of those beyond FD_RESERVE, so they never starve forwarding, HTTP or reloads of descriptors
+ * (an accept that fails with EMFILE is shed silently by libuv; admission here is counted).
+ */
+export function tcpLimitsFor(openFiles: number, base: TcpLimits = DEFAULT_TCP_LIMITS): TcpLimits {
+  const maxConnections = Math.max(1, Math.min(base.maxConnections, Math.floor((openFiles - FD_RESERVE) * FD_SHARE)));
+  if (maxConnections === base.maxConnections) return base;
+  return { ...base, maxConnections, maxConnectionsPerClient: Math.max(1, Math.min(base.maxConnectionsPerClient, Math.floor(maxConnections / CLIENT_SHARE_DIVISOR))) };
+}
+
+function readProcLimits(): string | null {
+  try {
+    return readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    return null;
+  }
+}
 
 /** Readable high-water mark of accepted sockets: what Node buffers beyond one read once paused. */
 const READ_HIGH_WATER_BYTES = 4 * 1024;
@@ -292,7 +330,7 @@ export function collectTcp(budget: TcpBudget, out: SnapshotBuilder): void {
 
 /** The thread's TCP counters and budget (one per worker thread). */
 export const tcpStats = new TcpStats();
-export const tcpBudget = new TcpBudget(DEFAULT_TCP_LIMITS, tcpStats);
+export const tcpBudget = new TcpBudget(tcpLimitsFor(openFilesLimit(readProcLimits())), tcpStats);
 
 export class TcpConnection implements ResponseWriter {
   private readonly socket: net.Socket;
