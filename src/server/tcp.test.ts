@@ -274,3 +274,32 @@ test('connection caps fit the open-files limit: half of the descriptors beyond 6
   assert.equal(tcpLimitsFor(10).maxConnections, 1);
   assert.equal(tcpLimitsFor(10).maxConnectionsPerClient, 1);
 });
+
+test('replies framed through the shared scratch buffer stay intact when one is queued and other connections write meanwhile', async () => {
+  const { budget, handler, port } = await start({});
+  handler.replyBytes = 60_000;
+  const bufs = new Map<Client, Buffer>();
+  const ids = (c: Client): number[] => {
+    const out: number[] = [];
+    const b = bufs.get(c)!;
+    for (let p = 0; p + 2 <= b.length && p + 2 + b.readUInt16BE(p) <= b.length; p += 2 + b.readUInt16BE(p)) out.push(b.readUInt16BE(p + 2));
+    return out;
+  };
+  const track = (c: Client) => {
+    bufs.set(c, Buffer.alloc(0));
+    c.sock.on('data', (d: Buffer) => bufs.set(c, Buffer.concat([bufs.get(c)!, d])));
+    return c;
+  };
+  // The slow client fills the kernel's buffers until a reply is queued and reading pauses.
+  const slow = track(await connect(port, '127.0.0.7', false));
+  slow.sock.write(queries(500));
+  await until(() => budget.stats.readPauses.get(TcpPauseReason.UNSENT) === 1, 'the slow client to be paused');
+  // Others write through the scratch buffer meanwhile.
+  const fast = [track(await connect(port, '127.0.0.5')), track(await connect(port, '127.0.0.6'))];
+  for (const c of fast) c.sock.write(queries(50));
+  await until(() => fast.every((c) => c.received === 50 * 60_002), 'the fast clients\' replies');
+  slow.sock.resume();
+  await until(() => slow.received === 500 * 60_002, 'the slow client\'s replies', 30_000);
+  for (const c of fast) assert.deepEqual(ids(c), Array.from({ length: 50 }, (_, i) => i));
+  assert.deepEqual(ids(slow), Array.from({ length: 500 }, (_, i) => i));
+});

@@ -128,7 +128,6 @@ test('one client over its share: its own idle connections make room, and another
   assert.equal(r?.rcode, 'NOERROR', 'another client is answered over TCP');
   assert.equal(r?.answers?.length, 1);
   await waitUntil(() => hog.filter((c) => !c.closed).length <= SHARE, 'the hog to see its evicted connections closed', 10_000).catch(() => {});
-  if (process.env.NLB_DEBUG) console.log('hog open', hog.filter((c) => !c.closed).length, 'server', await openOnServer());
   const stillOpen = hog.filter((c) => !c.closed);
   assert.equal(stillOpen.length, SHARE, `the hog keeps its share: ${stillOpen.length} open`);
   // The survivors are the newest: each new connection replaced the oldest idle one.
