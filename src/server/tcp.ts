@@ -105,6 +105,16 @@ const MAX_READ_BYTES = 64 * 1024;
 export const PAUSED_READ_RESERVE_BYTES = MAX_READ_BYTES + READ_HIGH_WATER_BYTES;
 
 const MIN_QUERY = 12;
+/** Written after a partly queued reply: its callback says when the queue before it is sent. */
+const EMPTY = Buffer.alloc(0);
+
+/** out[0..len+2) = the 2-byte length prefix (RFC 1035 §4.2.2) and msg[0..len). */
+function frame(out: Buffer, msg: Buffer, len: number): void {
+  out[0] = len >>> 8;
+  out[1] = len & 0xff;
+  msg.copy(out, 2, 0, len);
+}
+
 /** The listener's reusable framing buffer: a full 64 KiB message and its 2-byte prefix. */
 const SCRATCH_BYTES = 65_537;
 
@@ -355,6 +365,8 @@ export class TcpConnection implements ResponseWriter {
   /** While paused on unsent replies: fires after idleTimeoutMs without a write completing. */
   private stallTimer: NodeJS.Timeout | null = null;
   private parsing = false;
+  /** A query was taken since the last idle-LRU update (parse() moves the connection to the recent end). */
+  private tookQuery = false;
   /** The client half-closed: answer what it sent, then close. */
   private peerEnded = false;
   /** Close once nothing is in flight; take no more queries. */
@@ -447,6 +459,7 @@ export class TcpConnection implements ResponseWriter {
     }
     this.parsing = false;
     if (this.dead) return;
+    this.updateIdle();
     if (this.chunkBytes === 0) this.chunks.length = 0;
     else if (!this.paused && this.chunks.length === 1 && this.chunks[0]!.buffer.byteLength > 2 * this.chunkBytes) {
       // Only an incomplete frame is left of a larger read: keep a copy, not the whole read.
@@ -459,7 +472,7 @@ export class TcpConnection implements ResponseWriter {
   private query(msg: Buffer): void {
     this.inFlight++;
     this.inFlightBytes += msg.length;
-    this.budget.setIdle(this, false);
+    this.tookQuery = true;
     if (this.inFlight >= this.limits.maxInFlightPerConnection) this.pause(TcpPauseReason.IN_FLIGHT);
     const req = new Request(msg, msg.length, this, this.labelOffsets);
     req.proto = Proto.TCP;
@@ -477,21 +490,26 @@ export class TcpConnection implements ResponseWriter {
   writeMsg(req: Request, msg: Buffer, len: number): void {
     if (!this.dead && this.socket.writable) {
       const framed = len + 2;
-      // With nothing queued the reply goes out through the listener's scratch buffer: when the
-      // kernel takes it all at once (the usual case) nothing is allocated per reply. Queued
-      // behind other bytes it needs a buffer of its own.
-      const queued = this.socket.writableLength > 0;
-      const out = queued ? Buffer.allocUnsafe(framed) : this.listener.scratch(framed);
-      out[0] = len >>> 8;
-      out[1] = len & 0xff;
-      msg.copy(out, 2, 0, len);
-      this.socket.write(queued ? out : out.subarray(0, framed), this.onFlushed);
-      this.unsentBytes = this.socket.writableLength;
-      if (!queued && this.unsentBytes > 0) {
-        // The socket keeps the scratch buffer until the bytes are sent: it is this connection's now.
-        this.listener.giveAwayScratch();
-        this.scratchHeldBytes = out.buffer.byteLength;
+      if (this.socket.writableLength > 0) {
+        // Queued behind other bytes: a buffer of its own, and word once it is sent.
+        const out = Buffer.allocUnsafe(framed);
+        frame(out, msg, len);
+        this.socket.write(out, this.onFlushed);
+      } else {
+        // The listener's scratch buffer: when the kernel takes the reply at once (the usual
+        // case) nothing is allocated per reply.
+        const out = this.listener.scratch(framed);
+        frame(out, msg, len);
+        this.socket.write(out.subarray(0, framed));
+        if (this.socket.writableLength > 0) {
+          // Partly queued: the socket keeps the scratch buffer until it is sent, and an empty
+          // write behind it reports when that is.
+          this.listener.giveAwayScratch();
+          this.scratchHeldBytes = out.buffer.byteLength;
+          this.socket.write(EMPTY, this.onFlushed);
+        }
       }
+      this.unsentBytes = this.socket.writableLength;
       if (this.unsentBytes > this.limits.maxUnsentBytesPerConnection) this.abort(TcpCloseReason.UNSENT_LIMIT);
       else if (this.unsentBytes > this.limits.unsentHighWaterBytes) this.pause(TcpPauseReason.UNSENT);
     }
@@ -529,7 +547,8 @@ export class TcpConnection implements ResponseWriter {
     }
     if (this.dead) return;
     this.account();
-    this.updateIdle();
+    // Inside parse() the loop's end updates the LRU once for all the queries it took.
+    if (!this.parsing) this.updateIdle();
     this.maybeFinish();
   }
 
@@ -563,8 +582,13 @@ export class TcpConnection implements ResponseWriter {
     this.stallTimer = null;
   }
 
+  /** Idle (evictable) when nothing is in flight or unsent; a query taken moves it to the recent end. */
   private updateIdle(): void {
-    if (!this.dead) this.budget.setIdle(this, this.inFlight === 0 && this.unsentBytes === 0);
+    if (this.dead) return;
+    const idle = this.inFlight === 0 && this.unsentBytes === 0;
+    if (idle && this.tookQuery) this.budget.setIdle(this, false);
+    this.tookQuery = false;
+    this.budget.setIdle(this, idle);
   }
 
   /** Tells the budget what this connection holds now. */
