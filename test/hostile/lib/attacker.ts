@@ -43,7 +43,8 @@ function finish(): void {
 }
 
 process.on('SIGTERM', finish);
-setTimeout(finish, cfg.durationMs + 500).unref();
+// Not unref'd: an attack whose sockets all closed before its deadline still reports.
+setTimeout(finish, cfg.durationMs + 500);
 
 const RCODES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'];
 const rcodeOf = (b: Buffer) => (b.length >= 4 ? (RCODES[b[3]! & 0x0f] ?? `RCODE${b[3]! & 0x0f}`) : 'short');
@@ -259,6 +260,16 @@ async function pipeline(): Promise<void> {
 
 // ---- TCP: many connections from one source address ----
 
+/**
+ * Holds as many connections as it can (up to `connections`) from one address. A connection
+ * counts as pending until its first answer arrives (the kernel completes handshakes the
+ * server has not accepted yet: those are pending too), and at most PENDING_MAX are pending at
+ * once: the attack holds slots, it does not keep the listener's accept queue full (a
+ * connect-rate flood is the kernel's SYN/accept-queue business, not a per-client bound's).
+ * A connection the server closes is replaced 1 s later.
+ */
+const PENDING_MAX = 64;
+
 async function connFlood(): Promise<void> {
   const target = cfg.connections ?? 1000;
   const maxAttempts = target * (cfg.rounds ?? 2);
@@ -266,41 +277,41 @@ async function connFlood(): Promise<void> {
   const open = new Set<net.Socket>();
   cleanups.push(() => open.forEach((s) => s.destroy()));
   let attempts = 0;
-  let connecting = 0;
+  let pending = 0;
   let held = 0;
   const pump = () => {
-    while (!finished && Date.now() < deadline && attempts < maxAttempts && open.size < target && connecting < 256) {
+    while (!finished && Date.now() < deadline && attempts < maxAttempts && open.size < target && pending < PENDING_MAX) {
       attempts++;
-      connecting++;
+      pending++;
       bump('attempts');
       const s = net.connect({ host: cfg.host, port: cfg.port, localAddress: cfg.localAddress });
       open.add(s);
-      let connected = false;
+      let answered = false;
       let keepAlive: NodeJS.Timeout | null = null;
       s.once('connect', () => {
-        connected = true;
-        connecting--;
-        held++;
         bump('connected');
-        stats.maxHeld = Math.max(stats.maxHeld ?? 0, held);
         // One query now and one every 8 s: never idle long enough for the server's idle timeout.
         s.write(q);
         keepAlive = setInterval(() => s.write(q), 8_000);
+      });
+      s.on('data', (d) => {
+        bump('bytesRead', d.length);
+        if (answered) return;
+        answered = true;
+        pending--;
+        held++;
+        stats.maxHeld = Math.max(stats.maxHeld ?? 0, held);
         pump();
       });
-      s.on('data', (d) => bump('bytesRead', d.length));
       s.on('error', () => bump('errors'));
       s.once('close', () => {
         if (keepAlive) clearInterval(keepAlive);
         open.delete(s);
-        if (connected) {
-          held--;
-          if (!finished) bump('closedByServer');
-        } else {
-          connecting--;
-          bump('connectFailed');
-        }
-        if (!finished) setTimeout(pump, 100);
+        if (answered) held--;
+        else pending--;
+        if (finished) return;
+        bump(answered ? 'closedByServer' : 'closedUnanswered');
+        setTimeout(pump, 1_000);
       });
     }
   };
@@ -309,6 +320,8 @@ async function connFlood(): Promise<void> {
 }
 
 // ---- HTTP: held connections, slowloris, scrapers ----
+
+const HTTP_OPEN_PER_SEC = 150;
 
 async function httpFlood(): Promise<void> {
   const targets = cfg.targets ?? [];
@@ -339,7 +352,7 @@ async function httpFlood(): Promise<void> {
       open.delete(s);
       if (finished) return;
       bump(connected ? `${kind}:closedByServer` : `${kind}:connectFailed`);
-      setTimeout(() => hold(t, kind), 250);
+      setTimeout(() => hold(t, kind), 1_000);
     });
   };
   const scrapeLoop = async (t: { host: string; port: number; path: string }) => {
@@ -361,9 +374,11 @@ async function httpFlood(): Promise<void> {
   };
   emit({ event: 'ready' });
   for (const t of targets) {
-    // Connections go out in batches, so the flood builds over ~a second instead of one burst.
-    for (let i = 0; i < t.held; i++) setTimeout(() => hold(t, 'held'), Math.floor(i / 200) * 50);
-    for (let i = 0; i < t.slowloris; i++) setTimeout(() => hold(t, 'slowloris'), Math.floor(i / 200) * 50);
+    // Connections go out at HTTP_OPEN_PER_SEC per target (the flood builds over seconds): the
+    // attack holds connections, it does not keep the accept queue full (see connFlood).
+    const every = 1000 / HTTP_OPEN_PER_SEC;
+    for (let i = 0; i < t.held; i++) setTimeout(() => hold(t, 'held'), Math.floor(i * every));
+    for (let i = 0; i < t.slowloris; i++) setTimeout(() => hold(t, 'slowloris'), Math.floor(i * every));
     for (let i = 0; i < t.scrapers; i++) void scrapeLoop(t);
   }
 }

@@ -3,13 +3,15 @@
  * reaped, the agent's RSS sampled from /proc, a probe loop of well-behaved clients, dnsperf as
  * the legitimate load. Every wait is bounded; stop()/kill() are safe to call twice.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NODE } from '../../fault/lib/agent.ts';
-import { tcpQuery, udpQuery, type QueryResult } from '../../fault/lib/dns.ts';
+import net from 'node:net';
+import dnsPacket from 'dns-packet';
+import { encodeQuery, udpQuery, type Decoded } from '../../fault/lib/dns.ts';
 import { parseDnsperf } from '../../soak/lib.ts';
 import type { AttackConfig, Stats } from './attack-types.ts';
 
@@ -51,7 +53,13 @@ export async function startAttacker(cfg: AttackConfig): Promise<Attacker> {
     }
   });
   child.stderr!.on('data', (d) => (err = (err + d).slice(-8192)));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  let exitedHow = '';
+  const exited = new Promise<void>((r) =>
+    child.once('exit', (code, signal) => {
+      exitedHow = `exit ${code ?? signal}`;
+      r();
+    }),
+  );
   const done = exited.then(() => stats ?? {});
   const alive = () => child.exitCode === null && child.signalCode === null;
   const stop = async () => {
@@ -68,7 +76,7 @@ export async function startAttacker(cfg: AttackConfig): Promise<Attacker> {
     await stop();
     throw new Error(`attacker ${cfg.mode} did not start: ${err}`);
   }
-  return { mode: cfg.mode, pid: child.pid!, ready: r, done, stop, output: () => err };
+  return { mode: cfg.mode, pid: child.pid!, ready: r, done, stop, output: () => `${exitedHow}; ${err}` };
 }
 
 /** VmRSS and VmHWM (the kernel's peak RSS) of a process in KiB; zeros when gone. */
@@ -91,6 +99,52 @@ export async function cpuMs(pid: number): Promise<number> {
     return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
   } catch {
     return 0;
+  }
+}
+
+/** The kernel's TcpExt counters of connections dropped at a full accept queue (host-wide, all namespaces share none: this one's). */
+export async function listenDrops(): Promise<number> {
+  try {
+    const lines = (await readFile('/proc/net/netstat', 'utf8')).split('\n').filter((l) => l.startsWith('TcpExt:'));
+    const names = lines[0]!.split(/\s+/);
+    const values = lines[1]!.split(/\s+/);
+    return Number(values[names.indexOf('ListenDrops')] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Samples the accept queues of the listeners on `host` (`ss -ltn`: Recv-Q of a listening
+ * socket is the connections the kernel completed that the process has not accepted yet)
+ * every `everyMs`; `peak` keeps each port's longest queue and its backlog.
+ */
+export class AcceptQueueSampler {
+  peak = new Map<number, { queued: number; backlog: number }>();
+  private readonly timer: NodeJS.Timeout;
+  private busy = false;
+
+  constructor(host: string, everyMs: number) {
+    this.timer = setInterval(() => {
+      if (this.busy) return;
+      this.busy = true;
+      execFile('ss', ['-Hltn', `src ${host}`], (err, out) => {
+        this.busy = false;
+        if (err) return;
+        for (const line of out.split('\n')) {
+          const f = line.trim().split(/\s+/);
+          if (f.length < 4) continue;
+          const port = Number(f[3]!.slice(f[3]!.lastIndexOf(':') + 1));
+          const queued = Number(f[1]);
+          const prev = this.peak.get(port);
+          if (!prev || queued > prev.queued) this.peak.set(port, { queued, backlog: Number(f[2]) });
+        }
+      });
+    }, everyMs);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
   }
 }
 
@@ -129,30 +183,74 @@ export interface ProbeCounts {
   answered: number;
   /** Answered, but not with the expected answer. */
   wrong: number;
+  /** Unanswered probes by what happened (e.g. `no-connect`, `closed`, `timeout`). */
+  failures: Record<string, number>;
 }
 
-/** GET `path`; resolves with the status, or 0 on error or after `timeoutMs`. */
-export function httpStatus(host: string, port: number, p: string, timeoutMs: number): Promise<number> {
+/**
+ * One TCP query on a fresh connection, like fault/lib/dns.ts's tcpQuery, but telling why it
+ * got no answer: `no-connect` (not connected within the timeout: SYN queue, accept backlog),
+ * `refused`/`reset` (connect or read error), `closed` (the server closed it first),
+ * `timeout` (connected, no answer in time).
+ */
+export function tcpProbe(host: string, port: number, name: string, timeoutMs: number): Promise<{ raw: Buffer | null; why: string }> {
+  return new Promise((resolve) => {
+    const c = net.connect(port, host);
+    let buf = Buffer.alloc(0);
+    let settled = false;
+    let connected = false;
+    const finish = (raw: Buffer | null, why: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      c.destroy();
+      resolve({ raw, why });
+    };
+    const timer = setTimeout(() => finish(null, connected ? 'timeout' : 'no-connect'), timeoutMs);
+    c.on('connect', () => (connected = true));
+    c.on('error', (err: NodeJS.ErrnoException) => finish(null, err.code === 'ECONNREFUSED' ? 'refused' : err.code === 'ECONNRESET' ? 'reset' : `error:${err.code}`));
+    c.on('close', () => finish(null, 'closed'));
+    c.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) finish(buf.subarray(2, 2 + buf.readUInt16BE(0)), '');
+    });
+    const q = encodeQuery(name, 'A', (Math.random() * 0x10000) & 0xffff);
+    const frame = Buffer.alloc(2 + q.length);
+    frame.writeUInt16BE(q.length, 0);
+    q.copy(frame, 2);
+    c.write(frame);
+  });
+}
+
+/** GET `path`; resolves with the status, or 0 on error or after `timeoutMs` (`why` says which). */
+export function httpProbe(host: string, port: number, p: string, timeoutMs: number): Promise<{ status: number; why: string }> {
   return new Promise((resolve) => {
     let settled = false;
-    const settle = (s: number) => {
+    let connected = false;
+    const settle = (status: number, why: string) => {
       if (!settled) {
         settled = true;
         clearTimeout(timer);
-        resolve(s);
+        resolve({ status, why });
       }
     };
     const req = http.get({ host, port, path: p, agent: false, headers: { connection: 'close' } }, (res) => {
       res.resume();
-      res.on('end', () => settle(res.statusCode ?? 0));
-      res.on('error', () => settle(0));
+      res.on('end', () => settle(res.statusCode ?? 0, ''));
+      res.on('error', () => settle(0, 'response-error'));
     });
+    req.on('socket', (s) => s.once('connect', () => (connected = true)));
     const timer = setTimeout(() => {
       req.destroy();
-      settle(0);
+      settle(0, connected ? 'timeout' : 'no-connect');
     }, timeoutMs);
-    req.on('error', () => settle(0));
+    req.on('error', (err: NodeJS.ErrnoException) => settle(0, err.code === 'ECONNRESET' ? 'reset' : err.code === 'ECONNREFUSED' ? 'refused' : `error:${err.code ?? err.message}`));
   });
+}
+
+/** httpProbe's status alone. */
+export async function httpStatus(host: string, port: number, p: string, timeoutMs: number): Promise<number> {
+  return (await httpProbe(host, port, p, timeoutMs)).status;
 }
 
 export interface ProbeTargets {
@@ -172,30 +270,35 @@ export interface ProbeTargets {
  * /health, each on its own with its client timeout (a slow probe does not delay the next).
  */
 export class ProbeLoop {
-  udp: ProbeCounts = { sent: 0, answered: 0, wrong: 0 };
-  tcp: ProbeCounts = { sent: 0, answered: 0, wrong: 0 };
-  health: ProbeCounts = { sent: 0, answered: 0, wrong: 0 };
+  udp: ProbeCounts = { sent: 0, answered: 0, wrong: 0, failures: {} };
+  tcp: ProbeCounts = { sent: 0, answered: 0, wrong: 0, failures: {} };
+  health: ProbeCounts = { sent: 0, answered: 0, wrong: 0, failures: {} };
   private readonly pending = new Set<Promise<void>>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(t: ProbeTargets, everyMs: number) {
-    const dnsOk = (r: QueryResult) =>
-      r.packet !== null && r.packet.rcode === 'NOERROR' && (r.packet.answers ?? []).some((a) => a.type === 'A' && a.data === t.address);
+    const dnsOk = (p: Decoded | null) => p !== null && p.rcode === 'NOERROR' && (p.answers ?? []).some((a) => a.type === 'A' && a.data === t.address);
     const track = (p: Promise<void>) => {
       this.pending.add(p);
       void p.finally(() => this.pending.delete(p));
     };
-    const count = (c: ProbeCounts, answered: boolean, ok: boolean) => {
+    const count = (c: ProbeCounts, answered: boolean, ok: boolean, why: string) => {
       if (answered) c.answered++;
+      else c.failures[why] = (c.failures[why] ?? 0) + 1;
       if (answered && !ok) c.wrong++;
     };
     this.timer = setInterval(() => {
       this.udp.sent++;
       this.tcp.sent++;
       this.health.sent++;
-      track(udpQuery(t.dnsHost, t.dnsPort, t.name, 'A', { timeoutMs: t.dnsTimeoutMs }).then((r) => count(this.udp, r.packet !== null, dnsOk(r))));
-      track(tcpQuery(t.dnsHost, t.dnsPort, t.name, 'A', { timeoutMs: t.dnsTimeoutMs }).then((r) => count(this.tcp, r.packet !== null, dnsOk(r))));
-      track(httpStatus(t.healthHost, t.healthPort, '/health', t.healthTimeoutMs).then((s) => count(this.health, s !== 0, s === 200)));
+      track(udpQuery(t.dnsHost, t.dnsPort, t.name, 'A', { timeoutMs: t.dnsTimeoutMs }).then((r) => count(this.udp, r.packet !== null, dnsOk(r.packet), 'timeout')));
+      track(
+        tcpProbe(t.dnsHost, t.dnsPort, t.name, t.dnsTimeoutMs).then((r) => {
+          const p = r.raw === null ? null : decodeOrNull(r.raw);
+          count(this.tcp, p !== null, dnsOk(p), r.why || 'undecodable');
+        }),
+      );
+      track(httpProbe(t.healthHost, t.healthPort, '/health', t.healthTimeoutMs).then((r) => count(this.health, r.status !== 0, r.status === 200, r.why)));
     }, everyMs);
   }
 
@@ -203,6 +306,14 @@ export class ProbeLoop {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await Promise.all([...this.pending]);
+  }
+}
+
+function decodeOrNull(b: Buffer): Decoded | null {
+  try {
+    return dnsPacket.decode(b) as Decoded;
+  } catch {
+    return null;
   }
 }
 
