@@ -577,9 +577,10 @@ describe('Dockerfile and .dockerignore', () => {
   test('the image, `npm start` and the bin shebang start Node.js with the same flags (the young-generation cap)', () => {
     const flags = shippedNodeFlags(ROOT);
     assert.ok(flags.some((f) => /^--max-semi-space-size=\d+$/.test(f)), `npm start flags: ${flags.join(' ')}`);
+    assert.ok(flags.some((f) => /^--max-old-space-size=\d+$/.test(f)), `npm start flags: ${flags.join(' ')}`);
     const env = ins.filter((i) => i.op === 'ENV' && i.args.startsWith('NODE_OPTIONS=')).at(-1);
     assert.ok(env, 'ENV NODE_OPTIONS in the Dockerfile');
-    assert.equal(env.args, `NODE_OPTIONS=${flags.join(' ')}`);
+    assert.equal(env.args, flags.length === 1 ? `NODE_OPTIONS=${flags[0]}` : `NODE_OPTIONS="${flags.join(' ')}"`);
     const shebang = readFileSync(join(ROOT, 'bin/node-local-dns.js'), 'utf8').split('\n')[0];
     assert.equal(shebang, `#!/usr/bin/env -S node ${flags.join(' ')}`);
   });

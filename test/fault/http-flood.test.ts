@@ -11,6 +11,7 @@
  * which need new sockets), and
  * nodelocaldns_http_connections_dropped_total shows the evictions and the timeouts.
  */
+import { SHIPPED_NODE_FLAGS } from './lib/netns-agent.ts';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -60,9 +61,9 @@ before(async () => {
   metricsPort = (await freeAddress(dns.host)).port;
   healthPort = (await freeAddress(dns.host)).port;
   readyPort = (await freeAddress(dns.host)).port;
-  // The image runs Node.js with the young generation capped (Dockerfile NODE_OPTIONS): so does this run.
+  // The image runs Node.js with its generations capped (`npm start` flags = Dockerfile NODE_OPTIONS): so does this run.
   const savedNodeOptions = process.env.NODE_OPTIONS;
-  process.env.NODE_OPTIONS = '--max-semi-space-size=16';
+  process.env.NODE_OPTIONS = SHIPPED_NODE_FLAGS.join(' ');
   try {
     agent = await startAgent(`ok.test:${dns.port} {
     bind ${dns.host}

@@ -9,6 +9,7 @@
  * answers several scrapes with the same bytes (gzip included); RSS grows by little; DNS is
  * answered throughout. No timing is asserted.
  */
+import { SHIPPED_NODE_FLAGS } from './lib/netns-agent.ts';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -34,9 +35,9 @@ before(async () => {
   nsd = await startNsd({ 'ok.test.': zoneText('ok.test', ['www IN A 192.0.2.80']) });
   dns = await freeAddress();
   metricsPort = (await freeAddress(dns.host)).port;
-  // The image runs Node.js with the young generation capped (Dockerfile NODE_OPTIONS): so does this run.
+  // The image runs Node.js with its generations capped (`npm start` flags = Dockerfile NODE_OPTIONS): so does this run.
   const savedNodeOptions = process.env.NODE_OPTIONS;
-  process.env.NODE_OPTIONS = '--max-semi-space-size=16';
+  process.env.NODE_OPTIONS = SHIPPED_NODE_FLAGS.join(' ');
   try {
     agent = await startAgent(`ok.test:${dns.port} {
     bind ${dns.host}

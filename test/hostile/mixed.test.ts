@@ -24,6 +24,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startAgent, scrape, metricSum, type Agent } from '../fault/lib/agent.ts';
+import { SHIPPED_NODE_FLAGS } from '../fault/lib/netns-agent.ts';
+import { spawnInMemoryCgroup, type MemoryCgroup } from './lib/memcg.ts';
 import { startNsd, zoneText, type Nsd } from '../fault/lib/nsd.ts';
 import { freeAddress, sleep } from '../fault/lib/net.ts';
 import { tcpQuery, udpQuery } from '../fault/lib/dns.ts';
@@ -40,6 +42,9 @@ const DNSPERF_QPS = 2_000;
 const DNSPERF_TIMEOUT_S = 3;
 /** The manifests' memory limit is 256 MiB; the run must stay well below it (GC headroom). */
 const RSS_BOUND_KIB = 200 * 1024;
+/** The manifests' `limits.memory`: the agent runs in a memory cgroup of this size where one can be made. */
+const MEMORY_LIMIT_BYTES = 256 * 1024 * 1024;
+let memcg: MemoryCgroup | null = null;
 /** Beyond this the test kills the agent: a broken build must not take the shared host's memory. */
 const SAFETY_VALVE_KIB = 1536 * 1024;
 const PROBE_EVERY_MS = 100;
@@ -132,11 +137,13 @@ before(async () => {
   ports.ready = (await freeAddress(dns.host)).port;
   // The upstream of void.test: reads every query and never answers.
   sinkAttacker = await startAttacker({ mode: 'sink', host: dns.host, port: 0, durationMs: 600_000 });
-  // The image runs Node.js with the young generation capped (Dockerfile NODE_OPTIONS): so does this run.
+  // The image runs Node.js with its generations capped (`npm start` flags = Dockerfile NODE_OPTIONS): so does this run.
   const saved = process.env.NODE_OPTIONS;
-  process.env.NODE_OPTIONS = '--max-semi-space-size=16';
+  process.env.NODE_OPTIONS = SHIPPED_NODE_FLAGS.join(' ');
   try {
-    agent = await startAgent(corefile(sinkAttacker.ready.port as number));
+    const started = await spawnInMemoryCgroup(`nld-hostile-${process.pid}`, MEMORY_LIMIT_BYTES, () => startAgent(corefile(sinkAttacker.ready.port as number)));
+    agent = started.result;
+    memcg = started.cgroup;
   } finally {
     if (saved === undefined) delete process.env.NODE_OPTIONS;
     else process.env.NODE_OPTIONS = saved;
@@ -149,6 +156,7 @@ after(async () => {
   await Promise.all(attackers.map((a) => a.stop()));
   await sinkAttacker?.stop();
   await agent?.stop();
+  memcg?.remove();
   await nsd?.stop();
   if (workDir) rmSync(workDir, { recursive: true, force: true });
 });
@@ -305,10 +313,13 @@ test('one agent under dnsperf and every hostile client at once: never exits, RSS
       ? `dnsperf: sent ${perfSummary.sent}, completed ${perfSummary.completed}, lost ${perfSummary.lost} (${pct(perfSummary.lost, perfSummary.sent)}), ${perfSummary.qps.toFixed(0)} qps, rcodes ${JSON.stringify(perfSummary.rcodes)}`
       : `dnsperf: no summary (${perfResult ? `exit ${perfResult.code}: ${perfResult.output.slice(-500)}` : 'did not finish'})`,
     `reload storm: ${storm.writes} writes, ${storm.invalid} invalid`,
+    memcg === null
+      ? 'memory cgroup: none could be made (RSS assertions only)'
+      : `memory cgroup v${memcg.version} of ${MEMORY_LIMIT_BYTES >> 20} MiB: OOM kills ${memcg.oomKills()}, times the limit was reached ${memcg.limitHits()}`,
     `longest accept queue seen (queued/backlog): DNS ${queue(dns.port)}, health ${queue(ports.health)}, metrics ${queue(ports.metrics)}`,
     ...attackStats.map((a) => `${a.mode}: ${Object.keys(a.stats).length ? statsLine(a.stats) : `no report; stderr: ${attackers.find((x) => x.mode === a.mode)?.output().slice(-600)}`}`),
     fams
-      ? `metrics: dropped ${m('nodelocaldns_dropped_packets_total')}, FORMERR ${m('coredns_dns_responses_total', { rcode: 'FORMERR' })}, REFUSED ${m('coredns_dns_responses_total', { rcode: 'REFUSED' })}, max_concurrent rejects ${m('coredns_forward_max_concurrent_rejects_total')}, reload failed ${m('coredns_reload_failed_total')}, HTTP connections dropped ${m('nodelocaldns_http_connections_dropped_total')}, TCP refused ${m('nodelocaldns_tcp_connections_refused_total')}, TCP closed ${tcpClosed(fams)}, panics ${m('coredns_panics_total')}`
+      ? `metrics: dropped ${m('nodelocaldns_dropped_packets_total')}, FORMERR ${m('coredns_dns_responses_total', { rcode: 'FORMERR' })}, REFUSED ${m('coredns_dns_responses_total', { rcode: 'REFUSED' })}, max_concurrent rejects ${m('coredns_forward_max_concurrent_rejects_total')}, reload failed ${m('coredns_reload_failed_total')}, HTTP connections dropped ${m('nodelocaldns_http_connections_dropped_total')}, TCP refused ${m('nodelocaldns_tcp_connections_refused_total')}, TCP closed ${tcpClosed(fams)}, panics ${m('coredns_panics_total')}; V8 heap ${(m('nodejs_heap_size_total_bytes') / 1048576).toFixed(1)} MiB (used ${(m('nodejs_heap_size_used_bytes') / 1048576).toFixed(1)}), external ${(m('nodejs_external_memory_bytes') / 1048576).toFixed(1)} MiB`
       : 'metrics: /metrics did not answer after the run',
     `after the run: UDP ${afterUdp.packet?.rcode ?? 'no answer'}, TCP ${afterTcp.packet?.rcode ?? 'no answer'}, /health ${afterHealth || 'no answer'}`,
   ];
@@ -322,7 +333,8 @@ test('one agent under dnsperf and every hostile client at once: never exits, RSS
   // 1. Never exited.
   assert.equal(exitedWith, null, `the agent exited${why}`);
   assert.ok(agent.alive(), `the agent is alive${why}`);
-  // 2. Memory bounded.
+  // 2. Memory bounded: never OOM-killed in a cgroup of the manifests' limit, and well below it.
+  if (memcg !== null) assert.equal(memcg.oomKills(), 0, `no OOM kill in the ${MEMORY_LIMIT_BYTES >> 20} MiB memory cgroup${why}`);
   assert.ok(peakKiB < RSS_BOUND_KIB, `peak RSS ${(peakKiB / 1024).toFixed(1)} MiB under ${RSS_BOUND_KIB / 1024} MiB${why}`);
   // 3. Legitimate clients kept being answered, correctly.
   assert.ok(probes.udp.answered >= probes.udp.sent * MIN_UDP_PROBES, `UDP probes answered ${pct(probes.udp.answered, probes.udp.sent)}${why}`);

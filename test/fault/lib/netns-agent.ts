@@ -1,6 +1,6 @@
 /**
  * The agent as the image runs it — the installed entry (bin/node-local-dns.js) with the
- * shipped Node.js flags (--max-semi-space-size=16) — optionally inside a network namespace
+ * shipped Node.js flags (those of `npm start`) — optionally inside a network namespace
  * and under a file-descriptor limit (`prlimit --nofile=N:N`, exec'd, so the child's pid is the
  * agent's). Its output is kept (the tail), its RSS read from /proc. stop() sends SIGTERM
  * (SIGKILL after 5 s) and removes the temp dir.
@@ -10,11 +10,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { NODE, ROOT, type Agent } from './agent.ts';
+import { shippedNodeFlags } from '../../../bench/lib/servers.ts';
 import { rssKiB, waitUntil } from './net.ts';
 import type { Netns } from './netns.ts';
 
-/** The flags the image runs Node.js with (Dockerfile NODE_OPTIONS, the bin shebang). */
-export const SHIPPED_NODE_FLAGS = ['--max-semi-space-size=16'];
+/** The flags the image runs Node.js with (`npm start`; the Dockerfile's NODE_OPTIONS and the bin shebang repeat them). */
+export const SHIPPED_NODE_FLAGS = shippedNodeFlags(ROOT);
 
 const MAX_OUTPUT_CHARS = 1 << 20;
 
