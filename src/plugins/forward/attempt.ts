@@ -15,7 +15,7 @@
 import type { Request } from '../../server/request.ts';
 import { questionMatches } from '../../wire/message.ts';
 import { ForwardErrorCode, type ForwardErrorCodeValue } from './errors.ts';
-import { isHeaderOnlyError } from './reply.ts';
+import { isHeaderOnlyError } from '../../wire/reply.ts';
 import type { UpstreamStats } from './stats.ts';
 
 /**

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Proto } from '../../server/request.ts';
 import { ForwardErrorCode, type ForwardError } from './errors.ts';
-import { fullRcode } from './reply.ts';
+import { fullRcode } from '../../wire/reply.ts';
 import { CaptureLogger, ToyUpstream, answerFor, clientQuery, decode, makeForward, waitFor } from './test-helpers.ts';
 
 /** Far longer than any wait below: no answer in these tests may come from a timer. */

@@ -57,7 +57,7 @@ import { Phase, type Attempt, type AttemptHolder, type PhaseValue, type SendFail
 import { ForwardError, ForwardErrorCode, dialSyscall, errnoText, type ForwardErrorCodeValue } from './errors.ts';
 import type { InflightBudget } from './budget.ts';
 import { makePolicy, type Policy, type PolicyName } from './policy.ts';
-import { fullRcode, restoreQuestion } from './reply.ts';
+import { fullRcode, restoreQuestion } from '../../wire/reply.ts';
 import { ForwardStats } from './stats.ts';
 import { TimeoutQueue, type TimeoutNode } from './timeouts.ts';
 import { TCP_DEFAULTS, type TcpPoolOptions } from './transport-tcp.ts';
@@ -122,7 +122,6 @@ const TCP = Proto.TCP;
 const MAX_CACHED_CLOSED_RETRIES = 2;
 const SINGLE = new Uint8Array(1);
 
-export { fullRcode };
 
 /**
  * A timed-out try kept registered for its late reply (see AttemptHolder.handOver): passes the

@@ -3,18 +3,17 @@
  *
  * Some servers answer a query they reject with a header and no question section (QDCOUNT=0):
  * NSD answers class NONE/HS REFUSED and a query signed with an unknown TSIG key NOTAUTH so,
- * BIND answers FORMERR so. `takeReply` accepts such a reply when its rcode is an error (it
+ * BIND answers FORMERR so. forward's `takeReply` accepts such a reply when its rcode is an error (it
  * matched the ID on the upstream's socket or connection); the client then gets that rcode
  * with its own ID and question (`restoreQuestion`) — a reply without a question would
  * confuse stub resolvers and cannot be cached. CoreDNS answers FORMERR in this case (its
  * request.Match fails); we keep the upstream's rcode, which says more (REFUSED, NOTAUTH).
  * Every byte read is bounds-checked; malformed records past the header give the header rcode.
  */
-import type { Request } from '../../server/request.ts';
-import { buildEmptyResponse } from '../../wire/message.ts';
-import { skipName } from '../../wire/name.ts';
-
-const OPT = 41;
+import type { Request } from '../server/request.ts';
+import { buildEmptyResponse } from './message.ts';
+import { skipName } from './name.ts';
+import { QType } from './codes.ts';
 
 /**
  * Full rcode of a reply: the header's 4 bits plus the OPT's extended bits (RFC 6891 §6.1.3).
@@ -39,7 +38,7 @@ export function fullRcode(buf: Uint8Array, len: number): number {
     pos = skipName(buf, pos, len);
     if (pos < 0 || pos + 10 > len) return rc;
     const type = (buf[pos]! << 8) | buf[pos + 1]!;
-    if (type === OPT && i >= anns) return rc | (buf[pos + 4]! << 4);
+    if (type === QType.OPT && i >= anns) return rc | (buf[pos + 4]! << 4);
     pos += 10 + ((buf[pos + 8]! << 8) | buf[pos + 9]!);
   }
   return rc;
