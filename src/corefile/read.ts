@@ -10,8 +10,8 @@
  * contents.
  */
 import fs from 'node:fs';
-import { open } from 'node:fs/promises';
 import { Buffer } from 'node:buffer';
+import { READ_FAILURES, ReadRegularError, readRegularFile } from '../util/read-regular.ts';
 
 export const ConfigReadErrorCode = 'ERR_CONFIG_READ' as const;
 
@@ -65,35 +65,19 @@ function openError(file: string, err: unknown): ConfigReadError {
 }
 
 /**
- * Reads a regular file of at most maxBytes as UTF-8 without blocking the event loop. `whole`:
- * maxBytes is the whole configuration limit (the Corefile; the default) rather than what is
- * left of it (an import); only the error's wording differs.
+ * Reads a regular file of at most maxBytes as UTF-8 without blocking the event loop
+ * (src/util/read-regular.ts). `whole`: maxBytes is the whole configuration limit (the
+ * Corefile; the default) rather than what is left of it (an import); only the error's wording
+ * differs.
  */
 export async function readConfigFile(file: string, maxBytes: number, whole = true): Promise<string> {
-  let fh: fs.promises.FileHandle;
   try {
-    fh = await open(file, OPEN_FLAGS);
+    return (await readRegularFile(file, maxBytes)).toString('utf8');
   } catch (err) {
-    throw openError(file, err);
-  }
-  try {
-    checkStat(file, await fh.stat(), maxBytes, whole);
-    const parts: Buffer[] = [];
-    let total = 0;
-    for (;;) {
-      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, maxBytes - total + 1));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) break;
-      total += bytesRead;
-      if (total > maxBytes) throw tooLarge(file, maxBytes, whole);
-      parts.push(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
-    }
-    return Buffer.concat(parts, total).toString('utf8');
-  } catch (err) {
-    if (err instanceof ConfigReadError) throw err;
-    throw openError(file, err);
-  } finally {
-    await fh.close().catch(() => {});
+    if (!(err instanceof ReadRegularError)) throw openError(file, err);
+    if (err.failure === READ_FAILURES.tooLarge) throw tooLarge(file, maxBytes, whole);
+    if (err.failure === READ_FAILURES.notRegular) throw new ConfigReadError(file, err.reason, err.errno ?? null);
+    throw new ConfigReadError(file, err.sysMessage ?? err.reason, err.errno ?? null);
   }
 }
 

@@ -3,8 +3,8 @@
  * blocking on it or reading without bound: the file is opened with O_NONBLOCK (so a FIFO opens
  * at once instead of waiting for a writer, holding a libuv thread and everything queued behind
  * it forever), fstat'ed and refused unless it is a regular file of at most `maxBytes`; reading
- * stops past `maxBytes` even when the file grows meanwhile. (src/corefile/read.ts does the same
- * for the Corefile and its imports, as text.)
+ * stops past `maxBytes` even when the file grows meanwhile. src/corefile/read.ts reads the
+ * Corefile and its imports through it, with the configuration's own error texts.
  *
  * Errors: ReadRegularError `ERR_READ_REGULAR`, naming the file and the reason, never its
  * contents; `cause.code` keeps the errno (ENOENT ...) when there was one.
@@ -21,12 +21,18 @@ export class ReadRegularError extends Error {
   readonly failure: ReadFailure;
   /** errno code of the failed call (ENOENT, EACCES ...), when a call failed. */
   readonly errno: string | undefined;
-  constructor(file: string, failure: ReadFailure, reason: string, errno?: string) {
+  /** The reason without the file name (`is a FIFO, not a regular file`). */
+  readonly reason: string;
+  /** Node's message of the failed call (`ENOENT: no such file or directory, open '...'`), when a call failed. */
+  readonly sysMessage: string | undefined;
+  constructor(file: string, failure: ReadFailure, reason: string, errno?: string, sysMessage?: string) {
     super(`${file}: ${reason}`);
     this.name = 'ReadRegularError';
     this.file = file;
     this.failure = failure;
+    this.reason = reason;
     this.errno = errno;
+    this.sysMessage = sysMessage;
   }
 }
 
@@ -50,8 +56,8 @@ export async function readRegularFile(file: string, maxBytes: number): Promise<B
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     // ENXIO: a unix socket; the rest keep their code.
-    if (e.code === 'ENXIO') throw new ReadRegularError(file, READ_FAILURES.notRegular, 'is a socket or device, not a regular file', e.code);
-    throw new ReadRegularError(file, READ_FAILURES.io, `cannot be read: ${e.code ?? e.message}`, e.code);
+    if (e.code === 'ENXIO') throw new ReadRegularError(file, READ_FAILURES.notRegular, 'is a socket or device without a reader, not a regular file', e.code);
+    throw new ReadRegularError(file, READ_FAILURES.io, `cannot be read: ${e.code ?? e.message}`, e.code, e.message);
   }
   try {
     const st = await fh.stat();
@@ -71,7 +77,7 @@ export async function readRegularFile(file: string, maxBytes: number): Promise<B
   } catch (err) {
     if (err instanceof ReadRegularError) throw err;
     const e = err as NodeJS.ErrnoException;
-    throw new ReadRegularError(file, READ_FAILURES.io, `cannot be read: ${e.code ?? e.message}`, e.code);
+    throw new ReadRegularError(file, READ_FAILURES.io, `cannot be read: ${e.code ?? e.message}`, e.code, e.message);
   } finally {
     await fh.close().catch(() => undefined);
   }
