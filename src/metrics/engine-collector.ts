@@ -17,7 +17,7 @@
  */
 import type { BlockInfo, EngineHooks, Plugin } from '../plugin.ts';
 import type { CachePlugin } from '../plugins/cache/cache.ts';
-import type { ForwardStats } from '../plugins/forward/stats.ts';
+import { retiredForwardTotals, type ForwardStats } from '../plugins/forward/stats.ts';
 import type { Collector } from './hub.ts';
 import type { SnapshotBuilder } from './snapshot.ts';
 import { TIME_BUCKETS, proxyRcodeLabel } from './labels.ts';
@@ -147,6 +147,8 @@ export class EngineCollector implements Collector {
     out.family(M.forwardRejects.name, M.forwardRejects.help, 'counter').add({}, 0);
     // This thread's DNS TCP listeners (nodelocaldns_tcp_*, src/server/tcp.ts).
     collectTcp(tcpBudget, out);
+    // Forward instances stopped by reloads: CoreDNS's counters last for the process lifetime.
+    collectForward(retiredForwardTotals.stats, out);
     if (this.engine === null) return;
     const blocks = this.engine.blocks();
     collectPluginEnabled(blocks, out);

@@ -58,7 +58,7 @@ import { ForwardError, ForwardErrorCode, dialSyscall, errnoText, type ForwardErr
 import type { InflightBudget } from './budget.ts';
 import { makePolicy, type Policy, type PolicyName } from './policy.ts';
 import { fullRcode, restoreQuestion } from '../../wire/reply.ts';
-import { ForwardStats } from './stats.ts';
+import { ForwardStats, retiredForwardTotals } from './stats.ts';
 import { TimeoutQueue, type TimeoutNode } from './timeouts.ts';
 import { TCP_DEFAULTS, type TcpPoolOptions } from './transport-tcp.ts';
 import { MAX_UDP_PAYLOAD, UDP_DEFAULTS, type UdpPoolOptions, type UpstreamAddress } from './transport-udp.ts';
@@ -685,6 +685,8 @@ export class ForwardPlugin implements Plugin, Handler {
       u.udp.closeAll(ForwardErrorCode.STOPPED);
       u.tcp.closeAll(ForwardErrorCode.STOPPED);
     }
+    // After the queries in flight were failed, so their tries are counted too.
+    retiredForwardTotals.add(this.stats);
   }
 
   private startSweep(): void {

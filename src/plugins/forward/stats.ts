@@ -115,3 +115,62 @@ export class ForwardStats {
     this.upstreams = upstreams;
   }
 }
+
+/**
+ * Counters of forward instances that were stopped (their config replaced by a reload, or
+ * their block removed). CoreDNS's forward counters live for the whole process, so a reload
+ * must not reset them: a stopped instance folds its counters in here (gauges are left out:
+ * nothing of a stopped instance is open or in flight), and the collector exports these
+ * totals beside the running instances', summed per label set. Per thread (each worker has its
+ * own, merged with the rest at scrape time).
+ */
+export class RetiredForwardTotals {
+  readonly stats = new ForwardStats('', []);
+  private readonly byTo = new Map<string, UpstreamStats>();
+
+  add(s: ForwardStats): void {
+    const t = this.stats;
+    t.healthcheckBroken += s.healthcheckBroken;
+    t.maxConcurrentRejects += s.maxConcurrentRejects;
+    for (const u of s.upstreams) this.addUpstream(u);
+  }
+
+  private addUpstream(u: UpstreamStats): void {
+    let t = this.byTo.get(u.to);
+    if (t === undefined) {
+      t = new UpstreamStats(u.to);
+      this.byTo.set(u.to, t);
+      this.stats.upstreams.push(t);
+    }
+    t.requests += u.requests;
+    t.healthcheckFailures += u.healthcheckFailures;
+    t.connCacheHitsUdp += u.connCacheHitsUdp;
+    t.connCacheMissesUdp += u.connCacheMissesUdp;
+    t.connCacheHitsTcp += u.connCacheHitsTcp;
+    t.connCacheMissesTcp += u.connCacheMissesTcp;
+    t.timeouts += u.timeouts;
+    t.networkErrors += u.networkErrors;
+    t.truncatedRetries += u.truncatedRetries;
+    t.ignoredGarbage += u.ignoredGarbage;
+    t.ignoredUnknownId += u.ignoredUnknownId;
+    t.ignoredWrongQuestion += u.ignoredWrongQuestion;
+    t.headerOnlyErrors += u.headerOnlyErrors;
+    t.tcpConnsDialled += u.tcpConnsDialled;
+    t.udpSocketsOpened += u.udpSocketsOpened;
+    for (const r of u.byRcode) {
+      if (r === undefined) continue;
+      let into = t.byRcode[r.rcode];
+      if (into === undefined) {
+        into = new RcodeStats(r.rcode);
+        t.byRcode[r.rcode] = into;
+      }
+      into.responses += r.responses;
+      into.duration.count += r.duration.count;
+      into.duration.sumSec += r.duration.sumSec;
+      for (let i = 0; i < r.duration.counts.length; i++) into.duration.counts[i]! += r.duration.counts[i]!;
+    }
+  }
+}
+
+/** This thread's retired forward counters (see RetiredForwardTotals). */
+export const retiredForwardTotals = new RetiredForwardTotals();
