@@ -8,12 +8,14 @@
  *
  * node-local-dns's own: nodelocaldns_http_connections_dropped_total{address,reason} (the HTTP
  * listeners' bounds, see HttpDropReason) and nodelocaldns_metrics_renders_total (how often the
- * exposition was built, see MetricsHub.scrape), each exported from its first event.
+ * exposition was built, see MetricsHub.scrape) and nodelocaldns_log_lines_dropped_total{stream}
+ * (src/util/log.ts writeLine), each exported from its first event.
  */
 import { Histogram } from './histogram.ts';
 import { SLIM_TIME_BUCKETS } from './labels.ts';
 import type { SnapshotBuilder } from './snapshot.ts';
 import { VERSION } from '../version.ts';
+import { droppedLogLines } from '../util/log.ts';
 
 export const PROCESS_METRICS = {
   buildInfo: {
@@ -30,6 +32,10 @@ export const PROCESS_METRICS = {
   httpDropped: {
     name: 'nodelocaldns_http_connections_dropped_total',
     help: 'Connections to the HTTP listeners (metrics, health, ready) closed by a bound, by listen address and reason.',
+  },
+  logLinesDropped: {
+    name: 'nodelocaldns_log_lines_dropped_total',
+    help: 'Log lines dropped because the log reader fell behind (more than 1 MiB unwritten on that stream), by stream.',
   },
   metricsRenders: {
     name: 'nodelocaldns_metrics_renders_total',
@@ -121,5 +127,9 @@ export class ProcessMetrics {
     }
     this.httpDrops.collect(out);
     if (this.metricsRenders > 0) out.family(b.metricsRenders.name, b.metricsRenders.help, 'counter').add({}, this.metricsRenders);
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const n = droppedLogLines[stream];
+      if (n > 0) out.family(b.logLinesDropped.name, b.logLinesDropped.help, 'counter').add({ stream }, n);
+    }
   }
 }

@@ -7,6 +7,13 @@
  * reader that went away: EPIPE; a full disk: ENOSPC) from ending the process. Node emits such a
  * write error as an 'error' event, which without a listener is an uncaught exception. The first
  * failure of each stream is reported once on the other one; later lines to it are lost.
+ *
+ * Bounded output: a log reader that stops reading (a stalled container log pipe) must not make
+ * the process hold log lines without end (measured: `log` under 150,000 queries with a reader
+ * that never read, RSS 68 -> 330 MB). `writeLine` drops a line while its stream holds more than
+ * MAX_UNWRITTEN_LOG_BYTES unwritten, counts it (`droppedLogLines`, exported as
+ * nodelocaldns_log_lines_dropped_total{stream}), and once the stream drains writes one
+ * `[WARNING] N log lines dropped ...` line. Every log line of the process goes through it.
  */
 import type { Logger } from '../plugin.ts';
 
@@ -22,21 +29,52 @@ function goTimestamp(d = new Date()): string {
   return `${d.getFullYear()}/${p(d.getMonth() + 1)}/${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
+/** Unwritten bytes a log stream may hold before lines are dropped (~10,000 typical lines). */
+export const MAX_UNWRITTEN_LOG_BYTES = 1024 * 1024;
+
+export type LogStreamName = 'stdout' | 'stderr';
+
+/** Lines dropped because their stream held more than MAX_UNWRITTEN_LOG_BYTES (since start). */
+export const droppedLogLines: Record<LogStreamName, number> = { stdout: 0, stderr: 0 };
+/** Dropped since the last `[WARNING] ... dropped` line, per stream (a drain reports them). */
+const droppedSinceReport: Record<LogStreamName, number> = { stdout: 0, stderr: 0 };
+
+function streamOf(name: LogStreamName): NodeJS.WriteStream {
+  return name === 'stdout' ? process.stdout : process.stderr;
+}
+
+function reportDropped(name: LogStreamName): void {
+  const n = droppedSinceReport[name];
+  droppedSinceReport[name] = 0;
+  if (n > 0) streamOf(name).write(`[WARNING] ${n} log lines dropped: the reader of ${name} fell behind (more than ${MAX_UNWRITTEN_LOG_BYTES} bytes unwritten)\n`);
+}
+
+/** Writes one log line (with its newline) to stdout or stderr, or drops and counts it (see above). */
+export function writeLine(name: LogStreamName, line: string): void {
+  const stream = streamOf(name);
+  if (stream.writableLength > MAX_UNWRITTEN_LOG_BYTES) {
+    droppedLogLines[name]++;
+    if (droppedSinceReport[name]++ === 0) stream.once('drain', () => reportDropped(name));
+    return;
+  }
+  stream.write(line);
+}
+
 function make(prefix: string, withTimestamp: boolean): Logger {
   const pre = prefix ? `${prefix}: ` : '';
   const ts = () => (withTimestamp ? goTimestamp() + ' ' : '');
   return {
     info(msg) {
-      if (!quiet) process.stdout.write(`${ts()}[INFO] ${pre}${msg}\n`);
+      if (!quiet) writeLine('stdout', `${ts()}[INFO] ${pre}${msg}\n`);
     },
     warn(msg) {
-      process.stdout.write(`${ts()}[WARNING] ${pre}${msg}\n`);
+      writeLine('stdout', `${ts()}[WARNING] ${pre}${msg}\n`);
     },
     error(msg) {
-      process.stderr.write(`${ts()}[ERROR] ${pre}${msg}\n`);
+      writeLine('stderr', `${ts()}[ERROR] ${pre}${msg}\n`);
     },
     debug(msg) {
-      if (process.env.NLD_DEBUG) process.stdout.write(`${ts()}[DEBUG] ${pre}${msg}\n`);
+      if (process.env.NLD_DEBUG) writeLine('stdout', `${ts()}[DEBUG] ${pre}${msg}\n`);
     },
   };
 }

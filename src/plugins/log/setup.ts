@@ -14,6 +14,7 @@ import { canonicalName } from '../../wire/name.ts';
 import { ResponseScan, scanResponse } from '../../wire/message.ts';
 import { ResponseClass, typify } from '../../wire/typify.ts';
 import { typeName, className, rcodeName, Rcode } from '../../wire/codes.ts';
+import { writeLine } from '../../util/log.ts';
 
 export const COMMON_LOG_FORMAT =
   '{remote}:{port} - {>id} "{type} {class} {name} {proto} {size} {>do} {>bufsize}" {rcode} {>rflags} {rsize} {duration}';
@@ -133,7 +134,7 @@ export class LogPlugin implements Plugin {
   readonly name = 'log';
   readonly rules: LogRule[];
   private readonly out: (line: string) => void;
-  constructor(rules: LogRule[], out: (line: string) => void = (l) => process.stdout.write(l + '\n')) {
+  constructor(rules: LogRule[], out: (line: string) => void = (l) => writeLine('stdout', l + '\n')) {
     this.rules = rules;
     this.out = out;
   }
