@@ -39,6 +39,15 @@ export async function startAgent(corefileText: string, opts: { readyTimeoutMs?: 
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  return superviseAgent(child, dir, corefile, opts.readyTimeoutMs ?? 20_000);
+}
+
+/**
+ * Keeps a spawned agent's output (the tail), waits until it logs ` serving` (or fails with its
+ * output when it exits first or `readyTimeoutMs` passes), and gives the Agent handle whose
+ * stop() ends it (SIGTERM, SIGKILL after 5 s) and removes `dir`.
+ */
+export async function superviseAgent(child: ChildProcess, dir: string, corefile: string, readyTimeoutMs: number): Promise<Agent> {
   let out = '';
   const keep = (d: Buffer) => {
     out += d;
@@ -46,6 +55,7 @@ export async function startAgent(corefileText: string, opts: { readyTimeoutMs?: 
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
+  child.on('error', (err) => keep(Buffer.from(`spawn error: ${err.message}\n`)));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const alive = () => child.exitCode === null && child.signalCode === null;
   const stop = async () => {
@@ -61,7 +71,7 @@ export async function startAgent(corefileText: string, opts: { readyTimeoutMs?: 
     await waitUntil(() => {
       if (!alive()) throw new Error(`agent exited (${child.exitCode ?? child.signalCode}): ${out}`);
       return / serving/.test(out);
-    }, 'the agent to serve', opts.readyTimeoutMs ?? 20_000);
+    }, 'the agent to serve', readyTimeoutMs);
   } catch (err) {
     await stop();
     throw err;

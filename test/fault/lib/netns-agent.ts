@@ -6,18 +6,15 @@
  * (SIGKILL after 5 s) and removes the temp dir.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { NODE, ROOT, type Agent } from './agent.ts';
+import { NODE, ROOT, superviseAgent, type Agent } from './agent.ts';
 import { shippedNodeFlags } from '../../../bench/lib/servers.ts';
-import { rssKiB, waitUntil } from './net.ts';
 import type { Netns } from './netns.ts';
 
 /** The flags the image runs Node.js with (`npm start`; the Dockerfile's NODE_OPTIONS and the bin shebang repeat them). */
 export const SHIPPED_NODE_FLAGS = shippedNodeFlags(ROOT);
-
-const MAX_OUTPUT_CHARS = 1 << 20;
 
 export interface NetnsAgentOptions {
   netns?: Netns;
@@ -34,33 +31,5 @@ export async function startNetnsAgent(corefileText: string, opts: NetnsAgentOpti
   if (opts.nofile !== undefined) argv = ['prlimit', `--nofile=${opts.nofile}:${opts.nofile}`, ...argv];
   if (opts.netns !== undefined) argv = opts.netns.wrap(argv);
   const child = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const keep = (d: Buffer) => {
-    out += d;
-    if (out.length > MAX_OUTPUT_CHARS) out = out.slice(-MAX_OUTPUT_CHARS >> 1);
-  };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  child.on('error', (err) => keep(Buffer.from(`spawn error: ${err.message}\n`)));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const alive = () => child.exitCode === null && child.signalCode === null;
-  const stop = async () => {
-    if (alive()) {
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(t);
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    await waitUntil(() => {
-      if (!alive()) throw new Error(`agent exited (${child.exitCode ?? child.signalCode}): ${out}`);
-      return / serving/.test(out);
-    }, 'the agent to serve', opts.readyTimeoutMs ?? 30_000);
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { pid: child.pid!, child, corefile, output: () => out, alive, rssKiB: () => rssKiB(child.pid!), stop };
+  return superviseAgent(child, dir, corefile, opts.readyTimeoutMs ?? 30_000);
 }
