@@ -12,6 +12,55 @@
  */
 import type { Request } from './server/request.ts';
 import type { Directive } from './corefile/types.ts';
+import type { SnapshotBuilder } from './metrics/snapshot.ts';
+
+/** Where a plugin runs (CoreDNS has one process; we may have worker threads, see src/workers/). */
+export const PluginScope = {
+  /** In every thread that serves DNS: its handler is in the query chain. */
+  QUERY: 'query',
+  /** Once per process: in the control thread when there are workers (HTTP listeners, reload). */
+  PROCESS: 'process',
+} as const;
+export type PluginScopeValue = (typeof PluginScope)[keyof typeof PluginScope];
+
+/** Receives the plugin errors of a block's queries (the `errors` plugin provides one). */
+export type ErrorSink = (req: Request, plugin: string, err: Error) => void;
+
+/** Where a plugin writes its metric families at scrape time. */
+export type MetricsOut = SnapshotBuilder;
+
+/** An upstream as dnstap and logs name it. */
+export interface TapPeer {
+  address: string;
+  port: number;
+  proto: 'udp' | 'tcp';
+}
+
+/**
+ * Observes the messages a query causes beyond the client's own (dnstap's FORWARDER_*).
+ * Set on the request by a plugin early in the chain; forward calls it for each upstream
+ * exchange. Must not throw and must not block.
+ */
+export interface QueryTap {
+  forwarderQuery(req: Request, peer: TapPeer, msg: Uint8Array, len: number): void;
+  forwarderResponse(req: Request, peer: TapPeer, msg: Uint8Array, len: number, queryTimeMs: number): void;
+}
+
+/**
+ * Server-level settings of a block that plugins' setup may change, as CoreDNS's setup
+ * functions change dnsserver.Config (bind: listen hosts; timeouts: TCP timeouts; debug).
+ * Plugins are set up in chain order, so a plugin sees what the ones before it set.
+ */
+export interface ServerConfig {
+  /** Bind addresses (IP literals): -localip by default, `bind` replaces them. */
+  listenHosts: string[];
+  /** TCP listener timeouts (the `timeouts` plugin); null keeps the server default. */
+  readTimeoutMs: number | null;
+  writeTimeoutMs: number | null;
+  idleTimeoutMs: number | null;
+  /** `debug`: log [DEBUG] lines, show panics. */
+  debug: boolean;
+}
 
 export interface Handler {
   serve(req: Request): void;
@@ -35,14 +84,21 @@ export interface Logger {
   debug?(msg: string): void;
 }
 
+/** A block's server settings before any plugin changed them. */
+export function defaultServerConfig(listenHosts: readonly string[]): ServerConfig {
+  return { listenHosts: [...listenHosts], readTimeoutMs: null, writeTimeoutMs: null, idleTimeoutMs: null, debug: false };
+}
+
 /** What a plugin's setup sees of its server block and of the whole config load. */
 export interface SetupContext {
   /** The block's zones, normalised: lower-case, fully qualified (`cluster.local.`, `.`). */
   zones: string[];
   /** The block's port. */
   port: number;
-  /** The block's addresses as CoreDNS labels them: `dns://169.254.20.10:53` (one per bind address). */
-  serverLabels: string[];
+  /** The block's addresses as CoreDNS labels them: `dns://169.254.20.10:53` (one per listen host, as set so far). */
+  readonly serverLabels: string[];
+  /** The block's server settings; plugins set up earlier in the order may have changed them. */
+  server: ServerConfig;
   /** Index of the block in the Corefile. */
   blockIndex: number;
   /** Corefile path, for error messages. */
@@ -87,22 +143,56 @@ export interface EngineHooks {
   corefileText(): string;
 }
 
-/** One configured plugin of one server block. */
+/**
+ * One configured plugin of one server block: the whole contract between a plugin and the
+ * core (loader, engine, workers, metrics). The core never names a plugin; it reads these.
+ */
 export interface Plugin {
   readonly name: string;
+  /** Where it runs: every serving thread (QUERY) or once per process (PROCESS). */
+  readonly scope: PluginScopeValue;
+  /**
+   * Whether CoreDNS registers it as a query handler (listed in coredns_plugin_enabled).
+   * Setup-only plugins (bind, reload, health, ready, debug, timeouts, ...) say false.
+   */
+  readonly handler: boolean;
   /** Wraps next into this plugin's query handler. Setup-only plugins return next. */
   compose(next: Handler): Handler;
   /** Called once the block's listeners are bound (timers, health checks, HTTP servers). */
   start?(): Promise<void> | void;
   /** Stops timers and sockets; in-flight queries have been drained before this is called. */
   stop?(): Promise<void> | void;
+  /**
+   * Reload: `previous` is the plugin of the same name in the same block (same keys and port)
+   * of the config being replaced, still running. Take over what should survive (cache entries,
+   * counters). Called before this plugin starts and before `previous` stops.
+   */
+  takeOver?(previous: Plugin): void;
+  /** Shutdown: keep serving this long with readiness failing before closing (health's lameduck). */
+  readonly lameduckMs?: number;
+  /** The block's plugin errors go here (`req.fail`, `req.reportError`). */
+  readonly errorSink?: ErrorSink;
+  /** The block records and exports its zone metrics (coredns_dns_*, coredns_plugin_enabled). */
+  readonly enablesMetrics?: boolean;
+  /** Scrape time, in the thread where it runs: this plugin's own metric families. */
+  collect?(block: BlockInfo, out: MetricsOut): void;
 }
 
 export interface PluginSetup {
   readonly name: string;
+  /** May appear on several lines of one block (bind, log). */
+  readonly repeatable?: boolean;
   /**
    * Parses one directive of this plugin (name, args, nested block) into a configured plugin.
+   * A repeatable plugin without `setupAll` gets its lines merged into one directive.
    * Errors are `CorefileError`s naming `file:line`.
    */
   setup(d: Directive, ctx: SetupContext): Plugin;
+  /** Repeatable plugins whose lines are separate rules (log): every line of the block. */
+  setupAll?(ds: readonly Directive[], ctx: SetupContext): Plugin;
+  /**
+   * Metrics that exist whatever the configuration (CoreDNS's counters registered at init,
+   * totals of instances a reload stopped). Called at every scrape in every thread.
+   */
+  collectGlobal?(out: MetricsOut): void;
 }

@@ -9,7 +9,7 @@
  * and the event loop gets a turn between groups of server blocks, so DNS keeps being answered
  * while a large configuration is built.
  */
-import type { Handler, Plugin, SetupContext, BlockInfo, EngineHooks, Clock, Logger } from '../plugin.ts';
+import { defaultServerConfig, type Handler, type Plugin, type SetupContext, type BlockInfo, type EngineHooks, type Clock, type Logger, type ErrorSink, type ServerConfig } from '../plugin.ts';
 import type { Directive, ServerBlock } from '../corefile/types.ts';
 import type { Request } from '../server/request.ts';
 import { parseCorefileAsync } from '../corefile/parser.ts';
@@ -19,20 +19,15 @@ import { parseServerKey } from '../corefile/address.ts';
 import { errorAt } from '../corefile/setup-helpers.ts';
 import { pluginIndex } from '../plugins/order.ts';
 import { PLUGIN_SETUPS } from '../plugins/registry.ts';
-import { BindPlugin } from '../plugins/bind/setup.ts';
-import { ErrorsPlugin } from '../plugins/errors/setup.ts';
-import { LogPlugin } from '../plugins/log/setup.ts';
-import { buildEmptyResponse } from '../wire/message.ts';
 import { Rcode } from '../wire/codes.ts';
-
-/** Directives that may appear more than once in a block (their lines are merged). */
-const REPEATABLE = new Set(['bind', 'log']);
 
 export interface LoadedBlock extends BlockInfo {
   /** The block's keys as written, for matching blocks across reloads. */
   key: string;
   chain: Handler;
-  errorSink: Request['errorSink'];
+  errorSink: ErrorSink | null;
+  /** The block's server settings as its plugins left them (listen hosts, timeouts, debug). */
+  server: ServerConfig;
   file: string;
   line: number;
 }
@@ -68,10 +63,7 @@ function nextTurn(): Promise<void> {
 /** The end of every chain: nothing answered, so SERVFAIL (CoreDNS's "no next plugin found"). */
 const TERMINAL: Handler = {
   serve(req: Request): void {
-    req.reportError('', new Error('no next plugin found'));
-    const out = buildEmptyResponse(req, Rcode.SERVFAIL);
-    req.errorReply = true;
-    req.reply(out, out.length, '');
+    req.fail('', Rcode.SERVFAIL, new Error('no next plugin found'));
   },
 };
 
@@ -122,12 +114,13 @@ function loadBlock(sb: ServerBlock, blockIndex: number, file: string, opts: Load
   // Directives by name, checked against the registry.
   const byName = new Map<string, Directive[]>();
   for (const d of sb.directives) {
-    if (!PLUGIN_SETUPS.has(d.name)) {
+    const setup = PLUGIN_SETUPS.get(d.name);
+    if (setup === undefined) {
       if (pluginIndex(d.name) >= 0) throw errorAt(d, `plugin '${excerpt(d.name)}' is not supported by node-local-dns`);
       throw errorAt(d, `Unknown directive '${excerpt(d.name)}'`);
     }
     const list = byName.get(d.name) ?? [];
-    if (list.length > 0 && !REPEATABLE.has(d.name)) throw errorAt(d, `plugin/${d.name}: this plugin can only be used once per Server Block`);
+    if (list.length > 0 && setup.repeatable !== true) throw errorAt(d, `plugin/${d.name}: this plugin can only be used once per Server Block`);
     list.push(d);
     byName.set(d.name, list);
   }
@@ -135,40 +128,32 @@ function loadBlock(sb: ServerBlock, blockIndex: number, file: string, opts: Load
   const key = sb.keys.map((k) => k.text).join(' ');
   const out: LoadedBlock[] = [];
   for (const [port, zones] of byPort) {
-    const base: Omit<SetupContext, 'serverLabels'> = {
-      zones, port, blockIndex, file, shared, env: opts.env, clock: opts.clock, log: opts.log, engine: opts.engine,
+    // Plugins are set up in chain order; each sees the server settings the earlier ones made.
+    const server = defaultServerConfig(opts.defaultBind);
+    const ctx: SetupContext = {
+      zones, port, blockIndex, file, shared, env: opts.env, clock: opts.clock, log: opts.log, engine: opts.engine, server,
+      get serverLabels(): string[] {
+        return server.listenHosts.map((a) => serverLabel(a, port));
+      },
     };
-    let addresses = opts.defaultBind;
     const plugins: Plugin[] = [];
-    const bindDirectives = byName.get('bind');
-    if (bindDirectives) {
-      const bind = PLUGIN_SETUPS.get('bind')!.setup(mergeDirectives(bindDirectives), { ...base, serverLabels: [] }) as BindPlugin;
-      addresses = bind.addresses;
-    }
-    const serverLabels = addresses.map((a) => serverLabel(a, port));
-    const ctx: SetupContext = { ...base, serverLabels };
     for (const name of ordered) {
       const setup = PLUGIN_SETUPS.get(name)!;
       const list = byName.get(name)!;
-      if (name === 'log' && list.length > 1) {
-        // Each `log` line is its own rule (names, format, classes), as CoreDNS's setup loop reads them.
-        plugins.push(new LogPlugin(list.flatMap((d) => (setup.setup(d, ctx) as LogPlugin).rules)));
-        continue;
-      }
-      plugins.push(setup.setup(mergeDirectives(list), ctx));
+      plugins.push(list.length > 1 && setup.setupAll !== undefined ? setup.setupAll(list, ctx) : setup.setup(mergeDirectives(list), ctx));
     }
     let chain: Handler = TERMINAL;
     for (let i = plugins.length - 1; i >= 0; i--) chain = plugins[i]!.compose(chain);
-    const errors = plugins.find((p): p is ErrorsPlugin => p instanceof ErrorsPlugin);
     out.push({
       key: `${key}@${port}`,
       zones,
       port,
-      addresses: [...addresses],
-      serverLabels,
+      addresses: [...server.listenHosts],
+      serverLabels: ctx.serverLabels,
       plugins,
       chain,
-      errorSink: errors ? errors.sink : null,
+      errorSink: plugins.find((p) => p.errorSink !== undefined)?.errorSink ?? null,
+      server,
       file: sb.file,
       line: sb.line,
     });

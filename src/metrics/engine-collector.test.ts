@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { BlockInfo, EngineHooks, Handler, Plugin } from '../plugin.ts';
+import { PluginScope, type BlockInfo, type EngineHooks, type Handler, type Plugin } from '../plugin.ts';
 import { CachePlugin } from '../plugins/cache/cache.ts';
 import { defaultCacheConfig } from '../plugins/cache/config.ts';
 import { ForwardStats, UpstreamStats } from '../plugins/forward/stats.ts';
@@ -9,7 +9,8 @@ import { MetricsHub } from './hub.ts';
 import { parseExposition, sampleValue, samplesOf } from './testing.ts';
 
 function named(name: string): Plugin {
-  return { name, compose: (next: Handler) => next };
+  const setupOnly = ['bind', 'reload', 'health', 'ready', 'debug', 'root'].includes(name);
+  return { name, scope: PluginScope.QUERY, handler: !setupOnly, enablesMetrics: name === 'prometheus', compose: (next: Handler) => next };
 }
 
 function engineWith(blocks: BlockInfo[]): EngineHooks {

@@ -6,7 +6,7 @@
  * family's type, histogram buckets not ascending or not cumulative, a +Inf bucket differing
  * from _count.
  */
-import type { BlockInfo, EngineHooks, Logger, SetupContext } from '../plugin.ts';
+import { defaultServerConfig, type BlockInfo, type EngineHooks, type Logger, type SetupContext } from '../plugin.ts';
 import type { Directive } from '../corefile/types.ts';
 import { parseCorefile } from '../corefile/parser.ts';
 import { Request } from '../server/request.ts';
@@ -261,6 +261,7 @@ export function setupContext(engine: EngineHooks, overrides: Partial<SetupContex
     zones: ['.'],
     port: 53,
     serverLabels: ['dns://127.0.0.1:53'],
+    server: defaultServerConfig(['127.0.0.1']),
     blockIndex: 0,
     file: 'Corefile',
     shared: new Map(),

@@ -2,8 +2,9 @@
  * One client query in flight. Filled by `parseQuery` (src/wire/query.ts) straight from the
  * received bytes; nothing here is decoded into strings unless a slow path asks (`name()`).
  */
-import type { ResponseWriter } from '../plugin.ts';
+import type { ErrorSink, QueryTap, ResponseWriter } from '../plugin.ts';
 import { qnameToString } from '../wire/name.ts';
+import { buildEmptyResponse } from '../wire/message.ts';
 
 export const Proto = { UDP: 0, TCP: 1 } as const;
 export type ProtoValue = (typeof Proto)[keyof typeof Proto];
@@ -80,7 +81,14 @@ export class Request {
    * Where plugin errors go (set by the server when the block has `errors`); null drops them.
    * CoreDNS's plugins return errors up the chain; ours report them here before replying.
    */
-  errorSink: ((req: Request, plugin: string, err: Error) => void) | null = null;
+  errorSink: ErrorSink | null = null;
+  /** Observer of the upstream exchanges this query causes (dnstap), set by a plugin; null: none. */
+  tap: QueryTap | null = null;
+  /**
+   * Metadata of this query (CoreDNS's metadata plugin): label -> value function, filled by
+   * plugins that provide metadata when the block has `metadata`; null when it does not.
+   */
+  metadata: Map<string, () => string> | null = null;
 
   private cachedName: string | null = null;
 
@@ -108,6 +116,19 @@ export class Request {
   /** Reports a plugin error (e.g. forward's upstream timeout) to the `errors` plugin, if any. */
   reportError(plugin: string, err: Error): void {
     if (this.errorSink !== null) this.errorSink(this, plugin, err);
+  }
+
+  /**
+   * Answers with an error the plugin made up (CoreDNS: a handler returning an rcode and an
+   * error): `err` goes to the block's errors plugin, the client gets `rcode` with the
+   * question and no records, and no cache stores it. `err` null: nothing to report.
+   */
+  fail(plugin: string, rcode: number, err: Error | null): void {
+    if (this.replied) return;
+    if (err !== null) this.reportError(plugin, err);
+    const out = buildEmptyResponse(this, rcode);
+    this.errorReply = true;
+    this.reply(out, out.length, plugin);
   }
 
   /**

@@ -1,15 +1,18 @@
 /**
  * `bind ADDRESS|IFACE ... [{ except ADDRESS|IFACE ... }]` (CoreDNS plugin/bind): the
- * addresses a server block listens on. Setup-only: the engine reads `addresses`.
+ * addresses a server block listens on. Setup-only: sets the block's `server.listenHosts`.
  * Without `bind`, a block listens on the default addresses (node-cache: the -localip list).
  */
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { PluginScope } from '../../plugin.ts';
 import type { Handler, Plugin, PluginSetup, SetupContext } from '../../plugin.ts';
 import type { Directive, Token } from '../../corefile/types.ts';
 import { argCountError, errorAt, blockLines, unknownPropertyError } from '../../corefile/setup-helpers.ts';
 
 export class BindPlugin implements Plugin {
+  readonly scope = PluginScope.QUERY;
+  readonly handler = false;
   readonly name = 'bind';
   readonly addresses: string[];
   constructor(addresses: string[]) {
@@ -32,7 +35,8 @@ function resolve(tok: Token, ifaces: ReturnType<typeof networkInterfaces>): stri
 
 export const bindSetup: PluginSetup = {
   name: 'bind',
-  setup(d: Directive, _ctx: SetupContext): Plugin {
+  repeatable: true,
+  setup(d: Directive, ctx: SetupContext): Plugin {
     if (d.args.length === 0) throw argCountError(d);
     const ifaces = networkInterfaces();
     const addrs: string[] = [];
@@ -45,6 +49,7 @@ export const bindSetup: PluginSetup = {
     }
     const result = addrs.filter((a) => !except.has(a));
     if (result.length === 0) throw errorAt(d, 'bind: no address left to listen on after except');
+    ctx.server.listenHosts = result;
     return new BindPlugin(result);
   },
 };

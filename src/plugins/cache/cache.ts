@@ -35,6 +35,7 @@
 // Imported, not the globals: Node defines `Buffer` and `performance` on globalThis as accessors,
 // which cost a LoadGlobalIC call on every use in a hot function.
 import { Buffer } from 'node:buffer';
+import { PluginScope } from '../../plugin.ts';
 import type { Clock, Handler, Logger, Plugin, ResponseWriter } from '../../plugin.ts';
 import { Proto, Request } from '../../server/request.ts';
 import { Edns, Flag, Header, Rcode } from '../../wire/codes.ts';
@@ -163,6 +164,8 @@ class CacheHandler implements Handler {
 }
 
 export class CachePlugin implements Plugin {
+  readonly scope = PluginScope.QUERY;
+  readonly handler = true;
   readonly name = 'cache';
   readonly config: CacheConfig;
 

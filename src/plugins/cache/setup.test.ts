@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCorefile } from '../../corefile/parser.ts';
 import { CorefileError } from '../../corefile/errors.ts';
-import type { EngineHooks, SetupContext } from '../../plugin.ts';
+import { defaultServerConfig, type EngineHooks, type SetupContext } from '../../plugin.ts';
 import { cacheSetup, parseCacheDirective } from './setup.ts';
 import { defaultCacheConfig, effectiveCapacity, type CacheConfig } from './config.ts';
 import { CachePlugin } from './cache.ts';
@@ -109,6 +109,7 @@ test('cacheSetup builds a CachePlugin over the block zones with the context cloc
     zones: ['cluster.local.'],
     port: 53,
     serverLabels: ['dns://169.254.20.10:53'],
+    server: defaultServerConfig(['169.254.20.10']),
     blockIndex: 0,
     file: 'Corefile',
     shared: new Map(),

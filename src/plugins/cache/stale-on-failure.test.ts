@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCorefile } from '../../corefile/parser.ts';
 import { CorefileError } from '../../corefile/errors.ts';
-import type { EngineHooks, SetupContext } from '../../plugin.ts';
+import { defaultServerConfig, type EngineHooks, type SetupContext } from '../../plugin.ts';
 import type { Request } from '../../server/request.ts';
 import { Rcode } from '../../wire/codes.ts';
 import { CachePlugin, DEFAULT_STALE_FALLBACK } from './cache.ts';
@@ -26,6 +26,7 @@ function ctxFor(zones: string[], clock: () => number = () => 0, env: Record<stri
     zones,
     port: 53,
     serverLabels: ['dns://127.0.0.1:53'],
+    server: defaultServerConfig(['127.0.0.1']),
     blockIndex: 0,
     file: 'Corefile',
     shared: new Map(),

@@ -90,7 +90,7 @@ test('errors: a reported error is logged as "RCODE NAME TYPE: message", name low
   const lines = new Lines();
   const p = new ErrorsPlugin([], lines);
   const req = request('www.Example.org', 'AAAA');
-  req.errorSink = p.sink;
+  req.errorSink = p.errorSink;
   req.reportError('forward', new Error('read udp 127.0.0.1:40000->127.0.0.1:53: i/o timeout'));
   assert.deepEqual(lines.out, ['[ERROR] 2 www.example.org. AAAA: read udp 127.0.0.1:40000->127.0.0.1:53: i/o timeout']);
   assert.equal(p.reported, 1);
@@ -103,9 +103,9 @@ test('errors: consolidate counts matching errors and prints one line per period 
   const p = new ErrorsPlugin(configured.rules, lines);
   t.after(() => p.stop());
   p.start();
-  for (let i = 0; i < 3; i++) p.sink(request(`h${i}.example.org`, 'A'), 'forward', new Error('read udp: i/o timeout'));
-  p.sink(request('r.example.org', 'A'), 'forward', new Error('connection refused'));
-  p.sink(request('other.example.org', 'SRV'), 'forward', new Error('no healthy upstream'));
+  for (let i = 0; i < 3; i++) p.errorSink(request(`h${i}.example.org`, 'A'), 'forward', new Error('read udp: i/o timeout'));
+  p.errorSink(request('r.example.org', 'A'), 'forward', new Error('connection refused'));
+  p.errorSink(request('other.example.org', 'SRV'), 'forward', new Error('no healthy upstream'));
   assert.deepEqual(lines.out, ['[ERROR] 2 other.example.org. SRV: no healthy upstream']);
   await waitFor(() => lines.out.length >= 3, 'the consolidated lines');
   assert.deepEqual(lines.out.slice(1).sort(), [
@@ -115,7 +115,7 @@ test('errors: consolidate counts matching errors and prints one line per period 
   // Quiet periods print nothing; the counters restart.
   await new Promise((r) => setTimeout(r, 250));
   assert.equal(lines.out.length, 3);
-  p.sink(request('again.example.org', 'A'), 'forward', new Error('i/o timeout'));
+  p.errorSink(request('again.example.org', 'A'), 'forward', new Error('i/o timeout'));
   await waitFor(() => lines.out.length === 4, 'the next period');
   assert.equal(lines.out[3], "[WARNING] 1 errors like 'i/o timeout$' occurred in last 100ms");
 });
@@ -125,7 +125,7 @@ test('errors: stop() ends the consolidation timers', async () => {
   const p = new ErrorsPlugin(setup('errors {\n    consolidate 50ms "x"\n  }').rules, lines);
   p.start();
   p.stop();
-  p.sink(request('a.example.org', 'A'), 'forward', new Error('x'));
+  p.errorSink(request('a.example.org', 'A'), 'forward', new Error('x'));
   await new Promise((r) => setTimeout(r, 150));
   assert.deepEqual(lines.out, []);
 });

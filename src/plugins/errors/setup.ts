@@ -5,6 +5,7 @@
  * `consolidate` groups errors matching REGEXP and prints one line per DURATION:
  * `N errors like 'REGEXP' occurred in last DURATION`.
  */
+import { PluginScope } from '../../plugin.ts';
 import type { Handler, Plugin, PluginSetup, SetupContext, Logger } from '../../plugin.ts';
 import type { Request } from '../../server/request.ts';
 import type { Directive } from '../../corefile/types.ts';
@@ -21,6 +22,8 @@ export interface ConsolidateRule {
 }
 
 export class ErrorsPlugin implements Plugin {
+  readonly scope = PluginScope.QUERY;
+  readonly handler = true;
   readonly name = 'errors';
   readonly rules: ConsolidateRule[];
   private readonly log: Logger;
@@ -36,7 +39,7 @@ export class ErrorsPlugin implements Plugin {
   }
 
   /** The sink the server installs on requests of this block. */
-  readonly sink = (req: Request, _plugin: string, err: Error): void => {
+  readonly errorSink = (req: Request, _plugin: string, err: Error): void => {
     this.reported++;
     // CoreDNS matches consolidate patterns against the error text alone, and logs the
     // lower-cased qname (state.Name()).

@@ -48,6 +48,7 @@
  *    The full answer thus reaches the cache, and an RRL "slip" reply costs the client no retry.
  */
 import { Buffer } from 'node:buffer';
+import { PluginScope } from '../../plugin.ts';
 import type { Clock, Handler, Logger, Plugin } from '../../plugin.ts';
 import { Proto, type ProtoValue, type Request } from '../../server/request.ts';
 import { Rcode } from '../../wire/codes.ts';
@@ -546,6 +547,8 @@ export interface ForwardDeps {
 }
 
 export class ForwardPlugin implements Plugin, Handler {
+  readonly scope = PluginScope.QUERY;
+  readonly handler = true;
   readonly name = PLUGIN_NAME;
   readonly settings: ForwardSettings;
   readonly tuning: ForwardTuning;

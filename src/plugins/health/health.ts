@@ -15,6 +15,7 @@
  * takes more than 1 s.
  */
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import { PluginScope } from '../../plugin.ts';
 import type { EngineHooks, Handler, Logger, Plugin } from '../../plugin.ts';
 import { formatGoDuration } from '../../util/duration.ts';
 import type { MetricsHub } from '../../metrics/hub.ts';
@@ -45,6 +46,8 @@ export interface HealthDeps {
 }
 
 export class HealthPlugin implements Plugin {
+  readonly scope = PluginScope.PROCESS;
+  readonly handler = false;
   readonly name = 'health';
   readonly address: string;
   /** How long shutdown waits, still serving, before closing listeners (see the module comment). */

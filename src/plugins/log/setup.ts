@@ -6,6 +6,7 @@
  * Logging wraps the response writer, so it costs an object per query: it is off the hit path
  * unless configured.
  */
+import { PluginScope } from '../../plugin.ts';
 import type { Handler, Plugin, PluginSetup, SetupContext, ResponseWriter } from '../../plugin.ts';
 import type { Request } from '../../server/request.ts';
 import type { Directive } from '../../corefile/types.ts';
@@ -131,6 +132,8 @@ function nameMatches(qname: string, zone: string): boolean {
 }
 
 export class LogPlugin implements Plugin {
+  readonly scope = PluginScope.QUERY;
+  readonly handler = true;
   readonly name = 'log';
   readonly rules: LogRule[];
   private readonly out: (line: string) => void;
@@ -158,6 +161,11 @@ export class LogPlugin implements Plugin {
 
 export const logSetup: PluginSetup = {
   name: 'log',
+  repeatable: true,
+  /** Each `log` line is its own rule (names, format, classes), as CoreDNS's setup loop reads them. */
+  setupAll(ds: readonly Directive[], ctx: SetupContext): Plugin {
+    return new LogPlugin(ds.flatMap((d) => (logSetup.setup(d, ctx) as LogPlugin).rules));
+  },
   setup(d: Directive, _ctx: SetupContext): Plugin {
     const args = d.args.map((t) => t.text);
     let format = COMMON_LOG_FORMAT;

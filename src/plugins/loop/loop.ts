@@ -17,6 +17,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
+import { PluginScope } from '../../plugin.ts';
 import type { EngineHooks, Handler, Plugin } from '../../plugin.ts';
 import type { Request } from '../../server/request.ts';
 import { encodeName, equalBytesCI } from '../../wire/name.ts';
@@ -87,6 +88,8 @@ class LoopHandler implements Handler {
 }
 
 export class LoopPlugin implements Plugin {
+  readonly scope = PluginScope.QUERY;
+  readonly handler = true;
   readonly name = 'loop';
   readonly zone: string;
   readonly address: string;

@@ -17,6 +17,7 @@
  *  - `tls`: not supported (an error).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PluginScope } from '../../plugin.ts';
 import type { EngineHooks, Handler, Plugin } from '../../plugin.ts';
 import type { MetricsHub } from '../../metrics/hub.ts';
 import { EngineCollector } from '../../metrics/engine-collector.ts';
@@ -50,6 +51,8 @@ export interface PrometheusDeps {
 }
 
 export class PrometheusPlugin implements Plugin {
+  readonly scope = PluginScope.PROCESS;
+  readonly handler = true;
   readonly name = 'prometheus';
   readonly address: string;
   readonly legacy: boolean;

@@ -9,6 +9,7 @@
  * compatibility; both modes behave the same here.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PluginScope } from '../../plugin.ts';
 import type { EngineHooks, Handler, Plugin } from '../../plugin.ts';
 import { PluginRoute, TEXT_PLAIN, type HttpEndpoints } from '../../metrics/http-endpoints.ts';
 
@@ -26,6 +27,8 @@ export interface ReadyDeps {
 }
 
 export class ReadyPlugin implements Plugin {
+  readonly scope = PluginScope.PROCESS;
+  readonly handler = false;
   readonly name = 'ready';
   readonly address: string;
   readonly monitor: MonitorModeValue;

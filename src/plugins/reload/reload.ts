@@ -20,6 +20,7 @@
 import { createHash } from 'node:crypto';
 import { ConfigReadError, readConfigFile } from '../../corefile/read.ts';
 import { DEFAULT_CONFIG_LIMITS } from '../../corefile/limits.ts';
+import { PluginScope } from '../../plugin.ts';
 import type { EngineHooks, Handler, Logger, Plugin } from '../../plugin.ts';
 import type { Env } from '../../corefile/lexer.ts';
 import type { MetricsHub } from '../../metrics/hub.ts';
@@ -148,6 +149,8 @@ export class ReloadChecker {
 }
 
 export class ReloadPlugin implements Plugin {
+  readonly scope = PluginScope.PROCESS;
+  readonly handler = false;
   readonly name = 'reload';
   readonly options: ReloadOptions;
   readonly checker: ReloadChecker;
