@@ -6,6 +6,8 @@ export const WireErrorCode = {
   BAD_LABEL: 'ERR_DNS_BAD_LABEL',
   BAD_NAME_TEXT: 'ERR_DNS_BAD_NAME_TEXT',
   TOO_LARGE: 'ERR_DNS_TOO_LARGE',
+  /** A record whose RDATA does not match its type's format (length, fields), or a second OPT. */
+  BAD_RDATA: 'ERR_DNS_BAD_RDATA',
 } as const;
 export type WireErrorCodeValue = (typeof WireErrorCode)[keyof typeof WireErrorCode];
 

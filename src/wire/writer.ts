@@ -9,11 +9,17 @@ import { nameToLabels, lowerByte } from './name.ts';
 export class Writer {
   private buf: Buffer;
   pos = 0;
-  /** Lower-cased suffix (as label-joined key) → offset, for name compression. */
+  /** Suffix (as label-joined key, lower-cased when `foldCase`) → offset, for name compression. */
   private readonly suffixes = new Map<string, number>();
+  /**
+   * Whether a name may point at a suffix that differs only in case. The codec says no, so
+   * every name decodes with the case it was written with (0x20-randomised questions, owners).
+   */
+  private readonly foldCase: boolean;
 
-  constructor(initialSize = 512) {
+  constructor(initialSize = 512, foldCase = true) {
     this.buf = Buffer.allocUnsafe(initialSize);
+    this.foldCase = foldCase;
   }
 
   private ensure(n: number): void {
@@ -69,7 +75,7 @@ export class Writer {
   name(name: string, compress = true): this {
     const labels = nameToLabels(name);
     for (let i = 0; i < labels.length; i++) {
-      const key = suffixKey(labels, i);
+      const key = suffixKey(labels, i, this.foldCase);
       if (compress) {
         const at = this.suffixes.get(key);
         if (at !== undefined) {
@@ -86,17 +92,28 @@ export class Writer {
     return this;
   }
 
+  /**
+   * Cuts what was written back to `offset` (a record that did not fit): the bytes past it are
+   * dropped and so are the compression targets they offered, so no later name points there.
+   */
+  rollback(offset: number): this {
+    if (offset < 0 || offset > this.pos) throw new WireError(WireErrorCode.TRUNCATED, `rollback to ${offset} beyond written data`);
+    this.pos = offset;
+    for (const [key, at] of this.suffixes) if (at >= offset) this.suffixes.delete(key);
+    return this;
+  }
+
   /** The written bytes (a view of the internal buffer; copy if the writer is reused). */
   finish(): Buffer {
     return this.buf.subarray(0, this.pos);
   }
 }
 
-function suffixKey(labels: Uint8Array[], from: number): string {
+function suffixKey(labels: Uint8Array[], from: number, foldCase: boolean): string {
   let s = '';
   for (let i = from; i < labels.length; i++) {
     const l = labels[i]!;
-    for (let j = 0; j < l.length; j++) s += String.fromCharCode(lowerByte(l[j]!));
+    for (let j = 0; j < l.length; j++) s += String.fromCharCode(foldCase ? lowerByte(l[j]!) : l[j]!);
     s += '\u0000';
   }
   return s;
