@@ -237,7 +237,7 @@ test('hosts: the reload timer picks up changes by itself; stop ends it', async (
   const p = await plugin(t, path, '', 'reload 20ms');
   writeFileSync(path, '10.0.0.2 one.example and.more\n');
   const until = Date.now() + 5000;
-  while (Date.now() < until && ask(p, 'one.example.', 'A').msg.answers![0]!.data !== '10.0.0.2') await new Promise((r) => setTimeout(r, 10));
+  while (Date.now() < until && (ask(p, 'one.example.', 'A').msg.answers![0] as { data?: unknown }).data !== '10.0.0.2') await new Promise((r) => setTimeout(r, 10));
   assert.deepEqual(rrs(ask(p, 'one.example.', 'A').msg), ['one.example 3600 A 10.0.0.2']);
   p.stop();
   writeFileSync(path, '10.0.0.3 one.example and.more.more\n');
