@@ -21,6 +21,14 @@
  *    listening (no exit, no busy loop; accepting resumes once descriptors free up); accept
  *    errors that do reach the server's 'error' event are counted and logged (throttled).
  * Every closure for a bound is counted in `tcpStats` (exported as nodelocaldns_tcp_*).
+ *
+ * Timeouts per listener (`setTimeouts`, from the `timeouts` plugin; CoreDNS's read/write/idle of
+ * its TCP servers). Unset ones fall back to the budget's `idleTimeoutMs`:
+ *  - read: a new connection must deliver its first query within it, and any query whose first
+ *    byte arrived must be complete within it (a trickling client is cut: slow_frame);
+ *  - idle: after the first query, a connection with nothing in flight is closed after this
+ *    long without traffic;
+ *  - write: unsent replies that make no progress for this long destroy the connection (write_stall).
  */
 import { Buffer } from 'node:buffer';
 import net from 'node:net';
@@ -342,6 +350,13 @@ export function collectTcp(budget: TcpBudget, out: SnapshotBuilder): void {
 export const tcpStats = new TcpStats();
 export const tcpBudget = new TcpBudget(tcpLimitsFor(openFilesLimit(readProcLimits())), tcpStats);
 
+/** A listener's TCP timeouts (ms); null: the budget's idleTimeoutMs. */
+export interface TcpTimeouts {
+  readTimeoutMs: number | null;
+  writeTimeoutMs: number | null;
+  idleTimeoutMs: number | null;
+}
+
 export class TcpConnection implements ResponseWriter {
   private readonly socket: net.Socket;
   private readonly listener: TcpListener;
@@ -385,6 +400,12 @@ export class TcpConnection implements ResponseWriter {
   private readonly remotePort: number;
   private readonly onFlushed = (err?: Error | null): void => this.flushed(err);
   private readonly onStall = (): void => this.abort(TcpCloseReason.WRITE_STALL);
+  /** Timeouts of this connection (the listener's when it was accepted). */
+  private readonly readTimeoutMs: number;
+  private readonly writeTimeoutMs: number;
+  private readonly idleTimeoutMs: number;
+  /** Still waiting for its first query (the socket timeout is the read timeout until then). */
+  private firstQuery = true;
 
   constructor(socket: net.Socket, listener: TcpListener, share: ClientShare) {
     this.socket = socket;
@@ -395,8 +416,11 @@ export class TcpConnection implements ResponseWriter {
     this.family = socket.remoteFamily === 'IPv6' ? 6 : 4;
     this.remoteAddress = share.address;
     this.remotePort = socket.remotePort ?? 0;
+    this.readTimeoutMs = listener.readTimeoutMs;
+    this.writeTimeoutMs = listener.writeTimeoutMs;
+    this.idleTimeoutMs = listener.idleTimeoutMs;
     socket.setNoDelay(true);
-    socket.setTimeout(this.limits.idleTimeoutMs);
+    socket.setTimeout(this.readTimeoutMs);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('timeout', () => this.onTimeout());
     socket.on('error', () => this.destroy());
@@ -414,7 +438,7 @@ export class TcpConnection implements ResponseWriter {
 
   private onData(chunk: Buffer): void {
     if (this.dead) return;
-    if (this.chunkBytes > 0 && performance.now() - this.chunkSinceMs > this.limits.idleTimeoutMs) {
+    if (this.chunkBytes > 0 && performance.now() - this.chunkSinceMs > this.readTimeoutMs) {
       // RFC 7766 §6.2.3 idle timeout applied to a whole frame: a client trickling bytes
       // does not keep a connection (and its buffer) forever.
       this.abort(TcpCloseReason.SLOW_FRAME);
@@ -470,6 +494,10 @@ export class TcpConnection implements ResponseWriter {
   }
 
   private query(msg: Buffer): void {
+    if (this.firstQuery) {
+      this.firstQuery = false;
+      if (this.idleTimeoutMs !== this.readTimeoutMs) this.socket.setTimeout(this.idleTimeoutMs);
+    }
     this.inFlight++;
     this.inFlightBytes += msg.length;
     this.tookQuery = true;
@@ -510,6 +538,7 @@ export class TcpConnection implements ResponseWriter {
         }
       }
       this.unsentBytes = this.socket.writableLength;
+      if (this.unsentBytes > 0) this.startStallTimer();
       if (this.unsentBytes > this.limits.maxUnsentBytesPerConnection) this.abort(TcpCloseReason.UNSENT_LIMIT);
       else if (this.unsentBytes > this.limits.unsentHighWaterBytes) this.pause(TcpPauseReason.UNSENT);
     }
@@ -525,10 +554,12 @@ export class TcpConnection implements ResponseWriter {
       return;
     }
     this.unsentBytes = this.socket.writableLength;
-    if (this.unsentBytes === 0) this.scratchHeldBytes = 0;
+    if (this.unsentBytes === 0) {
+      this.scratchHeldBytes = 0;
+      this.stopStallTimer();
+    }
     if (this.unsentBytes === 0 && this.pausedUnsent) {
       this.pausedUnsent = false;
-      this.stopStallTimer();
       this.unpaused();
     } else if (this.stallTimer !== null) {
       // Progress: the client reads.
@@ -559,10 +590,7 @@ export class TcpConnection implements ResponseWriter {
     } else {
       if (this.pausedUnsent) return;
       this.pausedUnsent = true;
-      // Node's own socket timeout would wait up to twice as long (it skips once when the write
-      // queue changed since the last write), so the stall has its own timer.
-      this.stallTimer = setTimeout(this.onStall, this.limits.idleTimeoutMs);
-      this.stallTimer.unref();
+      this.startStallTimer();
     }
     this.budget.stats.count(this.budget.stats.readPauses, reason);
     this.socket.pause();
@@ -574,6 +602,17 @@ export class TcpConnection implements ResponseWriter {
     this.socket.resume();
     if (this.chunkBytes > 0) this.chunkSinceMs = performance.now();
     this.parse();
+  }
+
+  /**
+   * Times unsent replies: after the write timeout without a write completing, the connection
+   * is destroyed. Node's own socket timeout would wait up to twice as long (it skips once when
+   * the write queue changed since the last write), so the stall has its own timer.
+   */
+  private startStallTimer(): void {
+    if (this.stallTimer !== null) return;
+    this.stallTimer = setTimeout(this.onStall, this.writeTimeoutMs);
+    this.stallTimer.unref();
   }
 
   private stopStallTimer(): void {
@@ -598,7 +637,11 @@ export class TcpConnection implements ResponseWriter {
   }
 
   private onTimeout(): void {
-    if (this.socket.writableLength > 0) this.abort(TcpCloseReason.WRITE_STALL);
+    if (this.socket.writableLength > 0) {
+      // Unsent replies are timed by the stall timer (the write timeout).
+      if (this.stallTimer === null) this.abort(TcpCloseReason.WRITE_STALL);
+      return;
+    }
     else if (this.inFlight === 0) this.close();
   }
 
@@ -681,6 +724,10 @@ export class TcpListener {
   private readonly reusePort: boolean;
   draining = false;
   accepted = 0;
+  /** Timeouts new connections get (see setTimeouts). */
+  readTimeoutMs: number;
+  writeTimeoutMs: number;
+  idleTimeoutMs: number;
   /** Reused for framing replies while the kernel takes them whole (see TcpConnection.writeMsg). */
   private scratchBuf: Buffer | null = null;
 
@@ -690,6 +737,7 @@ export class TcpListener {
     this.dispatcher = dispatcher;
     this.budget = budget;
     this.reusePort = reusePort;
+    this.readTimeoutMs = this.writeTimeoutMs = this.idleTimeoutMs = budget.limits.idleTimeoutMs;
     // Half-open: a client's FIN ends its queries, not our replies (RFC 7766 §6.2.4).
     this.server = net.createServer({ noDelay: true, pauseOnConnect: false, allowHalfOpen: true, highWaterMark: READ_HIGH_WATER_BYTES }, (socket) => this.onConnection(socket));
     this.server.on('error', (err: NodeJS.ErrnoException) => this.onServerError(err));
@@ -697,6 +745,18 @@ export class TcpListener {
 
   get limits(): TcpLimits {
     return this.budget.limits;
+  }
+
+  /**
+   * The read, write and idle timeouts of connections accepted from now on (the `timeouts`
+   * plugin of the block(s) served here); a null one is the budget's idleTimeoutMs. Open
+   * connections keep the timeouts they were accepted with.
+   */
+  setTimeouts(t: TcpTimeouts): void {
+    const dflt = this.budget.limits.idleTimeoutMs;
+    this.readTimeoutMs = t.readTimeoutMs ?? dflt;
+    this.writeTimeoutMs = t.writeTimeoutMs ?? dflt;
+    this.idleTimeoutMs = t.idleTimeoutMs ?? dflt;
   }
 
   /** A buffer of at least `bytes` for one write (small replies share a small one). */

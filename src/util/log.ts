@@ -18,6 +18,22 @@
 import type { Logger } from '../plugin.ts';
 
 let quiet = false;
+/** `debug` in any server block (or NLD_DEBUG in the environment): print [DEBUG] lines. */
+let debugOutput = false;
+
+/**
+ * Turns `[DEBUG]` lines on or off process-wide: CoreDNS's `debug` plugin in at least one
+ * server block enables log.Debug output globally. The engine calls this after each load with
+ * "some block has `debug`". NLD_DEBUG=1 in the environment keeps them on regardless.
+ */
+export function setDebugOutput(on: boolean): void {
+  debugOutput = on;
+}
+
+/** Whether `[DEBUG]` lines are printed now. */
+export function debugOutputEnabled(): boolean {
+  return debugOutput || !!process.env.NLD_DEBUG;
+}
 
 /** `-quiet`: suppress INFO lines (warnings and errors still go out). */
 export function setQuiet(q: boolean): void {
@@ -74,7 +90,7 @@ function make(prefix: string, withTimestamp: boolean): Logger {
       writeLine('stderr', `${ts()}[ERROR] ${pre}${msg}\n`);
     },
     debug(msg) {
-      if (process.env.NLD_DEBUG) writeLine('stdout', `${ts()}[DEBUG] ${pre}${msg}\n`);
+      if (debugOutputEnabled()) writeLine('stdout', `${ts()}[DEBUG] ${pre}${msg}\n`);
     },
   };
 }
