@@ -418,9 +418,15 @@ function countLines(s: string): number {
 
 // ------------------------------------------------------------------ compile-time checks
 
+/**
+ * Finds, before any query, what Go only reports when the template runs (a misspelt field, a
+ * wrong argument count): those templates still compile, as in Go, and fail at every execution;
+ * the problems are listed in GoTemplate.warnings for the caller to log.
+ */
 class Checker {
   private readonly funcs: ReadonlyMap<string, TemplateFunc>;
   private readonly data: TypeSpec;
+  readonly warnings: string[] = [];
   constructor(funcs: ReadonlyMap<string, TemplateFunc>, data: TypeSpec) {
     this.funcs = funcs;
     this.data = data;
@@ -430,10 +436,16 @@ class Checker {
     return this.funcs.has(name);
   }
 
+  private warnAt(p: Parser, line: number, msg: string): TypeSpec {
+    void p;
+    this.warnings.push(`line ${line}: ${msg}`);
+    return 'any';
+  }
+
   /** Checks a whole action: field chains, argument counts, that the result can be printed. */
   pipeline(pipe: Pipeline, p: Parser): void {
     const t = this.pipeType(pipe, p);
-    if (isStruct(t) && t.printable === false) p.fail(`printing a value of type ${t.goName} is not supported by node-local-dns templates`, pipe.line);
+    if (isStruct(t) && t.printable === false) this.warnAt(p, pipe.line, `printing a value of type ${t.goName} is not supported by node-local-dns templates`);
   }
 
   private pipeType(pipe: Pipeline, p: Parser): TypeSpec {
@@ -450,7 +462,7 @@ class Checker {
     for (const a of cmd.args.slice(1)) this.argType(a, p, line);
     if (first.kind === 'ident') {
       const f = this.funcs.get(first.name)!;
-      if (f.args !== null && f.args !== nargs) p.fail(`wrong number of args for ${first.name}: want ${f.args} got ${nargs}`, line);
+      if (f.args !== null && f.args !== nargs) return this.warnAt(p, line, `wrong number of args for ${first.name}: want ${f.args} got ${nargs}`);
       if (first.name === 'index' && cmd.args.length >= 2 && !piped) {
         let t = this.argType(cmd.args[1]!, p, line);
         for (let i = 2; i < cmd.args.length; i++) t = typeof t === 'object' && ('list' in t || 'map' in t) ? ('list' in t ? t.list : t.map) : 'any';
@@ -461,13 +473,13 @@ class Checker {
     if (first.kind === 'field') {
       const { type, method } = this.fieldType(first, p, line);
       if (method !== null) {
-        if (method.args >= 0 && method.args !== nargs) p.fail(`wrong number of args for ${first.chain[first.chain.length - 1]}: want ${method.args} got ${nargs}`, line);
+        if (method.args >= 0 && method.args !== nargs) return this.warnAt(p, line, `wrong number of args for ${first.chain[first.chain.length - 1]}: want ${method.args} got ${nargs}`);
         return method.result;
       }
-      if (nargs > 0) p.fail(`can't give argument to non-function .${first.chain.join('.')}`, line);
+      if (nargs > 0) return this.warnAt(p, line, `can't give argument to non-function .${first.chain.join('.')}`);
       return type;
     }
-    if (nargs > 0) p.fail(`can't give argument to non-function ${describeOperand(first)}`, line);
+    if (nargs > 0) return this.warnAt(p, line, `can't give argument to non-function ${describeOperand(first)}`);
     return this.argType(first, p, line);
   }
 
@@ -487,13 +499,13 @@ class Checker {
         return this.pipeType(a.pipe, p);
       case 'ident': {
         const f = this.funcs.get(a.name)!;
-        if (f.args !== null && f.args !== 0) p.fail(`wrong number of args for ${a.name}: want ${f.args} got 0`, line);
+        if (f.args !== null && f.args !== 0) return this.warnAt(p, line, `wrong number of args for ${a.name}: want ${f.args} got 0`);
         return f.result;
       }
       case 'field': {
         const { type, method } = this.fieldType(a, p, line);
         if (method !== null) {
-          if (method.args > 0) p.fail(`wrong number of args for ${a.chain[a.chain.length - 1]}: want ${method.args} got 0`, line);
+          if (method.args > 0) return this.warnAt(p, line, `wrong number of args for ${a.chain[a.chain.length - 1]}: want ${method.args} got 0`);
           return method.result;
         }
         return type;
@@ -514,15 +526,15 @@ class Checker {
       if (isStruct(t)) {
         const m = t.methods?.[name];
         if (m !== undefined) {
-          if (!last) p.fail(`method ${name} must be the last element of a field chain in node-local-dns templates`, line);
+          if (!last) return { type: this.warnAt(p, line, `method ${name} must be the last element of a field chain in node-local-dns templates`), method: null };
           return { type: m.result, method: m };
         }
         const ft = t.fields[name];
-        if (ft === undefined) p.fail(`can't evaluate field ${name} in type ${t.goName}`, line);
+        if (ft === undefined) return { type: this.warnAt(p, line, `can't evaluate field ${name} in type ${t.goName}`), method: null };
         t = ft;
         continue;
       }
-      p.fail(`can't evaluate field ${name} in type ${goTypeName(t)}`, line);
+      return { type: this.warnAt(p, line, `can't evaluate field ${name} in type ${goTypeName(t)}`), method: null };
     }
     return { type: t, method: null };
   }
@@ -562,6 +574,17 @@ function kindName(v: unknown): string {
   if (Array.isArray(v)) return 'slice';
   if (v instanceof Map) return 'map';
   return 'struct';
+}
+
+/** Go's name for the type of a run-time value (a struct class may say it in a static `goName`). */
+function goTypeOf(v: unknown): string {
+  if (typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Map)) {
+    const n = (v.constructor as { goName?: unknown }).goName;
+    if (typeof n === 'string') return n;
+  }
+  if (typeof v === 'string') return 'string';
+  if (Array.isArray(v)) return '[]interface {}';
+  return kindName(v);
 }
 
 /** Go's truth (text/template `truth`): false, 0, "", nil, empty slices and maps are false. */
@@ -869,14 +892,20 @@ export interface CompileOptions {
 export class GoTemplate {
   readonly name: string;
   readonly source: string;
+  /**
+   * What the compile-time checks found that Go reports only when the template runs (each
+   * execution then fails the same way): `line N: can't evaluate field X in type T`.
+   */
+  readonly warnings: readonly string[];
   private readonly nodes: Node[];
   private readonly funcs: ReadonlyMap<string, TemplateFunc>;
 
-  constructor(name: string, source: string, nodes: Node[], funcs: ReadonlyMap<string, TemplateFunc>) {
+  constructor(name: string, source: string, nodes: Node[], funcs: ReadonlyMap<string, TemplateFunc>, warnings: readonly string[] = []) {
     this.name = name;
     this.source = source;
     this.nodes = nodes;
     this.funcs = funcs;
+    this.warnings = warnings;
   }
 
   /** The template as Go's parse tree prints it (`Tree.Root.String()`): `{{.Name}} 60 IN A ...`. */
@@ -936,13 +965,16 @@ export class GoTemplate {
       }
       const args = rest.map((a) => this.evalArg(a, dot));
       if (piped) args.push(final);
-      return this.funcs.get(name)!.call(args);
+      const f = this.funcs.get(name)!;
+      if (f.args !== null && args.length !== f.args) throw new TemplateError(`wrong number of args for ${name}: want ${f.args} got ${args.length}`);
+      return f.call(args);
     }
     if (first.kind === 'field') {
       const args = rest.map((a) => this.evalArg(a, dot));
       if (piped) args.push(final);
       return this.evalField(first, dot, args);
     }
+    if (rest.length > 0 || piped) throw new TemplateError(`can't give argument to non-function ${describeOperand(first)}`);
     return this.evalArg(first, dot);
   }
 
@@ -958,8 +990,11 @@ export class GoTemplate {
         return null;
       case 'pipe':
         return this.evalPipe(a.pipe, dot);
-      case 'ident':
-        return this.funcs.get(a.name)!.call([]);
+      case 'ident': {
+        const f = this.funcs.get(a.name)!;
+        if (f.args !== null && f.args !== 0) throw new TemplateError(`wrong number of args for ${a.name}: want ${f.args} got 0`);
+        return f.call([]);
+      }
       case 'field':
         return this.evalField(a, dot, []);
     }
@@ -975,10 +1010,15 @@ export class GoTemplate {
         v = v.has(name) ? v.get(name) : NO_VALUE;
         continue;
       }
-      if (typeof v !== 'object' || Array.isArray(v) || !(name in v)) throw new TemplateError(`can't evaluate field ${name} in type ${kindName(v)}`);
+      if (typeof v !== 'object' || Array.isArray(v) || !Object.hasOwn(v, name) && typeof (v as Record<string, unknown>)[name] !== 'function' || name === 'goString' || name === 'constructor') {
+        throw new TemplateError(`can't evaluate field ${name} in type ${goTypeOf(v)}`);
+      }
       const member = (v as Record<string, unknown>)[name];
       if (typeof member === 'function') {
-        v = (member as (...a: unknown[]) => unknown).apply(v, last ? args : []);
+        const fn = member as (...a: unknown[]) => unknown;
+        const given = last ? args : [];
+        if (given.length !== fn.length) throw new TemplateError(`wrong number of args for ${name}: want ${fn.length} got ${given.length}`);
+        v = fn.apply(v, given);
         if (last) return v;
         continue;
       }
@@ -1023,7 +1063,7 @@ export function compileTemplate(name: string, text: string, opts: CompileOptions
   for (const [k, f] of Object.entries(opts.funcs ?? {})) funcs.set(k, f);
   const checker = new Checker(funcs, opts.data ?? 'any');
   const nodes = new Parser(name, text, checker).parse();
-  return new GoTemplate(name, text, nodes, funcs);
+  return new GoTemplate(name, text, nodes, funcs, checker.warnings);
 }
 
 // ------------------------------------------------------------------ strconv.ParseUint

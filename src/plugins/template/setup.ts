@@ -83,9 +83,12 @@ function argsOrErr(line: Directive): Token[] {
   return line.args;
 }
 
-function compileRR(section: string, line: Directive, tok: Token): GoTemplate {
+function compileRR(section: string, line: Directive, tok: Token, warn: (msg: string) => void): GoTemplate {
   try {
-    return compileTemplate(section, tok.text, { funcs: TEMPLATE_FUNCS, data: DATA_TYPE });
+    const t = compileTemplate(section, tok.text, { funcs: TEMPLATE_FUNCS, data: DATA_TYPE });
+    // Go reports these only when the template runs; CoreDNS loads such a Corefile, so do we.
+    for (const w of t.warnings) warn(`${tok.file}:${tok.line} - template ${section} ${JSON.stringify(tok.text)} will fail on every query it matches: ${w.replace(/^line \d+: /, '')}`);
+    return t;
   } catch (err) {
     if (!(err instanceof TemplateError)) throw err;
     // CoreDNS names the last word of the line (c.Val() after RemainingArgs).
@@ -100,7 +103,7 @@ function zonesOf(toks: readonly Token[], fallback: readonly string[]): string[] 
 }
 
 /** One `template` directive. */
-export function parseTemplateDirective(d: Directive, blockZones: readonly string[]): TemplateRule {
+export function parseTemplateDirective(d: Directive, blockZones: readonly string[], warn: (msg: string) => void = () => {}): TemplateRule {
   if (d.args.length === 0) argCountError(d);
   const classTok = d.args[0]!;
   const qclass = CLASS_BY_NAME.get(classTok.text);
@@ -141,7 +144,7 @@ export function parseTemplateDirective(d: Directive, blockZones: readonly string
       case 'answer':
       case 'additional':
       case 'authority':
-        for (const tok of argsOrErr(line)) rule[line.name].push(compileRR(line.name, line, tok));
+        for (const tok of argsOrErr(line)) rule[line.name].push(compileRR(line.name, line, tok, warn));
         break;
       case 'var':
       case 'expr':
@@ -188,7 +191,7 @@ export const templateSetup: PluginSetup = {
     return templateSetup.setupAll!([d], ctx);
   },
   setupAll(ds: readonly Directive[], ctx: SetupContext): Plugin {
-    return new TemplatePlugin(ds.map((d) => parseTemplateDirective(d, ctx.zones)));
+    return new TemplatePlugin(ds.map((d) => parseTemplateDirective(d, ctx.zones, (m) => ctx.log.warn(`plugin/template: ${m}`))));
   },
   collectGlobal: collectTemplateGlobal,
 };

@@ -88,6 +88,7 @@ export function matchZone(zones: readonly string[], name: string): string {
 
 /** dns.Question as a template sees it; prints as miekg does (`;name.\tIN\t A`). */
 export class QuestionView {
+  static readonly goName = '*dns.Question';
   readonly Name: string;
   readonly Qtype: bigint;
   readonly Qclass: bigint;
@@ -106,6 +107,7 @@ export class QuestionView {
 
 /** The incoming dns.Msg's header fields and question (the parts a query has). */
 export class MessageView {
+  static readonly goName = '*dns.Msg';
   readonly Id: bigint;
   readonly Response: boolean;
   readonly Opcode: bigint;
@@ -132,10 +134,15 @@ export class MessageView {
     this.Rcode = BigInt(flags & Flag.RCODE_MASK);
     this.Question = [q];
   }
+  /** miekg prints a whole message as dig does: not a record, so not supported. */
+  goString(): string {
+    throw new TemplateError('printing a value of type *dns.Msg is not supported by node-local-dns templates');
+  }
 }
 
 /** CoreDNS's templateData. */
 export class TemplateData {
+  static readonly goName = '*template.templateData';
   Zone = '';
   Name = '';
   Regex = '';
@@ -154,7 +161,7 @@ export class TemplateData {
   }
   /** The value of a metadata label ("" without the metadata plugin or the label). */
   Meta(label: unknown): string {
-    if (typeof label !== 'string') throw new TemplateError(`wrong type for value; expected string; got ${typeof label}`);
+    if (typeof label !== 'string') throw new TemplateError(label === undefined ? 'invalid value; expected string' : `wrong type for value; expected string; got ${typeof label}`);
     const f = this.md?.get(label);
     return f === undefined ? '' : f();
   }
