@@ -308,6 +308,8 @@ class Exchange implements Attempt, TimeoutNode {
       this.noteDialFailure(err.code, err.phase);
       return false;
     }
+    const tap = this.req.tap;
+    if (tap !== null) tap.forwarderQuery(this.req, { address: up.address.host, port: up.address.port, proto: proto === TCP ? 'tcp' : 'udp' }, this.req.msg, this.queryLen);
     f.timeouts.add(this, f.tuning.readTimeoutMs);
     return true;
   }
@@ -384,6 +386,8 @@ class Exchange implements Attempt, TimeoutNode {
     f.timeouts.remove(this);
     if (this.done) return;
     const up = this.up!;
+    const tap = this.req.tap;
+    if (tap !== null) tap.forwarderResponse(this.req, { address: up.address.host, port: up.address.port, proto: this.proto === TCP ? 'tcp' : 'udp' }, buf, len, this.tryStartMs);
     up.stats.observeResponse(fullRcode(buf, len), (f.clock() - this.tryStartMs) / 1000);
     if ((buf[2]! & 0x02) !== 0 && this.proto === UDP) {
       // TC=1 over UDP: ask the same upstream again over TCP (RFC 7766 §5). Should that fail,
