@@ -24,7 +24,8 @@
 import type { Plugin, PluginSetup, SetupContext } from '../../plugin.ts';
 import type { Directive, Token } from '../../corefile/types.ts';
 import { argCountError, blockLines, errorAt } from '../../corefile/setup-helpers.ts';
-import { parseServerKey } from '../../corefile/address.ts';
+import { normalizeZone, parseServerKey } from '../../corefile/address.ts';
+import { CorefileError } from '../../corefile/errors.ts';
 import { rrTypeFromName } from '../../wire/codec.ts';
 import { compileTemplate, TemplateError, type GoTemplate } from '../../util/gotemplate.ts';
 import { compileGoRegex, RegexTranslateError } from './regex.ts';
@@ -97,9 +98,21 @@ function compileRR(section: string, line: Directive, tok: Token, warn: (msg: str
   }
 }
 
+/**
+ * Zones of the arguments (CoreDNS plugin.OriginsFromArgsOrServerBlock): a CIDR is its reverse
+ * zone, a `:port` is dropped; a word that is no valid name is kept lower-cased and fully
+ * qualified (CoreDNS does not check it either; it just matches no query).
+ */
 function zonesOf(toks: readonly Token[], fallback: readonly string[]): string[] {
   if (toks.length === 0) return [...fallback];
-  return toks.map((t) => parseServerKey(t).zone);
+  return toks.map((t) => {
+    try {
+      return parseServerKey(t).zone;
+    } catch (err) {
+      if (err instanceof CorefileError) return normalizeZone(t.text);
+      throw err;
+    }
+  });
 }
 
 /** One `template` directive. */
