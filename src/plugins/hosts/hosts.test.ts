@@ -263,3 +263,23 @@ test('hosts: queries before the first read wait for it; a reload takes over the 
   const r = ask(q, 'early.example.', 'A');
   assert.deepEqual(rrs(r.msg), ['early.example 3600 A 10.0.0.1'], 'served before the new instance starts');
 });
+
+test('hosts: an unexpected error in a timed check is logged and the timer goes on', async (t) => {
+  const path = fixture('10.0.0.1 one.example\n');
+  const log = new MemoryLogger();
+  const p = await plugin(t, path, '', 'reload 20ms', log);
+  const real = (p as unknown as { check: () => Promise<void> }).check.bind(p);
+  let calls = 0;
+  (p as unknown as { check: () => Promise<void> }).check = async () => {
+    calls++;
+    if (calls === 1) throw new Error('boom');
+    return real();
+  };
+  writeFileSync(path, '10.0.0.2 one.example and.more\n');
+  const until = Date.now() + 5000;
+  while (Date.now() < until && calls < 3) await new Promise((r) => setTimeout(r, 10));
+  await p.idle();
+  assert.ok(calls >= 3, 'checks go on after the failed one');
+  assert.deepEqual(log.lines, ['ERROR plugin/hosts: reading ' + path + ' failed: boom']);
+  assert.deepEqual(rrs(ask(p, 'one.example.', 'A').msg), ['one.example 3600 A 10.0.0.2']);
+});
