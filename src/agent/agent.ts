@@ -5,7 +5,8 @@
  *     as is) with the kube-dns ConfigMap from `-kubednscm`, and write it to `-conf`.
  *  2. Set up the interface holding the local IPs (`-setupinterface`).
  *  3. Start the DNS engine on the written Corefile.
- *  4. Only then install the iptables rules (`-setupiptables`), so that a server that fails to start
+ *  4. Only then install the iptables rules (`-setupiptables`, written by the back end `-rulesbackend`
+ *     chooses: rules.ts), so that a server that fails to start
  *     never receives the node's DNS traffic; write `-pidfile`. (A primary joining a live peer
  *     checks the rules before step 3: that peer already serves the addresses.)
  *  5. Every `-syncinterval`: re-ensure rules and interface, counting failures in
@@ -47,10 +48,10 @@ import {
 } from './configmap.ts';
 import type { CommandRunner } from './exec.ts';
 import { IFACE_ERROR_CODES, InterfaceError, InterfaceManager } from './iface.ts';
-import { IptablesManager, nodeLocalDnsRules } from './iptables.ts';
+import { chooseRulesBackend, createRulesBackend, type RulesBackend } from './rules.ts';
 import { SETUP_ERROR_TYPES, SetupMetrics } from './setup-metrics.ts';
 import { TemplateError, renderCorefile } from './template.ts';
-import { CLUSTER_ZONES_ENV } from '../plugins/cache/setup.ts';
+import { CLUSTER_ZONES_ENV } from '../config/cluster-zones.ts';
 import {
   PEER_PHASES,
   PEER_ROLES,
@@ -74,7 +75,7 @@ export interface AgentDeps {
   log?: Logger;
   /** Environment for __PILLAR__CLUSTER__DNS__ (default process.env). */
   env?: Readonly<Record<string, string | undefined>>;
-  /** Runs ip/iptables (default: execFile in this process's network namespace). */
+  /** Runs ip/iptables/nft (default: execFile in this process's network namespace). */
   runner?: CommandRunner;
   /** Shown in the start-up line (default: VERSION from package.json). */
   version?: string;
@@ -157,7 +158,7 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
   if (role === PEER_ROLES.standby && (opts.peerDir === '' || opts.localIps.length === 0)) {
     throw new AgentError('-standby needs -localip and a -peerdir shared with the primary');
   }
-  const managed = [opts.setupInterface ? `interface ${opts.interfaceName}` : '', opts.setupIptables ? 'iptables rules' : ''].filter((x) => x !== '');
+  const managed = [opts.setupInterface ? `interface ${opts.interfaceName}` : '', opts.setupIptables ? (opts.rulesBackend === 'auto' ? 'packet-filter rules (-rulesbackend auto)' : `${opts.rulesBackend} rules`) : ''].filter((x) => x !== '');
   if (role === PEER_ROLES.standby) {
     log.info(
       `Role: standby - serves ${opts.localIps.join(', ')} beside the primary; never sets up or repairs the ` +
@@ -222,7 +223,7 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
   };
 
   // The cache's stale default follows the template's cluster blocks unless the operator named
-  // the zones (src/plugins/cache/setup.ts). Worker threads copy the environment when they start.
+  // the zones (src/config/cluster-zones.ts). Worker threads copy the environment when they start.
   const clusterZonesPreset = (env[CLUSTER_ZONES_ENV] ?? '').trim() !== '';
   let clusterZonesShown = '';
 
@@ -315,13 +316,20 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
     throw err;
   }
 
-  const iptables = opts.setupIptables
-    ? new IptablesManager(nodeLocalDnsRules(opts.localIps, opts.dnsPort, opts.healthPort), {
-        runner,
-        log,
-        onError: (type) => metrics.inc(type),
-      })
-    : undefined;
+  let rules: RulesBackend | undefined;
+  if (opts.setupIptables) {
+    const choice = await chooseRulesBackend(opts.rulesBackend, { runner, ipv6: opts.ipFamily === 6 });
+    // The default (iptables) logs nothing new: node-cache's start-up lines stay as they were.
+    if (opts.rulesBackend !== 'iptables') log.info(`Rules back end: ${choice.kind} (${choice.reason})`);
+    rules = createRulesBackend(choice.kind, {
+      localIps: opts.localIps,
+      dnsPort: opts.dnsPort,
+      healthPort: opts.healthPort,
+      runner,
+      log,
+      onError: (type) => metrics.inc(type),
+    });
+  }
 
   /**
    * Leaves the peer directory, then removes rules and interface unless `-skipteardown` or a live
@@ -330,7 +338,7 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
    */
   const teardownIfLast = async (): Promise<void> => {
     await registry?.leave();
-    if (opts.skipTeardown || (!iface && !iptables)) return;
+    if (opts.skipTeardown || (!iface && !rules)) return;
     if (registry) {
       const peers = await registry.peers();
       if (peers.length > 0) {
@@ -340,7 +348,7 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
       log.info(`No other instance alive in ${opts.peerDir}: this ${role} is the last one`);
     }
     log.info('Tearing down');
-    await iptables?.teardown();
+    await rules?.teardown();
     if (iface) {
       try {
         await iface.remove();
@@ -363,12 +371,12 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
   // of the checks (one iptables process per rule) does not land while our sockets take their
   // first share of the traffic. Alone, node-cache's order applies: rules only once serving.
   let rulesFirst = false;
-  if (role === PEER_ROLES.primary && registry && iptables) {
+  if (role === PEER_ROLES.primary && registry && rules) {
     const live = await registry.peers();
     if (live.length > 0) {
       rulesFirst = true;
-      log.info(`Joining ${live.map(describePeer).join(', ')}: checking the iptables rules before serving`);
-      await iptables.ensureAll();
+      log.info(`Joining ${live.map(describePeer).join(', ')}: checking the ${rules.kind} rules before serving`);
+      await rules.ensureAll();
     }
   }
 
@@ -395,7 +403,7 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
       log.error(`Failed to write pidfile ${opts.pidfile}: ${(err as Error).message}`);
     }
   }
-  if (role === PEER_ROLES.primary && !rulesFirst) await iptables?.ensureAll();
+  if (role === PEER_ROLES.primary && !rulesFirst) await rules?.ensureAll();
 
   // --- 5. periodic network sync (primary) / primary watch (standby) --------------------------
   let stopping = false;
@@ -404,7 +412,7 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
     if (syncing) return syncing;
     syncing = (async () => {
       if (stopping) return;
-      await iptables?.ensureAll();
+      await rules?.ensureAll();
       if (stopping) return;
       await ensureInterface(false);
     })().finally(() => {
@@ -504,7 +512,7 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
     });
     await watcher.start();
   }
-  const setUp = [iface ? `interface ${opts.interfaceName}` : '', iptables ? `${iptables.rules.length} iptables rules` : ''].filter((x) => x !== '');
+  const setUp = [iface ? `interface ${opts.interfaceName}` : '', rules ? rules.describe() : ''].filter((x) => x !== '');
   if (registry) registry.phase = PEER_PHASES.serving;
   if (role === PEER_ROLES.standby) {
     log.info(`Start-up complete: serving ${opts.localIps.join(', ')} as standby; interface and iptables rules are the primary's`);

@@ -70,3 +70,14 @@ test('exec: output beyond the bound ends the command with CommandError', { timeo
   assert.ok(err instanceof CommandError);
   assert.match(err.message, /output larger than 65536 bytes/);
 });
+
+test('exec: input is written to the child\'s stdin and closed; without it stdin is empty', async () => {
+  assert.deepEqual(await execRunner('sh', ['-c', 'cat; echo end'], { input: 'line 1\nline 2\n' }), { code: 0, stdout: 'line 1\nline 2\nend\n', stderr: '' });
+  assert.deepEqual(await execRunner('sh', ['-c', 'cat; echo end'], { input: '' }), { code: 0, stdout: 'end\n', stderr: '' });
+  assert.deepEqual(await execRunner('sh', ['-c', 'cat; echo end']), { code: 0, stdout: 'end\n', stderr: '' });
+});
+
+test('exec: a child that exits without reading a large input reports its exit status (no EPIPE escapes)', async () => {
+  const r = await execRunner('sh', ['-c', 'exit 7'], { input: 'x'.repeat(4 << 20) });
+  assert.equal(r.code, 7);
+});

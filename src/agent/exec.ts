@@ -1,5 +1,5 @@
 /**
- * Running the host's network tools (`ip`, `iptables`, `ip6tables`) without a shell.
+ * Running the host's network tools (`ip`, `iptables`, `ip6tables`, `nft`) without a shell.
  *
  * Contract: a CommandRunner never throws for a non-zero exit status; it resolves with the
  * status and both output streams so callers can classify failures (e.g. `iptables -C` exits 1
@@ -16,7 +16,12 @@ export interface CommandResult {
   stderr: string;
 }
 
-export type CommandRunner = (file: string, args: readonly string[]) => Promise<CommandResult>;
+export interface CommandOptions {
+  /** Written to the child's standard input, which is then closed (e.g. `nft -f -`); without it stdin is /dev/null. */
+  input?: string;
+}
+
+export type CommandRunner = (file: string, args: readonly string[], opts?: CommandOptions) => Promise<CommandResult>;
 
 export class CommandError extends Error {
   readonly code = 'ERR_COMMAND' as const;
@@ -57,11 +62,12 @@ export function createExecRunner(o: ExecRunnerOptions = {}): CommandRunner {
   const killGraceMs = o.killGraceMs ?? COMMAND_KILL_GRACE_MS;
   const stdioGraceMs = o.stdioGraceMs ?? COMMAND_STDIO_GRACE_MS;
   const maxOutputBytes = o.maxOutputBytes ?? COMMAND_MAX_OUTPUT_BYTES;
-  return (file, args) =>
+  return (file, args, opts) =>
     new Promise((resolve, reject) => {
       let child: ChildProcess;
+      const input = opts?.input;
       try {
-        child = spawn(file, [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+        child = spawn(file, [...args], { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
       } catch (err) {
         reject(new CommandError(file, err as Error));
         return;
@@ -80,6 +86,7 @@ export function createExecRunner(o: ExecRunnerOptions = {}): CommandRunner {
         if (settled) return;
         settled = true;
         for (const t of timers) clearTimeout(t);
+        child.stdin?.destroy();
         child.stdout?.destroy();
         child.stderr?.destroy();
         if (fail !== undefined) {
@@ -106,6 +113,11 @@ export function createExecRunner(o: ExecRunnerOptions = {}): CommandRunner {
       });
       // Without a pid the spawn failed (EMFILE leaves no output pipes); 'error' follows.
       if (child.pid === undefined) return;
+      if (input !== undefined && child.stdin) {
+        // A child that exits without reading all of it (EPIPE) reports through its exit status.
+        child.stdin.on('error', () => undefined);
+        child.stdin.end(input);
+      }
       child.stdout?.on('data', collect(out, 'out'));
       child.stderr?.on('data', collect(err, 'err'));
       child.stdout?.on('error', () => undefined);
@@ -141,7 +153,7 @@ export const execRunner: CommandRunner = createExecRunner();
  * Used by tests and tools that drive a namespace from outside it.
  */
 export function netnsRunner(ns: string, base: CommandRunner = execRunner): CommandRunner {
-  return (file, args) => base('ip', ['netns', 'exec', ns, file, ...args]);
+  return (file, args, opts) => base('ip', ['netns', 'exec', ns, file, ...args], opts);
 }
 
 /** First non-empty line of a tool's error output, for log messages. */

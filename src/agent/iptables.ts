@@ -21,7 +21,10 @@
 import { isIP } from 'node:net';
 import type { Logger } from '../plugin.ts';
 import { execRunner, firstLine, type CommandRunner } from './exec.ts';
+import type { EnsureRulesResult, RulesBackend, TeardownRulesResult } from './rules.ts';
 import { SETUP_ERROR_TYPES, type SetupErrorType } from './setup-metrics.ts';
+
+export type { EnsureRulesResult } from './rules.ts';
 
 export const IPTABLES_COMMENTS = {
   skipConntrack: 'NodeLocal DNS Cache: skip conntrack',
@@ -133,13 +136,8 @@ export interface IptablesManagerOptions {
   lockWaitSec?: number;
 }
 
-export interface EnsureRulesResult {
-  added: number;
-  existing: number;
-  errors: number;
-}
-
-export class IptablesManager {
+export class IptablesManager implements RulesBackend {
+  readonly kind = 'iptables' as const;
   readonly rules: readonly IptablesRule[];
   readonly #run: CommandRunner;
   readonly #log: Logger;
@@ -152,6 +150,14 @@ export class IptablesManager {
     this.#log = opts.log;
     this.#onError = opts.onError;
     this.#wait = String(opts.lockWaitSec ?? XTABLES_LOCK_WAIT_SEC);
+  }
+
+  get ruleCount(): number {
+    return this.rules.length;
+  }
+
+  describe(): string {
+    return `${this.rules.length} iptables rules`;
   }
 
   async #exec(rule: IptablesRule, op: '-C' | '-I' | '-D'): Promise<{ code: number; stderr: string }> {
@@ -214,7 +220,7 @@ export class IptablesManager {
    * Deletes every copy of every rule: delete, then `-C`, again while the check still finds one.
    * A delete that finds no such rule (exit status 1) ends the loop. Never throws.
    */
-  async teardown(): Promise<{ removed: number; errors: number }> {
+  async teardown(): Promise<TeardownRulesResult> {
     let removed = 0;
     let errors = 0;
     for (const rule of this.rules) {

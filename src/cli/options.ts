@@ -23,6 +23,7 @@ import { isIP } from 'node:net';
 import { FlagError, FlagSet, FlagValueError, formatGoDurationMs } from './flags.ts';
 import { parseGoDurationMs } from '../util/duration.ts';
 
+
 export const DEFAULTS = {
   conf: '/etc/Corefile',
   baseCorefile: '/etc/coredns/Corefile.base',
@@ -34,7 +35,12 @@ export const DEFAULTS = {
   healthPort: 8080,
   metricsListenAddress: '0.0.0.0:9353',
   dnsPort: 53,
+  rulesBackend: 'iptables',
 } as const;
+
+/** `-rulesbackend` values (src/agent/rules.ts). */
+export const RULES_BACKENDS = ['iptables', 'nftables', 'auto'] as const;
+export type RulesBackendName = (typeof RULES_BACKENDS)[number];
 
 /** Link types `-interfacetype` accepts: both hold addresses with no peer or lower device. */
 export const INTERFACE_TYPES = ['dummy', 'bridge'] as const;
@@ -57,6 +63,8 @@ export interface Options {
   interfaceName: string;
   interfaceType: InterfaceType;
   setupIptables: boolean;
+  /** `-rulesbackend`: which tool writes the rules (src/agent/rules.ts). */
+  rulesBackend: RulesBackendName;
   syncIntervalMs: number;
   healthPort: number;
   /** `host:port` of the setup-error metrics listener; '' disables it. */
@@ -135,7 +143,7 @@ export function optionsFlagSet(programName = 'node-local-dns', version = ''): Fl
     format: formatGoDurationMs,
   });
   fs.string('metrics-listen-address', DEFAULTS.metricsListenAddress, 'host:port serving the set-up error metrics on /metrics (empty: off)');
-  fs.bool('setupiptables', true, 'install the NOTRACK/ACCEPT iptables rules for the local IPs');
+  fs.bool('setupiptables', true, 'install the NOTRACK/ACCEPT iptables rules for the local IPs (with the back end of -rulesbackend)');
   fs.string('basecorefile', DEFAULTS.baseCorefile, 'template Corefile with __PILLAR__ variables; when missing, the Corefile is served as is');
   fs.string('corefile', DEFAULTS.conf, 'Corefile to write from the template and serve (overridden by -conf)');
   fs.string('kubednscm', DEFAULTS.kubeDnsConfigMapDir, 'directory where the kube-dns ConfigMap (stubDomains, upstreamNameservers) is mounted');
@@ -158,6 +166,9 @@ export function optionsFlagSet(programName = 'node-local-dns', version = ''): Fl
   fs.bool('version', false, 'print the version and exit');
   fs.bool('plugins', false, 'list the available plugins and exit');
   // node-local-dns flags
+  fs.string('rulesbackend', DEFAULTS.rulesBackend, 'how the NOTRACK/ACCEPT rules are written: iptables (rules in the raw and filter tables, ' +
+    'as node-cache), nftables (one table of its own, "inet node-local-dns", replaced atomically with nft), or auto ' +
+    '(nftables when a kube-proxy nftables table exists or iptables is not installed)');
   fs.string('interfacetype', DEFAULTS.interfaceType, `link type of the interface: ${INTERFACE_TYPES.join(' or ')}`);
   fs.int('workers', 0, 'number of serving threads, each with its own cache (0: the default, 1)');
   fs.bool('standby', false, 'start as a standby instance beside a running one');
@@ -203,6 +214,10 @@ export function parseOptions(argv: readonly string[]): Options {
       `invalid value ${JSON.stringify(interfaceType)} for flag -interfacetype: want ${INTERFACE_TYPES.join(' or ')}`,
     );
   }
+  const rulesBackend = p.string('rulesbackend');
+  if (!(RULES_BACKENDS as readonly string[]).includes(rulesBackend)) {
+    throw new FlagError(`invalid value ${JSON.stringify(rulesBackend)} for flag -rulesbackend: want ${RULES_BACKENDS.join(', ')}`);
+  }
   const metricsListenAddress = p.string('metrics-listen-address');
   if (metricsListenAddress !== '') splitListenAddress(metricsListenAddress, 'metrics-listen-address');
   const upstreamSvc = p.string('upstreamsvc');
@@ -230,6 +245,7 @@ export function parseOptions(argv: readonly string[]): Options {
     interfaceName,
     interfaceType: interfaceType as InterfaceType,
     setupIptables: p.bool('setupiptables'),
+    rulesBackend: rulesBackend as RulesBackendName,
     syncIntervalMs: p.number('syncinterval'),
     healthPort: parsePort(p.string('health-port'), 'healthcheck port'),
     metricsListenAddress,
