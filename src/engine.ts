@@ -6,16 +6,16 @@
  *
  * Roles (src/workers/ runs several engines, one per worker thread, behind one control engine):
  *  - `standalone` (default): everything in this thread.
- *  - `worker`: serves DNS on reusePort sockets; runs every plugin except the control plugins
- *    (health, ready, prometheus, reload), which the control engine runs once for the process;
+ *  - `worker`: serves DNS on reusePort sockets; runs the query-scoped plugins (src/plugin.ts
+ *    PluginScope); the control engine runs the process-scoped ones once for the process;
  *    no lameduck on stop (the control engine waited it out while this worker kept serving).
  *  - `control`: binds no DNS socket; loads and validates each config, hands its text to the
- *    worker pool (`pool.apply`, all or nothing) and then runs only the control plugins. Ready
+ *    worker pool (`pool.apply`, all or nothing) and then runs only the process-scoped plugins. Ready
  *    while at least one worker serves; stop waits the lameduck, then drains the workers.
  */
 import { readConfigFile } from './corefile/read.ts';
 import { DEFAULT_CONFIG_LIMITS } from './corefile/limits.ts';
-import type { BlockInfo, EngineHooks, Logger, Plugin, Clock } from './plugin.ts';
+import { PluginScope, type BlockInfo, type EngineHooks, type Logger, type Plugin, type Clock } from './plugin.ts';
 import { loadConfig, serverLabel, type LoadedConfig, type LoadedBlock } from './config/load.ts';
 import { Dispatcher, Generation, RouteTarget, defaultClock } from './server/dispatch.ts';
 import { ZoneTable } from './server/zones.ts';
@@ -57,9 +57,6 @@ export interface EngineOptions {
 
 export const EngineRole = { STANDALONE: 'standalone', WORKER: 'worker', CONTROL: 'control' } as const;
 export type EngineRoleValue = (typeof EngineRole)[keyof typeof EngineRole];
-
-/** Plugins that run once per process, in the control engine when there are workers. */
-export const CONTROL_PLUGINS: ReadonlySet<string> = new Set(['health', 'ready', 'prometheus', 'reload']);
 
 /** What the control engine needs from the worker pool (src/workers/pool.ts). */
 export interface ServingPool {
@@ -126,7 +123,7 @@ export class Engine implements EngineHooks {
   /** Whether this engine starts (and stops) plugin p in its role. */
   private runs(p: Plugin): boolean {
     if (this.role === EngineRole.STANDALONE) return true;
-    return CONTROL_PLUGINS.has(p.name) === (this.role === EngineRole.CONTROL);
+    return (p.scope === PluginScope.PROCESS) === (this.role === EngineRole.CONTROL);
   }
 
   /** Loads the Corefile, binds every listener, starts the plugins. Resolves once serving. */
@@ -156,7 +153,7 @@ export class Engine implements EngineHooks {
     if (this.role === EngineRole.CONTROL) return this.applyControl(cfg, old, initial);
     const oldGeneration = this.generation;
     const generation = new Generation(oldGeneration.id + 1);
-    if (old) carryOverState(old, cfg);
+    if (old) takeOver(old, cfg, (p) => this.runs(p));
 
     // Routing tables per listener for the new config.
     const tables = new Map<string, { address: string; port: number; table: ZoneTable<RouteTarget> }>();
@@ -327,10 +324,12 @@ export class Engine implements EngineHooks {
     this.shuttingDown = true;
     const plugins = this.config ? this.config.blocks.flatMap((b) => b.plugins).filter((p) => this.runs(p)) : [];
     const all = this.config ? this.config.blocks.flatMap((b) => b.plugins) : [];
-    const lameduckMs = this.role === EngineRole.WORKER ? 0 : Math.max(0, ...all.map((p) => (p as { lameduckMs?: number }).lameduckMs ?? 0));
-    if (lameduckMs > 0) {
-      this.log.info(`plugin/health: Going into lameduck mode for ${formatGoDuration(lameduckMs)}`);
-      await sleep(lameduckMs);
+    // The longest lameduck any plugin asks for (health's), announced as that plugin's.
+    let lameduck: Plugin | null = null;
+    if (this.role !== EngineRole.WORKER) for (const p of all) if ((p.lameduckMs ?? 0) > (lameduck?.lameduckMs ?? 0)) lameduck = p;
+    if (lameduck !== null) {
+      this.log.info(`plugin/${lameduck.name}: Going into lameduck mode for ${formatGoDuration(lameduck.lameduckMs!)}`);
+      await sleep(lameduck.lameduckMs!);
     }
     if (this.role === EngineRole.CONTROL) {
       await this.opts.pool!.stop();
@@ -360,26 +359,20 @@ async function stopPlugins(plugins: Plugin[], log: Logger): Promise<void> {
   }
 }
 
-interface CacheLike extends Plugin {
-  configKey(): string;
-  adoptEntriesFrom(old: unknown): void;
-  adoptCountersFrom(old: unknown): void;
-}
-
-function isCacheLike(p: Plugin): p is CacheLike {
-  return p.name === 'cache' && typeof (p as CacheLike).configKey === 'function';
-}
-
-/** Keeps caches whose block and settings did not change (CoreDNS reload loses them; we don't). */
-function carryOverState(old: LoadedConfig, next: LoadedConfig): void {
+/**
+ * Reload: each plugin of the new config that this engine runs takes over from the plugin of
+ * the same name in the same block (same keys and port) of the old config (Plugin.takeOver):
+ * caches keep their entries, counters stay monotonic.
+ */
+function takeOver(old: LoadedConfig, next: LoadedConfig, runs: (p: Plugin) => boolean): void {
   const oldByKey = new Map<string, LoadedBlock>(old.blocks.map((b) => [b.key, b]));
   for (const b of next.blocks) {
     const prev = oldByKey.get(b.key);
-    if (!prev) continue;
-    const newCache = b.plugins.find(isCacheLike);
-    const oldCache = prev.plugins.find(isCacheLike);
-    if (!newCache || !oldCache) continue;
-    newCache.adoptCountersFrom(oldCache);
-    if (newCache.configKey() === oldCache.configKey()) newCache.adoptEntriesFrom(oldCache);
+    if (prev === undefined) continue;
+    for (const p of b.plugins) {
+      if (p.takeOver === undefined || !runs(p)) continue;
+      const previous = prev.plugins.find((q) => q.name === p.name);
+      if (previous !== undefined) p.takeOver(previous);
+    }
   }
 }

@@ -68,7 +68,7 @@ function installSignals(appReady: Promise<Stoppable>): void {
   process.on('SIGUSR1', () => {
     appReady
       .then((app) => app.reload('SIGUSR1'))
-      .catch((err) => log.error(`plugin/reload: ${(err as Error).message}`));
+      .catch((err) => log.error(`reload on SIGUSR1: ${(err as Error).message}`));
   });
 }
 

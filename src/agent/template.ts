@@ -191,13 +191,13 @@ export function renderCorefile(input: RenderInput): RenderResult {
   return { corefile: text + stubs, upstream, stubDomainCount: domains.length, clusterZones: clusterZonesOf(input.base), warnings };
 }
 
-/** The zones of the blocks of `base` with a `forward` to `__PILLAR__CLUSTER__DNS__`, sorted, unique. */
+/** The zones of the blocks of `base` that send to `__PILLAR__CLUSTER__DNS__` (their forward), sorted, unique. */
 export function clusterZonesOf(base: string): string[] {
   const zones = new Set<string>();
   try {
     // No environment: `{$VAR}` placeholders stay words, which is all the keys and forwards need.
     for (const block of parseCorefile(base, 'Corefile.base', {})) {
-      const toClusterDns = block.directives.some((d) => d.name === 'forward' && d.args.some((a) => a.text === PILLAR.clusterDns));
+      const toClusterDns = block.directives.some((d) => d.args.some((a) => a.text === PILLAR.clusterDns));
       if (!toClusterDns) continue;
       for (const key of block.keys) zones.add(parseServerKey(key).zone);
     }

@@ -172,7 +172,7 @@ test("load: the seed article's Corefile (k8s-dns-node-cache 1.x, CoreDNS 1.6.7)"
 const bad: [string, string, string][] = [
   ['unknown directive', '.:53 {\n  errors\n  foo bar\n}\n', "Corefile:3 - Error during parsing: Unknown directive 'foo'"],
   ['CoreDNS plugin not implemented here', '.:53 {\n  kubernetes cluster.local\n}\n', "Corefile:2 - Error during parsing: plugin 'kubernetes' is not supported by node-local-dns"],
-  ['CoreDNS plugin not implemented here (rewrite)', '.:53 {\n  errors\n\n  rewrite name a b\n}\n', "Corefile:4 - Error during parsing: plugin 'rewrite' is not supported by node-local-dns"],
+  ['CoreDNS plugin not implemented here (file)', '.:53 {\n  errors\n\n  file db.example.org example.org\n}\n', "Corefile:4 - Error during parsing: plugin 'file' is not supported by node-local-dns"],
   ['duplicate plugin in a block', '.:53 {\n  cache 30\n  errors\n  cache 10\n}\n', 'Corefile:4 - Error during parsing: plugin/cache: this plugin can only be used once per Server Block'],
   ['duplicate errors in a block', '.:53 {\n  errors\n  errors\n}\n', 'Corefile:3 - Error during parsing: plugin/errors: this plugin can only be used once per Server Block'],
   ['same zone twice on the same address and port', '.:53 {\n  errors\n}\n\n.:53 {\n  log\n}\n', 'Corefile:5 - Error during parsing: cannot serve dns://.:53 on 127.0.0.1 - it is already defined'],

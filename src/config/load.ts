@@ -18,7 +18,7 @@ import type { ConfigLimits } from '../corefile/limits.ts';
 import { parseServerKey } from '../corefile/address.ts';
 import { errorAt } from '../corefile/setup-helpers.ts';
 import { pluginIndex } from '../plugins/order.ts';
-import { PLUGIN_SETUPS } from '../plugins/registry.ts';
+import { pluginSetups } from '../plugins/registry.ts';
 import { Rcode } from '../wire/codes.ts';
 
 export interface LoadedBlock extends BlockInfo {
@@ -114,7 +114,7 @@ function loadBlock(sb: ServerBlock, blockIndex: number, file: string, opts: Load
   // Directives by name, checked against the registry.
   const byName = new Map<string, Directive[]>();
   for (const d of sb.directives) {
-    const setup = PLUGIN_SETUPS.get(d.name);
+    const setup = pluginSetups().get(d.name);
     if (setup === undefined) {
       if (pluginIndex(d.name) >= 0) throw errorAt(d, `plugin '${excerpt(d.name)}' is not supported by node-local-dns`);
       throw errorAt(d, `Unknown directive '${excerpt(d.name)}'`);
@@ -138,7 +138,7 @@ function loadBlock(sb: ServerBlock, blockIndex: number, file: string, opts: Load
     };
     const plugins: Plugin[] = [];
     for (const name of ordered) {
-      const setup = PLUGIN_SETUPS.get(name)!;
+      const setup = pluginSetups().get(name)!;
       const list = byName.get(name)!;
       plugins.push(list.length > 1 && setup.setupAll !== undefined ? setup.setupAll(list, ctx) : setup.setup(mergeDirectives(list), ctx));
     }

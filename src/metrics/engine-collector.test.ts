@@ -5,6 +5,7 @@ import { CachePlugin } from '../plugins/cache/cache.ts';
 import { defaultCacheConfig } from '../plugins/cache/config.ts';
 import { ForwardStats, UpstreamStats } from '../plugins/forward/stats.ts';
 import { EngineCollector } from './engine-collector.ts';
+import { collectForward } from '../plugins/forward/metrics.ts';
 import { MetricsHub } from './hub.ts';
 import { parseExposition, sampleValue, samplesOf } from './testing.ts';
 
@@ -44,7 +45,7 @@ test('engine collector: plugin_enabled, cache and forward families with CoreDNS 
   up.healthcheckFailures = 2;
   const fwdStats = new ForwardStats('cluster.local.', [up]);
   fwdStats.healthcheckBroken = 1;
-  const forward = { ...named('forward'), stats: fwdStats };
+  const forward: Plugin = { ...named('forward'), collect: (_b, out) => collectForward(fwdStats, out) };
   const block: BlockInfo = {
     zones: ['cluster.local.'],
     port: 53,

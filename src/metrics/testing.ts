@@ -291,7 +291,7 @@ export function answeredRequest(f: {
   r.dnssecOk = f.dnssecOk ?? false;
   r.responseLen = f.responseLen ?? 80;
   r.rcode = f.rcode ?? 0;
-  r.respondedBy = f.respondedBy ?? 'cache';
+  r.respondedBy = f.respondedBy ?? '';
   r.replied = true;
   return r;
 }

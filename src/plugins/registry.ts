@@ -10,7 +10,48 @@ import { healthSetup } from './health/setup.ts';
 import { readySetup } from './ready/setup.ts';
 import { reloadSetup } from './reload/setup.ts';
 import { loopSetup } from './loop/setup.ts';
+import { dnstapSetup } from './dnstap/setup.ts';
+import { metadataSetup } from './metadata/setup.ts';
+import { hostsSetup } from './hosts/setup.ts';
+import { rewriteSetup } from './rewrite/setup.ts';
+import { templateSetup } from './template/setup.ts';
+import { debugSetup } from './debug/setup.ts';
+import { timeoutsSetup } from './timeouts/setup.ts';
+import { pprofSetup } from './pprof/setup.ts';
+import { traceSetup } from './trace/setup.ts';
 
-export const PLUGIN_SETUPS: ReadonlyMap<string, PluginSetup> = new Map(
-  [bindSetup, errorsSetup, logSetup, cacheSetup, forwardSetup, prometheusSetup, healthSetup, readySetup, reloadSetup, loopSetup].map((s) => [s.name, s]),
-);
+/**
+ * Every setup, one per line. Read through pluginSetups(), built on first use: plugins import
+ * core modules that read the registry (metrics), so nothing here may run at import time.
+ */
+function allSetups(): PluginSetup[] {
+  return [
+    bindSetup,
+    errorsSetup,
+    logSetup,
+    cacheSetup,
+    forwardSetup,
+    prometheusSetup,
+    healthSetup,
+    readySetup,
+    reloadSetup,
+    loopSetup,
+    dnstapSetup,
+    metadataSetup,
+    hostsSetup,
+    rewriteSetup,
+    templateSetup,
+    debugSetup,
+    timeoutsSetup,
+    pprofSetup,
+    traceSetup,
+  ];
+}
+
+let byName: ReadonlyMap<string, PluginSetup> | null = null;
+
+/** The implemented plugins by directive name. */
+export function pluginSetups(): ReadonlyMap<string, PluginSetup> {
+  byName ??= new Map(allSetups().map((s) => [s.name, s]));
+  return byName;
+}

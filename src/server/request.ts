@@ -120,15 +120,16 @@ export class Request {
 
   /**
    * Answers with an error the plugin made up (CoreDNS: a handler returning an rcode and an
-   * error): `err` goes to the block's errors plugin, the client gets `rcode` with the
-   * question and no records, and no cache stores it. `err` null: nothing to report.
+   * error): the client gets `rcode` with the question and no records, no cache stores it, and
+   * then `err` goes to the block's errors plugin. `err` null: nothing to report.
    */
   fail(plugin: string, rcode: number, err: Error | null): void {
     if (this.replied) return;
-    if (err !== null) this.reportError(plugin, err);
     const out = buildEmptyResponse(this, rcode);
     this.errorReply = true;
     this.reply(out, out.length, plugin);
+    // After the reply, so the errors plugin logs the rcode sent, as CoreDNS's does.
+    if (err !== null) this.reportError(plugin, err);
   }
 
   /**

@@ -203,7 +203,7 @@ export class WorkerPool implements ServingPool {
       return;
     }
     const [first, ...others] = live;
-    const r = await this.request(first!, { type: 'reload', id: 0, text, portOverrides: this.portOverrides }, null);
+    const r = await this.request(first!, { type: 'configure', id: 0, text, portOverrides: this.portOverrides }, null);
     if (!r.ok) throw new Error(r.message);
     this.text = text;
     if (r.listening) {
@@ -212,7 +212,7 @@ export class WorkerPool implements ServingPool {
     }
     await Promise.all(
       others.map(async (w) => {
-        const res = await this.request(w, { type: 'reload', id: 0, text, portOverrides: this.portOverrides }, null);
+        const res = await this.request(w, { type: 'configure', id: 0, text, portOverrides: this.portOverrides }, null);
         if (res.ok) {
           if (res.listening) w.listening = res.listening;
           return;
@@ -294,7 +294,7 @@ export class WorkerPool implements ServingPool {
 
   private onMessage(h: WorkerHandle, m: WorkerMessage): void {
     switch (m.type) {
-      case 'ready':
+      case 'serving':
         h.listening = m.listening;
         if (h.state === WorkerState.STARTING) h.state = WorkerState.SERVING;
         h.onStart(null);

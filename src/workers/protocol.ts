@@ -29,12 +29,12 @@ export interface WorkerInit {
 }
 
 export type ControlRequest =
-  | { type: 'reload'; id: number; text: string; portOverrides: [string, number][] }
+  | { type: 'configure'; id: number; text: string; portOverrides: [string, number][] }
   | { type: 'snapshot'; id: number }
   | { type: 'stop'; id: number };
 
 export type WorkerMessage =
-  | { type: 'ready'; listening: ListenerInfo[] }
+  | { type: 'serving'; listening: ListenerInfo[] }
   | { type: 'startFailed'; message: string }
   | { type: 'reply'; id: number; ok: true; listening?: ListenerInfo[]; snapshot?: MetricsSnapshot }
   | { type: 'reply'; id: number; ok: false; message: string }

@@ -22,10 +22,10 @@ function post(m: WorkerMessage): void {
   parentPort!.postMessage(m);
 }
 
-/** The worker counterpart of the prometheus plugin's start(): export the routes of its blocks. */
+/** The worker counterpart of the metrics plugin's start(): export the routes of the blocks that enable metrics. */
 function monitorRoutes(engine: Engine): void {
   for (const b of engine.blocks()) {
-    if (!b.plugins.some((p) => p.name === 'prometheus')) continue;
+    if (!b.plugins.some((p) => p.enablesMetrics === true)) continue;
     for (const server of b.serverLabels) for (const zone of b.zones) zoneStatsRegistry.monitor(server, zone);
   }
 }
@@ -96,7 +96,7 @@ async function run(init: WorkerInit): Promise<void> {
           post({ type: 'reply', id: req.id, ok: true, snapshot: snapshot(collector) });
           return;
         }
-        case 'reload': {
+        case 'configure': {
           portOverrides.clear();
           for (const [k, v] of req.portOverrides) portOverrides.set(k, v);
           await engine.reloadText(req.text);
@@ -115,7 +115,7 @@ async function run(init: WorkerInit): Promise<void> {
     }
   }
 
-  post({ type: 'ready', listening: engine.listening() });
+  post({ type: 'serving', listening: engine.listening() });
 }
 
 if (parentPort !== null) await run(workerData as WorkerInit);

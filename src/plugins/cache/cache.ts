@@ -36,7 +36,8 @@
 // which cost a LoadGlobalIC call on every use in a hot function.
 import { Buffer } from 'node:buffer';
 import { PluginScope } from '../../plugin.ts';
-import type { Clock, Handler, Logger, Plugin, ResponseWriter } from '../../plugin.ts';
+import type { BlockInfo, Clock, Handler, Logger, MetricsOut, Plugin, ResponseWriter } from '../../plugin.ts';
+import { collectCache } from './metrics.ts';
 import { Proto, Request } from '../../server/request.ts';
 import { Edns, Flag, Header, Rcode } from '../../wire/codes.ts';
 import { ResponseScan, questionMatches, scanResponse, writeOpt } from '../../wire/message.ts';
@@ -253,6 +254,20 @@ export class CachePlugin implements Plugin {
     this.success = old.success;
     this.denial = old.denial;
     return true;
+  }
+
+  /**
+   * Reload (Plugin.takeOver): the counters always carry over (they stay monotonic); the entries
+   * too when the settings are equal. CoreDNS's reload loses the cache; we keep it.
+   */
+  takeOver(previous: Plugin): void {
+    if (!(previous instanceof CachePlugin) || previous === this) return;
+    this.adoptCountersFrom(previous);
+    this.adoptEntriesFrom(previous);
+  }
+
+  collect(block: BlockInfo, out: MetricsOut): void {
+    collectCache(block, this, out);
   }
 
   /** Carries the counters over a reload so the exported counters stay monotonic. */

@@ -31,26 +31,12 @@ import { DurationError, parseGoDurationMs } from '../../util/duration.ts';
 import { encodeName } from '../../wire/name.ts';
 import { MAX_SERVFAIL_MS, DEFAULT_STALE_UP_TO_MS, defaultCacheConfig, type CacheConfig, type CacheClassConfig } from './config.ts';
 import { CachePlugin, DEFAULT_STALE_FALLBACK, type StaleFallbackOptions } from './cache.ts';
+import { DEFAULT_CLUSTER_ZONES, clusterZonesFrom } from '../../config/cluster-zones.ts';
+
+export { CLUSTER_ZONES_ENV, DEFAULT_CLUSTER_ZONES, clusterZonesFrom } from '../../config/cluster-zones.ts';
 
 /** Largest TTL `serve_stale_on_failure` may give stale answers (s). */
 const MAX_STALE_ANSWER_TTL_SEC = 3600;
-
-/** The cluster zones when nothing says otherwise: node-cache's stock Corefile has a block for each. */
-export const DEFAULT_CLUSTER_ZONES: readonly string[] = ['cluster.local.', 'in-addr.arpa.', 'ip6.arpa.'];
-
-/**
- * Environment variable naming the cluster zones (comma- or space-separated) for the stale
- * default. The node agent sets it, unless it is set already, to the zones of the template's
- * blocks that forward to `__PILLAR__CLUSTER__DNS__` (src/agent/template.ts), so a cluster domain
- * other than cluster.local is covered.
- */
-export const CLUSTER_ZONES_ENV = 'NODE_LOCAL_DNS_CLUSTER_ZONES';
-
-/** The cluster zones named by `env` (CLUSTER_ZONES_ENV), or DEFAULT_CLUSTER_ZONES when unset or empty. */
-export function clusterZonesFrom(env: Readonly<Record<string, string | undefined>>): string[] {
-  const named = (env[CLUSTER_ZONES_ENV] ?? '').split(/[\s,]+/).filter((z) => z !== '');
-  return named.length > 0 ? named.map(normalizeZone) : [...DEFAULT_CLUSTER_ZONES];
-}
 
 /**
  * Zones served stale by default when every upstream fails: the cluster zones and any zone

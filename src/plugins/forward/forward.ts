@@ -49,10 +49,9 @@
  */
 import { Buffer } from 'node:buffer';
 import { PluginScope } from '../../plugin.ts';
-import type { Clock, Handler, Logger, Plugin } from '../../plugin.ts';
+import type { BlockInfo, Clock, Handler, Logger, MetricsOut, Plugin } from '../../plugin.ts';
 import { Proto, type ProtoValue, type Request } from '../../server/request.ts';
 import { Rcode } from '../../wire/codes.ts';
-import { buildEmptyResponse } from '../../wire/message.ts';
 import { encodeName, equalBytesCI } from '../../wire/name.ts';
 import { Phase, type Attempt, type AttemptHolder, type PhaseValue, type SendFailure } from './attempt.ts';
 import { ForwardError, ForwardErrorCode, dialSyscall, errnoText, type ForwardErrorCodeValue } from './errors.ts';
@@ -60,6 +59,7 @@ import type { InflightBudget } from './budget.ts';
 import { makePolicy, type Policy, type PolicyName } from './policy.ts';
 import { fullRcode, restoreQuestion } from '../../wire/reply.ts';
 import { ForwardStats, retiredForwardTotals } from './stats.ts';
+import { collectForward } from './metrics.ts';
 import { TimeoutQueue, type TimeoutNode } from './timeouts.ts';
 import { TCP_DEFAULTS, type TcpPoolOptions } from './transport-tcp.ts';
 import { MAX_UDP_PAYLOAD, UDP_DEFAULTS, type UdpPoolOptions, type UpstreamAddress } from './transport-udp.ts';
@@ -308,6 +308,8 @@ class Exchange implements Attempt, TimeoutNode {
       this.noteDialFailure(err.code, err.phase);
       return false;
     }
+    const md = this.req.metadata;
+    if (md !== null) md.set('forward/upstream', () => up.to);
     const tap = this.req.tap;
     if (tap !== null) tap.forwarderQuery(this.req, { address: up.address.host, port: up.address.port, proto: proto === TCP ? 'tcp' : 'udp' }, this.req.msg, this.queryLen);
     f.timeouts.add(this, f.tuning.readTimeoutMs);
@@ -448,7 +450,7 @@ class Exchange implements Attempt, TimeoutNode {
   finishFail(): void {
     if (this.done) return;
     this.finish();
-    replyError(this.req, Rcode.SERVFAIL, this.error());
+    this.req.fail(PLUGIN_NAME, Rcode.SERVFAIL, this.error());
   }
 
   /** Called at stop(): forget the transport and fail now. */
@@ -495,18 +497,6 @@ class Exchange implements Attempt, TimeoutNode {
   }
 }
 
-/**
- * Answers req with an error rcode of our own and reports err — after the reply, so that the
- * errors plugin logs the rcode sent (`5 name. A: concurrent queries exceeded maximum N`),
- * as CoreDNS's errors logs the rcode forward returns.
- */
-function replyError(req: Request, rcode: number, err: ForwardError): void {
-  const resp = buildEmptyResponse(req, rcode);
-  req.errorReply = true;
-  req.reply(resp, resp.length, PLUGIN_NAME);
-  req.reportError(PLUGIN_NAME, err);
-}
-
 function popcount(x: number): number {
   let c = 0;
   for (let v = x; v !== 0; v &= v - 1) c++;
@@ -537,9 +527,7 @@ function underZone(req: Request, z: WireZone): boolean {
 
 const FAIL_NEXT: Handler = {
   serve(req: Request): void {
-    const resp = buildEmptyResponse(req, Rcode.SERVFAIL);
-    req.errorReply = true;
-    req.reply(resp, resp.length, PLUGIN_NAME);
+    req.fail(PLUGIN_NAME, Rcode.SERVFAIL, null);
   },
 };
 
@@ -648,11 +636,11 @@ export class ForwardPlugin implements Plugin, Handler {
         err = new ForwardError(ForwardErrorCode.LIMIT_EXCEEDED, `concurrent queries exceeded maximum ${max}`, '', max);
         this.limitError = err;
       }
-      replyError(req, Rcode.REFUSED, err);
+      req.fail(PLUGIN_NAME, Rcode.REFUSED, err);
       return;
     }
     if (this.stopped) {
-      replyError(req, Rcode.SERVFAIL, new ForwardError(ForwardErrorCode.STOPPED, 'proxy: transport stopped'));
+      req.fail(PLUGIN_NAME, Rcode.SERVFAIL, new ForwardError(ForwardErrorCode.STOPPED, 'proxy: transport stopped'));
       return;
     }
     if (this.sweepTimer === null) this.startSweep();
@@ -665,6 +653,10 @@ export class ForwardPlugin implements Plugin, Handler {
   get maxConcurrent(): number {
     const b = this.budget;
     return b !== null ? b.perInstance : (this.settings.maxConcurrent ?? 0);
+  }
+
+  collect(_block: BlockInfo, out: MetricsOut): void {
+    collectForward(this.stats, out);
   }
 
   /** Health checking runs between start() and stop(), and only with max_fails > 0 (CoreDNS). */

@@ -24,6 +24,7 @@
  */
 import { isIP } from 'node:net';
 import type { Plugin, PluginSetup, SetupContext } from '../../plugin.ts';
+import { collectForwardGlobal } from './metrics.ts';
 import type { Directive, Token } from '../../corefile/types.ts';
 import { argCountError, blockLines, errorAt, expectArgs } from '../../corefile/setup-helpers.ts';
 import { DurationError, formatGoDurationNs, parseGoDurationNs } from '../../util/duration.ts';
@@ -332,6 +333,7 @@ function parseProperty(line: Directive, s: ForwardSettings): void {
 export function makeForwardSetup(tuning: Partial<ForwardTuning> = {}): PluginSetup {
   return {
     name: PLUGIN_NAME,
+    collectGlobal: collectForwardGlobal,
     setup(d: Directive, ctx: SetupContext): Plugin {
       const settings = parseForward(d, ctx);
       const budget = settings.maxConcurrent === null ? sharedBudget(ctx.shared, tuning.inflightBudgetTotal ?? DEFAULT_INFLIGHT_TOTAL) : undefined;

@@ -53,6 +53,7 @@ export interface PrometheusDeps {
 export class PrometheusPlugin implements Plugin {
   readonly scope = PluginScope.PROCESS;
   readonly handler = true;
+  readonly enablesMetrics = true;
   readonly name = 'prometheus';
   readonly address: string;
   readonly legacy: boolean;
