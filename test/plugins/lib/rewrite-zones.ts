@@ -1,7 +1,7 @@
 /**
  * Zones the rewrite tests serve from a real Knot DNS: `new.test` (where a domain moved to;
  * `old.test` is served by nobody), and the zones behind CoreDNS's README examples of rewrite
- * (service.us-west-1.consul, google.com, coredns.rocks, 10.in-addr.arpa). Loopback only.
+ * (consul, google.com, coredns.rocks, 10.in-addr.arpa, example.com, blue, a zone that fails to load). Loopback only.
  */
 export const NEW_TEST = `$ORIGIN new.test.
 $TTL 300
@@ -19,13 +19,16 @@ short 5    IN A     192.0.2.11
 long 86400 IN A     192.0.2.12
 `;
 
-export const CONSUL = `$ORIGIN service.us-west-1.consul.
+export const CONSUL = `$ORIGIN consul.
 $TTL 0
-@          IN SOA   ns.consul. admin.consul. 1 3600 600 86400 0
-@          IN NS    ns.consul.
-ftp        IN A     10.10.10.10
-ftp        IN A     10.20.20.20
-ftp        IN A     10.30.30.30
+@                      IN SOA   ns.consul. admin.consul. 1 3600 600 86400 0
+@                      IN NS    ns
+ns                     IN A     192.0.2.53
+ftp.service.us-west-1  IN A     10.10.10.10
+ftp.service.us-west-1  IN A     10.20.20.20
+ftp.service.us-west-1  IN A     10.30.30.30
+ftp.service            IN A     10.40.40.40
+www.service            IN CNAME ftp.service
 `;
 
 export const GOOGLE = `$ORIGIN google.com.
@@ -58,5 +61,18 @@ $TTL 3600
 @          IN NS    ns
 ns         IN A     192.0.2.53
 @     10   IN A     192.0.2.1
+@          IN TXT   "ttl 3600"
 www   600  IN A     192.0.2.2
 `;
+
+/** `blue.`, a top-level zone for the README's `rewrite name exact RED BLUE`. */
+export const BLUE = `$ORIGIN blue.
+$TTL 300
+@          IN SOA   ns.blue. admin.blue. 1 3600 600 86400 60
+@          IN NS    ns
+ns         IN A     192.0.2.53
+@          IN A     192.0.2.77
+`;
+
+/** A zone Knot cannot load: it answers SERVFAIL below it (the README's rcode example). */
+export const BROKEN = 'this is not a zone file\n';
