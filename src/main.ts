@@ -30,6 +30,16 @@ export const EMBEDDED_COREFILE = `.:5353 {
 }
 `;
 
+/**
+ * The `-plugins` listing in the shape CoreDNS prints it (caddy's DescribePlugins, then
+ * fmt.Println's newline): the server type, the Corefile loaders coremain registers, and the
+ * directives as `dns.NAME`, sorted.
+ */
+export function describePlugins(names: readonly string[]): string {
+  const others = names.map((n) => `dns.${n}`).sort();
+  return `Server types:\n  dns\n\nCaddyfile loaders:\n  flag\n  default\n\nOther plugins:\n${others.map((n) => `  ${n}\n`).join('')}\n`;
+}
+
 /** Aborted by the first SIGTERM/SIGINT: ends waits during start-up (a standby waiting for its IPs). */
 const startupAbort = new AbortController();
 
@@ -132,6 +142,12 @@ export async function main(argv: string[]): Promise<void> {
   }
   if (opts.version) {
     process.stdout.write(`node-local-dns-${VERSION}\nlinux/${process.arch}, node${process.versions.node}\n`);
+    return;
+  }
+  if (opts.plugins) {
+    // As coremain: -version first, then -plugins prints the list and exits 0.
+    const { pluginSetups } = await import('./plugins/registry.ts');
+    process.stdout.write(describePlugins([...pluginSetups().keys()]));
     return;
   }
   setQuiet(opts.quiet);
