@@ -22,7 +22,7 @@ import { ZoneTable } from './server/zones.ts';
 import { UdpListener } from './server/udp.ts';
 import { TcpListener } from './server/tcp.ts';
 import { getZoneStats } from './metrics/zone-stats.ts';
-import { log as defaultLog } from './util/log.ts';
+import { log as defaultLog, setDebugOutput } from './util/log.ts';
 import { formatGoDuration } from './util/duration.ts';
 
 export interface EngineOptions {
@@ -200,6 +200,7 @@ export class Engine implements EngineHooks {
 
     // Swap: from here on, new queries run on the new config.
     for (const [key, { table }] of tables) this.listeners.get(key)!.dispatcher.table = table;
+    applyServerSettings(cfg, this.listeners);
     this.config = cfg;
     this.generation = generation;
 
@@ -223,6 +224,7 @@ export class Engine implements EngineHooks {
   /** The control role's apply: the workers take the config first; then the control plugins switch. */
   private async applyControl(cfg: LoadedConfig, old: LoadedConfig | null, initial: boolean): Promise<void> {
     await this.opts.pool!.apply(cfg.text, cfg.blocks.some((b) => b.port === 0));
+    setDebugOutput(cfg.blocks.some((b) => b.server.debug));
     this.config = cfg;
     this.announce(cfg, initial);
     if (old) await stopPlugins(old.blocks.flatMap((b) => b.plugins).filter((p) => this.runs(p)), this.log);
@@ -346,6 +348,27 @@ export class Engine implements EngineHooks {
     await Promise.race([Promise.all(tcpClosed), sleep(1000)]);
     await stopPlugins(plugins, this.log);
     this.listeners.clear();
+  }
+}
+
+/**
+ * The server settings plugins left in each block (src/plugin.ts ServerConfig): `[DEBUG]` output
+ * while any block has `debug`; each TCP listener's timeouts from the first block on it (in
+ * Corefile order) that sets each one, the listener's default otherwise.
+ */
+function applyServerSettings(cfg: LoadedConfig, listeners: ReadonlyMap<string, Listener>): void {
+  setDebugOutput(cfg.blocks.some((b) => b.server.debug));
+  for (const [key, l] of listeners) {
+    const on = cfg.blocks.filter((b) => b.addresses.some((a) => `${a}|${b.port}` === key));
+    const first = (pick: (b: LoadedBlock) => number | null): number | null => {
+      for (const b of on) if (pick(b) !== null) return pick(b);
+      return null;
+    };
+    l.tcp.setTimeouts({
+      readTimeoutMs: first((b) => b.server.readTimeoutMs),
+      writeTimeoutMs: first((b) => b.server.writeTimeoutMs),
+      idleTimeoutMs: first((b) => b.server.idleTimeoutMs),
+    });
   }
 }
 
