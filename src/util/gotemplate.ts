@@ -98,7 +98,8 @@ type Node = { kind: 'text'; text: string } | { kind: 'action'; pipe: Pipeline };
 
 // ------------------------------------------------------------------ lexer/parser
 
-const KEYWORDS = new Set(['if', 'else', 'end', 'range', 'with', 'define', 'template', 'block', 'break', 'continue']);
+/** Go's action keywords (control structures), none of which this subset has. */
+const KEYWORDS = new Set('if else end range with define template block break continue'.split(' '));
 const UNSUPPORTED_BUILTINS = new Set(['call', 'html', 'js', 'urlquery']);
 const SPACE = new Set([' ', '\t', '\r', '\n']);
 
