@@ -181,6 +181,8 @@ test('substring, prefix and regex rewrites of the question', () => {
     ['rewrite name regex (.*)-(us-west-1)\\.example\\.org {1}.service.{2}.consul', 'ftp-us-west-1.example.org.', 'ftp.service.us-west-1.consul.'],
     ['rewrite name prefix www api', 'www.example.org.', 'api.example.org.'],
     ['rewrite name exact RED.test BLUE.test', 'red.TEST.', 'blue.test.'],
+    // RE2's leading flag group and named groups.
+    ['rewrite name regex (?i)^WWW\\.(?P<rest>.*)\\.ORG {1}.net', 'www.example.org.', 'example.net.'],
   ];
   for (const [line, from, to] of cases) {
     const up = new Upstream((q) => ({ answer: [rr(q.question[0]!.name, QType.A, '192.0.2.1')] }));

@@ -271,10 +271,20 @@ function normalize(s: string): string {
 
 const MAX_REGEXP_LEN = 10000;
 
-/** Compiles a configured regular expression (Go RE2 syntax; `(?P<name>` is taken as `(?<name>`). */
+/**
+ * Compiles a configured regular expression written for Go's RE2: `(?P<name>` is taken as
+ * `(?<name>`, and leading flags `(?i)`, `(?s)`, `(?m)` (or combined, `(?is)`) become RegExp flags.
+ */
 function compile(pattern: string): RegExp | null {
+  let p = pattern.replace(/\(\?P</g, '(?<');
+  let flags = '';
+  const lead = /^\(\?([ism]+)\)/.exec(p);
+  if (lead !== null) {
+    flags = [...new Set(lead[1]!)].join('');
+    p = p.slice(lead[0].length);
+  }
   try {
-    return new RegExp(pattern.replace(/\(\?P</g, '(?<'));
+    return new RegExp(p, flags);
   } catch {
     return null;
   }
