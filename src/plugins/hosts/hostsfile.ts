@@ -19,6 +19,9 @@ import { normalizeZone } from '../../corefile/address.ts';
 import { ipText, isV4, parseIp } from './ip.ts';
 import type { ZoneList } from './zones.ts';
 
+/** Address fields remembered while parsing one file (distinct addresses beyond it are parsed each time). */
+const MAX_REMEMBERED_ADDRESSES = 4096;
+
 /** Longest line Go's default bufio.Scanner returns. */
 export const MAX_LINE_BYTES = 65535;
 
@@ -34,6 +37,8 @@ export class HostsMap {
   readonly wild6 = new Map<string, string[]>();
   /** Address text to names, for PTR (empty with no_reverse). */
   readonly addr = new Map<string, string[]>();
+  /** While parsing: address fields seen and what they parse to (null: no address). */
+  readonly addressTexts = new Map<string, { v4: boolean; text: string } | null>();
 
   /**
    * Entries as CoreDNS counts them for coredns_hosts_entries: every address of every name
@@ -64,6 +69,7 @@ function push(m: Map<string, string[]>, key: string, value: string): void {
  * parse (the lines before it were added).
  */
 export function parseLines(lines: readonly string[], from: number, to: number, opts: ParseOptions, into: HostsMap): boolean {
+  const addresses = into.addressTexts;
   for (let i = from; i < to; i++) {
     let line = lines[i]!;
     // UTF-16 units are at most 3 UTF-8 bytes each: count bytes only for long lines.
@@ -78,10 +84,16 @@ export function parseLines(lines: readonly string[], from: number, to: number, o
     if (b > 0 && f[0] === '') a++;
     if (b > a && f[b - 1] === '') b--;
     if (b - a < 2) continue;
-    const ip = parseIp(f[a]!);
-    if (ip === null) continue;
-    const v4 = isV4(ip);
-    const text = ipText(ip);
+    // Blocklists repeat one address on every line: parse it once and share its text.
+    let known = addresses.get(f[a]!);
+    if (known === undefined) {
+      const ip = parseIp(f[a]!);
+      known = ip === null ? null : { v4: isV4(ip), text: ipText(ip) };
+      if (addresses.size < MAX_REMEMBERED_ADDRESSES) addresses.set(f[a]!, known);
+    }
+    if (known === null) continue;
+    const v4 = known.v4;
+    const text = known.text;
     for (let j = a + 1; j < b; j++) {
       const name = normalizeZone(f[j]!);
       if (!opts.zones.contains(name)) continue;
@@ -108,11 +120,12 @@ export function parseHostsText(text: string, opts: ParseOptions): HostsMap {
   const map = new HostsMap();
   const lines = splitLines(text);
   parseLines(lines, 0, lines.length, opts, map);
+  map.addressTexts.clear();
   return map;
 }
 
 /** Lines parsed between two yields to the event loop when a file is parsed in the background. */
-export const PARSE_SLICE_LINES = 2048;
+export const PARSE_SLICE_LINES = 512;
 
 /**
  * Parses hosts text in slices of PARSE_SLICE_LINES lines, yielding to the event loop between
@@ -127,6 +140,7 @@ export async function parseHostsTextAsync(text: string, opts: ParseOptions, canc
     if (cancelled()) return null;
     if (!parseLines(lines, i, Math.min(lines.length, i + PARSE_SLICE_LINES), opts, map)) break;
   }
+  map.addressTexts.clear();
   return map;
 }
 
