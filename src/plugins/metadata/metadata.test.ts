@@ -21,13 +21,13 @@ function req(): Request {
 
 test('metadata plugin: every query of the block gets a map; the next handler sees it', () => {
   const p = new MetadataPlugin(['.']);
-  let seen: Map<string, () => string> | null = null;
-  const h = p.compose({ serve: (r) => (seen = r.metadata) });
+  const box: { seen: Map<string, () => string> | null } = { seen: null };
+  const h = p.compose({ serve: (r) => (box.seen = r.metadata) });
   const r = req();
   assert.equal(r.metadata, null);
   h.serve(r);
-  assert.ok(seen instanceof Map);
-  assert.equal(r.metadata, seen);
+  assert.ok(box.seen instanceof Map);
+  assert.equal(r.metadata, box.seen);
 });
 
 test('metadataValue / setMetadata: "-" without metadata or label, value otherwise, a throwing value is "-"', () => {
