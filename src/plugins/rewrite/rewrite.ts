@@ -24,7 +24,7 @@ import type { Handler, Plugin, ResponseWriter } from '../../plugin.ts';
 import type { Request } from '../../server/request.ts';
 import { Rcode } from '../../wire/codes.ts';
 import { decodeMessage, encodeMessage } from '../../wire/codec.ts';
-import type { Edns, Message, Question } from '../../wire/codec.ts';
+import type { Message, Question } from '../../wire/codec.ts';
 import { buildEmptyResponse } from '../../wire/message.ts';
 import { encodeName } from '../../wire/name.ts';
 import { ParseResult, parseQuery } from '../../wire/query.ts';
@@ -186,11 +186,7 @@ export class RewriteHandler implements Handler {
   }
 
   serve(req: Request): void {
-    let decoded: Message | null = null;
-    const s = new QueryState(req, (): Edns | null => {
-      decoded ??= decodeMessage(req.msg, req.msgLen);
-      return decoded.edns === null ? null : { ...decoded.edns, options: decoded.edns.options.map((o) => ({ ...o })) };
-    });
+    const s = new QueryState(req);
     let responseRules: ResponseRule[] | null = null;
     let applied = false;
     const rules = this.rules;
@@ -217,7 +213,7 @@ export class RewriteHandler implements Handler {
       saved = new SavedQuery(req);
       let buf: Buffer;
       try {
-        buf = rewriteQuery(req, s, decoded);
+        buf = rewriteQuery(req, s, s.decoded);
       } catch (err) {
         req.fail(PLUGIN_NAME, Rcode.SERVFAIL, new Error(`query rewrite failed: ${(err as Error).message}`));
         return;

@@ -7,6 +7,7 @@
  * hand back response rules, applied to the answer in the reverse order of the query rules.
  * Matching is on the lower-cased, fully qualified question name, as CoreDNS's state.Name().
  */
+import { decodeMessage } from '../../wire/codec.ts';
 import type { Edns, EdnsOption, Message, RR, MxData, SrvData, SoaData } from '../../wire/codec.ts';
 import { QType } from '../../wire/codes.ts';
 import { classByName, rcodeByName, typeByName } from '../../wire/rr-names.ts';
@@ -39,17 +40,16 @@ export class QueryState {
   qclass: number;
   /** The request's OPT as rules changed it; undefined until an EDNS(0) rule looks at it. */
   edns: Edns | null | undefined = undefined;
+  /** The client's message decoded (by the first EDNS(0) rule), or null. */
+  decoded: Message | null = null;
   private lower: string | null = null;
   private loweredFrom = '';
-  /** Supplies the request's OPT (decoded on demand). */
-  private readonly loadEdns: () => Edns | null;
 
-  constructor(req: Request, loadEdns: () => Edns | null) {
+  constructor(req: Request) {
     this.req = req;
     this.name = req.name();
     this.qtype = req.qtype;
     this.qclass = req.qclass;
-    this.loadEdns = loadEdns;
   }
 
   /** CoreDNS's state.Name(): the current question name, lower-cased. */
@@ -63,7 +63,12 @@ export class QueryState {
 
   /** The request's OPT, or null. */
   currentEdns(): Edns | null {
-    if (this.edns === undefined) this.edns = this.loadEdns();
+    if (this.edns === undefined) {
+      this.decoded ??= decodeMessage(this.req.msg, this.req.msgLen);
+      const e = this.decoded.edns;
+      // A copy: the decoded message keeps the client's options (revert needs their old data).
+      this.edns = e === null ? null : { ...e, options: e.options.map((o) => ({ code: o.code, data: o.data })) };
+    }
     return this.edns;
   }
 
