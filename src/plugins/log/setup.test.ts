@@ -133,7 +133,8 @@ test('log: {combined} adds the opcode; a custom format keeps unknown placeholder
   run(logFrom('log . {combined}', lines), 'answer', 'a.example.org');
   assert.match(lines[0]!, /^\[INFO\] 127\.0\.0\.1:40212 - 4660 "A IN a\.example\.org\. udp \d+ false 512" NOERROR qr,rd,ra \d+ [0-9.]+s "0"$/);
   run(logFrom('log . "{type} {name} {rcode} {foo} {server}"', lines), 'answer', 'b.example.org');
-  assert.equal(lines[1], '[INFO] A b.example.org. NOERROR {foo} ');
+  // {server} is not one of CoreDNS's placeholders: literal text, as {foo}.
+  assert.equal(lines[1], '[INFO] A b.example.org. NOERROR {foo} {server}');
 });
 
 test('log: name scopes: only names at or under them are logged', () => {
@@ -192,7 +193,93 @@ test('log: the response still reaches the client unchanged when not logged', () 
 });
 
 test('log: setup errors', () => {
-  assert.equal(setupError('log {\n    class bogus\n  }'), 'Corefile:3 - Error during parsing: unknown class: bogus');
+  assert.equal(setupError('log {\n    class bogus\n  }'), 'Corefile:3 - Error during parsing: invalid Class: bogus');
   assert.equal(setupError('log {\n    class\n  }'), "Corefile:3 - Error during parsing: Wrong argument count or unexpected line ending after 'class'");
   assert.equal(setupError('log {\n    format x\n  }'), "Corefile:3 - Error during parsing: unknown property 'format'");
+});
+
+test('log: every placeholder of CoreDNS\'s replacer', () => {
+  const lines: string[] = [];
+  const fmt = '{type}|{name}|{class}|{proto}|{remote}|{local}|{size}|{port}|{rcode}|{rsize}|{>rflags}|{>bufsize}|{>do}|{>id}|{>opcode}';
+  const p = logFrom(`log . "${fmt}"`, lines);
+  const { req, resp } = (() => {
+    const { req, sent } = query('Www.Example.org', 'MX', { id: 99, edns: 1400, dnssecOk: true, remote: '2001:db8::7', port: 1234 });
+    req.server = 'dns://[fd00::10]:53';
+    p.compose(upstream('answer')).serve(req);
+    return { req, resp: sent.msg! };
+  })();
+  assert.equal(lines[0], `[INFO] MX|www.example.org.|IN|udp|[2001:db8::7]|[fd00::10]|${req.msgLen}|1234|NOERROR|${resp.length}|qr,rd,ra|1400|true|99|0`);
+  const { req: r4 } = query('a.example.org', 'SPF', { proto: Proto.TCP });
+  r4.server = 'dns://127.0.0.53:1053';
+  p.compose(upstream('servfail')).serve(r4);
+  assert.match(lines[1]!, /^\[INFO\] SPF\|a\.example\.org\.\|IN\|tcp\|127\.0\.0\.1\|127\.0\.0\.53\|\d+\|40212\|SERVFAIL\|\d+\|qr,rd,ra\|65535\|false\|4660\|0$/);
+});
+
+test('log: {duration} is seconds with an s; {common} and {combined} expand inside a format', () => {
+  const lines: string[] = [];
+  run(logFrom('log . "{duration} [{common}]"', lines), 'answer', 'd.example.org');
+  assert.match(lines[0]!, /^\[INFO\] \d+(\.\d+)?s \[127\.0\.0\.1:40212 - 4660 "A IN d\.example\.org\. udp \d+ false 512" NOERROR qr,rd,ra \d+ \d+(\.\d+)?s\]$/);
+});
+
+test('log: the format is split as CoreDNS\'s replacer does (nearest { before each }, unknown labels literal)', () => {
+  const lines: string[] = [];
+  for (const [fmt, want] of [
+    ['{ {type} }', '{ A }'],
+    ['A } {type}', 'A } A'],
+    ['{type', '{type'],
+    ['{{>id}}', '{4660}'],
+    ['x{TYPE}y', 'x{TYPE}y'],
+    ['{>ID}', '{>ID}'],
+  ] as const) {
+    lines.length = 0;
+    run(logFrom(`log . "${fmt}"`, lines), 'answer', 'f.example.org');
+    assert.equal(lines[0], `[INFO] ${want}`, fmt);
+  }
+});
+
+test('log: {/LABEL} prints the metadata value, - without it or without the metadata plugin; log/type and log/class are published', () => {
+  const lines: string[] = [];
+  const p = logFrom('log . "{/test/label} {/missing} {/log/type} {/log/class}"', lines);
+  // No metadata plugin in the block: req.metadata is null.
+  run(p, 'answer', 'm.example.org');
+  assert.equal(lines[0], '[INFO] - - - -');
+  for (const [kind, type, cls] of [['answer', 'NOERROR', 'success'], ['nodata', 'NODATA', 'denial'], ['nxdomain', 'NXDOMAIN', 'denial'], ['servfail', 'SERVERERROR', 'error'], ['delegation', 'DELEGATION', 'success'], ['bare-nxdomain', 'OTHERERROR', 'error']] as const) {
+    lines.length = 0;
+    const { req } = query('m.example.org', 'A');
+    req.metadata = new Map([['test/label', () => 'hello']]);
+    p.compose(upstream(kind)).serve(req);
+    assert.equal(lines[0], `[INFO] hello - ${type} ${cls}`, kind);
+  }
+});
+
+test('log: one argument is a name scope even with { in it (CoreDNS); two or more end with a format when the last has {', () => {
+  assert.deepEqual(logFrom('log example.org', []).rules[0]!.names, ['example.org.']);
+  assert.deepEqual(logFrom('log {combined}', []).rules[0]!.names, ['{combined}.']);
+  const two = logFrom('log a.test b.test', []).rules[0]!;
+  assert.deepEqual(two.names, ['a.test.', 'b.test.']);
+  const fmt = logFrom('log a.test b.test "{name}"', []).rules[0]!;
+  assert.deepEqual(fmt.names, ['a.test.', 'b.test.']);
+  assert.equal(fmt.parts.length, 1);
+});
+
+test('log: rcodes by miekg name (extended ones from the OPT), the number when unnamed', () => {
+  const lines: string[] = [];
+  const p = logFrom('log . "{rcode}"', lines);
+  const send = (rcodeLow: number, ext: number) => {
+    const { req } = query('r.example.org', 'A', { edns: 1232 });
+    const h: Handler = {
+      serve(r: Request) {
+        const out = Buffer.from(dnsPacket.encode({ type: 'response', id: r.id, flags: rcodeLow, questions: [{ type: 'A', class: 'IN', name: 'r.example.org' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232 } as Answer] }));
+        // Extended rcode bits: the OPT TTL's first byte.
+        out[out.length - 11 + 5] = ext;
+        r.reply(out, out.length, 'test');
+      },
+    };
+    p.compose(h).serve(req);
+  };
+  send(0, 1); // 16
+  send(11, 0);
+  send(12, 0);
+  send(7, 1); // 23
+  assert.deepEqual(lines, ['[INFO] BADSIG', '[INFO] DSOTYPENI', '[INFO] 12', '[INFO] BADCOOKIE']);
 });

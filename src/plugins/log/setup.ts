@@ -13,8 +13,10 @@ import type { Directive } from '../../corefile/types.ts';
 import { errorAt, blockLines, unknownPropertyError, argCountError } from '../../corefile/setup-helpers.ts';
 import { canonicalName } from '../../wire/name.ts';
 import { ResponseScan, scanResponse } from '../../wire/message.ts';
-import { ResponseClass, typify } from '../../wire/typify.ts';
-import { typeName, className, rcodeName, Rcode } from '../../wire/codes.ts';
+import { ResponseClass, typify, type ResponseClassValue } from '../../wire/typify.ts';
+import { Flag, Opcode, QType } from '../../wire/codes.ts';
+import { fullRcode } from '../../wire/reply.ts';
+import { rrClassName, rrTypeName } from '../../wire/codec.ts';
 import { writeLine } from '../../util/log.ts';
 
 export const COMMON_LOG_FORMAT =
@@ -23,10 +25,14 @@ export const COMBINED_LOG_FORMAT = COMMON_LOG_FORMAT + ' "{>opcode}"';
 
 export const LogClass = { SUCCESS: 1, DENIAL: 2, ERROR: 4, ALL: 7 } as const;
 
-type Part = string | ((req: Request, resp: Buffer, durationMs: number) => string);
+type PartFn = (req: Request, resp: Buffer, durationMs: number) => string;
+type Part = string | PartFn;
+
+/** CoreDNS's replacer.EmptyValue: what a placeholder without a value prints. */
+const EMPTY = '-';
 
 function responseFlags(resp: Buffer): string {
-  if (resp.length < 4) return '-';
+  if (resp.length < 4) return EMPTY;
   const f = (resp[2]! << 8) | resp[3]!;
   const out: string[] = [];
   if (f & 0x8000) out.push('qr');
@@ -40,60 +46,148 @@ function responseFlags(resp: Buffer): string {
   return out.join(',');
 }
 
-/** CoreDNS's `{duration}`: seconds as a plain decimal with a trailing `s`, e.g. `0.000195959s`. */
+/** miekg/dns RcodeToString (16 prints BADSIG, as there); CoreDNS prints the number for others. */
+const RCODE_TEXT: Record<number, string> = {
+  0: 'NOERROR', 1: 'FORMERR', 2: 'SERVFAIL', 3: 'NXDOMAIN', 4: 'NOTIMP', 5: 'REFUSED', 6: 'YXDOMAIN', 7: 'YXRRSET',
+  8: 'NXRRSET', 9: 'NOTAUTH', 10: 'NOTZONE', 11: 'DSOTYPENI', 16: 'BADSIG', 17: 'BADKEY', 18: 'BADTIME', 19: 'BADMODE',
+  20: 'BADNAME', 21: 'BADALG', 22: 'BADTRUNC', 23: 'BADCOOKIE',
+};
+
+function rcodeText(resp: Buffer): string {
+  if (resp.length < 12) return EMPTY;
+  const rc = fullRcode(resp, resp.length);
+  return RCODE_TEXT[rc] ?? String(rc);
+}
+
+/** CoreDNS's {duration}: seconds as a plain decimal with a trailing `s`, e.g. `0.000195959s`. */
 function goSeconds(ms: number): string {
   return `${(ms / 1000).toFixed(9).replace(/0+$/, '').replace(/\.$/, '')}s`;
 }
 
-const PLACEHOLDERS: Record<string, (req: Request, resp: Buffer, durationMs: number) => string> = {
-  '{remote}': (r) => (r.family === 6 ? `[${r.remoteAddress}]` : r.remoteAddress),
-  '{port}': (r) => String(r.remotePort),
-  '{>id}': (r) => String(r.id),
-  '{type}': (r) => typeName(r.qtype),
-  '{class}': (r) => className(r.qclass),
+/** An address as RFC 3986 writes it in a URI: IPv6 in brackets. */
+function rfc3986(addr: string): string {
+  return addr.includes(':') ? `[${addr}]` : addr;
+}
+
+/** The listener's address from its label (`dns://ADDR:PORT`, `dns://[ADDR]:PORT`). */
+function localAddress(server: string): string {
+  const m = /^[a-z]+:\/\/(?:\[([^\]]*)\]|([^:]*)):\d+$/.exec(server);
+  return m === null ? '' : (m[1] ?? m[2] ?? '');
+}
+
+/** Every placeholder of CoreDNS's replacer (plugin/pkg/replacer labels). */
+const PLACEHOLDERS: Record<string, PartFn> = {
+  '{type}': (r) => rrTypeName(r.qtype),
   // CoreDNS's state.Name(): lower-cased, fully qualified.
   '{name}': (r) => r.name().toLowerCase(),
+  '{class}': (r) => rrClassName(r.qclass),
   '{proto}': (r) => (r.proto === 1 ? 'tcp' : 'udp'),
   '{size}': (r) => String(r.msgLen),
+  '{remote}': (r) => rfc3986(r.remoteAddress),
+  '{port}': (r) => String(r.remotePort),
+  '{local}': (r) => {
+    const a = localAddress(r.server);
+    return a === '' ? EMPTY : rfc3986(a);
+  },
+  '{>id}': (r) => String(r.id),
+  '{>opcode}': (r) => String((r.flags >> 11) & 0xf),
   '{>do}': (r) => String(r.dnssecOk),
   // CoreDNS's state.Size(): 65535 over TCP, else the EDNS payload size (at least 512).
   '{>bufsize}': (r) => String(r.proto === 1 ? 65535 : r.udpSize),
-  '{rcode}': (_r, resp) => (resp.length >= 4 ? rcodeName(resp[3]! & 0x0f) : '-'),
-  '{>rflags}': (_r, resp) => responseFlags(resp),
+  '{rcode}': (_r, resp) => rcodeText(resp),
   '{rsize}': (_r, resp) => String(resp.length),
   '{duration}': (_r, _resp, ms) => goSeconds(ms),
-  '{>opcode}': (r) => String((r.flags >> 11) & 0xf),
-  '{server}': (r) => r.server,
+  '{>rflags}': (_r, resp) => responseFlags(resp),
 };
 
+/** `{/LABEL}`: the request's metadata value (metadata plugin), `-` when there is none. */
+function metadataPart(label: string): PartFn {
+  return (r) => {
+    const f = r.metadata?.get(label);
+    return f === undefined ? EMPTY : f();
+  };
+}
+
+/**
+ * A format split into literals and placeholders, as CoreDNS's replacer parses it: each `}`
+ * closes the nearest `{` before it; a known label or `{/metadata}` becomes a value, anything
+ * else (`{foo}`, a lone `}`) stays literal text.
+ */
 export function compileFormat(format: string): Part[] {
   const parts: Part[] = [];
-  const re = /\{>?[a-z]+\}/g;
-  let last = 0;
-  for (let m = re.exec(format); m; m = re.exec(format)) {
-    if (m.index > last) parts.push(format.slice(last, m.index));
-    // An unknown placeholder stays as written (CoreDNS's replacer treats it as a literal).
-    parts.push(PLACEHOLDERS[m[0]] ?? m[0]);
-    last = m.index + m[0].length;
+  const push = (p: Part) => {
+    const last = parts[parts.length - 1];
+    if (typeof p === 'string' && typeof last === 'string') parts[parts.length - 1] = last + p;
+    else if (p !== '') parts.push(p);
+  };
+  let s = format;
+  for (;;) {
+    const j = s.indexOf('}');
+    if (j < 0) break;
+    const i = s.lastIndexOf('{', j);
+    if (i < 0) {
+      push(s.slice(0, j + 1));
+      s = s.slice(j + 1);
+      continue;
+    }
+    const label = s.slice(i, j + 1);
+    const known = Object.hasOwn(PLACEHOLDERS, label) ? PLACEHOLDERS[label]! : label.startsWith('{/') ? metadataPart(label.slice(2, -1)) : null;
+    if (known === null) {
+      push(s.slice(0, j + 1));
+    } else {
+      push(s.slice(0, i));
+      push(known);
+    }
+    s = s.slice(j + 1);
   }
-  if (last < format.length) parts.push(format.slice(last));
+  push(s);
   return parts;
 }
 
 /** Scratch scan for classify(); used synchronously only. */
 const scan = new ResponseScan();
 
+/** CoreDNS's response.Type of the scanned response, by its String() name. */
+function typeText(t: ResponseClassValue, resp: Buffer): string {
+  switch (t) {
+    case ResponseClass.NO_ERROR:
+      return 'NOERROR';
+    case ResponseClass.DELEGATION:
+      return 'DELEGATION';
+    case ResponseClass.NAME_ERROR:
+      return 'NXDOMAIN';
+    case ResponseClass.NO_DATA:
+      return 'NODATA';
+    case ResponseClass.SERVER_ERROR:
+      return 'SERVERERROR';
+  }
+  const opcode = (((resp[2]! << 8) | resp[3]!) & Flag.OPCODE_MASK) >>> Flag.OPCODE_SHIFT;
+  if (opcode === Opcode.UPDATE) return 'UPDATE';
+  if (opcode === Opcode.NOTIFY || scan.qtype === QType.AXFR || scan.qtype === QType.IXFR) return 'META';
+  return 'OTHERERROR';
+}
+
+/** Result of the last classify() call (synchronous use only). */
+let lastType = 'OTHERERROR';
+
 /**
  * The response's class for `class` selection, CoreDNS's response.Classify(response.Typify(msg)):
  * NoError and Delegation are success, NameError and NoData denial, everything else error.
+ * Leaves CoreDNS's type name (`log/type` metadata) in lastType.
  */
 function classify(resp: Buffer): number {
-  if (!scanResponse(resp, resp.length, scan)) return LogClass.ERROR;
+  if (!scanResponse(resp, resp.length, scan)) {
+    lastType = 'OTHERERROR';
+    return LogClass.ERROR;
+  }
   const t = typify(scan, resp);
+  lastType = typeText(t, resp);
   if (t === ResponseClass.NO_ERROR || t === ResponseClass.DELEGATION) return LogClass.SUCCESS;
   if (t === ResponseClass.NAME_ERROR || t === ResponseClass.NO_DATA) return LogClass.DENIAL;
   return LogClass.ERROR;
 }
+
+const CLASS_TEXT: Record<number, string> = { [LogClass.SUCCESS]: 'success', [LogClass.DENIAL]: 'denial', [LogClass.ERROR]: 'error' };
 
 export interface LogRule {
   names: string[];
@@ -114,7 +208,17 @@ class LogWriter implements ResponseWriter {
     const resp = msg.subarray(0, len);
     // `class all` (the default) needs no classification: every response is logged.
     const classes = this.rule.classes;
-    if (classes === LogClass.ALL || (classify(resp) & classes) !== 0) {
+    let cls = 0;
+    if (req.metadata !== null) {
+      // As CoreDNS, log publishes the response's type and class as metadata (`{/log/type}`,
+      // `{/log/class}`) when the block has the metadata plugin.
+      cls = classify(resp);
+      const type = lastType;
+      const clsText = CLASS_TEXT[cls]!;
+      req.metadata.set('log/type', () => type);
+      req.metadata.set('log/class', () => clsText);
+    }
+    if (classes === LogClass.ALL || ((cls || classify(resp)) & classes) !== 0) {
       const ms = performance.now() - req.startMs;
       let line = '';
       for (const p of this.rule.parts) line += typeof p === 'string' ? p : p(req, resp, ms);
@@ -170,12 +274,15 @@ export const logSetup: PluginSetup = {
     const args = d.args.map((t) => t.text);
     let format = COMMON_LOG_FORMAT;
     let names: string[] = ['.'];
-    if (args.length > 0) {
+    if (args.length === 1) {
+      // CoreDNS: a single argument is always a name, even one with `{` in it.
+      names = [canonicalName(args[0]!)];
+    } else if (args.length > 1) {
       const last = args[args.length - 1]!;
-      const isFormat = last.includes('{') || last === '{common}' || last === '{combined}';
+      const isFormat = last.includes('{');
       const nameArgs = isFormat ? args.slice(0, -1) : args;
-      if (isFormat) format = last === '{common}' ? COMMON_LOG_FORMAT : last === '{combined}' ? COMBINED_LOG_FORMAT : last.replace('{common}', COMMON_LOG_FORMAT).replace('{combined}', COMBINED_LOG_FORMAT);
-      if (nameArgs.length > 0) names = nameArgs.map(canonicalName);
+      if (isFormat) format = last.replaceAll('{common}', COMMON_LOG_FORMAT).replaceAll('{combined}', COMBINED_LOG_FORMAT);
+      names = nameArgs.map(canonicalName);
     }
     let classes = 0;
     for (const line of blockLines(d)) {
@@ -187,7 +294,7 @@ export const logSetup: PluginSetup = {
         else if (c === 'success') classes |= LogClass.SUCCESS;
         else if (c === 'denial') classes |= LogClass.DENIAL;
         else if (c === 'error') classes |= LogClass.ERROR;
-        else throw errorAt(tok, `unknown class: ${tok.text}`);
+        else throw errorAt(tok, `invalid Class: ${tok.text}`);
       }
     }
     return new LogPlugin([{ names, parts: compileFormat(format), classes: classes || LogClass.ALL }]);
