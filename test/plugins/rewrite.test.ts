@@ -4,8 +4,9 @@
  *
  *  - the domain move `rewrite name suffix .old.test .new.test answer auto`: the client asks
  *    x.old.test and gets question and answer names under old.test (Knot itself refuses old.test);
- *  - cache ahead of rewrite (CoreDNS's order): the second ask is a cache hit under the client's
- *    name (forward not asked again), answered with the rewritten-back names;
+ *  - cache ahead of rewrite (CoreDNS's plugin order, whatever the line order: the Corefile lists
+ *    rewrite first): the second ask is a cache hit under the client's name (forward not asked
+ *    again), answered with the rewritten-back names;
  *  - type and TTL rules, EDNS(0) options reaching Knot (NSID, ECS echoed back) and `revert`;
  *  - metrics: rewrite has none in CoreDNS and none here; it is listed in coredns_plugin_enabled.
  */
@@ -32,8 +33,8 @@ before(async () => {
     bind ${host}
     errors
     prometheus ${metrics.host}:${metrics.port}
-    cache 30
     rewrite name suffix .old.test .new.test answer auto
+    cache 30
     ${fwd}
 }
 plain.test:${port} {
