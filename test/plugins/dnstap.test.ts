@@ -278,3 +278,30 @@ test('dnstap: a receiver that stops reading -> a query flood is answered promptl
     await stuck.stop();
   }
 });
+
+test('dnstap across a reload (SIGUSR1): the old connection ends with STOP, the new instance connects, counters survive', { skip, timeout: 120_000 }, async () => {
+  const cap = await startCapture('unix');
+  try {
+    await withAgent(`    dnstap ${cap.socketArg}`, async ({ agent, dns, metrics }) => {
+      assert.ok((await udpQuery(dns.host, dns.port, 'www.example.test')).reply !== null);
+      const sock = cap.socketArg;
+      await waitUntil(async () => metricSum(await scrape(metrics.host, metrics.port), 'nodelocaldns_dnstap_sent_total', { socket: sock }) >= 4, 'sent before reload', 10_000);
+      const connects = metricSum(await scrape(metrics.host, metrics.port), 'nodelocaldns_dnstap_connects_total', { socket: sock });
+      agent.proc.kill('SIGUSR1');
+      await waitUntil(
+        async () => metricSum(await scrape(metrics.host, metrics.port), 'nodelocaldns_dnstap_connects_total', { socket: sock }) > connects,
+        'the reloaded instance connects',
+        20_000,
+      );
+      assert.ok((await udpQuery(dns.host, dns.port, 'after.example.test')).reply !== null);
+      await waitUntil(async () => metricSum(await scrape(metrics.host, metrics.port), 'nodelocaldns_dnstap_sent_total', { socket: sock }) >= 8, 'sent after reload (old counts kept)', 10_000);
+      assert.equal(metricSum(await scrape(metrics.host, metrics.port), 'nodelocaldns_dnstap_dropped_total', { socket: sock }), 0);
+      await agent.stop();
+      const recs = await cap.records();
+      assert.deepEqual(types(recs), ['CLIENT_QUERY', 'FORWARDER_QUERY', 'FORWARDER_RESPONSE', 'CLIENT_RESPONSE', 'CLIENT_QUERY', 'FORWARDER_QUERY', 'FORWARDER_RESPONSE', 'CLIENT_RESPONSE']);
+    });
+  } finally {
+    await cap.stop();
+    cap.cleanup();
+  }
+});
