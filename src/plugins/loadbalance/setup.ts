@@ -1,0 +1,95 @@
+/**
+ * `loadbalance [round_robin] [{ prefer CIDR... }]` (CoreDNS plugin/loadbalance, setup.go):
+ * round_robin (the default policy) shuffles the A, AAAA and MX records of NOERROR responses,
+ * CNAMEs first; `prefer` then puts addresses inside the listed subnets first. The `weighted`
+ * policy is not implemented (a clear setup error says so).
+ */
+import { isIPv4, isIPv6 } from 'node:net';
+import { PluginScope } from '../../plugin.ts';
+import type { Handler, Plugin, PluginSetup } from '../../plugin.ts';
+import type { Directive, Token } from '../../corefile/types.ts';
+import { errorAt, blockLines, unknownPropertyError } from '../../corefile/setup-helpers.ts';
+import type { Subnet } from '../../wire/shuffle.ts';
+import { formatIPv6 } from '../../wire/codec.ts';
+import { LoadBalanceHandler } from './loadbalance.ts';
+
+export class LoadBalancePlugin implements Plugin {
+  readonly name = 'loadbalance';
+  readonly scope = PluginScope.QUERY;
+  readonly handler = true;
+  readonly prefer: readonly Subnet[];
+  constructor(prefer: readonly Subnet[]) {
+    this.prefer = prefer;
+  }
+  compose(next: Handler): Handler {
+    return new LoadBalanceHandler(next, this.prefer);
+  }
+}
+
+function ipBytes(text: string): Uint8Array | null {
+  if (isIPv4(text)) return Uint8Array.from(text.split('.').map(Number));
+  if (!isIPv6(text) || text.includes('%')) return null;
+  // Parse through a URL host: Node normalises the address; then expand it to 16 bytes.
+  const norm = new URL(`http://[${text}]/`).hostname.slice(1, -1);
+  const [head, tail] = norm.includes('::') ? norm.split('::') : [norm, null];
+  const h = head === '' ? [] : head!.split(':');
+  const t = tail === null || tail === '' ? [] : tail.split(':');
+  const words = tail === null ? h : [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 8; i++) {
+    const w = parseInt(words[i]!, 16);
+    out[2 * i] = w >>> 8;
+    out[2 * i + 1] = w & 0xff;
+  }
+  return out;
+}
+
+/** Go's net.ParseCIDR: ADDRESS/BITS with BITS decimal within the address length; else null. */
+export function parseCidr(text: string): Subnet | null {
+  const slash = text.indexOf('/');
+  if (slash < 0) return null;
+  const bytes = ipBytes(text.slice(0, slash));
+  const mask = text.slice(slash + 1);
+  if (bytes === null || !/^[0-9]{1,3}$/.test(mask)) return null;
+  const bits = Number(mask);
+  if (bits > bytes.length * 8) return null;
+  // Go keeps an IPv4-mapped IPv6 prefix as 16 bytes; so do we (it then matches AAAA records only).
+  return { bytes, bits };
+}
+
+/** For READMEs and logs: a subnet as text. */
+export function subnetText(s: Subnet): string {
+  return `${s.bytes.length === 4 ? Array.from(s.bytes).join('.') : formatIPv6(s.bytes)}/${s.bits}`;
+}
+
+function prefer(line: Directive): Subnet[] {
+  const out: Subnet[] = [];
+  for (const t of line.args) {
+    const s = parseCidr(t.text);
+    if (s === null) errorAt(t, `invalid CIDR ${JSON.stringify(t.text)}: invalid CIDR address: ${t.text}`);
+    out.push(s);
+  }
+  return out;
+}
+
+export const loadbalanceSetup: PluginSetup = {
+  name: 'loadbalance',
+  setup(d: Directive): Plugin {
+    const args = d.args;
+    if (args.length > 0) {
+      const policy: Token = args[0]!;
+      if (policy.text === 'weighted') {
+        errorAt(policy, "the weighted policy is not supported by node-local-dns (use round_robin)");
+      }
+      if (policy.text !== 'round_robin') errorAt(policy, `unknown policy: ${policy.text}`);
+      if (args.length > 1) errorAt(args[args.length - 1]!, `unknown property for ${policy.text}`);
+    }
+    const subnets: Subnet[] = [];
+    for (const line of blockLines(d)) {
+      if (line.name !== 'prefer') unknownPropertyError(line);
+      if (line.block !== null) errorAt(line, `unknown property '{'`);
+      subnets.push(...prefer(line));
+    }
+    return new LoadBalancePlugin(subnets);
+  },
+};
