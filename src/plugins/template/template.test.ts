@@ -5,7 +5,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { RecordType } from 'dns-packet';
+import dnsPacket from 'dns-packet';
+import type { Answer, RecordType } from 'dns-packet';
+import { Request } from '../../server/request.ts';
+import { ParseResult, parseQuery } from '../../wire/query.ts';
+import { CaptureWriter } from '../cache/test-helpers.ts';
 import { parseCorefile } from '../../corefile/parser.ts';
 import type { Handler } from '../../plugin.ts';
 import { SnapshotBuilder } from '../../metrics/snapshot.ts';
@@ -15,6 +19,8 @@ import { makeQuery, makeResponse, a, ToyNext } from '../cache/test-helpers.ts';
 import { parseTemplateDirective } from './setup.ts';
 import { TemplatePlugin } from './template.ts';
 import { collectTemplateGlobal, templateMetrics } from './metrics.ts';
+
+const ANY = 'ANY' as unknown as RecordType;
 
 function plugin(body: string, zones = ['.']): TemplatePlugin {
   const blocks = parseCorefile(`. {\n${body}\n}\n`, 'Corefile', {});
@@ -63,7 +69,7 @@ test('AAAA blocked: NOERROR, no records, AA set, RA clear, RD and EDNS mirrored,
   // A in the same zone is not this template's.
   assert.equal(serve(p, 'kubernetes.default.svc.cluster.local.', 'A').toy.calls.length, 1);
   // A query of type ANY matches every template type.
-  assert.equal(serve(p, 'x.cluster.local.', 'ANY').toy.calls.length, 0);
+  assert.equal(serve(p, 'x.cluster.local.', ANY).toy.calls.length, 0);
 });
 
 test('answer, additional and authority from Go templates, with regex groups', () => {
@@ -102,7 +108,7 @@ test('the data fields: Zone, Name, Class, Type, Match, Group, Question, Message,
   assert.equal(msg.answer[0]!.ttl, 0);
   // A query class/type of ANY is reported as the template's.
   const q = plugin('template IN A example {\n answer "{{ .Name }} IN TXT {{ .Class }}-{{ .Type }}"\n}');
-  const r = serve(q, 'x.example.', 'ANY');
+  const r = serve(q, 'x.example.', ANY);
   assert.deepEqual(r.msg.answer[0]!.data, ['IN-A']);
   assert.equal(r.msg.answer[0]!.ttl, 3600, 'no TTL in the record: 3600');
 });
@@ -202,4 +208,37 @@ test('a CNAME answer to an A query is followed through the block chain and its r
   chain.serve(mx.req);
   assert.equal(decodeMessage(mx.out.sent[0]!).answer.length, 1);
   assert.equal(toy.calls.length, 1);
+});
+
+test("the query's NSID/COOKIE/padding options are echoed as CoreDNS's server does; others are not; ederror replaces them", () => {
+  const cookie = Buffer.from('0102030405060708', 'hex');
+  const buf = dnsPacket.encode({
+    type: 'query',
+    id: 9,
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ type: 'AAAA', name: 'x.cluster.local', class: 'IN' }],
+    additionals: [
+      {
+        type: 'OPT',
+        name: '.',
+        udpPayloadSize: 1232,
+        options: [
+          { code: 10, data: cookie },
+          { code: 8, data: Buffer.from('00011800c0000200', 'hex') },
+          { code: 3, data: Buffer.alloc(0) },
+        ],
+      } as unknown as Answer,
+    ],
+  });
+  const run = (p: TemplatePlugin) => {
+    const out = new CaptureWriter();
+    const req = new Request(buf, buf.length, out);
+    assert.equal(parseQuery(req), ParseResult.OK);
+    p.compose(new ToyNext(() => Buffer.alloc(0))).serve(req);
+    return decodeMessage(out.sent[0]!);
+  };
+  const plain = run(plugin('template ANY AAAA cluster.local {\n rcode NOERROR\n}', ['cluster.local.']));
+  assert.deepEqual(plain.edns!.options.map((o) => [o.code, Buffer.from(o.data).toString('hex')]), [[10, '0102030405060708'], [3, '']]);
+  const ede = run(plugin('template ANY AAAA cluster.local {\n ederror 15\n}', ['cluster.local.']));
+  assert.deepEqual(ede.edns!.options.map((o) => o.code), [15]);
 });

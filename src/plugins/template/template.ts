@@ -16,6 +16,8 @@
  *  - For an A or AAAA query, each CNAME in the answer is followed: the target is looked up
  *    through the server block's chain (cache, forward, ...) with the query's type and class
  *    IN, and its answer records are appended (TC copied), as CoreDNS's upstream lookup does.
+ *  - The reply's OPT echoes the query's NSID, EXPIRE, COOKIE, TCP keepalive and padding
+ *    options, as CoreDNS's server does for a reply without OPT (request.SizeAndDo).
  *  - `ederror` adds an Extended DNS Error option (RFC 8914) to an OPT with DO set, as CoreDNS's
  *    SetEdns0(4096, true) does; the UDP size is the client's when it sent EDNS, else 4096.
  *  - No template matched (all skipped or fell through): the next plugin.
@@ -28,7 +30,7 @@ import { PluginScope } from '../../plugin.ts';
 import type { Handler, Plugin, ResponseWriter } from '../../plugin.ts';
 import { Request } from '../../server/request.ts';
 import { ParseResult, parseQuery } from '../../wire/query.ts';
-import { decodeMessage, encodeMessage, parseRR, replyTo, rrTypeName, type Message, type RR } from '../../wire/codec.ts';
+import { decodeMessage, encodeMessage, parseRR, replyTo, rrTypeName, type EdnsOption, type Message, type RR } from '../../wire/codec.ts';
 import { edeOption } from '../../wire/ede.ts';
 import { Flag, QClass, QType, Rcode } from '../../wire/codes.ts';
 import { zoneMatches } from '../../corefile/address.ts';
@@ -247,6 +249,20 @@ class CaptureWriter implements ResponseWriter {
   }
 }
 
+/** EDNS options CoreDNS's server copies from the query into a reply without OPT (request.supportedOptions). */
+const ECHOED_OPTIONS = new Set([3 /* NSID */, 9 /* EXPIRE */, 10 /* COOKIE */, 11 /* TCP keepalive */, 12 /* padding */]);
+
+/** The query's options a reply echoes, as CoreDNS's ScrubWriter (SizeAndDo) does. */
+function echoedOptions(req: Request): EdnsOption[] {
+  if (req.optOffset < 0) return [];
+  try {
+    const q = decodeMessage(req.msg, req.msgLen);
+    return q.edns === null ? [] : q.edns.options.filter((o) => ECHOED_OPTIONS.has(o.code));
+  } catch {
+    return [];
+  }
+}
+
 /** Internal lookups: their CNAME answers are not followed again (no lookup loops). */
 const lookups = new WeakSet<Request>();
 
@@ -384,6 +400,8 @@ class TemplateHandler implements Handler {
     if (r.ederror !== null) {
       const udpSize = m.edns !== null ? m.edns.udpSize : 4096;
       m.edns = { udpSize, extRcode: 0, version: 0, dnssecOk: true, options: [edeOption(r.ederror.code, r.ederror.reason)] };
+    } else if (m.edns !== null) {
+      m.edns.options = echoedOptions(req);
     }
     const cnames = (req.qtype === QType.A || req.qtype === QType.AAAA) && !lookups.has(req) ? answer.filter((rr) => rr.type === QType.CNAME) : [];
     if (cnames.length === 0) return this.send(req, m);
