@@ -456,3 +456,30 @@ test('cache before rewrite (CoreDNS order): keyed and stored under the client na
   assert.equal(reached, 2);
   assert.equal(third.out.last().answer[0]!.name, 'x.new.test.');
 });
+
+test('match corner cases: FROM/TO get a trailing dot, so prefixes and suffixes are whole-label at the ends', () => {
+  const cases: Array<[string, string, string, string]> = [
+    // [rule, question, name upstream sees, answer name the client sees]
+    ['rewrite name prefix foo bar', 'foo.example.com.', 'bar.example.com.', 'bar.example.com.'],
+    ['rewrite name prefix foo bar', 'coredns.foo.', 'coredns.foo.', 'coredns.foo.'],
+    ['rewrite name prefix foo bar', 'foobar.example.com.', 'foobar.example.com.', 'foobar.example.com.'],
+    ['rewrite name suffix com org', 'foo.example.com.', 'foo.example.org.', 'foo.example.org.'],
+    ['rewrite name suffix com org', 'com.coredns.', 'com.coredns.', 'com.coredns.'],
+    ['rewrite name substring service svc', 'com.coredns.', 'com.coredns.', 'com.coredns.'],
+    ['rewrite name suffix .ingress.coredns.rocks nginx.coredns.rocks answer auto', 'coredns.ingress.coredns.rocks.', 'corednsnginx.coredns.rocks.', 'coredns.ingress.coredns.rocks.'],
+    ['rewrite name prefix foo bar answer auto', 'foo.example.com.', 'bar.example.com.', 'foo.example.com.'],
+    ['rewrite name regex (.*).coredns.rocks {1}.coredns.maps answer auto', 'foo.coredns.rocks.', 'foo.coredns.maps.', 'foo.coredns.rocks.'],
+    ['rewrite name regex (.*).coredns.rocks {1}.coredns.maps answer name (.*).coredns.maps {1}.coredns.works', 'foo.coredns.rocks.', 'foo.coredns.maps.', 'foo.coredns.works.'],
+    ['rewrite name regex (.*).coredns.rocks {1}.coredns.maps', 'foo.coredns.rocks.', 'foo.coredns.maps.', 'foo.coredns.maps.'],
+    ['rewrite name exact coredns.org. service.consul.', 'coredns.rocks.', 'coredns.rocks.', 'coredns.rocks.'],
+  ];
+  for (const [line, question, sent, answered] of cases) {
+    const up = new Upstream((q) => ({ answer: [rr(q.question[0]!.name, QType.A, '192.0.2.1')] }));
+    const { req, out } = query(question);
+    rewriteFrom(line).compose(up).serve(req);
+    assert.equal(up.seen[0]!.name, sent, line);
+    const m = out.last();
+    assert.equal(m.question[0]!.name, question, line);
+    assert.equal(m.answer[0]!.name, answered, line);
+  }
+});
