@@ -20,7 +20,7 @@ import { dig, startAgent, startKnot, sleep, type AgentProcess, type Authority, t
 import { CLUSTER_LOCAL } from '../engine/zones.ts';
 import { startNsd, type RunningServer } from '../forward/servers.ts';
 import { freeAddress } from '../lib/net.ts';
-import { metricSum, scrape } from '../fault/lib/agent.ts';
+import { metricSum, scrape, startAgent as startFaultAgent } from '../fault/lib/agent.ts';
 
 let nsd: RunningServer;
 let knot: Authority;
@@ -182,5 +182,31 @@ test('hosts file without fallthrough: SERVFAIL not cached, NODATA, reload on cha
   } finally {
     const code = await a2.stop();
     assert.equal(code, 0, a2.output());
+  }
+});
+
+test('Corefile reload (SIGUSR1): new inline entries answered, the file\'s entries served throughout', async () => {
+  const file = path.join(dir, 'sigusr1.hosts');
+  writeFileSync(file, '10.2.2.1 file.reload.test\n');
+  const { host: h, port: p } = await freeAddress();
+  const corefile = (inline: string) => `reload.test:${p} {\n    bind ${h}\n    hosts ${file} {\n        ${inline}\n        reload 0\n    }\n}\n`;
+  const a3 = await startFaultAgent(corefile('10.2.2.2 one.reload.test'));
+  try {
+    const d = (...args: string[]) => dig(h, p, args);
+    assert.deepEqual(answers(await d('one.reload.test', 'A')), ['one.reload.test. A 10.2.2.2']);
+    writeFileSync(a3.corefile, corefile('10.2.2.3 two.reload.test'));
+    a3.child.kill('SIGUSR1');
+    const until = Date.now() + 15_000;
+    let two: DigResult;
+    do {
+      assert.deepEqual(answers(await d('file.reload.test', 'A')), ['file.reload.test. A 10.2.2.1'], 'file entries answered during the reload');
+      two = await d('two.reload.test', 'A');
+      if (two.status !== 'NOERROR') await sleep(50);
+    } while (two.status !== 'NOERROR' && Date.now() < until);
+    assert.deepEqual(answers(two), ['two.reload.test. A 10.2.2.3']);
+    assert.equal((await d('one.reload.test', 'A')).status, 'SERVFAIL', 'the old inline entry is gone');
+    assert.ok(a3.alive(), a3.output());
+  } finally {
+    await a3.stop();
   }
 });
