@@ -101,7 +101,6 @@ const ROWS: Row[] = [
       assert.equal(ex[0]!.extra, 'upstream: -');
       for (const e of ex.slice(1)) assert.match(e.extra ?? '', /^upstream: 127\.0\.0\.\d+:\d+$/);
     },
-    todo: 'forward does not set forward/upstream yet (lead-owned src/plugins/forward/forward.ts; diff in the dnstap report)',
   },
   {
     says: 'Examples: dnstap more than once: full to a socket and without wire messages to a remote endpoint',

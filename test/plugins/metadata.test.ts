@@ -4,7 +4,8 @@
  *  - without `metadata` in the block every label prints `-` (CoreDNS: no metadata context);
  *  - with `metadata`, `{/forward/upstream}` names the upstream forward used, on the messages
  *    after forward picked it; on a cache hit (cache is after metadata and before forward in
- *    CoreDNS's order) forward does not run and the label is `-` [todo until forward sets it];
+ *    CoreDNS's order) forward does not run and the label is `-`;
+ *  - log formats print `{/forward/upstream}` and `{/log/type}` with metadata, `-` without;
  *  - metrics: CoreDNS's metadata has none of its own; coredns_plugin_enabled lists it.
  */
 import { test } from 'node:test';
@@ -65,7 +66,7 @@ test('without metadata in the block, {/label} prints "-"', { skip, timeout: 60_0
 
 test(
   'with metadata: forward/upstream names the upstream after forward chose it; a cache hit has none',
-  { skip, timeout: 60_000, todo: 'forward does not set forward/upstream yet (lead-owned forward.ts; diff in the dnstap report)' },
+  { skip, timeout: 60_000 },
   async () => {
     const { extras, nsd, enabled } = await run('    metadata\n    cache 30', 2);
     assert.equal(enabled, 1, 'coredns_plugin_enabled{name="metadata"}');
@@ -87,4 +88,30 @@ test('metadata is listed in coredns_plugin_enabled and the block answers', { ski
   const { extras, enabled } = await run('    metadata', 1);
   assert.equal(enabled, 1);
   assert.equal(extras.length, 4);
+});
+
+test('log prints metadata labels: {/forward/upstream} with metadata, "-" without', { timeout: 60_000 }, async () => {
+  const nsd = await startNsd();
+  try {
+    for (const withMetadata of [true, false]) {
+      const dns = await freeAddress();
+      const agent = await startAgent(`.:${dns.port} {
+    bind ${dns.host}
+${withMetadata ? '    metadata\n' : ''}    log . "Q {name} via {/forward/upstream} type {/log/type}"
+    forward . ${nsd.addr}
+}
+`);
+      try {
+        assert.ok((await udpExchange(dns.host, dns.port, rawQuery('www.example.test', 1, 0x0b0b))) !== null);
+        const want = withMetadata ? `Q www.example.test. via ${nsd.addr} type NOERROR` : 'Q www.example.test. via - type -';
+        const end = performance.now() + 5000;
+        while (!agent.output().includes(want) && performance.now() < end) await new Promise((r) => setTimeout(r, 20));
+        assert.ok(agent.output().includes(want), `log line "${want}" in:\n${agent.output()}`);
+      } finally {
+        await agent.stop();
+      }
+    }
+  } finally {
+    await nsd.stop();
+  }
 });
