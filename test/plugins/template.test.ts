@@ -12,6 +12,7 @@
  *     A from NSD), SERVFAIL for a failing template or record (not cached: every query reaches
  *     the template again), the errors plugin's line for it.
  *  3. The metrics scraped from /metrics with CoreDNS's names and labels.
+ *  4. A Corefile reload (SIGUSR1) replaces the templates; the counters go on (process lifetime).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,7 +20,9 @@ import { dig, startAgent, startKnot, type AgentProcess, type Authority, type Dig
 import { CLUSTER_LOCAL } from '../engine/zones.ts';
 import { startNsd, type RunningServer } from '../forward/servers.ts';
 import { freeAddress } from '../lib/net.ts';
-import { metricSum, scrape } from '../fault/lib/agent.ts';
+import { writeFileSync } from 'node:fs';
+import { metricSum, scrape, startAgent as startFaultAgent } from '../fault/lib/agent.ts';
+import { sleep } from '../lib/net.ts';
 
 let nsd: RunningServer;
 let knot: Authority;
@@ -173,4 +176,38 @@ test('failing templates: SERVFAIL, not cached, counted per section and template'
   assert.equal(metricSum(m, 'coredns_template_matches_total', { ...base, zone: 'example.test.' }), 2, 'fixed-7 and alias');
   const text = agent.output();
   assert.match(text, /\[ERROR\] plugin\/errors: 2 x\.tfail\.test\. A: template: answer:1:3: executing "answer" at <index \.Match 4>: error calling index: index out of range: 4/);
+});
+
+test('Corefile reload (SIGUSR1): the new template answers, the match counter goes on', async () => {
+  const { host: h, port: p } = await freeAddress();
+  const mp = (await freeAddress(h)).port;
+  const corefile = (ip: string) => `reload.test:${p} {
+    bind ${h}
+    template IN A reload.test {
+        answer "{{ .Name }} 60 IN A ${ip}"
+    }
+    prometheus ${h}:${mp}
+}
+`;
+  const a = await startFaultAgent(corefile('198.18.2.1'));
+  try {
+    const d = (...args: string[]) => dig(h, p, args);
+    assert.deepEqual((await d('x.reload.test', 'A')).answer.map((r) => r.data), ['198.18.2.1']);
+    writeFileSync(a.corefile, corefile('198.18.2.2'));
+    a.child.kill('SIGUSR1');
+    const until = Date.now() + 15_000;
+    let data: string | undefined;
+    let queries = 1;
+    do {
+      data = (await d('x.reload.test', 'A')).answer[0]?.data;
+      queries++;
+      if (data !== '198.18.2.2') await sleep(50);
+    } while (data !== '198.18.2.2' && Date.now() < until);
+    assert.equal(data, '198.18.2.2');
+    const m = await scrape(h, mp);
+    assert.equal(metricSum(m, 'coredns_template_matches_total', { server: `dns://${h}:${p}`, zone: 'reload.test.', view: '', class: 'IN', type: 'A' }), queries);
+    assert.ok(a.alive(), a.output());
+  } finally {
+    await a.stop();
+  }
 });

@@ -266,6 +266,16 @@ function echoedOptions(req: Request): EdnsOption[] {
 /** Internal lookups: their CNAME answers are not followed again (no lookup loops). */
 const lookups = new WeakSet<Request>();
 
+/**
+ * The server's internal query entry, when it offers one (`Request.lookup`: routes a query as a
+ * client's on the same listener, as CoreDNS's upstream.Lookup calls Server.ServeDNS); null
+ * when it does not, and the block's own chain is used.
+ */
+function lookupOf(req: Request): ((sub: Request) => void) | null {
+  const f = (req as unknown as { lookup?: unknown }).lookup;
+  return typeof f === 'function' ? (f as (sub: Request) => void).bind(req) : null;
+}
+
 /** The block chain a request was routed to (the server's RouteTarget), if any. */
 function chainOf(req: Request): Handler | null {
   const t = req.target as { chain?: Handler } | null;
@@ -411,7 +421,8 @@ class TemplateHandler implements Handler {
   /** Looks up each CNAME target in turn through the block's chain, appending its answers. */
   private follow(req: Request, m: Message, cnames: RR[], i: number): void {
     const chain = chainOf(req);
-    if (i >= cnames.length || chain === null) return this.send(req, m);
+    const lookup = lookupOf(req);
+    if (i >= cnames.length || (chain === null && lookup === null)) return this.send(req, m);
     const target = cnames[i]!.data as string;
     const sub = subRequest(req, target, (res) => {
       if (res !== null) {
@@ -422,7 +433,8 @@ class TemplateHandler implements Handler {
     });
     if (sub === null) return this.follow(req, m, cnames, i + 1);
     try {
-      chain.serve(sub);
+      if (lookup !== null) lookup(sub);
+      else chain!.serve(sub);
     } catch {
       if (!sub.replied) this.follow(req, m, cnames, i + 1);
     }
