@@ -3,6 +3,7 @@
  * no Node.js counterpart, so the directive is parsed with CoreDNS's syntax and errors and then
  * does nothing: no listener is opened. Setup logs one warning saying what to use instead.
  */
+import { isMainThread } from 'node:worker_threads';
 import { PluginScope } from '../../plugin.ts';
 import type { Handler, Plugin, PluginSetup, SetupContext } from '../../plugin.ts';
 import type { Directive } from '../../corefile/types.ts';
@@ -88,7 +89,8 @@ export const pprofSetup: PluginSetup = {
   name: 'pprof',
   setup(d: Directive, ctx: SetupContext): Plugin {
     const cfg = parsePprof(d);
-    ctx.log.warn(pprofWarning(cfg));
+    // Serving worker threads load the same config: the main thread alone says it, once per load.
+    if (isMainThread) ctx.log.warn(pprofWarning(cfg));
     return new PprofPlugin(cfg);
   },
 };

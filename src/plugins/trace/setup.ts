@@ -5,6 +5,7 @@
  * (Zipkin/Datadog) exporter: the directive is parsed with CoreDNS's syntax, defaults and error
  * texts, then traces nothing and sends nothing. Setup logs one warning saying what to use instead.
  */
+import { isMainThread } from 'node:worker_threads';
 import { PluginScope } from '../../plugin.ts';
 import type { Handler, Plugin, PluginSetup, SetupContext } from '../../plugin.ts';
 import type { Directive, Token } from '../../corefile/types.ts';
@@ -180,7 +181,8 @@ export const traceSetup: PluginSetup = {
   name: 'trace',
   setup(d: Directive, ctx: SetupContext): Plugin {
     const cfg = parseTrace(d);
-    ctx.log.warn(traceWarning(cfg));
+    // Serving worker threads load the same config: the main thread alone says it, once per load.
+    if (isMainThread) ctx.log.warn(traceWarning(cfg));
     return new TracePlugin(cfg);
   },
 };
