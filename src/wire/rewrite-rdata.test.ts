@@ -50,3 +50,15 @@ test('type, class and rcode names as miekg/dns spells them', () => {
   assert.equal(rcodeByName('BADCOOKIE'), 23);
   assert.equal(rcodeByName('NOPE'), -1);
 });
+
+test('qnameLowerText: lower-cased text of a wire qname, escapes as qnameToString', async () => {
+  const { qnameLowerText } = await import('./qname-text.ts');
+  const { qnameToString, encodeName } = await import('./name.ts');
+  for (const name of ['WWW.Example.ORG.', '.', 'a\\.b.c.', 'x\\\\y.', 'sp\\032ace.', 'hi\\255.z.']) {
+    const wire = encodeName(name);
+    assert.equal(qnameLowerText(wire, 0, wire.length), qnameToString(wire, 0, wire.length).toLowerCase(), name);
+  }
+  const wire = encodeName('a.b.');
+  assert.equal(qnameLowerText(wire, 0, 3), 'a.', 'stops at the end given');
+  assert.equal(qnameLowerText(Uint8Array.from([5, 0x61]), 0, 2), '.', 'a label running past the end is not read');
+});

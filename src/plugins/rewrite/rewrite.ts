@@ -202,7 +202,7 @@ export class RewriteHandler implements Handler {
       if (r.length > 0) responseRules = responseRules === null ? [...r] : responseRules.concat(r);
       if (rule.mode === Mode.STOP) break;
     }
-    const changed = s.name !== req.name() || s.qtype !== req.qtype || s.qclass !== req.qclass || s.edns !== undefined;
+    const changed = s.nameChanged() || s.qtype !== req.qtype || s.qclass !== req.qclass || s.edns !== undefined;
     if (!changed && (!applied || responseRules === null)) {
       this.next.serve(req);
       return;

@@ -11,6 +11,7 @@ import { decodeMessage } from '../../wire/codec.ts';
 import type { Edns, EdnsOption, Message, RR, MxData, SrvData, SoaData } from '../../wire/codec.ts';
 import { QType } from '../../wire/codes.ts';
 import { classByName, rcodeByName, typeByName } from '../../wire/rr-names.ts';
+import { qnameLowerText } from '../../wire/qname-text.ts';
 import {
   EdnsOption as OptCode,
   addressBytes,
@@ -34,30 +35,41 @@ export class RuleError extends Error {}
 /** The query being rewritten; the message is only decoded when an EDNS(0) rule needs it. */
 export class QueryState {
   readonly req: Request;
-  /** Question name as it stands (client's spelling until a name rule changes it). */
-  name: string;
   qtype: number;
   qclass: number;
   /** The request's OPT as rules changed it; undefined until an EDNS(0) rule looks at it. */
   edns: Edns | null | undefined = undefined;
   /** The client's message decoded (by the first EDNS(0) rule), or null. */
   decoded: Message | null = null;
-  private lower: string | null = null;
-  private loweredFrom = '';
+  /** The name a rule set, or null while it is the client's. */
+  private newName: string | null = null;
+  /** Lower-cased text of `name`. */
+  private lower: string;
 
   constructor(req: Request) {
     this.req = req;
-    this.name = req.name();
     this.qtype = req.qtype;
     this.qclass = req.qclass;
+    this.lower = qnameLowerText(req.msg, 12, req.qnameEnd);
+  }
+
+  /** Question name as it stands (the client's spelling until a name rule changes it). */
+  get name(): string {
+    return this.newName ?? this.req.name();
+  }
+
+  set name(v: string) {
+    this.newName = v;
+    this.lower = v.toLowerCase();
+  }
+
+  /** Whether a rule gave the question another name (spelling included). */
+  nameChanged(): boolean {
+    return this.newName !== null && this.newName !== this.req.name();
   }
 
   /** CoreDNS's state.Name(): the current question name, lower-cased. */
   lowerName(): string {
-    if (this.lower === null || this.loweredFrom !== this.name) {
-      this.loweredFrom = this.name;
-      this.lower = this.name.toLowerCase();
-    }
     return this.lower;
   }
 
