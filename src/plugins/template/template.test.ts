@@ -242,3 +242,11 @@ test("the query's NSID/COOKIE/padding options are echoed as CoreDNS's server doe
   const ede = run(plugin('template ANY AAAA cluster.local {\n ederror 15\n}', ['cluster.local.']));
   assert.deepEqual(ede.edns!.options.map((o) => o.code), [15]);
 });
+
+test('unexported state is not a field: {{ .md }} fails as Go does', () => {
+  const p = plugin('template IN A example {\n answer "{{ .Name }} 60 IN TXT {{ .md }}"\n}');
+  const r = serve(p, 'x.example.');
+  assert.equal(r.msg.rcode, 2);
+  const q = plugin('template IN A example {\n answer "{{ .Name }} 60 IN TXT \\"{{ .Question }}\\""\n}');
+  assert.deepEqual(serve(q, 'x.example.').msg.answer[0]!.data, [';x.example.\tIN\t A']);
+});

@@ -94,16 +94,16 @@ export class QuestionView {
   readonly Name: string;
   readonly Qtype: bigint;
   readonly Qclass: bigint;
-  private readonly typeText: string;
+  readonly #typeText: string;
   constructor(name: string, qtype: number, qclass: number, typeText: string) {
     this.Name = name;
     this.Qtype = BigInt(qtype);
     this.Qclass = BigInt(qclass);
-    this.typeText = typeText;
+    this.#typeText = typeText;
   }
   goString(): string {
     const cls = className(Number(this.Qclass));
-    return `;${this.Name}\t${cls === '' ? `CLASS${this.Qclass}` : cls}\t ${this.typeText}`;
+    return `;${this.Name}\t${cls === '' ? `CLASS${this.Qclass}` : cls}\t ${this.#typeText}`;
   }
 }
 
@@ -157,14 +157,14 @@ export class TemplateData {
   Remote = '';
   /** `var` is not supported: always empty. */
   Var = new Map<string, unknown>();
-  private readonly md: Map<string, () => string> | null;
+  readonly #md: Map<string, () => string> | null;
   constructor(md: Map<string, () => string> | null) {
-    this.md = md;
+    this.#md = md;
   }
   /** The value of a metadata label ("" without the metadata plugin or the label). */
   Meta(label: unknown): string {
     if (typeof label !== 'string') throw new TemplateError(label === undefined ? 'invalid value; expected string' : `wrong type for value; expected string; got ${typeof label}`);
-    const f = this.md?.get(label);
+    const f = this.#md?.get(label);
     return f === undefined ? '' : f();
   }
 }
