@@ -421,6 +421,15 @@ for (const [i, row] of ROWS.entries()) {
   });
 }
 
+test('[Name Field Rewrites] the error for the illegal name reaches the errors plugin', async () => {
+  const i = ROWS.findIndex((r) => r.config.includes('{1}{1}.bad.test'));
+  await dig(host, ports[i]!, ['x123456789y123456789z123456789w123456789.bad.test', 'A']);
+  assert.match(
+    agent.output(),
+    /\[ERROR\] plugin\/errors: 2 x123456789y123456789z123456789w123456789\.bad\.test\. A: invalid name after rewrite: x123456789y123456789z123456789w123456789x123456789y123456789z123456789w123456789\.bad\.test\./,
+  );
+});
+
 test('[CNAME Field Rewrites] not supported here: the agent refuses the Corefile with a clear error', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'nld-rw-compat-'));
   const file = path.join(dir, 'Corefile');
