@@ -104,11 +104,14 @@ test('engine collector: plugin_enabled, cache and forward families with CoreDNS 
   assert.equal(sampleValue(legacy, 'coredns_cache_size', { server: 'dns://169.254.20.10:53', type: 'success' }), 0);
 });
 
-test('engine collector without an engine still exports the always-present forward counters', async () => {
+test('engine collector without an engine still exports what plugins register at start (forward, health, reload)', async () => {
   const hub = new MetricsHub({ defaultMetrics: false });
   hub.addCollector(new EngineCollector());
   const fams = parseExposition(await hub.render());
   assert.equal(sampleValue(fams, 'coredns_forward_healthcheck_broken_total'), 0);
   assert.equal(sampleValue(fams, 'coredns_forward_max_concurrent_rejects_total'), 0);
+  assert.ok(fams.has('coredns_health_request_duration_seconds'));
+  assert.ok(fams.has('coredns_health_request_failures_total'));
+  assert.ok(fams.has('coredns_reload_failed_total'));
   assert.equal(fams.has('coredns_plugin_enabled'), false);
 });

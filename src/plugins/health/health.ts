@@ -18,7 +18,7 @@ import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import { PluginScope } from '../../plugin.ts';
 import type { EngineHooks, Handler, Logger, Plugin } from '../../plugin.ts';
 import { formatGoDuration } from '../../util/duration.ts';
-import type { MetricsHub } from '../../metrics/hub.ts';
+import type { HealthMetrics } from './metrics.ts';
 import { PluginRoute, TEXT_PLAIN, dialHost, parseListenAddress, type HttpEndpoints } from '../../metrics/http-endpoints.ts';
 // Not `import { ... } from 'node:http'`: an ES-module import of node:http reads every export,
 // including the lazy WebSocket/EventSource getters, which loads undici (~70-190 ms of start-up
@@ -37,7 +37,7 @@ export interface HealthOptions {
 }
 
 export interface HealthDeps {
-  hub: MetricsHub;
+  metrics: HealthMetrics;
   endpoints: HttpEndpoints;
   engine: EngineHooks;
   log: Logger;
@@ -93,7 +93,7 @@ export class HealthPlugin implements Plugin {
     if (this.inFlight !== null || !this.route.isOpen) return;
     const { host } = parseListenAddress(this.address);
     const url = `http://${this.address}/health`;
-    const metrics = this.deps.hub.process;
+    const metrics = this.deps.metrics;
     const started = performance.now();
     let settled = false;
     const done = (err: Error | null) => {
@@ -101,9 +101,9 @@ export class HealthPlugin implements Plugin {
       settled = true;
       this.inFlight = null;
       const ms = performance.now() - started;
-      metrics.healthDuration.observe(ms / 1000);
+      metrics.duration.observe(ms / 1000);
       if (err !== null) {
-        metrics.healthFailures++;
+        metrics.failures++;
         this.deps.log.warn(`Local health request to "${url}" failed: Get "${url}": ${goNetError(err, this.address)}`);
       } else if (ms > SLOW_MS) {
         this.deps.log.warn(`Local health request to "${url}" took more than 1s: ${formatGoDuration(ms)}`);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { healthSetup, parseHealth } from './setup.ts';
 import { HealthPlugin } from './health.ts';
 import { MetricsHub } from '../../metrics/hub.ts';
+import { HealthMetrics } from './metrics.ts';
 import { HttpEndpoints } from '../../metrics/http-endpoints.ts';
 import { MemoryLogger, TestEngine, directiveOf, parseExposition, sampleValue, setupContext } from '../../metrics/testing.ts';
 
@@ -40,16 +41,18 @@ test('health plugin: 200 OK, also while shutting down (lameduck) until stop; sel
   const endpoints = new HttpEndpoints();
   t.after(() => endpoints.closeAll());
   const hub = new MetricsHub({ defaultMetrics: false });
+  const metrics = new HealthMetrics();
+  hub.addCollector({ collect: (out) => metrics.collect(out) });
   const engine = new TestEngine();
   const log = new MemoryLogger();
-  const p = new HealthPlugin({ address: '127.0.0.1:0', lameduckMs: 300 }, { hub, endpoints, engine, log, selfCheckIntervalMs: 20 });
+  const p = new HealthPlugin({ address: '127.0.0.1:0', lameduckMs: 300 }, { metrics, endpoints, engine, log, selfCheckIntervalMs: 20 });
   await p.start();
   const port = p.port;
   const r = await fetch(`http://127.0.0.1:${port}/health`);
   assert.equal(r.status, 200);
   assert.equal(await r.text(), 'OK');
 
-  await waitFor(() => hub.process.healthDuration.count >= 3, 'three self checks');
+  await waitFor(() => metrics.duration.count >= 3, 'three self checks');
   let fams = parseExposition(await hub.render());
   assert.ok(sampleValue(fams, 'coredns_health_request_duration_seconds_count')! >= 3);
   assert.equal(sampleValue(fams, 'coredns_health_request_failures_total'), 0);
@@ -62,13 +65,13 @@ test('health plugin: 200 OK, also while shutting down (lameduck) until stop; sel
 
   // The listener disappearing under the self check is a failure, logged as CoreDNS does.
   await endpoints.closeAll();
-  await waitFor(() => hub.process.healthFailures > 0, 'a failed self check');
+  await waitFor(() => metrics.failures > 0, 'a failed self check');
   fams = parseExposition(await hub.render());
   assert.ok(sampleValue(fams, 'coredns_health_request_failures_total')! >= 1);
   assert.match(log.lines.find((l) => l.startsWith('WARNING'))!, /^WARNING Local health request to "http:\/\/127\.0\.0\.1:0\/health" failed: Get "http:\/\/127\.0\.0\.1:0\/health": (dial tcp 127\.0\.0\.1:0: connect: connection refused|EOF)$/);
 
   await p.stop();
-  const failures = hub.process.healthFailures;
+  const failures = metrics.failures;
   await new Promise((r) => setTimeout(r, 100));
-  assert.equal(hub.process.healthFailures, failures, 'no self checks after stop');
+  assert.equal(metrics.failures, failures, 'no self checks after stop');
 });

@@ -7,7 +7,7 @@ import type { Directive } from '../../corefile/types.ts';
 import { argCountError, blockLines, errorAt, expectArgs } from '../../corefile/setup-helpers.ts';
 import { DurationError, parseGoDurationMs } from '../../util/duration.ts';
 import { pluginLogger } from '../../util/log.ts';
-import { metricsHub } from '../../metrics/hub.ts';
+import { healthMetrics } from './metrics.ts';
 import { httpEndpoints, listenAddressArg } from '../../metrics/http-endpoints.ts';
 import { HealthPlugin, type HealthOptions } from './health.ts';
 
@@ -34,8 +34,9 @@ export function parseHealth(d: Directive): HealthOptions {
 
 export const healthSetup: PluginSetup = {
   name: 'health',
+  collectGlobal: (out) => healthMetrics.collect(out),
   setup(d: Directive, ctx: SetupContext): Plugin {
     const opts = parseHealth(d);
-    return new HealthPlugin(opts, { hub: metricsHub(), endpoints: httpEndpoints, engine: ctx.engine, log: pluginLogger('health') });
+    return new HealthPlugin(opts, { metrics: healthMetrics, endpoints: httpEndpoints, engine: ctx.engine, log: pluginLogger('health') });
   },
 };

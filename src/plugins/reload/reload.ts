@@ -23,7 +23,7 @@ import { DEFAULT_CONFIG_LIMITS } from '../../corefile/limits.ts';
 import { PluginScope } from '../../plugin.ts';
 import type { EngineHooks, Handler, Logger, Plugin } from '../../plugin.ts';
 import type { Env } from '../../corefile/lexer.ts';
-import type { MetricsHub } from '../../metrics/hub.ts';
+import type { ReloadMetrics } from './metrics.ts';
 import { configDigestAsync } from './digest.ts';
 
 export interface ReloadOptions {
@@ -34,7 +34,7 @@ export interface ReloadOptions {
 export interface ReloadDeps {
   engine: EngineHooks;
   env: Env;
-  hub: MetricsHub;
+  metrics: ReloadMetrics;
   log: Logger;
 }
 
@@ -99,7 +99,7 @@ export class ReloadChecker {
 
   /** One check; resolves when any reload it started has finished. Exposed for tests. */
   async check(): Promise<void> {
-    const { engine, env, log, hub } = this.deps;
+    const { engine, env, log, metrics } = this.deps;
     const path = engine.corefilePath();
     if (path === null || !this.running) return;
     let text: string;
@@ -124,12 +124,12 @@ export class ReloadChecker {
     if (digest === this.digest || !this.running) return;
     // Do not retry the same file, even when it fails to load.
     this.digest = digest;
-    hub.process.reloadVersion = { hash: 'sha512', value: digest };
+    metrics.version = { hash: 'sha512', value: digest };
     try {
       await engine.reload('reload');
     } catch (err) {
       log.error(`Corefile changed but reload failed: ${(err as Error).message}`);
-      hub.process.reloadFailed++;
+      metrics.failed++;
     }
   }
 
@@ -139,7 +139,7 @@ export class ReloadChecker {
     if (failedHash === this.unparsableHash) return;
     this.unparsableHash = failedHash;
     this.deps.log.error(message);
-    this.deps.hub.process.reloadFailed++;
+    this.deps.metrics.failed++;
   }
 
   /** Resolves once a check in progress (if any) has finished. */

@@ -7,6 +7,7 @@ import { jitteredIntervalMs, parseReload, reloadSetup } from './setup.ts';
 import { ReloadChecker, type ReloadPlugin } from './reload.ts';
 import { configDigest } from './digest.ts';
 import { MetricsHub } from '../../metrics/hub.ts';
+import { ReloadMetrics } from './metrics.ts';
 import { MemoryLogger, TestEngine, directiveOf, parseExposition, sampleValue, setupContext } from '../../metrics/testing.ts';
 
 test('reload setup: interval, jitter and CoreDNS minimums', () => {
@@ -67,7 +68,9 @@ test('reload checker: logs the running digest, reloads on change only, counts fa
   engine.text = v1;
   const hub = new MetricsHub({ defaultMetrics: false });
   const log = new MemoryLogger();
-  const checker = new ReloadChecker(60_000, { engine, env: {}, hub, log });
+  const metrics = new ReloadMetrics();
+  hub.addCollector({ collect: (out) => metrics.collect(out) });
+  const checker = new ReloadChecker(60_000, { engine, env: {}, metrics, log });
   t.after(() => checker.stop());
   await checker.start();
   const d1 = configDigest(v1, path, {});
@@ -87,7 +90,7 @@ test('reload checker: logs the running digest, reloads on change only, counts fa
   assert.deepEqual(engine.reloads, []);
   assert.equal(log.lines.filter((l) => l.startsWith('ERROR Corefile parse failed: ')).length, 1);
   assert.ok(log.lines.some((l) => l.startsWith('ERROR Corefile parse failed: ') && l.includes(`${path}:`)));
-  assert.equal(hub.process.reloadFailed, 1);
+  assert.equal(metrics.failed, 1);
 
   // A change that parses but the engine rejects: logged, counted, not retried.
   engine.reloadResult = async () => {
@@ -97,7 +100,7 @@ test('reload checker: logs the running digest, reloads on change only, counts fa
   await checker.check();
   await checker.check();
   assert.deepEqual(engine.reloads, ['reload']);
-  assert.equal(hub.process.reloadFailed, 2);
+  assert.equal(metrics.failed, 2);
   assert.ok(log.lines.includes("ERROR Corefile changed but reload failed: Corefile:2 - Error during parsing: Unknown directive 'cahce'"));
   const d2 = configDigest('.:53 {\n    cahce 30\n}\n', path, {});
   let fams = parseExposition(await hub.render());
@@ -109,7 +112,7 @@ test('reload checker: logs the running digest, reloads on change only, counts fa
   writeFileSync(path, '.:53 {\n    cache 60\n}\n');
   await checker.check();
   assert.deepEqual(engine.reloads, ['reload', 'reload']);
-  assert.equal(hub.process.reloadFailed, 2);
+  assert.equal(metrics.failed, 2);
   fams = parseExposition(await hub.render());
   assert.equal(sampleValue(fams, 'coredns_reload_version_info', { hash: 'sha512', value: d2 }), undefined, 'one version series');
 
@@ -128,7 +131,7 @@ test('reload checker: the timer fires on its period', async (t) => {
   const engine = new TestEngine();
   engine.path = path;
   engine.text = '.:53 {\n    cache 30\n}\n';
-  const checker = new ReloadChecker(30, { engine, env: {}, hub: new MetricsHub({ defaultMetrics: false }), log: new MemoryLogger() });
+  const checker = new ReloadChecker(30, { engine, env: {}, metrics: new ReloadMetrics(), log: new MemoryLogger() });
   t.after(() => checker.stop());
   await checker.start();
   writeFileSync(path, '.:53 {\n    cache 40\n}\n');

@@ -8,7 +8,7 @@ import type { Directive, Token } from '../../corefile/types.ts';
 import { errorAt, expectArgs, noBlock } from '../../corefile/setup-helpers.ts';
 import { DurationError, parseGoDurationMs } from '../../util/duration.ts';
 import { pluginLogger } from '../../util/log.ts';
-import { metricsHub } from '../../metrics/hub.ts';
+import { reloadMetrics } from './metrics.ts';
 import { ReloadChecker, ReloadPlugin, type ReloadOptions } from './reload.ts';
 
 export const DEFAULT_INTERVAL_MS = 30_000;
@@ -46,12 +46,13 @@ const SHARED_KEY = 'reload/checker';
 
 export const reloadSetup: PluginSetup = {
   name: 'reload',
+  collectGlobal: (out) => reloadMetrics.collect(out),
   setup(d: Directive, ctx: SetupContext): Plugin {
     const options = parseReload(d);
     const period = jitteredIntervalMs(options);
     let checker = ctx.shared.get(SHARED_KEY) as ReloadChecker | undefined;
     if (checker === undefined) {
-      checker = new ReloadChecker(period, { engine: ctx.engine, env: ctx.env, hub: metricsHub(), log: pluginLogger('reload') });
+      checker = new ReloadChecker(period, { engine: ctx.engine, env: ctx.env, metrics: reloadMetrics, log: pluginLogger('reload') });
       ctx.shared.set(SHARED_KEY, checker);
     } else {
       checker.periodMs = period;
