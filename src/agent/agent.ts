@@ -26,11 +26,10 @@
  *    live instance: leaving rules and an interface with nobody listening is the outage
  *    node-cache's teardown exists to prevent, and removing them under a live peer is one too.
  */
-import { constants as fsConstants } from 'node:fs';
-import { rename, rm, stat, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
+import { rename, stat, writeFile } from 'node:fs/promises';
+import { isIP, type AddressInfo } from 'node:net';
 import { basename, dirname, join } from 'node:path';
-import type { Options } from '../cli/options.ts';
+import { splitListenAddress, type Options } from '../cli/options.ts';
 import type { Logger } from '../plugin.ts';
 import { agentLog } from '../util/log.ts';
 import { readRegularFile } from '../util/read-regular.ts';
@@ -47,8 +46,9 @@ import {
   type WatchSource,
 } from './configmap.ts';
 import type { CommandRunner } from './exec.ts';
-import { IFACE_ERROR_CODES, InterfaceError, InterfaceManager } from './iface.ts';
+import { IFACE_ERROR_CODES, InterfaceError, InterfaceManager, canonicalIp } from './iface.ts';
 import { chooseRulesBackend, createRulesBackend, type RulesBackend } from './rules.ts';
+import { removePidfile, writePidfile } from './pidfile.ts';
 import { SETUP_ERROR_TYPES, SetupMetrics } from './setup-metrics.ts';
 import { TemplateError, renderCorefile } from './template.ts';
 import { CLUSTER_ZONES_ENV } from '../config/cluster-zones.ts';
@@ -134,6 +134,20 @@ async function writeFileAtomic(path: string, data: string): Promise<void> {
   await rename(tmp, path);
 }
 
+/** True when `address` (host:port) names one of the local IPs, which exist only once the interface does. */
+export function listensOnLocalIp(address: string, localIps: readonly string[]): boolean {
+  if (address === '') return false;
+  let host: string;
+  try {
+    host = splitListenAddress(address, 'metrics-listen-address').host;
+  } catch {
+    return false;
+  }
+  if (isIP(host) === 0) return false;
+  const h = canonicalIp(host);
+  return localIps.some((ip) => canonicalIp(ip) === h);
+}
+
 async function readOptional(path: string): Promise<string | undefined> {
   try {
     return (await readRegularFile(path, MAX_TEMPLATE_BYTES)).toString('utf8');
@@ -171,14 +185,16 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
     );
   }
 
-  let metricsAddress: AddressInfo | undefined;
-  if (opts.metricsListenAddress !== '') {
-    try {
-      metricsAddress = await metrics.listen(opts.metricsListenAddress);
-    } catch (err) {
-      log.error(`Failed to start metrics handler: ${(err as Error).message}`);
-    }
-  }
+  // The set-up metrics listener: on one of the local IPs it can bind only once the interface
+  // holds them (after step 2); any other address now. Either way an address that cannot be bound
+  // is retried in the background (setup-metrics.ts), each failure logged and counted.
+  let metricsStarted = false;
+  const startMetrics = async (): Promise<void> => {
+    if (metricsStarted || opts.metricsListenAddress === '') return;
+    metricsStarted = true;
+    await metrics.listenWithRetry(opts.metricsListenAddress, { log });
+  };
+  if (!listensOnLocalIp(opts.metricsListenAddress, opts.localIps)) await startMetrics();
 
   // --- 0. peer registration: before anything is set up, so a leaving peer sees us ---------
   let registry: PeerRegistry | undefined;
@@ -315,6 +331,7 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
     await abandon();
     throw err;
   }
+  await startMetrics();
 
   let rules: RulesBackend | undefined;
   if (opts.setupIptables) {
@@ -394,15 +411,7 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
   }
 
   // --- 4. pidfile, iptables ----------------------------------------------------------------
-  if (opts.pidfile !== '') {
-    try {
-      // O_NONBLOCK: a FIFO at that path (nobody reading) fails with ENXIO instead of blocking
-      // start-up forever; a regular file is written as usual.
-      await writeFile(opts.pidfile, `${process.pid}\n`, { flag: fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NONBLOCK });
-    } catch (err) {
-      log.error(`Failed to write pidfile ${opts.pidfile}: ${(err as Error).message}`);
-    }
-  }
+  await writePidfile(opts.pidfile, log);
   if (role === PEER_ROLES.primary && !rulesFirst) await rules?.ensureAll();
 
   // --- 5. periodic network sync (primary) / primary watch (standby) --------------------------
@@ -538,7 +547,7 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
         log.error(`Error stopping the DNS server: ${(err as Error).message}`);
       }
       await teardownIfLast();
-      if (opts.pidfile !== '') await rm(opts.pidfile, { force: true }).catch(() => undefined);
+      await removePidfile(opts.pidfile);
       await metrics.close();
     })();
     return shutdownPromise;
@@ -553,7 +562,7 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
     },
     metrics,
     get metricsAddress() {
-      return metricsAddress;
+      return metrics.address;
     },
   };
 }

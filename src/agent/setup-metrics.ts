@@ -4,6 +4,12 @@
  * series exist from the start. Served with the process metrics on `-metrics-listen-address`
  * (default 0.0.0.0:9353) at /metrics, separate from the DNS metrics of the `prometheus` plugin,
  * with the same listener bounds (createHardenedServer) and at most one render per second.
+ *
+ * The listener is started with listenWithRetry(): an address that cannot be bound yet (the local
+ * IP before its interface exists: EADDRNOTAVAIL; a port still held by a predecessor: EADDRINUSE)
+ * is retried with a growing delay (1 s doubling to 30 s) until it binds or the process stops,
+ * each failure logged and counted in nodelocaldns_setup_metrics_listen_errors_total (node-cache
+ * tries once and serves no metrics for the life of the pod).
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,10 +28,25 @@ export const SETUP_ERROR_TYPES = {
 export type SetupErrorType = (typeof SETUP_ERROR_TYPES)[keyof typeof SETUP_ERROR_TYPES];
 
 export const SETUP_ERRORS_METRIC = 'coredns_nodecache_setup_errors_total';
+export const LISTEN_ERRORS_METRIC = 'nodelocaldns_setup_metrics_listen_errors_total';
+
+/** First retry delay of listenWithRetry, doubled after each failure up to LISTEN_RETRY_MAX_MS. */
+export const LISTEN_RETRY_INITIAL_MS = 1_000;
+export const LISTEN_RETRY_MAX_MS = 30_000;
+
+export interface ListenRetryOptions {
+  log: { info(msg: string): void; error(msg: string): void };
+  initialDelayMs?: number;
+  maxDelayMs?: number;
+  limits?: Readonly<HttpLimits>;
+}
 
 export class SetupMetrics {
   readonly registry: Registry;
   readonly #errors: Counter<'errortype'>;
+  readonly #listenErrors: Counter;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #closed = false;
   /** /metrics renders: at most one per interval, shared by the scrapes it answers (as the DNS metrics'). */
   readonly scrapes: RenderScheduler;
   #server: Server | undefined;
@@ -40,6 +61,11 @@ export class SetupMetrics {
       registers: [this.registry],
     });
     for (const t of Object.values(SETUP_ERROR_TYPES)) this.#errors.inc({ errortype: t }, 0);
+    this.#listenErrors = new Counter({
+      name: LISTEN_ERRORS_METRIC,
+      help: 'Failed attempts to start the -metrics-listen-address listener (retried until it binds)',
+      registers: [this.registry],
+    });
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -87,11 +113,63 @@ export class SetupMetrics {
     });
   }
 
+  /** The bound address while the listener runs. */
+  get address(): AddressInfo | undefined {
+    return (this.#server?.address() as AddressInfo | null) ?? undefined;
+  }
+
+  /** Failed listen attempts so far. */
+  async listenErrors(): Promise<number> {
+    return (await this.#listenErrors.get()).values[0]?.value ?? 0;
+  }
+
+  /**
+   * Binds `address` now; when that fails, logs, counts and retries in the background (1 s,
+   * 2 s, ... 30 s) until it binds or close() is called. Resolves after the first attempt with
+   * the bound address, or undefined when that attempt failed.
+   */
+  async listenWithRetry(address: string, o: ListenRetryOptions): Promise<AddressInfo | undefined> {
+    const initial = o.initialDelayMs ?? LISTEN_RETRY_INITIAL_MS;
+    const max = o.maxDelayMs ?? LISTEN_RETRY_MAX_MS;
+    let failures = 0;
+    const attempt = async (delay: number): Promise<AddressInfo | undefined> => {
+      if (this.#closed) return undefined;
+      try {
+        const a = await this.listen(address, { limits: o.limits });
+        if (this.#closed) {
+          await this.close();
+          return undefined;
+        }
+        if (failures > 0) o.log.info(`Metrics handler listening on ${address} after ${failures} failed attempt(s)`);
+        return a;
+      } catch (err) {
+        failures++;
+        this.#listenErrors.inc();
+        if (this.#closed) return undefined;
+        o.log.error(`Failed to start metrics handler on ${address}: ${(err as Error).message}; retrying in ${formatDelay(delay)}`);
+        this.#retryTimer = setTimeout(() => {
+          this.#retryTimer = undefined;
+          void attempt(Math.min(delay * 2, max));
+        }, delay);
+        this.#retryTimer.unref();
+        return undefined;
+      }
+    };
+    return attempt(Math.min(initial, max));
+  }
+
   async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
     const s = this.#server;
     this.#server = undefined;
     if (!s) return;
     s.closeAllConnections();
     await new Promise<void>((resolve) => s.close(() => resolve()));
   }
+}
+
+function formatDelay(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }

@@ -142,7 +142,9 @@ export function optionsFlagSet(programName = 'node-local-dns', version = ''): Fl
     parse: parseSyncInterval,
     format: formatGoDurationMs,
   });
-  fs.string('metrics-listen-address', DEFAULTS.metricsListenAddress, 'host:port serving the set-up error metrics on /metrics (empty: off)');
+  fs.string('metrics-listen-address', DEFAULTS.metricsListenAddress, 'host:port serving the set-up error metrics on /metrics (empty: off). ' +
+    'On a local IP it is bound once the interface holds it; an address that cannot be bound is retried every 1s to 30s ' +
+    '(counted in nodelocaldns_setup_metrics_listen_errors_total). Without -localip (-conf only) served only when this flag is given');
   fs.bool('setupiptables', true, 'install the NOTRACK/ACCEPT iptables rules for the local IPs (with the back end of -rulesbackend)');
   fs.string('basecorefile', DEFAULTS.baseCorefile, 'template Corefile with __PILLAR__ variables; when missing, the Corefile is served as is');
   fs.string('corefile', DEFAULTS.conf, 'Corefile to write from the template and serve (overridden by -conf)');
@@ -161,7 +163,7 @@ export function optionsFlagSet(programName = 'node-local-dns', version = ''): Fl
   // CoreDNS flags node-cache forwards
   fs.string('conf', DEFAULTS.conf, 'Corefile to load');
   fs.string('dns.port', String(DEFAULTS.dnsPort), 'default port for server blocks without one');
-  fs.string('pidfile', '', 'file to write the process id to once serving');
+  fs.string('pidfile', '', 'file to write the process id to once serving, in every mode (removed on a clean exit)');
   fs.bool('quiet', false, 'no initialisation output');
   fs.bool('version', false, 'print the version and exit');
   fs.bool('plugins', false, 'list the available plugins and exit');
