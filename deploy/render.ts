@@ -8,7 +8,9 @@
  *     link-local address AND the kube-dns ClusterIP, so pods keep their resolv.conf.
  *     __PILLAR__DNS__SERVER__, __PILLAR__LOCAL__DNS__, __PILLAR__DNS__DOMAIN__ are replaced;
  *     __PILLAR__CLUSTER__DNS__ stays for the agent (kube-dns-upstream ClusterIP).
- *   ipvs mode (also for kube-proxy's nftables mode): kube-proxy owns the kube-dns ClusterIP, so the cache listens on
+ *   nftables mode (kube-proxy --proxy-mode=nftables): as iptables mode, plus `-rulesbackend nftables`:
+ *     the NOTRACK/ACCEPT rules go into the agent's own `table inet node-local-dns`.
+ *   ipvs mode: kube-proxy owns the kube-dns ClusterIP, so the cache listens on
  *     the link-local address only: every " __PILLAR__DNS__SERVER__" / ",__PILLAR__DNS__SERVER__"
  *     is removed and __PILLAR__CLUSTER__DNS__ becomes the kube-dns ClusterIP.
  *
@@ -16,7 +18,7 @@
  *
  * Usage:
  *   node deploy/render.ts --dns-server 10.96.0.10 [--local-dns 169.254.20.10]
- *     [--domain cluster.local] [--mode iptables|ipvs] [--image REF] [--standby] [--output FILE]
+ *     [--domain cluster.local] [--mode iptables|ipvs|nftables] [--image REF] [--standby] [--output FILE]
  *
  * The standby is a separate output on purpose: the two DaemonSets are updated one after the
  * other (standby first), never in one `kubectl apply`.
@@ -30,7 +32,7 @@ export const TEMPLATE_PATH = fileURLToPath(new URL('./kubernetes/nodelocaldns.ya
 /** The standby DaemonSet's template (--standby); it uses the primary's ConfigMap and ServiceAccount. */
 export const STANDBY_TEMPLATE_PATH = fileURLToPath(new URL('./kubernetes/nodelocaldns-standby.yaml', import.meta.url));
 
-export const MODES = ['iptables', 'ipvs'] as const;
+export const MODES = ['iptables', 'ipvs', 'nftables'] as const;
 export type Mode = (typeof MODES)[number];
 
 export interface RenderOptions {
@@ -76,7 +78,7 @@ const IMAGE_RE = /^[a-z0-9][a-z0-9._\-/:@]*$/i;
 
 function validate(opts: RenderOptions): void {
   if (!MODES.includes(opts.mode)) {
-    throw new RenderError(RenderErrorCode.BadMode, `--mode must be iptables or ipvs, not "${opts.mode}"`);
+    throw new RenderError(RenderErrorCode.BadMode, `--mode must be iptables, ipvs or nftables, not "${opts.mode}"`);
   }
   for (const [flag, value] of [['--dns-server', opts.dnsServer], ['--local-dns', opts.localDns]] as const) {
     if (isIP(value) === 0) {
@@ -105,6 +107,12 @@ function stripHeader(template: string): string {
 export function renderManifest(template: string, opts: RenderOptions): string {
   validate(opts);
   let out = stripHeader(template);
+  if (opts.mode === 'nftables') {
+    // The iptables variant, with the rules written by the nftables back end (a table of its own).
+    const before = out;
+    out = out.replace(/^(\s*)- -peerdir$/m, '$1- -rulesbackend\n$1- nftables\n$1- -peerdir');
+    if (out === before) throw new RenderError(RenderErrorCode.BadArguments, 'template has no "- -peerdir" argument to put -rulesbackend nftables before');
+  }
   if (opts.mode === 'ipvs') {
     out = out.replaceAll('__PILLAR__CLUSTER__DNS__', opts.dnsServer);
     out = out.replace(/[ |,]__PILLAR__DNS__SERVER__/g, '');
@@ -132,7 +140,7 @@ export function renderManifest(template: string, opts: RenderOptions): string {
 }
 
 const USAGE = `usage: node deploy/render.ts --dns-server IP [--local-dns 169.254.20.10] [--domain cluster.local]
-                           [--mode iptables|ipvs] [--image REF] [--standby] [--template FILE] [--output FILE]
+                           [--mode iptables|ipvs|nftables] [--image REF] [--standby] [--template FILE] [--output FILE]
   --standby  render the standby DaemonSet (deploy/kubernetes/nodelocaldns-standby.yaml) instead of
              the primary bundle; apply it after the primary (docs/zero-downtime.md)`;
 

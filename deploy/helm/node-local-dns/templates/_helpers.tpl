@@ -97,7 +97,7 @@ standby share one Corefile and each binds its own ports. */}}
 {{- end -}}
 {{- end -}}
 
-{{/* -localip: iptables mode also takes over the kube-dns ClusterIP; IPVS mode cannot. */}}
+{{/* -localip: iptables and nftables modes also take over the kube-dns ClusterIP; IPVS mode cannot. */}}
 {{- define "node-local-dns.localip" -}}
 {{- if eq .Values.mode "ipvs" -}}
 {{- .Values.localDns -}}
@@ -238,6 +238,10 @@ rules. updateStrategy.type=Surge forces -skipteardown on the primary only. */}}
 - {{ $v.ports.health | quote }}
 - -metrics-listen-address
 - {{ printf "0.0.0.0:%v" $agentMetrics | quote }}
+{{- if eq $v.mode "nftables" }}
+- -rulesbackend
+- nftables
+{{- end }}
 - -peerdir
 - {{ include "node-local-dns.peerDir" .ctx }}
 {{- if not $v.agent.setupInterface }}
