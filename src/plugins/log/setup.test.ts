@@ -209,7 +209,7 @@ test('log: every placeholder of CoreDNS\'s replacer', () => {
     return { req, resp: sent.msg! };
   })();
   assert.equal(lines[0], `[INFO] MX|www.example.org.|IN|udp|[2001:db8::7]|[fd00::10]|${req.msgLen}|1234|NOERROR|${resp.length}|qr,rd,ra|1400|true|99|0`);
-  const { req: r4 } = query('a.example.org', 'SPF', { proto: Proto.TCP });
+  const { req: r4 } = query('a.example.org', 'SPF' as RecordType, { proto: Proto.TCP });
   r4.server = 'dns://127.0.0.53:1053';
   p.compose(upstream('servfail')).serve(r4);
   assert.match(lines[1]!, /^\[INFO\] SPF\|a\.example\.org\.\|IN\|tcp\|127\.0\.0\.1\|127\.0\.0\.53\|\d+\|40212\|SERVFAIL\|\d+\|qr,rd,ra\|65535\|false\|4660\|0$/);
