@@ -63,9 +63,35 @@ export class Dispatcher {
     this.unroutedStats = getZoneStats(serverLabel, 'dropped');
   }
 
+  /**
+   * An internal query (Request.lookup): routed by zone like a client's and served by that
+   * block's chain; REFUSED when no zone matches, SERVFAIL when a handler throws. Its reply
+   * goes to its own writer; it is not counted as a client query.
+   */
+  private readonly lookup = (sub: Request): void => {
+    sub.server = this.serverLabel;
+    sub.lookup = this.lookup;
+    const route = this.table.match(sub);
+    if (route === null) {
+      sub.fail('', Rcode.REFUSED, null);
+      return;
+    }
+    sub.zone = route.zone;
+    sub.target = route.target;
+    sub.errorSink = route.target.errorSink;
+    try {
+      route.target.chain.serve(sub);
+    } catch (err) {
+      countPanic();
+      log.error(`Recovered from panic in server: "${this.serverLabel}" ${(err as Error)?.stack ?? String(err)}`);
+      sub.fail('', Rcode.SERVFAIL, null);
+    }
+  };
+
   /** Handles one parsed-or-not query. Never throws. */
   dispatch(req: Request): void {
     req.server = this.serverLabel;
+    req.lookup = this.lookup;
     const res = parseQuery(req);
     if (res !== ParseResult.OK) {
       if (res === ParseResult.DROP) {

@@ -90,6 +90,12 @@ export class Request {
    */
   metadata: Map<string, () => string> | null = null;
 
+  /**
+   * Serves an internal query routed as a client's on this request's listener (CoreDNS's
+   * upstream lookup through Server.ServeDNS; template follows CNAMEs with it). Set by the server.
+   */
+  lookup: ((sub: Request) => void) | null = null;
+
   private cachedName: string | null = null;
 
   constructor(msg: Buffer, msgLen: number, writer: ResponseWriter, labelOffsets?: Uint8Array) {
@@ -111,6 +117,11 @@ export class Request {
   name(): string {
     if (this.cachedName === null) this.cachedName = qnameToString(this.msg, 12, this.qnameEnd);
     return this.cachedName;
+  }
+
+  /** After `msg` was replaced and parsed again (rewrite): the qname text to report, or null to read it from msg. */
+  resetName(name: string | null = null): void {
+    this.cachedName = name;
   }
 
   /** Reports a plugin error (e.g. forward's upstream timeout) to the `errors` plugin, if any. */

@@ -93,12 +93,9 @@ class SavedQuery {
   }
 }
 
-/**
- * Request.name() caches the qname text in a private field; after the message is swapped the
- * cache must follow (see the report: a Request method for this belongs to the lead's file).
- */
+/** Request.name() caches the qname text; after the message is swapped the cache must follow. */
 function setCachedName(req: Request, name: string | null): void {
-  (req as unknown as { cachedName: string | null }).cachedName = name;
+  req.resetName(name);
 }
 
 /** Wraps the request's writer while a rewritten query is answered. */

@@ -272,8 +272,7 @@ const lookups = new WeakSet<Request>();
  * when it does not, and the block's own chain is used.
  */
 function lookupOf(req: Request): ((sub: Request) => void) | null {
-  const f = (req as unknown as { lookup?: unknown }).lookup;
-  return typeof f === 'function' ? (f as (sub: Request) => void).bind(req) : null;
+  return req.lookup;
 }
 
 /** The block chain a request was routed to (the server's RouteTarget), if any. */
