@@ -207,6 +207,12 @@ test('-rulesbackend nftables beside kube-proxy in nftables mode', { skip, timeou
         assert.deepEqual(r.answers.map((l) => l.split(' ').at(-1)), ['198.18.2.20'], `${server} ${tcp ? 'tcp' : 'udp'}\n${r.raw}`);
       }
     }
+    // A host-network client (the node itself: kube-proxy's nat-output chain would DNAT it).
+    for (const tcp of [false, true]) {
+      const r = await dig(sim.node, SIM.kubeDnsServiceIp, 'web.default.svc.cluster.local', 'A', { tcp });
+      sent++;
+      assert.deepEqual(r.answers.map((l) => l.split(' ').at(-1)), ['198.18.2.20'], `node ${tcp ? 'tcp' : 'udp'}\n${r.raw}`);
+    }
     assert.equal((await dnsRequests(sim)) - before, sent, 'node-local-dns counted every query: none went to the stand-in');
     assert.deepEqual(await conntrackTo(sim, [SIM.localDnsIp, SIM.kubeDnsServiceIp]), [], 'no conntrack entry for the cache\'s addresses');
     assert.equal(await newToServices(sim), kubeProxyBefore, 'kube-proxy\'s chains saw no new connection to the service IP');
