@@ -67,6 +67,11 @@ before(async () => {
         answer "{{ .Name }} 60 IN CNAME www.example.test."
         fallthrough
     }
+    template IN A example.test {
+        match "^tocluster[.]example[.]test[.]$"
+        answer "{{ .Name }} 60 IN CNAME web.default.svc.cluster.local."
+        fallthrough
+    }
     template IN A strict.example.test {
         match "^only[.]"
         answer "{{ .Name }} 60 IN A 198.18.1.1"
@@ -162,6 +167,17 @@ test('. block: regex groups, fallthrough to NSD, a CNAME followed through the bl
   ]);
 });
 
+test("a CNAME target in another block's zone is looked up by that block (routed like a client query)", async () => {
+  // The target is in cluster.local: the cluster.local block's forward (Knot) answers it, not
+  // this block's forward (NSD, which has no cluster.local), as CoreDNS's upstream lookup routes it.
+  const r = await q('tocluster.example.test', 'A');
+  assert.equal(r.status, 'NOERROR');
+  assert.deepEqual(r.answer.map((x) => [x.name, x.type, x.data]), [
+    ['tocluster.example.test.', 'CNAME', 'web.default.svc.cluster.local.'],
+    ['web.default.svc.cluster.local.', 'A', '10.244.1.5'],
+  ]);
+});
+
 test('failing templates: SERVFAIL, not cached, counted per section and template', async () => {
   for (let i = 0; i < 2; i++) {
     assert.equal((await q('x.tfail.test', 'A')).status, 'SERVFAIL');
@@ -172,8 +188,8 @@ test('failing templates: SERVFAIL, not cached, counted per section and template'
   assert.equal(metricSum(m, 'coredns_template_template_failures_total', { ...base, zone: 'tfail.test.', section: 'answer', template: '{{index .Match 4}}' }), 2);
   assert.equal(metricSum(m, 'coredns_template_rr_failures_total', { ...base, zone: 'rrfail.test.', section: 'answer', template: '{{.Name}} 60 IN A 300.1.2.3' }), 2);
   assert.equal(metricSum(m, 'coredns_template_matches_total', { ...base, zone: 'rrfail.test.' }), 2, 'SERVFAIL not cached: both queries matched');
-  // The templates of zone example.test matched fixed-7 and alias (www fell through).
-  assert.equal(metricSum(m, 'coredns_template_matches_total', { ...base, zone: 'example.test.' }), 2, 'fixed-7 and alias');
+  // The templates of zone example.test matched fixed-7, alias and tocluster (www fell through).
+  assert.equal(metricSum(m, 'coredns_template_matches_total', { ...base, zone: 'example.test.' }), 3, 'fixed-7, alias and tocluster');
   const text = agent.output();
   assert.match(text, /\[ERROR\] plugin\/errors: 2 x\.tfail\.test\. A: template: answer:1:3: executing "answer" at <index \.Match 4>: error calling index: index out of range: 4/);
 });
