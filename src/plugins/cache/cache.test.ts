@@ -6,7 +6,7 @@ import { Proto, type Request } from '../../server/request.ts';
 import { Rcode } from '../../wire/codes.ts';
 import { CachePlugin } from './cache.ts';
 import type { Entry, EntryStore } from './store.ts';
-import { ToyNext, TestClock, cacheFrom, ask, makeResponse, makeQuery, a, soa } from './test-helpers.ts';
+import { ToyNext, TestClock, cacheFrom, ask, makeResponse, makeQuery, a, soa } from '../../../test/lib/cache-testing.ts';
 
 /** An upstream answering A queries with one record of the given TTL. */
 function upstreamA(ttl: number, addr = '192.0.2.1'): ToyNext {

@@ -12,7 +12,7 @@ import type { Request } from '../../server/request.ts';
 import { Rcode } from '../../wire/codes.ts';
 import { CachePlugin, DEFAULT_STALE_FALLBACK } from './cache.ts';
 import { CLUSTER_ZONES_ENV, cacheSetup, clusterZonesFrom, isClusterZone, parseCacheDirective, staleFallbackFor } from './setup.ts';
-import { ToyNext, TestClock, a, makeQuery, makeResponse } from './test-helpers.ts';
+import { ToyNext, TestClock, a, makeQuery, makeResponse } from '../../../test/lib/cache-testing.ts';
 
 function directive(zones: string, body: string) {
   const blocks = parseCorefile(`${zones} {\n${body}\n}\n`, 'Corefile', {});

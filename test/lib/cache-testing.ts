@@ -4,12 +4,12 @@
  */
 import dnsPacket from 'dns-packet';
 import type { Answer, DecodedPacket, RecordType } from 'dns-packet';
-import type { Handler, ResponseWriter } from '../../plugin.ts';
-import { Proto, Request } from '../../server/request.ts';
-import { ParseResult, parseQuery } from '../../wire/query.ts';
-import { CachePlugin } from './cache.ts';
-import { parseCacheDirective } from './setup.ts';
-import { parseCorefile } from '../../corefile/parser.ts';
+import type { Handler, ResponseWriter } from '../../src/plugin.ts';
+import { Proto, Request } from '../../src/server/request.ts';
+import { ParseResult, parseQuery } from '../../src/wire/query.ts';
+import { CachePlugin } from '../../src/plugins/cache/cache.ts';
+import { parseCacheDirective } from '../../src/plugins/cache/setup.ts';
+import { parseCorefile } from '../../src/corefile/parser.ts';
 
 /** dns-packet's decoded form; its typings leave out the rcode text it sets. */
 export type Decoded = DecodedPacket & { rcode: string };
