@@ -17,10 +17,11 @@ const plain: Dns64Block = { body: '    dns64' };
 const cached: Dns64Block = { body: '    dns64\n    cache 30' };
 const all: Dns64Block = { body: '    dns64 {\n        translate_all\n        prefix 2001:db8:64::/64\n    }' };
 const v4ok: Dns64Block = { body: '    dns64 {\n        allow_ipv4\n    }' };
+const logged: Dns64Block = { body: '    log . "{type} {name} {rcode} {remote}"\n    dns64' };
 
 before(async () => {
   knot = await startDns64Knot();
-  ({ agent, metrics } = await startDns64Agent(knot, [plain, all, v4ok, cached]));
+  ({ agent, metrics } = await startDns64Agent(knot, [plain, all, v4ok, cached, logged]));
 });
 
 after(async () => {
@@ -107,4 +108,13 @@ test('before cache: the AAAA NODATA and the A lookup are cached (hits count up),
   assert.equal(fam?.type, 'counter');
   assert.ok(fam!.samples.every((x) => Object.keys(x.labels).join() === 'server'), 'one label: server');
   assert.equal(metricSum(c3.m, 'coredns_dns64_requests_translated_total', { server: `dns://${cached.v4}:${cached.port}` }), 0, 'IPv4 clients of this block were never translated');
+});
+
+test('the A lookup goes through the server again, as CoreDNS\'s upstream lookup: log (before dns64) logs it, then the AAAA', async () => {
+  const r = await v6(logged, ['v4only.dns64.test', 'AAAA']);
+  assert.equal(r.answer.length, 2);
+  const end = performance.now() + 5000;
+  const lines = () => agent.output().split('\n').filter((l) => / v4only\.dns64\.test\. /.test(l) && l.startsWith('[INFO] A'));
+  while (lines().length < 2 && performance.now() < end) await new Promise((res) => setTimeout(res, 20));
+  assert.deepEqual(lines(), ['[INFO] A v4only.dns64.test. NOERROR [::1]', '[INFO] AAAA v4only.dns64.test. NOERROR [::1]']);
 });

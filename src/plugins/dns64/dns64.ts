@@ -7,9 +7,11 @@
  * the prefix (RFC 6052).
  *
  * Everything else passes straight to `next` after three field compares: dns64 sits before
- * `cache` and runs on cache hits too. The A query goes through `next` (so `cache` answers and
- * stores it like any A query); the synthesized response goes only to the plugins before dns64
- * (log, ...) and the client: `cache` keeps the upstream's own AAAA response.
+ * `cache` and runs on cache hits too. The A query goes through the server again
+ * (`req.lookup`, CoreDNS's upstream lookup: the whole chain of the block serving the name, so
+ * `log` logs it and `cache` answers and stores it like any A query); without a server (unit
+ * tests) through `next`. The synthesized response goes only to the plugins before dns64 (log,
+ * ...) and the client: `cache` keeps the upstream's own AAAA response.
  */
 import type { Handler, ResponseWriter } from '../../plugin.ts';
 import { Request } from '../../server/request.ts';
@@ -110,13 +112,15 @@ class AaaaWriter implements ResponseWriter {
     // The AAAA response may be needed after the A query; the buffer is not ours to keep.
     const aaaa = Buffer.from(msg.subarray(0, len));
     const w = new AWriter(req, this.inner, aaaa, soa >= 0 ? soa : DNS64_DEFAULT_SOA_TTL, this.opts);
-    const sub = subRequest(req, w);
+    const lookup = req.lookup;
+    const sub = subRequest(req, w, lookup === null);
     if (sub === null) {
       w.send(aaaa, aaaa.length, false);
       return;
     }
     try {
-      this.next.serve(sub);
+      if (lookup !== null) lookup(sub);
+      else this.next.serve(sub);
     } catch (err) {
       req.reportError('dns64', err as Error);
       if (!sub.replied) w.send(aaaa, aaaa.length, false);
@@ -124,8 +128,12 @@ class AaaaWriter implements ResponseWriter {
   }
 }
 
-/** The internal A query for the client's AAAA query: same message, flags, EDNS, client and server. */
-function subRequest(req: Request, w: ResponseWriter): Request | null {
+/**
+ * The internal A query for the client's AAAA query: same message, flags, EDNS, client and
+ * server. `viaNext`: it skips the plugins before dns64, so it takes the client query's tap and
+ * metadata; through the server the chain sets its own (as CoreDNS's new ServeDNS does).
+ */
+function subRequest(req: Request, w: ResponseWriter, viaNext: boolean): Request | null {
   const buf = aQueryFor(req.msg, req.msgLen, req.qnameEnd);
   const sub = new Request(buf, buf.length, w);
   if (parseQuery(sub) !== ParseResult.OK) return null;
@@ -137,8 +145,10 @@ function subRequest(req: Request, w: ResponseWriter): Request | null {
   sub.zone = req.zone;
   sub.startMs = req.startMs;
   sub.errorSink = req.errorSink;
-  sub.tap = req.tap;
-  sub.metadata = req.metadata;
+  if (viaNext) {
+    sub.tap = req.tap;
+    sub.metadata = req.metadata;
+  }
   return sub;
 }
 
