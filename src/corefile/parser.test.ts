@@ -703,7 +703,7 @@ test('errors quote at most a short excerpt of the offending word (an imported se
       await parseCorefileAsync(input, file, {});
       // The parser accepts the words; the first check of them is the server key or the plugin setup.
       const { loadConfig } = await import('../config/load.ts');
-      const { TestEngine } = await import('../metrics/testing.ts');
+      const { TestEngine } = await import('../../test/lib/metrics-testing.ts');
       await loadConfig(input, file, { defaultBind: ['127.0.0.1'], defaultPort: 53, env: {}, clock: { nowMs: () => 0 } as never, log: { info() {}, warn() {}, error() {} } as never, engine: new TestEngine() });
     } catch (err) {
       message = (err as Error).message;

@@ -7,7 +7,7 @@ import { ForwardStats, UpstreamStats } from '../plugins/forward/stats.ts';
 import { EngineCollector } from './engine-collector.ts';
 import { collectForward } from '../plugins/forward/metrics.ts';
 import { MetricsHub } from './hub.ts';
-import { parseExposition, sampleValue, samplesOf } from './testing.ts';
+import { parseExposition, sampleValue, samplesOf } from '../../test/lib/metrics-testing.ts';
 
 function named(name: string): Plugin {
   const setupOnly = ['bind', 'reload', 'health', 'ready', 'debug', 'root'].includes(name);

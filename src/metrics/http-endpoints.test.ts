@@ -4,7 +4,7 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { HttpEndpoints, PluginRoute, TEXT_PLAIN, listenAddressArg, parseListenAddress, type RouteHandler } from './http-endpoints.ts';
 import { HttpConnectionDrops, HttpDropReason, type HttpDropReasonValue } from './process-metrics.ts';
-import { directiveOf } from './testing.ts';
+import { directiveOf } from '../../test/lib/metrics-testing.ts';
 import { sleep, waitUntil } from '../../test/lib/net.ts';
 
 interface Reply {

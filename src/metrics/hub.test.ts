@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gunzipSync } from 'node:zlib';
 import { MetricsHub, RenderScheduler } from './hub.ts';
-import { parseExposition, sampleValue } from './testing.ts';
+import { parseExposition, sampleValue } from '../../test/lib/metrics-testing.ts';
 
 test('hub: with prom-client default metrics the exposition stays strictly valid (NaN spelled NaN)', async () => {
   const hub = new MetricsHub();

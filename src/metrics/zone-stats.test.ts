@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { DROPPED_ZONE, ZoneStatsRegistry } from './zone-stats.ts';
 import { MetricsHub } from './hub.ts';
-import { answeredRequest, parseExposition, sampleValue, samplesOf } from './testing.ts';
+import { answeredRequest, parseExposition, sampleValue, samplesOf } from '../../test/lib/metrics-testing.ts';
 import { mergeSnapshots, SnapshotBuilder } from './snapshot.ts';
 import { TIME_BUCKETS, SIZE_BUCKETS, SLIM_TIME_BUCKETS, rcodeLabel, proxyRcodeLabel, TYPE_INDEX, MONITORED_TYPE_LABELS } from './labels.ts';
 

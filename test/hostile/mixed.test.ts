@@ -29,7 +29,7 @@ import { spawnInMemoryCgroup, type MemoryCgroup } from './lib/memcg.ts';
 import { startNsd, zoneText, type Nsd } from '../fault/lib/nsd.ts';
 import { freeAddress, sleep } from '../fault/lib/net.ts';
 import { tcpQuery, udpQuery } from '../fault/lib/dns.ts';
-import type { ParsedFamily } from '../../src/metrics/testing.ts';
+import type { ParsedFamily } from '../lib/metrics-testing.ts';
 import { AcceptQueueSampler, ProbeLoop, RssSampler, cpuMs, httpStatus, listenDrops, memKiB, parseDnsperf, startAttacker, startDnsperf, type Attacker } from './lib/attackers.ts';
 import type { AttackConfig, Stats } from './lib/attack-types.ts';
 

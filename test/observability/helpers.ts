@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import dnsPacket from 'dns-packet';
 import type { Answer, Packet, RecordType } from 'dns-packet';
-import { parseExposition, type ParsedFamily } from '../../src/metrics/testing.ts';
+import { parseExposition, type ParsedFamily } from '../lib/metrics-testing.ts';
 import { sleep, waitUntil, freeAddress } from '../lib/net.ts';
 
 export { sleep, waitUntil, freeAddress };

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Answer, Packet } from 'dns-packet';
 import { freeAddress, freePorts, query, reply, scrape, startAgent, startUpstream } from './helpers.ts';
-import { sampleValue, samplesOf, type ParsedFamily } from '../../src/metrics/testing.ts';
+import { sampleValue, samplesOf, type ParsedFamily } from '../lib/metrics-testing.ts';
 
 const SOA: Answer = {
   type: 'SOA', name: 'example', ttl: 60, class: 'IN',

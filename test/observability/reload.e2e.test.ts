@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { freeAddress, freePorts, query, reply, scrape, sleep, startAgent, startUpstream, waitUntil } from './helpers.ts';
-import { sampleValue } from '../../src/metrics/testing.ts';
+import { sampleValue } from '../lib/metrics-testing.ts';
 import { configDigest } from '../../src/plugins/reload/digest.ts';
 
 test('reload: add a zone, change a TTL, reject broken configs, with no failed query', { timeout: 120_000 }, async (t) => {

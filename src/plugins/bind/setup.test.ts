@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { networkInterfaces } from 'node:os';
 import type { SetupContext } from '../../plugin.ts';
 import { parseCorefile } from '../../corefile/parser.ts';
-import { TestEngine, setupContext } from '../../metrics/testing.ts';
+import { TestEngine, setupContext } from '../../../test/lib/metrics-testing.ts';
 import { BindPlugin, bindSetup } from './setup.ts';
 
 

@@ -5,7 +5,7 @@ import type { Handler } from '../../plugin.ts';
 import { Request, Proto } from '../../server/request.ts';
 import { parseQuery, ParseResult } from '../../wire/query.ts';
 import { parseCorefile } from '../../corefile/parser.ts';
-import { TestEngine, setupContext } from '../../metrics/testing.ts';
+import { TestEngine, setupContext } from '../../../test/lib/metrics-testing.ts';
 import { BufsizePlugin, bufsizeSetup } from './setup.ts';
 
 const engine = new TestEngine();

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { debugSetup } from './setup.ts';
-import { TestEngine, directiveOf, setupContext } from '../../metrics/testing.ts';
+import { TestEngine, directiveOf, setupContext } from '../../../test/lib/metrics-testing.ts';
 import { debugOutputEnabled, setDebugOutput } from '../../util/log.ts';
 
 test('debug setup: sets server.debug, is setup-only', () => {

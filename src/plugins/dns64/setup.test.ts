@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseDns64 } from './setup.ts';
-import { directiveOf } from '../../metrics/testing.ts';
+import { directiveOf } from '../../../test/lib/metrics-testing.ts';
 import { formatIPv6 } from '../../wire/codec.ts';
 
 function shown(line: string): { prefix: string; translateAll: boolean; allowIpv4: boolean } {

@@ -9,7 +9,7 @@ import type { Logger, ResponseWriter, SetupContext } from '../../plugin.ts';
 import { Request } from '../../server/request.ts';
 import { ParseResult, parseQuery } from '../../wire/query.ts';
 import { parseCorefile } from '../../corefile/parser.ts';
-import { TestEngine, setupContext } from '../../metrics/testing.ts';
+import { TestEngine, setupContext } from '../../../test/lib/metrics-testing.ts';
 import { ErrorsPlugin, errorsSetup } from './setup.ts';
 
 

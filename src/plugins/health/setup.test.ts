@@ -5,7 +5,7 @@ import { HealthPlugin } from './health.ts';
 import { MetricsHub } from '../../metrics/hub.ts';
 import { HealthMetrics } from './metrics.ts';
 import { HttpEndpoints } from '../../metrics/http-endpoints.ts';
-import { MemoryLogger, TestEngine, directiveOf, parseExposition, sampleValue, setupContext } from '../../metrics/testing.ts';
+import { MemoryLogger, TestEngine, directiveOf, parseExposition, sampleValue, setupContext } from '../../../test/lib/metrics-testing.ts';
 
 test('health setup: address and lameduck', () => {
   const ok: [string, { address: string; lameduckMs: number }][] = [

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RecordType } from 'dns-packet';
 import { parseCorefile } from '../../corefile/parser.ts';
-import { MemoryLogger } from '../../metrics/testing.ts';
+import { MemoryLogger } from '../../../test/lib/metrics-testing.ts';
 import { SnapshotBuilder } from '../../metrics/snapshot.ts';
 import type { BlockInfo } from '../../plugin.ts';
 import { HostsPlugin, MAX_HOSTS_FILE_BYTES } from './hosts.ts';

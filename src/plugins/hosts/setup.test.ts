@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCorefile } from '../../corefile/parser.ts';
 import { loadConfig } from '../../config/load.ts';
-import { MemoryLogger, TestEngine, setupContext } from '../../metrics/testing.ts';
+import { MemoryLogger, TestEngine, setupContext } from '../../../test/lib/metrics-testing.ts';
 import { parseHosts, hostsSetup } from './setup.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nld-hosts-setup-'));

@@ -10,7 +10,7 @@ import type { Handler, Logger, ResponseWriter, SetupContext } from '../../plugin
 import { Proto, Request } from '../../server/request.ts';
 import { ParseResult, parseQuery } from '../../wire/query.ts';
 import { parseCorefile } from '../../corefile/parser.ts';
-import { TestEngine, setupContext } from '../../metrics/testing.ts';
+import { TestEngine, setupContext } from '../../../test/lib/metrics-testing.ts';
 import { loadConfig } from '../../config/load.ts';
 import { LogClass, LogPlugin, logSetup } from './setup.ts';
 

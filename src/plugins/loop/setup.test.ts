@@ -9,7 +9,7 @@ import { buildEmptyResponse } from '../../wire/message.ts';
 import { Rcode } from '../../wire/codes.ts';
 import { loopSetup } from './setup.ts';
 import { LoopPlugin, buildProbe, probeName } from './loop.ts';
-import { TestEngine, directiveOf, setupContext } from '../../metrics/testing.ts';
+import { TestEngine, directiveOf, setupContext } from '../../../test/lib/metrics-testing.ts';
 
 test('loop setup: no arguments; the zone is the first of the block, the address the first listener', () => {
   assert.throws(() => loopSetup.setup(directiveOf('loop now'), setupContext(new TestEngine())), {

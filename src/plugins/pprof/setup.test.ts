@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parsePprof, pprofSetup, splitHostPortError } from './setup.ts';
-import { MemoryLogger, TestEngine, directiveOf, setupContext } from '../../metrics/testing.ts';
+import { MemoryLogger, TestEngine, directiveOf, setupContext } from '../../../test/lib/metrics-testing.ts';
 
 test('pprof setup: the valid forms of CoreDNS setup_test', () => {
   const ok: [string, { address: string; blockRate: number }][] = [

@@ -6,7 +6,7 @@ import { prometheusSetup, parsePrometheus } from './setup.ts';
 import { PrometheusPlugin } from './prometheus.ts';
 import { MetricsHub } from '../../metrics/hub.ts';
 import { HttpEndpoints } from '../../metrics/http-endpoints.ts';
-import { TestEngine, answeredRequest, directiveOf, parseExposition, sampleValue, setupContext } from '../../metrics/testing.ts';
+import { TestEngine, answeredRequest, directiveOf, parseExposition, sampleValue, setupContext } from '../../../test/lib/metrics-testing.ts';
 import type { Request } from '../../server/request.ts';
 
 test('prometheus setup: arguments and options', () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { parseReady, readySetup } from './setup.ts';
 import { ReadyPlugin } from './ready.ts';
 import { HttpEndpoints } from '../../metrics/http-endpoints.ts';
-import { TestEngine, directiveOf, setupContext } from '../../metrics/testing.ts';
+import { TestEngine, directiveOf, setupContext } from '../../../test/lib/metrics-testing.ts';
 
 test('ready setup: address and monitor', () => {
   const ok: [string, { address: string; monitor: string }][] = [

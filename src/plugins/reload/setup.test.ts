@@ -8,7 +8,7 @@ import { ReloadChecker, type ReloadPlugin } from './reload.ts';
 import { configDigest } from './digest.ts';
 import { MetricsHub } from '../../metrics/hub.ts';
 import { ReloadMetrics } from './metrics.ts';
-import { MemoryLogger, TestEngine, directiveOf, parseExposition, sampleValue, setupContext } from '../../metrics/testing.ts';
+import { MemoryLogger, TestEngine, directiveOf, parseExposition, sampleValue, setupContext } from '../../../test/lib/metrics-testing.ts';
 
 test('reload setup: interval, jitter and CoreDNS minimums', () => {
   const ok: [string, { intervalMs: number; jitterMs: number }][] = [

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Logger, SetupContext } from '../../plugin.ts';
 import { parseCorefile } from '../../corefile/parser.ts';
-import { TestEngine, setupContext } from '../../metrics/testing.ts';
+import { TestEngine, setupContext } from '../../../test/lib/metrics-testing.ts';
 import { rewriteSetup } from './setup.ts';
 import { RewritePlugin } from './rewrite.ts';
 import { ClassRule, EdnsLocalRule, EdnsNsidRule, EdnsSubnetRule, EdnsVariableRule, MatchRule, NameRule, TypeRule } from './rules.ts';

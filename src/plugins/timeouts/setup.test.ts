@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseTimeouts, timeoutsSetup, TimeoutsPlugin } from './setup.ts';
-import { TestEngine, directiveOf, setupContext } from '../../metrics/testing.ts';
+import { TestEngine, directiveOf, setupContext } from '../../../test/lib/metrics-testing.ts';
 
 test('timeouts setup: the valid forms of CoreDNS setup_test, in milliseconds', () => {
   const ok: [string, [number | null, number | null, number | null]][] = [

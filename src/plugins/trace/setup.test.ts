@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseTrace, traceSetup, type TraceConfig } from './setup.ts';
-import { MemoryLogger, TestEngine, directiveOf, setupContext } from '../../metrics/testing.ts';
+import { MemoryLogger, TestEngine, directiveOf, setupContext } from '../../../test/lib/metrics-testing.ts';
 
 const base: TraceConfig = {
   endpointType: 'zipkin',

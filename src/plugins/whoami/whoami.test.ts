@@ -5,7 +5,7 @@ import type { ResponseWriter } from '../../plugin.ts';
 import { Request, Proto } from '../../server/request.ts';
 import { parseQuery, ParseResult } from '../../wire/query.ts';
 import { parseCorefile } from '../../corefile/parser.ts';
-import { TestEngine, setupContext } from '../../metrics/testing.ts';
+import { TestEngine, setupContext } from '../../../test/lib/metrics-testing.ts';
 import { decodeMessage, formatRR, type Message } from '../../wire/codec.ts';
 import { Flag } from '../../wire/codes.ts';
 import { whoamiSetup, WhoamiPlugin } from './setup.ts';

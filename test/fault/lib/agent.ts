@@ -10,7 +10,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseExposition, type ParsedFamily } from '../../../src/metrics/testing.ts';
+import { parseExposition, type ParsedFamily } from '../../lib/metrics-testing.ts';
 import { rssKiB, waitUntil } from './net.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');

@@ -6,10 +6,10 @@
  * family's type, histogram buckets not ascending or not cumulative, a +Inf bucket differing
  * from _count.
  */
-import { defaultServerConfig, type BlockInfo, type EngineHooks, type Logger, type SetupContext } from '../plugin.ts';
-import type { Directive } from '../corefile/types.ts';
-import { parseCorefile } from '../corefile/parser.ts';
-import { Request } from '../server/request.ts';
+import { defaultServerConfig, type BlockInfo, type EngineHooks, type Logger, type SetupContext } from '../../src/plugin.ts';
+import type { Directive } from '../../src/corefile/types.ts';
+import { parseCorefile } from '../../src/corefile/parser.ts';
+import { Request } from '../../src/server/request.ts';
 
 export interface ParsedSample {
   name: string;

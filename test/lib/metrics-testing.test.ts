@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseExposition, sampleValue } from './testing.ts';
+import { parseExposition, sampleValue } from './metrics-testing.ts';
 
 const GOOD = `# HELP a_total A counter.
 # TYPE a_total counter
