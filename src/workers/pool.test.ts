@@ -2,7 +2,7 @@
  * Serving with worker threads (src/workers/start.ts, pool.ts, worker.ts): every worker answers
  * on the shared port, metrics add up across workers and are served once, a killed worker is
  * replaced while its sibling keeps answering, a reload reaches every worker, and stop drains
- * every worker. Upstream: a toy DNS server on 127.0.0.1 (src/plugins/forward/test-helpers.ts).
+ * every worker. Upstream: a toy DNS server on 127.0.0.1 (test/lib/forward-testing.ts).
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import dnsPacket from 'dns-packet';
-import { ToyUpstream, answerFor, waitFor } from '../plugins/forward/test-helpers.ts';
+import { ToyUpstream, answerFor, waitFor } from '../../test/lib/forward-testing.ts';
 import type { Logger } from '../plugin.ts';
 import { startServing, type Serving } from './start.ts';
 import { resolveWorkerCount, DEFAULT_WORKERS } from './count.ts';

@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Proto } from '../../src/server/request.ts';
 import { ForwardErrorCode, type ForwardError } from '../../src/plugins/forward/errors.ts';
-import { clientQuery, decode, makeForward, waitFor } from '../../src/plugins/forward/test-helpers.ts';
+import { clientQuery, decode, makeForward, waitFor } from '../lib/forward-testing.ts';
 import { startNsd, startUnboundTcpOnly, type RunningServer } from './servers.ts';
 
 let nsd: RunningServer;

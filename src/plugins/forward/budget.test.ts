@@ -4,7 +4,7 @@ import { DEFAULT_INFLIGHT_TOTAL } from './budget.ts';
 import { ForwardErrorCode, type ForwardError } from './errors.ts';
 import type { ForwardPlugin, ForwardTuning } from './forward.ts';
 import { makeForwardSetup } from './setup.ts';
-import { NextHandler, ToyUpstream, clientQuery, decode, forwardDirective, setupContext } from './test-helpers.ts';
+import { NextHandler, ToyUpstream, clientQuery, decode, forwardDirective, setupContext } from '../../../test/lib/forward-testing.ts';
 
 /** Forward instances built as one config load builds them: one SetupContext, so one `shared` map. */
 function load(bodies: string[], tuning: Partial<ForwardTuning> = {}): ForwardPlugin[] {

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { Proto } from '../../server/request.ts';
 import { ForwardErrorCode, type ForwardError } from './errors.ts';
 import { fullRcode } from '../../wire/reply.ts';
-import { CaptureLogger, ToyUpstream, answerFor, clientQuery, decode, makeForward, waitFor } from './test-helpers.ts';
+import { CaptureLogger, ToyUpstream, answerFor, clientQuery, decode, makeForward, waitFor } from '../../../test/lib/forward-testing.ts';
 
 /** Far longer than any wait below: no answer in these tests may come from a timer. */
 const LONG = { readTimeoutMs: 60_000, deadlineMs: 120_000, healthCheckTimeoutMs: 60_000 };

@@ -5,7 +5,7 @@ import dgram from 'node:dgram';
 import { Proto } from '../../server/request.ts';
 import { ForwardErrorCode, type ForwardError } from './errors.ts';
 import { fullRcode } from '../../wire/reply.ts';
-import { ToyUpstream, answerFor, clientQuery, decode, makeForward, waitFor, type Received } from './test-helpers.ts';
+import { ToyUpstream, answerFor, clientQuery, decode, makeForward, waitFor, type Received } from '../../../test/lib/forward-testing.ts';
 
 async function upstream(t: { after(fn: () => void): void }, opts?: { udp?: boolean; tcp?: boolean; host?: string }): Promise<ToyUpstream> {
   const u = await ToyUpstream.start(opts);

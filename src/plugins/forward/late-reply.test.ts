@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Proto } from '../../server/request.ts';
-import { ToyUpstream, answerFor, clientQuery, decode, makeForward, waitFor } from './test-helpers.ts';
+import { ToyUpstream, answerFor, clientQuery, decode, makeForward, waitFor } from '../../../test/lib/forward-testing.ts';
 
 async function upstream(t: { after(fn: () => void): void }): Promise<ToyUpstream> {
   const u = await ToyUpstream.start();

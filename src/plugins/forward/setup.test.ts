@@ -4,7 +4,7 @@ import path from 'node:path';
 import { CorefileError } from '../../corefile/errors.ts';
 import { ForwardPlugin, type ForwardSettings } from './forward.ts';
 import { forwardSetup, normalizeExact, parseForward } from './setup.ts';
-import { CaptureLogger, forwardDirective, setupContext } from './test-helpers.ts';
+import { CaptureLogger, forwardDirective, setupContext } from '../../../test/lib/forward-testing.ts';
 import { parseResolvConf } from './resolvconf.ts';
 
 const FIX = path.join(import.meta.dirname, 'testdata');

@@ -7,14 +7,14 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import dnsPacket from 'dns-packet';
 import type { Answer, RecordType } from 'dns-packet';
-import type { EngineHooks, Handler, Logger, ResponseWriter, SetupContext } from '../../plugin.ts';
-import { Proto, type ProtoValue, Request } from '../../server/request.ts';
-import { ParseResult, parseQuery } from '../../wire/query.ts';
-import { parseCorefile } from '../../corefile/parser.ts';
-import { setupContext as sharedSetupContext } from '../../metrics/testing.ts';
-import type { ForwardPlugin, ForwardTuning } from './forward.ts';
-import { makeForwardSetup } from './setup.ts';
-import { FrameReader } from './transport-tcp.ts';
+import type { EngineHooks, Handler, Logger, ResponseWriter, SetupContext } from '../../src/plugin.ts';
+import { Proto, type ProtoValue, Request } from '../../src/server/request.ts';
+import { ParseResult, parseQuery } from '../../src/wire/query.ts';
+import { parseCorefile } from '../../src/corefile/parser.ts';
+import { setupContext as sharedSetupContext } from './metrics-testing.ts';
+import type { ForwardPlugin, ForwardTuning } from '../../src/plugins/forward/forward.ts';
+import { makeForwardSetup } from '../../src/plugins/forward/setup.ts';
+import { FrameReader } from '../../src/plugins/forward/transport-tcp.ts';
 
 export class CaptureWriter implements ResponseWriter {
   readonly sent: Buffer[] = [];
