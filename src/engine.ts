@@ -24,6 +24,7 @@ import { TcpListener } from './server/tcp.ts';
 import { getZoneStats } from './metrics/zone-stats.ts';
 import { log as defaultLog, setDebugOutput } from './util/log.ts';
 import { formatGoDuration } from './util/duration.ts';
+import { clusterZonesFrom } from './config/cluster-zones.ts';
 
 export interface EngineOptions {
   /** Corefile to serve; null with `corefileText` for an embedded config. */
@@ -36,6 +37,8 @@ export interface EngineOptions {
   /** SO_REUSEPORT on every socket (workers, standby instances). */
   reusePort?: boolean;
   env?: Record<string, string | undefined>;
+  /** The cluster's zones (SetupContext.clusterZones); default: from env (src/config/cluster-zones.ts). */
+  clusterZones?: readonly string[];
   log?: Logger;
   clock?: Clock;
   /** Called instead of process.exit on a fatal error (tests). */
@@ -65,7 +68,7 @@ export interface ServingPool {
    * with every worker still on its previous config, when the config cannot be applied.
    * `anyPortZero`: some block listens on port 0 (the first worker must bind before the others).
    */
-  apply(text: string, anyPortZero: boolean): Promise<void>;
+  apply(text: string, anyPortZero: boolean, clusterZones: readonly string[]): Promise<void>;
   /** At least one worker is serving. */
   serving(): boolean;
   /** The workers' listeners (all workers bind the same ones). */
@@ -111,12 +114,15 @@ export class Engine implements EngineHooks {
   readonly role: EngineRoleValue;
   /** One clock for the listeners and every plugin (see Dispatcher.clock). */
   private readonly clock: Clock;
+  /** The cluster's zones the next load uses (setClusterZones). */
+  private clusterZones: readonly string[];
 
   private constructor(opts: EngineOptions) {
     this.opts = opts;
     this.clock = opts.clock ?? defaultClock;
     this.log = opts.log ?? defaultLog;
     this.role = opts.role ?? EngineRole.STANDALONE;
+    this.clusterZones = opts.clusterZones ?? clusterZonesFrom(opts.env ?? process.env);
     if (this.role === EngineRole.CONTROL && opts.pool === undefined) throw new Error('engine: the control role needs a worker pool');
   }
 
@@ -141,6 +147,7 @@ export class Engine implements EngineHooks {
       defaultBind: this.opts.defaultBind,
       defaultPort: this.opts.defaultPort,
       env: this.opts.env ?? process.env,
+      clusterZones: this.clusterZones,
       clock: this.clock,
       log: this.log,
       engine: this,
@@ -223,7 +230,7 @@ export class Engine implements EngineHooks {
 
   /** The control role's apply: the workers take the config first; then the control plugins switch. */
   private async applyControl(cfg: LoadedConfig, old: LoadedConfig | null, initial: boolean): Promise<void> {
-    await this.opts.pool!.apply(cfg.text, cfg.blocks.some((b) => b.port === 0));
+    await this.opts.pool!.apply(cfg.text, cfg.blocks.some((b) => b.port === 0), this.clusterZones);
     setDebugOutput(cfg.blocks.some((b) => b.server.debug));
     this.config = cfg;
     this.announce(cfg, initial);
@@ -272,6 +279,11 @@ export class Engine implements EngineHooks {
   async reloadText(text: string): Promise<void> {
     const cfg = await this.load(text);
     await this.apply(cfg, false);
+  }
+
+  /** The cluster's zones for the next load (start, reload); with workers they reach every worker then. */
+  setClusterZones(zones: readonly string[]): void {
+    this.clusterZones = [...zones];
   }
 
   isReady(): boolean {

@@ -106,6 +106,11 @@ export interface SetupContext {
   /** Shared by all blocks of one config load: e.g. one prometheus listener per address. */
   shared: Map<string, unknown>;
   env: Record<string, string | undefined>;
+  /**
+   * The cluster's zones, a configuration input (the node agent names them from its template;
+   * src/config/cluster-zones.ts); absent: DEFAULT_CLUSTER_ZONES.
+   */
+  clusterZones?: readonly string[];
   clock: Clock;
   log: Logger;
   /** The running engine, for plugins that control it (reload, ready, health, loop, prometheus). */

@@ -44,6 +44,8 @@ export interface LoadOptions {
   /** Port for keys without one (`-dns.port`). */
   defaultPort: number;
   env: Record<string, string | undefined>;
+  /** The cluster's zones (SetupContext.clusterZones). */
+  clusterZones?: readonly string[];
   clock: Clock;
   log: Logger;
   engine: EngineHooks;
@@ -131,7 +133,7 @@ function loadBlock(sb: ServerBlock, blockIndex: number, file: string, opts: Load
     // Plugins are set up in chain order; each sees the server settings the earlier ones made.
     const server = defaultServerConfig(opts.defaultBind);
     const ctx: SetupContext = {
-      zones, port, blockIndex, file, shared, env: opts.env, clock: opts.clock, log: opts.log, engine: opts.engine, server,
+      zones, port, blockIndex, file, shared, env: opts.env, clusterZones: opts.clusterZones, clock: opts.clock, log: opts.log, engine: opts.engine, server,
       get serverLabels(): string[] {
         return server.listenHosts.map((a) => serverLabel(a, port));
       },

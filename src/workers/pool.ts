@@ -106,6 +106,8 @@ export class WorkerPool implements ServingPool {
   private readonly opts: PoolOptions;
   private readonly workers: (WorkerHandle | null)[];
   private text = '';
+  /** The cluster's zones the workers load with (WorkerInit, the configure message). */
+  private clusterZones: string[] = [];
   private portOverrides: [string, number][] = [];
   private nextId = 1;
   /** Set once the first start succeeded: from then on, workers that exit are replaced. */
@@ -151,27 +153,29 @@ export class WorkerPool implements ServingPool {
   }
 
   /** Starts booting worker 0 on `text` before the first apply (which must pass the same text). */
-  prestart(text: string): void {
+  prestart(text: string, clusterZones: readonly string[]): void {
     if (this.workers.some((w) => w !== null)) return;
     this.text = text;
+    this.clusterZones = [...clusterZones];
     this.portOverrides = [];
     this.spawn(0);
   }
 
-  async apply(text: string, anyPortZero: boolean): Promise<void> {
+  async apply(text: string, anyPortZero: boolean, clusterZones: readonly string[]): Promise<void> {
     if (this.stopping) throw new Error('worker pool is stopping');
-    if (!this.running) return this.startAll(text, anyPortZero);
-    return this.reloadAll(text);
+    if (!this.running) return this.startAll(text, anyPortZero, clusterZones);
+    return this.reloadAll(text, clusterZones);
   }
 
-  private async startAll(text: string, anyPortZero: boolean): Promise<void> {
+  private async startAll(text: string, anyPortZero: boolean, clusterZones: readonly string[]): Promise<void> {
     let first = this.workers[0] ?? null;
-    if (first !== null && this.text !== text) {
+    if (first !== null && (this.text !== text || this.clusterZones.join(',') !== clusterZones.join(','))) {
       // The Corefile changed between prestart and the first load: start over on the new text.
       await this.terminateAll();
       first = null;
     }
     this.text = text;
+    this.clusterZones = [...clusterZones];
     if (first === null) {
       this.portOverrides = [];
       first = this.spawn(0);
@@ -195,24 +199,27 @@ export class WorkerPool implements ServingPool {
     this.running = true;
   }
 
-  private async reloadAll(text: string): Promise<void> {
+  private async reloadAll(text: string, clusterZones: readonly string[]): Promise<void> {
     const live = this.workers.filter((w): w is WorkerHandle => w !== null && w.state === WorkerState.SERVING);
     if (live.length === 0) {
       // Every worker is being replaced: the replacements start on the new text.
       this.text = text;
+      this.clusterZones = [...clusterZones];
       return;
     }
+    const zones = [...clusterZones];
     const [first, ...others] = live;
-    const r = await this.request(first!, { type: 'configure', id: 0, text, portOverrides: this.portOverrides }, null);
+    const r = await this.request(first!, { type: 'configure', id: 0, text, clusterZones: zones, portOverrides: this.portOverrides }, null);
     if (!r.ok) throw new Error(r.message);
     this.text = text;
+    this.clusterZones = zones;
     if (r.listening) {
       first!.listening = r.listening;
       this.portOverrides = overridesFrom(r.listening);
     }
     await Promise.all(
       others.map(async (w) => {
-        const res = await this.request(w, { type: 'configure', id: 0, text, portOverrides: this.portOverrides }, null);
+        const res = await this.request(w, { type: 'configure', id: 0, text, clusterZones: zones, portOverrides: this.portOverrides }, null);
         if (res.ok) {
           if (res.listening) w.listening = res.listening;
           return;
@@ -268,6 +275,7 @@ export class WorkerPool implements ServingPool {
       corefileText: this.text,
       defaultBind: this.opts.defaultBind,
       defaultPort: this.opts.defaultPort,
+      clusterZones: [...this.clusterZones],
       quiet: this.opts.quiet,
       portOverrides: this.portOverrides,
     };

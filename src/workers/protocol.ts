@@ -22,6 +22,8 @@ export interface WorkerInit {
   corefileText: string;
   defaultBind: string[];
   defaultPort: number;
+  /** The cluster's zones (SetupContext.clusterZones), as the control thread has them. */
+  clusterZones: string[];
   /** `-quiet`. */
   quiet: boolean;
   /** Ports of listeners configured with port 0: [`address|0`, port]. */
@@ -29,7 +31,7 @@ export interface WorkerInit {
 }
 
 export type ControlRequest =
-  | { type: 'configure'; id: number; text: string; portOverrides: [string, number][] }
+  | { type: 'configure'; id: number; text: string; clusterZones: string[]; portOverrides: [string, number][] }
   | { type: 'snapshot'; id: number }
   | { type: 'stop'; id: number };
 

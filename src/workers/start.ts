@@ -9,6 +9,7 @@ import { DEFAULT_CONFIG_LIMITS } from '../corefile/limits.ts';
 import type { Engine } from '../engine.ts';
 import type { Logger } from '../plugin.ts';
 import { log as defaultLog } from '../util/log.ts';
+import { clusterZonesFrom } from '../config/cluster-zones.ts';
 import type { WorkerPool } from './pool.ts';
 
 export interface ServeOptions {
@@ -16,6 +17,8 @@ export interface ServeOptions {
   corefileText?: string;
   defaultBind: string[];
   defaultPort: number;
+  /** The cluster's zones (SetupContext.clusterZones); default: from the environment. */
+  clusterZones?: readonly string[];
   /** Serving workers (>= 1); see src/workers/count.ts for the default. */
   workers: number;
   quiet?: boolean;
@@ -36,7 +39,7 @@ export interface Serving {
 export async function startServing(o: ServeOptions): Promise<Serving> {
   if (o.workers <= 1) {
     const { Engine } = await import('../engine.ts');
-    const base = { corefilePath: o.corefilePath, corefileText: o.corefileText, defaultBind: o.defaultBind, defaultPort: o.defaultPort, reusePort: true, log: o.log };
+    const base = { corefilePath: o.corefilePath, corefileText: o.corefileText, defaultBind: o.defaultBind, defaultPort: o.defaultPort, clusterZones: o.clusterZones, reusePort: true, log: o.log };
     return { engine: await Engine.start(base), pool: null };
   }
   const log = o.log ?? defaultLog;
@@ -54,11 +57,12 @@ export async function startServing(o: ServeOptions): Promise<Serving> {
     onFatal: o.onFatal ?? (() => setTimeout(() => process.exit(1), FATAL_FLUSH_MS)),
   });
   // Worker 0 boots while this thread loads the engine and the config (both take ~100-200 ms).
-  pool.prestart(text);
+  const clusterZones = o.clusterZones ?? clusterZonesFrom(process.env);
+  pool.prestart(text, clusterZones);
   const [{ Engine, EngineRole }, { metricsHub }] = await Promise.all([import('../engine.ts'), import('../metrics/hub.ts')]);
   // Scrapes on this thread merge every worker's counters (src/metrics/snapshot.ts rules).
   metricsHub().setRemoteSnapshots(() => pool.snapshots());
-  const base = { corefilePath: o.corefilePath, corefileText: text, defaultBind: o.defaultBind, defaultPort: o.defaultPort, reusePort: true, log: o.log };
+  const base = { corefilePath: o.corefilePath, corefileText: text, defaultBind: o.defaultBind, defaultPort: o.defaultPort, clusterZones, reusePort: true, log: o.log };
   try {
     const engine = await Engine.start({ ...base, role: EngineRole.CONTROL, pool });
     return { engine, pool };

@@ -65,6 +65,7 @@ async function run(init: WorkerInit): Promise<void> {
       corefileText: init.corefileText,
       defaultBind: init.defaultBind,
       defaultPort: init.defaultPort,
+      clusterZones: init.clusterZones,
       reusePort: true,
       role: EngineRole.WORKER,
       portOverrides,
@@ -99,6 +100,7 @@ async function run(init: WorkerInit): Promise<void> {
         case 'configure': {
           portOverrides.clear();
           for (const [k, v] of req.portOverrides) portOverrides.set(k, v);
+          engine.setClusterZones(req.clusterZones);
           await engine.reloadText(req.text);
           post({ type: 'reply', id: req.id, ok: true, listening: engine.listening() });
           return;

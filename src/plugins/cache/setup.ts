@@ -281,7 +281,7 @@ export const cacheSetup: PluginSetup = {
   setup(d: Directive, ctx: SetupContext): Plugin {
     const cfg = parseCacheDirective(d, ctx.zones);
     const plugin = new CachePlugin(cfg, { clock: ctx.clock, log: ctx.log });
-    plugin.setStaleFallback(staleFallbackFor(cfg, clusterZonesFrom(ctx.env)));
+    plugin.setStaleFallback(staleFallbackFor(cfg, ctx.clusterZones ?? clusterZonesFrom(ctx.env)));
     return plugin;
   },
 };
