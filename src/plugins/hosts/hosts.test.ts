@@ -11,7 +11,7 @@ import { SnapshotBuilder } from '../../metrics/snapshot.ts';
 import type { BlockInfo } from '../../plugin.ts';
 import { HostsPlugin, MAX_HOSTS_FILE_BYTES } from './hosts.ts';
 import { parseHosts } from './setup.ts';
-import { makeQuery, NextHandler } from './test-helpers.ts';
+import { makeQuery, NextHandler } from '../../../test/lib/hosts-testing.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nld-hosts-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));

@@ -1,9 +1,9 @@
 /** Test fixtures for the hosts plugin: parsed client queries and a writer that keeps replies. */
 import dnsPacket from 'dns-packet';
 import type { Answer, DecodedPacket, RecordType } from 'dns-packet';
-import type { Handler, ResponseWriter } from '../../plugin.ts';
-import { Proto, Request } from '../../server/request.ts';
-import { ParseResult, parseQuery } from '../../wire/query.ts';
+import type { Handler, ResponseWriter } from '../../src/plugin.ts';
+import { Proto, Request } from '../../src/server/request.ts';
+import { ParseResult, parseQuery } from '../../src/wire/query.ts';
 
 export type Decoded = DecodedPacket & { rcode: string };
 
