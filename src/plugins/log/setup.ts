@@ -15,7 +15,7 @@ import { canonicalName } from '../../wire/name.ts';
 import { ResponseScan, scanResponse } from '../../wire/message.ts';
 import { ResponseClass, typify, type ResponseClassValue } from '../../wire/typify.ts';
 import { Flag, Opcode, QType } from '../../wire/codes.ts';
-import { fullRcode } from '../../wire/reply.ts';
+import { responseFlagsWord, responseFullRcode } from '../../wire/response-fields.ts';
 import { rrClassName, rrTypeName } from '../../wire/codec.ts';
 import { writeLine } from '../../util/log.ts';
 
@@ -32,8 +32,8 @@ type Part = string | PartFn;
 const EMPTY = '-';
 
 function responseFlags(resp: Buffer): string {
-  if (resp.length < 4) return EMPTY;
-  const f = (resp[2]! << 8) | resp[3]!;
+  const f = responseFlagsWord(resp, resp.length);
+  if (f < 0) return EMPTY;
   const out: string[] = [];
   if (f & 0x8000) out.push('qr');
   if (f & 0x0400) out.push('aa');
@@ -54,8 +54,8 @@ const RCODE_TEXT: Record<number, string> = {
 };
 
 function rcodeText(resp: Buffer): string {
-  if (resp.length < 12) return EMPTY;
-  const rc = fullRcode(resp, resp.length);
+  const rc = responseFullRcode(resp, resp.length);
+  if (rc < 0) return EMPTY;
   return RCODE_TEXT[rc] ?? String(rc);
 }
 
@@ -148,7 +148,7 @@ export function compileFormat(format: string): Part[] {
 const scan = new ResponseScan();
 
 /** CoreDNS's response.Type of the scanned response, by its String() name. */
-function typeText(t: ResponseClassValue, resp: Buffer): string {
+function typeText(t: ResponseClassValue): string {
   switch (t) {
     case ResponseClass.NO_ERROR:
       return 'NOERROR';
@@ -161,7 +161,7 @@ function typeText(t: ResponseClassValue, resp: Buffer): string {
     case ResponseClass.SERVER_ERROR:
       return 'SERVERERROR';
   }
-  const opcode = (((resp[2]! << 8) | resp[3]!) & Flag.OPCODE_MASK) >>> Flag.OPCODE_SHIFT;
+  const opcode = (scan.flags & Flag.OPCODE_MASK) >>> Flag.OPCODE_SHIFT;
   if (opcode === Opcode.UPDATE) return 'UPDATE';
   if (opcode === Opcode.NOTIFY || scan.qtype === QType.AXFR || scan.qtype === QType.IXFR) return 'META';
   return 'OTHERERROR';
@@ -181,7 +181,7 @@ function classify(resp: Buffer): number {
     return LogClass.ERROR;
   }
   const t = typify(scan, resp);
-  lastType = typeText(t, resp);
+  lastType = typeText(t);
   if (t === ResponseClass.NO_ERROR || t === ResponseClass.DELEGATION) return LogClass.SUCCESS;
   if (t === ResponseClass.NAME_ERROR || t === ResponseClass.NO_DATA) return LogClass.DENIAL;
   return LogClass.ERROR;
