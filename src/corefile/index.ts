@@ -5,7 +5,7 @@ export { parseCorefile, parseCorefileAsync, MAX_IMPORT_EXPANSIONS, type ParseOpt
 export { DEFAULT_CONFIG_LIMITS, type ConfigLimits } from './limits.ts';
 export { ConfigReadError, ConfigReadErrorCode, readConfigFile, readConfigFileSync } from './read.ts';
 export { substituteEnv, type Env } from './lexer.ts';
-export { normalizeZone, parseServerKey, zoneMatches } from './address.ts';
+export { normalizeZone, parseServerKey } from './address.ts';
 export {
   argCountError,
   blockLines,
