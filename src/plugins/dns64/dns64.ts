@@ -18,7 +18,8 @@ import { Request } from '../../server/request.ts';
 import { ParseResult, parseQuery } from '../../wire/query.ts';
 import { ResponseScan, scanResponse } from '../../wire/message.ts';
 import { ResponseClass, typify } from '../../wire/typify.ts';
-import { QClass, QType, Rcode } from '../../wire/codes.ts';
+import { Flag, QClass, QType, Rcode } from '../../wire/codes.ts';
+import { responseFlagsWord, responseFullRcode } from '../../wire/response-fields.ts';
 import { DNS64_DEFAULT_SOA_TTL, aQueryFor, answerHasType, authoritySoaTtl, synthesizeDns64, type Ipv6Prefix } from '../../wire/dns64.ts';
 import { countTranslated } from './metrics.ts';
 
@@ -60,7 +61,7 @@ class AWriter implements ResponseWriter {
   writeMsg(sub: Request, msg: Buffer, len: number): void {
     // Only a NOERROR A response is translated; a failed A lookup leaves the client with the
     // AAAA response it would have had without dns64 (see README: deviations).
-    if (sub.errorReply || len < 4 || (msg[3]! & 0x0f) !== Rcode.NOERROR) {
+    if (sub.errorReply || responseFullRcode(msg, len) !== Rcode.NOERROR) {
       this.send(this.aaaa, this.aaaa.length, false);
       return;
     }
@@ -81,7 +82,7 @@ class AWriter implements ResponseWriter {
     const req = this.client;
     if (synthesized) {
       req.respondedBy = 'dns64';
-      req.rcode = out[3]! & 0x0f;
+      req.rcode = responseFlagsWord(out, len) & Flag.RCODE_MASK;
       req.responseLen = len;
     }
     req.writer = this.inner;
