@@ -12,7 +12,7 @@ import { Flag, QType, Rcode } from '../../wire/codes.ts';
 import { dns64Setup } from './setup.ts';
 import { translatedByServer, collectDns64Global } from './metrics.ts';
 import { cacheSetup } from '../cache/setup.ts';
-import { TestEngine, directiveOf, setupContext } from '../../metrics/testing.ts';
+import { TestEngine, directiveOf, setupContext } from '../../../test/lib/metrics-testing.ts';
 import { SnapshotBuilder } from '../../metrics/snapshot.ts';
 
 class Capture implements ResponseWriter {
@@ -218,4 +218,18 @@ test('dns64 metrics: coredns_dns64_requests_translated_total{server} counts synt
   const fam = b.build().families.find((f) => f.name === 'coredns_dns64_requests_translated_total');
   assert.equal(fam?.type, 'counter');
   assert.deepEqual(fam?.samples.find((s) => s.labels.server === server)?.value, 2);
+});
+
+test('dns64: with a server (Request.lookup) the A query goes through the whole chain again, as CoreDNS upstream lookups do', () => {
+  const up = new Upstream(zone);
+  const h = chain('dns64', up);
+  const lookedUp: string[] = [];
+  const q = clientQuery('v4only.example.org.', QType.AAAA);
+  q.req.lookup = (sub: Request) => {
+    lookedUp.push(`${sub.name()} ${sub.qtype} ${sub.family}`);
+    h.serve(sub);
+  };
+  h.serve(q.req);
+  assert.deepEqual(lookedUp, [`v4only.example.org. ${QType.A} 6`]);
+  assert.deepEqual(q.out.last.answer.map((r) => r.data), ['64:ff9b::c000:201', '64:ff9b::c000:202']);
 });
