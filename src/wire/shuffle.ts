@@ -27,6 +27,7 @@ import { Buffer } from 'node:buffer';
 import { QType } from './codes.ts';
 import { skipName } from './name.ts';
 import { decodeMessage, encodeMessage, type RR } from './codec.ts';
+import type { WeightTable } from './weights.ts';
 
 /** A message of 65535 bytes holds at most this many records (11 bytes each at least). */
 const MAX_RR = 5958;
@@ -186,6 +187,53 @@ function preferOrder(buf: Uint8Array, from: number, to: number, subnets: readonl
 }
 
 /**
+ * CoreDNS weightedRoundRobin on records [from, to): when the section has addresses, one is
+ * chosen with probability weight/sum and swapped to the front of the addresses; the section is
+ * regrouped as CNAMEs, other types, addresses, MX. Without addresses it stays as it is.
+ */
+function weightedOrder(buf: Uint8Array, len: number, from: number, to: number, weights: WeightTable): void {
+  let c = 0;
+  let r = 0;
+  let a = 0;
+  let m = 0;
+  for (let i = from; i < to; i++) {
+    const t = types[i]!;
+    if (t === QType.CNAME) groupA[c++] = i;
+    else if (isAddress(t)) groupC[a++] = i;
+    else if (t === QType.MX) groupD[m++] = i;
+    else groupB[r++] = i;
+  }
+  if (a === 0) return;
+  let sum = 0;
+  for (let i = 0; i < a; i++) {
+    const rec = groupC[i]!;
+    const w = weights.weightOf(buf, len, starts[rec]!, rdStarts[rec]!, ends[rec]! - rdStarts[rec]!);
+    taken[i] = w;
+    sum += w;
+  }
+  const v = rand() % sum;
+  let acc = 0;
+  let top = 0;
+  for (let i = 0; i < a; i++) {
+    acc += taken[i]!;
+    if (v < acc) {
+      top = i;
+      break;
+    }
+  }
+  if (top !== 0) {
+    const t = groupC[0]!;
+    groupC[0] = groupC[top]!;
+    groupC[top] = t;
+  }
+  let k = from;
+  for (let i = 0; i < c; i++) order[k++] = groupA[i]!;
+  for (let i = 0; i < r; i++) order[k++] = groupB[i]!;
+  for (let i = 0; i < a; i++) order[k++] = groupC[i]!;
+  for (let i = 0; i < m; i++) order[k++] = groupD[i]!;
+}
+
+/**
  * Calls visit(p) for the start of every domain name in record i (owner, and RDATA names of the
  * types that have them). Returns false when visit did.
  */
@@ -279,7 +327,7 @@ function rawTypeWithNames(t: number): boolean {
  * records were reordered in place (or left as they are), or a new message to send instead
  * (the slow path re-encoded it).
  */
-export function loadBalanceResponse(msg: Buffer, len: number, prefer: readonly Subnet[] | null): Buffer | null {
+export function loadBalanceResponse(msg: Buffer, len: number, prefer: readonly Subnet[] | null, weights: WeightTable | null = null): Buffer | null {
   if (len < 12 || len > msg.length || (msg[3]! & 0x0f) !== 0) return null;
   const qd = u16(msg, 4);
   if (qd === 0) return null;
@@ -317,12 +365,22 @@ export function loadBalanceResponse(msg: Buffer, len: number, prefer: readonly S
   bounds[1] = an;
   bounds[2] = an + ns;
   bounds[3] = total;
-  for (let s = 0; s < 3; s++) {
-    const from = bounds[s]!;
-    const to = bounds[s + 1]!;
-    if (to - from < 2) continue;
-    roundRobin(from, to);
-    if (prefer !== null && s !== 1) preferOrder(msg, from, to, prefer);
+  if (weights !== null) {
+    // CoreDNS's weighted policy: answer and additional sections, A/AAAA/SRV questions only.
+    if (qtype !== QType.A && qtype !== QType.AAAA && qtype !== QType.SRV) return null;
+    for (let s = 0; s < 3; s += 2) {
+      const from = bounds[s]!;
+      const to = bounds[s + 1]!;
+      if (to - from >= 2) weightedOrder(msg, len, from, to, weights);
+    }
+  } else {
+    for (let s = 0; s < 3; s++) {
+      const from = bounds[s]!;
+      const to = bounds[s + 1]!;
+      if (to - from < 2) continue;
+      roundRobin(from, to);
+      if (prefer !== null && s !== 1) preferOrder(msg, from, to, prefer);
+    }
   }
 
   // Where records move, and whether any name points into what moves.

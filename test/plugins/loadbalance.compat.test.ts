@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { dig, startAgent, startKnot, freeEndpoint, runToExit, type AgentProcess, type Authority, type DigResult } from '../engine/harness.ts';
-import { LB_ZONE } from './lib/lb-zone.ts';
+import { dig, startAgent, startKnot, freeEndpoint, type AgentProcess, type Authority, type DigResult } from '../engine/harness.ts';
+import { LB_ZONE, EXAMPLE_COM, topCounts } from './lib/lb-zone.ts';
 
 let knot: Authority;
 const agents: AgentProcess[] = [];
@@ -92,14 +92,26 @@ for (const row of ROWS) {
   });
 }
 
-test('README Examples (weighted policy with a weight file): not supported, refused at load with a clear error', async () => {
+test('README Examples (weighted policy with a weight file): top record frequencies converge to 3 : 1 : 2', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'nld-lb-'));
+  const ex = await startKnot({ 'example.com': EXAMPLE_COM });
   try {
-    writeFileSync(path.join(dir, 'Corefile'), `example.com:53 {\n    loadbalance weighted ./db.example.com.weights {\n        reload 10s\n    }\n    forward . ${knot.addr}\n}\n`);
-    const r = await runToExit(['-conf', path.join(dir, 'Corefile')]);
-    assert.equal(r.code, 1);
-    assert.match(r.stdout + r.stderr, /Corefile:2 - Error during parsing: the weighted policy is not supported by node-local-dns/);
+    // The README's weight file, as written there.
+    writeFileSync(path.join(dir, 'db.example.com.weights'), 'www.example.com\n100.64.1.1 3\n100.64.1.2 1\n100.64.1.3 2\n');
+    const { host, port } = await freeEndpoint();
+    // The README serves the zone with `file`; here Knot serves it and forward asks it.
+    agents.push(await startAgent(`example.com:${port} {\n    bind ${host}\n    forward . ${ex.addr}\n    loadbalance weighted ${path.join(dir, 'db.example.com.weights')} {\n        reload 10s\n    }\n}\n`));
+    const counts = await topCounts(host, port, 'www.example.com', 600);
+    const n = 600;
+    assert.ok(Math.abs((counts.get('100.64.1.1') ?? 0) / n - 3 / 6) < 0.08, [...counts].join());
+    assert.ok(Math.abs((counts.get('100.64.1.2') ?? 0) / n - 1 / 6) < 0.08, [...counts].join());
+    assert.ok(Math.abs((counts.get('100.64.1.3') ?? 0) / n - 2 / 6) < 0.08, [...counts].join());
+    // "there should be twice as many answers with 100.64.1.3 in the top A record than with 100.64.1.2"
+    assert.ok((counts.get('100.64.1.3') ?? 0) > (counts.get('100.64.1.2') ?? 0) * 1.4, [...counts].join());
   } finally {
+    await ex.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+

@@ -7,15 +7,18 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { dig, startAgent, startKnot, freeEndpoint, type AgentProcess, type Authority, type DigResult } from '../engine/harness.ts';
+import { dig, startAgent, startKnot, freeEndpoint, runToExit, type AgentProcess, type Authority, type DigResult } from '../engine/harness.ts';
 import { scrape, metricSum } from '../fault/lib/agent.ts';
-import { LB_ZONE } from './lib/lb-zone.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { LB_ZONE, EXAMPLE_COM, topCounts } from './lib/lb-zone.ts';
 
 let knot: Authority;
 const agents: AgentProcess[] = [];
 
 before(async () => {
-  knot = await startKnot({ 'lb.test': LB_ZONE });
+  knot = await startKnot({ 'lb.test': LB_ZONE, 'example.com': EXAMPLE_COM });
 });
 
 after(async () => {
@@ -26,7 +29,7 @@ after(async () => {
 async function agent(body: string): Promise<{ host: string; port: number; metrics: { host: string; port: number } }> {
   const { host, port } = await freeEndpoint();
   const metrics = await freeEndpoint(host);
-  agents.push(await startAgent(`lb.test:${port} {\n    bind ${host}\n    prometheus ${metrics.host}:${metrics.port}\n${body}\n}\n`));
+  agents.push(await startAgent(`lb.test:${port} example.com:${port} {\n    bind ${host}\n    prometheus ${metrics.host}:${metrics.port}\n${body}\n}\n`));
   return { host, port, metrics };
 }
 
@@ -56,7 +59,7 @@ test('A and AAAA: every answer holds the whole RRset, the order varies; Knot alo
   const plain = await many(b, ['multi.lb.test.', 'A'], 10);
   assert.equal(new Set(plain.map((r) => datas(r).join())).size, 1, 'without loadbalance the order is the upstream\'s');
   const m = await scrape(a.metrics.host, a.metrics.port);
-  assert.equal(metricSum(m, 'coredns_plugin_enabled', { name: 'loadbalance' }), 1);
+  assert.equal(metricSum(m, 'coredns_plugin_enabled', { name: 'loadbalance', zone: 'lb.test.' }), 1);
   assert.equal(metricSum(await scrape(b.metrics.host, b.metrics.port), 'coredns_plugin_enabled', { name: 'loadbalance' }), 0);
 });
 
@@ -109,4 +112,43 @@ test('prefer: addresses inside the preferred subnets come first, in subnet order
     thirds.add(r.answer[2]!.data);
   }
   assert.ok(thirds.size >= 2, 'the rest still shuffled');
+});
+
+test('weighted: the weight file decides the top record, a changed file is picked up on reload, cache hits are weighted too', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'nld-lbw-'));
+  try {
+    const wf = path.join(dir, 'weights');
+    writeFileSync(wf, 'www.example.com\n100.64.1.1 255\n');
+    const a = await agent(`    loadbalance weighted ${wf} {\n        reload 1s\n    }\n    cache 300\n    forward . ${knot.addr}`);
+    const first = await topCounts(a.host, a.port, 'www.example.com', 100);
+    // 255 / 257 for 100.64.1.1 (the two others weigh 1).
+    assert.ok((first.get('100.64.1.1') ?? 0) >= 92, [...first].join());
+    writeFileSync(wf, '# changed\nwww.example.com\n100.64.1.3 255\n');
+    await new Promise((r) => setTimeout(r, 2500));
+    const second = await topCounts(a.host, a.port, 'www.example.com', 100);
+    assert.ok((second.get('100.64.1.3') ?? 0) >= 92, [...second].join());
+    const m = await scrape(a.metrics.host, a.metrics.port);
+    assert.ok(metricSum(m, 'coredns_cache_hits_total') >= 199, 'all but the first from the cache');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('weighted: a weight file that does not parse stops the start; a missing one without reload too', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'nld-lbw-'));
+  try {
+    writeFileSync(path.join(dir, 'bad'), '100.64.1.1 3\n');
+    for (const [file, reload, want] of [
+      [path.join(dir, 'bad'), '10s', /missing domain name in weight file/],
+      [path.join(dir, 'missing'), '0s', /weight file open error/],
+    ] as const) {
+      const { host, port } = await freeEndpoint();
+      writeFileSync(path.join(dir, 'Corefile'), `.:${port} {\n    bind ${host}\n    loadbalance weighted ${file} {\n        reload ${reload}\n    }\n    forward . ${knot.addr}\n}\n`);
+      const r = await runToExit(['-conf', path.join(dir, 'Corefile')]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stdout + r.stderr, want);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -9,8 +9,12 @@
 import type { Handler, ResponseWriter } from '../../plugin.ts';
 import type { Request } from '../../server/request.ts';
 import { loadBalanceResponse, type Subnet } from '../../wire/shuffle.ts';
+import type { WeightFile } from './weighted.ts';
+import { WeightTable } from '../../wire/weights.ts';
 
 const POOL_MAX = 1024;
+/** Weights before the file was read: every address weighs 1. */
+const EMPTY = new WeightTable();
 
 class LoadBalanceWriter implements ResponseWriter {
   inner: ResponseWriter | null = null;
@@ -22,7 +26,8 @@ class LoadBalanceWriter implements ResponseWriter {
     this.owner = null;
     owner.release(this);
     req.writer = inner;
-    const out = loadBalanceResponse(msg, len, owner.prefer);
+    const wf = owner.weights;
+    const out = wf === null ? loadBalanceResponse(msg, len, owner.prefer) : loadBalanceResponse(msg, len, null, wf.table ?? EMPTY);
     if (out === null) inner.writeMsg(req, msg, len);
     else inner.writeMsg(req, out, out.length);
   }
@@ -31,10 +36,12 @@ class LoadBalanceWriter implements ResponseWriter {
 export class LoadBalanceHandler implements Handler {
   private readonly next: Handler;
   readonly prefer: readonly Subnet[] | null;
+  readonly weights: WeightFile | null;
   private readonly pool: LoadBalanceWriter[] = [];
-  constructor(next: Handler, prefer: readonly Subnet[] | null) {
+  constructor(next: Handler, prefer: readonly Subnet[] | null, weights: WeightFile | null = null) {
     this.next = next;
     this.prefer = prefer !== null && prefer.length > 0 ? prefer : null;
+    this.weights = weights;
   }
   serve(req: Request): void {
     const w = this.pool.pop() ?? new LoadBalanceWriter();
