@@ -27,6 +27,7 @@ import type { Plugin, PluginSetup, SetupContext } from '../../plugin.ts';
 import { collectForwardGlobal } from './metrics.ts';
 import type { Directive, Token } from '../../corefile/types.ts';
 import { argCountError, blockLines, errorAt, expectArgs } from '../../corefile/setup-helpers.ts';
+import { AddressError, splitHostPort } from '../../metrics/http-endpoints.ts';
 import { DurationError, formatGoDurationNs, parseGoDurationNs } from '../../util/duration.ts';
 import { nameToLabels } from '../../wire/name.ts';
 import { DEFAULT_INFLIGHT_TOTAL, sharedBudget } from './budget.ts';
@@ -162,16 +163,15 @@ function toAddress(host: string, port: number): UpstreamAddress {
   return { host, port, family: isIP(bare) === 6 ? 6 : 4, to: hostPortLabel(host, port) };
 }
 
-/** Go's net.SplitHostPort, enough for `IP:port` and `[v6]:port`; null when there is no port. */
-function splitHostPort(s: string): [string, string] | null {
-  if (s.startsWith('[')) {
-    const end = s.indexOf(']');
-    if (end < 0 || s[end + 1] !== ':') return null;
-    return [s.slice(1, end), s.slice(end + 2)];
+/** Go's net.SplitHostPort as [host, port]; null where it fails (CoreDNS then takes the word as a bare IP or a file). */
+function hostAndPort(s: string): [string, string] | null {
+  try {
+    const { host, port } = splitHostPort(s);
+    return [host, port];
+  } catch (err) {
+    if (err instanceof AddressError) return null;
+    throw err;
   }
-  const colon = s.lastIndexOf(':');
-  if (colon < 0 || s.indexOf(':') !== colon) return null;
-  return [s.slice(0, colon), s.slice(colon + 1)];
 }
 
 function parsePort(tok: Token, text: string): number {
@@ -185,7 +185,7 @@ function parseTo(tok: Token): UpstreamAddress[] {
   if (scheme !== 'dns') {
     errorAt(tok, `'${scheme}' is not supported as a destination protocol in forward: ${tok.text} (node-local-dns forwards plain DNS over UDP and TCP only)`);
   }
-  const hp = splitHostPort(rest);
+  const hp = hostAndPort(rest);
   if (hp !== null) {
     const [host, portText] = hp;
     if (isIP(host.replace(/%.*$/, '')) !== 0) return [toAddress(host, parsePort(tok, portText))];

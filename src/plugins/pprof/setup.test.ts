@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parsePprof, pprofSetup, splitHostPortError } from './setup.ts';
+import { parsePprof, pprofSetup } from './setup.ts';
 import { MemoryLogger, TestEngine, directiveOf, setupContext } from '../../../test/lib/metrics-testing.ts';
 
 test('pprof setup: the valid forms of CoreDNS setup_test', () => {
@@ -29,15 +29,20 @@ test('pprof setup: the invalid forms with their error texts', () => {
   for (const [text, detail] of bad) assert.throws(() => parsePprof(directiveOf(text)), { message: new RegExp(`^Corefile:\\d+ - Error during parsing: ${detail.replace(/[[\]()]/g, '\\$&')}$`) }, text);
 });
 
-test("pprof: Go's SplitHostPort errors", () => {
-  assert.equal(splitHostPortError('localhost:6053'), null);
-  assert.equal(splitHostPortError('[::1]:1'), null);
-  assert.equal(splitHostPortError('[::1'), "address [::1: missing ']' in address");
-  assert.equal(splitHostPortError('[::1]'), 'address [::1]: missing port in address');
-  assert.equal(splitHostPortError('[::1]x:1'), 'address [::1]x:1: missing port in address');
-  assert.equal(splitHostPortError('[::1]:1:2'), 'address [::1]:1:2: too many colons in address');
-  assert.equal(splitHostPortError('a]:1'), "address a]:1: unexpected ']' in address");
-  assert.equal(splitHostPortError('a[:1'), "address a[:1: unexpected '[' in address");
+test("pprof: the address is split as Go's net.SplitHostPort splits it, with its error texts", () => {
+  assert.equal(parsePprof(directiveOf('pprof localhost:6053')).address, 'localhost:6053');
+  assert.equal(parsePprof(directiveOf('pprof [::1]:1')).address, '[::1]:1');
+  const bad: [string, string][] = [
+    ['[::1', "address [::1: missing ']' in address"],
+    ['[::1]', 'address [::1]: missing port in address'],
+    ['[::1]x:1', 'address [::1]x:1: missing port in address'],
+    ['[::1]:1:2', 'address [::1]:1:2: too many colons in address'],
+    ['a]:1', "address a]:1: unexpected ']' in address"],
+    ['a[:1', "address a[:1: unexpected '[' in address"],
+  ];
+  for (const [address, detail] of bad) {
+    assert.throws(() => parsePprof(directiveOf(`pprof ${address}`)), { message: `Corefile:2 - Error during parsing: ${detail}` }, address);
+  }
 });
 
 test('pprof setup: starts nothing, logs one warning naming the address and the Node.js tools', () => {

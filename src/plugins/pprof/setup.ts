@@ -9,6 +9,7 @@ import type { Handler, Plugin, PluginSetup, SetupContext } from '../../plugin.ts
 import type { Directive } from '../../corefile/types.ts';
 import { argCountError, blockLines, errorAt } from '../../corefile/setup-helpers.ts';
 import { excerpt } from '../../corefile/errors.ts';
+import { AddressError, splitHostPort } from '../../metrics/http-endpoints.ts';
 
 export const PPROF_DEFAULT_ADDRESS = 'localhost:6053';
 
@@ -31,35 +32,17 @@ export class PprofPlugin implements Plugin {
   }
 }
 
-/** Go's net.SplitHostPort check: null when `hostport` splits, else its error text. */
-export function splitHostPortError(hostport: string): string | null {
-  const err = (why: string) => `address ${hostport}: ${why}`;
-  const i = hostport.lastIndexOf(':');
-  if (i < 0) return err('missing port in address');
-  let j = 0;
-  let k = 0;
-  if (hostport[0] === '[') {
-    const end = hostport.indexOf(']');
-    if (end < 0) return err("missing ']' in address");
-    if (end + 1 === hostport.length) return err('missing port in address');
-    if (end + 1 !== i) return hostport[end + 1] === ':' ? err('too many colons in address') : err('missing port in address');
-    j = 1;
-    k = end + 1;
-  } else if (hostport.slice(0, i).includes(':')) {
-    return err('too many colons in address');
-  }
-  if (hostport.slice(j).includes('[')) return err("unexpected '[' in address");
-  if (hostport.slice(k).includes(']')) return err("unexpected ']' in address");
-  return null;
-}
-
 export function parsePprof(d: Directive): PprofConfig {
   const cfg: PprofConfig = { address: PPROF_DEFAULT_ADDRESS, blockRate: 0 };
   if (d.args.length > 1) argCountError(d.args[d.args.length - 1]!);
   if (d.args.length === 1) {
     const tok = d.args[0]!;
-    const e = splitHostPortError(tok.text);
-    if (e !== null) errorAt(tok, e);
+    try {
+      splitHostPort(tok.text);
+    } catch (err) {
+      if (err instanceof AddressError) errorAt(tok, err.message);
+      throw err;
+    }
     cfg.address = tok.text;
   }
   for (const line of blockLines(d)) {
