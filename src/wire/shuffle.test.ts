@@ -5,6 +5,7 @@ import dnsPacket from 'dns-packet';
 import { loadBalanceResponse, seedShuffle, type Subnet } from './shuffle.ts';
 import { decodeMessage, encodeMessage, formatRR, parseRR, type Message, type RR } from './codec.ts';
 import { Flag, QType } from './codes.ts';
+import { WeightTable } from './weights.ts';
 
 function msg(qname: string, qtype: number, answer: string[], additional: string[] = [], opts: Partial<Message> = {}): Buffer {
   const m: Message = {
@@ -158,7 +159,7 @@ test('prefer: addresses in the preferred subnets first, in subnet order; then th
   for (let i = 0; i < 10; i++) assert.equal(decodeMessage(run(b6, v6).out).answer[0]!.data, '2001:db8::1');
 });
 
-test('fuzz: mutated responses never throw; a result that decoded before decodes after with the same records', () => {
+test('fuzz (round_robin and weighted): mutated responses never throw; a result that decoded before decodes after with the same records', () => {
   seedShuffle(12345);
   const base = msg('example.', QType.MX, ['example. 60 IN MX 10 mx1.example.', 'example. 60 IN MX 20 mx2.example.', 'example. 60 IN CNAME c.example.', ...A5], [
     'mx1.example. 60 IN A 192.0.2.1', 'mx2.example. 60 IN AAAA 2001:db8::2',
@@ -173,7 +174,11 @@ test('fuzz: mutated responses never throw; a result that decoded before decodes 
       } catch {
         before = null;
       }
-      const r = loadBalanceResponse(b, b.length, null);
+      const weighted = muts.length % 2 === 1;
+      const table = new WeightTable();
+      table.add('mx1.example.', Uint8Array.from([192, 0, 2, 1]), 7);
+      table.add('example.', Uint8Array.from([192, 0, 2, 3]), 200);
+      const r = weighted ? loadBalanceResponse(b, b.length, null, table) : loadBalanceResponse(b, b.length, null);
       const out = r ?? b;
       if (before !== null) {
         const after = decodeMessage(out);
