@@ -4,6 +4,9 @@ import { bindSetup } from './bind/setup.ts';
 import { errorsSetup } from './errors/setup.ts';
 import { logSetup } from './log/setup.ts';
 import { cacheSetup } from './cache/setup.ts';
+import { bufsizeSetup } from './bufsize/setup.ts';
+import { loadbalanceSetup } from './loadbalance/setup.ts';
+import { whoamiSetup } from './whoami/setup.ts';
 import { forwardSetup } from './forward/setup.ts';
 import { prometheusSetup } from './prometheus/setup.ts';
 import { healthSetup } from './health/setup.ts';
@@ -19,6 +22,7 @@ import { debugSetup } from './debug/setup.ts';
 import { timeoutsSetup } from './timeouts/setup.ts';
 import { pprofSetup } from './pprof/setup.ts';
 import { traceSetup } from './trace/setup.ts';
+import { dns64Setup } from './dns64/setup.ts';
 
 /**
  * Every setup, one per line. Read through pluginSetups(), built on first use: plugins import
@@ -30,6 +34,9 @@ function allSetups(): PluginSetup[] {
     errorsSetup,
     logSetup,
     cacheSetup,
+    bufsizeSetup,
+    loadbalanceSetup,
+    whoamiSetup,
     forwardSetup,
     prometheusSetup,
     healthSetup,
@@ -45,6 +52,7 @@ function allSetups(): PluginSetup[] {
     timeoutsSetup,
     pprofSetup,
     traceSetup,
+    dns64Setup,
   ];
 }
 
