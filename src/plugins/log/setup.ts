@@ -18,6 +18,7 @@ import { Flag, Opcode, QType } from '../../wire/codes.ts';
 import { responseFlagsWord, responseFullRcode } from '../../wire/response-fields.ts';
 import { rrClassName, rrTypeName } from '../../wire/codec.ts';
 import { writeLine } from '../../util/log.ts';
+import { AddressError, splitHostPort } from '../../metrics/http-endpoints.ts';
 
 export const COMMON_LOG_FORMAT =
   '{remote}:{port} - {>id} "{type} {class} {name} {proto} {size} {>do} {>bufsize}" {rcode} {>rflags} {rsize} {duration}';
@@ -69,10 +70,14 @@ function rfc3986(addr: string): string {
   return addr.includes(':') ? `[${addr}]` : addr;
 }
 
-/** The listener's address from its label (`dns://ADDR:PORT`, `dns://[ADDR]:PORT`). */
+/** The listener's address from its label (`dns://ADDR:PORT`, `dns://[ADDR]:PORT`); '' without one. */
 function localAddress(server: string): string {
-  const m = /^[a-z]+:\/\/(?:\[([^\]]*)\]|([^:]*)):\d+$/.exec(server);
-  return m === null ? '' : (m[1] ?? m[2] ?? '');
+  try {
+    return splitHostPort(server.replace(/^[a-z]+:\/\//, '')).host;
+  } catch (err) {
+    if (err instanceof AddressError) return '';
+    throw err;
+  }
 }
 
 /** Every placeholder of CoreDNS's replacer (plugin/pkg/replacer labels). */

@@ -22,6 +22,7 @@ import {
   withNaptrReplacement,
 } from '../../wire/rewrite-rdata.ts';
 import type { Request } from '../../server/request.ts';
+import { AddressError, splitHostPort } from '../../metrics/http-endpoints.ts';
 
 export const Mode = { STOP: 'stop', CONTINUE: 'continue' } as const;
 export type ModeValue = (typeof Mode)[keyof typeof Mode];
@@ -703,10 +704,13 @@ function isMetadataLabel(s: string): boolean {
 
 /** The listener's address and port from its `dns://ADDR:PORT` label. */
 function serverAddress(req: Request): { ip: string; port: string } {
-  const hostport = req.server.replace(/^dns:\/\//, '');
-  const i = hostport.lastIndexOf(':');
-  if (i < 0) return { ip: hostport.replace(/^\[|\]$/g, ''), port: '' };
-  return { ip: hostport.slice(0, i).replace(/^\[|\]$/g, ''), port: hostport.slice(i + 1) };
+  try {
+    const { host, port } = splitHostPort(req.server.replace(/^dns:\/\//, ''));
+    return { ip: host, port };
+  } catch (err) {
+    if (err instanceof AddressError) return { ip: '', port: '' };
+    throw err;
+  }
 }
 
 export class EdnsVariableRule implements Rule {
