@@ -94,8 +94,13 @@ async function runServer(opts: Options | null): Promise<Stoppable> {
     ? await startEngine(null, null, ['127.0.0.1'], 53, EMBEDDED_COREFILE)
     : await startEngine(opts, opts.corefilePath, ['127.0.0.1'], opts.dnsPort);
   log.info(`node-local-dns-${VERSION} (Node.js ${process.version}) serving`);
+  // -pidfile and (when asked for) the set-up metrics listener, as in agent mode.
+  const extras = opts === null ? undefined : await (await import('./agent/server-mode.ts')).startServerExtras(opts, log);
   return {
-    shutdown: () => engine.stop(),
+    shutdown: async () => {
+      await engine.stop();
+      await extras?.stop();
+    },
     reload: (reason) => engine.reload(reason),
   };
 }
