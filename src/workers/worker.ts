@@ -13,6 +13,7 @@ import { Engine, EngineRole } from '../engine.ts';
 import { EngineCollector } from '../metrics/engine-collector.ts';
 import { SnapshotBuilder } from '../metrics/snapshot.ts';
 import { zoneStatsRegistry } from '../metrics/zone-stats.ts';
+import { monitorRoutes } from '../plugins/prometheus/prometheus.ts';
 import { log, setQuiet } from '../util/log.ts';
 import { PanicGuard } from '../util/panic.ts';
 import { countPanic } from '../metrics/zone-stats.ts';
@@ -23,11 +24,8 @@ function post(m: WorkerMessage): void {
 }
 
 /** The worker counterpart of the metrics plugin's start(): export the routes of the blocks that enable metrics. */
-function monitorRoutes(engine: Engine): void {
-  for (const b of engine.blocks()) {
-    if (!b.plugins.some((p) => p.enablesMetrics === true)) continue;
-    for (const server of b.serverLabels) for (const zone of b.zones) zoneStatsRegistry.monitor(server, zone);
-  }
+function monitorMetricsRoutes(engine: Engine): void {
+  monitorRoutes(zoneStatsRegistry, engine.blocks().filter((b) => b.plugins.some((p) => p.enablesMetrics === true)));
 }
 
 /** This thread's counters, as a `snapshot` request answers them. */
@@ -69,7 +67,7 @@ async function run(init: WorkerInit): Promise<void> {
       reusePort: true,
       role: EngineRole.WORKER,
       portOverrides,
-      onApplied: monitorRoutes,
+      onApplied: monitorMetricsRoutes,
       // The control thread exits the process; this thread stops now (in a worker, process.exit
       // ends only the thread), so the query that triggered it is not answered as a panic.
       onFatal: (message) => {

@@ -41,6 +41,19 @@ function engineCollectorOf(hub: MetricsHub): EngineCollector {
   return c;
 }
 
+/**
+ * The route monitor: exports the per-zone query stats of every server label × zone of `blocks`
+ * (queries of routes not monitored are not reported, as in CoreDNS). The plugin calls it for its
+ * block when it starts; a worker, which starts no process-scoped plugin, calls it after each
+ * config it applies for the blocks that enable metrics (src/workers/worker.ts).
+ */
+export function monitorRoutes(
+  zoneStats: Pick<MetricsHub['zoneStats'], 'monitor'>,
+  blocks: Iterable<{ readonly serverLabels: readonly string[]; readonly zones: readonly string[] }>,
+): void {
+  for (const b of blocks) for (const server of b.serverLabels) for (const zone of b.zones) zoneStats.monitor(server, zone);
+}
+
 export interface PrometheusDeps {
   hub: MetricsHub;
   endpoints: HttpEndpoints;
@@ -85,8 +98,8 @@ export class PrometheusPlugin implements Plugin {
 
   async start(): Promise<void> {
     if (this.route.isOpen) return;
-    const { hub, serverLabels, zones } = this.deps;
-    for (const server of serverLabels) for (const zone of zones) hub.zoneStats.monitor(server, zone);
+    const { hub } = this.deps;
+    monitorRoutes(hub.zoneStats, [this.deps]);
     engineCollectorOf(hub).attach(this.deps.engine);
     await this.route.open();
   }
