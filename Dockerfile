@@ -25,7 +25,7 @@ FROM ${NODE_IMAGE} AS runtime
 # advisories out of scans of the final filesystem; the bytes stay in the shared base
 # layer, so this does not make the image smaller.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends iptables iproute2 \
+    && apt-get install -y --no-install-recommends iptables iproute2 nftables \
     && rm -rf /var/lib/apt/lists/* \
     && rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
               /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack
