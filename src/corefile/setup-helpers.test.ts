@@ -8,7 +8,6 @@ import {
   durationArgMs,
   errorAt,
   expectArgs,
-  intArg,
   noBlock,
   unknownPropertyError,
 } from './setup-helpers.ts';
@@ -54,26 +53,6 @@ test('expectArgs: count range', () => {
   throwsAt(() => expectArgs(none!, 1, 1), "Corefile:2 - Error during parsing: Wrong argument count or unexpected line ending after 'a'");
   throwsAt(() => expectArgs(two!, 3, 5), "Corefile:3 - Error during parsing: Wrong argument count or unexpected line ending after 'y'");
   throwsAt(() => expectArgs(four!, 1, 2), "Corefile:4 - Error during parsing: Wrong argument count or unexpected line ending after '3'");
-});
-
-test('intArg: decimal integers in range', () => {
-  const [d] = directives('  x 30 +7 -3 0 007 1.5 0x10 abc 1e3 99999999999999999999 -0');
-  const a = d!.args;
-  assert.equal(intArg(a[0]!, 0, 100), 30);
-  assert.equal(intArg(a[1]!, 0, 100), 7);
-  assert.equal(intArg(a[2]!, -10, 10), -3);
-  assert.equal(intArg(a[3]!, 0, 0), 0);
-  assert.equal(intArg(a[4]!, 0, 10), 7);
-  assert.ok(Object.is(intArg(a[10]!, -1, 1), 0));
-  throwsAt(() => intArg(a[0]!, 31, 100), 'Corefile:2 - Error during parsing: 30 is out of range [31, 100]');
-  throwsAt(() => intArg(a[2]!, 0, 10), 'Corefile:2 - Error during parsing: -3 is out of range [0, 10]');
-  for (const i of [5, 6, 7, 8]) {
-    throwsAt(() => intArg(a[i]!, 0, 1e9), `Corefile:2 - Error during parsing: '${a[i]!.text}' is not an integer`);
-  }
-  throwsAt(
-    () => intArg(a[9]!, 0, Number.MAX_SAFE_INTEGER),
-    `Corefile:2 - Error during parsing: 99999999999999999999 is out of range [0, ${Number.MAX_SAFE_INTEGER}]`,
-  );
 });
 
 test('durationArgMs: Go durations, optional bare seconds', () => {

@@ -56,16 +56,6 @@ export function expectArgs(d: Directive, min: number, max: number): Token[] {
   return d.args;
 }
 
-/** Parses a decimal integer word (optional sign, digits only) within min..max inclusive. */
-export function intArg(t: Token, min: number, max: number): number {
-  if (!/^[+-]?[0-9]+$/.test(t.text)) errorAt(t, `'${excerpt(t.text)}' is not an integer`);
-  const value = Number(t.text);
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    errorAt(t, `${excerpt(t.text)} is out of range [${min}, ${max}]`);
-  }
-  return value === 0 ? 0 : value; // no -0
-}
-
 export interface DurationArgOptions {
   /** Also accept a plain integer as a number of seconds (`30` = `30s`), as some plugins do. */
   allowBareSeconds?: boolean;
