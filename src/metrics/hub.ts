@@ -9,13 +9,15 @@
  *    `setRemoteSnapshots(() => Promise<MetricsSnapshot[]>)`; `gather()` merges all of them
  *    (mergeSnapshots: counters and histograms add up, build info and plugin_enabled take the
  *    max).
- *  - `render()` formats the merged snapshot with prom-client's text exposition, together
- *    with prom-client's default process metrics (process_*, nodejs_*) of this process.
- *    Families are sorted by name, labels by name, samples by label values (client_golang's
- *    order); families without samples are left out, as client_golang does for vectors.
- *  - prom-client is loaded on the first `render()`, not before: it costs ~0.1 s of CPU and
- *    ~14 MiB of RSS per thread, which start-up and the serving workers (which never render)
- *    should not pay. Its default metrics therefore count from the first scrape on.
+ *  - `render()` writes the text exposition of the merged snapshot itself (exposition.ts) and
+ *    puts prom-client's default process metrics (process_*, nodejs_*) of this process, as
+ *    prom-client formats them, beside it. Families are sorted by name, labels by name,
+ *    samples by label values (client_golang's order); families without samples are left
+ *    out, as client_golang does for vectors.
+ *  - prom-client (only the default metrics) is loaded on the first `render()`, not before: it
+ *    costs ~0.1 s of CPU and ~14 MiB of RSS per thread, which start-up and the serving workers
+ *    (which never render) should not pay. Its default metrics therefore count from the first
+ *    scrape on.
  *  - `scrape()` is what the /metrics listeners serve: at most one render per
  *    SCRAPE_RENDER_INTERVAL_MS (RenderScheduler), its bytes and their gzip (made once, on
  *    zlib's thread pool) shared by every scrape it answers. A render runs on this thread, the
@@ -25,12 +27,12 @@
  *    heapUsed flat: the garbage rate, not a leak) and, with gzip, the native heap (one zlib
  *    stream per scrape; RSS +110 MiB). Bounded by the interval, both cost what one scraper does.
  */
-import type { Metric, Registry } from 'prom-client';
-import { SnapshotBuilder, mergeSnapshots, type FamilySnapshot, type MetricsSnapshot } from './snapshot.ts';
+import type { Registry } from 'prom-client';
+import { SnapshotBuilder, mergeSnapshots, type MetricsSnapshot } from './snapshot.ts';
 import { ZoneStatsRegistry, zoneStatsRegistry } from './zone-stats.ts';
 import { ProcessMetrics } from './process-metrics.ts';
 import { withLegacyFamilies } from './legacy.ts';
-import { leLabel } from './labels.ts';
+import { formatFamily } from './exposition.ts';
 
 /** Scrapes of one exposition render it at most this often (see RenderScheduler). */
 export const SCRAPE_RENDER_INTERVAL_MS = 1000;
@@ -135,49 +137,6 @@ export interface RenderOptions {
   legacy?: boolean;
 }
 
-interface PromValue {
-  labels: Record<string, string | number>;
-  value: number;
-  metricName?: string;
-}
-
-function compareSamples(a: Record<string, string>, b: Record<string, string>): number {
-  const ka = Object.keys(a);
-  const kb = Object.keys(b);
-  const n = Math.min(ka.length, kb.length);
-  for (let i = 0; i < n; i++) {
-    if (ka[i] !== kb[i]) return ka[i]! < kb[i]! ? -1 : 1;
-    const va = a[ka[i]!]!;
-    const vb = b[kb[i]!]!;
-    if (va !== vb) return va < vb ? -1 : 1;
-  }
-  return ka.length - kb.length;
-}
-
-/** A family as a prom-client metric object (what Registry formats). */
-function toPromMetric(f: FamilySnapshot): Metric<string> {
-  const values: PromValue[] = [];
-  const samples = [...f.samples].sort((a, b) => compareSamples(a.labels, b.labels));
-  for (const s of samples) {
-    if (f.type !== 'histogram') {
-      values.push({ labels: s.labels, value: s.value });
-      continue;
-    }
-    const bounds = f.bounds ?? [];
-    const buckets = s.buckets ?? [];
-    let cum = 0;
-    for (let i = 0; i < bounds.length; i++) {
-      cum += buckets[i] ?? 0;
-      values.push({ metricName: `${f.name}_bucket`, labels: { ...s.labels, le: leLabel(bounds[i]!) }, value: cum });
-    }
-    values.push({ metricName: `${f.name}_bucket`, labels: { ...s.labels, le: '+Inf' }, value: s.value });
-    values.push({ metricName: `${f.name}_sum`, labels: s.labels, value: s.sum ?? 0 });
-    values.push({ metricName: `${f.name}_count`, labels: s.labels, value: s.value });
-  }
-  const obj = { name: f.name, help: f.help, type: f.type, aggregator: 'sum', values };
-  return { ...obj, get: async () => obj } as unknown as Metric<string>;
-}
-
 export class MetricsHub {
   readonly zoneStats: ZoneStatsRegistry;
   readonly process: ProcessMetrics;
@@ -247,31 +206,35 @@ export class MetricsHub {
     return PROMETHEUS_CONTENT_TYPE;
   }
 
-  /** The Prometheus text exposition (format 0.0.4). */
+  /**
+   * The Prometheus text exposition (format 0.0.4): our families formatted by exposition.ts,
+   * prom-client's default metrics by prom-client, every block sorted by family name.
+   */
   async render(opts: RenderOptions = {}): Promise<string> {
-    const { Registry, collectDefaultMetrics } = await import('prom-client');
-    if (this.wantDefaultMetrics && this.defaultMetrics === null) {
-      this.defaultMetrics = new Registry();
-      collectDefaultMetrics({ register: this.defaultMetrics });
-    }
     let snap = await this.gather();
     if (opts.legacy) snap = withLegacyFamilies(snap);
-    const metrics: Metric<string>[] = [];
-    for (const f of snap.families) if (f.samples.length > 0) metrics.push(toPromMetric(f));
-    if (this.defaultMetrics) metrics.push(...(this.defaultMetrics.getMetricsAsArray() as unknown as Metric<string>[]));
-    metrics.sort((a, b) => (nameOf(a) < nameOf(b) ? -1 : nameOf(a) > nameOf(b) ? 1 : 0));
-    const reg = new Registry();
-    for (const m of metrics) reg.registerMetric(m);
-    // prom-client prints NaN (event loop percentiles before any sample) as `Nan`; the format's spelling is `NaN`.
-    return (await reg.metrics()).replace(/ Nan$/gm, ' NaN');
+    const blocks: [name: string, text: string][] = [];
+    for (const f of snap.families) if (f.samples.length > 0) blocks.push([f.name, formatFamily(f)]);
+    if (this.wantDefaultMetrics) {
+      if (this.defaultMetrics === null) {
+        const { Registry, collectDefaultMetrics } = await import('prom-client');
+        this.defaultMetrics = new Registry();
+        collectDefaultMetrics({ register: this.defaultMetrics });
+      }
+      // prom-client separates families by a blank line; help texts and label values never hold
+      // a raw newline. It prints NaN (event loop percentiles before any sample) as `Nan`.
+      for (const block of (await this.defaultMetrics.metrics()).slice(0, -1).split('\n\n')) {
+        blocks.push([block.slice('# HELP '.length, block.indexOf(' ', '# HELP '.length)), block.replace(/ Nan$/gm, ' NaN')]);
+      }
+    }
+    blocks.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    let out = '';
+    for (let i = 0; i < blocks.length; i++) out += (i === 0 ? '' : '\n\n') + blocks[i]![1];
+    return `${out}\n`;
   }
 }
 
 const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
-
-function nameOf(m: Metric<string>): string {
-  return (m as unknown as { name: string }).name;
-}
 
 let defaultHub: MetricsHub | null = null;
 
