@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { freeAddress, freePorts, query, reply, scrape, sleep, startAgent, startUpstream, waitUntil } from './helpers.ts';
 import { sampleValue } from '../lib/metrics-testing.ts';
-import { configDigest } from '../../src/plugins/reload/digest.ts';
+import { configDigestAsync } from '../../src/plugins/reload/digest.ts';
 
 test('reload: add a zone, change a TTL, reject broken configs, with no failed query', { timeout: 120_000 }, async (t) => {
   const { host } = await freeAddress();
@@ -34,7 +34,7 @@ test('reload: add a zone, change a TTL, reject broken configs, with no failed qu
   t.after(() => agent.stop());
   await agent.waitForOutput(/serving/);
   const runningLines = () => agent.output().split('\n').filter((l) => l.startsWith('[INFO] plugin/reload: Running configuration SHA512 = '));
-  assert.deepEqual(runningLines(), [`[INFO] plugin/reload: Running configuration SHA512 = ${configDigest(v1, agent.corefile, {})}`]);
+  assert.deepEqual(runningLines(), [`[INFO] plugin/reload: Running configuration SHA512 = ${await configDigestAsync(v1, agent.corefile, {})}`]);
 
   // Client load for the whole test.
   let running = true;
@@ -64,13 +64,13 @@ test('reload: add a zone, change a TTL, reject broken configs, with no failed qu
   agent.writeCorefile(v2);
   await waitUntil(async () => (await query(host, dnsPort!, 'x.added', 'A')).rcode === 'NOERROR', 'the added zone to answer', 20_000);
   await waitUntil(() => runningLines().length === 2, 'the new configuration digest in the log');
-  assert.equal(runningLines()[1], `[INFO] plugin/reload: Running configuration SHA512 = ${configDigest(v2, agent.corefile, {})}`);
+  assert.equal(runningLines()[1], `[INFO] plugin/reload: Running configuration SHA512 = ${await configDigestAsync(v2, agent.corefile, {})}`);
 
   // 2. A changed cache TTL (cap 30 s → 5 s): the new config is loaded and its answers are capped.
   const v3 = block('example', 'cache 5') + block('added', 'cache 30');
   agent.writeCorefile(v3);
   await waitUntil(() => runningLines().length === 3, 'the TTL change to be loaded', 20_000);
-  assert.equal(runningLines()[2], `[INFO] plugin/reload: Running configuration SHA512 = ${configDigest(v3, agent.corefile, {})}`);
+  assert.equal(runningLines()[2], `[INFO] plugin/reload: Running configuration SHA512 = ${await configDigestAsync(v3, agent.corefile, {})}`);
   const fresh = await query(host, dnsPort!, 'fresh.example', 'A');
   const ttl = (fresh.packet.answers?.[0] as { ttl?: number } | undefined)?.ttl;
   assert.ok(fresh.packet.answers!.length === 1 && ttl !== undefined && ttl <= 5, `TTL capped at 5: ${JSON.stringify(fresh.packet.answers)}`);
@@ -88,7 +88,7 @@ test('reload: add a zone, change a TTL, reject broken configs, with no failed qu
   await sleep(3000); // more ticks: the same broken file is not retried
   f = await scrape(host, mPort!);
   assert.equal(sampleValue(f, 'coredns_reload_failed_total'), 2);
-  assert.equal(sampleValue(f, 'coredns_reload_version_info', { hash: 'sha512', value: configDigest(broken, agent.corefile, {}) }), 1);
+  assert.equal(sampleValue(f, 'coredns_reload_version_info', { hash: 'sha512', value: await configDigestAsync(broken, agent.corefile, {}) }), 1);
   assert.equal(agent.output().match(/Corefile changed but reload failed/g)!.length, 1);
   assert.equal(runningLines().length, 3, 'no configuration was swapped in');
   assert.equal((await query(host, dnsPort!, 'y.added', 'A')).rcode, 'NOERROR', 'the old configuration still serves');

@@ -7,7 +7,7 @@
  * Caddy's token dump), only equivalent in what it detects.
  */
 import { createHash } from 'node:crypto';
-import { parseCorefile, parseCorefileAsync } from '../../corefile/parser.ts';
+import { parseCorefileAsync } from '../../corefile/parser.ts';
 import type { Env } from '../../corefile/lexer.ts';
 import type { Directive, ServerBlock } from '../../corefile/types.ts';
 
@@ -36,17 +36,9 @@ export function digestOfBlocks(blocks: readonly ServerBlock[]): string {
 }
 
 /**
- * Parses Corefile text and returns its digest.
+ * Parses Corefile text, its imports read through fs/promises (regular files within the
+ * configuration limits only), and returns its digest.
  * @throws CorefileError when the text does not parse (the reload plugin warns and waits).
- */
-export function configDigest(text: string, file: string, env: Env): string {
-  return digestOfBlocks(parseCorefile(text, file, env));
-}
-
-/**
- * configDigest with the imports read through fs/promises (regular files within the
- * configuration limits only): what the reload plugin runs on the serving thread.
- * @throws CorefileError
  */
 export async function configDigestAsync(text: string, file: string, env: Env): Promise<string> {
   return digestOfBlocks(await parseCorefileAsync(text, file, env));

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jitteredIntervalMs, parseReload, reloadSetup } from './setup.ts';
 import { ReloadChecker, type ReloadPlugin } from './reload.ts';
-import { configDigest } from './digest.ts';
+import { configDigestAsync } from './digest.ts';
 import { MetricsHub } from '../../metrics/hub.ts';
 import { ReloadMetrics } from './metrics.ts';
 import { MemoryLogger, TestEngine, directiveOf, parseExposition, sampleValue, setupContext } from '../../../test/lib/metrics-testing.ts';
@@ -48,13 +48,13 @@ test('reload: all blocks of one load share one checker', () => {
   assert.ok(b.checker.periodMs >= 15000 && b.checker.periodMs < 25000, 'the last block sets the period');
 });
 
-test('configuration digest ignores comments and white space, sees changed and moved lines', () => {
-  const d = (t: string) => configDigest(t, 'Corefile', {});
-  const base = '.:53 {\n    cache 30\n    forward . 127.0.0.1\n}\n';
-  assert.match(d(base), /^[0-9a-f]{128}$/);
-  assert.equal(d(base), d('.:53 {\n\tcache   30 # seconds\n    forward . 127.0.0.1\n}\n'));
-  assert.notEqual(d(base), d('.:53 {\n    cache 31\n    forward . 127.0.0.1\n}\n'));
-  assert.notEqual(d(base), d('# header\n.:53 {\n    cache 30\n    forward . 127.0.0.1\n}\n'), 'line numbers count, as in CoreDNS');
+test('configuration digest ignores comments and white space, sees changed and moved lines', async () => {
+  const d = (t: string) => configDigestAsync(t, 'Corefile', {});
+  const base = await d('.:53 {\n    cache 30\n    forward . 127.0.0.1\n}\n');
+  assert.match(base, /^[0-9a-f]{128}$/);
+  assert.equal(base, await d('.:53 {\n\tcache   30 # seconds\n    forward . 127.0.0.1\n}\n'));
+  assert.notEqual(base, await d('.:53 {\n    cache 31\n    forward . 127.0.0.1\n}\n'));
+  assert.notEqual(base, await d('# header\n.:53 {\n    cache 30\n    forward . 127.0.0.1\n}\n'), 'line numbers count, as in CoreDNS');
 });
 
 test('reload checker: logs the running digest, reloads on change only, counts failures, warns on parse errors', async (t) => {
@@ -73,7 +73,7 @@ test('reload checker: logs the running digest, reloads on change only, counts fa
   const checker = new ReloadChecker(60_000, { engine, env: {}, metrics, log });
   t.after(() => checker.stop());
   await checker.start();
-  const d1 = configDigest(v1, path, {});
+  const d1 = await configDigestAsync(v1, path, {});
   assert.deepEqual(log.lines, [`INFO Running configuration SHA512 = ${d1}`]);
 
   await checker.check();
@@ -102,7 +102,7 @@ test('reload checker: logs the running digest, reloads on change only, counts fa
   assert.deepEqual(engine.reloads, ['reload']);
   assert.equal(metrics.failed, 2);
   assert.ok(log.lines.includes("ERROR Corefile changed but reload failed: Corefile:2 - Error during parsing: Unknown directive 'cahce'"));
-  const d2 = configDigest('.:53 {\n    cahce 30\n}\n', path, {});
+  const d2 = await configDigestAsync('.:53 {\n    cahce 30\n}\n', path, {});
   let fams = parseExposition(await hub.render());
   assert.equal(sampleValue(fams, 'coredns_reload_failed_total'), 2);
   assert.equal(sampleValue(fams, 'coredns_reload_version_info', { hash: 'sha512', value: d2 }), 1);
