@@ -82,10 +82,10 @@ function installSignals(appReady: Promise<Stoppable>): void {
   });
 }
 
-async function startEngine(opts: Options | null, corefilePath: string | null, defaultBind: string[], dnsPort: number, text?: string): Promise<Engine> {
+async function startEngine(opts: Options | null, corefilePath: string | null, defaultBind: string[], dnsPort: number, text?: string, clusterZones?: readonly string[]): Promise<Engine> {
   const [{ startServing }, { resolveWorkerCount }] = await Promise.all([import('./workers/start.ts'), import('./workers/count.ts')]);
   const workers = resolveWorkerCount(opts?.workers ?? 0);
-  const { engine } = await startServing({ corefilePath, corefileText: text, defaultBind, defaultPort: dnsPort, workers, quiet: opts?.quiet ?? false });
+  const { engine } = await startServing({ corefilePath, corefileText: text, defaultBind, defaultPort: dnsPort, workers, quiet: opts?.quiet ?? false, clusterZones });
   return engine;
 }
 
@@ -109,10 +109,10 @@ async function runAgentMode(opts: Options): Promise<Stoppable> {
   const { runAgent } = await import('./agent/agent.ts');
   let engine: Engine | null = null;
   const agent = await runAgent(opts, {
-    startEngine: async (corefilePath: string, defaultBind: string[], dnsPort: number) => {
-      engine = await startEngine(opts, corefilePath, defaultBind, dnsPort);
+    startEngine: async (corefilePath: string, defaultBind: string[], dnsPort: number, clusterZones: readonly string[]) => {
+      engine = await startEngine(opts, corefilePath, defaultBind, dnsPort, undefined, clusterZones);
       const e = engine;
-      return { reload: () => e.reload('configmap'), stop: () => e.stop() };
+      return { setClusterZones: (zones) => e.setClusterZones(zones), reload: () => e.reload('configmap'), stop: () => e.stop() };
     },
     signal: startupAbort.signal,
   });

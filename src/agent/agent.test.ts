@@ -38,7 +38,7 @@ function captureLog(): Logger & { lines: string[] } {
 
 interface Recorded {
   events: string[];
-  starts: { corefile: string; bind: string[]; port: number; rulesAtStart: number; ifaceAtStart: boolean }[];
+  starts: { corefile: string; bind: string[]; port: number; clusterZones: readonly string[]; rulesAtStart: number; ifaceAtStart: boolean }[];
   reloads: string[];
   failReload: boolean;
   rulesAtStop: number;
@@ -46,13 +46,14 @@ interface Recorded {
 
 /** An engine that records what the agent asks of it and what the node looked like at that time. */
 function recordingEngine(ns: Netns, rec: Recorded) {
-  return async (corefilePath: string, bind: string[], port: number): Promise<EngineHandle> => {
+  return async (corefilePath: string, bind: string[], port: number, clusterZones: readonly string[]): Promise<EngineHandle> => {
     const corefile = await readFile(corefilePath, 'utf8');
     const save = await ns.iptablesSave();
     const iface = await new InterfaceManager({ name: 'nodelocaldns', type: 'bridge', ips: [] }, ns.run).exists();
-    rec.starts.push({ corefile, bind, port, rulesAtStart: (save.match(/NodeLocal DNS Cache/g) ?? []).length, ifaceAtStart: iface });
+    rec.starts.push({ corefile, bind, port, clusterZones, rulesAtStart: (save.match(/NodeLocal DNS Cache/g) ?? []).length, ifaceAtStart: iface });
     rec.events.push('start');
     return {
+      setClusterZones: (zones) => rec.events.push(`zones ${zones.join(',')}`),
       reload: async () => {
         rec.events.push('reload');
         const text = await readFile(corefilePath, 'utf8');
@@ -133,8 +134,9 @@ test('template mode: render → interface → engine → iptables; sync; ConfigM
   assert.ok(roleLines.some((l) => l.startsWith(`[INFO] Registered as primary in ${peers} (${peers}/primary-`)), roleLines.join('\n'));
   log.lines.splice(0, log.lines.length, ...log.lines.filter((l) => !roleLines.includes(l)));
   // The template's block forwarding to __PILLAR__CLUSTER__DNS__ names the cluster zones for the
-  // cache's stale default (src/plugins/cache/setup.ts), published to the engine's environment.
-  assert.equal(env['NODE_LOCAL_DNS_CLUSTER_ZONES'], 'cluster.local.');
+  // cache's stale default (src/config/cluster-zones.ts), handed to the engine (not the environment).
+  assert.deepEqual(s.clusterZones, ['cluster.local.']);
+  assert.equal(env['NODE_LOCAL_DNS_CLUSTER_ZONES'], undefined);
   const zonesLine = '[INFO] Cluster zones (served stale when every upstream fails, unless a cache block says otherwise): cluster.local.';
   assert.equal(log.lines.filter((l) => l === zonesLine).length, 1, log.lines.join('\n'));
   log.lines.splice(log.lines.indexOf(zonesLine), 1);
@@ -166,6 +168,8 @@ test('template mode: render → interface → engine → iptables; sync; ConfigM
   // A ConfigMap change (kubelet-style ..data swap) is picked up by the watcher and reloaded.
   await writeConfigMapVolume(join(dir, 'kube-dns'), { upstreamNameservers: '["198.18.1.2"]', stubDomains: '{"stub.test": ["198.18.1.2"]}' });
   await waitFor('reload after the ConfigMap change', async () => rec.reloads.length === 1, 5000);
+  // The cluster zones go with the reload (the engine hands them to every worker).
+  assert.equal(rec.events[rec.events.indexOf('reload') - 1], 'zones cluster.local.');
   assert.match(rec.reloads[0]!, /\nstub\.test:53 \{\n {4}errors\n {4}cache 30\n {4}bind 169\.254\.20\.10 198\.18\.0\.10\n {4}forward \. 198\.18\.1\.2\n {4}prometheus :9253\n\}\n$/);
   assert.ok(log.lines.includes('[INFO] Updated Corefile with 1 custom stubdomains and upstream servers 198.18.1.2'));
 
@@ -298,7 +302,7 @@ test('template mode: a Corefile template replaced by a FIFO is an error that is 
     '-localip', '169.254.20.10', '-conf', join(dir, 'Corefile'), '-basecorefile', base, '-kubednscm', join(dir, 'kube-dns'),
     '-upstreamsvc', 'kube-dns-upstream', '-setupinterface=false', '-setupiptables=false', '-metrics-listen-address=', '-peerdir=',
   ]), {
-    startEngine: async (corefilePath) => ({ reload: async () => void reloads.push(await readFile(corefilePath, 'utf8')), stop: async () => {} }),
+    startEngine: async (corefilePath) => ({ setClusterZones: () => {}, reload: async () => void reloads.push(await readFile(corefilePath, 'utf8')), stop: async () => {} }),
     log, env: { ...ENV }, configPollMs: 3_600_000, processMetrics: false,
   });
   t.after(() => agent.shutdown());
@@ -327,7 +331,7 @@ test('-pidfile naming a FIFO: start-up logs the failure instead of blocking fore
   const started = runAgent(parseOptions([
     '-conf', join(dir, 'Corefile'), '-basecorefile', join(dir, 'none'), '-setupinterface=false', '-setupiptables=false',
     '-metrics-listen-address=', '-peerdir=', '-pidfile', join(dir, 'pid'),
-  ]), { startEngine: async () => ({ reload: async () => {}, stop: async () => {} }), log, processMetrics: false });
+  ]), { startEngine: async () => ({ setClusterZones: () => {}, reload: async () => {}, stop: async () => {} }), log, processMetrics: false });
   const r = await Promise.race([started, new Promise<'pending'>((res) => setTimeout(() => res('pending'), 5_000).unref())]);
   assert.notEqual(r, 'pending', 'start-up blocked opening the FIFO');
   t.after(() => (r as Awaited<typeof started>).shutdown());

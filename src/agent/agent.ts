@@ -51,7 +51,7 @@ import { chooseRulesBackend, createRulesBackend, type RulesBackend } from './rul
 import { removePidfile, writePidfile } from './pidfile.ts';
 import { SETUP_ERROR_TYPES, SetupMetrics } from './setup-metrics.ts';
 import { TemplateError, renderCorefile } from './template.ts';
-import { CLUSTER_ZONES_ENV } from '../config/cluster-zones.ts';
+import { CLUSTER_ZONES_ENV, DEFAULT_CLUSTER_ZONES, clusterZonesFrom } from '../config/cluster-zones.ts';
 import {
   PEER_PHASES,
   PEER_ROLES,
@@ -64,6 +64,8 @@ import {
 } from './standby.ts';
 
 export interface EngineHandle {
+  /** The cluster's zones for the next reload (the engine hands them to every worker then). */
+  setClusterZones(zones: readonly string[]): void;
   /** Re-reads the Corefile; rejects (keeping the running configuration) when it is invalid. */
   reload(): Promise<void>;
   /** Stops serving after draining in-flight queries. */
@@ -71,7 +73,7 @@ export interface EngineHandle {
 }
 
 export interface AgentDeps {
-  startEngine(corefilePath: string, defaultBind: string[], dnsPort: number): Promise<EngineHandle>;
+  startEngine(corefilePath: string, defaultBind: string[], dnsPort: number, clusterZones: readonly string[]): Promise<EngineHandle>;
   log?: Logger;
   /** Environment for __PILLAR__CLUSTER__DNS__ (default process.env). */
   env?: Readonly<Record<string, string | undefined>>;
@@ -239,8 +241,9 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
   };
 
   // The cache's stale default follows the template's cluster blocks unless the operator named
-  // the zones (src/config/cluster-zones.ts). Worker threads copy the environment when they start.
+  // the zones (src/config/cluster-zones.ts); they go to the engine with every start and reload.
   const clusterZonesPreset = (env[CLUSTER_ZONES_ENV] ?? '').trim() !== '';
+  let clusterZones: readonly string[] = clusterZonesFrom(env);
   let clusterZonesShown = '';
 
   /** Renders the Corefile text; throws TemplateError or I/O errors. */
@@ -258,9 +261,8 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
     });
     for (const w of r.warnings) log.warn(w);
     if (!clusterZonesPreset) {
-      if (r.clusterZones.length > 0) env[CLUSTER_ZONES_ENV] = r.clusterZones.join(',');
-      else delete env[CLUSTER_ZONES_ENV];
-      const shown = env[CLUSTER_ZONES_ENV] ?? '';
+      clusterZones = r.clusterZones.length > 0 ? r.clusterZones : DEFAULT_CLUSTER_ZONES;
+      const shown = r.clusterZones.join(',');
       if (shown !== clusterZonesShown && shown !== '') {
         log.info(`Cluster zones (served stale when every upstream fails, unless a cache block says otherwise): ${shown}`);
       }
@@ -400,7 +402,7 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
   // --- 3. engine ---------------------------------------------------------------------------
   let engine: EngineHandle;
   try {
-    engine = await deps.startEngine(opts.corefilePath, [...opts.localIps], opts.dnsPort);
+    engine = await deps.startEngine(opts.corefilePath, [...opts.localIps], opts.dnsPort, clusterZones);
   } catch (err) {
     // As node-cache on a fatal CoreDNS start: tear down, including rules a killed predecessor
     // left, so the node's DNS traffic goes back to kube-dns instead of to a closed port (unless
@@ -480,6 +482,7 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
     }
     announce(r);
     try {
+      engine.setClusterZones(clusterZones);
       await engine.reload();
       current = r.corefile;
     } catch (err) {
