@@ -10,7 +10,7 @@
  *    miss, log, ...) swaps in its own `ResponseWriter` that calls the previous one. The hit path
  *    must not do this, so it stays allocation-free.
  */
-import type { Request } from './server/request.ts';
+import type { ErrorSink, Request } from './server/request.ts';
 import type { Directive } from './corefile/types.ts';
 import type { SnapshotBuilder } from './metrics/snapshot.ts';
 
@@ -23,28 +23,10 @@ export const PluginScope = {
 } as const;
 export type PluginScopeValue = (typeof PluginScope)[keyof typeof PluginScope];
 
-/** Receives the plugin errors of a block's queries (the `errors` plugin provides one). */
-export type ErrorSink = (req: Request, plugin: string, err: Error) => void;
+export type { ErrorSink, QueryTap, ResponseWriter, TapPeer } from './server/request.ts';
 
 /** Where a plugin writes its metric families at scrape time. */
 export type MetricsOut = SnapshotBuilder;
-
-/** An upstream as dnstap and logs name it. */
-export interface TapPeer {
-  address: string;
-  port: number;
-  proto: 'udp' | 'tcp';
-}
-
-/**
- * Observes the messages a query causes beyond the client's own (dnstap's FORWARDER_*).
- * Set on the request by a plugin early in the chain; forward calls it for each upstream
- * exchange. Must not throw and must not block.
- */
-export interface QueryTap {
-  forwarderQuery(req: Request, peer: TapPeer, msg: Uint8Array, len: number): void;
-  forwarderResponse(req: Request, peer: TapPeer, msg: Uint8Array, len: number, queryTimeMs: number): void;
-}
 
 /**
  * Server-level settings of a block that plugins' setup may change, as CoreDNS's setup
@@ -64,14 +46,6 @@ export interface ServerConfig {
 
 export interface Handler {
   serve(req: Request): void;
-}
-
-export interface ResponseWriter {
-  /**
-   * Sends msg[0..len). The message's ID and question must already be the request's
-   * (plugins patch them); the terminal writer handles UDP truncation and framing.
-   */
-  writeMsg(req: Request, msg: Buffer, len: number): void;
 }
 
 /** Monotonic milliseconds; injectable in tests. */

@@ -148,14 +148,6 @@ export function createExecRunner(o: ExecRunnerOptions = {}): CommandRunner {
 /** The runner for the host's tools, with the bounds above. */
 export const execRunner: CommandRunner = createExecRunner();
 
-/**
- * A runner whose commands run inside network namespace `ns` (`ip netns exec ns file args...`).
- * Used by tests and tools that drive a namespace from outside it.
- */
-export function netnsRunner(ns: string, base: CommandRunner = execRunner): CommandRunner {
-  return (file, args, opts) => base('ip', ['netns', 'exec', ns, file, ...args], opts);
-}
-
 /** First non-empty line of a tool's error output, for log messages. */
 export function firstLine(text: string): string {
   for (const line of text.split('\n')) {

@@ -36,8 +36,6 @@ export type PeerRole = (typeof PEER_ROLES)[keyof typeof PEER_ROLES];
 export const PEER_PHASES = { starting: 'starting', serving: 'serving', stopping: 'stopping' } as const;
 export type PeerPhase = (typeof PEER_PHASES)[keyof typeof PEER_PHASES];
 
-/** `-peerdir` default: a hostPath directory in the DaemonSets. */
-export const DEFAULT_PEER_DIR = '/run/node-local-dns';
 /** How long a probe waits for a connected peer's status line. */
 export const PEER_PROBE_TIMEOUT_MS = 1000;
 /** A hidden temporary socket left by a crash between bind and rename is removed after this. */

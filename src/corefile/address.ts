@@ -40,20 +40,6 @@ function precedingBackslashes(s: string, i: number): number {
   return n;
 }
 
-/**
- * True when `qname` equals `zone` or lies below it, compared label-wise and case-insensitively
- * (miekg/dns IsSubDomain). Both are normalised first; the root zone `.` matches every name.
- */
-export function zoneMatches(qname: string, zone: string): boolean {
-  const z = normalizeZone(zone);
-  if (z === '.') return true;
-  const q = normalizeZone(qname);
-  if (q === z) return true;
-  if (!q.endsWith(z)) return false;
-  const dot = q.length - z.length - 1;
-  return q[dot] === '.' && precedingBackslashes(q, dot) % 2 === 0;
-}
-
 /** Parses a server block key. Throws CorefileError at the key's line. */
 export function parseServerKey(tok: Token): ServerAddress {
   const fail = (detail: string): never => {

@@ -8,8 +8,8 @@ import type { Clock, Handler } from '../plugin.ts';
 import { Request } from './request.ts';
 import { ParseResult, parseQuery } from '../wire/query.ts';
 import { buildEmptyResponse } from '../wire/message.ts';
-import { Rcode } from '../wire/codes.ts';
-import { ZoneTable } from './zones.ts';
+import { Header, Rcode } from '../wire/codes.ts';
+import type { ZoneMatcher } from '../wire/zone-match.ts';
 import { getZoneStats, countDrop, countPanic, type ZoneStats } from '../metrics/zone-stats.ts';
 import { log } from '../util/log.ts';
 
@@ -45,7 +45,7 @@ export class Generation {
 /** Per listener: its label and the zone table currently serving (swapped on reload). */
 export class Dispatcher {
   readonly serverLabel: string;
-  table: ZoneTable<RouteTarget>;
+  table: ZoneMatcher<RouteTarget>;
   /** Stats for queries answered before routing (FORMERR, REFUSED): CoreDNS's zone "dropped". */
   private readonly unroutedStats: ZoneStats;
   /** Global in-flight count across generations of this listener. */
@@ -56,7 +56,7 @@ export class Dispatcher {
    */
   readonly clock: Clock;
 
-  constructor(serverLabel: string, table: ZoneTable<RouteTarget>, clock: Clock = defaultClock) {
+  constructor(serverLabel: string, table: ZoneMatcher<RouteTarget>, clock: Clock = defaultClock) {
     this.serverLabel = serverLabel;
     this.table = table;
     this.clock = clock;
@@ -71,7 +71,7 @@ export class Dispatcher {
   private readonly lookup = (sub: Request): void => {
     sub.server = this.serverLabel;
     sub.lookup = this.lookup;
-    const route = this.table.match(sub);
+    const route = this.table.match(sub.msg, sub.qnameEnd);
     if (route === null) {
       sub.fail('', Rcode.REFUSED, null);
       return;
@@ -95,7 +95,7 @@ export class Dispatcher {
     const res = parseQuery(req);
     if (res !== ParseResult.OK) {
       if (res === ParseResult.DROP) {
-        countDrop(req.msgLen < 12 ? 'short' : 'response');
+        countDrop(req.msgLen < Header.SIZE ? 'short' : 'response');
         return;
       }
       const rcode = res === ParseResult.FORMERR ? Rcode.FORMERR : res === ParseResult.NOTIMP ? Rcode.NOTIMP : Rcode.BADVERS;
@@ -105,7 +105,7 @@ export class Dispatcher {
       req.reply(out, out.length, '');
       return;
     }
-    const route = this.table.match(req);
+    const route = this.table.match(req.msg, req.qnameEnd);
     this.inFlight++;
     if (route === null) {
       req.target = null;

@@ -1,49 +1,47 @@
 /**
- * One client query in flight. Filled by `parseQuery` (src/wire/query.ts) straight from the
- * received bytes; nothing here is decoded into strings unless a slow path asks (`name()`).
+ * One client query in flight: the parsed query (src/wire/query.ts ParsedQuery, filled by
+ * `parseQuery` straight from the received bytes) plus what the server and plugins attach to
+ * it. Nothing is decoded into strings unless a slow path asks (`name()`).
+ *
+ * The types a request refers to (ResponseWriter, ErrorSink, QueryTap) live here, and
+ * src/plugin.ts re-exports them, so the two modules do not import each other.
  */
-import type { ErrorSink, QueryTap, ResponseWriter } from '../plugin.ts';
-import { qnameToString } from '../wire/name.ts';
+import { ParsedQuery } from '../wire/query.ts';
 import { buildEmptyResponse } from '../wire/message.ts';
+import { replyRcode } from '../wire/header.ts';
 
 export const Proto = { UDP: 0, TCP: 1 } as const;
 export type ProtoValue = (typeof Proto)[keyof typeof Proto];
 
-export class Request {
-  /** The client's message. Valid for the request's lifetime (callers hand over ownership). */
-  msg: Buffer;
-  msgLen: number;
-
-  /** Header fields. */
-  id = 0;
-  /** The 16-bit flags word of the query (QR, opcode, RD, CD, ...). */
-  flags = 0;
-  /** Offset just past the question's qname (the qname itself is msg[12..qnameEnd)). */
-  qnameEnd = 0;
-  /** Offset just past the question (qnameEnd + 4). */
-  questionEnd = 0;
-  qtype = 0;
-  qclass = 0;
-  /** Number of labels in the qname, the root not counted. */
-  labelCount = 0;
+export interface ResponseWriter {
   /**
-   * Offsets of the qname's labels (their length byte) relative to offset 12; only the first
-   * `labelCount` entries are meaningful. Used for zone suffix matching without strings.
+   * Sends msg[0..len). The message's ID and question must already be the request's
+   * (plugins patch them); the terminal writer handles UDP truncation and framing.
    */
-  labelOffsets: Uint8Array;
-  /** FNV-1a hash of the case-folded qname, as a signed 32-bit integer. */
-  nameHash = 0;
+  writeMsg(req: Request, msg: Buffer, len: number): void;
+}
 
-  /** EDNS(0): whether the query carried an OPT record, and its values (RFC 6891 §6.1). */
-  edns = false;
-  ednsVersion = 0;
-  /** Client's advertised UDP payload size, clamped to >= 512; 512 without EDNS. */
-  udpSize = 512;
-  /** DNSSEC OK bit (RFC 3225). */
-  dnssecOk = false;
-  /** Offset of the OPT RR in msg, or -1. */
-  optOffset = -1;
+/** Receives the plugin errors of a block's queries (the `errors` plugin provides one). */
+export type ErrorSink = (req: Request, plugin: string, err: Error) => void;
 
+/** An upstream as dnstap and logs name it. */
+export interface TapPeer {
+  address: string;
+  port: number;
+  proto: 'udp' | 'tcp';
+}
+
+/**
+ * Observes the messages a query causes beyond the client's own (dnstap's FORWARDER_*).
+ * Set on the request by a plugin early in the chain; forward calls it for each upstream
+ * exchange. Must not throw and must not block.
+ */
+export interface QueryTap {
+  forwarderQuery(req: Request, peer: TapPeer, msg: Uint8Array, len: number): void;
+  forwarderResponse(req: Request, peer: TapPeer, msg: Uint8Array, len: number, queryTimeMs: number): void;
+}
+
+export class Request extends ParsedQuery {
   /** Transport. */
   proto: ProtoValue = Proto.UDP;
   /** 4 or 6. */
@@ -96,32 +94,9 @@ export class Request {
    */
   lookup: ((sub: Request) => void) | null = null;
 
-  private cachedName: string | null = null;
-
-  constructor(msg: Buffer, msgLen: number, writer: ResponseWriter, labelOffsets?: Uint8Array) {
-    this.msg = msg;
-    this.msgLen = msgLen;
+  constructor(msg: Buffer, msgLen: number, writer: ResponseWriter) {
+    super(msg, msgLen);
     this.writer = writer;
-    this.labelOffsets = labelOffsets ?? new Uint8Array(128);
-  }
-
-  get recursionDesired(): boolean {
-    return (this.flags & 0x0100) !== 0;
-  }
-
-  get checkingDisabled(): boolean {
-    return (this.flags & 0x0010) !== 0;
-  }
-
-  /** The qname as text, fully qualified, as the client wrote it (slow path: logs, errors). */
-  name(): string {
-    if (this.cachedName === null) this.cachedName = qnameToString(this.msg, 12, this.qnameEnd);
-    return this.cachedName;
-  }
-
-  /** After `msg` was replaced and parsed again (rewrite): the qname text to report, or null to read it from msg. */
-  resetName(name: string | null = null): void {
-    this.cachedName = name;
   }
 
   /** Reports a plugin error (e.g. forward's upstream timeout) to the `errors` plugin, if any. */
@@ -151,7 +126,7 @@ export class Request {
     if (this.replied) return;
     this.replied = true;
     this.respondedBy = plugin;
-    this.rcode = len >= 4 ? msg[3]! & 0x0f : 2;
+    this.rcode = replyRcode(msg, len);
     this.responseLen = len;
     this.writer.writeMsg(this, msg, len);
   }

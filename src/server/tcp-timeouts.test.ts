@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { Dispatcher, Generation, RouteTarget } from './dispatch.ts';
 import { DEFAULT_TCP_LIMITS, TcpBudget, TcpCloseReason, TcpListener, type TcpTimeouts } from './tcp.ts';
-import { ZoneTable } from './zones.ts';
+import { ZoneMatcher } from '../wire/zone-match.ts';
 import { getZoneStats } from '../metrics/zone-stats.ts';
 import type { Request } from './request.ts';
 
@@ -36,7 +36,7 @@ afterEach(async () => {
 
 async function start(t: TcpTimeouts | null): Promise<{ listener: TcpListener; budget: TcpBudget; handler: Answer; port: number }> {
   const handler = new Answer();
-  const table = new ZoneTable<RouteTarget>();
+  const table = new ZoneMatcher<RouteTarget>();
   table.add('.', new RouteTarget(handler, getZoneStats('dns://127.0.0.1:0', '.'), null, new Generation(1)));
   const budget = new TcpBudget({ ...DEFAULT_TCP_LIMITS });
   const listener = new TcpListener('127.0.0.1', 0, new Dispatcher('dns://127.0.0.1:0', table), false, budget);

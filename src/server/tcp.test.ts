@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { Dispatcher, Generation, RouteTarget } from './dispatch.ts';
 import { DEFAULT_TCP_LIMITS, TcpBudget, TcpCloseReason, TcpListener, TcpPauseReason, TcpRefuseReason, openFilesLimit, tcpLimitsFor, type TcpLimits } from './tcp.ts';
-import { ZoneTable } from './zones.ts';
+import { ZoneMatcher } from '../wire/zone-match.ts';
 import { getZoneStats } from '../metrics/zone-stats.ts';
 import type { Request } from './request.ts';
 
@@ -41,7 +41,7 @@ class TestHandler {
 }
 
 function dispatcherFor(h: TestHandler): Dispatcher {
-  const table = new ZoneTable<RouteTarget>();
+  const table = new ZoneMatcher<RouteTarget>();
   table.add('.', new RouteTarget(h, getZoneStats('dns://127.0.0.1:0', '.'), null, new Generation(1)));
   return new Dispatcher('dns://127.0.0.1:0', table);
 }

@@ -35,6 +35,7 @@ import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import type { ResponseWriter } from '../plugin.ts';
 import { Request, Proto } from './request.ts';
+import { FRAME_PREFIX, FrameBuffer, MIN_FRAME, frameInto } from '../wire/tcp-frame.ts';
 import type { Dispatcher } from './dispatch.ts';
 import { log } from '../util/log.ts';
 import type { SnapshotBuilder } from '../metrics/snapshot.ts';
@@ -112,16 +113,8 @@ const MAX_READ_BYTES = 64 * 1024;
 /** Counted for a paused connection: Node keeps reading until its buffer passes the high-water mark. */
 export const PAUSED_READ_RESERVE_BYTES = MAX_READ_BYTES + READ_HIGH_WATER_BYTES;
 
-const MIN_QUERY = 12;
 /** Written after a partly queued reply: its callback says when the queue before it is sent. */
 const EMPTY = Buffer.alloc(0);
-
-/** out[0..len+2) = the 2-byte length prefix (RFC 1035 §4.2.2) and msg[0..len). */
-function frame(out: Buffer, msg: Buffer, len: number): void {
-  out[0] = len >>> 8;
-  out[1] = len & 0xff;
-  msg.copy(out, 2, 0, len);
-}
 
 /** The listener's reusable framing buffer: a full 64 KiB message and its 2-byte prefix. */
 const SCRATCH_BYTES = 65_537;
@@ -364,9 +357,8 @@ export class TcpConnection implements ResponseWriter {
   private readonly limits: TcpLimits;
   readonly share: ClientShare;
   /** Received bytes not yet parsed into queries (an incomplete frame, or frames left while paused). */
-  private chunks: Buffer[] = [];
-  private chunkBytes = 0;
-  /** When the first byte of `chunks` arrived (or reading resumed), for the slow-frame check. */
+  private readonly received = new FrameBuffer();
+  /** When the first byte of `received` arrived (or reading resumed), for the slow-frame check. */
   private chunkSinceMs = 0;
   inFlight = 0;
   /** Bytes of the queries in flight (their messages stay referenced until answered). */
@@ -395,7 +387,6 @@ export class TcpConnection implements ResponseWriter {
   /** What the budget counts for this connection. */
   heldBytes = 0;
   private readonly family: 4 | 6;
-  private readonly labelOffsets = new Uint8Array(128);
   private readonly remoteAddress: string;
   private readonly remotePort: number;
   private readonly onFlushed = (err?: Error | null): void => this.flushed(err);
@@ -438,23 +429,15 @@ export class TcpConnection implements ResponseWriter {
 
   private onData(chunk: Buffer): void {
     if (this.dead) return;
-    if (this.chunkBytes > 0 && performance.now() - this.chunkSinceMs > this.readTimeoutMs) {
+    if (this.received.bytes > 0 && performance.now() - this.chunkSinceMs > this.readTimeoutMs) {
       // RFC 7766 §6.2.3 idle timeout applied to a whole frame: a client trickling bytes
       // does not keep a connection (and its buffer) forever.
       this.abort(TcpCloseReason.SLOW_FRAME);
       return;
     }
-    if (this.chunkBytes === 0) this.chunkSinceMs = performance.now();
-    this.chunks.push(chunk);
-    this.chunkBytes += chunk.length;
+    if (this.received.bytes === 0) this.chunkSinceMs = performance.now();
+    this.received.push(chunk);
     this.parse();
-  }
-
-  /** Length of the first frame's body, or -1 when its 2-byte prefix has not arrived. */
-  private frameLength(): number {
-    if (this.chunkBytes < 2) return -1;
-    const a = this.chunks[0]!;
-    return a.length >= 2 ? (a[0]! << 8) | a[1]! : (a[0]! << 8) | this.chunks[1]![0]!;
   }
 
   /** Takes complete frames while not paused; keeps the rest. */
@@ -462,33 +445,24 @@ export class TcpConnection implements ResponseWriter {
     if (this.parsing) return;
     this.parsing = true;
     while (!this.dead && !this.closing && !this.paused && !this.socket.destroyed) {
-      const len = this.frameLength();
+      const len = this.received.nextLength();
       if (len < 0) break;
-      if (len < MIN_QUERY) {
+      if (len < MIN_FRAME) {
         // Cannot hold a DNS header: the stream is not DNS or is desynchronised.
         this.parsing = false;
         this.abort(TcpCloseReason.MALFORMED_FRAME);
         return;
       }
-      if (this.chunkBytes < 2 + len) break;
-      // Pieces are joined once, when the frame is complete: a frame sent a byte at a time
-      // costs O(n), not O(n²), copying.
-      if (this.chunks[0]!.length < 2 + len) this.chunks = [Buffer.concat(this.chunks, this.chunkBytes)];
-      const head = this.chunks[0]!;
-      const msg = head.subarray(2, 2 + len);
-      if (head.length === 2 + len) this.chunks.shift();
-      else this.chunks[0] = head.subarray(2 + len);
-      this.chunkBytes -= 2 + len;
+      const msg = this.received.take(false);
+      if (msg === null) break;
       this.query(msg);
     }
     this.parsing = false;
     if (this.dead) return;
     this.updateIdle();
-    if (this.chunkBytes === 0) this.chunks.length = 0;
-    else if (!this.paused && this.chunks.length === 1 && this.chunks[0]!.buffer.byteLength > 2 * this.chunkBytes) {
-      // Only an incomplete frame is left of a larger read: keep a copy, not the whole read.
-      this.chunks[0] = Buffer.from(this.chunks[0]!);
-    }
+    // Only an incomplete frame left of a larger read: keep a copy, not the whole read (not
+    // while paused: the frames left then are taken on resume).
+    if (!this.paused || this.received.bytes === 0) this.received.compact();
     this.account();
     this.maybeFinish();
   }
@@ -502,7 +476,7 @@ export class TcpConnection implements ResponseWriter {
     this.inFlightBytes += msg.length;
     this.tookQuery = true;
     if (this.inFlight >= this.limits.maxInFlightPerConnection) this.pause(TcpPauseReason.IN_FLIGHT);
-    const req = new Request(msg, msg.length, this, this.labelOffsets);
+    const req = new Request(msg, msg.length, this);
     req.proto = Proto.TCP;
     req.family = this.family;
     req.remoteAddress = this.remoteAddress;
@@ -517,17 +491,17 @@ export class TcpConnection implements ResponseWriter {
 
   writeMsg(req: Request, msg: Buffer, len: number): void {
     if (!this.dead && this.socket.writable) {
-      const framed = len + 2;
+      const framed = len + FRAME_PREFIX;
       if (this.socket.writableLength > 0) {
         // Queued behind other bytes: a buffer of its own, and word once it is sent.
         const out = Buffer.allocUnsafe(framed);
-        frame(out, msg, len);
+        frameInto(out, msg, len);
         this.socket.write(out, this.onFlushed);
       } else {
         // The listener's scratch buffer: when the kernel takes the reply at once (the usual
         // case) nothing is allocated per reply.
         const out = this.listener.scratch(framed);
-        frame(out, msg, len);
+        frameInto(out, msg, len);
         this.socket.write(out.subarray(0, framed));
         if (this.socket.writableLength > 0) {
           // Partly queued: the socket keeps the scratch buffer until it is sent, and an empty
@@ -600,7 +574,7 @@ export class TcpConnection implements ResponseWriter {
   private unpaused(): void {
     if (this.paused || this.dead) return;
     this.socket.resume();
-    if (this.chunkBytes > 0) this.chunkSinceMs = performance.now();
+    if (this.received.bytes > 0) this.chunkSinceMs = performance.now();
     this.parse();
   }
 
@@ -633,7 +607,7 @@ export class TcpConnection implements ResponseWriter {
   /** Tells the budget what this connection holds now. */
   private account(): void {
     const unsent = Math.max(this.unsentBytes, this.scratchHeldBytes);
-    this.budget.setHeld(this, unsent + this.chunkBytes + this.inFlightBytes + (this.paused ? PAUSED_READ_RESERVE_BYTES : 0));
+    this.budget.setHeld(this, unsent + this.received.bytes + this.inFlightBytes + (this.paused ? PAUSED_READ_RESERVE_BYTES : 0));
   }
 
   private onTimeout(): void {
@@ -653,8 +627,7 @@ export class TcpConnection implements ResponseWriter {
   }
 
   private hasCompleteFrame(): boolean {
-    const len = this.frameLength();
-    return len >= 0 && this.chunkBytes >= 2 + len;
+    return this.received.hasFrame();
   }
 
   /** Closes once nothing is in flight (used on drain). */
@@ -705,8 +678,7 @@ export class TcpConnection implements ResponseWriter {
     if (this.dead) return;
     this.dead = true;
     this.stopStallTimer();
-    this.chunks = [];
-    this.chunkBytes = 0;
+    this.received.clear();
     this.unsentBytes = 0;
     this.scratchHeldBytes = 0;
     this.budget.release(this);

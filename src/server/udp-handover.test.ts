@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { Dispatcher, Generation, RouteTarget } from './dispatch.ts';
 import { UdpListener } from './udp.ts';
-import { ZoneTable } from './zones.ts';
+import { ZoneMatcher } from '../wire/zone-match.ts';
 import { getZoneStats } from '../metrics/zone-stats.ts';
 import { buildEmptyResponse } from '../wire/message.ts';
 import { Rcode } from '../wire/codes.ts';
@@ -51,7 +51,7 @@ function runClient(port: number, rate: number, ms: number): Promise<{ sent: numb
 
 /** A dispatcher whose every query is answered NOERROR after `delayMs` (in flight meanwhile). */
 function delayedDispatcher(delayMs: number): Dispatcher {
-  const table = new ZoneTable<RouteTarget>();
+  const table = new ZoneMatcher<RouteTarget>();
   const chain = {
     serve(req: Request) {
       setTimeout(() => {

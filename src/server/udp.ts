@@ -22,7 +22,6 @@ export class UdpListener implements ResponseWriter {
   readonly dispatcher: Dispatcher;
   private readonly socket: dgram.Socket;
   /** Scratch label offsets: only read while routing, synchronously after parsing. */
-  private readonly labelOffsets = new Uint8Array(128);
   private readonly family: 4 | 6;
   /** Datagrams received and answers sent (plain counters). */
   received = 0;
@@ -70,7 +69,7 @@ export class UdpListener implements ResponseWriter {
 
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     this.received++;
-    const req = new Request(msg, msg.length, this, this.labelOffsets);
+    const req = new Request(msg, msg.length, this);
     req.proto = Proto.UDP;
     req.family = this.family;
     req.remoteAddress = rinfo.address;

@@ -5,12 +5,15 @@
  */
 import { Edns, Flag, Header, QType } from './codes.ts';
 import { skipName, equalBytesCI } from './name.ts';
+import { setCounts, setMessageId, setU16, u16, u32 } from './header.ts';
 
 /** Result of scanning a response. Reusable: `scanResponse` overwrites every field. */
 export class ResponseScan {
   /** Full rcode: header's 4 bits plus the OPT's extended bits (RFC 6891 §6.1.3). */
   rcode = 0;
   flags = 0;
+  /** 1, or 0 for a header-only reply scanned with `noQuestion` (then qnameEnd = questionEnd = 12). */
+  qdcount = 0;
   qnameEnd = 0;
   questionEnd = 0;
   qtype = 0;
@@ -37,28 +40,23 @@ export class ResponseScan {
   recordCount = 0;
 }
 
-function u16(b: Uint8Array, p: number): number {
-  return (b[p]! << 8) | b[p + 1]!;
-}
-
-function u32(b: Uint8Array, p: number): number {
-  return ((b[p]! << 24) >>> 0) + ((b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!);
-}
-
 /**
- * Scans a response in buf[0..len): header, one question, every record's boundaries.
- * Returns false (never throws) for anything malformed: a bad name or pointer, a record
- * running past the end, QDCOUNT other than 1, more than one OPT.
+ * Scans a response in buf[0..len): header, one question, every record's boundaries, and the
+ * full rcode (the header's 4 bits and the OPT's extended bits). Returns false (never throws)
+ * for anything malformed: a bad name or pointer, a record running past the end, QDCOUNT other
+ * than 1 (or 0 when `noQuestion` allows a header-only reply, e.g. NSD's REFUSED to class NONE),
+ * more than one OPT or an OPT outside the additional section.
  */
-export function scanResponse(buf: Uint8Array, len: number, out: ResponseScan): boolean {
+export function scanResponse(buf: Uint8Array, len: number, out: ResponseScan, noQuestion = false): boolean {
   if (len < Header.SIZE) return false;
-  const flags = u16(buf, 2);
+  const flags = u16(buf, Header.FLAGS);
   out.flags = flags;
   out.rcode = flags & Flag.RCODE_MASK;
-  const qd = u16(buf, 4);
-  out.ancount = u16(buf, 6);
-  out.nscount = u16(buf, 8);
-  out.arcount = u16(buf, 10);
+  const qd = u16(buf, Header.QDCOUNT);
+  out.qdcount = qd;
+  out.ancount = u16(buf, Header.ANCOUNT);
+  out.nscount = u16(buf, Header.NSCOUNT);
+  out.arcount = u16(buf, Header.ARCOUNT);
   out.ttlOffsets.length = 0;
   out.minTtl = -1;
   out.answerMinTtl = -1;
@@ -68,13 +66,21 @@ export function scanResponse(buf: Uint8Array, len: number, out: ResponseScan): b
   out.optUdpSize = 0;
   out.optDo = false;
   out.recordCount = 0;
-  if (qd !== 1) return false;
-  let pos = skipName(buf, Header.SIZE, len);
-  if (pos < 0 || pos + 4 > len) return false;
-  out.qnameEnd = pos;
-  out.qtype = u16(buf, pos);
-  out.qclass = u16(buf, pos + 2);
-  pos += 4;
+  let pos: number = Header.SIZE;
+  if (qd === 1) {
+    pos = skipName(buf, Header.SIZE, len);
+    if (pos < 0 || pos + 4 > len) return false;
+    out.qnameEnd = pos;
+    out.qtype = u16(buf, pos);
+    out.qclass = u16(buf, pos + 2);
+    pos += 4;
+  } else if (qd === 0 && noQuestion) {
+    out.qnameEnd = pos;
+    out.qtype = 0;
+    out.qclass = 0;
+  } else {
+    return false;
+  }
   out.questionEnd = pos;
   const total = out.ancount + out.nscount + out.arcount;
   for (let i = 0; i < total; i++) {
@@ -128,7 +134,7 @@ export function scanResponse(buf: Uint8Array, len: number, out: ResponseScan): b
  */
 export function questionMatches(query: Uint8Array, queryQnameEnd: number, resp: Uint8Array, respLen: number): boolean {
   const nameLen = queryQnameEnd - Header.SIZE;
-  if (respLen < queryQnameEnd + 4 || u16(resp, 4) !== 1) return false;
+  if (respLen < queryQnameEnd + 4 || u16(resp, Header.QDCOUNT) !== 1) return false;
   if (!equalBytesCI(query, Header.SIZE, resp, Header.SIZE, nameLen)) return false;
   return u16(query, queryQnameEnd) === u16(resp, queryQnameEnd) && u16(query, queryQnameEnd + 2) === u16(resp, queryQnameEnd + 2);
 }
@@ -175,16 +181,10 @@ export function buildEmptyResponse(q: QueryLike, rcode: number): Buffer {
   const qlen = q.questionEnd > 0 ? q.questionEnd - Header.SIZE : 0;
   const withOpt = q.edns || rcode > 15;
   const out = Buffer.allocUnsafe(Header.SIZE + qlen + (withOpt ? Edns.OPT_FIXED_SIZE : 0));
-  const flags = Flag.QR | (q.flags & (Flag.OPCODE_MASK | Flag.RD | Flag.CD)) | (rcode & 0x0f);
-  out[0] = (q.id >>> 8) & 0xff;
-  out[1] = q.id & 0xff;
-  out[2] = flags >>> 8;
-  out[3] = flags & 0xff;
-  out[4] = 0;
-  out[5] = qlen > 0 ? 1 : 0;
-  out.fill(0, 6, 10);
-  out[10] = 0;
-  out[11] = withOpt ? 1 : 0;
+  const flags = Flag.QR | (q.flags & (Flag.OPCODE_MASK | Flag.RD | Flag.CD)) | (rcode & Flag.RCODE_MASK);
+  setMessageId(out, q.id);
+  setU16(out, Header.FLAGS, flags);
+  setCounts(out, qlen > 0 ? 1 : 0, 0, 0, withOpt ? 1 : 0);
   if (qlen > 0) out.set(q.msg.subarray(Header.SIZE, q.questionEnd), Header.SIZE);
   if (withOpt) writeOpt(out, Header.SIZE + qlen, q.edns ? echoedSize(q) : Edns.ADVERTISED_UDP_SIZE, rcode >>> 4, q.dnssecOk);
   return out;
@@ -199,14 +199,26 @@ export function buildEmptyResponse(q: QueryLike, rcode: number): Buffer {
 export function buildTruncated(q: QueryLike, resp: Uint8Array): Buffer {
   const qlen = q.questionEnd - Header.SIZE;
   const out = Buffer.allocUnsafe(Header.SIZE + qlen + (q.edns ? Edns.OPT_FIXED_SIZE : 0));
-  out.set(resp.subarray(0, 4), 0);
-  out[2] = out[2]! | (Flag.TC >>> 8);
-  out[4] = 0;
-  out[5] = 1;
-  out.fill(0, 6, 10);
-  out[10] = 0;
-  out[11] = q.edns ? 1 : 0;
+  setMessageId(out, u16(resp, Header.ID));
+  setU16(out, Header.FLAGS, u16(resp, Header.FLAGS) | Flag.TC);
+  setCounts(out, 1, 0, 0, q.edns ? 1 : 0);
   out.set(q.msg.subarray(Header.SIZE, q.questionEnd), Header.SIZE);
   if (q.edns) writeOpt(out, Header.SIZE + qlen, echoedSize(q), 0, q.dnssecOk);
+  return out;
+}
+
+/**
+ * A query with one question (the uncompressed wire name `qname`) and no records: ID `id`,
+ * flags word `flags` (opcode QUERY unless given). For the queries the server makes itself
+ * (forward's health probes, loop's probe).
+ */
+export function buildQuery(qname: Uint8Array, qtype: number, qclass: number, id: number, flags: number): Buffer {
+  const out = Buffer.alloc(Header.SIZE + qname.length + 4);
+  setMessageId(out, id);
+  setU16(out, Header.FLAGS, flags);
+  setCounts(out, 1, 0, 0, 0);
+  out.set(qname, Header.SIZE);
+  setU16(out, Header.SIZE + qname.length, qtype);
+  setU16(out, Header.SIZE + qname.length + 2, qclass);
   return out;
 }

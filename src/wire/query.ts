@@ -13,8 +13,8 @@
  * qtype, with qclass 0), and a second OPT is FORMERR (RFC 6891 §6.1.1).
  */
 import { Edns, Flag, Header, Limits, Opcode, QType } from './codes.ts';
-import { skipName } from './name.ts';
-import type { Request } from '../server/request.ts';
+import { qnameToString, skipName } from './name.ts';
+import { u16 } from './header.ts';
 
 export const ParseResult = {
   OK: 0,
@@ -27,6 +27,76 @@ export const ParseResult = {
 } as const;
 export type ParseResultValue = (typeof ParseResult)[keyof typeof ParseResult];
 
+/**
+ * A client query's bytes and what `parseQuery` read from them. The server's Request extends
+ * it, so every request owns its parsed question (nothing is shared between queries) and the
+ * hit path allocates no second object. Label positions are not stored: they are walked from
+ * the request's own bytes when asked (`labelStart`; zone matching needs none, see zone-match.ts).
+ */
+export class ParsedQuery {
+  /** The client's message. Valid for the request's lifetime (callers hand over ownership). */
+  msg: Buffer;
+  msgLen: number;
+
+  /** Header fields. */
+  id = 0;
+  /** The 16-bit flags word of the query (QR, opcode, RD, CD, ...). */
+  flags = 0;
+  /** Offset just past the question's qname (the qname itself is msg[12..qnameEnd)). */
+  qnameEnd = 0;
+  /** Offset just past the question (qnameEnd + 4). */
+  questionEnd = 0;
+  qtype = 0;
+  qclass = 0;
+  /** Number of labels in the qname, the root not counted. */
+  labelCount = 0;
+  /** FNV-1a hash of the case-folded qname, as a signed 32-bit integer. */
+  nameHash = 0;
+
+  /** EDNS(0): whether the query carried an OPT record, and its values (RFC 6891 §6.1). */
+  edns = false;
+  ednsVersion = 0;
+  /** Client's advertised UDP payload size, clamped to >= 512; 512 without EDNS. */
+  udpSize = 512;
+  /** DNSSEC OK bit (RFC 3225). */
+  dnssecOk = false;
+  /** Offset of the OPT RR in msg, or -1. */
+  optOffset = -1;
+
+  private cachedName: string | null = null;
+
+  constructor(msg: Buffer, msgLen: number) {
+    this.msg = msg;
+    this.msgLen = msgLen;
+  }
+
+  get recursionDesired(): boolean {
+    return (this.flags & Flag.RD) !== 0;
+  }
+
+  get checkingDisabled(): boolean {
+    return (this.flags & Flag.CD) !== 0;
+  }
+
+  /** Offset in msg of label i's length byte (0 <= i < labelCount), walked from the question. */
+  labelStart(i: number): number {
+    let p: number = Header.SIZE;
+    for (let k = 0; k < i; k++) p += this.msg[p]! + 1;
+    return p;
+  }
+
+  /** The qname as text, fully qualified, as the client wrote it (slow path: logs, errors). */
+  name(): string {
+    if (this.cachedName === null) this.cachedName = qnameToString(this.msg, Header.SIZE, this.qnameEnd);
+    return this.cachedName;
+  }
+
+  /** After `msg` was replaced and parsed again (rewrite): the qname text to report, or null to read it from msg. */
+  resetName(name: string | null = null): void {
+    this.cachedName = name;
+  }
+}
+
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
 
@@ -35,7 +105,7 @@ const FNV_PRIME = 0x01000193;
  * On FORMERR/NOTIMP/BADVERS the header fields (id, flags) are valid so an error
  * response can be built; question fields are valid whenever questionEnd > 0.
  */
-export function parseQuery(req: Request): ParseResultValue {
+export function parseQuery(req: ParsedQuery): ParseResultValue {
   const buf = req.msg;
   const len = req.msgLen;
   req.questionEnd = 0;
@@ -45,23 +115,22 @@ export function parseQuery(req: Request): ParseResultValue {
   req.dnssecOk = false;
   req.optOffset = -1;
   if (len < Header.SIZE) return ParseResult.DROP;
-  req.id = (buf[0]! << 8) | buf[1]!;
-  const flags = (buf[2]! << 8) | buf[3]!;
+  req.id = u16(buf, Header.ID);
+  const flags = u16(buf, Header.FLAGS);
   req.flags = flags;
   if ((flags & Flag.QR) !== 0) return ParseResult.DROP;
   const opcode = (flags & Flag.OPCODE_MASK) >>> Flag.OPCODE_SHIFT;
   if (opcode !== Opcode.QUERY) return ParseResult.NOTIMP;
-  const qdcount = (buf[4]! << 8) | buf[5]!;
-  const ancount = (buf[6]! << 8) | buf[7]!;
-  const nscount = (buf[8]! << 8) | buf[9]!;
-  const arcount = (buf[10]! << 8) | buf[11]!;
+  const qdcount = u16(buf, Header.QDCOUNT);
+  const ancount = u16(buf, Header.ANCOUNT);
+  const nscount = u16(buf, Header.NSCOUNT);
+  const arcount = u16(buf, Header.ARCOUNT);
   if (qdcount !== 1 || ancount > 1 || nscount > 1 || arcount > 2) return ParseResult.FORMERR;
 
   // Question name: uncompressed labels only (nothing precedes it that a pointer could target).
   let pos: number = Header.SIZE;
   let hash = FNV_OFFSET;
   let labels = 0;
-  const offsets = req.labelOffsets;
   for (;;) {
     if (pos >= len) return ParseResult.FORMERR;
     const l = buf[pos]!;
@@ -72,7 +141,7 @@ export function parseQuery(req: Request): ParseResultValue {
     }
     if (l > Limits.MAX_LABEL) return ParseResult.FORMERR;
     if (pos + 1 + l > len || pos + 1 + l - Header.SIZE >= Limits.MAX_NAME_WIRE) return ParseResult.FORMERR;
-    offsets[labels++] = pos - Header.SIZE;
+    labels++;
     hash = Math.imul(hash ^ l, FNV_PRIME);
     const end = pos + 1 + l;
     for (let i = pos + 1; i < end; i++) {

@@ -595,11 +595,34 @@ describe('Dockerfile and .dockerignore', () => {
     }
     for (const f of srcFiles(join(ROOT, 'src'))) {
       const rel = relative(ROOT, f);
-      const expectIgnored = /\.test\.ts$/.test(rel) || /(^|\/)testdata\//.test(rel);
+      // Tests, their data, type declarations and READMEs: nothing the agent runs.
+      const expectIgnored = /\.test\.ts$/.test(rel) || /(^|\/)testdata\//.test(rel) || /\.d\.ts$/.test(rel) || /\.md$/.test(rel);
       assert.equal(dockerIgnored(ignore, rel), expectIgnored, rel);
     }
-    for (const p of ['test/deploy/docker.test.ts', 'node_modules/yaml/package.json', 'deploy/render.ts', '.git/HEAD']) {
+    for (const p of ['test/deploy/docker.test.ts', 'test/lib/cache-testing.ts', 'node_modules/yaml/package.json', 'deploy/render.ts', '.git/HEAD']) {
       assert.equal(dockerIgnored(ignore, p), true, p);
     }
+  });
+
+  test('the image ships only code the agent runs: every file of src/ in the build context is imported from the entry point', () => {
+    // Static imports (type-only ones too: their files are part of the source), side-effect
+    // imports, dynamic import() and worker scripts (new URL('./x.ts', import.meta.url)).
+    const reached = new Set<string>();
+    const visit = (file: string): void => {
+      if (reached.has(file)) return;
+      reached.add(file);
+      const text = readFileSync(file, 'utf8');
+      const specs = [
+        ...text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"](\.[^'"]+)['"]/g),
+        ...text.matchAll(/(?:^|\n)\s*import\s+['"](\.[^'"]+)['"]/g),
+        ...text.matchAll(/\bimport\(\s*['"](\.[^'"]+)['"]\s*\)/g),
+        ...text.matchAll(/\bnew URL\(\s*['"](\.[^'"]+\.ts)['"]\s*,\s*import\.meta\.url\s*\)/g),
+      ];
+      for (const m of specs) visit(join(dirname(file), m[1]!));
+    };
+    visit(join(ROOT, 'bin/node-local-dns.js'));
+    assert.ok(reached.has(join(ROOT, 'src/workers/worker.ts')), 'followed the worker script');
+    const shipped = srcFiles(join(ROOT, 'src')).filter((f) => !dockerIgnored(ignore, relative(ROOT, f)));
+    assert.deepEqual(shipped.filter((f) => !reached.has(f)).map((f) => relative(ROOT, f)), [], 'shipped but never imported (test helpers belong under test/)');
   });
 });

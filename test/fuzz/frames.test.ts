@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { FrameReader } from '../../src/plugins/forward/transport-tcp.ts';
+import { FrameReader } from '../../src/wire/tcp-frame.ts';
 import { params } from './lib.ts';
 
 const arbFrame = fc.oneof(

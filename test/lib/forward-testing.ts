@@ -14,7 +14,7 @@ import { parseCorefile } from '../../src/corefile/parser.ts';
 import { setupContext as sharedSetupContext } from './metrics-testing.ts';
 import type { ForwardPlugin, ForwardTuning } from '../../src/plugins/forward/forward.ts';
 import { makeForwardSetup } from '../../src/plugins/forward/setup.ts';
-import { FrameReader } from '../../src/plugins/forward/transport-tcp.ts';
+import { FrameReader } from '../../src/wire/tcp-frame.ts';
 
 export class CaptureWriter implements ResponseWriter {
   readonly sent: Buffer[] = [];

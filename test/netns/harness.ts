@@ -19,7 +19,12 @@ import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execRunner, type CommandRunner, netnsRunner } from '../../src/agent/exec.ts';
+import { execRunner, type CommandRunner } from '../../src/agent/exec.ts';
+
+/** A runner whose commands run inside network namespace `ns` (`ip netns exec ns file args...`). */
+function netnsRunner(ns: string, base: CommandRunner = execRunner): CommandRunner {
+  return (file, args, opts) => base('ip', ['netns', 'exec', ns, file, ...args], opts);
+}
 
 export const SIM = {
   podIp: '169.254.1.2',

@@ -41,10 +41,11 @@ import { collectCache } from './metrics.ts';
 import { Proto, Request } from '../../server/request.ts';
 import { Edns, Flag, Header, Rcode } from '../../wire/codes.ts';
 import { ResponseScan, questionMatches, scanResponse, writeOpt } from '../../wire/message.ts';
+import { clearFlags, headerRcode, setAdditionalCount, setCounts, setMessageFlags, setMessageId, setU32 } from '../../wire/header.ts';
 import { ParseResult, parseQuery } from '../../wire/query.ts';
 import { MAX_TTL_SEC, MIN_TTL_SEC, effectiveCapacity, type CacheConfig } from './config.ts';
 import { EntryKind, EntryStore, KeyFlag, keyHash, type Entry, type EntryKindValue } from './store.ts';
-import { ZoneSet } from './zones.ts';
+import { ZoneMatcher } from '../../wire/zone-match.ts';
 import { ResponseClass, typify, type ResponseClassValue } from '../../wire/typify.ts';
 
 
@@ -194,23 +195,23 @@ export class CachePlugin implements Plugin {
   private denial: EntryStore;
   private readonly clock: Clock;
   private readonly log: Logger | null;
-  private readonly zones: ZoneSet;
-  private readonly disableSuccess: ZoneSet | null;
-  private readonly disableDenial: ZoneSet | null;
+  private readonly zones: ZoneMatcher<string>;
+  private readonly disableSuccess: ZoneMatcher<string> | null;
+  private readonly disableDenial: ZoneMatcher<string> | null;
   private readonly scan = new ResponseScan();
   private readonly staleUpToSec: number;
   private readonly servfailSec: number;
   private fallback: StaleFallbackOptions | null = null;
-  private fallbackZones: ZoneSet | null = null;
+  private fallbackZones: ZoneMatcher<string> | null = null;
   private fallbackStaleSec = 0;
 
   constructor(config: CacheConfig, deps: CacheDeps) {
     this.config = config;
     this.clock = deps.clock;
     this.log = deps.log ?? null;
-    this.zones = new ZoneSet(config.zones);
-    this.disableSuccess = config.disableSuccess ? new ZoneSet(config.disableSuccess) : null;
-    this.disableDenial = config.disableDenial ? new ZoneSet(config.disableDenial) : null;
+    this.zones = ZoneMatcher.of(config.zones);
+    this.disableSuccess = config.disableSuccess ? ZoneMatcher.of(config.disableSuccess) : null;
+    this.disableDenial = config.disableDenial ? ZoneMatcher.of(config.disableDenial) : null;
     this.success = new EntryStore(effectiveCapacity(config.success.capacity));
     this.denial = new EntryStore(effectiveCapacity(config.denial.capacity));
     // CoreDNS compares whole seconds: -ttl < int(staleUpTo.Seconds()), origTTL = uint32(d.Seconds()).
@@ -296,7 +297,7 @@ export class CachePlugin implements Plugin {
       return lower.endsWith('.') ? lower : lower + '.';
     });
     this.fallback = { ...opts, zones };
-    this.fallbackZones = new ZoneSet(zones);
+    this.fallbackZones = ZoneMatcher.of(zones);
     this.fallbackStaleSec = Math.trunc(opts.maxStaleMs / 1000);
   }
 
@@ -315,7 +316,7 @@ export class CachePlugin implements Plugin {
 
   serveWith(req: Request, next: Handler): void {
     const zones = this.zones;
-    if (!zones.matchesAll && !zones.matches(req.msg, req.qnameEnd, req.labelCount, req.labelOffsets)) {
+    if (!zones.matchesAll && zones.match(req.msg, req.qnameEnd) === null) {
       next.serve(req);
       return;
     }
@@ -364,7 +365,7 @@ export class CachePlugin implements Plugin {
       fb !== null &&
       !servfail &&
       -ttl < this.fallbackStaleSec &&
-      this.fallbackZones!.matches(req.msg, req.qnameEnd, req.labelCount, req.labelOffsets)
+      this.fallbackZones!.contains(req.msg, req.qnameEnd)
     ) {
       if (e.failedAtMs >= 0 && now - e.failedAtMs < fb.recheckMs) {
         this.countHit(e);
@@ -422,25 +423,20 @@ export class CachePlugin implements Plugin {
     const out = Buffer.allocUnsafe(edns ? n + Edns.OPT_FIXED_SIZE : n);
     // A ranged Buffer copy: no view object (a TypedArray set of a subarray would make one).
     e.buf.copy(out, 0, e.off, e.off + n);
-    const id = req.id;
-    out[0] = id >>> 8;
-    out[1] = id & 0xff;
+    setMessageId(out, req.id);
     const flags =
       HIT_FLAGS |
       (req.flags & QUERY_FLAG_MASK) |
       e.baseFlags |
       // RFC 6840 §5.7-5.8: AD only to a client that asked with DO or AD.
       (e.authenticData && (req.dnssecOk || (req.flags & Flag.AD) !== 0) ? Flag.AD : 0);
-    out[2] = flags >>> 8;
-    out[3] = flags & 0xff;
+    setMessageFlags(out, flags);
     const msg = req.msg;
     const qEnd = e.qnameEnd;
     for (let i = Header.SIZE; i < qEnd; i++) out[i] = msg[i]!;
     if (edns) {
       writeOpt(out, n, req.udpSize, 0, req.dnssecOk);
-      const ar = e.arcount + 1;
-      out[10] = ar >>> 8;
-      out[11] = ar & 0xff;
+      setAdditionalCount(out, e.arcount + 1);
     }
     return out;
   }
@@ -477,15 +473,9 @@ export class CachePlugin implements Plugin {
     const buf = Buffer.allocUnsafe(len);
     const id = (Math.random() * 0x10000) & 0xffff;
     const flags = Flag.RD | ((e.keyFlags & KeyFlag.CD) !== 0 ? Flag.CD : 0);
-    buf[0] = id >>> 8;
-    buf[1] = id & 0xff;
-    buf[2] = flags >>> 8;
-    buf[3] = flags & 0xff;
-    buf[4] = 0;
-    buf[5] = 1;
-    buf.fill(0, 6, 10);
-    buf[10] = 0;
-    buf[11] = 1;
+    setMessageId(buf, id);
+    setMessageFlags(buf, flags);
+    setCounts(buf, 1, 0, 0, 1);
     e.buf.copy(buf, Header.SIZE, e.off + Header.SIZE, e.off + qEnd);
     writeOpt(buf, qEnd, Edns.ADVERTISED_UDP_SIZE, 0, (e.keyFlags & KeyFlag.DO) !== 0);
     const w = new CacheWriter(this, null, WriterMode.REFRESH, e, 0, false);
@@ -551,8 +541,8 @@ export class CachePlugin implements Plugin {
     // CoreDNS sends the miss with every TTL set to the cached duration, and drops AD for
     // clients that asked with neither DO nor AD (RFC 6840 §5.7-5.8).
     const offs = s.ttlOffsets;
-    for (let i = 0; i < offs.length; i++) msg.writeUInt32BE(durationSec, offs[i]!);
-    if (!req.dnssecOk && (req.flags & Flag.AD) === 0) msg[3] = msg[3]! & ~Flag.AD;
+    for (let i = 0; i < offs.length; i++) setU32(msg, offs[i]!, durationSec);
+    if (!req.dnssecOk && (req.flags & Flag.AD) === 0) clearFlags(msg, Flag.AD);
     w.prev.writeMsg(req, msg, len);
   }
 
@@ -569,7 +559,7 @@ export class CachePlugin implements Plugin {
     this.servedStale++;
     const out = this.build(req, w.entry!, w.staleTtlSec);
     req.respondedBy = 'cache';
-    req.rcode = out[3]! & 0x0f;
+    req.rcode = headerRcode(out);
     req.responseLen = out.length;
     w.prev!.writeMsg(req, out, out.length);
   }
@@ -581,7 +571,7 @@ export class CachePlugin implements Plugin {
     this.servedStale++;
     const out = this.build(req, e, w.staleTtlSec);
     req.respondedBy = 'cache';
-    req.rcode = out[3]! & 0x0f;
+    req.rcode = headerRcode(out);
     req.responseLen = out.length;
     w.prev!.writeMsg(req, out, out.length);
   }
@@ -610,8 +600,7 @@ export class CachePlugin implements Plugin {
     const kind: EntryKindValue =
       cls === ResponseClass.NO_ERROR || cls === ResponseClass.DELEGATION ? EntryKind.SUCCESS : EntryKind.DENIAL;
     const except = kind === EntryKind.SUCCESS ? this.disableSuccess : this.disableDenial;
-    // Not req.labelOffsets: this runs after other queries were parsed into that shared array.
-    if (except !== null && except.matchesQname(req.msg, req.qnameEnd)) return;
+    if (except !== null && except.contains(req.msg, req.qnameEnd)) return;
     // OPT is hop-by-hop and is rebuilt per client; it must be the last record to be cut off.
     let end = s.end;
     if (s.optStart >= 0) {

@@ -13,7 +13,8 @@
  * sampling prefers dead and stale entries over live ones at the same cost).
  */
 import { Buffer } from 'node:buffer';
-import { Header } from '../../wire/codes.ts';
+import { Flag, Header } from '../../wire/codes.ts';
+import { messageFlags, setAdditionalCount, setU16, setU32, u16 } from '../../wire/header.ts';
 import { equalBytesCI } from '../../wire/name.ts';
 import { ByteArena, NO_CHUNK } from './arena.ts';
 
@@ -101,25 +102,15 @@ export class Entry {
   writeTtls(ttlSec: number): void {
     const b = this.buf;
     const base = this.off;
-    const b0 = ttlSec >>> 24;
-    const b1 = (ttlSec >>> 16) & 0xff;
-    const b2 = (ttlSec >>> 8) & 0xff;
-    const b3 = ttlSec & 0xff;
     let p = base + this.len;
-    for (let i = 0; i < this.ttlCount; i++, p += 2) {
-      const o = base + ((b[p]! << 8) | b[p + 1]!);
-      b[o] = b0;
-      b[o + 1] = b1;
-      b[o + 2] = b2;
-      b[o + 3] = b3;
-    }
+    for (let i = 0; i < this.ttlCount; i++, p += 2) setU32(b, base + u16(b, p), ttlSec);
     this.ttlWrittenSec = ttlSec;
   }
 
   /** Offset (relative to `off`) of the i-th record's TTL field. */
   ttlOffset(i: number): number {
     const p = this.off + this.len + 2 * i;
-    return (this.buf[p]! << 8) | this.buf[p + 1]!;
+    return u16(this.buf, p);
   }
 
   /** A writer in flight will read this entry later (see `holders`). */
@@ -249,14 +240,9 @@ export class EntryStore {
       off = arena.offset(chunk);
     }
     msg.copy(buf, off, 0, len);
-    buf[off + 10] = arcount >>> 8;
-    buf[off + 11] = arcount & 0xff;
+    setAdditionalCount(buf, arcount, off);
     let p = off + len;
-    for (let i = 0; i < ttlCount; i++, p += 2) {
-      const o = ttlOffsets[i]!;
-      buf[p] = o >>> 8;
-      buf[p + 1] = o & 0xff;
-    }
+    for (let i = 0; i < ttlCount; i++, p += 2) setU16(buf, p, ttlOffsets[i]!);
     e.nameHash = nameHash;
     e.qtype = qtype;
     e.qclass = qclass;
@@ -269,9 +255,9 @@ export class EntryStore {
     e.ttlCount = ttlCount;
     e.chunk = chunk;
     e.qnameEnd = qnameEnd;
-    const flags = (msg[2]! << 8) | msg[3]!;
-    e.baseFlags = flags & 0x008f;
-    e.authenticData = (flags & 0x0020) !== 0;
+    const flags = messageFlags(msg);
+    e.baseFlags = flags & (Flag.RA | Flag.RCODE_MASK);
+    e.authenticData = (flags & Flag.AD) !== 0;
     e.arcount = arcount;
     e.storedMs = Math.floor(storedMs);
     e.origTtlSec = origTtlSec;

@@ -14,6 +14,7 @@ import { encodeDnstap, emptyTapMessage, ipToTapAddress, SocketProtocol, TapType,
 import { FrameStreamClient } from './framestream.ts';
 import { compileExtra, type ExtraFormat } from './extra.ts';
 import { collectDnstap, retireDnstap } from './metrics.ts';
+import { setMessageId } from '../../wire/header.ts';
 
 export const PLUGIN_NAME = 'dnstap';
 
@@ -98,10 +99,7 @@ function forwarderMessage(type: number, peer: TapPeer): TapMessage {
 function withClientId(req: Request, msg: Uint8Array, len: number): Buffer {
   const b = Buffer.allocUnsafe(len);
   b.set(msg.subarray(0, len));
-  if (len >= 2) {
-    b[0] = req.id >>> 8;
-    b[1] = req.id & 0xff;
-  }
+  if (len >= 2) setMessageId(b, req.id);
   return b;
 }
 

@@ -13,9 +13,10 @@
  * `SendFailure` instead.
  */
 import type { Request } from '../../server/request.ts';
-import { questionMatches } from '../../wire/message.ts';
+import { ResponseScan, questionMatches } from '../../wire/message.ts';
 import { ForwardErrorCode, type ForwardErrorCodeValue } from './errors.ts';
 import { isHeaderOnlyError } from '../../wire/reply.ts';
+import { isResponse, messageId } from '../../wire/header.ts';
 import type { UpstreamStats } from './stats.ts';
 
 /**
@@ -98,19 +99,22 @@ export interface Attempt {
  * with another question, is ignored. Returns the attempt, removed from `inflight` and with
  * `holder` cleared, or null after counting why the message was ignored.
  */
+/** Reused by takeReply (replies are taken one at a time, synchronously). */
+const scan = new ResponseScan();
+
 export function takeReply(inflight: Map<number, Attempt>, msg: Buffer, len: number, stats: UpstreamStats): Attempt | null {
-  if ((msg[2]! & 0x80) === 0) {
+  if (!isResponse(msg)) {
     stats.ignoredGarbage++;
     return null;
   }
-  const id = (msg[0]! << 8) | msg[1]!;
+  const id = messageId(msg);
   const at = inflight.get(id);
   if (at === undefined) {
     stats.ignoredUnknownId++;
     return null;
   }
   if (!questionMatches(at.req.msg, at.req.qnameEnd, msg, len)) {
-    if (!isHeaderOnlyError(msg, len)) {
+    if (!isHeaderOnlyError(msg, len, scan)) {
       stats.ignoredWrongQuestion++;
       return null;
     }

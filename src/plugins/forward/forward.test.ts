@@ -4,7 +4,6 @@ import net from 'node:net';
 import dgram from 'node:dgram';
 import { Proto } from '../../server/request.ts';
 import { ForwardErrorCode, type ForwardError } from './errors.ts';
-import { fullRcode } from '../../wire/reply.ts';
 import { ToyUpstream, answerFor, clientQuery, decode, makeForward, waitFor, type Received } from '../../../test/lib/forward-testing.ts';
 
 async function upstream(t: { after(fn: () => void): void }, opts?: { udp?: boolean; tcp?: boolean; host?: string }): Promise<ToyUpstream> {
@@ -523,20 +522,6 @@ test('a TCP connection that receives nothing for a whole read timeout is dropped
   plugin.serve(q2.req);
   assert.equal(decode(await q2.out.response()).rcode, 'NOERROR');
   assert.ok(up.tcpAccepted >= 2);
-});
-
-test('fullRcode merges the OPT extended rcode (RFC 6891 §6.1.3)', () => {
-  const q = clientQuery('x.example', 'A', { edns: true });
-  const r = answerFor(Buffer.from(q.req.msg.subarray(0, q.req.msgLen)), { ip: '192.0.2.1' });
-  assert.equal(fullRcode(r, r.length), 0);
-  // Append an OPT with extended rcode 1 → BADVERS (16).
-  const opt = Buffer.from([0, 0, 41, 4, 0, 1, 0, 0, 0, 0, 0]);
-  const withOpt = Buffer.concat([r, opt]);
-  withOpt.writeUInt16BE(1, 10);
-  assert.equal(fullRcode(withOpt, withOpt.length), 16);
-  // Truncated garbage after the question: header rcode.
-  const broken = Buffer.from(withOpt.subarray(0, withOpt.length - 3));
-  assert.equal(fullRcode(broken, broken.length), 0);
 });
 
 test('the TCP test server helper is a real TCP listener', async (t) => {

@@ -51,13 +51,16 @@ import { Buffer } from 'node:buffer';
 import { PluginScope } from '../../plugin.ts';
 import type { BlockInfo, Clock, Handler, Logger, MetricsOut, Plugin } from '../../plugin.ts';
 import { Proto, type ProtoValue, type Request } from '../../server/request.ts';
-import { Rcode } from '../../wire/codes.ts';
-import { encodeName, equalBytesCI } from '../../wire/name.ts';
+import { Header, Rcode } from '../../wire/codes.ts';
+import { ZoneMatcher, qnameInZone, zoneWire } from '../../wire/zone-match.ts';
 import { Phase, type Attempt, type AttemptHolder, type PhaseValue, type SendFailure } from './attempt.ts';
 import { ForwardError, ForwardErrorCode, dialSyscall, errnoText, type ForwardErrorCodeValue } from './errors.ts';
 import type { InflightBudget } from './budget.ts';
 import { makePolicy, type Policy, type PolicyName } from './policy.ts';
-import { fullRcode, restoreQuestion } from '../../wire/reply.ts';
+import { replyFullRcode, restoreQuestion } from '../../wire/reply.ts';
+import { ResponseScan } from '../../wire/message.ts';
+import { isTruncated, questionCount, setMessageId } from '../../wire/header.ts';
+import { framed } from '../../wire/tcp-frame.ts';
 import { ForwardStats, retiredForwardTotals } from './stats.ts';
 import { collectForward } from './metrics.ts';
 import { TimeoutQueue, type TimeoutNode } from './timeouts.ts';
@@ -230,11 +233,7 @@ class Exchange implements Attempt, TimeoutNode {
   tcpFrame(): Buffer {
     let f = this.frame;
     if (f === null) {
-      const len = this.queryLen;
-      f = Buffer.allocUnsafe(len + 2);
-      f[0] = len >>> 8;
-      f[1] = len & 0xff;
-      this.req.msg.copy(f, 2, 0, len);
+      f = framed(this.req.msg, this.queryLen);
       this.frame = f;
     }
     return f;
@@ -390,8 +389,8 @@ class Exchange implements Attempt, TimeoutNode {
     const up = this.up!;
     const tap = this.req.tap;
     if (tap !== null) tap.forwarderResponse(this.req, { address: up.address.host, port: up.address.port, proto: this.proto === TCP ? 'tcp' : 'udp' }, buf, len, this.tryStartMs);
-    up.stats.observeResponse(fullRcode(buf, len), (f.clock() - this.tryStartMs) / 1000);
-    if ((buf[2]! & 0x02) !== 0 && this.proto === UDP) {
+    up.stats.observeResponse(replyFullRcode(buf, len, scan), (f.clock() - this.tryStartMs) / 1000);
+    if (isTruncated(buf) && this.proto === UDP) {
       // TC=1 over UDP: ask the same upstream again over TCP (RFC 7766 §5). Should that fail,
       // the truncated reply is what the client gets (as CoreDNS would pass it on).
       up.stats.truncatedRetries++;
@@ -418,14 +417,12 @@ class Exchange implements Attempt, TimeoutNode {
   }
 
   private deliver(buf: Buffer, len: number): void {
-    if (buf[4] === 0 && buf[5] === 0 && this.req.questionEnd > 0) {
+    if (questionCount(buf) === 0 && this.req.questionEnd > 0) {
       // A header-only error reply (takeReply accepted it): the client's question goes back in.
-      buf = restoreQuestion(this.req, buf, len);
+      buf = restoreQuestion(this.req, buf, replyFullRcode(buf, len, scan));
       len = buf.length;
     }
-    const id = this.req.id;
-    buf[0] = id >>> 8;
-    buf[1] = id & 0xff;
+    setMessageId(buf, this.req.id);
     this.finish();
     this.req.reply(buf, len, PLUGIN_NAME);
   }
@@ -503,27 +500,8 @@ function popcount(x: number): number {
   return c;
 }
 
-/** A zone in wire form for suffix matching against a parsed query. */
-interface WireZone {
-  wire: Buffer;
-  labels: number;
-}
-
-function wireZone(zone: string): WireZone {
-  const wire = encodeName(zone.toLowerCase());
-  let labels = 0;
-  for (let p = 0; wire[p] !== 0; p += wire[p]! + 1) labels++;
-  return { wire, labels };
-}
-
-/** True when the query's name equals the zone or is below it (labels compared case-insensitively). */
-function underZone(req: Request, z: WireZone): boolean {
-  if (z.labels === 0) return true;
-  if (req.labelCount < z.labels) return false;
-  const start = 12 + req.labelOffsets[req.labelCount - z.labels]!;
-  const len = req.qnameEnd - start;
-  return len === z.wire.length && equalBytesCI(req.msg, start, z.wire, 0, len);
-}
+/** Reused for every reply's rcode (replies are handled one at a time, synchronously). */
+const scan = new ResponseScan();
 
 const FAIL_NEXT: Handler = {
   serve(req: Request): void {
@@ -556,8 +534,9 @@ export class ForwardPlugin implements Plugin, Handler {
   started = false;
   private next: Handler = FAIL_NEXT;
   private readonly log: Logger;
-  private readonly from: WireZone;
-  private readonly ignored: WireZone[];
+  /** FROM in wire form, and the `except` names. */
+  private readonly from: Uint8Array;
+  private readonly ignored: ZoneMatcher<string>;
   private readonly fromIsRootOnly: boolean;
   private readonly budget: InflightBudget | null;
   /** The REFUSED error for the limit in force (made at the first reject). */
@@ -602,9 +581,9 @@ export class ForwardPlugin implements Plugin, Handler {
     this.timeouts = new TimeoutQueue(deps.clock);
     this.timeouts.onError = onInternalError;
     this.maxTries = t.maxTries > 0 ? t.maxTries : Math.max(3, 2 * this.upstreams.length);
-    this.from = wireZone(settings.from);
-    this.ignored = settings.ignored.map(wireZone);
-    this.fromIsRootOnly = this.from.labels === 0 && this.ignored.length === 0;
+    this.from = zoneWire(settings.from);
+    this.ignored = ZoneMatcher.of(settings.ignored);
+    this.fromIsRootOnly = this.from.length === 1 && this.ignored.size === 0;
     this.budget = settings.maxConcurrent === null ? (deps.budget ?? null) : null;
     this.budget?.join();
   }
@@ -617,10 +596,10 @@ export class ForwardPlugin implements Plugin, Handler {
   /** CoreDNS's match(): inside FROM, and not under an `except` name (FROM itself always matches). */
   matches(req: Request): boolean {
     if (this.fromIsRootOnly) return true;
-    if (!underZone(req, this.from)) return false;
-    if (req.labelCount === this.from.labels) return true;
-    for (const z of this.ignored) if (underZone(req, z)) return false;
-    return true;
+    if (!qnameInZone(req.msg, req.qnameEnd, this.from)) return false;
+    // FROM itself: the qname is exactly the zone's bytes.
+    if (req.qnameEnd - Header.SIZE === this.from.length) return true;
+    return !this.ignored.contains(req.msg, req.qnameEnd);
   }
 
   serve(req: Request): void {

@@ -35,6 +35,7 @@ import { ForwardErrorCode, type ForwardErrorCodeValue } from './errors.ts';
 import { freeId } from './ids.ts';
 import type { UpstreamStats } from './stats.ts';
 import type { UpstreamAddress } from './transport-udp.ts';
+import { FrameReader, setFramedMessageId, writeFramePrefix } from '../../wire/tcp-frame.ts';
 
 export interface TcpPoolOptions {
   /** Most connections per upstream. */
@@ -56,81 +57,6 @@ export const TCP_DEFAULTS: TcpPoolOptions = {
   connectTimeoutMs: 2_000,
   readTimeoutMs: 2_000,
 };
-
-/** Smallest sane DNS message: a header (RFC 1035 §4.1.1). */
-const MIN_FRAME = 12;
-
-/**
- * Reassembles length-prefixed DNS messages from a TCP byte stream: handles frames split
- * across chunks (even inside the 2-byte prefix) and several frames in one chunk. Each frame is
- * delivered as a Buffer of its own (copied out of the chunk), so callers may keep it.
- */
-export class FrameReader {
-  private readonly onFrame: (frame: Buffer) => void;
-  /** First byte of a split length prefix, or -1. */
-  private half = -1;
-  /** Frame being filled across chunks, or null. */
-  private partial: Buffer | null = null;
-  private filled = 0;
-  /** The offending length after push() returned false. */
-  badLength = -1;
-
-  constructor(onFrame: (frame: Buffer) => void) {
-    this.onFrame = onFrame;
-  }
-
-  /** Feeds a chunk; returns false on a framing error (the stream is then unusable). */
-  push(chunk: Buffer): boolean {
-    const n = chunk.length;
-    let off = 0;
-    while (off < n) {
-      if (this.partial !== null) {
-        const p = this.partial;
-        const take = Math.min(p.length - this.filled, n - off);
-        chunk.copy(p, this.filled, off, off + take);
-        this.filled += take;
-        off += take;
-        if (this.filled === p.length) {
-          this.partial = null;
-          this.onFrame(p);
-        }
-        continue;
-      }
-      let flen: number;
-      if (this.half >= 0) {
-        flen = (this.half << 8) | chunk[off]!;
-        this.half = -1;
-        off += 1;
-      } else if (n - off >= 2) {
-        flen = (chunk[off]! << 8) | chunk[off + 1]!;
-        off += 2;
-      } else {
-        this.half = chunk[off]!;
-        off += 1;
-        continue;
-      }
-      if (flen < MIN_FRAME) {
-        this.badLength = flen;
-        return false;
-      }
-      const frame = Buffer.allocUnsafe(flen);
-      const take = Math.min(flen, n - off);
-      chunk.copy(frame, 0, off, off + take);
-      off += take;
-      if (take === flen) this.onFrame(frame);
-      else {
-        this.partial = frame;
-        this.filled = take;
-      }
-    }
-    return true;
-  }
-
-  /** True when no partial frame is buffered. */
-  get idle(): boolean {
-    return this.partial === null && this.half < 0;
-  }
-}
 
 function uncork(c: TcpConn): void {
   c.uncork();
@@ -299,10 +225,8 @@ class TcpConn implements AttemptHolder {
     if (id < 0) return ID_EXHAUSTED_FAILURE;
     const out = at.tcpFrame();
     at.wireId = id;
-    out[0] = at.queryLen >>> 8;
-    out[1] = at.queryLen & 0xff;
-    out[2] = id >>> 8;
-    out[3] = id & 0xff;
+    writeFramePrefix(out, at.queryLen);
+    setFramedMessageId(out, id);
     at.holder = this;
     this.inflight.set(id, at);
     this.lastUsedMs = this.pool.clock();

@@ -41,6 +41,8 @@ import { ID_EXHAUSTED_FAILURE, Phase, SendFailure, errnoOf, takeReply, type Atte
 import { ForwardErrorCode, type ForwardErrorCodeValue } from './errors.ts';
 import { freeId } from './ids.ts';
 import type { UpstreamStats } from './stats.ts';
+import { Header } from '../../wire/codes.ts';
+import { setMessageId } from '../../wire/header.ts';
 
 export interface UdpPoolOptions {
   /** Sockets kept open per upstream under load. */
@@ -167,7 +169,7 @@ class UdpSocket implements AttemptHolder {
     try {
       const len = msg.length;
       // RFC 1035 §4.1.1: a reply has a full header.
-      if (len < 12) {
+      if (len < Header.SIZE) {
         this.pool.stats.ignoredGarbage++;
         return;
       }
@@ -217,8 +219,7 @@ class UdpSocket implements AttemptHolder {
     const id = freeId(this.inflight);
     if (id < 0) return ID_EXHAUSTED_FAILURE;
     at.wireId = id;
-    at.msg[0] = id >>> 8;
-    at.msg[1] = id & 0xff;
+    setMessageId(at.msg, id);
     at.holder = this;
     this.inflight.set(id, at);
     this.assigned++;

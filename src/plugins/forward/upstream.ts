@@ -17,9 +17,13 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import type { Clock } from '../../plugin.ts';
 import { encodeName } from '../../wire/name.ts';
+import { Flag, QClass, QType } from '../../wire/codes.ts';
+import { isResponseTo } from '../../wire/header.ts';
+import { buildQuery } from '../../wire/message.ts';
+import { FRAME_PREFIX, FrameReader, framed, setFramedMessageId } from '../../wire/tcp-frame.ts';
 import { randomId } from './ids.ts';
 import { UpstreamStats } from './stats.ts';
-import { FrameReader, TcpPool, type TcpPoolOptions } from './transport-tcp.ts';
+import { TcpPool, type TcpPoolOptions } from './transport-tcp.ts';
 import { UdpPool, type UdpPoolOptions, type UpstreamAddress } from './transport-udp.ts';
 
 export interface HealthCheckOptions {
@@ -38,20 +42,12 @@ const MAX_FAILS_COUNTER = 0xffffffff;
 
 /** `<domain> IN NS` query; ID and RD patched per probe. */
 function buildProbe(domain: string, recursionDesired: boolean): Buffer {
-  const name = encodeName(domain);
-  const q = Buffer.alloc(2 + 12 + name.length + 4);
-  const m = 2;
-  q.writeUInt16BE(q.length - 2, 0);
-  q[m + 2] = recursionDesired ? 0x01 : 0x00;
-  q[m + 5] = 1;
-  name.copy(q, m + 12);
-  q.writeUInt16BE(2, m + 12 + name.length);
-  q.writeUInt16BE(1, m + 12 + name.length + 2);
-  return q;
+  const q = buildQuery(encodeName(domain), QType.NS, QClass.IN, 0, recursionDesired ? Flag.RD : 0);
+  return framed(q, q.length);
 }
 
 function isReplyTo(msg: Buffer, id: number): boolean {
-  return msg.length >= 12 && ((msg[0]! << 8) | msg[1]!) === id && (msg[2]! & 0x80) !== 0;
+  return isResponseTo(msg, msg.length, id);
 }
 
 export class Upstream {
@@ -100,8 +96,7 @@ export class Upstream {
     this.hcTimer = null;
     if (this.stopped) return;
     const id = randomId();
-    this.probe[2] = id >>> 8;
-    this.probe[3] = id & 0xff;
+    setFramedMessageId(this.probe, id);
     const done = (ok: boolean): void => {
       this.hcAbort = null;
       if (this.stopped) return;
@@ -179,7 +174,7 @@ class UdpProbe {
       return;
     }
     try {
-      this.socket!.send(this.query, 2, this.query.length - 2, this.onSent);
+      this.socket!.send(this.query, FRAME_PREFIX, this.query.length - FRAME_PREFIX, this.onSent);
     } catch {
       this.finish(false);
     }

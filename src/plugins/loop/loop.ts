@@ -21,8 +21,10 @@ import { PluginScope } from '../../plugin.ts';
 import type { EngineHooks, Handler, Plugin } from '../../plugin.ts';
 import type { Request } from '../../server/request.ts';
 import { encodeName, equalBytesCI } from '../../wire/name.ts';
-import { QClass, QType } from '../../wire/codes.ts';
+import { Flag, Header, QClass, QType } from '../../wire/codes.ts';
 import { dialHost, splitHostPort } from '../../metrics/http-endpoints.ts';
+import { buildQuery } from '../../wire/message.ts';
+import { isResponseTo } from '../../wire/header.ts';
 
 export const PROBE_WINDOW_MS = 30_000;
 export const PROBE_TIMEOUT_MS = 2_000;
@@ -41,15 +43,7 @@ export function probeName(zone: string): string {
 
 /** The query miekg/dns's SetQuestion builds: RD set, one question, no EDNS. */
 export function buildProbe(qname: string, id: number): Buffer {
-  const name = encodeName(qname);
-  const msg = Buffer.alloc(12 + name.length + 4);
-  msg.writeUInt16BE(id, 0);
-  msg.writeUInt16BE(0x0100, 2);
-  msg.writeUInt16BE(1, 4);
-  name.copy(msg, 12);
-  msg.writeUInt16BE(QType.HINFO, 12 + name.length);
-  msg.writeUInt16BE(QClass.IN, 12 + name.length + 2);
-  return msg;
+  return buildQuery(encodeName(qname), QType.HINFO, QClass.IN, id, Flag.RD);
 }
 
 /** Go's %q for the zone (names are ASCII). */
@@ -117,8 +111,8 @@ export class LoopPlugin implements Plugin {
 
   /** Counts the probe (slow path: HINFO queries while probing). */
   inspect(req: Request): void {
-    const len = req.qnameEnd - 12;
-    if (len !== this.wire.length || !equalBytesCI(req.msg, 12, this.wire, 0, len)) return;
+    const len = req.qnameEnd - Header.SIZE;
+    if (len !== this.wire.length || !equalBytesCI(req.msg, Header.SIZE, this.wire, 0, len)) return;
     this.seen++;
     if (this.seen > 2) {
       const remote = hostPort(req.remoteAddress, req.remotePort);
@@ -183,7 +177,7 @@ export class LoopPlugin implements Plugin {
       sock.on('error', () => finish(false));
       sock.on('close', () => finish(false));
       sock.on('message', (msg) => {
-        if (msg.length >= 12 && msg.readUInt16BE(0) === id && (msg[2]! & 0x80) !== 0) finish(true);
+        if (isResponseTo(msg, msg.length, id)) finish(true);
       });
       // dgram hands a failed connect (no route, EACCES, ...) to this callback, not to 'error':
       // sending on the unconnected socket would then throw from the callback.

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Request } from '../../server/request.ts';
 import { MetadataPlugin } from './metadata.ts';
-import { compileMetadataFormat, metadataValue, setMetadata } from './replace.ts';
+import { metadataValue } from './replace.ts';
 import { compileExtra } from '../dnstap/extra.ts';
 import { encodeName } from '../../wire/name.ts';
 
@@ -30,25 +30,17 @@ test('metadata plugin: every query of the block gets a map; the next handler see
   assert.equal(r.metadata, box.seen);
 });
 
-test('metadataValue / setMetadata: "-" without metadata or label, value otherwise, a throwing value is "-"', () => {
+test('metadataValue: "-" without metadata or label, value otherwise, a throwing value is "-"', () => {
   const r = req();
-  setMetadata(r, 'forward/upstream', () => '10.0.0.10:53');
-  assert.equal(metadataValue(r, 'forward/upstream'), '-', 'no metadata plugin: SetValueFunc is a no-op');
+  assert.equal(metadataValue(r, 'forward/upstream'), '-', 'no metadata plugin');
   r.metadata = new Map();
   assert.equal(metadataValue(r, 'forward/upstream'), '-');
-  setMetadata(r, 'forward/upstream', () => '10.0.0.10:53');
+  r.metadata.set('forward/upstream', () => '10.0.0.10:53');
   assert.equal(metadataValue(r, 'forward/upstream'), '10.0.0.10:53');
   r.metadata.set('bad/label', () => {
     throw new Error('x');
   });
   assert.equal(metadataValue(r, 'bad/label'), '-');
-});
-
-test('compileMetadataFormat: {/label} expanded, other text and placeholders untouched', () => {
-  const r = req();
-  r.metadata = new Map([['a/b', () => 'AB']]);
-  assert.equal(compileMetadataFormat('x {/a/b} {/c/d} {type} {/a/b}')(r), 'x AB - {type} AB');
-  assert.equal(compileMetadataFormat('plain {name}')(r), 'plain {name}');
 });
 
 test('dnstap extra: request placeholders, metadata, response placeholders as "-", unknown kept', () => {

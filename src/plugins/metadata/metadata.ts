@@ -1,7 +1,7 @@
 /**
  * The metadata plugin (CoreDNS plugin/metadata): with `metadata` in a block, every query of
  * the block carries a label -> value-function map (`req.metadata`) that plugins fill
- * (CoreDNS's metadata.SetValueFunc; see replace.ts's setMetadata) and that plugins printing
+ * (`req.metadata?.set(label, fn)`: CoreDNS's metadata.SetValueFunc) and that plugins printing
  * metadata read (`{/label}` in log formats and in dnstap's `extra`; see metadataValue).
  *
  * As in CoreDNS, the map exists for every query of the block; ZONES only restricts which

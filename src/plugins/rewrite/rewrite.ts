@@ -8,7 +8,7 @@
  *
  * When the query changed, a new query message is encoded (src/wire/codec.ts) and parsed with
  * parseQuery into the same Request, so msg, msgLen and every parsed field (qnameEnd,
- * labelOffsets, nameHash, qtype, qclass, edns, dnssecOk, optOffset) describe the rewritten
+ * labelCount, nameHash, qtype, qclass, edns, dnssecOk, optOffset) describe the rewritten
  * query for the plugins after rewrite (forward). The client's transport limit (udpSize)
  * stays. A ResponseWriter is swapped in; on the response it puts the client's own Request
  * back (the original buffer and fields), then rewrites the response: the question becomes
@@ -29,6 +29,7 @@ import { buildEmptyResponse } from '../../wire/message.ts';
 import { encodeName } from '../../wire/name.ts';
 import { ParseResult, parseQuery } from '../../wire/query.ts';
 import { Mode, QueryState, type ResponseRule, type Rule } from './rules.ts';
+import { headerRcode } from '../../wire/header.ts';
 
 export const PLUGIN_NAME = 'rewrite';
 
@@ -43,7 +44,6 @@ class SavedQuery {
   readonly qtype: number;
   readonly qclass: number;
   readonly labelCount: number;
-  readonly labelOffsets: Uint8Array;
   readonly nameHash: number;
   readonly edns: boolean;
   readonly ednsVersion: number;
@@ -62,7 +62,6 @@ class SavedQuery {
     this.qtype = req.qtype;
     this.qclass = req.qclass;
     this.labelCount = req.labelCount;
-    this.labelOffsets = req.labelOffsets;
     this.nameHash = req.nameHash;
     this.edns = req.edns;
     this.ednsVersion = req.ednsVersion;
@@ -82,7 +81,6 @@ class SavedQuery {
     req.qtype = this.qtype;
     req.qclass = this.qclass;
     req.labelCount = this.labelCount;
-    req.labelOffsets = this.labelOffsets;
     req.nameHash = this.nameHash;
     req.edns = this.edns;
     req.ednsVersion = this.ednsVersion;
@@ -126,7 +124,7 @@ class RewriteWriter implements ResponseWriter {
       req.errorReply = true;
       out = buildEmptyResponse(req, Rcode.SERVFAIL);
     }
-    req.rcode = out[3]! & 0x0f;
+    req.rcode = headerRcode(out);
     req.responseLen = out.length;
     this.prev.writeMsg(req, out, out.length);
   }
@@ -217,8 +215,6 @@ export class RewriteHandler implements Handler {
       }
       req.msg = buf;
       req.msgLen = buf.length;
-      // A label-offset array of its own: the listener's shared one stays the client's.
-      req.labelOffsets = new Uint8Array(128);
       if (parseQuery(req) !== ParseResult.OK) {
         saved.restore(req);
         req.fail(PLUGIN_NAME, Rcode.SERVFAIL, new Error(`rewritten query does not parse: ${s.name}`));

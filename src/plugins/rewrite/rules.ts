@@ -9,7 +9,7 @@
  */
 import { decodeMessage } from '../../wire/codec.ts';
 import type { Edns, EdnsOption, Message, RR, MxData, SrvData, SoaData } from '../../wire/codec.ts';
-import { QType } from '../../wire/codes.ts';
+import { Header, QType } from '../../wire/codes.ts';
 import { classByName, rcodeByName, typeByName } from '../../wire/rr-names.ts';
 import { qnameLowerText } from '../../wire/qname-text.ts';
 import {
@@ -51,7 +51,7 @@ export class QueryState {
     this.req = req;
     this.qtype = req.qtype;
     this.qclass = req.qclass;
-    this.lower = qnameLowerText(req.msg, 12, req.qnameEnd);
+    this.lower = qnameLowerText(req.msg, Header.SIZE, req.qnameEnd);
   }
 
   /** Question name as it stands (the client's spelling until a name rule changes it). */

@@ -33,7 +33,7 @@ import { ParseResult, parseQuery } from '../../wire/query.ts';
 import { decodeMessage, encodeMessage, parseRR, replyTo, rrTypeName, type EdnsOption, type Message, type RR } from '../../wire/codec.ts';
 import { edeOption } from '../../wire/ede.ts';
 import { Flag, QClass, QType, Rcode } from '../../wire/codes.ts';
-import { zoneMatches } from '../../corefile/address.ts';
+import { nameInZone } from '../../wire/zone-match.ts';
 import type { GoTemplate, StructSpec, TemplateFunc, TypeSpec } from '../../util/gotemplate.ts';
 import { TemplateError, parseUint } from '../../util/gotemplate.ts';
 import { countFailure, countMatch } from './metrics.ts';
@@ -81,7 +81,7 @@ export interface TemplateRule {
 /** The longest of `zones` that `name` is in, or "" (CoreDNS plugin.Zones.Matches). */
 export function matchZone(zones: readonly string[], name: string): string {
   let best = '';
-  for (const z of zones) if (z.length > best.length && zoneMatches(name, z)) best = z;
+  for (const z of zones) if (z.length > best.length && nameInZone(name, z)) best = z;
   if (best === '' && zones.includes('.')) return '.';
   return best;
 }
