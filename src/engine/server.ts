@@ -17,7 +17,7 @@
 import { PluginScope, type BlockInfo, type Clock, type Logger, type Plugin } from '../plugin.ts';
 import { serverLabel, type LoadedBlock, type LoadedConfig } from '../config/load.ts';
 import { Dispatcher, Generation, RouteTarget } from '../server/dispatch.ts';
-import { ZoneTable } from '../server/zones.ts';
+import { ZoneMatcher } from '../wire/zone-match.ts';
 import { UdpListener } from '../server/udp.ts';
 import { TcpListener } from '../server/tcp.ts';
 import { getZoneStats } from '../metrics/zone-stats.ts';
@@ -55,7 +55,7 @@ interface Listener {
   dispatcher: Dispatcher;
 }
 
-type Tables = Map<string, { address: string; port: number; table: ZoneTable<RouteTarget> }>;
+type Tables = Map<string, { address: string; port: number; table: ZoneMatcher<RouteTarget> }>;
 
 /** Longest time an old config may keep queries in flight after a reload or at shutdown. */
 export const DRAIN_TIMEOUT_MS = 10_000;
@@ -109,7 +109,7 @@ export class Server {
         const key = `${address}|${block.port}`;
         let entry = tables.get(key);
         if (!entry) {
-          entry = { address, port: block.port, table: new ZoneTable<RouteTarget>() };
+          entry = { address, port: block.port, table: new ZoneMatcher<RouteTarget>() };
           tables.set(key, entry);
         }
         const existing = this.listeners.get(key);
