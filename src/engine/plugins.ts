@@ -6,7 +6,7 @@
 import type { Logger, Plugin } from '../plugin.ts';
 import type { LoadedBlock, LoadedConfig } from '../config/load.ts';
 
-export type PluginFilter = (p: Plugin) => boolean;
+type PluginFilter = (p: Plugin) => boolean;
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

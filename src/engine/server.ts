@@ -58,7 +58,7 @@ interface Listener {
 type Tables = Map<string, { address: string; port: number; table: ZoneMatcher<RouteTarget> }>;
 
 /** Longest time an old config may keep queries in flight after a reload or at shutdown. */
-export const DRAIN_TIMEOUT_MS = 10_000;
+const DRAIN_TIMEOUT_MS = 10_000;
 
 /** The plugins a Server runs. */
 const queryScoped = (p: Plugin): boolean => p.scope === PluginScope.QUERY;
