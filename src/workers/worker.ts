@@ -22,11 +22,9 @@ import { fatal } from '../engine/plugins.ts';
 import { defaultClock } from '../server/dispatch.ts';
 import { EngineCollector } from '../metrics/engine-collector.ts';
 import { SnapshotBuilder } from '../metrics/snapshot.ts';
-import { zoneStatsRegistry } from '../metrics/zone-stats.ts';
-import { monitorRoutes } from '../plugins/prometheus/prometheus.ts';
+import { countPanic, monitorRoutes, zoneStatsRegistry } from '../metrics/zone-stats.ts';
 import { log, setQuiet } from '../util/log.ts';
 import { PanicGuard } from '../util/panic.ts';
-import { countPanic } from '../metrics/zone-stats.ts';
 import type { ControlRequest, WorkerInit, WorkerMessage } from './protocol.ts';
 
 function post(m: WorkerMessage): void {
@@ -92,17 +90,16 @@ function snapshot(collector: EngineCollector): ReturnType<SnapshotBuilder['build
   return b.build();
 }
 
-async function run(init: WorkerInit): Promise<void> {
-  setQuiet(init.quiet);
-  const portOverrides = new Map(init.portOverrides);
-  const collector = new EngineCollector();
-  // An exception escaping a callback of this thread is survived as in the main thread
-  // (src/util/panic.ts); too many end this thread only, after handing its counters to the pool,
-  // which starts a fresh worker in its place.
+/**
+ * An exception escaping a callback of this thread is survived as in the main thread
+ * (src/util/panic.ts); too many end this thread only, after handing its counters to the pool,
+ * which starts a fresh worker in its place.
+ */
+function guardThread(index: number, collector: EngineCollector): void {
   new PanicGuard({
     log,
     count: countPanic,
-    where: `worker ${init.index}`,
+    where: `worker ${index}`,
     exit: (code) => {
       try {
         post({ type: 'final', snapshot: snapshot(collector) });
@@ -112,6 +109,13 @@ async function run(init: WorkerInit): Promise<void> {
       process.exit(code);
     },
   }).install();
+}
+
+async function run(init: WorkerInit): Promise<void> {
+  setQuiet(init.quiet);
+  const portOverrides = new Map(init.portOverrides);
+  const collector = new EngineCollector();
+  guardThread(init.index, collector);
   const server = new Server({ reusePort: true, clock: defaultClock, log, portOverrides });
   const hooks = new WorkerHooks(server, init);
   const load = (text: string, clusterZones: readonly string[]): Promise<LoadedConfig> =>
