@@ -128,7 +128,7 @@ function tick(log: Logger, what: string, run: () => Promise<void>): () => void {
 }
 
 /** One agent run: `run()` lists the steps in order; each step is one method below, in that order. */
-export class NodeAgent {
+class NodeAgent {
   readonly metrics: SetupMetrics;
   readonly #opts: Options;
   readonly #deps: AgentDeps;

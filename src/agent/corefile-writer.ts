@@ -37,7 +37,7 @@ export async function isFile(path: string): Promise<boolean> {
 }
 
 /** Writes through a temporary file and rename, so a reader never sees a partial Corefile. */
-export async function writeFileAtomic(path: string, data: string): Promise<void> {
+async function writeFileAtomic(path: string, data: string): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   await writeFile(tmp, data, { mode: 0o644 });
   await rename(tmp, path);
