@@ -18,7 +18,7 @@ import { DEFAULT_CONFIG_LIMITS } from './corefile/limits.ts';
 import { PluginScope, type BlockInfo, type EngineHooks, type Logger, type Plugin, type Clock } from './plugin.ts';
 import { loadConfig, serverLabel, type LoadedConfig, type LoadedBlock } from './config/load.ts';
 import { Dispatcher, Generation, RouteTarget, defaultClock } from './server/dispatch.ts';
-import { ZoneTable } from './server/zones.ts';
+import { ZoneMatcher } from './wire/zone-match.ts';
 import { UdpListener } from './server/udp.ts';
 import { TcpListener } from './server/tcp.ts';
 import { getZoneStats } from './metrics/zone-stats.ts';
@@ -163,13 +163,13 @@ export class Engine implements EngineHooks {
     if (old) takeOver(old, cfg, (p) => this.runs(p));
 
     // Routing tables per listener for the new config.
-    const tables = new Map<string, { address: string; port: number; table: ZoneTable<RouteTarget> }>();
+    const tables = new Map<string, { address: string; port: number; table: ZoneMatcher<RouteTarget> }>();
     for (const block of cfg.blocks) {
       for (const address of block.addresses) {
         const key = `${address}|${block.port}`;
         let entry = tables.get(key);
         if (!entry) {
-          entry = { address, port: block.port, table: new ZoneTable<RouteTarget>() };
+          entry = { address, port: block.port, table: new ZoneMatcher<RouteTarget>() };
           tables.set(key, entry);
         }
         const existing = this.listeners.get(key);

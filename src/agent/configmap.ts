@@ -29,15 +29,15 @@ import { TextDecoder } from 'node:util';
 import { DEFAULT_CONFIG_LIMITS } from '../corefile/limits.ts';
 import { READ_FAILURES, ReadRegularError, readRegularFile } from '../util/read-regular.ts';
 
-export const CONFIGMAP_KEYS = {
+const CONFIGMAP_KEYS = {
   stubDomains: 'stubDomains',
   upstreamNameservers: 'upstreamNameservers',
   federations: 'federations',
 } as const;
 
-export const MAX_UPSTREAM_NAMESERVERS = 3;
+const MAX_UPSTREAM_NAMESERVERS = 3;
 /** Bytes read from a ConfigMap directory in all (Kubernetes refuses ConfigMaps over 1 MiB). */
-export const MAX_CONFIGMAP_BYTES = 1 << 20;
+const MAX_CONFIGMAP_BYTES = 1 << 20;
 /** Bytes of a watched single file (the Corefile template): the engine's Corefile limit. */
 export const MAX_TEMPLATE_BYTES = DEFAULT_CONFIG_LIMITS.maxConfigBytes;
 

@@ -34,13 +34,13 @@ export class CommandError extends Error {
 }
 
 /** Upper bound for one invocation; `iptables -w 5` waits at most 5 s for the xtables lock. */
-export const COMMAND_TIMEOUT_MS = 30_000;
+const COMMAND_TIMEOUT_MS = 30_000;
 /** After the timeout's SIGTERM, SIGKILL follows this much later; as long again, the child is abandoned. */
-export const COMMAND_KILL_GRACE_MS = 2_000;
+const COMMAND_KILL_GRACE_MS = 2_000;
 /** After the child exits, its output pipes get this long to close (a grandchild may hold them). */
-export const COMMAND_STDIO_GRACE_MS = 500;
+const COMMAND_STDIO_GRACE_MS = 500;
 /** Output kept per stream; more ends the command (the tools print a few KiB at most). */
-export const COMMAND_MAX_OUTPUT_BYTES = 1 << 20;
+const COMMAND_MAX_OUTPUT_BYTES = 1 << 20;
 
 export interface ExecRunnerOptions {
   timeoutMs?: number;

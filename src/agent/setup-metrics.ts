@@ -28,11 +28,11 @@ export const SETUP_ERROR_TYPES = {
 export type SetupErrorType = (typeof SETUP_ERROR_TYPES)[keyof typeof SETUP_ERROR_TYPES];
 
 export const SETUP_ERRORS_METRIC = 'coredns_nodecache_setup_errors_total';
-export const LISTEN_ERRORS_METRIC = 'nodelocaldns_setup_metrics_listen_errors_total';
+const LISTEN_ERRORS_METRIC = 'nodelocaldns_setup_metrics_listen_errors_total';
 
 /** First retry delay of listenWithRetry, doubled after each failure up to LISTEN_RETRY_MAX_MS. */
-export const LISTEN_RETRY_INITIAL_MS = 1_000;
-export const LISTEN_RETRY_MAX_MS = 30_000;
+const LISTEN_RETRY_INITIAL_MS = 1_000;
+const LISTEN_RETRY_MAX_MS = 30_000;
 
 export interface ListenRetryOptions {
   log: { info(msg: string): void; error(msg: string): void };

@@ -37,13 +37,13 @@ export const PEER_PHASES = { starting: 'starting', serving: 'serving', stopping:
 export type PeerPhase = (typeof PEER_PHASES)[keyof typeof PEER_PHASES];
 
 /** How long a probe waits for a connected peer's status line. */
-export const PEER_PROBE_TIMEOUT_MS = 1000;
+const PEER_PROBE_TIMEOUT_MS = 1000;
 /** A hidden temporary socket left by a crash between bind and rename is removed after this. */
 const STALE_TMP_AGE_MS = 60_000;
 /** Longest request line a peer server reads. */
 const MAX_REQUEST_BYTES = 64;
 /** Connections served at once on the peer socket (peers probe once per sync interval); more are closed at accept. */
-export const MAX_PEER_CONNECTIONS = 32;
+const MAX_PEER_CONNECTIONS = 32;
 /** sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
 

@@ -32,13 +32,13 @@ export const PILLAR = {
   upstreamServers: '__PILLAR__UPSTREAM__SERVERS__',
 } as const;
 
-export const DEFAULT_RESOLV_CONF = '/etc/resolv.conf';
+const DEFAULT_RESOLV_CONF = '/etc/resolv.conf';
 /** Cache TTL of generated stub domain blocks (seconds), as node-cache. */
-export const STUB_CACHE_TTL_SEC = 30;
+const STUB_CACHE_TTL_SEC = 30;
 /** The metrics listener of the stock Corefile (what stub blocks get when the template uses it). */
-export const STUB_PROMETHEUS_ADDR = ':9253';
+const STUB_PROMETHEUS_ADDR = ':9253';
 
-export const TEMPLATE_ERROR_CODES = {
+const TEMPLATE_ERROR_CODES = {
   serviceEnv: 'ERR_TEMPLATE_SERVICE_ENV',
   localIps: 'ERR_TEMPLATE_LOCAL_IPS',
 } as const;

@@ -5,7 +5,7 @@
  * The message has CoreDNS's shape (caddy's Dispenser.Err):
  *   `Corefile:12 - Error during parsing: Wrong argument count or unexpected line ending after 'success'`
  */
-export const CorefileErrorCode = 'ERR_COREFILE' as const;
+const CorefileErrorCode = 'ERR_COREFILE' as const;
 
 export class CorefileError extends Error {
   readonly code = CorefileErrorCode;
@@ -32,8 +32,8 @@ export class CorefileError extends Error {
  * whole (directive names, zones, ports, numbers) and a longer one by its first
  * MAX_QUOTED_CHARS characters and `...` (a password-file line is one such long word).
  */
-export const MAX_WHOLE_QUOTED_CHARS = 24;
-export const MAX_QUOTED_CHARS = 16;
+const MAX_WHOLE_QUOTED_CHARS = 24;
+const MAX_QUOTED_CHARS = 16;
 
 /** The word as error messages quote it (see MAX_QUOTED_CHARS). */
 export function excerpt(text: string): string {

@@ -46,7 +46,7 @@ export type Env = Record<string, string | undefined>;
  * Go's unicode.IsSpace: '\t', '\n', '\v', '\f', '\r', ' ', U+0085 (NEL), U+00A0 (NBSP) and the
  * other Unicode White_Space characters.
  */
-export function isGoSpace(ch: string): boolean {
+function isGoSpace(ch: string): boolean {
   switch (ch) {
     case ' ':
     case '\t':

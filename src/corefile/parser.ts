@@ -39,7 +39,7 @@ import { ConfigReadError, readConfigFile, readConfigFileSync, tooLarge } from '.
 import type { Directive, ServerBlock, Token } from './types.ts';
 
 /** CoreDNS's cap on snippet and on file imports expanded in one parse (maxSnippetExpansions). */
-export const MAX_IMPORT_EXPANSIONS = 1000;
+const MAX_IMPORT_EXPANSIONS = 1000;
 
 export interface ParseOptions {
   /** Receives non-fatal notices (an import glob that matched no file). Default: dropped. */

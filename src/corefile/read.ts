@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import { Buffer } from 'node:buffer';
 import { READ_FAILURES, ReadRegularError, readRegularFile } from '../util/read-regular.ts';
 
-export const ConfigReadErrorCode = 'ERR_CONFIG_READ' as const;
+const ConfigReadErrorCode = 'ERR_CONFIG_READ' as const;
 
 export class ConfigReadError extends Error {
   readonly code = ConfigReadErrorCode;

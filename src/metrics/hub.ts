@@ -1,31 +1,15 @@
 /**
  * The metrics hub: everything the `prometheus` plugin serves, gathered at scrape time.
- *
- *  - Collectors write samples into a SnapshotBuilder: the zone stats (coredns_dns_*), the
- *    process-wide metrics (build info, health, reload) and the engine collector (plugin
- *    enabled, cache, forward). Nothing is built before a scrape.
- *  - `snapshot()` is this thread's view as a plain object. With worker threads, each worker
- *    answers a request for its `snapshot()` and the main thread installs
- *    `setRemoteSnapshots(() => Promise<MetricsSnapshot[]>)`; `gather()` merges all of them
- *    (mergeSnapshots: counters and histograms add up, build info and plugin_enabled take the
- *    max).
- *  - `render()` writes the text exposition of the merged snapshot itself (exposition.ts) and
- *    puts prom-client's default process metrics (process_*, nodejs_*) of this process, as
- *    prom-client formats them, beside it. Families are sorted by name, labels by name,
- *    samples by label values (client_golang's order); families without samples are left
- *    out, as client_golang does for vectors.
- *  - prom-client (only the default metrics) is loaded on the first `render()`, not before: it
- *    costs ~0.1 s of CPU and ~14 MiB of RSS per thread, which start-up and the serving workers
- *    (which never render) should not pay. Its default metrics therefore count from the first
- *    scrape on.
- *  - `scrape()` is what the /metrics listeners serve: at most one render per
- *    SCRAPE_RENDER_INTERVAL_MS (RenderScheduler), its bytes and their gzip (made once, on
- *    zlib's thread pool) shared by every scrape it answers. A render runs on this thread, the
- *    one serving DNS with the default single worker: one render costs ~1 ms and allocates
- *    ~0.1-1 MB that is garbage at once. Rendered per scrape, a scrape storm took that share of
- *    the thread from DNS, and 10k scrapes grew the V8 heap (heapTotal 15 -> 51 MiB with
- *    heapUsed flat: the garbage rate, not a leak) and, with gzip, the native heap (one zlib
- *    stream per scrape; RSS +110 MiB). Bounded by the interval, both cost what one scraper does.
+ * Collectors (zone stats, process-wide metrics, the engine collector) write plain samples into
+ * a SnapshotBuilder; with worker threads each worker sends its `snapshot()` and `gather()`
+ * merges them (snapshot.ts). `render()` writes the text exposition (exposition.ts) with
+ * prom-client's default process metrics (process_*, nodejs_*) beside it, families sorted by
+ * name. prom-client is loaded on the first render only (~0.1 s CPU, ~14 MiB RSS per thread
+ * that start-up and serving workers should not pay), so its metrics count from then on.
+ * `scrape()` serves /metrics: at most one render per SCRAPE_RENDER_INTERVAL_MS, its bytes and
+ * gzip shared by every scrape it answers (RenderScheduler: a render costs ~1 ms of the thread
+ * that serves DNS; rendered per scrape, 10k scrapes took that share from DNS and grew V8's
+ * heapTotal 15 -> 51 MiB (garbage rate, not a leak) and, one zlib stream each, RSS +110 MiB).
  */
 import type { Registry } from 'prom-client';
 import { SnapshotBuilder, mergeSnapshots, type MetricsSnapshot } from './snapshot.ts';

@@ -3,7 +3,7 @@
  * plugin.cfg (only the order matters; a Corefile's own order of lines does not).
  * Names listed here that node-local-dns does not implement get a clear "not supported" error.
  */
-export const PLUGIN_ORDER: readonly string[] = [
+const PLUGIN_ORDER: readonly string[] = [
   'root', 'metadata', 'geoip', 'cancel', 'tls', 'timeouts', 'multisocket', 'reload', 'nsid', 'bufsize',
   'bind', 'debug', 'trace', 'ready', 'health', 'pprof', 'prometheus', 'errors', 'log', 'dnstap', 'local',
   'dns64', 'acl', 'any', 'chaos', 'loadbalance', 'tsig', 'cache', 'rewrite', 'header', 'dnssec', 'autopath',

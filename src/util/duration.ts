@@ -7,7 +7,7 @@
  * count of nanoseconds (fractions truncated the way Go does, overflow is an error).
  */
 
-export const DurationErrorCode = 'ERR_DURATION' as const;
+const DurationErrorCode = 'ERR_DURATION' as const;
 
 export class DurationError extends Error {
   readonly code = DurationErrorCode;

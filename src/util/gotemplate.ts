@@ -589,7 +589,7 @@ function goTypeOf(v: unknown): string {
 }
 
 /** Go's truth (text/template `truth`): false, 0, "", nil, empty slices and maps are false. */
-export function truth(v: unknown): boolean {
+function truth(v: unknown): boolean {
   if (v === null || v === undefined) return false;
   if (typeof v === 'string') return v.length > 0;
   if (typeof v === 'bigint') return v !== 0n;
@@ -617,7 +617,7 @@ function formatFloat(n: number): string {
 }
 
 /** fmt's %v of a value. */
-export function formatValue(v: unknown, top = true): string {
+function formatValue(v: unknown, top = true): string {
   if (v === NO_VALUE) return top ? '<no value>' : '<nil>';
   if (v === null) return '<nil>';
   if (typeof v === 'string') return v;
@@ -799,7 +799,7 @@ function basicCompare(fn: string, a: unknown, b: unknown): number {
 }
 
 /** Go's builtin functions (text/template funcs.go) that this subset has. and/or are special (lazy). */
-export const BUILTINS: ReadonlyMap<string, TemplateFunc> = new Map<string, TemplateFunc>([
+const BUILTINS: ReadonlyMap<string, TemplateFunc> = new Map<string, TemplateFunc>([
   ['and', { args: null, result: 'any', call: () => undefined }],
   ['or', { args: null, result: 'any', call: () => undefined }],
   ['not', { args: 1, result: 'bool', call: (a) => !truth(a[0]) }],

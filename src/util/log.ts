@@ -46,7 +46,7 @@ function goTimestamp(d = new Date()): string {
 }
 
 /** Unwritten bytes a log stream may hold before lines are dropped (~10,000 typical lines). */
-export const MAX_UNWRITTEN_LOG_BYTES = 1024 * 1024;
+const MAX_UNWRITTEN_LOG_BYTES = 1024 * 1024;
 
 export type LogStreamName = 'stdout' | 'stderr';
 
@@ -96,7 +96,7 @@ function make(prefix: string, withTimestamp: boolean): Logger {
 }
 
 /** Write failures of process.stdout / process.stderr since start (by stream). */
-export const outputErrors = { stdout: 0, stderr: 0 };
+const outputErrors = { stdout: 0, stderr: 0 };
 let streamsGuarded = false;
 
 /** Installs the 'error' listeners described above (idempotent). */

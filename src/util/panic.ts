@@ -17,12 +17,12 @@
 import type { Logger } from '../plugin.ts';
 
 /** Panics tolerated within the window; one more exits. */
-export const DEFAULT_MAX_PANICS = 10;
-export const DEFAULT_PANIC_WINDOW_MS = 60_000;
+const DEFAULT_MAX_PANICS = 10;
+const DEFAULT_PANIC_WINDOW_MS = 60_000;
 /** Exit status after too many panics (as for any fatal error). */
 export const PANIC_EXIT_CODE = 1;
 
-export const PANIC_ORIGINS = {
+const PANIC_ORIGINS = {
   exception: 'uncaughtException',
   rejection: 'unhandledRejection',
 } as const;
@@ -52,7 +52,7 @@ export interface PanicSource {
   off(event: 'unhandledRejection', listener: (reason: unknown) => void): unknown;
 }
 
-export function describeThrown(err: unknown): string {
+function describeThrown(err: unknown): string {
   if (err instanceof Error) return err.stack ?? `${err.name}: ${err.message}`;
   try {
     return `non-error thrown: ${typeof err === 'string' ? err : JSON.stringify(err)}`;

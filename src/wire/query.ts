@@ -1,6 +1,7 @@
 /**
- * Hot-path parsing of a client query straight into a Request: header, the single question
- * (uncompressed qname, label offsets, case-folded hash) and the EDNS(0) OPT record.
+ * Hot-path parsing of a client query straight into its ParsedQuery (the Request extends it):
+ * header, the single question (uncompressed qname, label count, case-folded hash) and the
+ * EDNS(0) OPT record.
  * Builds no strings and allocates nothing; never throws.
  *
  * Acceptance follows miekg/dns's DefaultMsgAcceptFunc, which CoreDNS serves with:

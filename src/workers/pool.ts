@@ -41,20 +41,20 @@ import type { Logger } from '../plugin.ts';
 import { mergeSnapshots, type MetricsSnapshot } from '../metrics/snapshot.ts';
 import type { ControlRequest, WorkerInit, WorkerMessage } from './protocol.ts';
 
-export const RESTART_DELAY_MS = 100;
-export const MAX_RESTART_DELAY_MS = 5_000;
+const RESTART_DELAY_MS = 100;
+const MAX_RESTART_DELAY_MS = 5_000;
 /** A replacement that dies sooner than this after start counts as a crash loop (delay doubles). */
-export const CRASH_LOOP_MS = 5_000;
+const CRASH_LOOP_MS = 5_000;
 /** A snapshot request not answered in this time uses the worker's previous snapshot. */
-export const SNAPSHOT_TIMEOUT_MS = 2_000;
+const SNAPSHOT_TIMEOUT_MS = 2_000;
 /** A worker that has not stopped this long after `stop` (drain included) is terminated. */
-export const STOP_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 15_000;
 /**
  * V8 young generation of a worker (semi-spaces ~4 MiB instead of growing to 16 MiB each):
  * caps RSS by ~30 MiB per worker under load; hit and miss throughput showed no difference
  * beyond run-to-run noise (bench/PROFILE.md).
  */
-export const WORKER_YOUNG_GENERATION_MB = 12;
+const WORKER_YOUNG_GENERATION_MB = 12;
 
 export interface PoolOptions {
   size: number;

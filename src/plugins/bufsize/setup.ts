@@ -17,9 +17,9 @@ import { argCountError, noBlock } from '../../corefile/setup-helpers.ts';
 import { clampOptUdpSize } from '../../wire/edns-size.ts';
 
 /** DNS flag day 2020's value, CoreDNS's default. */
-export const DEFAULT_BUFSIZE = 1232;
-export const MIN_BUFSIZE = 512;
-export const MAX_BUFSIZE = 4096;
+const DEFAULT_BUFSIZE = 1232;
+const MIN_BUFSIZE = 512;
+const MAX_BUFSIZE = 4096;
 
 class BufsizeHandler implements Handler {
   private readonly next: Handler;

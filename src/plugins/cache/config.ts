@@ -50,13 +50,13 @@ export interface StaleOnFailureConfig {
 /** dnsutil.MaximumDefaulTTL: also the ceiling of a message's minimal TTL before clamping. */
 export const MAX_TTL_SEC = 3600;
 /** dnsutil.MaximumDefaulTTL / 2. */
-export const MAX_DENIAL_TTL_SEC = 1800;
+const MAX_DENIAL_TTL_SEC = 1800;
 /** dnsutil.MinimalDefaultTTL: min TTL, SERVFAIL TTL, and the TTL of a message without records. */
 export const MIN_TTL_SEC = 5;
 /** CoreDNS's defaultCap. */
-export const DEFAULT_CAPACITY = 10000;
-export const DEFAULT_PREFETCH_WINDOW_MS = 60_000;
-export const DEFAULT_PREFETCH_PERCENTAGE = 10;
+const DEFAULT_CAPACITY = 10000;
+const DEFAULT_PREFETCH_WINDOW_MS = 60_000;
+const DEFAULT_PREFETCH_PERCENTAGE = 10;
 export const DEFAULT_STALE_UP_TO_MS = 3_600_000;
 /** RFC 2308 §7.1: SERVFAIL must not be cached longer than 5 minutes. */
 export const MAX_SERVFAIL_MS = 300_000;

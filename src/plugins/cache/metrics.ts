@@ -9,7 +9,7 @@
 import type { BlockInfo, MetricsOut } from '../../plugin.ts';
 import type { CachePlugin } from './cache.ts';
 
-export const CACHE_METRICS = {
+const CACHE_METRICS = {
   entries: { name: 'coredns_cache_entries', help: 'The number of elements in the cache.' },
   requests: { name: 'coredns_cache_requests_total', help: 'The count of cache requests.' },
   hits: { name: 'coredns_cache_hits_total', help: 'The count of cache hits.' },

@@ -9,7 +9,7 @@ import type { Handler, Plugin, PluginSetup, SetupContext } from '../../plugin.ts
 import type { Directive } from '../../corefile/types.ts';
 import { argCountError, noBlock } from '../../corefile/setup-helpers.ts';
 
-export class DebugPlugin implements Plugin {
+class DebugPlugin implements Plugin {
   readonly scope = PluginScope.QUERY;
   readonly handler = false;
   readonly name = 'debug';

@@ -5,7 +5,7 @@
  */
 import type { MetricsOut } from '../../plugin.ts';
 
-export const DNS64_TRANSLATED = {
+const DNS64_TRANSLATED = {
   name: 'coredns_dns64_requests_translated_total',
   help: 'Counter of DNS requests translated by dns64.',
 } as const;

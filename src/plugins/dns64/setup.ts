@@ -12,9 +12,9 @@ import { parseCidr, type Ipv6Prefix } from '../../wire/dns64.ts';
 import { dns64Handler, type Dns64Options } from './dns64.ts';
 import { collectDns64Global } from './metrics.ts';
 
-export const DNS64_DEFAULT_PREFIX = '64:ff9b::/96';
+const DNS64_DEFAULT_PREFIX = '64:ff9b::/96';
 
-export class Dns64Plugin implements Plugin {
+class Dns64Plugin implements Plugin {
   readonly scope = PluginScope.QUERY;
   readonly handler = true;
   readonly name = 'dns64';
@@ -28,7 +28,7 @@ export class Dns64Plugin implements Plugin {
 }
 
 /** CoreDNS parsePrefix: an IPv6 CIDR whose length is a multiple of 8 in 32..96. */
-export function parsePrefix(t: Token): Ipv6Prefix {
+function parsePrefix(t: Token): Ipv6Prefix {
   const p = parseCidr(t.text);
   if (p === null) return errorAt(t, `invalid CIDR address: ${excerpt(t.text)}`);
   if (p.bytes.length !== 16) errorAt(t, `invalid netmask ${p.bytes.length * 8} IPv6 address: ${JSON.stringify(p.text)}`);

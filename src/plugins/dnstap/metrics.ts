@@ -7,7 +7,7 @@
 import type { MetricsOut } from '../../plugin.ts';
 import type { Tap } from './dnstap.ts';
 
-export const DNSTAP_METRICS = {
+const DNSTAP_METRICS = {
   sent: { name: 'nodelocaldns_dnstap_sent_total', help: 'Counter of dnstap messages handed to the receiver connection, by socket.' },
   dropped: {
     name: 'nodelocaldns_dnstap_dropped_total',

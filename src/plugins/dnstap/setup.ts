@@ -16,15 +16,15 @@ import { FRAMESTREAM_DEFAULTS, FrameStreamClient, type Endpoint, type FrameStrea
 import { collectDnstapGlobal } from './metrics.ts';
 
 /** CoreDNS's base sizes: 10,000 queued messages, 1 MiB TCP write buffer. */
-export const QUEUE_BASE = 10_000;
-export const WRITE_BUFFER_BASE = 1024 * 1024;
+const QUEUE_BASE = 10_000;
+const WRITE_BUFFER_BASE = 1024 * 1024;
 const MAX_WRITE_BUFFER_MULTIPLE = 1024;
 const MAX_QUEUE_MULTIPLE = 4096;
 /**
  * Our own bound on the bytes a tap's queue holds (per serving thread), whatever QUEUE says:
  * CoreDNS's largest queue (40,960,000 messages) would not fit in node-cache's memory limit.
  */
-export const QUEUE_MAX_BYTES = 32 * 1024 * 1024;
+const QUEUE_MAX_BYTES = 32 * 1024 * 1024;
 
 export interface ParsedTap {
   config: TapConfig;
@@ -66,7 +66,7 @@ function parseEndpoint(t: Token): Endpoint {
   return { kind: 'unix', path };
 }
 
-export function parseDnstap(d: Directive): ParsedTap {
+function parseDnstap(d: Directive): ParsedTap {
   const args = expectArgs(d, 1, Infinity);
   if (args[0]!.text === 'listen') {
     if (args.length < 2) errorAt(d, 'dnstap listen requires an endpoint argument');
@@ -127,7 +127,7 @@ export function parseDnstap(d: Directive): ParsedTap {
 /** Options for tests: shorter timers. */
 export type DnstapTuning = Partial<Omit<FrameStreamOptions, 'endpoint' | 'queueCapacity' | 'writeBufferBytes'>>;
 
-export function makeDnstapSetup(tuning: DnstapTuning = {}): PluginSetup {
+function makeDnstapSetup(tuning: DnstapTuning = {}): PluginSetup {
   const build = (ds: readonly Directive[], ctx: SetupContext): Plugin => {
     const taps = ds.map((d) => {
       const p = parseDnstap(d);

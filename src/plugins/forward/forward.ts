@@ -110,7 +110,7 @@ export interface ForwardTuning {
   inflightBudgetTotal?: number;
 }
 
-export const TUNING_DEFAULTS: ForwardTuning = {
+const TUNING_DEFAULTS: ForwardTuning = {
   readTimeoutMs: 2000,
   deadlineMs: 5000,
   healthCheckTimeoutMs: 1000,

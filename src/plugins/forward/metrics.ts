@@ -10,7 +10,7 @@ import type { MetricsOut } from '../../plugin.ts';
 import { TIME_BUCKETS, proxyRcodeLabel } from '../../metrics/labels.ts';
 import { retiredForwardTotals, type ForwardStats } from './stats.ts';
 
-export const FORWARD_METRICS = {
+const FORWARD_METRICS = {
   proxyDuration: { name: 'coredns_proxy_request_duration_seconds', help: 'Histogram of the time each request took.' },
   proxyHealthFailures: { name: 'coredns_proxy_healthcheck_failures_total', help: 'Counter of the number of failed healthchecks.' },
   proxyConnHits: { name: 'coredns_proxy_conn_cache_hits_total', help: 'Counter of connection cache hits per upstream and protocol.' },

@@ -37,9 +37,9 @@ import { readResolvConf } from './resolvconf.ts';
 import type { UpstreamAddress } from './transport-udp.ts';
 
 /** CoreDNS's limit on upstreams per forward (`max` in setup.go). */
-export const MAX_UPSTREAMS = 15;
+const MAX_UPSTREAMS = 15;
 
-export const SETTINGS_DEFAULTS = {
+const SETTINGS_DEFAULTS = {
   expireMs: 10_000,
   maxFails: 2,
   healthCheckMs: 500,

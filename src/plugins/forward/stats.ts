@@ -20,14 +20,14 @@
  */
 
 /** CoreDNS's plugin.TimeBuckets: prometheus.ExponentialBuckets(0.00025, 2, 16), 0.25 ms to 8.192 s. */
-export const TIME_BUCKETS_SEC: readonly number[] = Array.from({ length: 16 }, (_, i) => 0.00025 * 2 ** i);
+const TIME_BUCKETS_SEC: readonly number[] = Array.from({ length: 16 }, (_, i) => 0.00025 * 2 ** i);
 
 /**
  * A fixed-bucket histogram. `counts[i]` counts observations v with
  * TIME_BUCKETS_SEC[i-1] < v <= TIME_BUCKETS_SEC[i] (NOT cumulative; the exposition sums them);
  * observations above the last bound are only in `count` (the +Inf bucket).
  */
-export class DurationHistogram {
+class DurationHistogram {
   readonly counts = new Float64Array(TIME_BUCKETS_SEC.length);
   sumSec = 0;
   count = 0;
@@ -45,7 +45,7 @@ export class DurationHistogram {
   }
 }
 
-export class RcodeStats {
+class RcodeStats {
   readonly rcode: number;
   responses = 0;
   readonly duration = new DurationHistogram();
@@ -124,7 +124,7 @@ export class ForwardStats {
  * totals beside the running instances', summed per label set. Per thread (each worker has its
  * own, merged with the rest at scrape time).
  */
-export class RetiredForwardTotals {
+class RetiredForwardTotals {
   readonly stats = new ForwardStats('', []);
   private readonly byTo = new Map<string, UpstreamStats>();
 

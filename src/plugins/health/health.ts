@@ -26,8 +26,8 @@ import { PluginRoute, TEXT_PLAIN, dialHost, parseListenAddress, type HttpEndpoin
 const { request: httpRequest } = process.getBuiltinModule('node:http');
 
 /** Self check period and timeout (CoreDNS: 1 s ticker, 3 s client timeout). */
-export const SELF_CHECK_INTERVAL_MS = 1000;
-export const SELF_CHECK_TIMEOUT_MS = 3000;
+const SELF_CHECK_INTERVAL_MS = 1000;
+const SELF_CHECK_TIMEOUT_MS = 3000;
 /** A local /health request slower than this is logged. */
 const SLOW_MS = 1000;
 

@@ -7,7 +7,7 @@ import type { MetricsOut } from '../../plugin.ts';
 import { Histogram } from '../../metrics/histogram.ts';
 import { SLIM_TIME_BUCKETS } from '../../metrics/labels.ts';
 
-export const HEALTH_METRICS = {
+const HEALTH_METRICS = {
   duration: { name: 'coredns_health_request_duration_seconds', help: 'Histogram of the time (in seconds) each request took.' },
   failures: { name: 'coredns_health_request_failures_total', help: 'The number of times the health check failed.' },
 } as const;

@@ -11,7 +11,7 @@ import { healthMetrics } from './metrics.ts';
 import { httpEndpoints, listenAddressArg } from '../../metrics/http-endpoints.ts';
 import { HealthPlugin, type HealthOptions } from './health.ts';
 
-export const DEFAULT_HEALTH_ADDRESS = ':8080';
+const DEFAULT_HEALTH_ADDRESS = ':8080';
 
 /** Parses the directive (no side effects). */
 export function parseHealth(d: Directive): HealthOptions {

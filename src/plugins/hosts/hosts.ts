@@ -42,13 +42,13 @@ import { collectHosts } from './metrics.ts';
 export const MAX_HOSTS_FILE_BYTES = 8 * 1024 * 1024;
 
 /** Queries held while the first read of the file is in progress. */
-export const MAX_WAITING = 1024;
+const MAX_WAITING = 1024;
 
 /**
  * Records put in one answer at most: a 64 KiB message holds fewer, so a PTR for an address
  * thousands of blocklist names share is not built in full only to be truncated.
  */
-export const MAX_ANSWER_RECORDS = 4096;
+const MAX_ANSWER_RECORDS = 4096;
 
 export interface HostsOptions {
   /** The hosts file. */

@@ -23,7 +23,7 @@ import type { ZoneList } from './zones.ts';
 const MAX_REMEMBERED_ADDRESSES = 4096;
 
 /** Longest line Go's default bufio.Scanner returns. */
-export const MAX_LINE_BYTES = 65535;
+const MAX_LINE_BYTES = 65535;
 
 /** Go's unicode.IsSpace set (bytes.Fields separators). */
 const FIELD_SEPARATORS = /[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/;
@@ -68,7 +68,7 @@ function push(m: Map<string, string[]>, key: string, value: string): void {
  * Parses hosts lines into `into`. Returns false when a line over MAX_LINE_BYTES stopped the
  * parse (the lines before it were added).
  */
-export function parseLines(lines: readonly string[], from: number, to: number, opts: ParseOptions, into: HostsMap): boolean {
+function parseLines(lines: readonly string[], from: number, to: number, opts: ParseOptions, into: HostsMap): boolean {
   const addresses = into.addressTexts;
   for (let i = from; i < to; i++) {
     let line = lines[i]!;
@@ -109,7 +109,7 @@ export function parseLines(lines: readonly string[], from: number, to: number, o
 }
 
 /** Splits hosts text into lines (a final line without a newline counts). */
-export function splitLines(text: string): string[] {
+function splitLines(text: string): string[] {
   const lines = text.split('\n');
   if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
   return lines;
@@ -125,7 +125,7 @@ export function parseHostsText(text: string, opts: ParseOptions): HostsMap {
 }
 
 /** Lines parsed between two yields to the event loop when a file is parsed in the background. */
-export const PARSE_SLICE_LINES = 512;
+const PARSE_SLICE_LINES = 512;
 
 /**
  * Parses hosts text in slices of PARSE_SLICE_LINES lines, yielding to the event loop between

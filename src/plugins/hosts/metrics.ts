@@ -5,7 +5,7 @@
  */
 import type { MetricsOut } from '../../plugin.ts';
 
-export const HOSTS_METRICS = {
+const HOSTS_METRICS = {
   entries: {
     name: 'coredns_hosts_entries',
     help: 'The combined number of entries in hosts and Corefile.',

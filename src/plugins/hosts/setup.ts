@@ -24,9 +24,9 @@ import { DurationError, parseGoDurationNs } from '../../util/duration.ts';
 import { HostsPlugin, type HostsOptions } from './hosts.ts';
 import { zonesFromArgs } from './zones.ts';
 
-export const DEFAULT_HOSTS_PATH = '/etc/hosts';
-export const DEFAULT_TTL_SEC = 3600;
-export const DEFAULT_RELOAD_MS = 5000;
+const DEFAULT_HOSTS_PATH = '/etc/hosts';
+const DEFAULT_TTL_SEC = 3600;
+const DEFAULT_RELOAD_MS = 5000;
 
 /** Go's os error texts for the errno codes a stat may fail with. */
 const GO_ERRNO_TEXT: Record<string, string> = {

@@ -5,8 +5,14 @@ import type { ResponseWriter, SetupContext } from '../../plugin.ts';
 import { Request } from '../../server/request.ts';
 import { parseQuery, ParseResult } from '../../wire/query.ts';
 import { parseCorefile } from '../../corefile/parser.ts';
-import { decodeMessage, encodeMessage, parseRR, replyTo } from '../../wire/codec.ts';
-import { LoadBalancePlugin, loadbalanceSetup, parseCidr, subnetText } from './setup.ts';
+import { decodeMessage, encodeMessage, formatIPv6, parseRR, replyTo } from '../../wire/codec.ts';
+import { LoadBalancePlugin, loadbalanceSetup, parseCidr } from './setup.ts';
+import type { Subnet } from '../../wire/shuffle.ts';
+
+/** A parsed subnet as text, to compare with the Corefile's. */
+function subnetText(s: Subnet): string {
+  return `${s.bytes.length === 4 ? Array.from(s.bytes).join('.') : formatIPv6(s.bytes)}/${s.bits}`;
+}
 
 /** These setups read nothing of their context but the logger. */
 const ctx = { log: { info() {}, warn() {}, error() {} } } as unknown as SetupContext;

@@ -12,7 +12,6 @@ import type { Handler, Plugin, PluginSetup, SetupContext } from '../../plugin.ts
 import type { Directive, Token } from '../../corefile/types.ts';
 import { errorAt, blockLines, unknownPropertyError, durationArgMs } from '../../corefile/setup-helpers.ts';
 import type { Subnet } from '../../wire/shuffle.ts';
-import { formatIPv6 } from '../../wire/codec.ts';
 import { LoadBalanceHandler } from './loadbalance.ts';
 import { WeightFile } from './weighted.ts';
 
@@ -67,11 +66,6 @@ export function parseCidr(text: string): Subnet | null {
   if (bits > bytes.length * 8) return null;
   // Go keeps an IPv4-mapped IPv6 prefix as 16 bytes; so do we (it then matches AAAA records only).
   return { bytes, bits };
-}
-
-/** For READMEs and logs: a subnet as text. */
-export function subnetText(s: Subnet): string {
-  return `${s.bytes.length === 4 ? Array.from(s.bytes).join('.') : formatIPv6(s.bytes)}/${s.bits}`;
 }
 
 function prefer(line: Directive): Subnet[] {

@@ -20,9 +20,9 @@ import { rrClassName, rrTypeName } from '../../wire/codec.ts';
 import { writeLine } from '../../util/log.ts';
 import { AddressError, splitHostPort } from '../../metrics/http-endpoints.ts';
 
-export const COMMON_LOG_FORMAT =
+const COMMON_LOG_FORMAT =
   '{remote}:{port} - {>id} "{type} {class} {name} {proto} {size} {>do} {>bufsize}" {rcode} {>rflags} {rsize} {duration}';
-export const COMBINED_LOG_FORMAT = COMMON_LOG_FORMAT + ' "{>opcode}"';
+const COMBINED_LOG_FORMAT = COMMON_LOG_FORMAT + ' "{>opcode}"';
 
 export const LogClass = { SUCCESS: 1, DENIAL: 2, ERROR: 4, ALL: 7 } as const;
 
@@ -118,7 +118,7 @@ function metadataPart(label: string): PartFn {
  * closes the nearest `{` before it; a known label or `{/metadata}` becomes a value, anything
  * else (`{foo}`, a lone `}`) stays literal text.
  */
-export function compileFormat(format: string): Part[] {
+function compileFormat(format: string): Part[] {
   const parts: Part[] = [];
   const push = (p: Part) => {
     const last = parts[parts.length - 1];

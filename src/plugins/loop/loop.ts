@@ -26,9 +26,9 @@ import { dialHost, splitHostPort } from '../../metrics/http-endpoints.ts';
 import { buildQuery } from '../../wire/message.ts';
 import { isResponseTo } from '../../wire/header.ts';
 
-export const PROBE_WINDOW_MS = 30_000;
-export const PROBE_TIMEOUT_MS = 2_000;
-export const PROBE_RETRY_MS = 1_000;
+const PROBE_WINDOW_MS = 30_000;
+const PROBE_TIMEOUT_MS = 2_000;
+const PROBE_RETRY_MS = 1_000;
 
 /** A decimal like Go's rand.Int(): a non-negative 63-bit integer. */
 function randomInt63(): string {

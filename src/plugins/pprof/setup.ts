@@ -11,7 +11,7 @@ import { argCountError, blockLines, errorAt } from '../../corefile/setup-helpers
 import { excerpt } from '../../corefile/errors.ts';
 import { AddressError, splitHostPort } from '../../metrics/http-endpoints.ts';
 
-export const PPROF_DEFAULT_ADDRESS = 'localhost:6053';
+const PPROF_DEFAULT_ADDRESS = 'localhost:6053';
 
 export interface PprofConfig {
   address: string;
@@ -19,7 +19,7 @@ export interface PprofConfig {
   blockRate: number;
 }
 
-export class PprofPlugin implements Plugin {
+class PprofPlugin implements Plugin {
   readonly scope = PluginScope.PROCESS;
   readonly handler = false;
   readonly name = 'pprof';
@@ -61,7 +61,7 @@ export function parsePprof(d: Directive): PprofConfig {
   return cfg;
 }
 
-export function pprofWarning(cfg: PprofConfig): string {
+function pprofWarning(cfg: PprofConfig): string {
   return (
     `plugin/pprof: Go profiling endpoints do not exist in node-local-dns: nothing listens on ${cfg.address}. ` +
     'Profile the Node.js process instead: start it with --cpu-prof or --heap-prof (NODE_OPTIONS), or attach the inspector (--inspect=127.0.0.1:9229)'

@@ -10,7 +10,7 @@ import { httpEndpoints, listenAddressArg } from '../../metrics/http-endpoints.ts
 import { PrometheusPlugin, type PrometheusOptions } from './prometheus.ts';
 
 /** CoreDNS's default metrics address. */
-export const DEFAULT_METRICS_ADDRESS = 'localhost:9153';
+const DEFAULT_METRICS_ADDRESS = 'localhost:9153';
 
 /** Parses the directive (no side effects). */
 export function parsePrometheus(d: Directive): PrometheusOptions {

@@ -8,7 +8,7 @@ import { blockLines, errorAt, expectArgs, unknownPropertyError } from '../../cor
 import { httpEndpoints, listenAddressArg } from '../../metrics/http-endpoints.ts';
 import { MonitorMode, ReadyPlugin, type MonitorModeValue, type ReadyOptions } from './ready.ts';
 
-export const DEFAULT_READY_ADDRESS = ':8181';
+const DEFAULT_READY_ADDRESS = ':8181';
 
 /** Parses the directive (no side effects). */
 export function parseReady(d: Directive): ReadyOptions {

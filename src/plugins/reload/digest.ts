@@ -30,7 +30,7 @@ function canonicalDirective(d: Directive): CanonicalDirective {
 }
 
 /** SHA-512 (hex) of parsed server blocks. */
-export function digestOfBlocks(blocks: readonly ServerBlock[]): string {
+function digestOfBlocks(blocks: readonly ServerBlock[]): string {
   const canonical = blocks.map((b) => ({ keys: b.keys.map((k) => k.text), directives: b.directives.map(canonicalDirective) }));
   return createHash('sha512').update(JSON.stringify(canonical)).digest('hex');
 }

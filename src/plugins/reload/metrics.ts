@@ -5,7 +5,7 @@
  */
 import type { MetricsOut } from '../../plugin.ts';
 
-export const RELOAD_METRICS = {
+const RELOAD_METRICS = {
   failed: { name: 'coredns_reload_failed_total', help: 'Counter of the number of failed reload attempts.' },
   version: { name: 'coredns_reload_version_info', help: "A metric with a constant '1' value labeled by hash, and value which type of hash generated." },
 } as const;

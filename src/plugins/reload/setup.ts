@@ -11,10 +11,10 @@ import { pluginLogger } from '../../util/log.ts';
 import { reloadMetrics } from './metrics.ts';
 import { ReloadChecker, ReloadPlugin, type ReloadOptions } from './reload.ts';
 
-export const DEFAULT_INTERVAL_MS = 30_000;
-export const DEFAULT_JITTER_MS = 15_000;
-export const MIN_INTERVAL_MS = 2_000;
-export const MIN_JITTER_MS = 1_000;
+const DEFAULT_INTERVAL_MS = 30_000;
+const DEFAULT_JITTER_MS = 15_000;
+const MIN_INTERVAL_MS = 2_000;
+const MIN_JITTER_MS = 1_000;
 
 function durationArg(tok: Token): number {
   try {

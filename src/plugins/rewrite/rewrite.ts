@@ -31,7 +31,7 @@ import { ParseResult, parseQuery } from '../../wire/query.ts';
 import { Mode, QueryState, type ResponseRule, type Rule } from './rules.ts';
 import { headerRcode } from '../../wire/header.ts';
 
-export const PLUGIN_NAME = 'rewrite';
+const PLUGIN_NAME = 'rewrite';
 
 /** The parsed fields of a Request, kept to put the client's query back. */
 class SavedQuery {
@@ -134,7 +134,7 @@ class RewriteWriter implements ResponseWriter {
  * The response as the client gets it: its question back, the response rules run over every
  * record (rules in reverse order) and then over the message, an OPT it did not send dropped.
  */
-export function rewriteResponse(msg: Buffer, len: number, question: Question | null, rules: readonly ResponseRule[], clientEdns: boolean): Buffer {
+function rewriteResponse(msg: Buffer, len: number, question: Question | null, rules: readonly ResponseRule[], clientEdns: boolean): Buffer {
   const m: Message = decodeMessage(msg, len);
   if (question !== null) {
     const q = { name: question.name, type: question.type, class: question.class };
@@ -171,7 +171,7 @@ function validName(name: string): boolean {
   }
 }
 
-export class RewriteHandler implements Handler {
+class RewriteHandler implements Handler {
   private readonly rules: readonly Rule[];
   private readonly next: Handler;
 

@@ -117,7 +117,7 @@ function substituteGroups(replacement: string, groups: RegExpExecArray): string 
   return s;
 }
 
-export class RegexRewriter implements StringRewriter {
+class RegexRewriter implements StringRewriter {
   readonly pattern: RegExp;
   readonly replacement: string;
   constructor(pattern: RegExp, replacement: string) {
@@ -131,7 +131,7 @@ export class RegexRewriter implements StringRewriter {
 }
 
 /** The name itself, or a name below it (at a label boundary), gets `orig` swapped for `replacement`. */
-export class RemapRewriter implements StringRewriter {
+class RemapRewriter implements StringRewriter {
   readonly orig: string;
   readonly replacement: string;
   constructor(orig: string, replacement: string) {
@@ -146,7 +146,7 @@ export class RemapRewriter implements StringRewriter {
   }
 }
 
-export class SuffixRewriter implements StringRewriter {
+class SuffixRewriter implements StringRewriter {
   readonly suffix: string;
   readonly replacement: string;
   constructor(suffix: string, replacement: string) {
@@ -159,7 +159,7 @@ export class SuffixRewriter implements StringRewriter {
 }
 
 /** `answer name`: the owner name of every record. */
-export class NameResponseRule implements ResponseRule {
+class NameResponseRule implements ResponseRule {
   readonly rw: StringRewriter;
   constructor(rw: StringRewriter) {
     this.rw = rw;
@@ -170,7 +170,7 @@ export class NameResponseRule implements ResponseRule {
 }
 
 /** `answer value`: the name a record points to (CNAME, DNAME, NS, PTR, MX, SRV, NAPTR, SOA's MNAME). */
-export class ValueResponseRule implements ResponseRule {
+class ValueResponseRule implements ResponseRule {
   readonly rw: StringRewriter;
   constructor(rw: StringRewriter) {
     this.rw = rw;
@@ -214,7 +214,7 @@ export class ValueResponseRule implements ResponseRule {
 const DNAME = 39;
 
 /** `ttl`: TTLs below min become min, above max become max. */
-export class TtlResponseRule implements ResponseRule {
+class TtlResponseRule implements ResponseRule {
   readonly min: number;
   readonly max: number;
   constructor(min: number, max: number) {
@@ -228,7 +228,7 @@ export class TtlResponseRule implements ResponseRule {
 }
 
 /** `rcode`: the response's rcode `from` becomes `to`. */
-export class RcodeResponseRule implements ResponseRule {
+class RcodeResponseRule implements ResponseRule {
   readonly from: number;
   readonly to: number;
   constructor(from: number, to: number) {
@@ -241,7 +241,7 @@ export class RcodeResponseRule implements ResponseRule {
 }
 
 /** EDNS(0) `revert` of an option the rule added: it is taken out of the response. */
-export class EdnsRemoveResponseRule implements ResponseRule {
+class EdnsRemoveResponseRule implements ResponseRule {
   readonly code: number;
   constructor(code: number) {
     this.code = code;
@@ -255,7 +255,7 @@ export class EdnsRemoveResponseRule implements ResponseRule {
 }
 
 /** EDNS(0) `revert` of an option the rule changed: the response carries the client's value. */
-export class EdnsRestoreResponseRule implements ResponseRule {
+class EdnsRestoreResponseRule implements ResponseRule {
   readonly option: EdnsOption;
   constructor(option: EdnsOption) {
     this.option = option;
@@ -614,7 +614,7 @@ function removeOption(e: Edns, code: number): void {
 }
 
 /** Go's %q for the ASCII words a Corefile holds. */
-export function goQuote(s: string): string {
+function goQuote(s: string): string {
   return JSON.stringify(s);
 }
 

@@ -11,7 +11,7 @@
  */
 import type { MetricsOut } from '../../plugin.ts';
 
-export const TEMPLATE_METRICS = {
+const TEMPLATE_METRICS = {
   matches: { name: 'coredns_template_matches_total', help: 'Counter of template regex matches.' },
   templateFailures: { name: 'coredns_template_template_failures_total', help: 'Counter of go template failures.' },
   rrFailures: { name: 'coredns_template_rr_failures_total', help: 'Counter of mis-templated RRs.' },

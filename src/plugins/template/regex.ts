@@ -57,7 +57,7 @@ export interface TranslatedRegex {
 }
 
 /** Rewrites a Go regexp into JS source and flags; throws RegexTranslateError. */
-export function translateGoRegex(pattern: string): TranslatedRegex {
+function translateGoRegex(pattern: string): TranslatedRegex {
   const p = [...pattern];
   let i = 0;
   let out = '';

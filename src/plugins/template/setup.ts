@@ -33,10 +33,10 @@ import { CLASS_BY_NAME, DATA_TYPE, TEMPLATE_FUNCS, TemplatePlugin, type Template
 import { collectTemplateGlobal } from './metrics.ts';
 
 /** CoreDNS's maxRegexpLen. */
-export const MAX_REGEX_LEN = 10000;
+const MAX_REGEX_LEN = 10000;
 
 /** miekg/dns StringToRcode. */
-export const RCODE_BY_NAME: ReadonlyMap<string, number> = new Map([
+const RCODE_BY_NAME: ReadonlyMap<string, number> = new Map([
   ['NOERROR', 0],
   ['FORMERR', 1],
   ['SERVFAIL', 2],

@@ -38,7 +38,7 @@ import type { GoTemplate, StructSpec, TemplateFunc, TypeSpec } from '../../util/
 import { TemplateError, parseUint } from '../../util/gotemplate.ts';
 import { countFailure, countMatch } from './metrics.ts';
 
-export const PLUGIN_NAME = 'template';
+const PLUGIN_NAME = 'template';
 
 /** Class names as miekg/dns ClassToString has them. */
 export const CLASS_BY_NAME: ReadonlyMap<string, number> = new Map([
@@ -52,7 +52,7 @@ export const CLASS_BY_NAME: ReadonlyMap<string, number> = new Map([
 const CLASS_NAME = new Map([...CLASS_BY_NAME].map(([k, v]) => [v, k]));
 
 /** miekg/dns ClassToString: "" for a class it has no name for. */
-export function className(cls: number): string {
+function className(cls: number): string {
   return CLASS_NAME.get(cls) ?? '';
 }
 
@@ -79,7 +79,7 @@ export interface TemplateRule {
 }
 
 /** The longest of `zones` that `name` is in, or "" (CoreDNS plugin.Zones.Matches). */
-export function matchZone(zones: readonly string[], name: string): string {
+function matchZone(zones: readonly string[], name: string): string {
   let best = '';
   for (const z of zones) if (z.length > best.length && nameInZone(name, z)) best = z;
   if (best === '' && zones.includes('.')) return '.';
@@ -89,7 +89,7 @@ export function matchZone(zones: readonly string[], name: string): string {
 // ------------------------------------------------------------------ template data
 
 /** dns.Question as a template sees it; prints as miekg does (`;name.\tIN\t A`). */
-export class QuestionView {
+class QuestionView {
   static readonly goName = '*dns.Question';
   readonly Name: string;
   readonly Qtype: bigint;
@@ -108,7 +108,7 @@ export class QuestionView {
 }
 
 /** The incoming dns.Msg's header fields and question (the parts a query has). */
-export class MessageView {
+class MessageView {
   static readonly goName = '*dns.Msg';
   readonly Id: bigint;
   readonly Response: boolean;
@@ -143,7 +143,7 @@ export class MessageView {
 }
 
 /** CoreDNS's templateData. */
-export class TemplateData {
+class TemplateData {
   static readonly goName = '*template.templateData';
   Zone = '';
   Name = '';
@@ -482,7 +482,7 @@ function subRequest(req: Request, name: string, done: (m: Message | null) => voi
 }
 
 /** miekg/dns TypeToString: "" for a type it has no name for. */
-export function typeNameOf(t: number): string {
+function typeNameOf(t: number): string {
   const n = rrTypeName(t);
   return /^TYPE[0-9]+$/.test(n) ? '' : n;
 }

@@ -15,7 +15,7 @@ import { parseGoBool } from '../../cli/flags.ts';
 import { DurationError, parseGoDurationMs } from '../../util/duration.ts';
 
 /** Endpoint types CoreDNS supports, with their default endpoint. */
-export const TRACE_PROVIDERS: Readonly<Record<string, string>> = { zipkin: 'localhost:9411', datadog: 'localhost:8126' };
+const TRACE_PROVIDERS: Readonly<Record<string, string>> = { zipkin: 'localhost:9411', datadog: 'localhost:8126' };
 
 export interface TraceConfig {
   endpointType: string;
@@ -29,7 +29,7 @@ export interface TraceConfig {
   zipkinMaxBatchIntervalMs: number;
 }
 
-export class TracePlugin implements Plugin {
+class TracePlugin implements Plugin {
   readonly scope = PluginScope.QUERY;
   /** CoreDNS registers trace as a handler (so coredns_plugin_enabled lists it); ours passes through. */
   readonly handler = true;
@@ -170,7 +170,7 @@ export function parseTrace(d: Directive): TraceConfig {
   return cfg;
 }
 
-export function traceWarning(cfg: TraceConfig): string {
+function traceWarning(cfg: TraceConfig): string {
   return (
     `plugin/trace: OpenTracing is not available in node-local-dns: no spans are sent to ${cfg.endpoint} (${cfg.endpointType}). ` +
     'Follow queries with the log or dnstap plugins; for timing profile the Node.js process (--cpu-prof, or the inspector with --inspect=127.0.0.1:9229)'

@@ -11,7 +11,7 @@ import { encodeMessage, replyTo, type RR } from '../../wire/codec.ts';
 import { Flag, QType } from '../../wire/codes.ts';
 
 /** The client's address as CoreDNS's state.Family/IP sees it: IPv4-mapped IPv6 is IPv4. */
-export function clientAddress(req: Request): { type: number; address: string } {
+function clientAddress(req: Request): { type: number; address: string } {
   const a = req.remoteAddress;
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
   if (mapped !== null) return { type: QType.A, address: mapped[1]! };
