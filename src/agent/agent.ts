@@ -167,7 +167,7 @@ class NodeAgent {
     this.#network = new NodeNetwork(opts, { runner: deps.runner, ...shared });
   }
 
-  /** Starts up, in node-cache's order; resolves once serving. A failed step releases what the earlier ones took. */
+  /** Starts up, in node-cache's order (the numbers are the header's steps); resolves once serving. */
   async run(): Promise<AgentHandle> {
     this.#logStart();
     this.#checkOptions();
