@@ -1,9 +1,11 @@
 /**
- * The node agent: what k8s-dns-node-cache does around CoreDNS, in node-cache's order.
+ * The node agent: what k8s-dns-node-cache does around CoreDNS, in node-cache's order. NodeAgent
+ * runs the steps; `run()` lists them in order, one method each.
  *
  *  1. Render the Corefile from `-basecorefile` (when that file exists; otherwise `-conf` is served
- *     as is) with the kube-dns ConfigMap from `-kubednscm`, and write it to `-conf`.
- *  2. Set up the interface holding the local IPs (`-setupinterface`).
+ *     as is) with the kube-dns ConfigMap from `-kubednscm`, and write it to `-conf`
+ *     (corefile-writer.ts).
+ *  2. Set up the interface holding the local IPs (`-setupinterface`, network.ts).
  *  3. Start the DNS engine on the written Corefile.
  *  4. Only then install the iptables rules (`-setupiptables`, written by the back end `-rulesbackend`
  *     chooses: rules.ts), so that a server that fails to start
@@ -12,8 +14,8 @@
  *  5. Every `-syncinterval`: re-ensure rules and interface, counting failures in
  *     coredns_nodecache_setup_errors_total.
  *  6. On a change of the ConfigMap directory or of the template: re-render, and `reload()` the
- *     engine when the Corefile changed. An invalid ConfigMap keeps the last good values; a failed
- *     reload keeps the engine on its old configuration and restores the old file.
+ *     engine when the Corefile changed (config-refresh.ts). An invalid ConfigMap keeps the last
+ *     good values; a failed reload keeps the engine on its old configuration and restores the old file.
  *  7. shutdown(): stop the engine (it drains), then remove rules and interface unless
  *     `-skipteardown` or another instance still serves the local IPs; remove the pidfile.
  *
@@ -26,42 +28,20 @@
  *    live instance: leaving rules and an interface with nobody listening is the outage
  *    node-cache's teardown exists to prevent, and removing them under a live peer is one too.
  */
-import { rename, stat, writeFile } from 'node:fs/promises';
 import { isIP, type AddressInfo } from 'node:net';
-import { basename, dirname, join } from 'node:path';
 import { splitListenAddress, type Options } from '../cli/options.ts';
 import type { Logger } from '../plugin.ts';
 import { agentLog } from '../util/log.ts';
-import { readRegularFile } from '../util/read-regular.ts';
 import { VERSION } from '../version.ts';
-import {
-  ConfigMapError,
-  ConfigWatcher,
-  MAX_TEMPLATE_BYTES,
-  emptyKubeDnsConfig,
-  fileVersion,
-  loadKubeDnsConfig,
-  readConfigDir,
-  type KubeDnsConfig,
-  type WatchSource,
-} from './configmap.ts';
+import { ConfigRefresher } from './config-refresh.ts';
+import { CorefileWriter, isFile, type RenderedCorefile } from './corefile-writer.ts';
 import type { CommandRunner } from './exec.ts';
-import { IFACE_ERROR_CODES, InterfaceError, InterfaceManager, canonicalIp } from './iface.ts';
-import { chooseRulesBackend, createRulesBackend, type RulesBackend } from './rules.ts';
+import { canonicalIp } from './iface.ts';
+import { NodeNetwork } from './network.ts';
 import { removePidfile, writePidfile } from './pidfile.ts';
 import { SETUP_ERROR_TYPES, SetupMetrics } from './setup-metrics.ts';
-import { TemplateError, renderCorefile } from './template.ts';
-import { CLUSTER_ZONES_ENV, DEFAULT_CLUSTER_ZONES, clusterZonesFrom } from '../config/cluster-zones.ts';
-import {
-  PEER_PHASES,
-  PEER_ROLES,
-  PeerRegistry,
-  describePeer,
-  networkNamespaceId,
-  peerScope,
-  waitForLocalIps,
-  type PeerRole,
-} from './standby.ts';
+import { TemplateError } from './template.ts';
+import { PEER_PHASES, PEER_ROLES, PeerRegistry, describePeer, networkNamespaceId, peerScope, waitForLocalIps, type PeerRole } from './standby.ts';
 
 export interface EngineHandle {
   /** The cluster's zones for the next reload (the engine hands them to every worker then). */
@@ -121,20 +101,6 @@ export function agentVersion(): string {
   return VERSION;
 }
 
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isFile();
-  } catch {
-    return false;
-  }
-}
-
-/** Writes through a temporary file and rename, so a reader never sees a partial Corefile. */
-async function writeFileAtomic(path: string, data: string): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  await writeFile(tmp, data, { mode: 0o644 });
-  await rename(tmp, path);
-}
 
 /** True when `address` (host:port) names one of the local IPs, which exist only once the interface does. */
 export function listensOnLocalIp(address: string, localIps: readonly string[]): boolean {
@@ -150,204 +116,333 @@ export function listensOnLocalIp(address: string, localIps: readonly string[]): 
   return localIps.some((ip) => canonicalIp(ip) === h);
 }
 
-async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return (await readRegularFile(path, MAX_TEMPLATE_BYTES)).toString('utf8');
-  } catch {
-    return undefined;
-  }
+/**
+ * A timer callback running `run`: a tick that fails is logged and the next tick runs as usual;
+ * nothing a tick meets (a tool that cannot be started, EMFILE, a peer directory gone) may stop
+ * the timer or the process.
+ */
+function tick(log: Logger, what: string, run: () => Promise<void>): () => void {
+  return (): void => {
+    run().catch((err: unknown) => log.error(`${what} failed, retrying at the next tick: ${(err as Error)?.stack ?? String(err)}`));
+  };
 }
 
-export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHandle> {
-  const log = deps.log ?? agentLog;
-  const env = deps.env ?? process.env;
-  const metrics = new SetupMetrics({ processMetrics: deps.processMetrics ?? true });
-  const runner = deps.runner;
+/** One agent run: `run()` lists the steps in order; each step is one method below, in that order. */
+class NodeAgent {
+  readonly metrics: SetupMetrics;
+  readonly #opts: Options;
+  readonly #deps: AgentDeps;
+  readonly #log: Logger;
+  readonly #version: string;
+  readonly #role: PeerRole;
+  readonly #corefile: CorefileWriter;
+  readonly #network: NodeNetwork;
+  #metricsStarted = false;
+  /** Membership of `-peerdir`, once registered. */
+  #registry: PeerRegistry | undefined;
+  /** `-basecorefile` exists: the Corefile is rendered from it and kept up to date. */
+  #templateMode = false;
+  /** A primary joining a live peer checked the rules before serving (not again after). */
+  #rulesCheckedBeforeServing = false;
+  #engine: EngineHandle | undefined;
+  /** Every `-syncinterval`: the network sync (primary) or the look at the primary (standby). */
+  #periodicTimer: NodeJS.Timeout | undefined;
+  /** The network sync in progress; a sync asked for meanwhile joins it. */
+  #syncing: Promise<void> | undefined;
+  /** Standby: whether a primary was alive at the last look (undefined before the first). */
+  #primaryAlive: boolean | undefined;
+  #refresher: ConfigRefresher | undefined;
+  #stopping = false;
+  #shutdown: Promise<void> | undefined;
 
-  const role: PeerRole = opts.standby ? PEER_ROLES.standby : PEER_ROLES.primary;
-  log.info(`Starting node-local-dns ${deps.version ?? agentVersion()}`);
-  log.info(`Using Corefile ${opts.corefilePath}`);
+  constructor(opts: Options, deps: AgentDeps) {
+    this.#opts = opts;
+    this.#deps = deps;
+    this.#log = deps.log ?? agentLog;
+    this.#version = deps.version ?? agentVersion();
+    this.metrics = new SetupMetrics({ processMetrics: deps.processMetrics ?? true });
+    this.#role = opts.standby ? PEER_ROLES.standby : PEER_ROLES.primary;
+    const shared = { log: this.#log, metrics: this.metrics };
+    this.#corefile = new CorefileWriter(opts, { env: deps.env ?? process.env, ...shared });
+    this.#network = new NodeNetwork(opts, { runner: deps.runner, ...shared });
+  }
 
-  if ((opts.setupInterface || opts.setupIptables) && opts.localIps.length === 0) {
-    throw new AgentError('-localip is required to set up the interface or iptables rules (or pass -setupinterface=false -setupiptables=false)');
+  /** Starts up, in node-cache's order (the numbers are the header's steps); resolves once serving. */
+  async run(): Promise<AgentHandle> {
+    this.#logStart();
+    this.#checkOptions();
+    this.#logRole();
+    // The set-up metrics listener: on one of the local IPs it can bind only once the interface
+    // holds them (after step 2); any other address now.
+    if (!listensOnLocalIp(this.#opts.metricsListenAddress, this.#opts.localIps)) await this.#startMetrics();
+    await this.#joinPeers(); // 0
+    await this.#renderCorefile(); // 1
+    await this.#setUpInterface(); // 2
+    await this.#startMetrics();
+    await this.#network.chooseRules();
+    await this.#checkRulesBeforeServing();
+    const engine = await this.#serve(); // 3
+    await writePidfile(this.#opts.pidfile, this.#log); // 4
+    await this.#installRules();
+    await this.#startPeriodicSync(); // 5
+    await this.#startConfigRefresh(engine); // 6
+    this.#logReady();
+    return this.#handle();
   }
-  if (role === PEER_ROLES.standby && (opts.peerDir === '' || opts.localIps.length === 0)) {
-    throw new AgentError('-standby needs -localip and a -peerdir shared with the primary');
+
+  /** Runs one periodic network check (rules, then interface) now; joins one in progress. */
+  sync(): Promise<void> {
+    if (this.#syncing) return this.#syncing;
+    this.#syncing = (async () => {
+      if (this.#stopping) return;
+      await this.#network.rules?.ensureAll();
+      if (this.#stopping) return;
+      await this.#network.ensureInterface(false);
+    })().finally(() => {
+      this.#syncing = undefined;
+    });
+    return this.#syncing;
   }
-  const managed = [opts.setupInterface ? `interface ${opts.interfaceName}` : '', opts.setupIptables ? (opts.rulesBackend === 'auto' ? 'packet-filter rules (-rulesbackend auto)' : `${opts.rulesBackend} rules`) : ''].filter((x) => x !== '');
-  if (role === PEER_ROLES.standby) {
-    log.info(
-      `Role: standby - serves ${opts.localIps.join(', ')} beside the primary; never sets up or repairs the ` +
-        `interface or the iptables rules; removes them on exit only if no other instance is alive`,
-    );
-  } else {
-    log.info(
+
+  /** Re-reads ConfigMap and template now and reloads the engine if the Corefile changed. */
+  async refresh(): Promise<void> {
+    await this.#refresher?.pollAndRefresh();
+  }
+
+  /** 7. Stops the engine (it drains), then tears down if last; removes the pidfile. Idempotent. */
+  shutdown(): Promise<void> {
+    this.#shutdown ??= this.#stop();
+    return this.#shutdown;
+  }
+
+  #logStart(): void {
+    this.#log.info(`Starting node-local-dns ${this.#version}`);
+    this.#log.info(`Using Corefile ${this.#opts.corefilePath}`);
+  }
+
+  #checkOptions(): void {
+    const opts = this.#opts;
+    if ((opts.setupInterface || opts.setupIptables) && opts.localIps.length === 0) {
+      throw new AgentError('-localip is required to set up the interface or iptables rules (or pass -setupinterface=false -setupiptables=false)');
+    }
+    if (this.#role === PEER_ROLES.standby && (opts.peerDir === '' || opts.localIps.length === 0)) {
+      throw new AgentError('-standby needs -localip and a -peerdir shared with the primary');
+    }
+  }
+
+  #logRole(): void {
+    const opts = this.#opts;
+    if (this.#role === PEER_ROLES.standby) {
+      this.#log.info(
+        `Role: standby - serves ${opts.localIps.join(', ')} beside the primary; never sets up or repairs the ` +
+          `interface or the iptables rules; removes them on exit only if no other instance is alive`,
+      );
+      return;
+    }
+    const rulesName = opts.rulesBackend === 'auto' ? 'packet-filter rules (-rulesbackend auto)' : `${opts.rulesBackend} rules`;
+    const managed = [opts.setupInterface ? `interface ${opts.interfaceName}` : '', opts.setupIptables ? rulesName : ''].filter((x) => x !== '');
+    this.#log.info(
       `Role: primary - sets up and maintains ${managed.length > 0 ? managed.join(' and ') : 'nothing (set-up disabled)'}; ` +
         `on exit removes them only if no other instance is alive`,
     );
   }
 
-  // The set-up metrics listener: on one of the local IPs it can bind only once the interface
-  // holds them (after step 2); any other address now. Either way an address that cannot be bound
-  // is retried in the background (setup-metrics.ts), each failure logged and counted.
-  let metricsStarted = false;
-  const startMetrics = async (): Promise<void> => {
-    if (metricsStarted || opts.metricsListenAddress === '') return;
-    metricsStarted = true;
-    await metrics.listenWithRetry(opts.metricsListenAddress, { log });
-  };
-  if (!listensOnLocalIp(opts.metricsListenAddress, opts.localIps)) await startMetrics();
+  /** The set-up metrics listener, once; an address that cannot be bound is retried in the background (setup-metrics.ts). */
+  async #startMetrics(): Promise<void> {
+    if (this.#metricsStarted || this.#opts.metricsListenAddress === '') return;
+    this.#metricsStarted = true;
+    await this.metrics.listenWithRetry(this.#opts.metricsListenAddress, { log: this.#log });
+  }
 
-  // --- 0. peer registration: before anything is set up, so a leaving peer sees us ---------
-  let registry: PeerRegistry | undefined;
-  if (opts.peerDir !== '') {
+  /** 0. Peer registration: before anything is set up, so a leaving peer sees us. Fatal for a standby only. */
+  async #joinPeers(): Promise<void> {
+    const opts = this.#opts;
+    if (opts.peerDir === '') return;
     try {
-      registry = await PeerRegistry.join({
+      this.#registry = await PeerRegistry.join({
         dir: opts.peerDir,
-        role,
-        scope: peerScope(await networkNamespaceId(runner), opts.localIps, opts.dnsPort),
-        version: deps.version ?? agentVersion(),
-        log,
+        role: this.#role,
+        scope: peerScope(await networkNamespaceId(this.#deps.runner), opts.localIps, opts.dnsPort),
+        version: this.#version,
+        log: this.#log,
       });
-      log.info(`Registered as ${role} in ${opts.peerDir} (${registry.path})`);
+      this.#log.info(`Registered as ${this.#role} in ${opts.peerDir} (${this.#registry.path})`);
     } catch (err) {
-      if (role === PEER_ROLES.standby) {
-        await metrics.close();
+      if (this.#role === PEER_ROLES.standby) {
+        await this.metrics.close();
         throw new AgentError(`standby cannot register in ${opts.peerDir}: ${(err as Error).message}`, { cause: err });
       }
-      log.error(`Cannot register in peer directory ${opts.peerDir}, tearing down on exit regardless of other instances: ${(err as Error).message}`);
+      this.#log.error(`Cannot register in peer directory ${opts.peerDir}, tearing down on exit regardless of other instances: ${(err as Error).message}`);
     }
   }
+
   /** Releases what start-up acquired before a failed start returns. */
-  const abandon = async (): Promise<void> => {
-    await registry?.leave();
-    await metrics.close();
-  };
-
-  // --- 1. Corefile -------------------------------------------------------------------------
-  const templateMode = await isFile(opts.baseCorefilePath);
-  let kubeDns: KubeDnsConfig = emptyKubeDnsConfig();
-
-  const loadKubeDns = async (): Promise<void> => {
-    try {
-      const { config, exists } = await loadKubeDnsConfig(opts.kubeDnsConfigMapDir);
-      if (!exists) return;
-      kubeDns = config;
-    } catch (err) {
-      const msg = err instanceof ConfigMapError ? err.message : String(err);
-      log.error(`Invalid kube-dns ConfigMap in ${opts.kubeDnsConfigMapDir}, keeping the last good values: ${msg}`);
-      metrics.inc(SETUP_ERROR_TYPES.configmap);
-    }
-  };
-
-  // The cache's stale default follows the template's cluster blocks unless the operator named
-  // the zones (src/config/cluster-zones.ts); they go to the engine with every start and reload.
-  const clusterZonesPreset = (env[CLUSTER_ZONES_ENV] ?? '').trim() !== '';
-  let clusterZones: readonly string[] = clusterZonesFrom(env);
-  let clusterZonesShown = '';
-
-  /** Renders the Corefile text; throws TemplateError or I/O errors. */
-  const render = async (): Promise<{ corefile: string; upstream: string; stubs: number }> => {
-    // Never blocks (a FIFO) nor reads without bound (src/util/read-regular.ts).
-    const base = (await readRegularFile(opts.baseCorefilePath, MAX_TEMPLATE_BYTES)).toString('utf8');
-    const r = renderCorefile({
-      base,
-      localIps: opts.localIps,
-      upstreamSvc: opts.upstreamSvc,
-      env,
-      upstreamNameservers: kubeDns.upstreamNameservers,
-      stubDomains: kubeDns.stubDomains,
-      dnsPort: opts.dnsPort,
-    });
-    for (const w of r.warnings) log.warn(w);
-    if (!clusterZonesPreset) {
-      clusterZones = r.clusterZones.length > 0 ? r.clusterZones : DEFAULT_CLUSTER_ZONES;
-      const shown = r.clusterZones.join(',');
-      if (shown !== clusterZonesShown && shown !== '') {
-        log.info(`Cluster zones (served stale when every upstream fails, unless a cache block says otherwise): ${shown}`);
-      }
-      clusterZonesShown = shown;
-    }
-    return { corefile: r.corefile, upstream: r.upstream, stubs: r.stubDomainCount };
-  };
-
-  const announce = (r: { corefile: string; upstream: string; stubs: number }): void => {
-    log.info(`Updated Corefile with ${r.stubs} custom stubdomains and upstream servers ${r.upstream}`);
-    log.info(`Using config file:\n${r.corefile}`);
-  };
-
-  if (templateMode) {
-    await loadKubeDns();
-    let r: { corefile: string; upstream: string; stubs: number };
-    try {
-      r = await render();
-    } catch (err) {
-      metrics.inc(SETUP_ERROR_TYPES.configmap);
-      await abandon();
-      if (err instanceof TemplateError) throw new AgentError(`cannot render ${opts.baseCorefilePath}: ${err.message}`, { cause: err });
-      throw new AgentError(`cannot read ${opts.baseCorefilePath}: ${(err as Error).message}`, { cause: err });
-    }
-    try {
-      await writeFileAtomic(opts.corefilePath, r.corefile);
-    } catch (err) {
-      await abandon();
-      throw new AgentError(`cannot write ${opts.corefilePath}: ${(err as Error).message}`, { cause: err });
-    }
-    announce(r);
-  } else {
-    log.info(`Template ${opts.baseCorefilePath} not found, serving ${opts.corefilePath} as is`);
+  async #abandon(): Promise<void> {
+    await this.#registry?.leave();
+    await this.metrics.close();
   }
 
-  // --- 2. interface ------------------------------------------------------------------------
-  const iface = opts.setupInterface
-    ? new InterfaceManager({ name: opts.interfaceName, type: opts.interfaceType, ips: opts.localIps }, runner)
-    : undefined;
-
-  const ensureInterface = async (startup: boolean): Promise<void> => {
-    if (!iface) return;
-    try {
-      const res = await iface.ensure();
-      if (res.created) log.info(`Added interface - ${opts.interfaceName}`);
-      else if (res.addedAddrs.length > 0) log.info(`Added back addresses ${res.addedAddrs.join(', ')} to interface ${opts.interfaceName}`);
-    } catch (err) {
-      const e = err instanceof InterfaceError ? err : new InterfaceError(IFACE_ERROR_CODES.check, String(err));
-      if (e.code === IFACE_ERROR_CODES.check) {
-        log.error(`Error checking interface ${opts.interfaceName} - ${e.message}`);
-        metrics.inc(SETUP_ERROR_TYPES.interfaceCheck);
-      } else {
-        log.error(`Failed to add non-existent interface ${opts.interfaceName}: ${e.message}`);
-        metrics.inc(SETUP_ERROR_TYPES.interfaceAdd);
-      }
-      if (startup && e.code === IFACE_ERROR_CODES.unsupported) throw e;
+  /** 1. Template mode: renders the Corefile with the kube-dns ConfigMap and writes it to `-conf`. */
+  async #renderCorefile(): Promise<void> {
+    const corefile = this.#corefile;
+    this.#templateMode = await isFile(corefile.basePath);
+    if (!this.#templateMode) {
+      this.#log.info(`Template ${corefile.basePath} not found, serving ${corefile.path} as is`);
+      return;
     }
-  };
+    await corefile.loadKubeDns();
+    let r: RenderedCorefile;
+    try {
+      r = await corefile.render();
+    } catch (err) {
+      this.metrics.inc(SETUP_ERROR_TYPES.configmap);
+      await this.#abandon();
+      if (err instanceof TemplateError) throw new AgentError(`cannot render ${corefile.basePath}: ${err.message}`, { cause: err });
+      throw new AgentError(`cannot read ${corefile.basePath}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      await corefile.write(r.corefile);
+    } catch (err) {
+      await this.#abandon();
+      throw new AgentError(`cannot write ${corefile.path}: ${(err as Error).message}`, { cause: err });
+    }
+    corefile.announce(r);
+  }
 
-  try {
-    if (role === PEER_ROLES.primary) {
-      await ensureInterface(true);
+  /** 2. A primary sets the interface up; a standby waits for the local IPs (the engine cannot bind them before). */
+  async #setUpInterface(): Promise<void> {
+    try {
+      if (this.#role === PEER_ROLES.primary) await this.#network.ensureInterface(true);
+      else await waitForLocalIps(this.#opts.localIps, { log: this.#log, signal: this.#deps.signal });
+    } catch (err) {
+      await this.#abandon();
+      throw err;
+    }
+  }
+
+  /**
+   * A primary joining a live peer checks the rules before it starts serving: the peer already
+   * answers for the addresses, so the rules may exist before our sockets do, and the CPU burst
+   * of the checks (one iptables process per rule) does not land while our sockets take their
+   * first share of the traffic. Alone, node-cache's order applies: rules only once serving.
+   */
+  async #checkRulesBeforeServing(): Promise<void> {
+    const rules = this.#network.rules;
+    if (this.#role !== PEER_ROLES.primary || !this.#registry || !rules) return;
+    const live = await this.#registry.peers();
+    if (live.length === 0) return;
+    this.#rulesCheckedBeforeServing = true;
+    this.#log.info(`Joining ${live.map(describePeer).join(', ')}: checking the ${rules.kind} rules before serving`);
+    await rules.ensureAll();
+  }
+
+  /** 3. Starts the DNS engine on the written Corefile. */
+  async #serve(): Promise<EngineHandle> {
+    const opts = this.#opts;
+    try {
+      this.#engine = await this.#deps.startEngine(opts.corefilePath, [...opts.localIps], opts.dnsPort, this.#corefile.clusterZones);
+      return this.#engine;
+    } catch (err) {
+      // As node-cache on a fatal CoreDNS start: tear down, including rules a killed predecessor
+      // left, so the node's DNS traffic goes back to kube-dns instead of to a closed port (unless
+      // another instance serves it).
+      await this.#teardownIfLast();
+      await this.metrics.close();
+      throw err;
+    }
+  }
+
+  /** 4. A primary installs the rules once serving, so that a server that fails to start never receives the node's DNS traffic. */
+  async #installRules(): Promise<void> {
+    if (this.#role === PEER_ROLES.primary && !this.#rulesCheckedBeforeServing) await this.#network.rules?.ensureAll();
+  }
+
+  /** 5. Every `-syncinterval`: a primary re-ensures rules and interface (also when a peer asks); a standby watches the primary. */
+  async #startPeriodicSync(): Promise<void> {
+    const syncIntervalMs = this.#opts.syncIntervalMs;
+    if (this.#role === PEER_ROLES.primary) {
+      const syncTick = tick(this.#log, 'Periodic network sync', () => this.sync());
+      this.#periodicTimer = setInterval(syncTick, syncIntervalMs);
+      this.#registry?.onSync(syncTick);
     } else {
-      // The engine cannot bind addresses the node does not have yet.
-      await waitForLocalIps(opts.localIps, { log, signal: deps.signal });
+      this.#periodicTimer = setInterval(tick(this.#log, 'Watching the primary', () => this.#watchPrimary()), syncIntervalMs);
+      await this.#watchPrimary();
     }
-  } catch (err) {
-    await abandon();
-    throw err;
   }
-  await startMetrics();
 
-  let rules: RulesBackend | undefined;
-  if (opts.setupIptables) {
-    const choice = await chooseRulesBackend(opts.rulesBackend, { runner, ipv6: opts.ipFamily === 6 });
-    // The default (iptables) logs nothing new: node-cache's start-up lines stay as they were.
-    if (opts.rulesBackend !== 'iptables') log.info(`Rules back end: ${choice.kind} (${choice.reason})`);
-    rules = createRulesBackend(choice.kind, {
-      localIps: opts.localIps,
-      dnsPort: opts.dnsPort,
-      healthPort: opts.healthPort,
-      runner,
-      log,
-      onError: (type) => metrics.inc(type),
+  /** Standby: logs when the primary goes away or comes back (nothing else changes). */
+  async #watchPrimary(): Promise<void> {
+    const registry = this.#registry;
+    if (!registry || this.#stopping) return;
+    const primaries = (await registry.peers()).filter((p) => p.name.role === PEER_ROLES.primary);
+    const alive = primaries.length > 0;
+    if (alive === this.#primaryAlive || this.#stopping) return;
+    this.#primaryAlive = alive;
+    if (alive) this.#log.info(`standby: primary alive: ${primaries.map(describePeer).join(', ')}`);
+    else {
+      this.#log.warn(
+        `standby: no live primary in ${this.#opts.peerDir}; serving alone. The interface and iptables rules are not ` +
+          'maintained until a primary runs (is the primary started with the same -peerdir?)',
+      );
+    }
+  }
+
+  /** 6. Template mode: re-render and reload on a change of the ConfigMap or the template (config-refresh.ts). */
+  async #startConfigRefresh(engine: EngineHandle): Promise<void> {
+    if (!this.#templateMode) return;
+    this.#refresher = new ConfigRefresher({
+      corefile: this.#corefile,
+      engine,
+      kubeDnsConfigMapDir: this.#opts.kubeDnsConfigMapDir,
+      pollMs: this.#deps.configPollMs ?? DEFAULT_CONFIG_POLL_MS,
+      log: this.#log,
+      metrics: this.metrics,
     });
+    await this.#refresher.start();
+  }
+
+  #logReady(): void {
+    const opts = this.#opts;
+    if (this.#registry) this.#registry.phase = PEER_PHASES.serving;
+    if (this.#role === PEER_ROLES.standby) {
+      this.#log.info(`Start-up complete: serving ${opts.localIps.join(', ')} as standby; interface and iptables rules are the primary's`);
+      return;
+    }
+    const setUp = this.#network.describe();
+    this.#log.info(
+      `Start-up complete: serving ${opts.localIps.length > 0 ? opts.localIps.join(', ') : opts.corefilePath}` +
+        (setUp.length > 0 ? `; ${setUp.join(' and ')} in place` : ''),
+    );
+  }
+
+  #handle(): AgentHandle {
+    const metrics = this.metrics;
+    return {
+      shutdown: () => this.shutdown(),
+      sync: () => this.sync(),
+      refresh: () => this.refresh(),
+      metrics,
+      get metricsAddress() {
+        return metrics.address;
+      },
+    };
+  }
+
+  /** 7. The shutdown, in order: no more ticks or refreshes, the engine drains, then the set-up goes if we are the last. */
+  async #stop(): Promise<void> {
+    this.#stopping = true;
+    if (this.#registry) this.#registry.phase = PEER_PHASES.stopping;
+    clearInterval(this.#periodicTimer);
+    await this.#refresher?.stop();
+    await this.#syncing;
+    try {
+      await this.#engine?.stop();
+    } catch (err) {
+      this.#log.error(`Error stopping the DNS server: ${(err as Error).message}`);
+    }
+    await this.#teardownIfLast();
+    await removePidfile(this.#opts.pidfile);
+    await this.metrics.close();
   }
 
   /**
@@ -355,217 +450,32 @@ export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHan
    * peer remains. Leaving before looking makes the last instance to leave see no peer, so two
    * instances stopping together never both keep the set-up.
    */
-  const teardownIfLast = async (): Promise<void> => {
+  async #teardownIfLast(): Promise<void> {
+    const opts = this.#opts;
+    const registry = this.#registry;
     await registry?.leave();
-    if (opts.skipTeardown || (!iface && !rules)) return;
+    if (opts.skipTeardown || !this.#network.managed) return;
     if (registry) {
       const peers = await registry.peers();
       if (peers.length > 0) {
-        log.info(`Not tearing down: ${peers.length} other instance(s) still serve ${opts.localIps.join(', ')}: ${peers.map(describePeer).join(', ')}`);
+        this.#log.info(`Not tearing down: ${peers.length} other instance(s) still serve ${opts.localIps.join(', ')}: ${peers.map(describePeer).join(', ')}`);
         return;
       }
-      log.info(`No other instance alive in ${opts.peerDir}: this ${role} is the last one`);
+      this.#log.info(`No other instance alive in ${opts.peerDir}: this ${this.#role} is the last one`);
     }
-    log.info('Tearing down');
-    await rules?.teardown();
-    if (iface) {
-      try {
-        await iface.remove();
-      } catch (err) {
-        log.error((err as Error).message);
-      }
-    }
+    this.#log.info('Tearing down');
+    await this.#network.remove();
     if (registry) {
       // A primary that registered while we were removing things puts them back now rather than
       // at its next periodic sync.
       for (const p of (await registry.peers()).filter((x) => x.name.role === PEER_ROLES.primary)) {
-        log.info(`${describePeer(p)} started during the teardown: asking it to restore the set-up`);
+        this.#log.info(`${describePeer(p)} started during the teardown: asking it to restore the set-up`);
         await registry.requestSync(p);
       }
     }
-  };
-
-  // A primary joining a live peer checks the rules before it starts serving: the peer already
-  // answers for the addresses, so the rules may exist before our sockets do, and the CPU burst
-  // of the checks (one iptables process per rule) does not land while our sockets take their
-  // first share of the traffic. Alone, node-cache's order applies: rules only once serving.
-  let rulesFirst = false;
-  if (role === PEER_ROLES.primary && registry && rules) {
-    const live = await registry.peers();
-    if (live.length > 0) {
-      rulesFirst = true;
-      log.info(`Joining ${live.map(describePeer).join(', ')}: checking the ${rules.kind} rules before serving`);
-      await rules.ensureAll();
-    }
   }
+}
 
-  // --- 3. engine ---------------------------------------------------------------------------
-  let engine: EngineHandle;
-  try {
-    engine = await deps.startEngine(opts.corefilePath, [...opts.localIps], opts.dnsPort, clusterZones);
-  } catch (err) {
-    // As node-cache on a fatal CoreDNS start: tear down, including rules a killed predecessor
-    // left, so the node's DNS traffic goes back to kube-dns instead of to a closed port (unless
-    // another instance serves it).
-    await teardownIfLast();
-    await metrics.close();
-    throw err;
-  }
-
-  // --- 4. pidfile, iptables ----------------------------------------------------------------
-  await writePidfile(opts.pidfile, log);
-  if (role === PEER_ROLES.primary && !rulesFirst) await rules?.ensureAll();
-
-  // --- 5. periodic network sync (primary) / primary watch (standby) --------------------------
-  let stopping = false;
-  let syncing: Promise<void> | undefined;
-  const sync = (): Promise<void> => {
-    if (syncing) return syncing;
-    syncing = (async () => {
-      if (stopping) return;
-      await rules?.ensureAll();
-      if (stopping) return;
-      await ensureInterface(false);
-    })().finally(() => {
-      syncing = undefined;
-    });
-    return syncing;
-  };
-  let primaryAlive: boolean | undefined;
-  /** Standby: logs when the primary goes away or comes back (nothing else changes). */
-  const watchPrimary = async (): Promise<void> => {
-    if (!registry || stopping) return;
-    const primaries = (await registry.peers()).filter((p) => p.name.role === PEER_ROLES.primary);
-    const alive = primaries.length > 0;
-    if (alive === primaryAlive || stopping) return;
-    primaryAlive = alive;
-    if (alive) log.info(`standby: primary alive: ${primaries.map(describePeer).join(', ')}`);
-    else {
-      log.warn(
-        `standby: no live primary in ${opts.peerDir}; serving alone. The interface and iptables rules are not ` +
-          'maintained until a primary runs (is the primary started with the same -peerdir?)',
-      );
-    }
-  };
-  // A tick that fails is logged and the next tick runs as usual: nothing a tick meets (a tool
-  // that cannot be started, EMFILE, a peer directory gone) may stop the timer or the process.
-  const tick = (what: string, run: () => Promise<void>) => (): void => {
-    run().catch((err: unknown) => log.error(`${what} failed, retrying at the next tick: ${(err as Error)?.stack ?? String(err)}`));
-  };
-  const syncTick = tick('Periodic network sync', sync);
-  const watchTick = tick('Watching the primary', watchPrimary);
-  const timer = role === PEER_ROLES.primary ? setInterval(syncTick, opts.syncIntervalMs) : setInterval(watchTick, opts.syncIntervalMs);
-  if (role === PEER_ROLES.primary) registry?.onSync(syncTick);
-  else await watchPrimary();
-
-  // --- 6. ConfigMap / template changes -----------------------------------------------------
-  let current = templateMode ? await readOptional(opts.corefilePath) : undefined;
-  const doRefresh = async (): Promise<void> => {
-    if (!templateMode || stopping) return;
-    await loadKubeDns();
-    let r: { corefile: string; upstream: string; stubs: number };
-    try {
-      r = await render();
-    } catch (err) {
-      log.error(`Failed to update Corefile from ${opts.baseCorefilePath}, keeping the current one: ${(err as Error).message}`);
-      metrics.inc(SETUP_ERROR_TYPES.configmap);
-      return;
-    }
-    if (r.corefile === current) return;
-    const previous = current;
-    try {
-      await writeFileAtomic(opts.corefilePath, r.corefile);
-    } catch (err) {
-      log.error(`Failed to write config file ${opts.corefilePath} - ${(err as Error).message}`);
-      metrics.inc(SETUP_ERROR_TYPES.configmap);
-      return;
-    }
-    announce(r);
-    try {
-      engine.setClusterZones(clusterZones);
-      await engine.reload();
-      current = r.corefile;
-    } catch (err) {
-      log.error(`Reload of ${opts.corefilePath} failed, still serving the previous configuration: ${(err as Error).message}`);
-      metrics.inc(SETUP_ERROR_TYPES.configmap);
-      if (previous !== undefined) {
-        await writeFileAtomic(opts.corefilePath, previous).catch((e: unknown) =>
-          log.error(`Failed to restore ${opts.corefilePath}: ${(e as Error).message}`),
-        );
-      }
-    }
-  };
-
-  let refreshChain: Promise<void> = Promise.resolve();
-  /** Refreshes run one at a time, in call order. */
-  const refresh = (): Promise<void> => (refreshChain = refreshChain.then(doRefresh, doRefresh));
-
-  let watcher: ConfigWatcher | undefined;
-  if (templateMode) {
-    const sources: WatchSource[] = [
-      {
-        name: 'kube-dns',
-        dir: opts.kubeDnsConfigMapDir,
-        version: async () => {
-          try {
-            return (await readConfigDir(opts.kubeDnsConfigMapDir)).version;
-          } catch (err) {
-            // An unreadable directory is a (changed) state of its own; refresh logs the error.
-            return `error:${(err as Error).message}`;
-          }
-        },
-      },
-      { name: 'node-local-dns', dir: dirname(opts.baseCorefilePath), version: () => fileVersion(opts.baseCorefilePath) },
-    ];
-    watcher = new ConfigWatcher(sources, {
-      intervalMs: deps.configPollMs ?? DEFAULT_CONFIG_POLL_MS,
-      onChange: () => refresh(),
-      onError: (name, err) => log.error(`Failed to sync ${name} config: ${String((err as Error)?.message ?? err)}`),
-    });
-    await watcher.start();
-  }
-  const setUp = [iface ? `interface ${opts.interfaceName}` : '', rules ? rules.describe() : ''].filter((x) => x !== '');
-  if (registry) registry.phase = PEER_PHASES.serving;
-  if (role === PEER_ROLES.standby) {
-    log.info(`Start-up complete: serving ${opts.localIps.join(', ')} as standby; interface and iptables rules are the primary's`);
-  } else {
-    log.info(
-      `Start-up complete: serving ${opts.localIps.length > 0 ? opts.localIps.join(', ') : opts.corefilePath}` +
-        (setUp.length > 0 ? `; ${setUp.join(' and ')} in place` : ''),
-    );
-  }
-
-  // --- 7. shutdown -------------------------------------------------------------------------
-  let shutdownPromise: Promise<void> | undefined;
-  const shutdown = (): Promise<void> => {
-    shutdownPromise ??= (async () => {
-      stopping = true;
-      if (registry) registry.phase = PEER_PHASES.stopping;
-      clearInterval(timer);
-      await watcher?.stop();
-      await syncing;
-      try {
-        await engine.stop();
-      } catch (err) {
-        log.error(`Error stopping the DNS server: ${(err as Error).message}`);
-      }
-      await teardownIfLast();
-      await removePidfile(opts.pidfile);
-      await metrics.close();
-    })();
-    return shutdownPromise;
-  };
-
-  return {
-    shutdown,
-    sync,
-    refresh: async () => {
-      if (watcher) await watcher.poll();
-      await refresh();
-    },
-    metrics,
-    get metricsAddress() {
-      return metrics.address;
-    },
-  };
+export async function runAgent(opts: Options, deps: AgentDeps): Promise<AgentHandle> {
+  return new NodeAgent(opts, deps).run();
 }
