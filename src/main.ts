@@ -16,7 +16,7 @@
  * (default: $TMPDIR/node-compile-cache), NODE_DISABLE_COMPILE_CACHE=1 turns it off.
  */
 import { enableCompileCache } from 'node:module';
-import type { Engine } from './engine.ts';
+import type { ControlPlane } from './engine/control-plane.ts';
 import { parseOptions, optionsUsage, type Options } from './cli/options.ts';
 import { FlagHelpRequested, flagExitCode } from './cli/flags.ts';
 import { guardOutputStreams, setQuiet, log } from './util/log.ts';
@@ -82,7 +82,7 @@ function installSignals(appReady: Promise<Stoppable>): void {
   });
 }
 
-async function startEngine(opts: Options | null, corefilePath: string | null, defaultBind: string[], dnsPort: number, text?: string, clusterZones?: readonly string[]): Promise<Engine> {
+async function startEngine(opts: Options | null, corefilePath: string | null, defaultBind: string[], dnsPort: number, text?: string, clusterZones?: readonly string[]): Promise<ControlPlane> {
   const [{ startServing }, { resolveWorkerCount }] = await Promise.all([import('./workers/start.ts'), import('./workers/count.ts')]);
   const workers = resolveWorkerCount(opts?.workers ?? 0);
   const { engine } = await startServing({ corefilePath, corefileText: text, defaultBind, defaultPort: dnsPort, workers, quiet: opts?.quiet ?? false, clusterZones });
@@ -107,7 +107,7 @@ async function runServer(opts: Options | null): Promise<Stoppable> {
 
 async function runAgentMode(opts: Options): Promise<Stoppable> {
   const { runAgent } = await import('./agent/agent.ts');
-  let engine: Engine | null = null;
+  let engine: ControlPlane | null = null;
   const agent = await runAgent(opts, {
     startEngine: async (corefilePath: string, defaultBind: string[], dnsPort: number, clusterZones: readonly string[]) => {
       engine = await startEngine(opts, corefilePath, defaultBind, dnsPort, undefined, clusterZones);

@@ -53,6 +53,11 @@ export interface LoadOptions {
   shared?: Map<string, unknown>;
   /** Bounds of this load (default: src/corefile/limits.ts DEFAULT_CONFIG_LIMITS). */
   limits?: Partial<ConfigLimits>;
+  /**
+   * false: set every plugin up (the validation, the ServerConfig) but compose no chain (each
+   * block's chain answers SERVFAIL): for a thread that serves no DNS itself. Default true.
+   */
+  compose?: boolean;
 }
 
 /** Server blocks set up between two turns of the event loop. */
@@ -145,7 +150,7 @@ function loadBlock(sb: ServerBlock, blockIndex: number, file: string, opts: Load
       plugins.push(list.length > 1 && setup.setupAll !== undefined ? setup.setupAll(list, ctx) : setup.setup(mergeDirectives(list), ctx));
     }
     let chain: Handler = TERMINAL;
-    for (let i = plugins.length - 1; i >= 0; i--) chain = plugins[i]!.compose(chain);
+    if (opts.compose !== false) for (let i = plugins.length - 1; i >= 0; i--) chain = plugins[i]!.compose(chain);
     out.push({
       key: `${key}@${port}`,
       zones,

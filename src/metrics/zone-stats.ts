@@ -256,3 +256,15 @@ export function countPanic(): void {
   zoneStatsRegistry.countPanic();
 }
 
+/**
+ * The route monitor: exports the per-zone query stats of every server label × zone of `blocks`
+ * (queries of routes not monitored are not reported, as in CoreDNS). The metrics plugin calls it for
+ * its block when it starts; a worker, which starts no process-scoped plugin, calls it after each
+ * config it applies for the blocks that enable metrics (src/workers/worker.ts).
+ */
+export function monitorRoutes(
+  zoneStats: Pick<ZoneStatsRegistry, 'monitor'>,
+  blocks: Iterable<{ readonly serverLabels: readonly string[]; readonly zones: readonly string[] }>,
+): void {
+  for (const b of blocks) for (const server of b.serverLabels) for (const zone of b.zones) zoneStats.monitor(server, zone);
+}

@@ -1,5 +1,5 @@
 /**
- * The pool of serving worker threads behind a control engine (src/engine.ts, role `control`).
+ * The pool of serving worker threads behind the control plane (src/engine/control-plane.ts).
  *
  * Design (measurements in bench/PROFILE.md):
  *  - worker_threads, not node:cluster processes: the hit path per worker is the same (each
@@ -36,7 +36,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { getCompileCacheDir } from 'node:module';
-import type { ListenerInfo, ServingPool } from '../engine.ts';
+import type { ListenerInfo, ServingPool } from '../engine/control-plane.ts';
 import type { Logger } from '../plugin.ts';
 import { mergeSnapshots, type MetricsSnapshot } from '../metrics/snapshot.ts';
 import type { ControlRequest, WorkerInit, WorkerMessage } from './protocol.ts';

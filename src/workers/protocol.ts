@@ -6,11 +6,11 @@
  * Control → worker: requests carry an `id`; the worker answers each with one `reply` of the
  * same id. A worker answers requests one at a time in arrival order (the pool never sends a
  * reload before the previous one was answered).
- * Worker → control: `ready` once its engine serves (or `startFailed`), `reply`s, and `fatal`
- * when the engine asks the process to exit (CoreDNS's log.Fatal, e.g. plugin/loop), `final` with
+ * Worker → control: `serving` once its Server serves (or `startFailed`), `reply`s, and `fatal`
+ * when a plugin asks the process to exit (CoreDNS's log.Fatal, e.g. plugin/loop), `final` with
  * its counters when it ends itself after too many panics (src/util/panic.ts).
  */
-import type { ListenerInfo } from '../engine.ts';
+import type { ListenerInfo } from '../engine/server.ts';
 import type { MetricsSnapshot } from '../metrics/snapshot.ts';
 
 /** What a worker is started with (its `workerData`). */

@@ -1,12 +1,13 @@
 /**
- * Starts serving a Corefile with N workers: N = 1 runs one standalone engine in this thread;
- * N > 1 runs a control engine here (health, ready, prometheus, reload, signals) and N serving
- * worker threads (src/workers/pool.ts). Either way the result is an Engine: `reload()` reaches
- * every worker, `stop()` waits the lameduck and drains every worker.
+ * Starts serving a Corefile with N workers: N = 1 runs the control plane with a Server in this
+ * thread; N > 1 runs the control plane here (health, ready, prometheus, reload, signals) and N
+ * serving worker threads (src/workers/pool.ts). Either way the result is a ControlPlane
+ * (src/engine/control-plane.ts): `reload()` reaches every worker, `stop()` waits the lameduck
+ * and drains every worker.
  */
 import { readConfigFile } from '../corefile/read.ts';
 import { DEFAULT_CONFIG_LIMITS } from '../corefile/limits.ts';
-import type { Engine } from '../engine.ts';
+import type { ControlPlane } from '../engine/control-plane.ts';
 import type { Logger } from '../plugin.ts';
 import { log as defaultLog } from '../util/log.ts';
 import { clusterZonesFrom } from '../config/cluster-zones.ts';
@@ -31,19 +32,19 @@ export interface ServeOptions {
 const FATAL_FLUSH_MS = 100;
 
 export interface Serving {
-  engine: Engine;
+  engine: ControlPlane;
   /** The pool, when there are worker threads. */
   pool: WorkerPool | null;
 }
 
 export async function startServing(o: ServeOptions): Promise<Serving> {
   if (o.workers <= 1) {
-    const { Engine } = await import('../engine.ts');
+    const { ControlPlane } = await import('../engine/control-plane.ts');
     const base = { corefilePath: o.corefilePath, corefileText: o.corefileText, defaultBind: o.defaultBind, defaultPort: o.defaultPort, clusterZones: o.clusterZones, reusePort: true, log: o.log };
-    return { engine: await Engine.start(base), pool: null };
+    return { engine: await ControlPlane.start(base), pool: null };
   }
   const log = o.log ?? defaultLog;
-  // Read once here, so that the workers and the control engine load the same text.
+  // Read once here, so that the workers build from the text the control plane validated.
   const text = o.corefileText ?? (await readConfigFile(o.corefilePath!, DEFAULT_CONFIG_LIMITS.maxConfigBytes));
   // Loaded only here: node:worker_threads costs a single-thread start-up ~5 ms for nothing.
   const { WorkerPool } = await import('./pool.ts');
@@ -56,15 +57,14 @@ export async function startServing(o: ServeOptions): Promise<Serving> {
     log,
     onFatal: o.onFatal ?? (() => setTimeout(() => process.exit(1), FATAL_FLUSH_MS)),
   });
-  // Worker 0 boots while this thread loads the engine and the config (both take ~100-200 ms).
+  // Worker 0 boots while this thread loads the control plane and the config (both take ~100-200 ms).
   const clusterZones = o.clusterZones ?? clusterZonesFrom(process.env);
   pool.prestart(text, clusterZones);
-  const [{ Engine, EngineRole }, { metricsHub }] = await Promise.all([import('../engine.ts'), import('../metrics/hub.ts')]);
+  const [{ ControlPlane }, { metricsHub }] = await Promise.all([import('../engine/control-plane.ts'), import('../metrics/hub.ts')]);
   // Scrapes on this thread merge every worker's counters (src/metrics/snapshot.ts rules).
   metricsHub().setRemoteSnapshots(() => pool.snapshots());
-  const base = { corefilePath: o.corefilePath, corefileText: text, defaultBind: o.defaultBind, defaultPort: o.defaultPort, clusterZones, reusePort: true, log: o.log };
   try {
-    const engine = await Engine.start({ ...base, role: EngineRole.CONTROL, pool });
+    const engine = await ControlPlane.start({ corefilePath: o.corefilePath, corefileText: text, defaultBind: o.defaultBind, defaultPort: o.defaultPort, clusterZones, log: o.log, pool });
     return { engine, pool };
   } catch (err) {
     await pool.stop();

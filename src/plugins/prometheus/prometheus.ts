@@ -22,6 +22,7 @@ import type { EngineHooks, Handler, Plugin } from '../../plugin.ts';
 import type { MetricsHub } from '../../metrics/hub.ts';
 import { EngineCollector } from '../../metrics/engine-collector.ts';
 import { PluginRoute, TEXT_PLAIN, type HttpEndpoints } from '../../metrics/http-endpoints.ts';
+import { monitorRoutes } from '../../metrics/zone-stats.ts';
 
 export interface PrometheusOptions {
   address: string;
@@ -39,19 +40,6 @@ function engineCollectorOf(hub: MetricsHub): EngineCollector {
     engineCollectors.set(hub, c);
   }
   return c;
-}
-
-/**
- * The route monitor: exports the per-zone query stats of every server label × zone of `blocks`
- * (queries of routes not monitored are not reported, as in CoreDNS). The plugin calls it for its
- * block when it starts; a worker, which starts no process-scoped plugin, calls it after each
- * config it applies for the blocks that enable metrics (src/workers/worker.ts).
- */
-export function monitorRoutes(
-  zoneStats: Pick<MetricsHub['zoneStats'], 'monitor'>,
-  blocks: Iterable<{ readonly serverLabels: readonly string[]; readonly zones: readonly string[] }>,
-): void {
-  for (const b of blocks) for (const server of b.serverLabels) for (const zone of b.zones) zoneStats.monitor(server, zone);
 }
 
 export interface PrometheusDeps {
