@@ -120,6 +120,8 @@ export interface EngineHooks {
   corefilePath(): string | null;
   /** The Corefile text currently serving. */
   corefileText(): string;
+  /** Every plugin compiled in (the metrics collector asks each for its process-wide families). */
+  pluginSetups(): Iterable<PluginSetup>;
 }
 
 /**

@@ -24,6 +24,7 @@ const idleEngine: EngineHooks = {
   },
   corefilePath: () => null,
   corefileText: () => '',
+  pluginSetups: () => [],
 };
 
 const quietLog: Logger = { info() {}, warn() {}, error() {} };

@@ -19,8 +19,9 @@
  */
 import { readConfigFile } from '../corefile/read.ts';
 import { DEFAULT_CONFIG_LIMITS } from '../corefile/limits.ts';
-import { PluginScope, type BlockInfo, type Clock, type EngineHooks, type Logger, type Plugin } from '../plugin.ts';
+import { PluginScope, type BlockInfo, type Clock, type EngineHooks, type Logger, type Plugin, type PluginSetup } from '../plugin.ts';
 import { loadConfig, type LoadedConfig } from '../config/load.ts';
+import { pluginSetups } from '../plugins/registry.ts';
 import { defaultClock } from '../server/dispatch.ts';
 import { log as defaultLog, setDebugOutput } from '../util/log.ts';
 import { formatGoDuration } from '../util/duration.ts';
@@ -217,6 +218,10 @@ export class ControlPlane implements EngineHooks {
 
   corefileText(): string {
     return this.config?.text ?? '';
+  }
+
+  pluginSetups(): Iterable<PluginSetup> {
+    return pluginSetups().values();
   }
 
   listening(): ListenerInfo[] {

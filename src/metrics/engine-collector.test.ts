@@ -5,6 +5,7 @@ import { CachePlugin } from '../plugins/cache/cache.ts';
 import { defaultCacheConfig } from '../plugins/cache/config.ts';
 import { ForwardStats, UpstreamStats } from '../plugins/forward/stats.ts';
 import { EngineCollector } from './engine-collector.ts';
+import { pluginSetups } from '../plugins/registry.ts';
 import { collectForward } from '../plugins/forward/metrics.ts';
 import { MetricsHub } from './hub.ts';
 import { parseExposition, sampleValue, samplesOf } from '../../test/lib/metrics-testing.ts';
@@ -25,6 +26,7 @@ function engineWith(blocks: BlockInfo[]): EngineHooks {
     },
     corefilePath: () => null,
     corefileText: () => '',
+    pluginSetups: () => pluginSetups().values(),
   };
 }
 
@@ -104,9 +106,11 @@ test('engine collector: plugin_enabled, cache and forward families with CoreDNS 
   assert.equal(sampleValue(legacy, 'coredns_cache_size', { server: 'dns://169.254.20.10:53', type: 'success' }), 0);
 });
 
-test('engine collector without an engine still exports what plugins register at start (forward, health, reload)', async () => {
+test('engine collector with no block serving still exports what plugins register at start (forward, health, reload)', async () => {
   const hub = new MetricsHub({ defaultMetrics: false });
-  hub.addCollector(new EngineCollector());
+  const c = new EngineCollector();
+  c.attach(engineWith([]));
+  hub.addCollector(c);
   const fams = parseExposition(await hub.render());
   assert.equal(sampleValue(fams, 'coredns_forward_healthcheck_broken_total'), 0);
   assert.equal(sampleValue(fams, 'coredns_forward_max_concurrent_rejects_total'), 0);

@@ -5,8 +5,7 @@
  * (PluginSetup.collectGlobal), and this thread's DNS TCP listener metrics.
  * Nothing here knows a plugin: it reads the contract of src/plugin.ts.
  */
-import type { BlockInfo, EngineHooks, MetricsOut, PluginSetup } from '../plugin.ts';
-import { pluginSetups } from '../plugins/registry.ts';
+import type { BlockInfo, EngineHooks, MetricsOut } from '../plugin.ts';
 import type { Collector } from './hub.ts';
 import { collectTcp, tcpBudget } from '../server/tcp.ts';
 
@@ -25,14 +24,9 @@ export function collectPluginEnabled(blocks: readonly BlockInfo[], out: MetricsO
   }
 }
 
-/** Collects from the engine's serving blocks and from every registered plugin setup. */
+/** Collects from the engine's serving blocks and from every plugin compiled in (EngineHooks.pluginSetups). */
 export class EngineCollector implements Collector {
   private engine: EngineHooks | null = null;
-  private readonly setups: () => Iterable<PluginSetup>;
-
-  constructor(setups: () => Iterable<PluginSetup> = () => pluginSetups().values()) {
-    this.setups = setups;
-  }
 
   /** The engine whose blocks are read (the same for the process lifetime; set again harmlessly). */
   attach(engine: EngineHooks): void {
@@ -41,8 +35,8 @@ export class EngineCollector implements Collector {
 
   collect(out: MetricsOut): void {
     collectTcp(tcpBudget, out);
-    for (const s of this.setups()) s.collectGlobal?.(out);
     if (this.engine === null) return;
+    for (const s of this.engine.pluginSetups()) s.collectGlobal?.(out);
     const blocks = this.engine.blocks();
     collectPluginEnabled(blocks, out);
     for (const b of blocks) for (const p of b.plugins) p.collect?.(b, out);

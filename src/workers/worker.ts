@@ -15,8 +15,9 @@
  * counters, plugin_enabled), and the control thread merges the snapshots of all workers.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { BlockInfo, EngineHooks } from '../plugin.ts';
+import type { BlockInfo, EngineHooks, PluginSetup } from '../plugin.ts';
 import { loadConfig, type LoadedConfig } from '../config/load.ts';
+import { pluginSetups } from '../plugins/registry.ts';
 import { Server } from '../engine/server.ts';
 import { fatal } from '../engine/plugins.ts';
 import { defaultClock } from '../server/dispatch.ts';
@@ -79,6 +80,10 @@ class WorkerHooks implements EngineHooks {
 
   corefileText(): string {
     return this.server.text();
+  }
+
+  pluginSetups(): Iterable<PluginSetup> {
+    return pluginSetups().values();
   }
 }
 

@@ -6,7 +6,8 @@
  * family's type, histogram buckets not ascending or not cumulative, a +Inf bucket differing
  * from _count.
  */
-import { defaultServerConfig, type BlockInfo, type EngineHooks, type Logger, type SetupContext } from '../../src/plugin.ts';
+import { defaultServerConfig, type BlockInfo, type EngineHooks, type Logger, type PluginSetup, type SetupContext } from '../../src/plugin.ts';
+import { pluginSetups } from '../../src/plugins/registry.ts';
 import type { Directive } from '../../src/corefile/types.ts';
 import { parseCorefile } from '../../src/corefile/parser.ts';
 import { Request } from '../../src/server/request.ts';
@@ -233,6 +234,9 @@ export class TestEngine implements EngineHooks {
   }
   corefileText(): string {
     return this.text;
+  }
+  pluginSetups(): Iterable<PluginSetup> {
+    return pluginSetups().values();
   }
 }
 

@@ -23,6 +23,7 @@ const idleEngine: EngineHooks = {
   },
   corefilePath: () => null,
   corefileText: () => '',
+  pluginSetups: () => [],
 };
 const quietLog: Logger = { info() {}, warn() {}, error() {} };
 

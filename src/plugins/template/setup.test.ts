@@ -20,6 +20,7 @@ const idleEngine: EngineHooks = {
   },
   corefilePath: () => null,
   corefileText: () => '',
+  pluginSetups: () => [],
 };
 
 function options(log: Logger): LoadOptions {
