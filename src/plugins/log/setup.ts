@@ -12,6 +12,7 @@ import type { Request } from '../../server/request.ts';
 import type { Directive } from '../../corefile/types.ts';
 import { errorAt, blockLines, unknownPropertyError, argCountError } from '../../corefile/setup-helpers.ts';
 import { canonicalName } from '../../wire/name.ts';
+import { ZoneMatcher } from '../../wire/zone-match.ts';
 import { ResponseScan, scanResponse } from '../../wire/message.ts';
 import { ResponseClass, typify, type ResponseClassValue } from '../../wire/typify.ts';
 import { Flag, Opcode, QType } from '../../wire/codes.ts';
@@ -234,10 +235,17 @@ class LogWriter implements ResponseWriter {
   }
 }
 
-function nameMatches(qname: string, zone: string): boolean {
-  if (zone === '.') return true;
-  const q = qname.toLowerCase();
-  return q === zone || q.endsWith('.' + zone);
+/** A rule's names as one wire matcher (a name that cannot be a DNS name matches nothing). */
+function ruleZones(names: readonly string[]): ZoneMatcher<string> {
+  const m = new ZoneMatcher<string>();
+  for (const n of names) {
+    try {
+      m.add(n, n);
+    } catch {
+      // Not encodable (e.g. a label over 63 bytes): no query name is under it.
+    }
+  }
+  return m;
 }
 
 export class LogPlugin implements Plugin {
@@ -252,13 +260,13 @@ export class LogPlugin implements Plugin {
   }
   compose(next: Handler): Handler {
     const rules = this.rules;
+    const zones = rules.map((r) => ruleZones(r.names));
     const out = this.out;
     return {
       serve(req: Request): void {
-        const qname = req.name();
-        for (const rule of rules) {
-          if (rule.names.some((z) => nameMatches(qname, z))) {
-            req.writer = new LogWriter(req.writer, rule, out);
+        for (let i = 0; i < rules.length; i++) {
+          if (zones[i]!.contains(req.msg, req.qnameEnd)) {
+            req.writer = new LogWriter(req.writer, rules[i]!, out);
             break;
           }
         }
