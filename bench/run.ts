@@ -54,7 +54,7 @@ function versions(opts: BenchOptions): Record<string, string> {
     'Node.js (harness)': process.version,
   };
   for (const s of ['dnsdist', 'unbound', 'dnsmasq'] as const) v[s] = which(SERVERS[s].binary) === null ? 'not installed' : SERVERS[s].version(projectRoot);
-  v['upstream'] = opts.upstream === 'knot' ? `Knot DNS ${knotVersion()}` : `NSD ${nsdVersion()}`;
+  v.upstream = opts.upstream === 'knot' ? `Knot DNS ${knotVersion()}` : `NSD ${nsdVersion()}`;
   v.dnsperf = dnsperfVersion();
   return v;
 }
@@ -97,7 +97,8 @@ function rotate<T>(xs: readonly T[], by: number): T[] {
 
 function checkPrerequisites(opts: BenchOptions): void {
   for (const tool of ['dnsperf', 'taskset', opts.upstream === 'knot' ? 'knotd' : 'nsd']) {
-    if (which(tool) === null) throw new FatalError(`${tool} is not installed (apt-get install ${tool === 'taskset' ? 'util-linux' : tool === 'knotd' ? 'knot' : tool})`);
+    if (which(tool) === null)
+      throw new FatalError(`${tool} is not installed (apt-get install ${tool === 'taskset' ? 'util-linux' : tool === 'knotd' ? 'knot' : tool})`);
   }
   const online = os.cpus().length;
   for (const list of [opts.serverCpu, opts.clientCpu]) {
@@ -139,7 +140,11 @@ async function main(): Promise<number> {
   };
   process.on('exit', cleanupSync);
   let interrupted = false;
-  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+  for (const [sig, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const) {
     process.on(sig, () => {
       if (interrupted) return;
       interrupted = true;
@@ -155,11 +160,13 @@ async function main(): Promise<number> {
     if (!interrupted) process.stdout.write(`${s}\n`);
   };
   try {
-    log(`node-local-dns bench: servers ${opts.servers.join(', ')}; workloads ${opts.workloads.join(', ')}; ${opts.reps} rep(s) × ${opts.durationSec} s; temp ${tmp}`);
+    log(
+      `node-local-dns bench: servers ${opts.servers.join(', ')}; workloads ${opts.workloads.join(', ')}; ${opts.reps} rep(s) × ${opts.durationSec} s; temp ${tmp}`,
+    );
     const bench = new Bench(opts, reg, tmp, projectRoot);
     const ver = versions(opts);
     await bench.setUp();
-    log(`upstream ${ver['upstream']} on ${bench.upstream.addr}:${bench.upstream.port}`);
+    log(`upstream ${ver.upstream} on ${bench.upstream.addr}:${bench.upstream.port}`);
 
     const servers = bench.servers();
     const missing = new Set(servers.filter((s) => which(s.binary) === null).map((s) => s.name));
@@ -203,7 +210,7 @@ async function main(): Promise<number> {
         log(
           `[extras] ${def.name.padEnd(14)} start-up ${st.medianMs?.toFixed(1) ?? '—'} ms` +
             `  RSS idle ${rs.idleRssKb ?? '—'} kB, with ${rs.entries} entries ${rs.rssKb ?? '—'} kB` +
-            (st.error ?? rs.error ? `  ERROR ${(st.error ?? rs.error ?? '').split('\n')[0]}` : ''),
+            ((st.error ?? rs.error) ? `  ERROR ${(st.error ?? rs.error ?? '').split('\n')[0]}` : ''),
         );
       }
     }
@@ -248,7 +255,16 @@ async function main(): Promise<number> {
       const rel = path.relative(path.dirname(opts.mdPath), jsonPath);
       fs.writeFileSync(
         opts.mdPath,
-        renderMarkdown({ ...report, machine: mach, versions: ver, method: meth, configs: bench.configs, jsonPath: rel, startedAt: startedAt.toISOString(), command }),
+        renderMarkdown({
+          ...report,
+          machine: mach,
+          versions: ver,
+          method: meth,
+          configs: bench.configs,
+          jsonPath: rel,
+          startedAt: startedAt.toISOString(),
+          command,
+        }),
       );
       log(`results Markdown: ${opts.mdPath}`);
     }

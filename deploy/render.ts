@@ -80,7 +80,10 @@ function validate(opts: RenderOptions): void {
   if (!MODES.includes(opts.mode)) {
     throw new RenderError(RenderErrorCode.BadMode, `--mode must be iptables, ipvs or nftables, not "${opts.mode}"`);
   }
-  for (const [flag, value] of [['--dns-server', opts.dnsServer], ['--local-dns', opts.localDns]] as const) {
+  for (const [flag, value] of [
+    ['--dns-server', opts.dnsServer],
+    ['--local-dns', opts.localDns],
+  ] as const) {
     if (isIP(value) === 0) {
       throw new RenderError(RenderErrorCode.BadAddress, `${flag} must be an IP address, not "${value}"`);
     }

@@ -76,23 +76,37 @@ function installSignals(appReady: Promise<Stoppable>): void {
   process.on('SIGTERM', () => onStop('SIGTERM'));
   process.on('SIGINT', () => onStop('SIGINT'));
   process.on('SIGUSR1', () => {
-    appReady
-      .then((app) => app.reload('SIGUSR1'))
-      .catch((err) => log.error(`reload on SIGUSR1: ${(err as Error).message}`));
+    appReady.then((app) => app.reload('SIGUSR1')).catch((err) => log.error(`reload on SIGUSR1: ${(err as Error).message}`));
   });
 }
 
-async function startEngine(opts: Options | null, corefilePath: string | null, defaultBind: string[], dnsPort: number, text?: string, clusterZones?: readonly string[]): Promise<ControlPlane> {
+async function startEngine(
+  opts: Options | null,
+  corefilePath: string | null,
+  defaultBind: string[],
+  dnsPort: number,
+  text?: string,
+  clusterZones?: readonly string[],
+): Promise<ControlPlane> {
   const [{ startServing }, { resolveWorkerCount }] = await Promise.all([import('./workers/start.ts'), import('./workers/count.ts')]);
   const workers = resolveWorkerCount(opts?.workers ?? 0);
-  const { engine } = await startServing({ corefilePath, corefileText: text, defaultBind, defaultPort: dnsPort, workers, quiet: opts?.quiet ?? false, clusterZones });
+  const { engine } = await startServing({
+    corefilePath,
+    corefileText: text,
+    defaultBind,
+    defaultPort: dnsPort,
+    workers,
+    quiet: opts?.quiet ?? false,
+    clusterZones,
+  });
   return engine;
 }
 
 async function runServer(opts: Options | null): Promise<Stoppable> {
-  const engine = opts === null
-    ? await startEngine(null, null, ['127.0.0.1'], 53, EMBEDDED_COREFILE)
-    : await startEngine(opts, opts.corefilePath, ['127.0.0.1'], opts.dnsPort);
+  const engine =
+    opts === null
+      ? await startEngine(null, null, ['127.0.0.1'], 53, EMBEDDED_COREFILE)
+      : await startEngine(opts, opts.corefilePath, ['127.0.0.1'], opts.dnsPort);
   log.info(`node-local-dns-${VERSION} (Node.js ${process.version}) serving`);
   // -pidfile and (when asked for) the set-up metrics listener, as in agent mode.
   const extras = opts === null ? undefined : await (await import('./agent/server-mode.ts')).startServerExtras(opts, log);

@@ -452,7 +452,9 @@ export class Bench {
         row.status = 'error';
         row.error = 'no query was answered';
       } else if (row.unexpectedPct! > 1) {
-        const codes = Object.entries(r.rcodes).map(([c, n]) => `${c} ${n}`).join(', ');
+        const codes = Object.entries(r.rcodes)
+          .map(([c, n]) => `${c} ${n}`)
+          .join(', ');
         row.status = 'error';
         row.error = `${row.unexpectedPct!.toFixed(1)}% of answers had an unexpected rcode (${codes}); expected ${wl.expectedRcodes.join('/')}`;
       }

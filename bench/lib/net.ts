@@ -118,7 +118,7 @@ export function probe(opts: ProbeOptions): Promise<ProbeAnswer> {
     };
     sock.on('error', () => undefined);
     sock.on('message', (msg) => {
-      let decoded;
+      let decoded: ReturnType<typeof dnsPacket.decode>;
       try {
         decoded = dnsPacket.decode(msg);
       } catch {

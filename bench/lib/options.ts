@@ -73,7 +73,10 @@ function positive(name: string, v: string | undefined, integer: boolean): number
 
 function list<T extends string>(name: string, v: string | undefined, allowed: readonly T[]): T[] {
   if (v === undefined) return [...allowed];
-  const items = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const items = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   const bad = items.filter((s) => !(allowed as readonly string[]).includes(s));
   if (bad.length > 0 || items.length === 0) {
     throw new UsageError(`--${name}: unknown ${bad.join(', ') || '(empty)'}; choose from ${allowed.join(', ')}`);

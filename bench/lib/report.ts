@@ -68,7 +68,8 @@ export function summarize(
       } else {
         for (const m of METRICS) row[m] = median(ok.map((r) => r[m] ?? NaN));
         const notes: string[] = [];
-        if (ok.length < mine.length) notes.push(`${mine.length - ok.length} of ${mine.length} reps failed: ${mine.find((r) => r.status === 'error')!.error!.split('\n')[0]}`);
+        if (ok.length < mine.length)
+          notes.push(`${mine.length - ok.length} of ${mine.length} reps failed: ${mine.find((r) => r.status === 'error')!.error!.split('\n')[0]}`);
         if (ok.some((r) => r.fileExhausted === true)) notes.push('ran out of unique names before the time limit (shorter run)');
         if (notes.length > 0) row.note = notes.join('; ');
       }
@@ -123,7 +124,10 @@ interface Table {
 function textTable(t: Table): string {
   const w = t.head.map((h, i) => Math.max(h.length, ...t.rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string =>
-    cells.map((c, i) => (t.numeric[i] ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join('  ').trimEnd();
+    cells
+      .map((c, i) => (t.numeric[i] ? c.padStart(w[i]!) : c.padEnd(w[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(t.head), w.map((n) => '-'.repeat(n)).join('  '), ...t.rows.map(line)].join('\n');
 }
 
@@ -171,24 +175,26 @@ function startupTable(st: readonly StartupResult[], rss: readonly Rss10kResult[]
     head: ['server', 'start-up ms (median)', 'samples', 'RSS idle MiB', `RSS with 10k entries MiB`, 'bytes/entry', 'status'],
     numeric: [false, true, false, true, true, true, false],
     // A reference that is not a DNS server (node-echo) takes no part in these experiments.
-    rows: servers.filter((s) => st.some((r) => r.server === s) || rss.some((r) => r.server === s)).map((s) => {
-      const a = st.find((r) => r.server === s);
-      const b = rss.find((r) => r.server === s);
-      const errs = [...new Set([a?.error, b?.error].filter((e) => e !== undefined).map(firstLine))];
-      const notes = [...errs];
-      if (s === 'dnsmasq' && errs.length === 0) notes.push('dnsmasq allocates its whole cache at start-up');
-      return [
-        s,
-        fmt(a?.medianMs, 1),
-        a === undefined ? '—' : a.samplesMs.map((v) => v.toFixed(0)).join(' '),
-        mib(b?.idleRssKb),
-        mib(b?.rssKb),
-        fmt(b?.bytesPerEntry, 0),
-        errs.length > 0
-          ? `ERROR: ${errs.join('; ')}`
-          : `ok${b?.warmLost ? ` (${b.warmLost} warm queries lost)` : ''}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`,
-      ];
-    }),
+    rows: servers
+      .filter((s) => st.some((r) => r.server === s) || rss.some((r) => r.server === s))
+      .map((s) => {
+        const a = st.find((r) => r.server === s);
+        const b = rss.find((r) => r.server === s);
+        const errs = [...new Set([a?.error, b?.error].filter((e) => e !== undefined).map(firstLine))];
+        const notes = [...errs];
+        if (s === 'dnsmasq' && errs.length === 0) notes.push('dnsmasq allocates its whole cache at start-up');
+        return [
+          s,
+          fmt(a?.medianMs, 1),
+          a === undefined ? '—' : a.samplesMs.map((v) => v.toFixed(0)).join(' '),
+          mib(b?.idleRssKb),
+          mib(b?.rssKb),
+          fmt(b?.bytesPerEntry, 0),
+          errs.length > 0
+            ? `ERROR: ${errs.join('; ')}`
+            : `ok${b?.warmLost ? ` (${b.warmLost} warm queries lost)` : ''}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`,
+        ];
+      }),
   };
 }
 

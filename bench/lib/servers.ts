@@ -77,7 +77,10 @@ export function shippedNodeFlags(projectRoot: string): string[] {
   const pkg = JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { scripts?: { start?: string } };
   const m = /^node((?:\s+--\S+)*)\s+bin\/node-local-dns\.js\b/.exec(pkg.scripts?.start ?? '');
   if (m === null) throw new Error(`package.json: scripts.start is not "node [--flags] bin/node-local-dns.js": ${pkg.scripts?.start}`);
-  return m[1]!.trim().split(/\s+/).filter((f) => f !== '');
+  return m[1]!
+    .trim()
+    .split(/\s+/)
+    .filter((f) => f !== '');
 }
 
 export function nodeBinary(projectRoot: string): string {
@@ -229,7 +232,8 @@ const nodeEcho: ServerDef = {
   addr: '127.0.0.206',
   binary: 'node',
   reference: 'reference, not a DNS server: a bare Node.js dgram responder that echoes each query with QR set (the Node.js floor)',
-  unsupported: (_mode, workload) => (workload === 'hit' || workload === 'hit-rate' || workload === 'mixed' ? null : 'reference for answered-locally workloads only (it forwards nothing)'),
+  unsupported: (_mode, workload) =>
+    workload === 'hit' || workload === 'hit-rate' || workload === 'mixed' ? null : 'reference for answered-locally workloads only (it forwards nothing)',
   version(projectRoot) {
     return `Node.js ${firstMatch(nodeBinary(projectRoot), ['-v'], /^v?(\S+)/)}`;
   },

@@ -51,11 +51,19 @@ function workerSnapshot(seed: number): MetricsSnapshot {
       const s = zs.get(server, zone);
       for (let i = 0; i < 400; i++) {
         n = (n * 1103515245 + 12345) % 2147483648;
-        s.record(answeredRequest({
-          proto: n % 11 === 0 ? 1 : 0, family: n % 3 === 0 ? 6 : 4, qtype: QTYPES[n % QTYPES.length]!,
-          dnssecOk: n % 5 === 0, msgLen: 30 + (n % 200), responseLen: 60 + (n % 900), rcode: RCODES[n % 3]!,
-          respondedBy: n % 4 === 0 ? 'forward' : n % 4 === 1 ? 'hosts' : 'cache',
-        }), (n % 1000) / 1e5);
+        s.record(
+          answeredRequest({
+            proto: n % 11 === 0 ? 1 : 0,
+            family: n % 3 === 0 ? 6 : 4,
+            qtype: QTYPES[n % QTYPES.length]!,
+            dnssecOk: n % 5 === 0,
+            msgLen: 30 + (n % 200),
+            responseLen: 60 + (n % 900),
+            rcode: RCODES[n % 3]!,
+            respondedBy: n % 4 === 0 ? 'forward' : n % 4 === 1 ? 'hosts' : 'cache',
+          }),
+          (n % 1000) / 1e5,
+        );
       }
     }
   }
@@ -68,20 +76,26 @@ function workerSnapshot(seed: number): MetricsSnapshot {
     b.family('coredns_cache_requests_total', 'The count of cache requests.', 'counter').add(base, 1000);
     b.family('coredns_cache_hits_total', 'The count of cache hits.', 'counter').add({ ...base, type: 'success' }, 900);
     b.family('coredns_cache_misses_total', 'The count of cache misses. Deprecated, derive misses from cache hits/requests counters.', 'counter').add(base, 100);
-    b.family('coredns_plugin_enabled', 'A metric that indicates whether a plugin is enabled on per server and zone basis.', 'gauge', { merge: 'max' })
-      .add({ server, zone: zones[0]!, name: 'cache', view: '' }, 1);
+    b.family('coredns_plugin_enabled', 'A metric that indicates whether a plugin is enabled on per server and zone basis.', 'gauge', { merge: 'max' }).add(
+      { server, zone: zones[0]!, name: 'cache', view: '' },
+      1,
+    );
   }
   for (const to of ['10.96.0.10:53', '10.96.0.11:53', '10.96.0.12:53', '10.96.0.13:53', '10.96.0.14:53', '10.96.0.15:53', '10.96.0.16:53', '10.96.0.17:53']) {
     b.family('coredns_forward_requests_total', 'Counter of requests made per upstream.', 'counter').add({ to }, 300);
     for (const rcode of ['NOERROR', 'NXDOMAIN', 'SERVFAIL']) {
       b.family('coredns_forward_responses_total', 'Counter of responses received per upstream.', 'counter').add({ rcode, to }, 100);
       const buckets = [...TIME_BUCKETS.map((_, i) => (i < 6 ? 10 : 0)), 1];
-      b.family('coredns_proxy_request_duration_seconds', 'Histogram of the time each request took.', 'histogram', { bounds: TIME_BUCKETS })
-        .addHistogram({ proxy_name: 'forward', rcode, to }, buckets, 0.05);
+      b.family('coredns_proxy_request_duration_seconds', 'Histogram of the time each request took.', 'histogram', { bounds: TIME_BUCKETS }).addHistogram(
+        { proxy_name: 'forward', rcode, to },
+        buckets,
+        0.05,
+      );
     }
   }
-  b.family('coredns_build_info', 'A metric with a constant \'1\' value labeled by version, revision, and goversion from which CoreDNS was built.', 'gauge', { merge: 'max' })
-    .add({ goversion: 'node v24', revision: '', version: '1.11.3' }, 1);
+  b.family('coredns_build_info', "A metric with a constant '1' value labeled by version, revision, and goversion from which CoreDNS was built.", 'gauge', {
+    merge: 'max',
+  }).add({ goversion: 'node v24', revision: '', version: '1.11.3' }, 1);
   return b.build();
 }
 
@@ -92,7 +106,10 @@ hub.setRemoteSnapshots(async () => workers);
 /** A snapshot as prom-client's getMetricsAsJSON() would give it. */
 function promJson(snap: MetricsSnapshot): object[] {
   return snap.families.map((f) => ({
-    name: f.name, help: f.help, type: f.type, aggregator: f.merge,
+    name: f.name,
+    help: f.help,
+    type: f.type,
+    aggregator: f.merge,
     values: f.samples.flatMap((s) => {
       if (f.type !== 'histogram') return [{ labels: s.labels, value: s.value }];
       let cum = 0;
@@ -107,9 +124,7 @@ function promJson(snap: MetricsSnapshot): object[] {
   }));
 }
 const { AggregatorRegistry } = await import('prom-client');
-const render = opts.variant === 'aggregator'
-  ? () => AggregatorRegistry.aggregate(workers.map(promJson)).metrics()
-  : () => hub.render({ legacy: opts.legacy });
+const render = opts.variant === 'aggregator' ? () => AggregatorRegistry.aggregate(workers.map(promJson)).metrics() : () => hub.render({ legacy: opts.legacy });
 
 const first = await render();
 const series = (await hub.gather()).families.reduce((n, f) => n + f.samples.length, 0);
@@ -129,8 +144,20 @@ for (let i = 0; i < iterations; i++) {
 const cpu = process.cpuUsage(cpu0);
 times.sort((a, b) => a - b);
 const q = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))]!.toFixed(3);
-console.log(JSON.stringify({
-  variant: opts.variant, families, series, lines, bytes: first.length, iterations, defaults: opts.defaults, legacy: opts.legacy,
-  p50_ms: q(0.5), p90_ms: q(0.9), p99_ms: q(0.99), cpu_ms_per_render: ((cpu.user + cpu.system) / 1000 / iterations).toFixed(3),
-  mean_ms: (times.reduce((a, b) => a + b, 0) / times.length).toFixed(3),
-}));
+console.log(
+  JSON.stringify({
+    variant: opts.variant,
+    families,
+    series,
+    lines,
+    bytes: first.length,
+    iterations,
+    defaults: opts.defaults,
+    legacy: opts.legacy,
+    p50_ms: q(0.5),
+    p90_ms: q(0.9),
+    p99_ms: q(0.99),
+    cpu_ms_per_render: ((cpu.user + cpu.system) / 1000 / iterations).toFixed(3),
+    mean_ms: (times.reduce((a, b) => a + b, 0) / times.length).toFixed(3),
+  }),
+);

@@ -10,9 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const DASHBOARD_PATH = fileURLToPath(new URL('./grafana-dashboard.json', import.meta.url));
-export const CHART_DASHBOARD_PATH = fileURLToPath(
-  new URL('../helm/node-local-dns/dashboards/node-local-dns.json', import.meta.url),
-);
+export const CHART_DASHBOARD_PATH = fileURLToPath(new URL('../helm/node-local-dns/dashboards/node-local-dns.json', import.meta.url));
 
 /** Selector shared by every query: the dashboard's job and node variables. */
 const SEL = 'job=~"$job", node=~"$node"';
@@ -111,7 +109,7 @@ const sections: Array<{ title: string; row: true } | PanelSpec> = [
   },
   {
     title: 'Queries by node',
-    description: 'Queries per second received by each node\'s cache.',
+    description: "Queries per second received by each node's cache.",
     type: 'timeseries',
     unit: 'reqps',
     width: 12,
@@ -331,9 +329,7 @@ const sections: Array<{ title: string; row: true } | PanelSpec> = [
     unit: 'none',
     width: 24,
     height: 6,
-    targets: [
-      { expr: `count by (node, version, revision, goversion) (coredns_build_info{${SEL}})`, legendFormat: '', instant: true },
-    ],
+    targets: [{ expr: `count by (node, version, revision, goversion) (coredns_build_info{${SEL}})`, legendFormat: '', instant: true }],
   },
 ];
 

@@ -99,15 +99,40 @@ test('template mode: render → interface → engine → iptables; sync; ConfigM
   await writeFile(join(dir, 'coredns', 'Corefile.base'), BASE);
   await writeConfigMapVolume(join(dir, 'kube-dns'), { upstreamNameservers: '["198.18.1.2"]' });
   const opts = parseOptions([
-    '-localip', '169.254.20.10,198.18.0.10', '-conf', join(dir, 'Corefile'), '-basecorefile', join(dir, 'coredns', 'Corefile.base'),
-    '-kubednscm', join(dir, 'kube-dns'), '-upstreamsvc', 'kube-dns-upstream', '-interfacetype', 'bridge', '-syncinterval', '1h',
-    '-metrics-listen-address', '127.0.0.1:0', '-pidfile', join(dir, 'pid'), '-health-port', '8080', '-peerdir', peers,
+    '-localip',
+    '169.254.20.10,198.18.0.10',
+    '-conf',
+    join(dir, 'Corefile'),
+    '-basecorefile',
+    join(dir, 'coredns', 'Corefile.base'),
+    '-kubednscm',
+    join(dir, 'kube-dns'),
+    '-upstreamsvc',
+    'kube-dns-upstream',
+    '-interfacetype',
+    'bridge',
+    '-syncinterval',
+    '1h',
+    '-metrics-listen-address',
+    '127.0.0.1:0',
+    '-pidfile',
+    join(dir, 'pid'),
+    '-health-port',
+    '8080',
+    '-peerdir',
+    peers,
   ]);
   const rec = newRecorded();
   const log = captureLog();
   const env: Record<string, string | undefined> = { ...ENV };
   const agent = await runAgent(opts, {
-    startEngine: recordingEngine(ns, rec), log, env, runner: ns.run, version: 'v-test', configPollMs: 200, processMetrics: false,
+    startEngine: recordingEngine(ns, rec),
+    log,
+    env,
+    runner: ns.run,
+    version: 'v-test',
+    configPollMs: 200,
+    processMetrics: false,
   });
   let shut = false;
   t.after(async () => {
@@ -131,23 +156,32 @@ test('template mode: render → interface → engine → iptables; sync; ConfigM
   // The role and peer-registration lines (src/agent/standby.ts; drilled in test/netns/drill.test.ts).
   const roleLines = log.lines.filter((l) => /^\[INFO\] (Role: primary - |Registered as primary in )/.test(l));
   assert.equal(roleLines.length, 2, log.lines.join('\n'));
-  assert.ok(roleLines.some((l) => l.startsWith(`[INFO] Registered as primary in ${peers} (${peers}/primary-`)), roleLines.join('\n'));
+  assert.ok(
+    roleLines.some((l) => l.startsWith(`[INFO] Registered as primary in ${peers} (${peers}/primary-`)),
+    roleLines.join('\n'),
+  );
   log.lines.splice(0, log.lines.length, ...log.lines.filter((l) => !roleLines.includes(l)));
   // The template's block forwarding to __PILLAR__CLUSTER__DNS__ names the cluster zones for the
   // cache's stale default (src/config/cluster-zones.ts), handed to the engine (not the environment).
   assert.deepEqual(s.clusterZones, ['cluster.local.']);
-  assert.equal(env['NODE_LOCAL_DNS_CLUSTER_ZONES'], undefined);
+  assert.equal(env.NODE_LOCAL_DNS_CLUSTER_ZONES, undefined);
   const zonesLine = '[INFO] Cluster zones (served stale when every upstream fails, unless a cache block says otherwise): cluster.local.';
   assert.equal(log.lines.filter((l) => l === zonesLine).length, 1, log.lines.join('\n'));
   log.lines.splice(log.lines.indexOf(zonesLine), 1);
   // node-cache warns the same way when custom upstreams meet the stock (UDP) forward line.
   assert.equal(log.lines[2], '[WARNING] no TCP upstream forward block found; assuming the upstream forward already uses UDP');
   log.lines.splice(2, 1);
-  assert.deepEqual(log.lines.slice(0, 3), ['[INFO] Starting node-local-dns v-test', `[INFO] Using Corefile ${join(dir, 'Corefile')}`,
-    '[INFO] Updated Corefile with 0 custom stubdomains and upstream servers 198.18.1.2']);
+  assert.deepEqual(log.lines.slice(0, 3), [
+    '[INFO] Starting node-local-dns v-test',
+    `[INFO] Using Corefile ${join(dir, 'Corefile')}`,
+    '[INFO] Updated Corefile with 0 custom stubdomains and upstream servers 198.18.1.2',
+  ]);
   assert.equal(log.lines[3], `[INFO] Using config file:\n${s.corefile}`);
   assert.equal(log.lines[4], '[INFO] Added interface - nodelocaldns');
-  assert.deepEqual(log.lines.slice(5, -1), rules.map((r) => `[INFO] Added back nodelocaldns rule - ${formatRule(r)}`));
+  assert.deepEqual(
+    log.lines.slice(5, -1),
+    rules.map((r) => `[INFO] Added back nodelocaldns rule - ${formatRule(r)}`),
+  );
   assert.equal(log.lines.at(-1), '[INFO] Start-up complete: serving 169.254.20.10, 198.18.0.10; interface nodelocaldns and 24 iptables rules in place');
 
   // Setup metrics are served, all zero.
@@ -170,7 +204,10 @@ test('template mode: render → interface → engine → iptables; sync; ConfigM
   await waitFor('reload after the ConfigMap change', async () => rec.reloads.length === 1, 5000);
   // The cluster zones go with the reload (the engine hands them to every worker).
   assert.equal(rec.events[rec.events.indexOf('reload') - 1], 'zones cluster.local.');
-  assert.match(rec.reloads[0]!, /\nstub\.test:53 \{\n {4}errors\n {4}cache 30\n {4}bind 169\.254\.20\.10 198\.18\.0\.10\n {4}forward \. 198\.18\.1\.2\n {4}prometheus :9253\n\}\n$/);
+  assert.match(
+    rec.reloads[0]!,
+    /\nstub\.test:53 \{\n {4}errors\n {4}cache 30\n {4}bind 169\.254\.20\.10 198\.18\.0\.10\n {4}forward \. 198\.18\.1\.2\n {4}prometheus :9253\n\}\n$/,
+  );
   assert.ok(log.lines.includes('[INFO] Updated Corefile with 1 custom stubdomains and upstream servers 198.18.1.2'));
 
   // An invalid ConfigMap is counted and ignored; the last good values stay.
@@ -205,9 +242,29 @@ test('template mode: render → interface → engine → iptables; sync; ConfigM
 test('adoption after a kill: existing interface and rules are reused, nothing duplicated; -skipteardown keeps them', { skip }, async (t) => {
   const { ns, dir, peers } = await setup(t);
   await writeFile(join(dir, 'Corefile'), '.:53 {\n    whoami\n}\n');
-  const argv = ['-localip', '169.254.20.10', '-conf', join(dir, 'Corefile'), '-basecorefile', join(dir, 'none'), '-kubednscm', join(dir, 'kube-dns'),
-    '-interfacetype', 'bridge', '-metrics-listen-address', '', '-peerdir', peers, '-skipteardown'];
-  const first = await runAgent(parseOptions(argv), { startEngine: recordingEngine(ns, newRecorded()), log: captureLog(), runner: ns.run, processMetrics: false });
+  const argv = [
+    '-localip',
+    '169.254.20.10',
+    '-conf',
+    join(dir, 'Corefile'),
+    '-basecorefile',
+    join(dir, 'none'),
+    '-kubednscm',
+    join(dir, 'kube-dns'),
+    '-interfacetype',
+    'bridge',
+    '-metrics-listen-address',
+    '',
+    '-peerdir',
+    peers,
+    '-skipteardown',
+  ];
+  const first = await runAgent(parseOptions(argv), {
+    startEngine: recordingEngine(ns, newRecorded()),
+    log: captureLog(),
+    runner: ns.run,
+    processMetrics: false,
+  });
   await first.shutdown();
   assert.equal(countRules(await ns.iptablesSave()), 12, '-skipteardown leaves the rules');
   assert.ok(await new InterfaceManager({ name: 'nodelocaldns', type: 'bridge', ips: [] }, ns.run).exists());
@@ -215,7 +272,10 @@ test('adoption after a kill: existing interface and rules are reused, nothing du
   const log = captureLog();
   const rec = newRecorded();
   const second = await runAgent(parseOptions(argv.filter((a) => a !== '-skipteardown')), {
-    startEngine: recordingEngine(ns, rec), log, runner: ns.run, processMetrics: false,
+    startEngine: recordingEngine(ns, rec),
+    log,
+    runner: ns.run,
+    processMetrics: false,
   });
   assert.equal(rec.starts[0]!.corefile, '.:53 {\n    whoami\n}\n', 'served as is without a template');
   assert.ok(log.lines.some((l) => l.includes('not found, serving') && l.includes('as is')));
@@ -232,7 +292,17 @@ test('no network set-up and no -localip: the Corefile is just served', { skip },
   await writeFile(join(dir, 'Corefile'), '.:1053 {\n    whoami\n}\n');
   const rec = newRecorded();
   const agent = await runAgent(
-    parseOptions(['-conf', join(dir, 'Corefile'), '-basecorefile', join(dir, 'none'), '-setupinterface=false', '-setupiptables=false', '-metrics-listen-address=', '-peerdir', peers]),
+    parseOptions([
+      '-conf',
+      join(dir, 'Corefile'),
+      '-basecorefile',
+      join(dir, 'none'),
+      '-setupinterface=false',
+      '-setupiptables=false',
+      '-metrics-listen-address=',
+      '-peerdir',
+      peers,
+    ]),
     { startEngine: recordingEngine(ns, rec), log: captureLog(), runner: ns.run, processMetrics: false },
   );
   assert.deepEqual(rec.starts[0]!.bind, []);
@@ -248,22 +318,38 @@ test('start-up failures: missing -localip, dummy unsupported, missing service en
 
   await writeFile(join(dir, 'Corefile'), '.:53 {\n}\n');
   let rec = newRecorded();
-  await assert.rejects(runAgent(parseOptions([...common, '-basecorefile', join(dir, 'none')]), deps(rec)),
-    (e: unknown) => e instanceof AgentError && /-localip is required/.test(e.message));
+  await assert.rejects(
+    runAgent(parseOptions([...common, '-basecorefile', join(dir, 'none')]), deps(rec)),
+    (e: unknown) => e instanceof AgentError && /-localip is required/.test(e.message),
+  );
 
   const probe = await ns.run('ip', ['link', 'add', 'probe0', 'type', 'dummy']);
   if (probe.code !== 0) {
     rec = newRecorded();
-    await assert.rejects(runAgent(parseOptions([...common, '-basecorefile', join(dir, 'none'), '-localip', '169.254.20.10']), deps(rec)),
-      (e: unknown) => e instanceof InterfaceError && e.code === 'ERR_IFACE_UNSUPPORTED' && /-interfacetype=bridge/.test(e.message));
+    await assert.rejects(
+      runAgent(parseOptions([...common, '-basecorefile', join(dir, 'none'), '-localip', '169.254.20.10']), deps(rec)),
+      (e: unknown) => e instanceof InterfaceError && e.code === 'ERR_IFACE_UNSUPPORTED' && /-interfacetype=bridge/.test(e.message),
+    );
     assert.equal(rec.starts.length, 0, 'engine not started');
   }
 
   await writeFile(join(dir, 'coredns', 'Corefile.base'), BASE);
   rec = newRecorded();
   await assert.rejects(
-    runAgent(parseOptions([...common, '-basecorefile', join(dir, 'coredns', 'Corefile.base'), '-localip', '169.254.20.10', '-interfacetype', 'bridge',
-      '-upstreamsvc', 'kube-dns-upstream']), deps(rec)),
+    runAgent(
+      parseOptions([
+        ...common,
+        '-basecorefile',
+        join(dir, 'coredns', 'Corefile.base'),
+        '-localip',
+        '169.254.20.10',
+        '-interfacetype',
+        'bridge',
+        '-upstreamsvc',
+        'kube-dns-upstream',
+      ]),
+      deps(rec),
+    ),
     (e: unknown) => e instanceof AgentError && /KUBE_DNS_UPSTREAM_SERVICE_HOST/.test(e.message) && !/<nil>/.test(e.message),
   );
   assert.equal(rec.starts.length, 0);
@@ -280,8 +366,20 @@ test('start-up failures: missing -localip, dummy unsupported, missing service en
     },
   };
   await assert.rejects(
-    runAgent(parseOptions([...common, '-basecorefile', join(dir, 'coredns', 'Corefile.base'), '-localip', '169.254.20.10', '-interfacetype', 'bridge',
-      '-upstreamsvc', 'kube-dns-upstream']), failing),
+    runAgent(
+      parseOptions([
+        ...common,
+        '-basecorefile',
+        join(dir, 'coredns', 'Corefile.base'),
+        '-localip',
+        '169.254.20.10',
+        '-interfacetype',
+        'bridge',
+        '-upstreamsvc',
+        'kube-dns-upstream',
+      ]),
+      failing,
+    ),
     /address already in use/,
   );
   assert.equal(await new InterfaceManager({ name: 'nodelocaldns', type: 'bridge', ips: [] }, ns.run).exists(), false, 'interface removed again');
@@ -298,20 +396,46 @@ test('template mode: a Corefile template replaced by a FIFO is an error that is 
   await writeConfigMapVolume(join(dir, 'kube-dns'), { upstreamNameservers: '["198.18.1.2"]' });
   const reloads: string[] = [];
   const log = captureLog();
-  const agent = await runAgent(parseOptions([
-    '-localip', '169.254.20.10', '-conf', join(dir, 'Corefile'), '-basecorefile', base, '-kubednscm', join(dir, 'kube-dns'),
-    '-upstreamsvc', 'kube-dns-upstream', '-setupinterface=false', '-setupiptables=false', '-metrics-listen-address=', '-peerdir=',
-  ]), {
-    startEngine: async (corefilePath) => ({ setClusterZones: () => {}, reload: async () => void reloads.push(await readFile(corefilePath, 'utf8')), stop: async () => {} }),
-    log, env: { ...ENV }, configPollMs: 3_600_000, processMetrics: false,
-  });
+  const agent = await runAgent(
+    parseOptions([
+      '-localip',
+      '169.254.20.10',
+      '-conf',
+      join(dir, 'Corefile'),
+      '-basecorefile',
+      base,
+      '-kubednscm',
+      join(dir, 'kube-dns'),
+      '-upstreamsvc',
+      'kube-dns-upstream',
+      '-setupinterface=false',
+      '-setupiptables=false',
+      '-metrics-listen-address=',
+      '-peerdir=',
+    ]),
+    {
+      startEngine: async (corefilePath) => ({
+        setClusterZones: () => {},
+        reload: async () => void reloads.push(await readFile(corefilePath, 'utf8')),
+        stop: async () => {},
+      }),
+      log,
+      env: { ...ENV },
+      configPollMs: 3_600_000,
+      processMetrics: false,
+    },
+  );
   t.after(() => agent.shutdown());
-  const within = <T>(p: Promise<T>) => Promise.race([p.then(() => 'settled' as const), new Promise<'pending'>((r) => setTimeout(() => r('pending'), 5_000).unref())]);
+  const within = <T>(p: Promise<T>) =>
+    Promise.race([p.then(() => 'settled' as const), new Promise<'pending'>((r) => setTimeout(() => r('pending'), 5_000).unref())]);
 
   await rm(base);
   execFileSync('mkfifo', [base]);
   assert.equal(await within(agent.refresh()), 'settled', 'the refresh blocked on the FIFO');
-  assert.ok(log.lines.some((l) => /^\[ERROR\] Failed to sync node-local-dns config: .*Corefile\.base: is a FIFO, not a regular file$/.test(l)), log.lines.join('\n'));
+  assert.ok(
+    log.lines.some((l) => /^\[ERROR\] Failed to sync node-local-dns config: .*Corefile\.base: is a FIFO, not a regular file$/.test(l)),
+    log.lines.join('\n'),
+  );
   assert.ok((await agent.metrics.count('configmap')) >= 1);
 
   // Watching goes on: a regular template again, and a ConfigMap change, are picked up.
@@ -328,12 +452,26 @@ test('-pidfile naming a FIFO: start-up logs the failure instead of blocking fore
   await writeFile(join(dir, 'Corefile'), '.:1053 {\n}\n');
   execFileSync('mkfifo', [join(dir, 'pid')]);
   const log = captureLog();
-  const started = runAgent(parseOptions([
-    '-conf', join(dir, 'Corefile'), '-basecorefile', join(dir, 'none'), '-setupinterface=false', '-setupiptables=false',
-    '-metrics-listen-address=', '-peerdir=', '-pidfile', join(dir, 'pid'),
-  ]), { startEngine: async () => ({ setClusterZones: () => {}, reload: async () => {}, stop: async () => {} }), log, processMetrics: false });
+  const started = runAgent(
+    parseOptions([
+      '-conf',
+      join(dir, 'Corefile'),
+      '-basecorefile',
+      join(dir, 'none'),
+      '-setupinterface=false',
+      '-setupiptables=false',
+      '-metrics-listen-address=',
+      '-peerdir=',
+      '-pidfile',
+      join(dir, 'pid'),
+    ]),
+    { startEngine: async () => ({ setClusterZones: () => {}, reload: async () => {}, stop: async () => {} }), log, processMetrics: false },
+  );
   const r = await Promise.race([started, new Promise<'pending'>((res) => setTimeout(() => res('pending'), 5_000).unref())]);
   assert.notEqual(r, 'pending', 'start-up blocked opening the FIFO');
   t.after(() => (r as Awaited<typeof started>).shutdown());
-  assert.ok(log.lines.some((l) => /^\[ERROR\] Failed to write pidfile .*\/pid: .*ENXIO/.test(l)), log.lines.join('\n'));
+  assert.ok(
+    log.lines.some((l) => /^\[ERROR\] Failed to write pidfile .*\/pid: .*ENXIO/.test(l)),
+    log.lines.join('\n'),
+  );
 });

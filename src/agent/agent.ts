@@ -101,7 +101,6 @@ export function agentVersion(): string {
   return VERSION;
 }
 
-
 /** True when `address` (host:port) names one of the local IPs, which exist only once the interface does. */
 export function listensOnLocalIp(address: string, localIps: readonly string[]): boolean {
   if (address === '') return false;
@@ -365,7 +364,10 @@ class NodeAgent {
       this.#periodicTimer = setInterval(syncTick, syncIntervalMs);
       this.#registry?.onSync(syncTick);
     } else {
-      this.#periodicTimer = setInterval(tick(this.#log, 'Watching the primary', () => this.#watchPrimary()), syncIntervalMs);
+      this.#periodicTimer = setInterval(
+        tick(this.#log, 'Watching the primary', () => this.#watchPrimary()),
+        syncIntervalMs,
+      );
       await this.#watchPrimary();
     }
   }

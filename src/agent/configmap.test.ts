@@ -38,10 +38,13 @@ test('parseKubeDnsConfig accepts valid data', () => {
     federations: 'ignored',
     other: 'ignored',
   });
-  assert.deepEqual([...c.stubDomains.entries()], [
-    ['acme.local', ['1.2.3.4']],
-    ['corp.example', ['198.18.0.1:5353', '[fd00::1]:53']],
-  ]);
+  assert.deepEqual(
+    [...c.stubDomains.entries()],
+    [
+      ['acme.local', ['1.2.3.4']],
+      ['corp.example', ['198.18.0.1:5353', '[fd00::1]:53']],
+    ],
+  );
   assert.deepEqual(c.upstreamNameservers, ['8.8.8.8', '8.8.4.4:53']);
   const empty = parseKubeDnsConfig(new Map());
   assert.equal(empty.stubDomains.size, 0);
@@ -162,14 +165,26 @@ test('readConfigDir: a FIFO in the ConfigMap directory is refused at once, not r
   t.after(() => rm(dir, { recursive: true, force: true }));
   await writeFile(join(dir, 'upstreamNameservers'), '["198.18.0.1"]');
   execFileSync('mkfifo', [join(dir, 'stubDomains')]);
-  const r = await within(readConfigDir(dir).then(() => 'read', (e: unknown) => e), 5_000);
+  const r = await within(
+    readConfigDir(dir).then(
+      () => 'read',
+      (e: unknown) => e,
+    ),
+    5_000,
+  );
   assert.notEqual(r, 'pending', 'the read blocked on the FIFO');
   assert.ok(r instanceof ConfigMapError, String(r));
   assert.equal(r.key, 'stubDomains');
   assert.match(r.message, /stubDomains: is a FIFO, not a regular file$/);
   // The template file too (the watcher versions it on every poll).
   execFileSync('mkfifo', [join(dir, 'Corefile.base')]);
-  const v = await within(fileVersion(join(dir, 'Corefile.base')).then(() => 'read', (e: unknown) => e), 5_000);
+  const v = await within(
+    fileVersion(join(dir, 'Corefile.base')).then(
+      () => 'read',
+      (e: unknown) => e,
+    ),
+    5_000,
+  );
   assert.notEqual(v, 'pending');
   assert.match(String(v), /Corefile\.base: is a FIFO, not a regular file/);
 });
@@ -179,8 +194,11 @@ test('readConfigDir: more than 1 MiB in the ConfigMap directory is refused, nami
   t.after(() => rm(dir, { recursive: true, force: true }));
   await writeFile(join(dir, 'federations'), 'x'.repeat(700 * 1024));
   await writeFile(join(dir, 'stubDomains'), 'y'.repeat(400 * 1024));
-  await assert.rejects(readConfigDir(dir), (e: unknown) =>
-    e instanceof ConfigMapError && e.key === 'stubDomains' && /holds more than 1048576 bytes \(at stubDomains\)$/.test(e.message) && !/yyy/.test(e.message));
+  await assert.rejects(
+    readConfigDir(dir),
+    (e: unknown) =>
+      e instanceof ConfigMapError && e.key === 'stubDomains' && /holds more than 1048576 bytes \(at stubDomains\)$/.test(e.message) && !/yyy/.test(e.message),
+  );
   await writeFile(join(dir, 'stubDomains'), '{}');
   assert.equal((await readConfigDir(dir)).files.size, 2);
   await writeFile(join(dir, 'Corefile.base'), 'z'.repeat(MAX_TEMPLATE_BYTES + 1));

@@ -201,7 +201,9 @@ export async function loadKubeDnsConfig(dir: string): Promise<{ config: KubeDnsC
 /** Version of one file's contents ('' when missing); ReadRegularError for anything but a regular file of at most maxBytes. */
 export async function fileVersion(path: string, maxBytes = MAX_TEMPLATE_BYTES): Promise<string> {
   try {
-    return createHash('sha256').update(await readRegularFile(path, maxBytes)).digest('hex');
+    return createHash('sha256')
+      .update(await readRegularFile(path, maxBytes))
+      .digest('hex');
   } catch (err) {
     if (isNotFound(err)) return '';
     throw err;

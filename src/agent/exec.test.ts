@@ -20,7 +20,10 @@ test('exec: exit status and output of a program', async () => {
 });
 
 test('exec: a program that does not exist rejects with CommandError (ENOENT), never throws', async () => {
-  const err = await execRunner('/nonexistent/iptables', ['-L']).then(() => null, (e: unknown) => e);
+  const err = await execRunner('/nonexistent/iptables', ['-L']).then(
+    () => null,
+    (e: unknown) => e,
+  );
   assert.ok(err instanceof CommandError, String(err));
   assert.equal(err.code, 'ERR_COMMAND');
   assert.match(err.message, /^cannot run \/nonexistent\/iptables: .*ENOENT/);
@@ -32,7 +35,7 @@ test('exec: a child that exits while a grandchild keeps its output open settles 
   const r = await within(execRunner('sh', ['-c', 'sleep 60 & echo started $!; exit 4']), 10_000);
   const pid = /started (\d+)/.exec((r as CommandResult).stdout ?? '')?.[1];
   if (pid !== undefined) process.kill(Number(pid), 'SIGKILL');
-  assert.notEqual(r, 'pending', 'the runner hung on the grandchild\'s pipes');
+  assert.notEqual(r, 'pending', "the runner hung on the grandchild's pipes");
   assert.equal((r as CommandResult).code, 4);
   assert.match((r as CommandResult).stdout, /^started \d+\n$/);
 });
@@ -49,7 +52,8 @@ test('exec: spawn failing with EMFILE (descriptors exhausted) rejects with Comma
   `;
   const out = await new Promise<string>((resolve, reject) =>
     execFile('prlimit', ['--nofile=64:64', process.execPath, '--input-type=module', '-e', script], { timeout: 20_000 }, (err, stdout, stderr) =>
-      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
+      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+    ),
   );
   const r = JSON.parse(out) as { rejected?: string; code?: string; message?: string };
   assert.equal(r.rejected, 'CommandError', out);
@@ -66,12 +70,15 @@ test('exec: a child that ignores SIGTERM past the timeout is killed with SIGKILL
 
 test('exec: output beyond the bound ends the command with CommandError', { timeout: 30_000 }, async () => {
   const run = createExecRunner({ maxOutputBytes: 64 * 1024 });
-  const err = await run('sh', ['-c', 'exec yes']).then(() => null, (e: unknown) => e);
+  const err = await run('sh', ['-c', 'exec yes']).then(
+    () => null,
+    (e: unknown) => e,
+  );
   assert.ok(err instanceof CommandError);
   assert.match(err.message, /output larger than 65536 bytes/);
 });
 
-test('exec: input is written to the child\'s stdin and closed; without it stdin is empty', async () => {
+test("exec: input is written to the child's stdin and closed; without it stdin is empty", async () => {
   assert.deepEqual(await execRunner('sh', ['-c', 'cat; echo end'], { input: 'line 1\nline 2\n' }), { code: 0, stdout: 'line 1\nline 2\nend\n', stderr: '' });
   assert.deepEqual(await execRunner('sh', ['-c', 'cat; echo end'], { input: '' }), { code: 0, stdout: 'end\n', stderr: '' });
   assert.deepEqual(await execRunner('sh', ['-c', 'cat; echo end']), { code: 0, stdout: 'end\n', stderr: '' });

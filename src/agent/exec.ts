@@ -98,15 +98,17 @@ export function createExecRunner(o: ExecRunnerOptions = {}): CommandRunner {
         if (exit!.code !== null) resolve({ code: exit!.code, stdout, stderr });
         else resolve({ code: -1, stdout, stderr: stderr || `killed by ${exit!.signal}` });
       };
-      const collect = (into: Buffer[], which: 'out' | 'err') => (d: Buffer): void => {
-        const n = which === 'out' ? (outBytes += d.length) : (errBytes += d.length);
-        if (n > maxOutputBytes) {
-          child.kill('SIGKILL');
-          done(new Error(`output larger than ${maxOutputBytes} bytes`));
-          return;
-        }
-        into.push(d);
-      };
+      const collect =
+        (into: Buffer[], which: 'out' | 'err') =>
+        (d: Buffer): void => {
+          const n = which === 'out' ? (outBytes += d.length) : (errBytes += d.length);
+          if (n > maxOutputBytes) {
+            child.kill('SIGKILL');
+            done(new Error(`output larger than ${maxOutputBytes} bytes`));
+            return;
+          }
+          into.push(d);
+        };
       child.on('error', (e) => {
         // Not started (spawn failed), or a kill that failed: only the first concerns the caller.
         if (exit === undefined && child.pid === undefined) done(e);

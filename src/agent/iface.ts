@@ -85,10 +85,7 @@ export class InterfaceManager {
     const r = await this.#run('ip', ['-j', 'addr', 'show', 'dev', this.spec.name]);
     if (r.code !== 0) {
       if (isMissingDevice(r.stderr)) return null;
-      throw new InterfaceError(
-        IFACE_ERROR_CODES.check,
-        `cannot inspect interface ${this.spec.name}: ${firstLine(r.stderr) || `ip exited with ${r.code}`}`,
-      );
+      throw new InterfaceError(IFACE_ERROR_CODES.check, `cannot inspect interface ${this.spec.name}: ${firstLine(r.stderr) || `ip exited with ${r.code}`}`);
     }
     let parsed: IpAddrJson[];
     try {
@@ -140,9 +137,7 @@ export class InterfaceManager {
     for (const ip of this.spec.ips) {
       if (have.has(canonicalIp(ip))) continue;
       const v6 = isIP(ip) === 6;
-      const args = v6
-        ? ['-6', 'addr', 'add', `${ip}/128`, 'dev', name, 'nodad']
-        : ['addr', 'add', `${ip}/32`, 'dev', name];
+      const args = v6 ? ['-6', 'addr', 'add', `${ip}/128`, 'dev', name, 'nodad'] : ['addr', 'add', `${ip}/32`, 'dev', name];
       const r = await this.#run('ip', args);
       if (r.code !== 0) {
         if (isAddressPresent(r.stderr)) continue;
@@ -161,9 +156,6 @@ export class InterfaceManager {
     const r = await this.#run('ip', ['link', 'del', this.spec.name]);
     if (r.code === 0) return true;
     if (isMissingDevice(r.stderr)) return false;
-    throw new InterfaceError(
-      IFACE_ERROR_CODES.remove,
-      `cannot delete interface ${this.spec.name}: ${firstLine(r.stderr) || `ip exited with ${r.code}`}`,
-    );
+    throw new InterfaceError(IFACE_ERROR_CODES.remove, `cannot delete interface ${this.spec.name}: ${firstLine(r.stderr) || `ip exited with ${r.code}`}`);
   }
 }

@@ -2,15 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Logger } from '../plugin.ts';
 import { createScratchNetns, netnsSkipReason, savedRules, type Netns } from '../../test/netns/harness.ts';
-import {
-  IPTABLES_COMMENTS,
-  IptablesManager,
-  classifyIptablesError,
-  formatRule,
-  nodeLocalDnsRules,
-  ruleSaveLine,
-  type IptablesRule,
-} from './iptables.ts';
+import { IPTABLES_COMMENTS, IptablesManager, classifyIptablesError, formatRule, nodeLocalDnsRules, ruleSaveLine, type IptablesRule } from './iptables.ts';
 import type { SetupErrorType } from './setup-metrics.ts';
 
 const skip = netnsSkipReason();
@@ -94,14 +86,26 @@ test('real iptables: install, idempotent re-ensure, add-back with log line, tear
 
   const first = await m.ensureAll();
   assert.deepEqual(first, { added: 24, existing: 0, errors: 0 });
-  assert.deepEqual(log.lines, rules.map((r) => `[INFO] Added back nodelocaldns rule - ${formatRule(r)}`));
-  assert.equal(log.lines[0], '[INFO] Added back nodelocaldns rule - {raw PREROUTING [-p tcp -d 169.254.20.10 --dport 53 -j NOTRACK -m comment --comment NodeLocal DNS Cache: skip conntrack]}');
+  assert.deepEqual(
+    log.lines,
+    rules.map((r) => `[INFO] Added back nodelocaldns rule - ${formatRule(r)}`),
+  );
+  assert.equal(
+    log.lines[0],
+    '[INFO] Added back nodelocaldns rule - {raw PREROUTING [-p tcp -d 169.254.20.10 --dport 53 -j NOTRACK -m comment --comment NodeLocal DNS Cache: skip conntrack]}',
+  );
 
   const save1 = await ns.iptablesSave();
   assert.deepEqual(savedRules(save1, 'raw'), expectedSave(rules, 'raw'));
-  assert.deepEqual(savedRules(save1, 'filter'), [...expectedSave(rules, 'filter').filter((l) => l.startsWith('-A INPUT')),
-    '-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT', ...expectedSave(rules, 'filter').filter((l) => l.startsWith('-A OUTPUT'))]);
-  assert.equal(savedRules(save1, 'raw')[0], '-A PREROUTING -d 198.18.0.10/32 -p udp -m udp --dport 53 -m comment --comment "NodeLocal DNS Cache: skip conntrack" -j NOTRACK');
+  assert.deepEqual(savedRules(save1, 'filter'), [
+    ...expectedSave(rules, 'filter').filter((l) => l.startsWith('-A INPUT')),
+    '-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT',
+    ...expectedSave(rules, 'filter').filter((l) => l.startsWith('-A OUTPUT')),
+  ]);
+  assert.equal(
+    savedRules(save1, 'raw')[0],
+    '-A PREROUTING -d 198.18.0.10/32 -p udp -m udp --dport 53 -m comment --comment "NodeLocal DNS Cache: skip conntrack" -j NOTRACK',
+  );
 
   // Re-ensure adds nothing twice and logs nothing.
   log.lines.length = 0;

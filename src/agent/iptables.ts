@@ -84,9 +84,18 @@ export function nodeLocalDnsRules(localIps: readonly string[], dnsPort: number, 
         chain,
         ipv6,
         args: [
-          '-p', proto, dir, ip, dir === '-d' ? '--dport' : '--sport', port,
-          '-j', notrack ? 'NOTRACK' : 'ACCEPT',
-          '-m', 'comment', '--comment', notrack ? IPTABLES_COMMENTS.skipConntrack : IPTABLES_COMMENTS.allowTraffic,
+          '-p',
+          proto,
+          dir,
+          ip,
+          dir === '-d' ? '--dport' : '--sport',
+          port,
+          '-j',
+          notrack ? 'NOTRACK' : 'ACCEPT',
+          '-m',
+          'comment',
+          '--comment',
+          notrack ? IPTABLES_COMMENTS.skipConntrack : IPTABLES_COMMENTS.allowTraffic,
         ],
       });
     };
@@ -124,8 +133,10 @@ export function ruleSaveLine(rule: IptablesRule): string {
   const addr = dst ?? src!;
   const prefix = rule.ipv6 ? 128 : 32;
   const port = dst !== undefined ? `--dport ${get('--dport')}` : `--sport ${get('--sport')}`;
-  return `-A ${rule.chain} ${dst !== undefined ? '-d' : '-s'} ${addr}/${prefix} -p ${proto} -m ${proto} ${port} ` +
-    `-m comment --comment "${get('--comment')}" -j ${get('-j')}`;
+  return (
+    `-A ${rule.chain} ${dst !== undefined ? '-d' : '-s'} ${addr}/${prefix} -p ${proto} -m ${proto} ${port} ` +
+    `-m comment --comment "${get('--comment')}" -j ${get('-j')}`
+  );
 }
 
 export interface IptablesManagerOptions {

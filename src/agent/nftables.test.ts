@@ -20,7 +20,9 @@ function listing(rules: readonly NftRule[], chains = true): string {
   const items: unknown[] = [{ metainfo: { version: '1.0.6', json_schema_version: 1 } }, { table: { family: 'inet', name: 'node-local-dns', handle: 1 } }];
   if (chains) {
     items.push(
-      { chain: { family: 'inet', table: 'node-local-dns', name: 'raw-prerouting', handle: 1, type: 'filter', hook: 'prerouting', prio: -300, policy: 'accept' } },
+      {
+        chain: { family: 'inet', table: 'node-local-dns', name: 'raw-prerouting', handle: 1, type: 'filter', hook: 'prerouting', prio: -300, policy: 'accept' },
+      },
       { chain: { family: 'inet', table: 'node-local-dns', name: 'raw-output', handle: 2, type: 'filter', hook: 'output', prio: -300, policy: 'accept' } },
       { chain: { family: 'inet', table: 'node-local-dns', name: 'filter-input', handle: 3, type: 'filter', hook: 'input', prio: 0, policy: 'accept' } },
       { chain: { family: 'inet', table: 'node-local-dns', name: 'filter-output', handle: 4, type: 'filter', hook: 'output', prio: 0, policy: 'accept' } },
@@ -30,7 +32,11 @@ function listing(rules: readonly NftRule[], chains = true): string {
   for (const r of rules) {
     items.push({
       rule: {
-        family: 'inet', table: 'node-local-dns', chain: r.chain, handle: h++, comment: r.comment,
+        family: 'inet',
+        table: 'node-local-dns',
+        chain: r.chain,
+        handle: h++,
+        comment: r.comment,
         expr: [
           { match: { op: '==', left: { payload: { protocol: r.family, field: r.dir } }, right: r.addr } },
           { match: { op: '==', left: { payload: { protocol: r.proto, field: r.portDir } }, right: r.port } },
@@ -45,9 +51,18 @@ function listing(rules: readonly NftRule[], chains = true): string {
 test('nftables: the same 12 rules per IP as the iptables back end, in nft syntax', () => {
   const rules = nodeLocalDnsRules(['169.254.20.10'], 53, 8080).map(nftRuleFromIptables);
   assert.equal(rules.length, 12);
-  assert.equal(formatNftRule(rules[0]!), '{inet node-local-dns raw-prerouting [ip daddr 169.254.20.10 tcp dport 53 notrack comment "NodeLocal DNS Cache: skip conntrack"]}');
-  assert.equal(formatNftRule(rules[7]!), '{inet node-local-dns filter-output [ip saddr 169.254.20.10 udp sport 53 accept comment "NodeLocal DNS Cache: allow DNS traffic"]}');
-  assert.equal(formatNftRule(rules[11]!), '{inet node-local-dns raw-output [ip saddr 169.254.20.10 tcp sport 8080 notrack comment "NodeLocal DNS Cache: skip conntrack"]}');
+  assert.equal(
+    formatNftRule(rules[0]!),
+    '{inet node-local-dns raw-prerouting [ip daddr 169.254.20.10 tcp dport 53 notrack comment "NodeLocal DNS Cache: skip conntrack"]}',
+  );
+  assert.equal(
+    formatNftRule(rules[7]!),
+    '{inet node-local-dns filter-output [ip saddr 169.254.20.10 udp sport 53 accept comment "NodeLocal DNS Cache: allow DNS traffic"]}',
+  );
+  assert.equal(
+    formatNftRule(rules[11]!),
+    '{inet node-local-dns raw-output [ip saddr 169.254.20.10 tcp sport 8080 notrack comment "NodeLocal DNS Cache: skip conntrack"]}',
+  );
   const v6 = nodeLocalDnsRules(['FD00:0::10'], 53, 8080).map(nftRuleFromIptables);
   assert.equal(v6[0]!.family, 'ip6');
   assert.equal(v6[0]!.addr, 'fd00::10', 'canonical form, as nft lists it');
@@ -57,7 +72,10 @@ test('nftables: the replace script declares, deletes and recreates the table in 
   const rules = nodeLocalDnsRules(['169.254.20.10'], 53, 8080).map(nftRuleFromIptables);
   const s = nftReplaceScript(rules);
   assert.ok(s.startsWith('table inet node-local-dns\ndelete table inet node-local-dns\ntable inet node-local-dns {\n'));
-  assert.match(s, /\tchain raw-prerouting \{\n\t\ttype filter hook prerouting priority raw; policy accept;\n\t\tip daddr 169\.254\.20\.10 tcp dport 53 notrack/);
+  assert.match(
+    s,
+    /\tchain raw-prerouting \{\n\t\ttype filter hook prerouting priority raw; policy accept;\n\t\tip daddr 169\.254\.20\.10 tcp dport 53 notrack/,
+  );
   assert.match(s, /\tchain filter-input \{\n\t\ttype filter hook input priority filter; policy accept;\n/);
   assert.equal(s.split('\n').filter((l) => l.startsWith('\t\tip ')).length, 12);
   assert.equal(NFT_DELETE_SCRIPT, 'table inet node-local-dns\ndelete table inet node-local-dns\n');
@@ -76,20 +94,37 @@ test('nftables: the read-back table is compared as a multiset of rules plus the 
   assert.deepEqual({ m: dup.missing.length, e: dup.extra }, { m: 0, e: 1 });
 
   const foreign = JSON.parse(listing(rules)) as { nftables: unknown[] };
-  foreign.nftables.push({ rule: { family: 'inet', table: 'node-local-dns', chain: 'filter-input', handle: 99, expr: [{ match: { op: '==', left: { payload: { protocol: 'ip', field: 'daddr' } }, right: '198.18.9.9' } }, { drop: null }] } });
+  foreign.nftables.push({
+    rule: {
+      family: 'inet',
+      table: 'node-local-dns',
+      chain: 'filter-input',
+      handle: 99,
+      expr: [{ match: { op: '==', left: { payload: { protocol: 'ip', field: 'daddr' } }, right: '198.18.9.9' } }, { drop: null }],
+    },
+  });
   assert.equal(diffNftTable(rules, parseNftTableJson(JSON.stringify(foreign))).extra, 1);
 
   const noChains = diffNftTable(rules, parseNftTableJson(listing(rules, false)));
   assert.equal(noChains.chainProblems.length, 4);
   const prio = JSON.parse(listing(rules)) as { nftables: { chain?: { prio: number; name: string } }[] };
   prio.nftables.find((x) => x.chain?.name === 'raw-prerouting')!.chain!.prio = 0;
-  assert.deepEqual(diffNftTable(rules, parseNftTableJson(JSON.stringify(prio))).chainProblems, ['chain raw-prerouting is "type filter hook prerouting priority 0 policy accept"']);
+  assert.deepEqual(diffNftTable(rules, parseNftTableJson(JSON.stringify(prio))).chainProblems, [
+    'chain raw-prerouting is "type filter hook prerouting priority 0 policy accept"',
+  ]);
   assert.throws(() => parseNftTableJson('not json'));
 });
 
-interface Call { file: string; args: readonly string[]; input?: string }
+interface Call {
+  file: string;
+  args: readonly string[];
+  input?: string;
+}
 
-function fakeNft(respond: (c: Call) => CommandResult | Error): { calls: Call[]; runner: (f: string, a: readonly string[], o?: CommandOptions) => Promise<CommandResult> } {
+function fakeNft(respond: (c: Call) => CommandResult | Error): {
+  calls: Call[];
+  runner: (f: string, a: readonly string[], o?: CommandOptions) => Promise<CommandResult>;
+} {
   const calls: Call[] = [];
   return {
     calls,
@@ -108,7 +143,10 @@ test('nftables manager: absent table applied whole; present table left alone; fa
   const expected = ipt.map(nftRuleFromIptables);
   let present: string | null = null;
   const f = fakeNft((c) => {
-    if (c.args[0] === '-j') return present === null ? { code: 1, stdout: '', stderr: 'Error: No such file or directory\nlist table inet node-local-dns\n' } : { code: 0, stdout: present, stderr: '' };
+    if (c.args[0] === '-j')
+      return present === null
+        ? { code: 1, stdout: '', stderr: 'Error: No such file or directory\nlist table inet node-local-dns\n' }
+        : { code: 0, stdout: present, stderr: '' };
     present = listing(expected);
     return { code: 0, stdout: '', stderr: '' };
   });
@@ -116,7 +154,10 @@ test('nftables manager: absent table applied whole; present table left alone; fa
   const errors: string[] = [];
   const m = new NftablesManager(ipt, { runner: f.runner, log: { ...quiet, info: (l: string) => lines.push(l) }, onError: (t) => errors.push(t) });
   assert.deepEqual(await m.ensureAll(), { added: 12, existing: 0, errors: 0 });
-  assert.deepEqual(f.calls.map((c) => c.args.join(' ')), ['-j list table inet node-local-dns', '-f -']);
+  assert.deepEqual(
+    f.calls.map((c) => c.args.join(' ')),
+    ['-j list table inet node-local-dns', '-f -'],
+  );
   assert.equal(f.calls[1]!.input, nftReplaceScript(expected));
   assert.equal(lines.filter((l) => l.startsWith('Added back nodelocaldns rule - {inet node-local-dns ')).length, 12);
 
@@ -135,7 +176,11 @@ test('nftables manager: absent table applied whole; present table left alone; fa
   assert.deepEqual(errors, ['iptables']);
   assert.deepEqual(errLines, ['Error checking/adding nftables table inet node-local-dns, error - cannot run nft: spawn nft ENOENT']);
 
-  const rejected = fakeNft((c) => (c.args[0] === '-j' ? { code: 1, stdout: '', stderr: 'Error: No such file or directory' } : { code: 1, stdout: '', stderr: 'Error: Could not process rule: Operation not permitted\n' }));
+  const rejected = fakeNft((c) =>
+    c.args[0] === '-j'
+      ? { code: 1, stdout: '', stderr: 'Error: No such file or directory' }
+      : { code: 1, stdout: '', stderr: 'Error: Could not process rule: Operation not permitted\n' },
+  );
   const m3 = new NftablesManager(ipt, { runner: rejected.runner, log: quiet, onError: (t) => errors.push(t) });
   assert.equal((await m3.ensureAll()).errors, 1);
   assert.deepEqual(errors, ['iptables', 'iptables']);

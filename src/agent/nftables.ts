@@ -330,9 +330,7 @@ export class NftablesManager implements RulesBackend {
     const res: EnsureRulesResult = { added: 0, existing: 0, errors: 0 };
     try {
       const state = await this.read();
-      const diff: NftDiff = state
-        ? diffNftTable(this.rules, state)
-        : { missing: [...this.rules], extra: 0, chainProblems: [] };
+      const diff: NftDiff = state ? diffNftTable(this.rules, state) : { missing: [...this.rules], extra: 0, chainProblems: [] };
       if (state !== null && diff.missing.length === 0 && diff.extra === 0 && diff.chainProblems.length === 0) {
         res.existing = this.rules.length;
         this.#log.debug?.(`nftables table ${NFT_TABLE} for nodelocaldns already in place (${this.rules.length} rules)`);

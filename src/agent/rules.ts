@@ -66,10 +66,7 @@ export interface BackendChoice {
  * nftables mode creates `ip kube-proxy` and `ip6 kube-proxy`), or when the iptables binary of the
  * local IPs' family is not installed; iptables otherwise.
  */
-export async function chooseRulesBackend(
-  requested: RulesBackendName,
-  o: { runner?: CommandRunner; ipv6: boolean; path?: string },
-): Promise<BackendChoice> {
+export async function chooseRulesBackend(requested: RulesBackendName, o: { runner?: CommandRunner; ipv6: boolean; path?: string }): Promise<BackendChoice> {
   if (requested !== 'auto') return { kind: requested, reason: '-rulesbackend ' + requested };
   const run = o.runner ?? execRunner;
   let nftNote = '';

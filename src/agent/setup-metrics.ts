@@ -85,24 +85,28 @@ export class SetupMetrics {
    */
   listen(address: string, opts: { limits?: Readonly<HttpLimits> } = {}): Promise<AddressInfo> {
     const { host, port } = splitListenAddress(address, 'metrics-listen-address');
-    const server = createHardenedServer(address, (req, res) => {
-      const path = (req.url ?? '').split('?')[0];
-      if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
-        res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('404 page not found\n');
-        return;
-      }
-      this.scrapes.request().then(
-        ({ body }) => {
-          if (res.destroyed) return;
-          res.writeHead(200, { 'content-type': this.registry.contentType, 'content-length': body.length });
-          res.end(req.method === 'HEAD' ? undefined : body);
-        },
-        (err: unknown) => {
-          if (res.destroyed) return;
-          res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(`${String(err)}\n`);
-        },
-      );
-    }, opts);
+    const server = createHardenedServer(
+      address,
+      (req, res) => {
+        const path = (req.url ?? '').split('?')[0];
+        if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+          res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('404 page not found\n');
+          return;
+        }
+        this.scrapes.request().then(
+          ({ body }) => {
+            if (res.destroyed) return;
+            res.writeHead(200, { 'content-type': this.registry.contentType, 'content-length': body.length });
+            res.end(req.method === 'HEAD' ? undefined : body);
+          },
+          (err: unknown) => {
+            if (res.destroyed) return;
+            res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(`${String(err)}\n`);
+          },
+        );
+      },
+      opts,
+    );
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host: host === '' ? undefined : host, port }, () => {

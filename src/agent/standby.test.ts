@@ -48,8 +48,14 @@ test('peer names and scopes', () => {
   const n = { role: 'standby' as const, scope: '0a1b2c3d', pid: 42, nonce: 'deadbeef' };
   assert.equal(formatPeerName(n), 'standby-0a1b2c3d-42-deadbeef.sock');
   assert.deepEqual(parsePeerName('standby-0a1b2c3d-42-deadbeef.sock'), n);
-  for (const bad of ['standby-0a1b2c3d-42-deadbeef.sock.tmp', '.standby-0a1b2c3d-42-deadbeef.sock.tmp', 'other-0a1b2c3d-42-deadbeef.sock',
-    'primary-0A1B2C3D-42-deadbeef.sock', 'primary-0a1b2c3d--deadbeef.sock', 'README']) {
+  for (const bad of [
+    'standby-0a1b2c3d-42-deadbeef.sock.tmp',
+    '.standby-0a1b2c3d-42-deadbeef.sock.tmp',
+    'other-0a1b2c3d-42-deadbeef.sock',
+    'primary-0A1B2C3D-42-deadbeef.sock',
+    'primary-0a1b2c3d--deadbeef.sock',
+    'README',
+  ]) {
     assert.equal(parsePeerName(bad), undefined, bad);
   }
   assert.match(SCOPE, /^[0-9a-f]{8}$/);
@@ -90,8 +96,14 @@ test('peers of the same scope see each other; the last to leave sees nobody', as
   const other = await join_(t, dir, 'primary', peerScope('net:[9]', ['169.254.20.10'], 53));
 
   const fromA = await a.peers();
-  assert.deepEqual(fromA.map((p) => [p.name.role, p.status?.id]), [['standby', b.id]]);
-  assert.deepEqual((await b.peers()).map((p) => p.status?.id), [a.id]);
+  assert.deepEqual(
+    fromA.map((p) => [p.name.role, p.status?.id]),
+    [['standby', b.id]],
+  );
+  assert.deepEqual(
+    (await b.peers()).map((p) => p.status?.id),
+    [a.id],
+  );
   assert.deepEqual(await other.peers(), [], 'another scope is not a peer');
 
   // Both stop "at once": each leaves, then looks. Whatever the interleaving, the one that looks
@@ -116,7 +128,11 @@ test('the socket of a SIGKILLed instance is stale: ignored and removed', async (
   });
   await new Promise((r) => child.stdout!.once('data', r));
   const live = await me.peers();
-  assert.deepEqual(live.map((p) => p.name.pid), [999999], 'alive while its process runs');
+  assert.deepEqual(
+    live.map((p) => p.name.pid),
+    [999999],
+    'alive while its process runs',
+  );
   child.kill('SIGKILL');
   await new Promise((r) => child.once('exit', r));
   assert.ok(existsSync(deadPath), 'a killed process leaves its socket file');
@@ -182,10 +198,14 @@ test('malformed requests get the status line and never crash the server', async 
 test('an unusable peer directory is a PeerError', async (t) => {
   const dir = await tempDir(t);
   await writeFile(join(dir, 'file'), '');
-  await assert.rejects(PeerRegistry.join({ dir: join(dir, 'file', 'sub'), role: 'standby', scope: SCOPE, version: 'v', log: captureLog() }),
-    (e: unknown) => e instanceof PeerError && e.code === PEER_ERROR_CODES.dir);
-  await assert.rejects(PeerRegistry.join({ dir: join(dir, 'x'.repeat(120)), role: 'standby', scope: SCOPE, version: 'v', log: captureLog() }),
-    (e: unknown) => e instanceof PeerError && /too long/.test(e.message));
+  await assert.rejects(
+    PeerRegistry.join({ dir: join(dir, 'file', 'sub'), role: 'standby', scope: SCOPE, version: 'v', log: captureLog() }),
+    (e: unknown) => e instanceof PeerError && e.code === PEER_ERROR_CODES.dir,
+  );
+  await assert.rejects(
+    PeerRegistry.join({ dir: join(dir, 'x'.repeat(120)), role: 'standby', scope: SCOPE, version: 'v', log: captureLog() }),
+    (e: unknown) => e instanceof PeerError && /too long/.test(e.message),
+  );
 });
 
 test('waitForLocalIps: returns once bindable, waits otherwise, and can be aborted', async () => {

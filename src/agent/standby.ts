@@ -98,7 +98,10 @@ export function formatPeerName(p: PeerName): string {
 
 /** 8 hex digits identifying "these addresses on this network": netns, DNS port, sorted local IPs. */
 export function peerScope(netns: string, localIps: readonly string[], dnsPort: number): string {
-  const key = `${netns}|${dnsPort}|${[...localIps].map((ip) => ip.toLowerCase()).sort().join(',')}`;
+  const key = `${netns}|${dnsPort}|${[...localIps]
+    .map((ip) => ip.toLowerCase())
+    .sort()
+    .join(',')}`;
   return createHash('sha256').update(key).digest('hex').slice(0, 8);
 }
 
@@ -165,9 +168,11 @@ export function probePeer(path: string, request: 'status' | 'sync' = 'status', t
     };
     const sock: Socket = connect({ path });
     const timer = setTimeout(() => {
-      finish(connected
-        ? { state: 'alive', status: undefined, detail: `connected, no answer within ${timeoutMs} ms` }
-        : { state: 'alive', status: undefined, detail: `connect did not complete within ${timeoutMs} ms` });
+      finish(
+        connected
+          ? { state: 'alive', status: undefined, detail: `connected, no answer within ${timeoutMs} ms` }
+          : { state: 'alive', status: undefined, detail: `connect did not complete within ${timeoutMs} ms` },
+      );
     }, timeoutMs);
     sock.setEncoding('utf8');
     sock.on('connect', () => {
@@ -386,10 +391,12 @@ export class PeerRegistry {
     const candidates = names
       .map((n) => ({ n, name: parsePeerName(n) }))
       .filter((c): c is { n: string; name: PeerName } => c.name !== undefined && c.name.scope === this.scope && join(this.dir, c.n) !== this.path);
-    const probed = await Promise.all(candidates.map(async (c) => {
-      const path = join(this.dir, c.n);
-      return { path, name: c.name, r: await probePeer(path, 'status', this.#probeTimeoutMs) };
-    }));
+    const probed = await Promise.all(
+      candidates.map(async (c) => {
+        const path = join(this.dir, c.n);
+        return { path, name: c.name, r: await probePeer(path, 'status', this.#probeTimeoutMs) };
+      }),
+    );
     const live: LivePeer[] = [];
     for (const p of probed) {
       if (p.r.state === 'stale') {
@@ -443,10 +450,7 @@ export async function unboundableIps(ips: readonly string[]): Promise<string[]> 
  * Waits until every local IP can be bound (the primary has set up the interface). Logs once when
  * it has to wait. Rejects with PeerError(aborted) when `signal` aborts.
  */
-export async function waitForLocalIps(
-  ips: readonly string[],
-  opts: { log: Logger; signal?: AbortSignal; pollMs?: number; what?: string },
-): Promise<void> {
+export async function waitForLocalIps(ips: readonly string[], opts: { log: Logger; signal?: AbortSignal; pollMs?: number; what?: string }): Promise<void> {
   let announced = false;
   for (;;) {
     if (opts.signal?.aborted) throw new PeerError(PEER_ERROR_CODES.aborted, 'stopped while waiting for the local IPs');

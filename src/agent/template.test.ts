@@ -79,10 +79,7 @@ test('iptables-mode base: cluster DNS from the env, both IPs bound', () => {
   assert.match(r.corefile, /^ {4}forward \. \/etc\/resolv\.conf$/m);
   assert.match(r.corefile, /^ {4}health 169\.254\.20\.10:8080$/m);
   // Everything outside the substituted variables is untouched.
-  assert.equal(
-    r.corefile,
-    IPTABLES_BASE.replaceAll(PILLAR.clusterDns, '10.96.134.149').replaceAll(PILLAR.upstreamServers, '/etc/resolv.conf'),
-  );
+  assert.equal(r.corefile, IPTABLES_BASE.replaceAll(PILLAR.clusterDns, '10.96.134.149').replaceAll(PILLAR.upstreamServers, '/etc/resolv.conf'));
 });
 
 test('iptables-mode base without the service variable is a clear TemplateError', () => {
@@ -104,7 +101,10 @@ test('raw ConfigMap Corefile: local IPs joined by spaces, __PILLAR__DNS__SERVER_
 });
 
 test('template with __PILLAR__LOCAL__DNS__ needs local IPs', () => {
-  assert.throws(() => renderCorefile(input({ base: RAW, localIps: [] })), (e: unknown) => e instanceof TemplateError && e.code === 'ERR_TEMPLATE_LOCAL_IPS');
+  assert.throws(
+    () => renderCorefile(input({ base: RAW, localIps: [] })),
+    (e: unknown) => e instanceof TemplateError && e.code === 'ERR_TEMPLATE_LOCAL_IPS',
+  );
 });
 
 test('custom upstreams: TCP forward block becomes a UDP forward line', () => {
@@ -141,10 +141,13 @@ test('stub domains become sorted server blocks with prometheus', () => {
     '\nacme.local:1053 {\n    errors\n    cache 30\n    bind 169.254.20.10 10.96.0.10\n    forward . 198.18.0.1 198.18.0.3:5353\n    prometheus :9253\n}\n' +
       '\nzeta.example:1053 {\n    errors\n    cache 30\n    bind 169.254.20.10 10.96.0.10\n    forward . 198.18.0.2\n    prometheus :9253\n}\n',
   );
-  assert.equal(stubDomainBlock('a.b', ['198.18.0.1'], ['169.254.20.10'], 53), '\na.b:53 {\n    errors\n    cache 30\n    bind 169.254.20.10\n    forward . 198.18.0.1\n    prometheus :9253\n}\n');
+  assert.equal(
+    stubDomainBlock('a.b', ['198.18.0.1'], ['169.254.20.10'], 53),
+    '\na.b:53 {\n    errors\n    cache 30\n    bind 169.254.20.10\n    forward . 198.18.0.1\n    prometheus :9253\n}\n',
+  );
 });
 
-test('stub blocks use the template\'s own metrics address (a standby\'s port placeholder), or none', () => {
+test("stub blocks use the template's own metrics address (a standby's port placeholder), or none", () => {
   const stubs = new Map([['stub.test', ['198.18.0.2']]]);
   const standbyBase = IPTABLES_BASE.replaceAll('prometheus :9253', 'prometheus :{$NODE_LOCAL_DNS_METRICS_PORT}');
   assert.notEqual(standbyBase, IPTABLES_BASE);
@@ -168,7 +171,13 @@ test('cluster zones: the zones of the blocks forwarding to __PILLAR__CLUSTER__DN
 });
 
 test('rendering is deterministic and pure', () => {
-  const i = input({ base: IPTABLES_BASE, stubDomains: new Map([['b.c', ['198.18.0.1']], ['a.c', ['198.18.0.2']]]) });
+  const i = input({
+    base: IPTABLES_BASE,
+    stubDomains: new Map([
+      ['b.c', ['198.18.0.1']],
+      ['a.c', ['198.18.0.2']],
+    ]),
+  });
   assert.deepEqual(renderCorefile(i), renderCorefile(i));
   assert.equal(i.base, IPTABLES_BASE);
 });

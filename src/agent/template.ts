@@ -68,8 +68,7 @@ export function clusterDnsIp(serviceName: string, env: Readonly<Record<string, s
   if (value === undefined || value === '') {
     throw new TemplateError(
       TEMPLATE_ERROR_CODES.serviceEnv,
-      `the template uses ${PILLAR.clusterDns} but environment variable ${name} (cluster IP of service ` +
-        `"${serviceName}", see -upstreamsvc) is not set`,
+      `the template uses ${PILLAR.clusterDns} but environment variable ${name} (cluster IP of service ` + `"${serviceName}", see -upstreamsvc) is not set`,
     );
   }
   if (isIP(value.trim()) === 0) {

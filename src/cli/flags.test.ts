@@ -154,7 +154,22 @@ test('parseGoBool and parseGoInt follow strconv', () => {
   for (const t of ['1', 't', 'T', 'true', 'TRUE', 'True']) assert.equal(parseGoBool(t), true);
   for (const f of ['0', 'f', 'F', 'false', 'FALSE', 'False']) assert.equal(parseGoBool(f), false);
   assert.throws(() => parseGoBool('yes'));
-  const ints: [string, number][] = [['10', 10], ['+10', 10], ['-10', -10], ['0x1f', 31], ['0X1F', 31], ['0o17', 15], ['017', 15], ['0b101', 5], ['0', 0], ['1_000', 1000], ['_1', NaN], ['1_', NaN], ['0x_1f', 31], ['0x1__f', NaN]];
+  const ints: [string, number][] = [
+    ['10', 10],
+    ['+10', 10],
+    ['-10', -10],
+    ['0x1f', 31],
+    ['0X1F', 31],
+    ['0o17', 15],
+    ['017', 15],
+    ['0b101', 5],
+    ['0', 0],
+    ['1_000', 1000],
+    ['_1', NaN],
+    ['1_', NaN],
+    ['0x_1f', 31],
+    ['0x1__f', NaN],
+  ];
   for (const [s, v] of ints) {
     if (Number.isNaN(v)) assert.throws(() => parseGoInt(s), s);
     else assert.equal(parseGoInt(s), v, s);
@@ -164,6 +179,14 @@ test('parseGoBool and parseGoInt follow strconv', () => {
 });
 
 test('formatGoDurationMs matches Duration.String', () => {
-  const cases: [number, string][] = [[0, '0s'], [1500, '1.5s'], [60_000, '1m0s'], [3_600_000, '1h0m0s'], [250, '250ms'], [90_061_001, '25h1m1.001s'], [-2000, '-2s']];
+  const cases: [number, string][] = [
+    [0, '0s'],
+    [1500, '1.5s'],
+    [60_000, '1m0s'],
+    [3_600_000, '1h0m0s'],
+    [250, '250ms'],
+    [90_061_001, '25h1m1.001s'],
+    [-2000, '-2s'],
+  ];
   for (const [ms, s] of cases) assert.equal(formatGoDurationMs(ms), s);
 });

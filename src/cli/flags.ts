@@ -136,9 +136,19 @@ export class ParsedFlags {
 /** Go's strconv.ParseBool. */
 export function parseGoBool(text: string): boolean {
   switch (text) {
-    case '1': case 't': case 'T': case 'true': case 'TRUE': case 'True':
+    case '1':
+    case 't':
+    case 'T':
+    case 'true':
+    case 'TRUE':
+    case 'True':
       return true;
-    case '0': case 'f': case 'F': case 'false': case 'FALSE': case 'False':
+    case '0':
+    case 'f':
+    case 'F':
+    case 'false':
+    case 'FALSE':
+    case 'False':
       return false;
     default:
       throw new FlagValueError('parse error');
@@ -162,10 +172,23 @@ export function parseGoInt(text: string): number {
   let prefixed = false;
   if (s.length > 1 && s[0] === '0') {
     const p = s[1]!.toLowerCase();
-    if (p === 'x') { base = 16; digits = s.slice(2); prefixed = true; }
-    else if (p === 'o') { base = 8; digits = s.slice(2); prefixed = true; }
-    else if (p === 'b') { base = 2; digits = s.slice(2); prefixed = true; }
-    else { base = 8; digits = s.slice(1); prefixed = true; }
+    if (p === 'x') {
+      base = 16;
+      digits = s.slice(2);
+      prefixed = true;
+    } else if (p === 'o') {
+      base = 8;
+      digits = s.slice(2);
+      prefixed = true;
+    } else if (p === 'b') {
+      base = 2;
+      digits = s.slice(2);
+      prefixed = true;
+    } else {
+      base = 8;
+      digits = s.slice(1);
+      prefixed = true;
+    }
   }
   if (digits.includes('_')) {
     // Base 0 accepts underscores between digits, or right after a base prefix.
@@ -228,7 +251,11 @@ export class FlagSet {
 
   string(name: string, defaultValue: string, usage: string): this {
     this.#define({
-      name, kind: 'string', usage, defaultValue, typeName: 'string',
+      name,
+      kind: 'string',
+      usage,
+      defaultValue,
+      typeName: 'string',
       parse: (t) => t,
       format: (v) => String(v),
       isZero: (v) => v === '',
@@ -238,7 +265,11 @@ export class FlagSet {
 
   bool(name: string, defaultValue: boolean, usage: string): this {
     this.#define({
-      name, kind: 'bool', usage, defaultValue, typeName: '',
+      name,
+      kind: 'bool',
+      usage,
+      defaultValue,
+      typeName: '',
       parse: parseGoBool,
       format: (v) => String(v),
       isZero: (v) => v === false,
@@ -248,7 +279,11 @@ export class FlagSet {
 
   int(name: string, defaultValue: number, usage: string): this {
     this.#define({
-      name, kind: 'int', usage, defaultValue, typeName: 'int',
+      name,
+      kind: 'int',
+      usage,
+      defaultValue,
+      typeName: 'int',
       parse: parseGoInt,
       format: (v) => String(v),
       isZero: (v) => v === 0,
@@ -261,15 +296,21 @@ export class FlagSet {
    * time.ParseDuration syntax (`90s`, `1m30s`, `250ms`).
    */
   duration(name: string, defaultMs: number, usage: string, parse?: (text: string) => number): this {
-    const p = parse ?? ((t: string): number => {
-      try {
-        return parseGoDurationMs(t);
-      } catch {
-        throw new FlagValueError('parse error');
-      }
-    });
+    const p =
+      parse ??
+      ((t: string): number => {
+        try {
+          return parseGoDurationMs(t);
+        } catch {
+          throw new FlagValueError('parse error');
+        }
+      });
     this.#define({
-      name, kind: 'duration', usage, defaultValue: defaultMs, typeName: 'duration',
+      name,
+      kind: 'duration',
+      usage,
+      defaultValue: defaultMs,
+      typeName: 'duration',
       parse: p,
       format: (v) => formatGoDurationMs(Number(v)),
       isZero: (v) => v === 0,
@@ -280,7 +321,11 @@ export class FlagSet {
   /** A flag with its own value syntax (Go's flag.Var). */
   custom<T extends FlagValue>(name: string, defaultValue: T, usage: string, spec: CustomFlagSpec<T>): this {
     this.#define({
-      name, kind: 'custom', usage, defaultValue, typeName: spec.typeName ?? 'value',
+      name,
+      kind: 'custom',
+      usage,
+      defaultValue,
+      typeName: spec.typeName ?? 'value',
       parse: (t) => spec.parse(t),
       format: (v) => spec.format(v as T),
       isZero: (v) => (spec.isZero ? spec.isZero(v as T) : false),

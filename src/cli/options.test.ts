@@ -32,8 +32,14 @@ test('defaults match node-cache (plus ours)', () => {
 
 test('the stock DaemonSet command line parses', () => {
   const o = parseOptions([
-    '-localip', '169.254.20.10,10.96.0.10', '-conf', '/etc/Corefile', '-upstreamsvc', 'kube-dns-upstream',
-    '-pidfile', '/tmp/node-cache.pid',
+    '-localip',
+    '169.254.20.10,10.96.0.10',
+    '-conf',
+    '/etc/Corefile',
+    '-upstreamsvc',
+    'kube-dns-upstream',
+    '-pidfile',
+    '/tmp/node-cache.pid',
   ]);
   assert.deepEqual(o.localIps, ['169.254.20.10', '10.96.0.10']);
   assert.equal(o.ipFamily, 4);
@@ -51,10 +57,31 @@ test('-conf wins over node-cache -corefile; -corefile alone is used', () => {
 
 test('every flag is accepted in every Go form', () => {
   const o = parseOptions([
-    '--localip=fd00::10,fd00::11', '-setupinterface=false', '-interfacename', 'nld0', '-syncinterval=5s',
-    '-metrics-listen-address', '127.0.0.1:0', '-setupiptables=false', '-basecorefile', '/b', '-kubednscm', '/k',
-    '-health-port', '8081', '-skipteardown', '-dns.port', '1053', '-quiet', '-version', '-plugins',
-    '-interfacetype', 'bridge', '-workers', '2', '-standby',
+    '--localip=fd00::10,fd00::11',
+    '-setupinterface=false',
+    '-interfacename',
+    'nld0',
+    '-syncinterval=5s',
+    '-metrics-listen-address',
+    '127.0.0.1:0',
+    '-setupiptables=false',
+    '-basecorefile',
+    '/b',
+    '-kubednscm',
+    '/k',
+    '-health-port',
+    '8081',
+    '-skipteardown',
+    '-dns.port',
+    '1053',
+    '-quiet',
+    '-version',
+    '-plugins',
+    '-interfacetype',
+    'bridge',
+    '-workers',
+    '2',
+    '-standby',
   ]);
   assert.deepEqual(o.localIps, ['fd00::10', 'fd00::11']);
   assert.equal(o.ipFamily, 6);
@@ -77,7 +104,15 @@ test('every flag is accepted in every Go form', () => {
 });
 
 test('-syncinterval: bare seconds, node-cache ns-as-seconds, literal Go durations', () => {
-  const cases: [string, number][] = [['60', 60_000], ['60ns', 60_000], ['60s', 60_000], ['1m30s', 90_000], ['500ms', 500], ['1', 1000], ['2ns', 2000]];
+  const cases: [string, number][] = [
+    ['60', 60_000],
+    ['60ns', 60_000],
+    ['60s', 60_000],
+    ['1m30s', 90_000],
+    ['500ms', 500],
+    ['1', 1000],
+    ['2ns', 2000],
+  ];
   for (const [t, ms] of cases) {
     assert.equal(parseSyncInterval(t), ms, t);
     assert.equal(parseOptions(['-syncinterval', t]).syncIntervalMs, ms, t);
@@ -89,7 +124,10 @@ test('-syncinterval: bare seconds, node-cache ns-as-seconds, literal Go duration
 
 test('compatibility flags are accepted and reported as ignored', () => {
   const o = parseOptions(['-initialdelay', '10ns', '-setupebtables', '-reloadwithsignal']);
-  assert.deepEqual(o.ignoredFlags.map((f) => f.flag), ['initialdelay', 'setupebtables', 'reloadwithsignal']);
+  assert.deepEqual(
+    o.ignoredFlags.map((f) => f.flag),
+    ['initialdelay', 'setupebtables', 'reloadwithsignal'],
+  );
   assert.deepEqual(parseOptions(['-setupebtables=false']).ignoredFlags, []);
 });
 
@@ -111,7 +149,11 @@ test('validation errors are FlagErrors with node-cache-like messages', () => {
     [['-localip', '169.254.20.10', 'extra'], /^extra command line arguments: \[extra\]$/],
   ];
   for (const [argv, re] of cases) {
-    assert.throws(() => parseOptions(argv), (e: unknown) => e instanceof FlagError && re.test(e.message), argv.join(' '));
+    assert.throws(
+      () => parseOptions(argv),
+      (e: unknown) => e instanceof FlagError && re.test(e.message),
+      argv.join(' '),
+    );
   }
 });
 
@@ -121,9 +163,32 @@ test('-h requests help; usage lists every flag sorted', () => {
   assert.match(u, /^Usage of node-local-dns:\nRuns node-local-dns 1\.2\.3/);
   const names = [...u.matchAll(/^ {2}-(\S+)/gm)].map((m) => m[1]);
   assert.deepEqual(names, [...names].sort());
-  for (const f of ['localip', 'conf', 'corefile', 'basecorefile', 'kubednscm', 'upstreamsvc', 'setupinterface', 'interfacename',
-    'setupiptables', 'syncinterval', 'health-port', 'metrics-listen-address', 'skipteardown', 'dns.port', 'pidfile', 'quiet',
-    'version', 'plugins', 'interfacetype', 'workers', 'standby', 'initialdelay', 'setupebtables', 'reloadwithsignal']) {
+  for (const f of [
+    'localip',
+    'conf',
+    'corefile',
+    'basecorefile',
+    'kubednscm',
+    'upstreamsvc',
+    'setupinterface',
+    'interfacename',
+    'setupiptables',
+    'syncinterval',
+    'health-port',
+    'metrics-listen-address',
+    'skipteardown',
+    'dns.port',
+    'pidfile',
+    'quiet',
+    'version',
+    'plugins',
+    'interfacetype',
+    'workers',
+    'standby',
+    'initialdelay',
+    'setupebtables',
+    'reloadwithsignal',
+  ]) {
     assert.ok(names.includes(f), f);
   }
   assert.match(u, / {2}-syncinterval duration\n {4}\t.*\(default 1m0s\)/);

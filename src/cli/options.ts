@@ -23,7 +23,6 @@ import { isIP } from 'node:net';
 import { FlagError, FlagSet, FlagValueError, formatGoDurationMs } from './flags.ts';
 import { parseGoDurationMs } from '../util/duration.ts';
 
-
 export const DEFAULTS = {
   conf: '/etc/Corefile',
   baseCorefile: '/etc/coredns/Corefile.base',
@@ -136,15 +135,23 @@ export function optionsFlagSet(programName = 'node-local-dns', version = ''): Fl
   fs.string('localip', '', 'comma-separated list of IP addresses the cache listens on (all IPv4 or all IPv6)');
   fs.bool('setupinterface', true, 'create the network interface holding the local IPs');
   fs.string('interfacename', DEFAULTS.interfaceName, 'name of the network interface to create');
-  fs.custom('syncinterval', DEFAULTS.syncIntervalMs, 'how often the interface and iptables rules are re-checked: ' +
-    'a Go `duration`, or a bare number of seconds', {
-    typeName: 'duration',
-    parse: parseSyncInterval,
-    format: formatGoDurationMs,
-  });
-  fs.string('metrics-listen-address', DEFAULTS.metricsListenAddress, 'host:port serving the set-up error metrics on /metrics (empty: off). ' +
-    'On a local IP it is bound once the interface holds it; an address that cannot be bound is retried every 1s to 30s ' +
-    '(counted in nodelocaldns_setup_metrics_listen_errors_total). Without -localip (-conf only) served only when this flag is given');
+  fs.custom(
+    'syncinterval',
+    DEFAULTS.syncIntervalMs,
+    'how often the interface and iptables rules are re-checked: ' + 'a Go `duration`, or a bare number of seconds',
+    {
+      typeName: 'duration',
+      parse: parseSyncInterval,
+      format: formatGoDurationMs,
+    },
+  );
+  fs.string(
+    'metrics-listen-address',
+    DEFAULTS.metricsListenAddress,
+    'host:port serving the set-up error metrics on /metrics (empty: off). ' +
+      'On a local IP it is bound once the interface holds it; an address that cannot be bound is retried every 1s to 30s ' +
+      '(counted in nodelocaldns_setup_metrics_listen_errors_total). Without -localip (-conf only) served only when this flag is given',
+  );
   fs.bool('setupiptables', true, 'install the NOTRACK/ACCEPT iptables rules for the local IPs (with the back end of -rulesbackend)');
   fs.string('basecorefile', DEFAULTS.baseCorefile, 'template Corefile with __PILLAR__ variables; when missing, the Corefile is served as is');
   fs.string('corefile', DEFAULTS.conf, 'Corefile to write from the template and serve (overridden by -conf)');
@@ -168,14 +175,22 @@ export function optionsFlagSet(programName = 'node-local-dns', version = ''): Fl
   fs.bool('version', false, 'print the version and exit');
   fs.bool('plugins', false, 'list the available plugins and exit');
   // node-local-dns flags
-  fs.string('rulesbackend', DEFAULTS.rulesBackend, 'how the NOTRACK/ACCEPT rules are written: iptables (rules in the raw and filter tables, ' +
-    'as node-cache), nftables (one table of its own, "inet node-local-dns", replaced atomically with nft), or auto ' +
-    '(nftables when a kube-proxy nftables table exists or iptables is not installed)');
+  fs.string(
+    'rulesbackend',
+    DEFAULTS.rulesBackend,
+    'how the NOTRACK/ACCEPT rules are written: iptables (rules in the raw and filter tables, ' +
+      'as node-cache), nftables (one table of its own, "inet node-local-dns", replaced atomically with nft), or auto ' +
+      '(nftables when a kube-proxy nftables table exists or iptables is not installed)',
+  );
   fs.string('interfacetype', DEFAULTS.interfaceType, `link type of the interface: ${INTERFACE_TYPES.join(' or ')}`);
   fs.int('workers', 0, 'number of serving threads, each with its own cache (0: the default, 1)');
   fs.bool('standby', false, 'start as a standby instance beside a running one');
-  fs.string('peerdir', '/run/node-local-dns', 'directory (a hostPath shared by primary and standby) where instances find each other; ' +
-    'an instance removes the interface and rules on exit only if no other is alive (empty: always, as node-cache)');
+  fs.string(
+    'peerdir',
+    '/run/node-local-dns',
+    'directory (a hostPath shared by primary and standby) where instances find each other; ' +
+      'an instance removes the interface and rules on exit only if no other is alive (empty: always, as node-cache)',
+  );
   return fs;
 }
 
@@ -212,9 +227,7 @@ export function parseOptions(argv: readonly string[]): Options {
   }
   const interfaceType = p.string('interfacetype');
   if (!(INTERFACE_TYPES as readonly string[]).includes(interfaceType)) {
-    throw new FlagError(
-      `invalid value ${JSON.stringify(interfaceType)} for flag -interfacetype: want ${INTERFACE_TYPES.join(' or ')}`,
-    );
+    throw new FlagError(`invalid value ${JSON.stringify(interfaceType)} for flag -interfacetype: want ${INTERFACE_TYPES.join(' or ')}`);
   }
   const rulesBackend = p.string('rulesbackend');
   if (!(RULES_BACKENDS as readonly string[]).includes(rulesBackend)) {

@@ -25,7 +25,19 @@ test('-plugins prints the server type, the Corefile loaders and every directive 
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, '');
   const names = [...pluginSetups().keys()].sort();
-  const want = ['Server types:', '  dns', '', 'Caddyfile loaders:', '  flag', '  default', '', 'Other plugins:', ...names.map((n) => `  dns.${n}`), '', ''].join('\n');
+  const want = [
+    'Server types:',
+    '  dns',
+    '',
+    'Caddyfile loaders:',
+    '  flag',
+    '  default',
+    '',
+    'Other plugins:',
+    ...names.map((n) => `  dns.${n}`),
+    '',
+    '',
+  ].join('\n');
   assert.equal(r.stdout, want);
   assert.doesNotMatch(r.stdout, /serving|\[INFO\]/, 'nothing was started');
 });
@@ -33,9 +45,40 @@ test('-plugins prints the server type, the Corefile loaders and every directive 
 test('-plugins lists every plugin node-cache compiles in (its own -plugins output, issue 13)', async () => {
   const r = await run(['--plugins']);
   assert.equal(r.code, 0);
-  const listed = new Set(r.stdout.split('\n').filter((l) => l.startsWith('  dns.')).map((l) => l.slice(6)));
-  const nodeCache = ['bind', 'bufsize', 'cache', 'debug', 'dns64', 'dnstap', 'errors', 'forward', 'health', 'hosts', 'loadbalance', 'log', 'loop', 'metadata', 'pprof', 'prometheus', 'reload', 'rewrite', 'template', 'timeouts', 'trace', 'whoami'];
-  assert.deepEqual(nodeCache.filter((n) => !listed.has(n)), []);
+  const listed = new Set(
+    r.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('  dns.'))
+      .map((l) => l.slice(6)),
+  );
+  const nodeCache = [
+    'bind',
+    'bufsize',
+    'cache',
+    'debug',
+    'dns64',
+    'dnstap',
+    'errors',
+    'forward',
+    'health',
+    'hosts',
+    'loadbalance',
+    'log',
+    'loop',
+    'metadata',
+    'pprof',
+    'prometheus',
+    'reload',
+    'rewrite',
+    'template',
+    'timeouts',
+    'trace',
+    'whoami',
+  ];
+  assert.deepEqual(
+    nodeCache.filter((n) => !listed.has(n)),
+    [],
+  );
 });
 
 test('-version takes precedence over -plugins, as in coremain', async () => {

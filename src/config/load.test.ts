@@ -95,7 +95,11 @@ const ok: [string, string, Shape[]][] = [
       { zones: ['example.test.'], port: 5301, addresses: ['127.0.0.1'], plugins: ['errors'] },
     ],
   ],
-  ['a CIDR key is its reverse zone', '10.0.0.0/8:53 {\n  errors\n}\n', [{ zones: ['10.in-addr.arpa.'], port: 53, addresses: ['127.0.0.1'], plugins: ['errors'] }]],
+  [
+    'a CIDR key is its reverse zone',
+    '10.0.0.0/8:53 {\n  errors\n}\n',
+    [{ zones: ['10.in-addr.arpa.'], port: 53, addresses: ['127.0.0.1'], plugins: ['errors'] }],
+  ],
   [
     'bind lines add up; IPv6 literals, bracketed or not',
     '.:53 {\n  bind 127.0.0.1 [::1]\n  bind 127.0.0.2\n  errors\n}\n',
@@ -114,11 +118,7 @@ const ok: [string, string, Shape[]][] = [
       { zones: ['.'], port: 53, addresses: ['127.0.0.2'], plugins: ['bind'] },
     ],
   ],
-  [
-    'log may appear twice in a block',
-    '.:53 {\n  log a.test\n  log b.test\n}\n',
-    [{ zones: ['.'], port: 53, addresses: ['127.0.0.1'], plugins: ['log'] }],
-  ],
+  ['log may appear twice in a block', '.:53 {\n  log a.test\n  log b.test\n}\n', [{ zones: ['.'], port: 53, addresses: ['127.0.0.1'], plugins: ['log'] }]],
 ];
 
 for (const [name, text, want] of ok) {
@@ -140,7 +140,7 @@ test('load: server labels are dns://ADDR:PORT, IPv6 in brackets', async () => {
 });
 
 test('load: bind with an interface name listens on its addresses (link-local IPv6 skipped)', async () => {
-  const lo = networkInterfaces()['lo'];
+  const lo = networkInterfaces().lo;
   assert.ok(lo, 'this machine has a loopback interface named lo');
   const want = lo.filter((a) => !(a.family === 'IPv6' && a.address.startsWith('fe80'))).map((a) => a.address);
   const [block] = await load('.:53 {\n  bind lo\n}\n');
@@ -160,23 +160,54 @@ test("load: the seed article's Corefile (k8s-dns-node-cache 1.x, CoreDNS 1.6.7)"
   assert.deepEqual(
     cfg.blocks.map((b) => ({ zones: b.zones, port: b.port, addresses: b.addresses, plugins: b.plugins.map((p) => p.name) })),
     [
-      { zones: ['cluster.local.'], port: 53, addresses: ['169.254.20.10'], plugins: ['reload', 'bind', 'health', 'prometheus', 'errors', 'cache', 'loop', 'forward'] },
+      {
+        zones: ['cluster.local.'],
+        port: 53,
+        addresses: ['169.254.20.10'],
+        plugins: ['reload', 'bind', 'health', 'prometheus', 'errors', 'cache', 'loop', 'forward'],
+      },
       { zones: ['in-addr.arpa.'], port: 53, addresses: ['169.254.20.10'], plugins: common },
       { zones: ['ip6.arpa.'], port: 53, addresses: ['169.254.20.10'], plugins: common },
       { zones: ['.'], port: 53, addresses: ['169.254.20.10'], plugins: common },
     ],
   );
-  assert.deepEqual(cfg.blocks.map((b) => b.line), [1, 16, 27, 38]);
-  assert.ok(cfg.blocks.every((b) => b.errorSink !== null), 'every block has errors, so errors are reported');
+  assert.deepEqual(
+    cfg.blocks.map((b) => b.line),
+    [1, 16, 27, 38],
+  );
+  assert.ok(
+    cfg.blocks.every((b) => b.errorSink !== null),
+    'every block has errors, so errors are reported',
+  );
 });
 
 const bad: [string, string, string][] = [
   ['unknown directive', '.:53 {\n  errors\n  foo bar\n}\n', "Corefile:3 - Error during parsing: Unknown directive 'foo'"],
-  ['CoreDNS plugin not implemented here', '.:53 {\n  kubernetes cluster.local\n}\n', "Corefile:2 - Error during parsing: plugin 'kubernetes' is not supported by node-local-dns"],
-  ['CoreDNS plugin not implemented here (file)', '.:53 {\n  errors\n\n  file db.example.org example.org\n}\n', "Corefile:4 - Error during parsing: plugin 'file' is not supported by node-local-dns"],
-  ['duplicate plugin in a block', '.:53 {\n  cache 30\n  errors\n  cache 10\n}\n', 'Corefile:4 - Error during parsing: plugin/cache: this plugin can only be used once per Server Block'],
-  ['duplicate errors in a block', '.:53 {\n  errors\n  errors\n}\n', 'Corefile:3 - Error during parsing: plugin/errors: this plugin can only be used once per Server Block'],
-  ['same zone twice on the same address and port', '.:53 {\n  errors\n}\n\n.:53 {\n  log\n}\n', 'Corefile:5 - Error during parsing: cannot serve dns://.:53 on 127.0.0.1 - it is already defined'],
+  [
+    'CoreDNS plugin not implemented here',
+    '.:53 {\n  kubernetes cluster.local\n}\n',
+    "Corefile:2 - Error during parsing: plugin 'kubernetes' is not supported by node-local-dns",
+  ],
+  [
+    'CoreDNS plugin not implemented here (file)',
+    '.:53 {\n  errors\n\n  file db.example.org example.org\n}\n',
+    "Corefile:4 - Error during parsing: plugin 'file' is not supported by node-local-dns",
+  ],
+  [
+    'duplicate plugin in a block',
+    '.:53 {\n  cache 30\n  errors\n  cache 10\n}\n',
+    'Corefile:4 - Error during parsing: plugin/cache: this plugin can only be used once per Server Block',
+  ],
+  [
+    'duplicate errors in a block',
+    '.:53 {\n  errors\n  errors\n}\n',
+    'Corefile:3 - Error during parsing: plugin/errors: this plugin can only be used once per Server Block',
+  ],
+  [
+    'same zone twice on the same address and port',
+    '.:53 {\n  errors\n}\n\n.:53 {\n  log\n}\n',
+    'Corefile:5 - Error during parsing: cannot serve dns://.:53 on 127.0.0.1 - it is already defined',
+  ],
   [
     'same zone twice on the same address and port, spelled differently',
     'Cluster.Local:53 {\n  errors\n}\ncluster.local.:53 {\n  errors\n}\n',
@@ -187,15 +218,35 @@ const bad: [string, string, string][] = [
     '.:53 {\n  bind 127.0.0.1 127.0.0.2\n}\n.:53 {\n  bind 127.0.0.2\n}\n',
     'Corefile:4 - Error during parsing: cannot serve dns://.:53 on 127.0.0.2 - it is already defined',
   ],
-  ['same zone twice in one block', 'a.test:53 A.test.:53 {\n  errors\n}\n', 'Corefile:1 - Error during parsing: cannot serve dns://a.test.:53 - it is already defined'],
-  ['bind with a bad address', '.:53 {\n  bind 1.2.3.4.5\n}\n', 'Corefile:2 - Error during parsing: failed to bind on 1.2.3.4.5: not an IP address or a network interface name'],
+  [
+    'same zone twice in one block',
+    'a.test:53 A.test.:53 {\n  errors\n}\n',
+    'Corefile:1 - Error during parsing: cannot serve dns://a.test.:53 - it is already defined',
+  ],
+  [
+    'bind with a bad address',
+    '.:53 {\n  bind 1.2.3.4.5\n}\n',
+    'Corefile:2 - Error during parsing: failed to bind on 1.2.3.4.5: not an IP address or a network interface name',
+  ],
   ['bind with no argument', '.:53 {\n  bind\n}\n', "Corefile:2 - Error during parsing: Wrong argument count or unexpected line ending after 'bind'"],
-  ['bind except leaving nothing', '.:53 {\n  bind 127.0.0.1 {\n    except 127.0.0.1\n  }\n}\n', 'Corefile:2 - Error during parsing: bind: no address left to listen on after except'],
+  [
+    'bind except leaving nothing',
+    '.:53 {\n  bind 127.0.0.1 {\n    except 127.0.0.1\n  }\n}\n',
+    'Corefile:2 - Error during parsing: bind: no address left to listen on after except',
+  ],
   ['bind with an unknown property', '.:53 {\n  bind 127.0.0.1 {\n    only 127.0.0.1\n  }\n}\n', "Corefile:3 - Error during parsing: unknown property 'only'"],
   ['port out of range', '.:99999 {\n  errors\n}\n', "Corefile:1 - Error during parsing: port 99999 out of range 0..65535 in server key '.:99999'"],
   ['a non-numeric port', '.:dns {\n  errors\n}\n', "Corefile:1 - Error during parsing: invalid port 'dns' in server key '.:dns'"],
-  ['tls:// is not served', 'tls://.:853 {\n  errors\n}\n', "Corefile:1 - Error during parsing: scheme 'tls://' in server key 'tls://.:853': only dns:// is served by node-local-dns"],
-  ['an error inside a plugin setup keeps its line', '.:53 {\n  errors\n  cache {\n    success 9984 30\n    denial\n  }\n}\n', "Corefile:5 - Error during parsing: Wrong argument count or unexpected line ending after 'denial'"],
+  [
+    'tls:// is not served',
+    'tls://.:853 {\n  errors\n}\n',
+    "Corefile:1 - Error during parsing: scheme 'tls://' in server key 'tls://.:853': only dns:// is served by node-local-dns",
+  ],
+  [
+    'an error inside a plugin setup keeps its line',
+    '.:53 {\n  errors\n  cache {\n    success 9984 30\n    denial\n  }\n}\n',
+    "Corefile:5 - Error during parsing: Wrong argument count or unexpected line ending after 'denial'",
+  ],
 ];
 
 for (const [name, text, want] of bad) {

@@ -9,7 +9,18 @@
  * and the event loop gets a turn between groups of server blocks, so DNS keeps being answered
  * while a large configuration is built.
  */
-import { defaultServerConfig, type Handler, type Plugin, type SetupContext, type BlockInfo, type EngineHooks, type Clock, type Logger, type ErrorSink, type ServerConfig } from '../plugin.ts';
+import {
+  defaultServerConfig,
+  type Handler,
+  type Plugin,
+  type SetupContext,
+  type BlockInfo,
+  type EngineHooks,
+  type Clock,
+  type Logger,
+  type ErrorSink,
+  type ServerConfig,
+} from '../plugin.ts';
 import type { Directive, ServerBlock } from '../corefile/types.ts';
 import type { Request } from '../server/request.ts';
 import { parseCorefileAsync } from '../corefile/parser.ts';
@@ -138,7 +149,17 @@ function loadBlock(sb: ServerBlock, blockIndex: number, file: string, opts: Load
     // Plugins are set up in chain order; each sees the server settings the earlier ones made.
     const server = defaultServerConfig(opts.defaultBind);
     const ctx: SetupContext = {
-      zones, port, blockIndex, file, shared, env: opts.env, clusterZones: opts.clusterZones, clock: opts.clock, log: opts.log, engine: opts.engine, server,
+      zones,
+      port,
+      blockIndex,
+      file,
+      shared,
+      env: opts.env,
+      clusterZones: opts.clusterZones,
+      clock: opts.clock,
+      log: opts.log,
+      engine: opts.engine,
+      server,
       get serverLabels(): string[] {
         return server.listenHosts.map((a) => serverLabel(a, port));
       },

@@ -73,10 +73,7 @@ test('parseServerKey: errors carry the key position', () => {
     assert.throws(
       () => parseServerKey(key(text)),
       (err: unknown) =>
-        err instanceof CorefileError &&
-        err.message === `Corefile:7 - Error during parsing: ${detail}` &&
-        err.file === 'Corefile' &&
-        err.line === 7,
+        err instanceof CorefileError && err.message === `Corefile:7 - Error during parsing: ${detail}` && err.file === 'Corefile' && err.line === 7,
       text,
     );
   }

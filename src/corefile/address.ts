@@ -99,13 +99,18 @@ function reverseZone(cidr: string, fail: (detail: string) => never): string {
   if (net.isIPv4(ip)) {
     if (prefix > 32) fail(`invalid CIDR '${excerpt(cidr)}': prefix longer than 32`);
     if (prefix % 8 !== 0) fail(`reverse zone CIDR '${excerpt(cidr)}' must have a prefix length that is a multiple of 8`);
-    const octets = ip.split('.').slice(0, prefix / 8).reverse();
+    const octets = ip
+      .split('.')
+      .slice(0, prefix / 8)
+      .reverse();
     return [...octets, 'in-addr', 'arpa', ''].join('.');
   }
   if (net.isIPv6(ip)) {
     if (prefix > 128) fail(`invalid CIDR '${excerpt(cidr)}': prefix longer than 128`);
     if (prefix % 4 !== 0) fail(`reverse zone CIDR '${excerpt(cidr)}' must have a prefix length that is a multiple of 4`);
-    const nibbles = ipv6Nibbles(ip).slice(0, prefix / 4).reverse();
+    const nibbles = ipv6Nibbles(ip)
+      .slice(0, prefix / 4)
+      .reverse();
     return [...nibbles, 'ip6', 'arpa', ''].join('.');
   }
   return fail(`invalid CIDR '${excerpt(cidr)}'`);

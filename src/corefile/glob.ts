@@ -55,7 +55,10 @@ export function globSync(pattern: string): string[] {
     }
   }
   const root = path.parse(pattern).root;
-  const segments = pattern.slice(root.length).split('/').filter((s) => s !== '');
+  const segments = pattern
+    .slice(root.length)
+    .split('/')
+    .filter((s) => s !== '');
   let candidates = [root];
   for (const segment of segments) {
     const next: string[] = [];
@@ -101,7 +104,10 @@ async function exists(p: string): Promise<boolean> {
 export async function glob(pattern: string): Promise<string[]> {
   if (!hasGlobMeta(pattern)) return (await exists(pattern)) ? [pattern] : [];
   const root = path.parse(pattern).root;
-  const segments = pattern.slice(root.length).split('/').filter((s) => s !== '');
+  const segments = pattern
+    .slice(root.length)
+    .split('/')
+    .filter((s) => s !== '');
   let candidates = [root];
   for (const segment of segments) {
     const next: string[] = [];

@@ -5,9 +5,7 @@ import { CorefileError } from './errors.ts';
 
 /** word@line, with a trailing `"` for quoted words and `!` for braces. */
 function words(text: string, env: Record<string, string | undefined> = {}): string[] {
-  return tokenize(text, 'Corefile', env).map(
-    (t) => `${t.text}@${t.line}${t.quoted ? '"' : ''}${t.brace ? '!' : ''}`,
-  );
+  return tokenize(text, 'Corefile', env).map((t) => `${t.text}@${t.line}${t.quoted ? '"' : ''}${t.brace ? '!' : ''}`);
 }
 
 test('tokenize: table', () => {
@@ -54,21 +52,13 @@ test('tokenize: unterminated quote is an error at its starting line', () => {
   assert.throws(
     () => tokenize('a\n"b c\nd', 'Corefile', {}),
     (err: unknown) =>
-      err instanceof CorefileError &&
-      err.code === 'ERR_COREFILE' &&
-      err.message === 'Corefile:2 - Error during parsing: Unterminated quoted string',
+      err instanceof CorefileError && err.code === 'ERR_COREFILE' && err.message === 'Corefile:2 - Error during parsing: Unterminated quoted string',
   );
 });
 
 test('tokenize: environment substitution, brace status from the raw word', () => {
   const env = { A: 'x', B: 'two words', BRACE: '{' };
-  assert.deepEqual(words('{$A} pre{$A}post "{$A} q" {$B} {$BRACE}', env), [
-    'x@1',
-    'prexpost@1',
-    'x q@1"',
-    'two words@1',
-    '{@1',
-  ]);
+  assert.deepEqual(words('{$A} pre{$A}post "{$A} q" {$B} {$BRACE}', env), ['x@1', 'prexpost@1', 'x q@1"', 'two words@1', '{@1']);
 });
 
 test('substituteEnv: table (caddyfile replaceEnvVars)', () => {

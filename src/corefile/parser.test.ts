@@ -131,7 +131,15 @@ test('parseCorefile: the node-local-dns Corefile of the seed article', () => {
       line: 1,
       dirs: [
         ['errors', 2],
-        ['cache', 3, [], [['success', 4, ['9984', '30']], ['denial', 5, ['9984', '5']]]],
+        [
+          'cache',
+          3,
+          [],
+          [
+            ['success', 4, ['9984', '30']],
+            ['denial', 5, ['9984', '5']],
+          ],
+        ],
         ['reload', 7],
         ['loop', 8],
         ['bind', 9, ['169.254.20.10']],
@@ -188,17 +196,9 @@ test('parseCorefile: structure table', () => {
       'cluster.local:53 in-addr.arpa:53 {\n errors\n}',
       [{ keys: ['cluster.local:53', 'in-addr.arpa:53'], line: 1, dirs: [['errors', 2]] }],
     ],
-    [
-      'keys separated by comma and space',
-      'a:53, b:53 {\n errors\n}',
-      [{ keys: ['a:53', 'b:53'], line: 1, dirs: [['errors', 2]] }],
-    ],
+    ['keys separated by comma and space', 'a:53, b:53 {\n errors\n}', [{ keys: ['a:53', 'b:53'], line: 1, dirs: [['errors', 2]] }]],
     ['keys separated by a bare comma', 'a,b {\n}', [{ keys: ['a', 'b'], line: 1, dirs: [] }]],
-    [
-      'trailing comma continues the keys on the next line',
-      'a,\n  b,\n  c {\n  whoami\n}',
-      [{ keys: ['a', 'b', 'c'], line: 1, dirs: [['whoami', 4]] }],
-    ],
+    ['trailing comma continues the keys on the next line', 'a,\n  b,\n  c {\n  whoami\n}', [{ keys: ['a', 'b', 'c'], line: 1, dirs: [['whoami', 4]] }]],
     ['opening brace on its own line', '.:53\n{\n  whoami\n}', [{ keys: ['.:53'], line: 1, dirs: [['whoami', 3]] }]],
     ['empty block', '.:53 {\n}', [{ keys: ['.:53'], line: 1, dirs: [] }]],
     ['empty block on one line', '.:53 { }', [{ keys: ['.:53'], line: 1, dirs: [] }]],
@@ -206,12 +206,31 @@ test('parseCorefile: structure table', () => {
     [
       'single block without braces',
       '.:53\nerrors\nforward . 1.1.1.1 {\n  force_tcp\n}\nlog',
-      [{ keys: ['.:53'], line: 1, dirs: [['errors', 2], ['forward', 3, ['.', '1.1.1.1'], [['force_tcp', 4]]], ['log', 6]] }],
+      [
+        {
+          keys: ['.:53'],
+          line: 1,
+          dirs: [
+            ['errors', 2],
+            ['forward', 3, ['.', '1.1.1.1'], [['force_tcp', 4]]],
+            ['log', 6],
+          ],
+        },
+      ],
     ],
     [
       'directive on the line of the block opener',
       '.:53 { whoami\n  log\n}',
-      [{ keys: ['.:53'], line: 1, dirs: [['whoami', 1], ['log', 2]] }],
+      [
+        {
+          keys: ['.:53'],
+          line: 1,
+          dirs: [
+            ['whoami', 1],
+            ['log', 2],
+          ],
+        },
+      ],
     ],
     [
       'one-line directive block',
@@ -221,18 +240,47 @@ test('parseCorefile: structure table', () => {
     [
       'words after a directive block opener, closer after the last line',
       '.:53 {\n  cache { success 9984 30\n    denial 9984 5 }\n}',
-      [{ keys: ['.:53'], line: 1, dirs: [['cache', 2, [], [['success', 2, ['9984', '30']], ['denial', 3, ['9984', '5']]]]] }],
+      [
+        {
+          keys: ['.:53'],
+          line: 1,
+          dirs: [
+            [
+              'cache',
+              2,
+              [],
+              [
+                ['success', 2, ['9984', '30']],
+                ['denial', 3, ['9984', '5']],
+              ],
+            ],
+          ],
+        },
+      ],
     ],
     [
       'nested blocks',
       '.:53 {\n  a 1 {\n    b {\n      c 2 3\n    }\n    d\n  }\n  e\n}',
-      [{ keys: ['.:53'], line: 1, dirs: [['a', 2, ['1'], [['b', 3, [], [['c', 4, ['2', '3']]]], ['d', 6]]], ['e', 8]] }],
+      [
+        {
+          keys: ['.:53'],
+          line: 1,
+          dirs: [
+            [
+              'a',
+              2,
+              ['1'],
+              [
+                ['b', 3, [], [['c', 4, ['2', '3']]]],
+                ['d', 6],
+              ],
+            ],
+            ['e', 8],
+          ],
+        },
+      ],
     ],
-    [
-      'nested one-line blocks closing together',
-      '.:53 {\n  a { b { c } }\n}',
-      [{ keys: ['.:53'], line: 1, dirs: [['a', 2, [], [['b', 2, [], [['c', 2]]]]]] }],
-    ],
+    ['nested one-line blocks closing together', '.:53 {\n  a { b { c } }\n}', [{ keys: ['.:53'], line: 1, dirs: [['a', 2, [], [['b', 2, [], [['c', 2]]]]]] }]],
     ['empty directive block', '.:53 {\n  a {\n  }\n}', [{ keys: ['.:53'], line: 1, dirs: [['a', 2, [], []]] }]],
     [
       'two blocks',
@@ -253,22 +301,36 @@ test('parseCorefile: structure table', () => {
     [
       'comments everywhere, hash inside quotes kept',
       '# head\n.:53 { # opener\n  # own line\n  log "# not a comment" # trailing\n  errors#glued\n}',
-      [{ keys: ['.:53'], line: 2, dirs: [['log', 4, ['# not a comment']], ['errors', 5]] }],
+      [
+        {
+          keys: ['.:53'],
+          line: 2,
+          dirs: [
+            ['log', 4, ['# not a comment']],
+            ['errors', 5],
+          ],
+        },
+      ],
     ],
     [
       'quoted words and escapes',
       '.:53 {\n  template "a b" "say \\"hi\\"" "c\\d" ""\n}',
       [{ keys: ['.:53'], line: 1, dirs: [['template', 2, ['a b', 'say "hi"', 'c\\d', '']]] }],
     ],
-    [
-      'quoted brace is an argument, not a block',
-      '.:53 {\n  rewrite "{" "}"\n}',
-      [{ keys: ['.:53'], line: 1, dirs: [['rewrite', 2, ['{', '}']]] }],
-    ],
+    ['quoted brace is an argument, not a block', '.:53 {\n  rewrite "{" "}"\n}', [{ keys: ['.:53'], line: 1, dirs: [['rewrite', 2, ['{', '}']]] }]],
     [
       'multi-line quoted argument',
       '.:53 {\n  answer "a\nb" c\n  log\n}',
-      [{ keys: ['.:53'], line: 1, dirs: [['answer', 2, ['a\nb', 'c']], ['log', 4]] }],
+      [
+        {
+          keys: ['.:53'],
+          line: 1,
+          dirs: [
+            ['answer', 2, ['a\nb', 'c']],
+            ['log', 4],
+          ],
+        },
+      ],
     ],
     [
       'line continuation',
@@ -295,32 +357,20 @@ test('parseCorefile: structure table', () => {
 
 test('parseCorefile: error table', () => {
   const cases: Array<[name: string, input: string, message: string]> = [
-    [
-      'unclosed server block',
-      '.:53 {\n  whoami\n',
-      "Corefile:2 - Error during parsing: Unexpected EOF, expecting '}' to close the '{' opened at Corefile:1",
-    ],
+    ['unclosed server block', '.:53 {\n  whoami\n', "Corefile:2 - Error during parsing: Unexpected EOF, expecting '}' to close the '{' opened at Corefile:1"],
     [
       'unclosed directive block',
       '.:53 {\n  cache {\n    success 1 2\n}\n',
       "Corefile:4 - Error during parsing: Unexpected EOF, expecting '}' to close the '{' opened at Corefile:1",
     ],
     ['stray closing brace at the top', '}\n', "Corefile:1 - Error during parsing: Unexpected '}' because no matching opening brace"],
-    [
-      'extra closing brace after a block',
-      '.:53 {\n  whoami\n}\n}\n',
-      "Corefile:4 - Error during parsing: Unexpected '}' because no matching opening brace",
-    ],
+    ['extra closing brace after a block', '.:53 {\n  whoami\n}\n}\n', "Corefile:4 - Error during parsing: Unexpected '}' because no matching opening brace"],
     [
       'closing brace on a directive line (as CoreDNS)',
       '.:53 {\n  whoami }\n',
       "Corefile:2 - Error during parsing: Unexpected '}' because no matching opening brace",
     ],
-    [
-      'closing brace in a block without braces',
-      '.:53\nwhoami\n}\n',
-      "Corefile:3 - Error during parsing: Unexpected '}' because no matching opening brace",
-    ],
+    ['closing brace in a block without braces', '.:53\nwhoami\n}\n', "Corefile:3 - Error during parsing: Unexpected '}' because no matching opening brace"],
     [
       'extra closing brace after a directive block',
       '.:53 {\n  cache {\n    success 1 2\n  } }\n}\n',
@@ -332,33 +382,13 @@ test('parseCorefile: error table', () => {
       "Corefile:4 - Error during parsing: Unexpected 'extra' after '}' closing the block of 'forward'",
     ],
     ['block without keys', '{\n  whoami\n}\n', "Corefile:1 - Error during parsing: Server block without a key before '{'"],
-    [
-      'block with only an empty key',
-      '"" {\n  whoami\n}\n',
-      "Corefile:1 - Error during parsing: Server block without a key before '{'",
-    ],
-    [
-      'trailing comma before the brace',
-      'a, {\n}\n',
-      "Corefile:1 - Error during parsing: Expected another address but had '{' - check for extra comma",
-    ],
+    ['block with only an empty key', '"" {\n  whoami\n}\n', "Corefile:1 - Error during parsing: Server block without a key before '{'"],
+    ['trailing comma before the brace', 'a, {\n}\n', "Corefile:1 - Error during parsing: Expected another address but had '{' - check for extra comma"],
     ['trailing comma at the end', 'a:53, b:53,', 'Corefile:1 - Error during parsing: Unexpected EOF'],
-    [
-      'brace where a directive name belongs',
-      '.:53 {\n  {\n  }\n}\n',
-      "Corefile:2 - Error during parsing: Unexpected '{' where a directive name was expected",
-    ],
+    ['brace where a directive name belongs', '.:53 {\n  {\n  }\n}\n', "Corefile:2 - Error during parsing: Unexpected '{' where a directive name was expected"],
     ['unterminated quote', '.:53 {\n  log "abc\n}\n', 'Corefile:2 - Error during parsing: Unterminated quoted string'],
-    [
-      'import without argument',
-      '.:53 {\n  import\n}\n',
-      "Corefile:2 - Error during parsing: Wrong argument count or unexpected line ending after 'import'",
-    ],
-    [
-      'import with two arguments',
-      '.:53 {\n  import a b\n}\n',
-      'Corefile:2 - Error during parsing: Import takes only one argument (glob pattern or file)',
-    ],
+    ['import without argument', '.:53 {\n  import\n}\n', "Corefile:2 - Error during parsing: Wrong argument count or unexpected line ending after 'import'"],
+    ['import with two arguments', '.:53 {\n  import a b\n}\n', 'Corefile:2 - Error during parsing: Import takes only one argument (glob pattern or file)'],
     ['import of an empty name', '.:53 {\n  import ""\n}\n', 'Corefile:2 - Error during parsing: Import requires a non-empty filepath'],
   ];
   for (const [name, input, message] of cases) {
@@ -368,22 +398,19 @@ test('parseCorefile: error table', () => {
 
 test('parseCorefile: environment substitution', () => {
   const env = { ZONE: 'cluster.local', PORT: '53', UP: '10.96.0.10', LOCAL: '169.254.20.10 10.0.0.10', OPEN: '{' };
-  assert.deepEqual(
-    parse('{$ZONE}:{$PORT} {%ZONE%}.x:{%PORT%} {\n  bind {$LOCAL}\n  forward . {$UP} {$NOPE}\n  log "up={$UP}" {$OPEN}\n}', env),
-    [
-      {
-        keys: ['cluster.local:53', 'cluster.local.x:53'],
-        line: 1,
-        dirs: [
-          // A value with a space stays one word; a missing variable is the empty string.
-          ['bind', 2, ['169.254.20.10 10.0.0.10']],
-          ['forward', 3, ['.', '10.96.0.10', '']],
-          // A brace that comes from a variable is a word, not a block opener.
-          ['log', 4, ['up=10.96.0.10', '{']],
-        ],
-      },
-    ],
-  );
+  assert.deepEqual(parse('{$ZONE}:{$PORT} {%ZONE%}.x:{%PORT%} {\n  bind {$LOCAL}\n  forward . {$UP} {$NOPE}\n  log "up={$UP}" {$OPEN}\n}', env), [
+    {
+      keys: ['cluster.local:53', 'cluster.local.x:53'],
+      line: 1,
+      dirs: [
+        // A value with a space stays one word; a missing variable is the empty string.
+        ['bind', 2, ['169.254.20.10 10.0.0.10']],
+        ['forward', 3, ['.', '10.96.0.10', '']],
+        // A brace that comes from a variable is a word, not a block opener.
+        ['log', 4, ['up=10.96.0.10', '{']],
+      ],
+    },
+  ]);
   assert.deepEqual(parse('{$MISSING}.:53 {\n}', env), [{ keys: ['.:53'], line: 1, dirs: [] }]);
 });
 
@@ -398,27 +425,36 @@ test('parseCorefile: env defaults to process.env', (t) => {
 });
 
 test('parseCorefile: snippets', () => {
-  assert.deepEqual(
-    parse('(common) {\n  errors\n  cache {\n    success 1 2\n  }\n}\n.:53 {\n  import common\n  log\n}\n'),
-    [
-      {
-        keys: ['.:53'],
-        line: 7,
-        // Snippet lines keep the line numbers of the definition.
-        dirs: [['errors', 2], ['cache', 3, [], [['success', 4, ['1', '2']]]], ['log', 9]],
-      },
-    ],
-  );
-  assert.deepEqual(
-    parse('(opts) {\n  force_tcp\n  max_fails 3\n}\n.:53 {\n  forward . 1.1.1.1 {\n    import opts\n    expire 10s\n  }\n}\n'),
-    [
-      {
-        keys: ['.:53'],
-        line: 5,
-        dirs: [['forward', 6, ['.', '1.1.1.1'], [['force_tcp', 2], ['max_fails', 3, ['3']], ['expire', 8, ['10s']]]]],
-      },
-    ],
-  );
+  assert.deepEqual(parse('(common) {\n  errors\n  cache {\n    success 1 2\n  }\n}\n.:53 {\n  import common\n  log\n}\n'), [
+    {
+      keys: ['.:53'],
+      line: 7,
+      // Snippet lines keep the line numbers of the definition.
+      dirs: [
+        ['errors', 2],
+        ['cache', 3, [], [['success', 4, ['1', '2']]]],
+        ['log', 9],
+      ],
+    },
+  ]);
+  assert.deepEqual(parse('(opts) {\n  force_tcp\n  max_fails 3\n}\n.:53 {\n  forward . 1.1.1.1 {\n    import opts\n    expire 10s\n  }\n}\n'), [
+    {
+      keys: ['.:53'],
+      line: 5,
+      dirs: [
+        [
+          'forward',
+          6,
+          ['.', '1.1.1.1'],
+          [
+            ['force_tcp', 2],
+            ['max_fails', 3, ['3']],
+            ['expire', 8, ['10s']],
+          ],
+        ],
+      ],
+    },
+  ]);
   // A snippet can hold whole server blocks and be imported where a block starts.
   assert.deepEqual(parse('(blocks) {\n  a {\n    x\n  }\n}\nimport blocks\nb {\n}\n'), [
     { keys: ['a'], line: 2, dirs: [['x', 3]] },
@@ -426,37 +462,41 @@ test('parseCorefile: snippets', () => {
   ]);
   // Two expansions of one snippet stay separate lines although their words share line numbers.
   assert.deepEqual(parse('(s) {\n  log\n}\n.:53 {\n  import s\n  import s\n}\n'), [
-    { keys: ['.:53'], line: 4, dirs: [['log', 2], ['log', 2]] },
+    {
+      keys: ['.:53'],
+      line: 4,
+      dirs: [
+        ['log', 2],
+        ['log', 2],
+      ],
+    },
   ]);
   // Snippets importing snippets, used twice.
   assert.deepEqual(parse('(a) {\n  one\n}\n(b) {\n  import a\n  two\n}\nx {\n  import b\n  import b\n}\n'), [
-    { keys: ['x'], line: 8, dirs: [['one', 2], ['two', 6], ['one', 2], ['two', 6]] },
+    {
+      keys: ['x'],
+      line: 8,
+      dirs: [
+        ['one', 2],
+        ['two', 6],
+        ['one', 2],
+        ['two', 6],
+      ],
+    },
   ]);
 });
 
 test('parseCorefile: snippet errors', () => {
   const cases: Array<[name: string, input: string, message: string]> = [
-    [
-      'unknown snippet',
-      '.:53 {\n  import nosuch\n}\n',
-      'Corefile:2 - Error during parsing: File to import not found: nosuch',
-    ],
+    ['unknown snippet', '.:53 {\n  import nosuch\n}\n', 'Corefile:2 - Error during parsing: File to import not found: nosuch'],
     [
       'snippet used before its definition',
       '.:53 {\n  import later\n}\n(later) {\n  log\n}\n',
       'Corefile:2 - Error during parsing: File to import not found: later',
     ],
-    [
-      'redeclared snippet',
-      '(s) {\n  log\n}\n(s) {\n  errors\n}\n',
-      'Corefile:4 - Error during parsing: redeclaration of previously declared snippet s',
-    ],
+    ['redeclared snippet', '(s) {\n  log\n}\n(s) {\n  errors\n}\n', 'Corefile:4 - Error during parsing: redeclaration of previously declared snippet s'],
     ['snippet without braces', '(s)\nlog\n', "Corefile:2 - Error during parsing: Unexpected token 'log', expecting '{' after snippet (s)"],
-    [
-      'unclosed snippet',
-      '(s) {\n  log\n',
-      "Corefile:2 - Error during parsing: Unexpected EOF, expecting '}' to close the '{' opened at Corefile:1",
-    ],
+    ['unclosed snippet', '(s) {\n  log\n', "Corefile:2 - Error during parsing: Unexpected EOF, expecting '}' to close the '{' opened at Corefile:1"],
     [
       'snippet importing itself',
       '(loop) {\n  import loop\n}\n.:53 {\n  import loop\n}\n',
@@ -502,7 +542,7 @@ function fixture(files: Record<string, string>): string {
 
 test('parseCorefile: import files by glob, relative to the Corefile directory', () => {
   const dir = fixture({
-    'Corefile': '.:53 {\n  errors\n  import conf.d/*.conf\n  log\n}\n',
+    Corefile: '.:53 {\n  errors\n  import conf.d/*.conf\n  log\n}\n',
     'conf.d/b.conf': 'cache 30\n',
     'conf.d/a.conf': '# first\nforward . 1.1.1.1 {\n  force_tcp\n}\n',
     'conf.d/ignored.txt': 'nope\n',
@@ -513,7 +553,12 @@ test('parseCorefile: import files by glob, relative to the Corefile directory', 
     {
       keys: ['.:53'],
       line: 1,
-      dirs: [['errors', 2], ['forward', 2, ['.', '1.1.1.1'], [['force_tcp', 3]]], ['cache', 1, ['30']], ['log', 4]],
+      dirs: [
+        ['errors', 2],
+        ['forward', 2, ['.', '1.1.1.1'], [['force_tcp', 3]]],
+        ['cache', 1, ['30']],
+        ['log', 4],
+      ],
     },
   ]);
   const dirs = blocks[0]!.directives;
@@ -526,14 +571,21 @@ test('parseCorefile: import files by glob, relative to the Corefile directory', 
 
 test('parseCorefile: imported server blocks, nested imports relative to the importing file', () => {
   const dir = fixture({
-    'Corefile': 'import zones/*.zone\n.:53 {\n  whoami\n}\n',
+    Corefile: 'import zones/*.zone\n.:53 {\n  whoami\n}\n',
     'zones/a.zone': 'a.local:53 {\n  import ../common/opts\n}\n',
     'common/opts': 'errors\nlog\n',
   });
   const file = path.join(dir, 'Corefile');
   const blocks = parseCorefile(fs.readFileSync(file, 'utf8'), file, {});
   assert.deepEqual(simplify(blocks), [
-    { keys: ['a.local:53'], line: 1, dirs: [['errors', 1], ['log', 2]] },
+    {
+      keys: ['a.local:53'],
+      line: 1,
+      dirs: [
+        ['errors', 1],
+        ['log', 2],
+      ],
+    },
     { keys: ['.:53'], line: 2, dirs: [['whoami', 3]] },
   ]);
   assert.equal(blocks[0]!.file, path.join(dir, 'zones/a.zone'));
@@ -546,11 +598,21 @@ test('parseCorefile: import with an absolute path, env in the pattern, snippet d
     'extra.conf': 'cache 30\n',
   });
   const text = `import ${path.join(dir, 'snippets.conf')}\n.:53 {\n  import logs\n  import {$DIR}/extra.conf\n}\n`;
-  assert.deepEqual(parse(text, { DIR: dir }), [{ keys: ['.:53'], line: 2, dirs: [['log', 2], ['errors', 3], ['cache', 1, ['30']]] }]);
+  assert.deepEqual(parse(text, { DIR: dir }), [
+    {
+      keys: ['.:53'],
+      line: 2,
+      dirs: [
+        ['log', 2],
+        ['errors', 3],
+        ['cache', 1, ['30']],
+      ],
+    },
+  ]);
 });
 
 test('parseCorefile: a glob matching nothing is a warning, not an error', () => {
-  const dir = fixture({ 'Corefile': '.:53 {\n  import none/*.conf\n  log\n}\n' });
+  const dir = fixture({ Corefile: '.:53 {\n  import none/*.conf\n  log\n}\n' });
   const file = path.join(dir, 'Corefile');
   const warnings: string[] = [];
   const blocks = parseCorefile(fs.readFileSync(file, 'utf8'), file, {}, { warn: (m) => warnings.push(m) });
@@ -560,7 +622,7 @@ test('parseCorefile: a glob matching nothing is a warning, not an error', () => 
 
 test('parseCorefile: file import errors (synchronous and read-ahead parsing alike)', async () => {
   const dir = fixture({
-    'Corefile': '',
+    Corefile: '',
     'a.conf': 'import b.conf\n',
     'b.conf': 'log\nimport a.conf\n',
     'self.conf': '.:53 {\n  import self.conf\n}\n',
@@ -586,16 +648,8 @@ test('parseCorefile: file import errors (synchronous and read-ahead parsing alik
       '.:53 {\n  import a.conf\n}\n',
       `${dir}/b.conf:2 - Error during parsing: Import cycle: ${dir}/a.conf -> ${dir}/b.conf -> ${dir}/a.conf`,
     ],
-    [
-      'file importing itself',
-      'import self.conf\n',
-      `${dir}/self.conf:2 - Error during parsing: Import cycle: ${dir}/self.conf -> ${dir}/self.conf`,
-    ],
-    [
-      'Corefile importing itself',
-      '.:53 {\n  import Corefile\n}\n',
-      `${file}:2 - Error during parsing: Import cycle: ${file} -> ${file}`,
-    ],
+    ['file importing itself', 'import self.conf\n', `${dir}/self.conf:2 - Error during parsing: Import cycle: ${dir}/self.conf -> ${dir}/self.conf`],
+    ['Corefile importing itself', '.:53 {\n  import Corefile\n}\n', `${file}:2 - Error during parsing: Import cycle: ${file} -> ${file}`],
     [
       'error inside an imported file names that file',
       '.:53 {\n  import bad.conf\n}\n',
@@ -620,7 +674,7 @@ test('parseCorefile: relative Corefile path resolves imports against its directo
 });
 
 test('import refuses a FIFO, a device and a socket without blocking on them, naming the file and the import line', async (t) => {
-  const dir = fixture({ 'Corefile': '' });
+  const dir = fixture({ Corefile: '' });
   const file = path.join(dir, 'Corefile');
   const fifo = path.join(dir, 'fifo.conf');
   const { execFileSync } = await import('node:child_process');
@@ -643,7 +697,7 @@ test('import refuses a FIFO, a device and a socket without blocking on them, nam
 });
 
 test('the configuration size limit counts the Corefile and every import; an oversize file is refused before it is read', async () => {
-  const dir = fixture({ 'Corefile': '', 'big.conf': `hosts {\n${'10.0.0.1 host.example\n'.repeat(200)}}\n`, 'small.conf': 'log\n' });
+  const dir = fixture({ Corefile: '', 'big.conf': `hosts {\n${'10.0.0.1 host.example\n'.repeat(200)}}\n`, 'small.conf': 'log\n' });
   const file = path.join(dir, 'Corefile');
   const limits = { maxConfigBytes: 2000 };
   const input = '.:53 {\n  import small.conf\n  import big.conf\n}\n';
@@ -661,7 +715,7 @@ test('the configuration size limit counts the Corefile and every import; an over
 
 test('server blocks, words (snippets multiply them), imported files and import depth are bounded', async () => {
   const dir = fixture({
-    'Corefile': '',
+    Corefile: '',
     'one.conf': 'import two.conf\n',
     'two.conf': 'import three.conf\n',
     'three.conf': 'log\n',
@@ -695,7 +749,7 @@ test('server blocks, words (snippets multiply them), imported files and import d
 test('errors quote at most a short excerpt of the offending word (an imported secret stays out of the log)', async () => {
   const hash = 'Hq3vYb1bV8iA0nR2sZ4kL6mP9tQwXcEeFgHjKlMn';
   const line = `root:$6$saltsalt$${hash}:19000:0:99999:7:::`;
-  const dir = fixture({ 'Corefile': '', 'shadow': `${line}\ndaemon:*:19000:0:99999:7:::\n` });
+  const dir = fixture({ Corefile: '', shadow: `${line}\ndaemon:*:19000:0:99999:7:::\n` });
   const file = path.join(dir, 'Corefile');
   for (const input of ['.:53 {\n  import shadow\n}\n', 'import shadow\n', '.:53 {\n  cache {\n    import shadow\n  }\n}\n']) {
     let message = '';
@@ -704,7 +758,14 @@ test('errors quote at most a short excerpt of the offending word (an imported se
       // The parser accepts the words; the first check of them is the server key or the plugin setup.
       const { loadConfig } = await import('../config/load.ts');
       const { TestEngine } = await import('../../test/lib/metrics-testing.ts');
-      await loadConfig(input, file, { defaultBind: ['127.0.0.1'], defaultPort: 53, env: {}, clock: { nowMs: () => 0 } as never, log: { info() {}, warn() {}, error() {} } as never, engine: new TestEngine() });
+      await loadConfig(input, file, {
+        defaultBind: ['127.0.0.1'],
+        defaultPort: 53,
+        env: {},
+        clock: { nowMs: () => 0 } as never,
+        log: { info() {}, warn() {}, error() {} } as never,
+        engine: new TestEngine(),
+      });
     } catch (err) {
       message = (err as Error).message;
     }

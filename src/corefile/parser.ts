@@ -153,12 +153,7 @@ interface PToken extends LexToken {
  * @param env variables for `{$NAME}` / `{%NAME%}`; defaults to process.env.
  * @throws CorefileError
  */
-export function parseCorefile(
-  text: string,
-  file: string,
-  env: Env = process.env,
-  options: ParseOptions = {},
-): ServerBlock[] {
+export function parseCorefile(text: string, file: string, env: Env = process.env, options: ParseOptions = {}): ServerBlock[] {
   const limits = { ...DEFAULT_CONFIG_LIMITS, ...options.limits };
   const parser = new Parser(env, options.warn ?? (() => {}), SYNC_SOURCE, limits);
   return parser.parseRoot(text, file);
@@ -169,12 +164,7 @@ export function parseCorefile(
  * the parse itself, which the limits bound.
  * @throws CorefileError
  */
-export async function parseCorefileAsync(
-  text: string,
-  file: string,
-  env: Env = process.env,
-  options: ParseOptions = {},
-): Promise<ServerBlock[]> {
+export async function parseCorefileAsync(text: string, file: string, env: Env = process.env, options: ParseOptions = {}): Promise<ServerBlock[]> {
   const limits = { ...DEFAULT_CONFIG_LIMITS, ...options.limits };
   const source = await prefetchImports(text, file, env, limits);
   const parser = new Parser(env, options.warn ?? (() => {}), source, limits);
@@ -495,11 +485,7 @@ class Parser {
       fail(arg, `maximum file import depth (${MAX_IMPORT_EXPANSIONS}) exceeded`);
     }
     const globPattern = importPattern(arg);
-    if (
-      count(globPattern, '*') > 1 ||
-      count(globPattern, '?') > 1 ||
-      (globPattern.includes('[') && globPattern.includes(']'))
-    ) {
+    if (count(globPattern, '*') > 1 || count(globPattern, '?') > 1 || (globPattern.includes('[') && globPattern.includes(']'))) {
       fail(arg, `Glob pattern may only contain one wildcard (*), but has others: ${globPattern}`);
     }
     let matches: string[];

@@ -2,15 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCorefile } from './parser.ts';
 import { CorefileError } from './errors.ts';
-import {
-  argCountError,
-  blockLines,
-  durationArgMs,
-  errorAt,
-  expectArgs,
-  noBlock,
-  unknownPropertyError,
-} from './setup-helpers.ts';
+import { argCountError, blockLines, durationArgMs, errorAt, expectArgs, noBlock, unknownPropertyError } from './setup-helpers.ts';
 import type { Directive } from './types.ts';
 
 /** The directives of a one-block Corefile whose body is `body` (starting on line 2). */
@@ -29,15 +21,9 @@ function throwsAt(fn: () => unknown, message: string): void {
 test('argCountError / errorAt / unknownPropertyError: CoreDNS wording at the right line', () => {
   const [cache] = directives('  cache {\n    success\n    bogus 1\n  }');
   const [success, bogus] = blockLines(cache!);
-  throwsAt(
-    () => argCountError(success!),
-    "Corefile:3 - Error during parsing: Wrong argument count or unexpected line ending after 'success'",
-  );
+  throwsAt(() => argCountError(success!), "Corefile:3 - Error during parsing: Wrong argument count or unexpected line ending after 'success'");
   throwsAt(() => unknownPropertyError(bogus!), "Corefile:4 - Error during parsing: unknown property 'bogus'");
-  throwsAt(
-    () => argCountError(bogus!.args[0]!),
-    "Corefile:4 - Error during parsing: Wrong argument count or unexpected line ending after '1'",
-  );
+  throwsAt(() => argCountError(bogus!.args[0]!), "Corefile:4 - Error during parsing: Wrong argument count or unexpected line ending after '1'");
   throwsAt(() => errorAt(bogus!.args[0]!, 'custom'), 'Corefile:4 - Error during parsing: custom');
   throwsAt(() => errorAt(cache!, 'custom'), 'Corefile:2 - Error during parsing: custom');
 });
@@ -63,14 +49,8 @@ test('durationArgMs: Go durations, optional bare seconds', () => {
   assert.equal(durationArgMs(a[2]!), 500);
   assert.equal(durationArgMs(a[3]!, { allowBareSeconds: true }), 30_000);
   assert.equal(durationArgMs(a[4]!, { allowBareSeconds: true }), 5_400_000);
-  throwsAt(
-    () => durationArgMs(a[3]!),
-    `Corefile:2 - Error during parsing: invalid duration '30': time: missing unit in duration "30"`,
-  );
-  throwsAt(
-    () => durationArgMs(a[5]!, { allowBareSeconds: true }),
-    `Corefile:2 - Error during parsing: invalid duration 'bad': time: invalid duration "bad"`,
-  );
+  throwsAt(() => durationArgMs(a[3]!), `Corefile:2 - Error during parsing: invalid duration '30': time: missing unit in duration "30"`);
+  throwsAt(() => durationArgMs(a[5]!, { allowBareSeconds: true }), `Corefile:2 - Error during parsing: invalid duration 'bad': time: invalid duration "bad"`);
 });
 
 test('noBlock / blockLines', () => {

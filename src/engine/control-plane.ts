@@ -87,7 +87,12 @@ function localBackend(server: Server): DnsBackend {
 function poolBackend(pool: ServingPool): DnsBackend {
   return {
     composes: false,
-    apply: (cfg, zones) => pool.apply(cfg.text, cfg.blocks.some((b) => b.port === 0), zones),
+    apply: (cfg, zones) =>
+      pool.apply(
+        cfg.text,
+        cfg.blocks.some((b) => b.port === 0),
+        zones,
+      ),
     serving: () => pool.serving(),
     listening: () => pool.listening(),
     stop: () => pool.stop(),

@@ -139,7 +139,8 @@ export class Server {
           // The label carries the real port when the Corefile asked for any port.
           const label = serverLabel(address, boundPort);
           (dispatcher as { serverLabel: string }).serverLabel = label;
-          for (const r of table.all()) (r as { target: RouteTarget }).target = new RouteTarget(r.target.chain, getZoneStats(label, r.zone), r.target.errorSink, generation);
+          for (const r of table.all())
+            (r as { target: RouteTarget }).target = new RouteTarget(r.target.chain, getZoneStats(label, r.zone), r.target.errorSink, generation);
         }
       }
     } catch (err) {

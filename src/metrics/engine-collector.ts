@@ -9,7 +9,10 @@ import type { BlockInfo, EngineHooks, MetricsOut } from '../plugin.ts';
 import type { Collector } from './hub.ts';
 import { collectTcp, tcpBudget } from '../server/tcp.ts';
 
-export const PLUGIN_ENABLED = { name: 'coredns_plugin_enabled', help: 'A metric that indicates whether a plugin is enabled on per server and zone basis.' } as const;
+export const PLUGIN_ENABLED = {
+  name: 'coredns_plugin_enabled',
+  help: 'A metric that indicates whether a plugin is enabled on per server and zone basis.',
+} as const;
 
 /** coredns_plugin_enabled for blocks whose plugins enable metrics (CoreDNS sets it from prometheus's setup). */
 export function collectPluginEnabled(blocks: readonly BlockInfo[], out: MetricsOut): void {

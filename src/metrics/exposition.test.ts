@@ -11,13 +11,16 @@ test('exposition: counters sorted by label values, labels by name, values and es
   c.add({ zone: 'b.', server: 's' }, 2);
   c.add({ server: 's', zone: 'a."q"\\\n' }, 1e21);
   c.add({ server: 'r', zone: 'z.' }, 0.5);
-  assert.equal(formatFamily(b.build().families[0]!), [
-    '# HELP x_total Help with \\\\ and\\nnewline.',
-    '# TYPE x_total counter',
-    'x_total{server="r",zone="z."} 0.5',
-    'x_total{server="s",zone="a.\\"q\\"\\\\\\n"} 1e+21',
-    'x_total{server="s",zone="b."} 2',
-  ].join('\n'));
+  assert.equal(
+    formatFamily(b.build().families[0]!),
+    [
+      '# HELP x_total Help with \\\\ and\\nnewline.',
+      '# TYPE x_total counter',
+      'x_total{server="r",zone="z."} 0.5',
+      'x_total{server="s",zone="a.\\"q\\"\\\\\\n"} 1e+21',
+      'x_total{server="s",zone="b."} 2',
+    ].join('\n'),
+  );
   const g = new SnapshotBuilder();
   g.family('g', 'G.', 'gauge').add({}, 3);
   assert.equal(formatFamily(g.build().families[0]!), '# HELP g G.\n# TYPE g gauge\ng 3');
@@ -29,20 +32,23 @@ test('exposition: histograms print cumulative buckets with le last, then _sum an
   const h = b.family('h_seconds', 'H.', 'histogram', { bounds: [0.00025, 0.5] });
   h.addHistogram({ to: 'x' }, [1, 0, 2], 1.25);
   h.addHistogram({}, [0, 1, 0], 0.3);
-  assert.equal(formatFamily(b.build().families[0]!), [
-    '# HELP h_seconds H.',
-    '# TYPE h_seconds histogram',
-    'h_seconds_bucket{le="0.00025"} 0',
-    'h_seconds_bucket{le="0.5"} 1',
-    'h_seconds_bucket{le="+Inf"} 1',
-    'h_seconds_sum 0.3',
-    'h_seconds_count 1',
-    'h_seconds_bucket{to="x",le="0.00025"} 1',
-    'h_seconds_bucket{to="x",le="0.5"} 1',
-    'h_seconds_bucket{to="x",le="+Inf"} 3',
-    'h_seconds_sum{to="x"} 1.25',
-    'h_seconds_count{to="x"} 3',
-  ].join('\n'));
+  assert.equal(
+    formatFamily(b.build().families[0]!),
+    [
+      '# HELP h_seconds H.',
+      '# TYPE h_seconds histogram',
+      'h_seconds_bucket{le="0.00025"} 0',
+      'h_seconds_bucket{le="0.5"} 1',
+      'h_seconds_bucket{le="+Inf"} 1',
+      'h_seconds_sum 0.3',
+      'h_seconds_count 1',
+      'h_seconds_bucket{to="x",le="0.00025"} 1',
+      'h_seconds_bucket{to="x",le="0.5"} 1',
+      'h_seconds_bucket{to="x",le="+Inf"} 3',
+      'h_seconds_sum{to="x"} 1.25',
+      'h_seconds_count{to="x"} 3',
+    ].join('\n'),
+  );
 });
 
 test('hub.render: our families and prom-client default metrics in one name-sorted exposition, blank line between families', async () => {

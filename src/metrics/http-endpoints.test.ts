@@ -44,7 +44,9 @@ test('addresses: Go wording for bad ones, as Corefile errors at the argument', (
 
   assert.equal(listenAddressArg(directiveOf('health'), ':8080'), ':8080');
   assert.equal(listenAddressArg(directiveOf('ready 127.0.0.1:8182'), ':8181'), '127.0.0.1:8182');
-  assert.throws(() => listenAddressArg(directiveOf('ready [::1]'), ':8181'), { message: "Corefile:2 - Error during parsing: address [::1]: missing port in address" });
+  assert.throws(() => listenAddressArg(directiveOf('ready [::1]'), ':8181'), {
+    message: 'Corefile:2 - Error during parsing: address [::1]: missing port in address',
+  });
   assert.throws(() => listenAddressArg(directiveOf('ready :1 :2'), ':8181'), {
     message: "Corefile:2 - Error during parsing: Wrong argument count or unexpected line ending after ':2'",
   });
@@ -185,8 +187,12 @@ test('connection cap: a flood from one client evicts its own idle connections, a
     flood.push(c);
   }
   await waitUntil(() => drops.count('127.0.0.1:0', HttpDropReason.EVICTED) === 7, 'seven evictions', 5000);
-  await waitUntil(() => flood.filter((c) => c.closed()).length === 7, 'the flood\'s oldest seven closed', 5000);
-  assert.deepEqual(flood.map((c) => c.closed()), [true, true, true, true, true, true, true, false, false, false], 'oldest first');
+  await waitUntil(() => flood.filter((c) => c.closed()).length === 7, "the flood's oldest seven closed", 5000);
+  assert.deepEqual(
+    flood.map((c) => c.closed()),
+    [true, true, true, true, true, true, true, false, false, false],
+    'oldest first',
+  );
   assert.equal(probe.closed(), false);
   probe.sock.write('GET /health HTTP/1.1\r\nHost: a\r\n\r\n');
   await waitUntil(() => probe.received().includes('\r\n\r\n'), 'the probe answered', 5000);

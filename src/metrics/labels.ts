@@ -13,13 +13,28 @@
 
 /** Query types CoreDNS labels by name, in the order of their label index (0 is "other"). */
 export const MONITORED_TYPE_LABELS: readonly string[] = [
-  'other', 'A', 'AAAA', 'CNAME', 'DNSKEY', 'DS', 'MX', 'NSEC3', 'NSEC', 'NS', 'PTR', 'RRSIG', 'SOA', 'SRV', 'TXT',
-  'HTTPS', 'IXFR', 'AXFR', 'ANY',
+  'other',
+  'A',
+  'AAAA',
+  'CNAME',
+  'DNSKEY',
+  'DS',
+  'MX',
+  'NSEC3',
+  'NSEC',
+  'NS',
+  'PTR',
+  'RRSIG',
+  'SOA',
+  'SRV',
+  'TXT',
+  'HTTPS',
+  'IXFR',
+  'AXFR',
+  'ANY',
 ];
 
-const MONITORED_TYPE_CODES: readonly number[] = [
-  -1, 1, 28, 5, 48, 43, 15, 50, 47, 2, 12, 46, 6, 33, 16, 65, 251, 252, 255,
-];
+const MONITORED_TYPE_CODES: readonly number[] = [-1, 1, 28, 5, 48, 43, 15, 50, 47, 2, 12, 46, 6, 33, 16, 65, 251, 252, 255];
 
 export const TYPE_LABEL_COUNT = MONITORED_TYPE_LABELS.length;
 
@@ -32,11 +47,27 @@ export const TYPE_INDEX: Uint8Array = (() => {
 
 /** miekg/dns RcodeToString (current versions), by rcode value; holes are unnamed rcodes. */
 const MIEKG_RCODE_NAMES: ReadonlyMap<number, string> = new Map([
-  [0, 'NOERROR'], [1, 'FORMERR'], [2, 'SERVFAIL'], [3, 'NXDOMAIN'], [4, 'NOTIMP'], [5, 'REFUSED'],
-  [6, 'YXDOMAIN'], [7, 'YXRRSET'], [8, 'NXRRSET'], [9, 'NOTAUTH'], [10, 'NOTZONE'], [11, 'DSOTYPENI'],
+  [0, 'NOERROR'],
+  [1, 'FORMERR'],
+  [2, 'SERVFAIL'],
+  [3, 'NXDOMAIN'],
+  [4, 'NOTIMP'],
+  [5, 'REFUSED'],
+  [6, 'YXDOMAIN'],
+  [7, 'YXRRSET'],
+  [8, 'NXRRSET'],
+  [9, 'NOTAUTH'],
+  [10, 'NOTZONE'],
+  [11, 'DSOTYPENI'],
   // 16 is both BADVERS (RFC 6891) and BADSIG (RFC 8945); miekg/dns names it BADSIG.
-  [16, 'BADSIG'], [17, 'BADKEY'], [18, 'BADTIME'], [19, 'BADMODE'], [20, 'BADNAME'], [21, 'BADALG'],
-  [22, 'BADTRUNC'], [23, 'BADCOOKIE'],
+  [16, 'BADSIG'],
+  [17, 'BADKEY'],
+  [18, 'BADTIME'],
+  [19, 'BADMODE'],
+  [20, 'BADNAME'],
+  [21, 'BADALG'],
+  [22, 'BADTRUNC'],
+  [23, 'BADCOOKIE'],
 ]);
 
 /** `rcode` label of coredns_dns_responses_total (CoreDNS's rcode.ToString). */

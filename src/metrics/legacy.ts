@@ -28,16 +28,56 @@ interface Rollup {
 }
 
 const ROLLUPS: readonly Rollup[] = [
-  { from: 'coredns_dns_requests_total', name: 'coredns_dns_request_count_total', help: 'Counter of DNS requests made per zone, protocol and family.', keep: ['server', 'zone', 'proto', 'family'] },
-  { from: 'coredns_dns_requests_total', name: 'coredns_dns_request_type_count_total', help: 'Counter of DNS requests per type, per zone.', keep: ['server', 'zone', 'type'] },
-  { from: 'coredns_dns_do_requests_total', name: 'coredns_dns_request_do_count_total', help: 'Counter of DNS requests with DO bit set per zone.', keep: ['server', 'zone'] },
-  { from: 'coredns_dns_responses_total', name: 'coredns_dns_response_rcode_count_total', help: 'Counter of response status codes.', keep: ['server', 'zone', 'rcode'] },
+  {
+    from: 'coredns_dns_requests_total',
+    name: 'coredns_dns_request_count_total',
+    help: 'Counter of DNS requests made per zone, protocol and family.',
+    keep: ['server', 'zone', 'proto', 'family'],
+  },
+  {
+    from: 'coredns_dns_requests_total',
+    name: 'coredns_dns_request_type_count_total',
+    help: 'Counter of DNS requests per type, per zone.',
+    keep: ['server', 'zone', 'type'],
+  },
+  {
+    from: 'coredns_dns_do_requests_total',
+    name: 'coredns_dns_request_do_count_total',
+    help: 'Counter of DNS requests with DO bit set per zone.',
+    keep: ['server', 'zone'],
+  },
+  {
+    from: 'coredns_dns_responses_total',
+    name: 'coredns_dns_response_rcode_count_total',
+    help: 'Counter of response status codes.',
+    keep: ['server', 'zone', 'rcode'],
+  },
   { from: 'coredns_panics_total', name: 'coredns_panic_count_total', help: 'A metrics that counts the number of panics.', keep: [] },
   { from: 'coredns_forward_requests_total', name: 'coredns_forward_request_count_total', help: 'Counter of requests made per upstream.', keep: ['to'] },
-  { from: 'coredns_forward_responses_total', name: 'coredns_forward_response_rcode_count_total', help: 'Counter of requests made per upstream.', keep: ['rcode', 'to'] },
-  { from: 'coredns_forward_request_duration_seconds', name: 'coredns_forward_request_duration_seconds', help: 'Histogram of the time each request took.', keep: ['to'] },
-  { from: 'coredns_forward_healthcheck_failures_total', name: 'coredns_forward_healthcheck_failure_count_total', help: 'Counter of the number of failed healtchecks.', keep: ['to'] },
-  { from: 'coredns_forward_healthcheck_broken_total', name: 'coredns_forward_healthcheck_broken_count_total', help: 'Counter of the number of complete failures of the healtchecks.', keep: [] },
+  {
+    from: 'coredns_forward_responses_total',
+    name: 'coredns_forward_response_rcode_count_total',
+    help: 'Counter of requests made per upstream.',
+    keep: ['rcode', 'to'],
+  },
+  {
+    from: 'coredns_forward_request_duration_seconds',
+    name: 'coredns_forward_request_duration_seconds',
+    help: 'Histogram of the time each request took.',
+    keep: ['to'],
+  },
+  {
+    from: 'coredns_forward_healthcheck_failures_total',
+    name: 'coredns_forward_healthcheck_failure_count_total',
+    help: 'Counter of the number of failed healtchecks.',
+    keep: ['to'],
+  },
+  {
+    from: 'coredns_forward_healthcheck_broken_total',
+    name: 'coredns_forward_healthcheck_broken_count_total',
+    help: 'Counter of the number of complete failures of the healtchecks.',
+    keep: [],
+  },
   { from: 'coredns_cache_entries', name: 'coredns_cache_size', help: 'The number of elements in the cache.', keep: ['server', 'type'] },
 ];
 

@@ -15,8 +15,22 @@ function hubWith(reg: ZoneStatsRegistry): MetricsHub {
 
 test('labels: bucket layouts and label tables are CoreDNS values', () => {
   assert.deepEqual(TIME_BUCKETS.map(String), [
-    '0.00025', '0.0005', '0.001', '0.002', '0.004', '0.008', '0.016', '0.032', '0.064', '0.128', '0.256', '0.512',
-    '1.024', '2.048', '4.096', '8.192',
+    '0.00025',
+    '0.0005',
+    '0.001',
+    '0.002',
+    '0.004',
+    '0.008',
+    '0.016',
+    '0.032',
+    '0.064',
+    '0.128',
+    '0.256',
+    '0.512',
+    '1.024',
+    '2.048',
+    '4.096',
+    '8.192',
   ]);
   assert.deepEqual(SLIM_TIME_BUCKETS.map(String), ['0.00025', '0.0025', '0.025', '0.25', '2.5']);
   assert.deepEqual(SIZE_BUCKETS.map(String), ['0', '100', '200', '300', '400', '511', '1023', '2047', '4095', '8291', '16000', '32000', '48000', '64000']);
@@ -110,7 +124,9 @@ test('only monitored routes and the dropped zone are exported; port 0 labels mat
   reg.get('dns://127.0.0.1:40053', 'example.').record(answeredRequest({}), 0.001);
   reg.get('dns://127.0.0.10:40053', 'example.').record(answeredRequest({}), 0.001);
   const fams = parseExposition(await hubWith(reg).render());
-  const zones = samplesOf(fams, 'coredns_dns_requests_total').map((s) => `${s.labels.server} ${s.labels.zone}`).sort();
+  const zones = samplesOf(fams, 'coredns_dns_requests_total')
+    .map((s) => `${s.labels.server} ${s.labels.zone}`)
+    .sort();
   assert.deepEqual(zones, ['dns://127.0.0.1:40053 example.', `${SERVER} dropped`]);
   assert.equal(sampleValue(fams, 'coredns_dns_responses_total', { server: SERVER, zone: 'dropped', view: '', rcode: 'REFUSED', plugin: '' }), 1);
 });
@@ -155,7 +171,10 @@ test('worker snapshots merge: counters and histograms add up, build info does no
 
   const merged = mergeSnapshots([main.snapshot(), wire]);
   const requests = merged.families.find((f) => f.name === 'coredns_dns_requests_total')!;
-  assert.equal(requests.samples.reduce((n, s) => n + s.value, 0), 3);
+  assert.equal(
+    requests.samples.reduce((n, s) => n + s.value, 0),
+    3,
+  );
 });
 
 test('snapshot builder rejects histograms with the wrong bucket count', () => {

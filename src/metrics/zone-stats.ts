@@ -23,8 +23,15 @@
 import type { Request } from '../server/request.ts';
 import { HistogramSet } from './histogram.ts';
 import {
-  FAMILY_LABELS, PROTO_LABELS, RCODE_SLOTS, SIZE_BUCKETS, TIME_BUCKETS, TYPE_INDEX, TYPE_LABEL_COUNT,
-  MONITORED_TYPE_LABELS, rcodeLabel,
+  FAMILY_LABELS,
+  PROTO_LABELS,
+  RCODE_SLOTS,
+  SIZE_BUCKETS,
+  TIME_BUCKETS,
+  TYPE_INDEX,
+  TYPE_LABEL_COUNT,
+  MONITORED_TYPE_LABELS,
+  rcodeLabel,
 } from './labels.ts';
 import type { SnapshotBuilder } from './snapshot.ts';
 
@@ -153,15 +160,18 @@ export class ZoneStats {
       }
     }
     if (this.duration.count(0) > 0) {
-      out.family(DNS_METRICS.duration.name, DNS_METRICS.duration.help, 'histogram', { bounds: TIME_BUCKETS })
+      out
+        .family(DNS_METRICS.duration.name, DNS_METRICS.duration.help, 'histogram', { bounds: TIME_BUCKETS })
         .addHistogram(base, this.duration.bucketCounts(0), this.duration.sums[0]!);
     }
     for (let proto = 0; proto < 2; proto++) {
       if (this.requestSize.count(proto) === 0) continue;
       const labels = { ...base, proto: PROTO_LABELS[proto]! };
-      out.family(DNS_METRICS.requestSize.name, DNS_METRICS.requestSize.help, 'histogram', { bounds: SIZE_BUCKETS })
+      out
+        .family(DNS_METRICS.requestSize.name, DNS_METRICS.requestSize.help, 'histogram', { bounds: SIZE_BUCKETS })
         .addHistogram(labels, this.requestSize.bucketCounts(proto), this.requestSize.sums[proto]!);
-      out.family(DNS_METRICS.responseSize.name, DNS_METRICS.responseSize.help, 'histogram', { bounds: SIZE_BUCKETS })
+      out
+        .family(DNS_METRICS.responseSize.name, DNS_METRICS.responseSize.help, 'histogram', { bounds: SIZE_BUCKETS })
         .addHistogram(labels, this.responseSize.bucketCounts(proto), this.responseSize.sums[proto]!);
     }
   }

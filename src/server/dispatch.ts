@@ -5,7 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Clock, Handler } from '../plugin.ts';
-import { Request } from './request.ts';
+import type { Request } from './request.ts';
 import { ParseResult, parseQuery } from '../wire/query.ts';
 import { buildEmptyResponse } from '../wire/message.ts';
 import { Header, Rcode } from '../wire/codes.ts';

@@ -9,7 +9,17 @@ import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { Dispatcher, Generation, RouteTarget } from './dispatch.ts';
-import { DEFAULT_TCP_LIMITS, TcpBudget, TcpCloseReason, TcpListener, TcpPauseReason, TcpRefuseReason, openFilesLimit, tcpLimitsFor, type TcpLimits } from './tcp.ts';
+import {
+  DEFAULT_TCP_LIMITS,
+  TcpBudget,
+  TcpCloseReason,
+  TcpListener,
+  TcpPauseReason,
+  TcpRefuseReason,
+  openFilesLimit,
+  tcpLimitsFor,
+  type TcpLimits,
+} from './tcp.ts';
 import { ZoneMatcher } from '../wire/zone-match.ts';
 import { getZoneStats } from '../metrics/zone-stats.ts';
 import type { Request } from './request.ts';
@@ -61,7 +71,10 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function start(limits: Partial<TcpLimits>, handler = new TestHandler()): Promise<{ listener: TcpListener; budget: TcpBudget; handler: TestHandler; port: number }> {
+async function start(
+  limits: Partial<TcpLimits>,
+  handler = new TestHandler(),
+): Promise<{ listener: TcpListener; budget: TcpBudget; handler: TestHandler; port: number }> {
   const budget = new TcpBudget({ ...DEFAULT_TCP_LIMITS, ...limits });
   const listener = new TcpListener('127.0.0.1', 0, dispatcherFor(handler), false, budget);
   const port = await listener.listen();
@@ -175,7 +188,10 @@ test('buffered bytes of all connections stay under the budget: the longest holde
   for (const c of clients) c.sock.resume();
   await until(() => clients.slice(0, shed).every((c) => c.closed), 'the oldest clients to see the close');
   await until(() => clients.slice(shed).every((c) => c.received === 500 * 10_002), 'the newest clients to get every reply', 20_000);
-  assert.ok(clients.slice(shed).every((c) => !c.closed), 'the newest clients are kept');
+  assert.ok(
+    clients.slice(shed).every((c) => !c.closed),
+    'the newest clients are kept',
+  );
 });
 
 test('reading pauses at the in-flight limit, even within one read holding many queries', async () => {
@@ -195,7 +211,7 @@ test('reading pauses at the in-flight limit, even within one read holding many q
   await until(() => c.received === 300 * 102, 'all 300 replies');
 });
 
-test('per-client share: over it, the same client\'s least recently active idle connection is evicted; with none idle the new one is refused; other clients get in', async () => {
+test("per-client share: over it, the same client's least recently active idle connection is evicted; with none idle the new one is refused; other clients get in", async () => {
   const { budget, handler, port } = await start({ maxConnectionsPerClient: 3 });
   const a = [await connect(port, '127.0.0.2'), await connect(port, '127.0.0.2'), await connect(port, '127.0.0.2')];
   await until(() => budget.connections === 3, '3 connections');
@@ -247,7 +263,7 @@ test('global cap: a new connection evicts the least recently active idle one; wi
   assert.equal(budget.connections, 4);
 });
 
-test('half-close: queries sent before the client\'s FIN are answered, then the server closes', async () => {
+test("half-close: queries sent before the client's FIN are answered, then the server closes", async () => {
   const { budget, handler, port } = await start({});
   handler.hold = true;
   const c = await connect(port);
@@ -261,7 +277,12 @@ test('half-close: queries sent before the client\'s FIN are answered, then the s
 });
 
 test('connection caps fit the open-files limit: half of the descriptors beyond 64, an eighth of that per client', () => {
-  assert.equal(openFilesLimit('Limit                     Soft Limit           Hard Limit           Units     \nMax open files            1024                 524288               files     \n'), 1024);
+  assert.equal(
+    openFilesLimit(
+      'Limit                     Soft Limit           Hard Limit           Units     \nMax open files            1024                 524288               files     \n',
+    ),
+    1024,
+  );
   assert.equal(openFilesLimit('Max open files            unlimited            unlimited            files\n'), Infinity);
   assert.equal(openFilesLimit(null), Infinity);
   assert.equal(tcpLimitsFor(1_048_576), DEFAULT_TCP_LIMITS);
@@ -297,9 +318,16 @@ test('replies framed through the shared scratch buffer stay intact when one is q
   // Others write through the scratch buffer meanwhile.
   const fast = [track(await connect(port, '127.0.0.5')), track(await connect(port, '127.0.0.6'))];
   for (const c of fast) c.sock.write(queries(50));
-  await until(() => fast.every((c) => c.received === 50 * 60_002), 'the fast clients\' replies');
+  await until(() => fast.every((c) => c.received === 50 * 60_002), "the fast clients' replies");
   slow.sock.resume();
-  await until(() => slow.received === 500 * 60_002, 'the slow client\'s replies', 30_000);
-  for (const c of fast) assert.deepEqual(ids(c), Array.from({ length: 50 }, (_, i) => i));
-  assert.deepEqual(ids(slow), Array.from({ length: 500 }, (_, i) => i));
+  await until(() => slow.received === 500 * 60_002, "the slow client's replies", 30_000);
+  for (const c of fast)
+    assert.deepEqual(
+      ids(c),
+      Array.from({ length: 50 }, (_, i) => i),
+    );
+  assert.deepEqual(
+    ids(slow),
+    Array.from({ length: 500 }, (_, i) => i),
+  );
 });

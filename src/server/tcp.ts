@@ -95,7 +95,11 @@ export function openFilesLimit(limitsText: string | null): number {
 export function tcpLimitsFor(openFiles: number, base: TcpLimits = DEFAULT_TCP_LIMITS): TcpLimits {
   const maxConnections = Math.max(1, Math.min(base.maxConnections, Math.floor((openFiles - FD_RESERVE) * FD_SHARE)));
   if (maxConnections === base.maxConnections) return base;
-  return { ...base, maxConnections, maxConnectionsPerClient: Math.max(1, Math.min(base.maxConnectionsPerClient, Math.floor(maxConnections / CLIENT_SHARE_DIVISOR))) };
+  return {
+    ...base,
+    maxConnections,
+    maxConnectionsPerClient: Math.max(1, Math.min(base.maxConnectionsPerClient, Math.floor(maxConnections / CLIENT_SHARE_DIVISOR))),
+  };
 }
 
 function readProcLimits(): string | null {
@@ -255,7 +259,10 @@ export class TcpBudget {
 
   private refuse(reason: TcpRefuseReasonValue, address: string): null {
     this.stats.count(this.stats.refused, reason);
-    const what = reason === TcpRefuseReason.CLIENT_SHARE ? `${this.limits.maxConnectionsPerClient} connections from ${address}` : `${this.limits.maxConnections} connections`;
+    const what =
+      reason === TcpRefuseReason.CLIENT_SHARE
+        ? `${this.limits.maxConnectionsPerClient} connections from ${address}`
+        : `${this.limits.maxConnections} connections`;
     this.logs.warn(`refuse:${reason}`, `TCP: refused a connection from ${address}: ${what} open, none idle (${reason})`);
     return null;
   }
@@ -313,9 +320,15 @@ function first<T>(s: Set<T>): T | null {
 /** node-local-dns's own TCP listener metrics (CoreDNS has none for these bounds). */
 export const TCP_METRICS = {
   connections: { name: 'nodelocaldns_tcp_connections', help: 'Open TCP connections of the DNS listeners.' },
-  bufferedBytes: { name: 'nodelocaldns_tcp_buffered_bytes', help: 'Bytes held for TCP connections: unsent replies, unparsed queries, read-ahead reserve of paused connections.' },
+  bufferedBytes: {
+    name: 'nodelocaldns_tcp_buffered_bytes',
+    help: 'Bytes held for TCP connections: unsent replies, unparsed queries, read-ahead reserve of paused connections.',
+  },
   closed: { name: 'nodelocaldns_tcp_connections_closed_total', help: 'TCP connections closed by the server for a bound, by reason.' },
-  refused: { name: 'nodelocaldns_tcp_connections_refused_total', help: 'TCP connections closed on accept because their client or the listener was at its limit with none idle, by reason.' },
+  refused: {
+    name: 'nodelocaldns_tcp_connections_refused_total',
+    help: 'TCP connections closed on accept because their client or the listener was at its limit with none idle, by reason.',
+  },
   readPauses: { name: 'nodelocaldns_tcp_read_pauses_total', help: 'Times reading paused on a TCP connection, by reason.' },
   acceptErrors: { name: 'nodelocaldns_tcp_accept_errors_total', help: 'Failed accepts on the TCP listeners, by errno code.' },
 } as const;
@@ -615,8 +628,7 @@ export class TcpConnection implements ResponseWriter {
       // Unsent replies are timed by the stall timer (the write timeout).
       if (this.stallTimer === null) this.abort(TcpCloseReason.WRITE_STALL);
       return;
-    }
-    else if (this.inFlight === 0) this.close();
+    } else if (this.inFlight === 0) this.close();
   }
 
   /** Closes when nothing is in flight and nothing more will be taken. */
@@ -711,7 +723,9 @@ export class TcpListener {
     this.reusePort = reusePort;
     this.readTimeoutMs = this.writeTimeoutMs = this.idleTimeoutMs = budget.limits.idleTimeoutMs;
     // Half-open: a client's FIN ends its queries, not our replies (RFC 7766 §6.2.4).
-    this.server = net.createServer({ noDelay: true, pauseOnConnect: false, allowHalfOpen: true, highWaterMark: READ_HIGH_WATER_BYTES }, (socket) => this.onConnection(socket));
+    this.server = net.createServer({ noDelay: true, pauseOnConnect: false, allowHalfOpen: true, highWaterMark: READ_HIGH_WATER_BYTES }, (socket) =>
+      this.onConnection(socket),
+    );
     this.server.on('error', (err: NodeJS.ErrnoException) => this.onServerError(err));
   }
 

@@ -86,8 +86,7 @@ test('parseGoDurationNs: the invalid cases of Go time.ParseDuration, with Go mes
   for (const [input, message] of cases) {
     assert.throws(
       () => parseGoDurationNs(input),
-      (err: unknown) =>
-        err instanceof DurationError && err.code === 'ERR_DURATION' && err.message === message && err.input === input,
+      (err: unknown) => err instanceof DurationError && err.code === 'ERR_DURATION' && err.message === message && err.input === input,
       JSON.stringify(input),
     );
   }

@@ -61,7 +61,7 @@ test('renders fields, map keys, methods, builtins and pipelines as Go does', () 
     ['{{ and .Flag .Zone }} {{ or "" .Zone }} {{ not .Flag }}', 'example. example. false'],
     ['{{ slice .Zone 0 4 }}', 'exam'],
     ['{{ .Match }} {{ .Group }}', '[ip-10-1-2-3.example. 1 2] map[0:ip-10-1-2-3.example. b:7b c:0a]'],
-    ['{{ 0x1F }} {{ 1_000 }} {{ \'a\' }} {{ 017 }} {{ true }}', '31 1000 97 15 true'],
+    ["{{ 0x1F }} {{ 1_000 }} {{ 'a' }} {{ 017 }} {{ true }}", '31 1000 97 15 true'],
     ['{{ "a\\tb\\u00e9" }}|{{ `raw\\n` }}', 'a\tbé|raw\\n'],
     // trim markers remove the whitespace on their side only
     ['a  {{- .Zone -}}  b', 'aexample.b'],
@@ -98,7 +98,11 @@ test('parse errors and unsupported constructs are rejected at compile time with 
     ['a\n{{ foo }}', /^template: answer:2: function "foo" not defined$/],
   ];
   for (const [tmpl, re] of rows) {
-    assert.throws(() => compileTemplate('answer', tmpl, { funcs, data: TYPE }), (e: unknown) => e instanceof TemplateError && re.test(e.message), tmpl);
+    assert.throws(
+      () => compileTemplate('answer', tmpl, { funcs, data: TYPE }),
+      (e: unknown) => e instanceof TemplateError && re.test(e.message),
+      tmpl,
+    );
   }
 });
 
@@ -114,14 +118,23 @@ test('what Go reports only when executing compiles with a warning and fails ever
     const t = compileTemplate('answer', tmpl, { funcs, data: TYPE });
     assert.equal(t.warnings.length, 1, tmpl);
     assert.match(t.warnings[0]!, warning, tmpl);
-    assert.throws(() => t.execute(new Data()), (e: unknown) => e instanceof TemplateError && runtime.test(e.message), tmpl);
+    assert.throws(
+      () => t.execute(new Data()),
+      (e: unknown) => e instanceof TemplateError && runtime.test(e.message),
+      tmpl,
+    );
   }
   assert.deepEqual(compileTemplate('answer', '{{ .Name }}', { funcs, data: TYPE }).warnings, []);
 });
 
 test('execution errors carry Go\'s "executing" context', () => {
-  assert.throws(() => run('{{ index .Match 5 }}'), { message: 'template: answer:1:3: executing "answer" at <index .Match 5>: error calling index: index out of range: 5' });
-  assert.throws(() => run('x {{ parseInt .Group.b 10 8 }}'), /executing "answer" at <parseInt \.Group\.b 10 8>: strconv\.ParseUint: parsing "7b": invalid syntax/);
+  assert.throws(() => run('{{ index .Match 5 }}'), {
+    message: 'template: answer:1:3: executing "answer" at <index .Match 5>: error calling index: index out of range: 5',
+  });
+  assert.throws(
+    () => run('x {{ parseInt .Group.b 10 8 }}'),
+    /executing "answer" at <parseInt \.Group\.b 10 8>: strconv\.ParseUint: parsing "7b": invalid syntax/,
+  );
   assert.throws(() => run('{{ eq .Zone 1 }}'), /error calling eq: incompatible types for comparison/);
   assert.throws(() => run('{{ len 3 }}'), /error calling len: len of type int/);
 });

@@ -474,7 +474,8 @@ class Checker {
     if (first.kind === 'field') {
       const { type, method } = this.fieldType(first, p, line);
       if (method !== null) {
-        if (method.args >= 0 && method.args !== nargs) return this.warnAt(p, line, `wrong number of args for ${first.chain[first.chain.length - 1]}: want ${method.args} got ${nargs}`);
+        if (method.args >= 0 && method.args !== nargs)
+          return this.warnAt(p, line, `wrong number of args for ${first.chain[first.chain.length - 1]}: want ${method.args} got ${nargs}`);
         return method.result;
       }
       if (nargs > 0) return this.warnAt(p, line, `can't give argument to non-function .${first.chain.join('.')}`);
@@ -527,7 +528,8 @@ class Checker {
       if (isStruct(t)) {
         const m = t.methods?.[name];
         if (m !== undefined) {
-          if (!last) return { type: this.warnAt(p, line, `method ${name} must be the last element of a field chain in node-local-dns templates`), method: null };
+          if (!last)
+            return { type: this.warnAt(p, line, `method ${name} must be the last element of a field chain in node-local-dns templates`), method: null };
           return { type: m.result, method: m };
         }
         const ft = t.fields[name];
@@ -767,7 +769,11 @@ export function sprintf(format: string, args: unknown[]): string {
     }
     out += pad(s, width, minus, false);
   }
-  if (ai < args.length) out += `%!(EXTRA ${args.slice(ai).map((a) => `${kindName(a)}=${formatValue(a, false)}`).join(', ')})`;
+  if (ai < args.length)
+    out += `%!(EXTRA ${args
+      .slice(ai)
+      .map((a) => `${kindName(a)}=${formatValue(a, false)}`)
+      .join(', ')})`;
   return out;
 }
 
@@ -939,7 +945,7 @@ export class GoTemplate {
   }
 
   private evalPipe(pipe: Pipeline, dot: unknown): unknown {
-    let v: unknown = undefined;
+    let v: unknown;
     let has = false;
     for (const cmd of pipe.cmds) {
       v = this.evalCmd(cmd, dot, has, v);
@@ -1011,7 +1017,13 @@ export class GoTemplate {
         v = v.has(name) ? v.get(name) : NO_VALUE;
         continue;
       }
-      if (typeof v !== 'object' || Array.isArray(v) || !Object.hasOwn(v, name) && typeof (v as Record<string, unknown>)[name] !== 'function' || name === 'goString' || name === 'constructor') {
+      if (
+        typeof v !== 'object' ||
+        Array.isArray(v) ||
+        (!Object.hasOwn(v, name) && typeof (v as Record<string, unknown>)[name] !== 'function') ||
+        name === 'goString' ||
+        name === 'constructor'
+      ) {
         throw new TemplateError(`can't evaluate field ${name} in type ${goTypeOf(v)}`);
       }
       const member = (v as Record<string, unknown>)[name];
@@ -1085,10 +1097,14 @@ export function parseUint(s: string, base: number, bitSize: number): bigint {
     underscores = true;
     if (body[0] === '0') {
       const p = body[1]?.toLowerCase();
-      if (body.length >= 3 && p === 'b') (base = 2), (body = body.slice(2));
-      else if (body.length >= 3 && p === 'o') (base = 8), (body = body.slice(2));
-      else if (body.length >= 3 && p === 'x') (base = 16), (body = body.slice(2));
-      else (base = 8), (body = body.slice(1)), (body = body === '' ? '0' : body);
+      const prefixed = body.length >= 3 ? ({ b: 2, o: 8, x: 16 } as Record<string, number>)[p ?? ''] : undefined;
+      if (prefixed !== undefined) {
+        base = prefixed;
+        body = body.slice(2);
+      } else {
+        base = 8;
+        body = body.slice(1) || '0';
+      }
     }
   } else if (base < 2 || base > 36) {
     throw new TemplateError(`strconv.${fn}: parsing ${goQuote(s)}: invalid base ${base}`);

@@ -62,7 +62,8 @@ function streamOf(name: LogStreamName): NodeJS.WriteStream {
 function reportDropped(name: LogStreamName): void {
   const n = droppedSinceReport[name];
   droppedSinceReport[name] = 0;
-  if (n > 0) streamOf(name).write(`[WARNING] ${n} log lines dropped: the reader of ${name} fell behind (more than ${MAX_UNWRITTEN_LOG_BYTES} bytes unwritten)\n`);
+  if (n > 0)
+    streamOf(name).write(`[WARNING] ${n} log lines dropped: the reader of ${name} fell behind (more than ${MAX_UNWRITTEN_LOG_BYTES} bytes unwritten)\n`);
 }
 
 /** Writes one log line (with its newline) to stdout or stderr, or drops and counts it (see above). */

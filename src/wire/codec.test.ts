@@ -2,10 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dnsPacket from 'dns-packet';
 import fc from 'fast-check';
-import {
-  decodeMessage, encodeMessage, parseRR, formatRR, replyTo, formatIPv6,
-  type Message, type RR,
-} from './codec.ts';
+import { decodeMessage, encodeMessage, parseRR, formatRR, replyTo, formatIPv6, type Message, type RR } from './codec.ts';
 import { WireError } from './errors.ts';
 import { Flag, QType, QClass } from './codes.ts';
 import { Request } from '../server/request.ts';
@@ -31,11 +28,22 @@ function packetFixture(): Buffer {
     ],
     authorities: [
       { name: 'example.org', type: 'NS', ttl: 3600, data: 'ns1.example.org' },
-      { name: 'example.org', type: 'SOA', ttl: 3600, data: { mname: 'ns1.example.org', rname: 'hostmaster.example.org', serial: 2026120601, refresh: 7200, retry: 900, expire: 1209600, minimum: 300 } },
+      {
+        name: 'example.org',
+        type: 'SOA',
+        ttl: 3600,
+        data: { mname: 'ns1.example.org', rname: 'hostmaster.example.org', serial: 2026120601, refresh: 7200, retry: 900, expire: 1209600, minimum: 300 },
+      },
     ],
     additionals: [
       { name: 'ns1.example.org', type: 'A', ttl: 3600, data: '192.0.2.53' },
-      { type: 'OPT', name: '.', udpPayloadSize: 1232, flags: dnsPacket.DNSSEC_OK, options: [{ code: 10, data: Buffer.from('0102030405060708', 'hex') }] } as unknown as dnsPacket.Answer,
+      {
+        type: 'OPT',
+        name: '.',
+        udpPayloadSize: 1232,
+        flags: dnsPacket.DNSSEC_OK,
+        options: [{ code: 10, data: Buffer.from('0102030405060708', 'hex') }],
+      } as unknown as dnsPacket.Answer,
     ],
   });
 }
@@ -57,7 +65,15 @@ test('decodeMessage reads what dns-packet wrote (every typed rdata, OPT, flags)'
   assert.equal(a[6]!.data, 'web.example.org.');
   assert.ok(a[7]!.data instanceof Uint8Array);
   assert.equal(formatRR(a[7]!), 'example.org.\t60\tIN\tCAA\t0 issue "ca.example"');
-  assert.deepEqual(m.authority[1]!.data, { mname: 'ns1.example.org.', rname: 'hostmaster.example.org.', serial: 2026120601, refresh: 7200, retry: 900, expire: 1209600, minimum: 300 });
+  assert.deepEqual(m.authority[1]!.data, {
+    mname: 'ns1.example.org.',
+    rname: 'hostmaster.example.org.',
+    serial: 2026120601,
+    refresh: 7200,
+    retry: 900,
+    expire: 1209600,
+    minimum: 300,
+  });
   assert.equal(m.additional.length, 1);
   assert.deepEqual(m.edns, { udpSize: 1232, extRcode: 0, version: 0, dnssecOk: true, options: [{ code: 10, data: new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]) }] });
 });
@@ -104,8 +120,12 @@ function manyA(n: number): Message {
   const answer: RR[] = [];
   for (let i = 0; i < n; i++) answer.push({ name: 'many.example.', type: QType.A, class: 1, ttl: 30, data: `10.0.${i >> 8}.${i & 255}` });
   return {
-    id: 1, flags: Flag.QR | Flag.RD, rcode: 0, question: [{ name: 'many.example.', type: QType.A, class: 1 }],
-    answer, authority: [{ name: 'example.', type: QType.NS, class: 1, ttl: 30, data: 'a-long-name-server-label.example.' }],
+    id: 1,
+    flags: Flag.QR | Flag.RD,
+    rcode: 0,
+    question: [{ name: 'many.example.', type: QType.A, class: 1 }],
+    answer,
+    authority: [{ name: 'example.', type: QType.NS, class: 1, ttl: 30, data: 'a-long-name-server-label.example.' }],
     additional: [{ name: 'a-long-name-server-label.example.', type: QType.A, class: 1, ttl: 30, data: '10.9.9.9' }],
     edns: { udpSize: 512, extRcode: 0, version: 0, dnssecOk: false, options: [] },
   };
@@ -150,7 +170,10 @@ test('encodeMessage keeps TC already set and throws past 65535 without maxSize',
   assert.ok((decodeMessage(encodeMessage(m)).flags & Flag.TC) !== 0);
   const big = manyA(1);
   big.answer = Array.from({ length: 300 }, () => ({ name: 'big.', type: QType.TXT, class: 1, ttl: 1, data: ['x'.repeat(255)] }));
-  assert.throws(() => encodeMessage(big), (e: WireError) => e instanceof WireError && e.code === 'ERR_DNS_TOO_LARGE');
+  assert.throws(
+    () => encodeMessage(big),
+    (e: WireError) => e instanceof WireError && e.code === 'ERR_DNS_TOO_LARGE',
+  );
   const cut = decodeMessage(encodeMessage(big, { maxSize: 65535 }));
   assert.ok(cut.answer.length > 200 && cut.answer.length < 300);
 });
@@ -158,8 +181,16 @@ test('encodeMessage keeps TC already set and throws past 65535 without maxSize',
 test('decodeMessage: every prefix of a message throws WireError', () => {
   const full = packetFixture();
   for (let n = 0; n < full.length; n++) {
-    assert.throws(() => decodeMessage(full, n), (e: unknown) => e instanceof WireError, `prefix ${n}`);
-    assert.throws(() => decodeMessage(full.subarray(0, n)), (e: unknown) => e instanceof WireError, `slice ${n}`);
+    assert.throws(
+      () => decodeMessage(full, n),
+      (e: unknown) => e instanceof WireError,
+      `prefix ${n}`,
+    );
+    assert.throws(
+      () => decodeMessage(full.subarray(0, n)),
+      (e: unknown) => e instanceof WireError,
+      `slice ${n}`,
+    );
   }
   // len beyond the buffer.
   assert.throws(() => decodeMessage(full, full.length + 1), WireError);
@@ -170,7 +201,10 @@ test('decodeMessage rejects rdata that does not fit its type, loops and a second
   // A with rdlength 5 (one extra byte appended).
   const bad = Buffer.concat([base, Buffer.from([0])]);
   bad.writeUInt16BE(5, bad.length - 7);
-  assert.throws(() => decodeMessage(bad), (e: WireError) => e.code === 'ERR_DNS_BAD_RDATA');
+  assert.throws(
+    () => decodeMessage(bad),
+    (e: WireError) => e.code === 'ERR_DNS_BAD_RDATA',
+  );
   // CNAME whose name ends before its rdata does.
   const cn = dnsPacket.encode({ type: 'response', id: 1, answers: [{ name: 'a', type: 'CNAME', data: 'b' }] });
   const cn2 = Buffer.concat([cn, Buffer.from([0])]);
@@ -178,14 +212,23 @@ test('decodeMessage rejects rdata that does not fit its type, loops and a second
   assert.throws(() => decodeMessage(cn2), WireError);
   // Name pointing at itself.
   const loop = Buffer.from([0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1]);
-  assert.throws(() => decodeMessage(loop), (e: WireError) => e.code === 'ERR_DNS_BAD_POINTER');
+  assert.throws(
+    () => decodeMessage(loop),
+    (e: WireError) => e.code === 'ERR_DNS_BAD_POINTER',
+  );
   // Two OPTs.
   const opt = Buffer.from([0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0]);
   const two = Buffer.concat([Buffer.from([0, 1, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 2]), opt, opt]);
-  assert.throws(() => decodeMessage(two), (e: WireError) => e.code === 'ERR_DNS_BAD_RDATA');
+  assert.throws(
+    () => decodeMessage(two),
+    (e: WireError) => e.code === 'ERR_DNS_BAD_RDATA',
+  );
   // Option running past the OPT's rdata.
   const badOpt = Buffer.from([0, 1, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 4, 0, 10, 0, 8]);
-  assert.throws(() => decodeMessage(badOpt), (e: WireError) => e.code === 'ERR_DNS_TRUNCATED');
+  assert.throws(
+    () => decodeMessage(badOpt),
+    (e: WireError) => e.code === 'ERR_DNS_TRUNCATED',
+  );
 });
 
 test('fuzz: random bytes and mutated messages decode or throw WireError, never anything else', () => {
@@ -223,21 +266,44 @@ const rrArb: fc.Arbitrary<RR> = fc.oneof(
   fc.tuple(nameArb, fc.uint8Array({ minLength: 16, maxLength: 16 })).map(([n, b]) => ({ name: n, type: QType.AAAA, class: 1, ttl: 5, data: formatIPv6(b) })),
   fc.tuple(nameArb, nameArb).map(([n, t]) => ({ name: n, type: QType.CNAME, class: 1, ttl: 5, data: t })),
   fc.tuple(nameArb, fc.nat(65535), nameArb).map(([n, p, t]) => ({ name: n, type: QType.MX, class: 1, ttl: 5, data: { preference: p, exchange: t } })),
-  fc.tuple(nameArb, fc.array(fc.string({ maxLength: 40 }).map((s) => s.replace(/[^\x00-\xff]/g, '?')), { maxLength: 3 })).map(([n, s]) => ({ name: n, type: QType.TXT, class: 1, ttl: 5, data: s })),
-  fc.tuple(nameArb, fc.integer({ min: 256, max: 65535 }).filter((t) => t !== 257 && t !== QType.OPT), fc.uint8Array({ maxLength: 30 })).map(([n, t, b]) => ({ name: n, type: t, class: 1, ttl: 5, data: b })),
+  fc
+    .tuple(
+      nameArb,
+      fc.array(
+        fc.string({ maxLength: 40 }).map((s) => s.replace(/[^\x00-\xff]/g, '?')),
+        { maxLength: 3 },
+      ),
+    )
+    .map(([n, s]) => ({ name: n, type: QType.TXT, class: 1, ttl: 5, data: s })),
+  fc
+    .tuple(
+      nameArb,
+      fc.integer({ min: 256, max: 65535 }).filter((t) => t !== 257 && t !== QType.OPT),
+      fc.uint8Array({ maxLength: 30 }),
+    )
+    .map(([n, t, b]) => ({ name: n, type: t, class: 1, ttl: 5, data: b })),
 );
 
 test('property: encode then decode is the identity; dns-packet agrees on names and counts', () => {
   fc.assert(
     fc.property(fc.array(rrArb, { maxLength: 8 }), fc.array(rrArb, { maxLength: 3 }), fc.boolean(), (answer, additional, edns) => {
       const m: Message = {
-        id: 42, flags: Flag.QR, rcode: 0, question: [{ name: 'q.example.', type: 1, class: 1 }], answer, authority: [], additional,
+        id: 42,
+        flags: Flag.QR,
+        rcode: 0,
+        question: [{ name: 'q.example.', type: 1, class: 1 }],
+        answer,
+        authority: [],
+        additional,
         edns: edns ? { udpSize: 4096, extRcode: 0, version: 0, dnssecOk: true, options: [] } : null,
       };
       const out = encodeMessage(m);
       assert.deepEqual(decodeMessage(out), m);
       const d = dnsPacket.decode(out);
-      assert.deepEqual(d.answers!.map((x) => fqdn(x.name)), answer.map((x) => x.name));
+      assert.deepEqual(
+        d.answers!.map((x) => fqdn(x.name)),
+        answer.map((x) => x.name),
+      );
     }),
     { numRuns: 500 },
   );
@@ -254,9 +320,15 @@ test('parseRR: typed records, origin, TTL and class in either order, comments, p
     ['4.3.2.1.in-addr.arpa. PTR host.', '4.3.2.1.in-addr.arpa.\t3600\tIN\tPTR\thost.'],
     ['d DNAME other.net.', 'd.example.org.\t3600\tIN\tDNAME\tother.net.'],
     ['@ MX 10 mail ; comment', 'example.org.\t3600\tIN\tMX\t10 mail.example.org.'],
-    ['t TXT "hello world" "with \\"quote\\" and \\\\" bare \\065\\010', 't.example.org.\t3600\tIN\tTXT\t"hello world" "with \\"quote\\" and \\\\" "bare" "A\\010"'],
+    [
+      't TXT "hello world" "with \\"quote\\" and \\\\" bare \\065\\010',
+      't.example.org.\t3600\tIN\tTXT\t"hello world" "with \\"quote\\" and \\\\" "bare" "A\\010"',
+    ],
     ['_http._tcp SRV 0 5 80 web', '_http._tcp.example.org.\t3600\tIN\tSRV\t0 5 80 web.example.org.'],
-    ['@ SOA ns1 hostmaster ( 2026120601 2h 15m 2w 300 )', 'example.org.\t3600\tIN\tSOA\tns1.example.org. hostmaster.example.org. 2026120601 7200 900 1209600 300'],
+    [
+      '@ SOA ns1 hostmaster ( 2026120601 2h 15m 2w 300 )',
+      'example.org.\t3600\tIN\tSOA\tns1.example.org. hostmaster.example.org. 2026120601 7200 900 1209600 300',
+    ],
     ['@ CAA 0 issue "letsencrypt.org"', 'example.org.\t3600\tIN\tCAA\t0 issue "letsencrypt.org"'],
     ['x TYPE123 \\# 3 abcdef', 'x.example.org.\t3600\tIN\tTYPE123\t\\# 3 abcdef'],
     ['x TYPE123 \\# 0', 'x.example.org.\t3600\tIN\tTYPE123\t\\# 0'],
@@ -294,12 +366,19 @@ test('parseRR: readable errors', () => {
     ['a..b A 1.2.3.4', /empty label/],
     [`a TXT "${'x'.repeat(256)}"`, /longer than 255/],
   ];
-  for (const [text, re] of bad) assert.throws(() => parseRR(text), (e: Error) => re.test(e.message) && e.message.includes('cannot parse record'), text);
+  for (const [text, re] of bad)
+    assert.throws(
+      () => parseRR(text),
+      (e: Error) => re.test(e.message) && e.message.includes('cannot parse record'),
+      text,
+    );
 });
 
 test('replyTo: id, question, QR, RD/CD copied, EDNS mirrored; parses as a response to the query', () => {
   const q = dnsPacket.encode({
-    type: 'query', id: 0x1234, flags: dnsPacket.RECURSION_DESIRED | dnsPacket.CHECKING_DISABLED,
+    type: 'query',
+    id: 0x1234,
+    flags: dnsPacket.RECURSION_DESIRED | dnsPacket.CHECKING_DISABLED,
     questions: [{ name: 'WhoAmI.Example', type: 'A', class: 'IN' }],
     additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4000, flags: dnsPacket.DNSSEC_OK } as unknown as dnsPacket.Answer],
   });

@@ -235,8 +235,14 @@ export function formatIPv6(b: Uint8Array): string {
     i = j;
   }
   if (bestAt < 0) return w.map((x) => x.toString(16)).join(':');
-  const head = w.slice(0, bestAt).map((x) => x.toString(16)).join(':');
-  const tail = w.slice(bestAt + bestLen).map((x) => x.toString(16)).join(':');
+  const head = w
+    .slice(0, bestAt)
+    .map((x) => x.toString(16))
+    .join(':');
+  const tail = w
+    .slice(bestAt + bestLen)
+    .map((x) => x.toString(16))
+    .join(':');
   return `${head}::${tail}`;
 }
 
@@ -500,7 +506,9 @@ export function encodeMessage(m: Message, opts: EncodeOptions = {}): Buffer {
   if (edns !== null) {
     const ext = m.rcode > 15 ? m.rcode >>> 4 : edns.extRcode;
     w.u8(0).u16(QType.OPT).u16(edns.udpSize);
-    w.u8(ext).u8(edns.version).u16(edns.dnssecOk ? 0x8000 : 0);
+    w.u8(ext)
+      .u8(edns.version)
+      .u16(edns.dnssecOk ? 0x8000 : 0);
     const lenAt = w.pos;
     w.u16(0);
     for (const o of edns.options) w.u16(o.code).u16(o.data.length).bytes(o.data);
@@ -531,7 +539,7 @@ function labelText(l: Uint8Array): string {
 /** A presentation name, canonically escaped, made absolute against `origin`. */
 function absName(text: string, origin: string): string {
   if (text === '@') text = origin;
-  else if (!text.endsWith('.') || text.endsWith('\\.') && !text.endsWith('\\\\.')) {
+  else if (!text.endsWith('.') || (text.endsWith('\\.') && !text.endsWith('\\\\.'))) {
     text = origin === '.' ? `${text}.` : `${text}.${origin}`;
   }
   const labels = nameToLabels(text);
@@ -697,7 +705,10 @@ function parseRRTokens(t: Tok[], opts: ParseRROptions): RR {
 
 function parseGeneric(type: number, rd: Tok[]): Rdata {
   const len = uint(rd[0]?.text, 0xffff, 'RFC 3597 rdata length');
-  const hex = rd.slice(1).map((x) => x.text).join('');
+  const hex = rd
+    .slice(1)
+    .map((x) => x.text)
+    .join('');
   if (!/^([0-9a-fA-F]{2})*$/.test(hex)) throw new Error('RFC 3597 rdata is not hex');
   const bytes = new Uint8Array(Buffer.from(hex, 'hex'));
   if (bytes.length !== len) throw new Error(`RFC 3597 rdata length ${len} but ${bytes.length} bytes given`);

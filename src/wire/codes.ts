@@ -53,8 +53,23 @@ export const Rcode = {
 
 /** Rcode names as CoreDNS (miekg/dns RcodeToString) prints them, indexed by value. */
 export const RCODE_NAMES: readonly string[] = [
-  'NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'YXDOMAIN', 'YXRRSET',
-  'NXRRSET', 'NOTAUTH', 'NOTZONE', 'RCODE11', 'RCODE12', 'RCODE13', 'RCODE14', 'RCODE15', 'BADVERS',
+  'NOERROR',
+  'FORMERR',
+  'SERVFAIL',
+  'NXDOMAIN',
+  'NOTIMP',
+  'REFUSED',
+  'YXDOMAIN',
+  'YXRRSET',
+  'NXRRSET',
+  'NOTAUTH',
+  'NOTZONE',
+  'RCODE11',
+  'RCODE12',
+  'RCODE13',
+  'RCODE14',
+  'RCODE15',
+  'BADVERS',
 ];
 
 export function rcodeName(rcode: number): string {

@@ -35,11 +35,21 @@ test('parseCidr: Go ParseCIDR forms, masked, printed as IPNet.String', () => {
   assert.equal(parseCidr('8.8.8.8/24')?.text, '8.8.8.0/24');
   assert.equal(parseCidr('8.8.8.8/24')?.bytes.length, 4);
   assert.equal(parseCidr('::ffff:10.0.0.1/128')?.bytes[15], 1);
-  for (const bad of ['foobar', '64:ff9b::', '64:ff9b::/129', '1.2.3.4/33', '64:ff9b::/-1', '64:ff9b::/x', 'fe80::1%eth0/64', '/96']) assert.equal(parseCidr(bad), null, bad);
+  for (const bad of ['foobar', '64:ff9b::', '64:ff9b::/129', '1.2.3.4/33', '64:ff9b::/-1', '64:ff9b::/x', 'fe80::1%eth0/64', '/96'])
+    assert.equal(parseCidr(bad), null, bad);
 });
 
 function query(name: string, qtype: number, edns: boolean): Buffer {
-  return encodeMessage({ id: 42, flags: Flag.RD, rcode: 0, question: [{ name, type: qtype, class: 1 }], answer: [], authority: [], additional: [], edns: edns ? { udpSize: 4096, extRcode: 0, version: 0, dnssecOk: true, options: [] } : null });
+  return encodeMessage({
+    id: 42,
+    flags: Flag.RD,
+    rcode: 0,
+    question: [{ name, type: qtype, class: 1 }],
+    answer: [],
+    authority: [],
+    additional: [],
+    edns: edns ? { udpSize: 4096, extRcode: 0, version: 0, dnssecOk: true, options: [] } : null,
+  });
 }
 
 test('aQueryFor: the same message with qtype A; bounds checked', () => {
@@ -57,7 +67,17 @@ test('aQueryFor: the same message with qtype A; bounds checked', () => {
 });
 
 function response(m: Partial<Message>): Buffer {
-  return encodeMessage({ id: 43, flags: Flag.QR | Flag.RD | Flag.RA, rcode: 0, question: [{ name: 'example.com.', type: QType.AAAA, class: 1 }], answer: [], authority: [], additional: [], edns: null, ...m });
+  return encodeMessage({
+    id: 43,
+    flags: Flag.QR | Flag.RD | Flag.RA,
+    rcode: 0,
+    question: [{ name: 'example.com.', type: QType.AAAA, class: 1 }],
+    answer: [],
+    authority: [],
+    additional: [],
+    edns: null,
+    ...m,
+  });
 }
 
 test('answerHasType / authoritySoaTtl on a scanned response', () => {
@@ -67,7 +87,10 @@ test('answerHasType / authoritySoaTtl on a scanned response', () => {
   assert.equal(answerHasType(s, withAaaa, QType.AAAA), true);
   assert.equal(answerHasType(s, withAaaa, QType.A), false);
   assert.equal(authoritySoaTtl(s, withAaaa), -1);
-  const nodata = response({ authority: [parseRR('example.com. 70 IN SOA foo. bar. 1 1 1 1 1'), parseRR('example.com. 80 IN SOA foo. bar. 1 1 1 1 1')], additional: [parseRR('x.example.com. 5 IN AAAA ::1')] });
+  const nodata = response({
+    authority: [parseRR('example.com. 70 IN SOA foo. bar. 1 1 1 1 1'), parseRR('example.com. 80 IN SOA foo. bar. 1 1 1 1 1')],
+    additional: [parseRR('x.example.com. 5 IN AAAA ::1')],
+  });
   assert.ok(scanResponse(nodata, nodata.length, s));
   assert.equal(answerHasType(s, nodata, QType.AAAA), false, 'an AAAA in additional does not count');
   assert.equal(authoritySoaTtl(s, nodata), 80, 'the last SOA, as CoreDNS loops');
@@ -109,12 +132,18 @@ test('synthesizeDns64: CNAME chain kept, authority/additional/OPT of the A respo
   assert.deepEqual(out.authority.map(formatRR), ['example.com.\t3600\tIN\tNS\tns.example.com.']);
   assert.deepEqual(out.additional.map(formatRR), ['ns.example.com.\t3600\tIN\tA\t10.0.0.53'], 'additional A records are not translated (RFC 6147 §5.3.2)');
   assert.equal(out.edns?.udpSize, 1232);
-  assert.deepEqual(out.edns?.options.map((o) => o.code), [3]);
+  assert.deepEqual(
+    out.edns?.options.map((o) => o.code),
+    [3],
+  );
   assert.equal(out.flags & Flag.TC, Flag.TC);
 });
 
 test('synthesizeDns64: CoreDNS "a empty": no A records, the A response SOA in authority', () => {
-  const a = response({ question: [{ name: 'example.com.', type: QType.A, class: 1 }], authority: [parseRR('example.com. 3600 IN SOA foo. bar. 1 7200 900 1209600 86400')] });
+  const a = response({
+    question: [{ name: 'example.com.', type: QType.A, class: 1 }],
+    authority: [parseRR('example.com. 3600 IN SOA foo. bar. 1 7200 900 1209600 86400')],
+  });
   const out = decodeMessage(synthesizeDns64(client, a, a.length, wkp, 3600));
   assert.equal(out.rcode, 0);
   assert.equal(out.answer.length, 0);

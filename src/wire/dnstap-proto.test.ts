@@ -53,6 +53,7 @@ test('encodeDnstap: header fields, type MESSAGE, nested message with every field
   m.queryPort = 40000;
   m.responseAddress = Uint8Array.of(10, 0, 0, 53);
   m.responsePort = 53;
+  // biome-ignore lint/correctness/noPrecisionLoss: a double as the encoder receives it; the test checks its rounding to nanoseconds
   m.queryTimeMs = 1_700_000_000_123.456789;
   m.responseTimeMs = 1_700_000_001_000;
   m.queryMessage = q;
@@ -84,7 +85,10 @@ test('encodeDnstap: absent optional fields are not written; empty identity/versi
   const m = emptyTapMessage(TapType.CLIENT_QUERY);
   const buf = encodeDnstap({ identity: new Uint8Array(0), version: new Uint8Array(0), extra: null }, m);
   const top = decode(buf);
-  assert.deepEqual([...top.keys()].sort((a, b) => a - b), [14, 15]);
+  assert.deepEqual(
+    [...top.keys()].sort((a, b) => a - b),
+    [14, 15],
+  );
   const msg = decode(one(top, 14) as Uint8Array);
   assert.deepEqual([...msg.keys()], [1]);
   assert.equal(one(msg, 1), 5);

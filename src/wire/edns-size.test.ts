@@ -7,7 +7,9 @@ import { parseQuery, ParseResult } from './query.ts';
 
 function query(size: number | null): Request {
   const msg = dnsPacket.encode({
-    type: 'query', id: 1, questions: [{ name: 'example.org', type: 'A', class: 'IN' }],
+    type: 'query',
+    id: 1,
+    questions: [{ name: 'example.org', type: 'A', class: 'IN' }],
     additionals: size === null ? [] : [{ type: 'OPT', name: '.', udpPayloadSize: size, flags: dnsPacket.DNSSEC_OK } as unknown as dnsPacket.Answer],
   });
   const req = new Request(msg, msg.length, { writeMsg() {} });

@@ -9,7 +9,12 @@ const RR_A = [0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1];
 const OPT = [0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, 0];
 
 function msg(an: number, ns: number, ar: number, records: number[]): Request {
-  const b = Buffer.concat([Buffer.from([0x12, 0x34, 0x01, 0x00, 0, 1, 0, an, 0, ns, 0, ar]), encodeName('www.example.test.'), Buffer.from([0, 1, 0, 1]), Buffer.from(records)]);
+  const b = Buffer.concat([
+    Buffer.from([0x12, 0x34, 0x01, 0x00, 0, 1, 0, an, 0, ns, 0, ar]),
+    encodeName('www.example.test.'),
+    Buffer.from([0, 1, 0, 1]),
+    Buffer.from(records),
+  ]);
   return new Request(b, b.length, sink);
 }
 

@@ -182,7 +182,7 @@ export function parseQuery(req: ParsedQuery): ParseResultValue {
       const size = (buf[pos + 2]! << 8) | buf[pos + 3]!;
       req.edns = true;
       req.optOffset = rrStart;
-      req.udpSize = size < Edns.MIN_UDP_SIZE ? Edns.MIN_UDP_SIZE : size;
+      req.udpSize = Math.max(size, Edns.MIN_UDP_SIZE);
       req.ednsVersion = buf[pos + 5]!;
       req.dnssecOk = (((buf[pos + 6]! << 8) | buf[pos + 7]!) & Edns.DO) !== 0;
       if (!validOptions(buf, pos + 10, pos + 10 + rdlen)) return ParseResult.FORMERR;

@@ -6,8 +6,13 @@ import { Flag } from './codes.ts';
 
 const msg = (rcode: number, edns: boolean) =>
   encodeMessage({
-    id: 1, flags: Flag.QR | Flag.RD, rcode, question: [{ name: 'a.test.', type: 1, class: 1 }],
-    answer: [parseRR('a.test. 60 IN A 192.0.2.1')], authority: [], additional: [parseRR('b.test. 60 IN A 192.0.2.2')],
+    id: 1,
+    flags: Flag.QR | Flag.RD,
+    rcode,
+    question: [{ name: 'a.test.', type: 1, class: 1 }],
+    answer: [parseRR('a.test. 60 IN A 192.0.2.1')],
+    authority: [],
+    additional: [parseRR('b.test. 60 IN A 192.0.2.2')],
     edns: edns ? { udpSize: 1232, extRcode: 0, version: 0, dnssecOk: false, options: [] } : null,
   });
 

@@ -9,9 +9,15 @@ import { WeightTable } from './weights.ts';
 
 function msg(qname: string, qtype: number, answer: string[], additional: string[] = [], opts: Partial<Message> = {}): Buffer {
   const m: Message = {
-    id: 1, flags: Flag.QR | Flag.RD | Flag.RA, rcode: 0, question: [{ name: qname, type: qtype, class: 1 }],
-    answer: answer.map((t) => parseRR(t)), authority: [], additional: additional.map((t) => parseRR(t)),
-    edns: { udpSize: 1232, extRcode: 0, version: 0, dnssecOk: false, options: [] }, ...opts,
+    id: 1,
+    flags: Flag.QR | Flag.RD | Flag.RA,
+    rcode: 0,
+    question: [{ name: qname, type: qtype, class: 1 }],
+    answer: answer.map((t) => parseRR(t)),
+    authority: [],
+    additional: additional.map((t) => parseRR(t)),
+    edns: { udpSize: 1232, extRcode: 0, version: 0, dnssecOk: false, options: [] },
+    ...opts,
   };
   return Buffer.from(encodeMessage(m));
 }
@@ -58,7 +64,10 @@ test('CNAME chain first, in its order; the A records after it shuffled; in place
     assert.equal(inPlace, true);
     const m = decodeMessage(out);
     assert.deepEqual(texts(m.answer.slice(0, 2)), ['www.example.\t60\tIN\tCNAME\tmid.example.', 'mid.example.\t60\tIN\tCNAME\tweb.example.']);
-    assert.equal(m.answer.slice(2).every((r) => r.name === 'web.example.' && r.type === QType.A), true);
+    assert.equal(
+      m.answer.slice(2).every((r) => r.name === 'web.example.' && r.type === QType.A),
+      true,
+    );
     firsts.add(m.answer[2]!.data as string);
   }
   assert.equal(firsts.size, 4);
@@ -84,9 +93,12 @@ test('mixed section: CNAMEs, then other types, then addresses, then MX (CoreDNS 
 });
 
 test('MX whose exchanges the additional records name: re-encoded (slow path), glue still right', () => {
-  const buf = msg('example.', QType.MX, ['example. 60 IN MX 10 mx1.example.', 'example. 60 IN MX 20 mx2.example.', 'example. 60 IN MX 30 mx3.example.'], [
-    'mx1.example. 60 IN A 192.0.2.1', 'mx2.example. 60 IN A 192.0.2.2', 'mx3.example. 60 IN A 192.0.2.3',
-  ]);
+  const buf = msg(
+    'example.',
+    QType.MX,
+    ['example. 60 IN MX 10 mx1.example.', 'example. 60 IN MX 20 mx2.example.', 'example. 60 IN MX 30 mx3.example.'],
+    ['mx1.example. 60 IN A 192.0.2.1', 'mx2.example. 60 IN A 192.0.2.2', 'mx3.example. 60 IN A 192.0.2.3'],
+  );
   const before = decodeMessage(buf);
   const orders = new Set<string>();
   let slow = 0;
@@ -147,12 +159,24 @@ test('prefer: addresses in the preferred subnets first, in subnet order; then th
     { bytes: Uint8Array.from([192, 168, 1, 0]), bits: 24 },
   ];
   const buf = msg('www.example.', QType.A, [
-    'www.example. 60 IN A 172.16.0.1', 'www.example. 60 IN A 192.168.1.5', 'www.example. 60 IN A 10.9.20.7', 'www.example. 60 IN A 172.16.0.2',
+    'www.example. 60 IN A 172.16.0.1',
+    'www.example. 60 IN A 192.168.1.5',
+    'www.example. 60 IN A 10.9.20.7',
+    'www.example. 60 IN A 172.16.0.2',
   ]);
   for (let i = 0; i < 30; i++) {
     const m = decodeMessage(run(buf, subnets).out);
-    assert.deepEqual(m.answer.slice(0, 2).map((r) => r.data), ['10.9.20.7', '192.168.1.5']);
-    assert.deepEqual(m.answer.slice(2).map((r) => r.data).sort(), ['172.16.0.1', '172.16.0.2']);
+    assert.deepEqual(
+      m.answer.slice(0, 2).map((r) => r.data),
+      ['10.9.20.7', '192.168.1.5'],
+    );
+    assert.deepEqual(
+      m.answer
+        .slice(2)
+        .map((r) => r.data)
+        .sort(),
+      ['172.16.0.1', '172.16.0.2'],
+    );
   }
   const v6: Subnet[] = [{ bytes: Uint8Array.from(Buffer.from('20010db8000000000000000000000000', 'hex')), bits: 32 }];
   const b6 = msg('www.example.', QType.AAAA, ['www.example. 60 IN AAAA 2001:db9::1', 'www.example. 60 IN AAAA 2001:db8::1', 'www.example. 60 IN AAAA fe80::1']);
@@ -161,9 +185,12 @@ test('prefer: addresses in the preferred subnets first, in subnet order; then th
 
 test('fuzz (round_robin and weighted): mutated responses never throw; a result that decoded before decodes after with the same records', () => {
   seedShuffle(12345);
-  const base = msg('example.', QType.MX, ['example. 60 IN MX 10 mx1.example.', 'example. 60 IN MX 20 mx2.example.', 'example. 60 IN CNAME c.example.', ...A5], [
-    'mx1.example. 60 IN A 192.0.2.1', 'mx2.example. 60 IN AAAA 2001:db8::2',
-  ]);
+  const base = msg(
+    'example.',
+    QType.MX,
+    ['example. 60 IN MX 10 mx1.example.', 'example. 60 IN MX 20 mx2.example.', 'example. 60 IN CNAME c.example.', ...A5],
+    ['mx1.example. 60 IN A 192.0.2.1', 'mx2.example. 60 IN AAAA 2001:db8::2'],
+  );
   fc.assert(
     fc.property(fc.array(fc.tuple(fc.nat(base.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }), (muts) => {
       const b = Buffer.from(base);

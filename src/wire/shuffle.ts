@@ -242,20 +242,36 @@ function eachName(i: number, visit: (p: number, end: number) => boolean): boolea
   const rd = rdStarts[i]!;
   const end = ends[i]!;
   switch (types[i]!) {
-    case 2: case 3: case 4: case 5: case 7: case 8: case 9: case 12: case 39: case 47: // NS MD MF CNAME MB MG MR PTR DNAME NSEC
+    case 2:
+    case 3:
+    case 4:
+    case 5:
+    case 7:
+    case 8:
+    case 9:
+    case 12:
+    case 39:
+    case 47: // NS MD MF CNAME MB MG MR PTR DNAME NSEC
       return visit(rd, end);
-    case 6: case 14: case 17: { // SOA MINFO RP: two names
+    case 6:
+    case 14:
+    case 17: {
+      // SOA MINFO RP: two names
       if (!visit(rd, end)) return false;
       return visit(skipNameOr(rd, end), end);
     }
-    case 15: case 18: case 21: case 36: // MX AFSDB RT KX
+    case 15:
+    case 18:
+    case 21:
+    case 36: // MX AFSDB RT KX
       return visit(rd + 2, end);
     case 26: // PX
       if (!visit(rd + 2, end)) return false;
       return visit(skipNameOr(rd + 2, end), end);
     case 33: // SRV
       return visit(rd + 6, end);
-    case 24: case 46: // SIG RRSIG: signer name
+    case 24:
+    case 46: // SIG RRSIG: signer name
       return visit(rd + 18, end);
     default:
       return true;
@@ -315,7 +331,20 @@ function nameHasNoPointer(p: number, end: number): boolean {
 /** Types whose names the codec keeps as raw bytes: a pointer in them cannot be re-encoded. */
 function rawTypeWithNames(t: number): boolean {
   switch (t) {
-    case 3: case 4: case 7: case 8: case 9: case 14: case 17: case 18: case 21: case 26: case 36: case 24: case 46: case 47:
+    case 3:
+    case 4:
+    case 7:
+    case 8:
+    case 9:
+    case 14:
+    case 17:
+    case 18:
+    case 21:
+    case 26:
+    case 36:
+    case 24:
+    case 46:
+    case 47:
       return true;
     default:
       return false;

@@ -36,7 +36,8 @@ function compressedA(name: string, count: number, opt: Buffer | null): Buffer {
 
 /** An OPT record: payload size, extended rcode, DO, and `optionBytes` bytes of one option. */
 function optRecord(size: number, extRcode: number, optionBytes = 0): Buffer {
-  const rdata = optionBytes > 0 ? Buffer.concat([Buffer.from([0, 12, (optionBytes - 4) >> 8, (optionBytes - 4) & 0xff]), Buffer.alloc(optionBytes - 4)]) : Buffer.alloc(0);
+  const rdata =
+    optionBytes > 0 ? Buffer.concat([Buffer.from([0, 12, (optionBytes - 4) >> 8, (optionBytes - 4) & 0xff]), Buffer.alloc(optionBytes - 4)]) : Buffer.alloc(0);
   return Buffer.concat([Buffer.from([0, 0, 41, size >> 8, size & 0xff, extRcode, 0, 0x80, 0, rdata.length >> 8, rdata.length & 0xff]), rdata]);
 }
 
@@ -57,7 +58,10 @@ test('60 compressed A records without EDNS: the 29 that fit in 512 bytes, whole,
   assert.deepEqual(out.subarray(12), resp.subarray(12, 498), 'a byte prefix of the records');
   const d = dnsPacket.decode(out);
   assert.equal(d.answers!.length, 29);
-  assert.deepEqual(d.answers!.map((a) => (a as { data: unknown }).data), Array.from({ length: 29 }, (_, i) => `198.18.0.${i}`));
+  assert.deepEqual(
+    d.answers!.map((a) => (a as { data: unknown }).data),
+    Array.from({ length: 29 }, (_, i) => `198.18.0.${i}`),
+  );
 });
 
 test('EDNS: the OPT is kept (its bytes, extended rcode and options) and its length comes off the budget', () => {
@@ -115,18 +119,21 @@ test('sections in order: a full answer, then as much authority as fits; addition
   assert.ok(out.length <= 512);
 });
 
-test('malformed or signed responses get the minimal form: header and the query\'s question, TC=1, OPT for EDNS', () => {
+test("malformed or signed responses get the minimal form: header and the query's question, TC=1, OPT for EDNS", () => {
   const q = queryFor('big.example.test', 'A', { size: 512 });
   const good = compressedA('big.example.test', 60, null);
   const cases: [string, Buffer][] = [
     ['a record running past the end', good.subarray(0, good.length - 3)],
     ['QDCOUNT 2', Buffer.concat([good.subarray(0, 4), Buffer.from([0, 2]), good.subarray(6)])],
-    ['a pointer that points forward', (() => {
-      const b = Buffer.from(good);
-      b[34] = 0xc0;
-      b[35] = 0xff;
-      return b;
-    })()],
+    [
+      'a pointer that points forward',
+      (() => {
+        const b = Buffer.from(good);
+        b[34] = 0xc0;
+        b[35] = 0xff;
+        return b;
+      })(),
+    ],
   ];
   // A CNAME whose target points past its own record (forward): not decodable inside the kept bytes.
   const cname = Buffer.concat([good.subarray(0, 34), Buffer.from([0xc0, 0x0c, 0, 5, 0, 1, 0, 0, 0, 60, 0, 2, 0xc1, 0x00]), good.subarray(34)]);
@@ -157,7 +164,12 @@ const arbRecord = (owner: string) =>
     fc.record({ type: fc.constant('CNAME' as const), name: fc.constant(owner), ttl: fc.nat(86400), data: arbName }),
     fc.record({ type: fc.constant('NS' as const), name: arbName, ttl: fc.nat(86400), data: arbName }),
     fc.record({ type: fc.constant('MX' as const), name: arbName, ttl: fc.nat(86400), data: fc.record({ preference: fc.nat(100), exchange: arbName }) }),
-    fc.record({ type: fc.constant('SRV' as const), name: arbName, ttl: fc.nat(86400), data: fc.record({ priority: fc.nat(10), weight: fc.nat(10), port: fc.nat(65535), target: arbName }) }),
+    fc.record({
+      type: fc.constant('SRV' as const),
+      name: arbName,
+      ttl: fc.nat(86400),
+      data: fc.record({ priority: fc.nat(10), weight: fc.nat(10), port: fc.nat(65535), target: arbName }),
+    }),
   ) as fc.Arbitrary<dnsPacket.Answer>;
 
 const arbCase = arbName.chain((name) =>
@@ -234,9 +246,15 @@ test('property: the truncated message scans, fits, holds only whole records (a p
       const inRecords = inBounds.length - 1 - (inOpt >= 0 ? 1 : 0);
       const kept = outScan.recordCount;
       // The kept records are the input's first `kept` non-OPT records, byte for byte.
-      const nonOpt = inBounds.slice(0, -1).map((s, i) => [s, inBounds[i + 1]!] as const).filter(([s]) => s !== inOpt);
+      const nonOpt = inBounds
+        .slice(0, -1)
+        .map((s, i) => [s, inBounds[i + 1]!] as const)
+        .filter(([s]) => s !== inOpt);
       const outBounds = recordBounds(out, outScan);
-      const outNonOpt = outBounds.slice(0, -1).map((s, i) => [s, outBounds[i + 1]!] as const).filter(([s]) => s !== outScan.optStart);
+      const outNonOpt = outBounds
+        .slice(0, -1)
+        .map((s, i) => [s, outBounds[i + 1]!] as const)
+        .filter(([s]) => s !== outScan.optStart);
       assert.equal(outNonOpt.length, kept);
       for (let i = 0; i < kept; i++) {
         assert.deepEqual(out.subarray(outNonOpt[i]![0], outNonOpt[i]![1]), resp.subarray(nonOpt[i]![0], nonOpt[i]![1]), `record ${i}`);
@@ -265,15 +283,21 @@ test('property: the truncated message scans, fits, holds only whole records (a p
 test('property: mutated and cut responses never throw and always give a message that scans and fits', () => {
   const outScan = new ResponseScan();
   fc.assert(
-    fc.property(arbCase, fc.integer({ min: 0, max: 2048 }), fc.array(fc.tuple(fc.nat(4096), fc.nat(255)), { maxLength: 6 }), fc.nat(4096), (c, limit, muts, cutAt) => {
-      const q = queryFor(c.name, 'A', c.client === null ? null : { size: c.client });
-      const resp = Buffer.from(encodeCase(c));
-      for (const [at, v] of muts) if (at < resp.length) resp[at] = v;
-      const len = Math.min(resp.length, cutAt + 12);
-      const out = truncateResponse(q, resp, len, limit);
-      assert.ok(out.length <= Math.max(512, limit));
-      assert.equal(scanResponse(out, out.length, outScan), true);
-    }),
+    fc.property(
+      arbCase,
+      fc.integer({ min: 0, max: 2048 }),
+      fc.array(fc.tuple(fc.nat(4096), fc.nat(255)), { maxLength: 6 }),
+      fc.nat(4096),
+      (c, limit, muts, cutAt) => {
+        const q = queryFor(c.name, 'A', c.client === null ? null : { size: c.client });
+        const resp = Buffer.from(encodeCase(c));
+        for (const [at, v] of muts) if (at < resp.length) resp[at] = v;
+        const len = Math.min(resp.length, cutAt + 12);
+        const out = truncateResponse(q, resp, len, limit);
+        assert.ok(out.length <= Math.max(512, limit));
+        assert.equal(scanResponse(out, out.length, outScan), true);
+      },
+    ),
     { numRuns: 1500 },
   );
 });

@@ -137,7 +137,7 @@ function walk(resp: Uint8Array, len: number, out: Shape): boolean {
  * this only when len > limit.
  */
 export function truncateResponse(q: QueryLike, resp: Uint8Array, len: number, limit: number): Buffer {
-  const size = limit < Limits.UDP_CLASSIC ? Limits.UDP_CLASSIC : limit;
+  const size = Math.max(limit, Limits.UDP_CLASSIC);
   if (len > resp.length) len = resp.length;
   const s = shape;
   if (!walk(resp, len, s) || s.hasTsig) return buildTruncated(q, resp);

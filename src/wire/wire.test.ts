@@ -26,16 +26,28 @@ test('names: encode then read back, with escapes', () => {
 });
 
 test('names: label and name length limits', () => {
-  assert.throws(() => encodeName('a'.repeat(64) + '.'), (e: WireError) => e.code === 'ERR_DNS_BAD_LABEL');
+  assert.throws(
+    () => encodeName('a'.repeat(64) + '.'),
+    (e: WireError) => e.code === 'ERR_DNS_BAD_LABEL',
+  );
   const long = Array.from({ length: 5 }, () => 'a'.repeat(63)).join('.') + '.';
-  assert.throws(() => encodeName(long), (e: WireError) => e.code === 'ERR_DNS_NAME_TOO_LONG');
-  assert.throws(() => encodeName('a..b.'), (e: WireError) => e.code === 'ERR_DNS_BAD_NAME_TEXT');
+  assert.throws(
+    () => encodeName(long),
+    (e: WireError) => e.code === 'ERR_DNS_NAME_TOO_LONG',
+  );
+  assert.throws(
+    () => encodeName('a..b.'),
+    (e: WireError) => e.code === 'ERR_DNS_BAD_NAME_TEXT',
+  );
 });
 
 test('names: compression pointers must go backward; loops are rejected', () => {
   // "b" label then pointer to itself.
   const self = Buffer.from([1, 0x62, 0xc0, 0x00]);
-  assert.throws(() => readName(self, 0, self.length), (e: WireError) => e.code === 'ERR_DNS_BAD_POINTER');
+  assert.throws(
+    () => readName(self, 0, self.length),
+    (e: WireError) => e.code === 'ERR_DNS_BAD_POINTER',
+  );
   assert.equal(skipName(self, 0, self.length), -1);
   // Two pointers pointing at each other.
   const pair = Buffer.from([0xc0, 0x02, 0xc0, 0x00]);
@@ -55,13 +67,19 @@ test('names: compression pointers must go backward; loops are rejected', () => {
     parts.push(63, ...Buffer.alloc(63, 0x61), 0xc0 | (prev >> 8), prev & 0xff);
   }
   const chain = Buffer.from(parts);
-  assert.throws(() => readName(chain, chain.length - 66, chain.length), (e: WireError) => e.code === 'ERR_DNS_NAME_TOO_LONG');
+  assert.throws(
+    () => readName(chain, chain.length - 66, chain.length),
+    (e: WireError) => e.code === 'ERR_DNS_NAME_TOO_LONG',
+  );
 });
 
 test('reader: bounds-checked', () => {
   const r = new Reader(Buffer.from([1, 2, 3]));
   assert.equal(r.u16(), 0x0102);
-  assert.throws(() => r.u16(), (e: WireError) => e.code === 'ERR_DNS_TRUNCATED');
+  assert.throws(
+    () => r.u16(),
+    (e: WireError) => e.code === 'ERR_DNS_TRUNCATED',
+  );
   assert.equal(r.u8(), 3);
   assert.throws(() => r.u8());
 });
@@ -70,14 +88,20 @@ test('writer: round trip against dns-packet with compression', () => {
   const w = new Writer(16);
   w.u16(0x1234).u16(0x8180).u16(1).u16(2).u16(0).u16(0);
   w.name('Example.org.').u16(1).u16(1);
-  for (const ip of [[192, 0, 2, 1], [192, 0, 2, 2]]) {
+  for (const ip of [
+    [192, 0, 2, 1],
+    [192, 0, 2, 2],
+  ]) {
     w.name('example.ORG.').u16(1).u16(1).u32(300).u16(4).bytes(Uint8Array.from(ip));
   }
   const buf = w.finish();
   const decoded = dnsPacket.decode(Buffer.from(buf));
   assert.equal(decoded.id, 0x1234);
   assert.equal(decoded.questions![0]!.name, 'Example.org');
-  assert.deepEqual(decoded.answers!.map((a) => (a as { data: string }).data), ['192.0.2.1', '192.0.2.2']);
+  assert.deepEqual(
+    decoded.answers!.map((a) => (a as { data: string }).data),
+    ['192.0.2.1', '192.0.2.2'],
+  );
   // The answer names are pointers (2 bytes each), not full names.
   assert.equal(buf.length, 12 + 13 + 4 + 2 * (2 + 10 + 4));
 });
@@ -96,7 +120,9 @@ test('parseQuery: question, hash is case-insensitive, EDNS fields', () => {
   assert.equal(a.name(), 'WWW.Example.ORG.');
   assert.equal(a.edns, false);
   assert.equal(a.udpSize, 512);
-  const b = req(query('www.example.org', 'AAAA', { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, flags: dnsPacket.DNSSEC_OK } as dnsPacket.Answer] }));
+  const b = req(
+    query('www.example.org', 'AAAA', { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, flags: dnsPacket.DNSSEC_OK } as dnsPacket.Answer] }),
+  );
   assert.equal(parseQuery(b), ParseResult.OK);
   assert.equal(a.nameHash, b.nameHash);
   assert.equal(b.edns, true);
@@ -115,7 +141,14 @@ test('parseQuery: rejects what miekg/dns rejects', () => {
   const notify = query('a.', 'A');
   notify[2] = (notify[2]! & 0x87) | (2 << 3);
   assert.equal(parseQuery(req(notify)), ParseResult.NOTIMP);
-  const two = dnsPacket.encode({ type: 'query', id: 1, questions: [{ name: 'a', type: 'A' }, { name: 'b', type: 'A' }] });
+  const two = dnsPacket.encode({
+    type: 'query',
+    id: 1,
+    questions: [
+      { name: 'a', type: 'A' },
+      { name: 'b', type: 'A' },
+    ],
+  });
   assert.equal(parseQuery(req(two)), ParseResult.FORMERR);
   const trunc = query('example.org', 'A').subarray(0, 20);
   assert.equal(parseQuery(req(Buffer.from(trunc))), ParseResult.FORMERR);
@@ -128,9 +161,18 @@ test('parseQuery: rejects what miekg/dns rejects', () => {
 
 test('scanResponse: TTL offsets, negative TTL from SOA, OPT', () => {
   const resp = dnsPacket.encode({
-    type: 'response', id: 7, flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | 3,
+    type: 'response',
+    id: 7,
+    flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | 3,
     questions: [{ name: 'nope.example.org', type: 'A' }],
-    authorities: [{ name: 'example.org', type: 'SOA', ttl: 3600, data: { mname: 'ns.example.org', rname: 'h.example.org', serial: 1, refresh: 2, retry: 3, expire: 4, minimum: 60 } }],
+    authorities: [
+      {
+        name: 'example.org',
+        type: 'SOA',
+        ttl: 3600,
+        data: { mname: 'ns.example.org', rname: 'h.example.org', serial: 1, refresh: 2, retry: 3, expire: 4, minimum: 60 },
+      },
+    ],
     additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232 } as dnsPacket.Answer],
   } as dnsPacket.Packet);
   const s = new ResponseScan();
@@ -148,7 +190,9 @@ test('scanResponse: TTL offsets, negative TTL from SOA, OPT', () => {
 });
 
 test('error and truncated responses echo the question and EDNS', () => {
-  const q = req(query('big.example.org', 'TXT', { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: dnsPacket.DNSSEC_OK } as dnsPacket.Answer] }));
+  const q = req(
+    query('big.example.org', 'TXT', { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: dnsPacket.DNSSEC_OK } as dnsPacket.Answer] }),
+  );
   assert.equal(parseQuery(q), ParseResult.OK);
   const sf = dnsPacket.decode(buildEmptyResponse(q, Rcode.SERVFAIL));
   assert.equal(sf.id, 4242);
@@ -158,7 +202,13 @@ test('error and truncated responses echo the question and EDNS', () => {
   const bv = buildEmptyResponse(q, Rcode.BADVERS);
   assert.equal(bv[3]! & 0x0f, 0);
   assert.equal(bv[bv.length - 6], 1, 'extended rcode 1 in OPT');
-  const big = dnsPacket.encode({ type: 'response', id: 4242, flags: 0x8180, questions: [{ name: 'big.example.org', type: 'TXT' }], answers: [{ name: 'big.example.org', type: 'TXT', ttl: 1, data: 'x'.repeat(200) }] });
+  const big = dnsPacket.encode({
+    type: 'response',
+    id: 4242,
+    flags: 0x8180,
+    questions: [{ name: 'big.example.org', type: 'TXT' }],
+    answers: [{ name: 'big.example.org', type: 'TXT', ttl: 1, data: 'x'.repeat(200) }],
+  });
   const tc = dnsPacket.decode(buildTruncated(q, big));
   assert.equal(tc.flag_tc, true);
   assert.equal(tc.answers!.length, 0);
@@ -169,7 +219,15 @@ test('fuzz: random bytes and mutated packets never throw from parseQuery/scanRes
   const seeds = [
     query('www.example.org', 'A'),
     query('x.', 'AAAA', { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096 } as dnsPacket.Answer] }),
-    dnsPacket.encode({ type: 'response', id: 1, questions: [{ name: 'a.b', type: 'A' }], answers: [{ name: 'a.b', type: 'CNAME', data: 'c.d' }, { name: 'c.d', type: 'A', data: '192.0.2.1' }] }),
+    dnsPacket.encode({
+      type: 'response',
+      id: 1,
+      questions: [{ name: 'a.b', type: 'A' }],
+      answers: [
+        { name: 'a.b', type: 'CNAME', data: 'c.d' },
+        { name: 'c.d', type: 'A', data: '192.0.2.1' },
+      ],
+    }),
   ];
   const scan = new ResponseScan();
   fc.assert(

@@ -93,7 +93,10 @@ test('zones: same label count, different zones', () => {
   assert.equal(route(t, 'x.a.test'), 'a.test.');
   assert.equal(route(t, 'x.bb.test'), 'bb.test.');
   assert.equal(route(t, 'x.c.test'), 'test.');
-  assert.deepEqual(t.all().map((r) => r.zone), ['bb.test.', 'a.test.', 'test.']);
+  assert.deepEqual(
+    t.all().map((r) => r.zone),
+    ['bb.test.', 'a.test.', 'test.'],
+  );
   assert.equal(t.size, 3);
 });
 

@@ -67,12 +67,14 @@ function firstA(p: dnsPacket.Packet | null): string | null {
 
 function get(port: number, urlPath: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path: urlPath }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on('error', reject);
+    http
+      .get({ host: '127.0.0.1', port, path: urlPath }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject);
   });
 }
 
@@ -138,7 +140,10 @@ test('two workers share one port, both answer, metrics add up and are served onc
     const f = snap.families.find((x) => x.name === 'coredns_dns_requests_total');
     return (f?.samples ?? []).reduce((a, x) => a + x.value, 0);
   });
-  assert.ok(perWorker.every((c) => c > 0), `requests per worker: ${perWorker.join(', ')}`);
+  assert.ok(
+    perWorker.every((c) => c > 0),
+    `requests per worker: ${perWorker.join(', ')}`,
+  );
   assert.equal(perWorker[0]! + perWorker[1]!, n);
 
   const metrics = await get(pluginPort(s, 'prometheus'), '/metrics');
@@ -169,7 +174,10 @@ test('a killed worker is replaced within a second while its sibling keeps answer
   await waitFor(() => pool.threadIds()[0] !== null && pool.threadIds()[0] !== oldId && s.engine.isReady(), 5000, 'a new worker 0');
   const replacedMs = performance.now() - killedAt;
   assert.equal(pool.restarts, 1);
-  assert.ok(log.lines.some((l) => l.includes('worker 0 exited unexpectedly')), log.lines.join('\n'));
+  assert.ok(
+    log.lines.some((l) => l.includes('worker 0 exited unexpectedly')),
+    log.lines.join('\n'),
+  );
   await waitFor(() => log.lines.some((l) => l.includes('worker 0 restarted')), 5000, 'restart log line');
   // Generous bound (the machine may be loaded); the pool itself waits RESTART_DELAY_MS-ish.
   assert.ok(replacedMs < 5000, `replaced after ${replacedMs} ms`);
@@ -197,7 +205,10 @@ test('a reload reaches every worker; a config that fails to load changes nothing
   writeFileSync(file, corefile(up1).replace('cache 30', 'cache 30 bogus-zone-arg-that-is-not-a-zone..'));
   await assert.rejects(s.engine.reload('test'));
   const third = await Promise.all(Array.from({ length: 20 }, (_, i) => ask(port, `x${i}.example.`)));
-  assert.ok(third.every((a) => firstA(a) === '192.0.2.2'), 'the previous config keeps serving');
+  assert.ok(
+    third.every((a) => firstA(a) === '192.0.2.2'),
+    'the previous config keeps serving',
+  );
 });
 
 test('stop drains every worker: queries in flight are answered, then every worker exits', async () => {

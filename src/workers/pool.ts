@@ -393,10 +393,13 @@ export class WorkerPool implements ServingPool {
         resolve({ type: 'reply', id, ok: false, message: `worker ${h.index} exited` });
         return;
       }
-      const timer = timeoutMs === null ? null : setTimeout(() => {
-        h.pending.delete(id);
-        resolve({ type: 'reply', id, ok: false, message: `worker ${h.index} did not answer in ${timeoutMs} ms` });
-      }, timeoutMs);
+      const timer =
+        timeoutMs === null
+          ? null
+          : setTimeout(() => {
+              h.pending.delete(id);
+              resolve({ type: 'reply', id, ok: false, message: `worker ${h.index} did not answer in ${timeoutMs} ms` });
+            }, timeoutMs);
       h.pending.set(id, { resolve, timer });
       h.worker.postMessage({ ...req, id });
     });

@@ -40,7 +40,15 @@ export interface Serving {
 export async function startServing(o: ServeOptions): Promise<Serving> {
   if (o.workers <= 1) {
     const { ControlPlane } = await import('../engine/control-plane.ts');
-    const base = { corefilePath: o.corefilePath, corefileText: o.corefileText, defaultBind: o.defaultBind, defaultPort: o.defaultPort, clusterZones: o.clusterZones, reusePort: true, log: o.log };
+    const base = {
+      corefilePath: o.corefilePath,
+      corefileText: o.corefileText,
+      defaultBind: o.defaultBind,
+      defaultPort: o.defaultPort,
+      clusterZones: o.clusterZones,
+      reusePort: true,
+      log: o.log,
+    };
     return { engine: await ControlPlane.start(base), pool: null };
   }
   const log = o.log ?? defaultLog;
@@ -64,7 +72,15 @@ export async function startServing(o: ServeOptions): Promise<Serving> {
   // Scrapes on this thread merge every worker's counters (src/metrics/snapshot.ts rules).
   metricsHub().setRemoteSnapshots(() => pool.snapshots());
   try {
-    const engine = await ControlPlane.start({ corefilePath: o.corefilePath, corefileText: text, defaultBind: o.defaultBind, defaultPort: o.defaultPort, clusterZones, log: o.log, pool });
+    const engine = await ControlPlane.start({
+      corefilePath: o.corefilePath,
+      corefileText: text,
+      defaultBind: o.defaultBind,
+      defaultPort: o.defaultPort,
+      clusterZones,
+      log: o.log,
+      pool,
+    });
     return { engine, pool };
   } catch (err) {
     await pool.stop();

@@ -34,7 +34,10 @@ function post(m: WorkerMessage): void {
 
 /** The worker counterpart of the metrics plugin's start(): export the routes of the blocks that enable metrics. */
 function monitorMetricsRoutes(blocks: readonly BlockInfo[]): void {
-  monitorRoutes(zoneStatsRegistry, blocks.filter((b) => b.plugins.some((p) => p.enablesMetrics === true)));
+  monitorRoutes(
+    zoneStatsRegistry,
+    blocks.filter((b) => b.plugins.some((p) => p.enablesMetrics === true)),
+  );
 }
 
 /** What this thread's plugins see of the engine (src/plugin.ts EngineHooks). */

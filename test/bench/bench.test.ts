@@ -86,7 +86,7 @@ test('bench/run.ts --quick end to end', { skip, timeout: 180_000 }, async (t) =>
   assert.equal(files.length, 1, `one results JSON expected in ${outDir}`);
   results = JSON.parse(fs.readFileSync(path.join(outDir, files[0]!), 'utf8')) as Results;
   assert.match(String(results.machine['CPU model']), /\S/);
-  assert.match(results.versions['dnsdist'] ?? '', /^\d+\.\d+/);
+  assert.match(results.versions.dnsdist ?? '', /^\d+\.\d+/);
   assert.match(results.versions['node-local-dns'] ?? '', /Node\.js v?24\./);
 
   for (const server of SERVERS) {
@@ -122,8 +122,14 @@ test('bench/run.ts --quick end to end', { skip, timeout: 180_000 }, async (t) =>
         assert.equal(row.status, 'n/a');
       }
     }
-    assert.equal(results!.startup.find((r) => r.server === REFERENCE), undefined);
-    assert.equal(results!.rss10k.find((r) => r.server === REFERENCE), undefined);
+    assert.equal(
+      results!.startup.find((r) => r.server === REFERENCE),
+      undefined,
+    );
+    assert.equal(
+      results!.rss10k.find((r) => r.server === REFERENCE),
+      undefined,
+    );
   });
 
   await t.test('no process of this run left running', () => {

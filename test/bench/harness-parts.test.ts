@@ -158,9 +158,7 @@ test('summarize takes medians over ok repetitions, marks n/a and errors; ratios 
     run('dnsdist', 'miss-tcp', 0, 50, 40),
   ];
   const workloads = [wl('hit'), wl('miss-tcp')];
-  const sum = summarize(runs, ['node-local-dns', 'dnsdist', 'dnsmasq'], workloads, (s, w) =>
-    s === 'dnsmasq' && w.mode === 'tcp' ? 'no tcp' : null,
-  );
+  const sum = summarize(runs, ['node-local-dns', 'dnsdist', 'dnsmasq'], workloads, (s, w) => (s === 'dnsmasq' && w.mode === 'tcp' ? 'no tcp' : null));
   const get = (s: string, w: string) => sum.find((r) => r.server === s && r.workload === w)!;
   assert.equal(get('node-local-dns', 'hit').qps, 200);
   assert.equal(get('node-local-dns', 'hit').okReps, 3);

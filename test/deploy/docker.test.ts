@@ -78,13 +78,28 @@ function fakeTree(rules: Partial<Record<`${Family}-${Mode}`, string>>, opts: { v
     }
   }
   for (const family of ['iptables', 'ip6tables'] as const) {
-    for (const [mode, prio] of [['legacy', '10'], ['nft', '20']] as const) {
+    for (const [mode, prio] of [
+      ['legacy', '10'],
+      ['nft', '20'],
+    ] as const) {
       if (mode === 'nft' && opts.withoutNft === true) continue;
       execFileSync('update-alternatives', [
-        '--root', root, '--quiet',
-        '--install', `/usr/sbin/${family}`, family, `/usr/sbin/${family}-${mode}`, prio,
-        '--slave', `/usr/sbin/${family}-save`, `${family}-save`, `/usr/sbin/${family}-${mode}-save`,
-        '--slave', `/usr/sbin/${family}-restore`, `${family}-restore`, `/usr/sbin/${family}-${mode}-restore`,
+        '--root',
+        root,
+        '--quiet',
+        '--install',
+        `/usr/sbin/${family}`,
+        family,
+        `/usr/sbin/${family}-${mode}`,
+        prio,
+        '--slave',
+        `/usr/sbin/${family}-save`,
+        `${family}-save`,
+        `/usr/sbin/${family}-${mode}-save`,
+        '--slave',
+        `/usr/sbin/${family}-restore`,
+        `${family}-restore`,
+        `/usr/sbin/${family}-${mode}-restore`,
       ]);
     }
   }
@@ -192,7 +207,9 @@ describe('iptables-wrapper.sh: back-end choice', () => {
   test('iptables-legacy-save is never asked for a table (that would create it in the kernel)', () => {
     const tree = fakeTree({ 'iptables-legacy': rulesText(1) });
     runIn(tree, 'iptables-wrapper', ['--detect']);
-    const legacyCalls = readFileSync(tree.callLog, 'utf8').split('\n').filter((l) => /^ip6?tables-legacy-save/.test(l));
+    const legacyCalls = readFileSync(tree.callLog, 'utf8')
+      .split('\n')
+      .filter((l) => /^ip6?tables-legacy-save/.test(l));
     assert.ok(legacyCalls.length > 0);
     for (const call of legacyCalls) assert.doesNotMatch(call, /-t/, call);
   });
@@ -314,7 +331,24 @@ describe('iptables-wrapper.sh with the real iptables binaries in network namespa
     }
     const ns = netns('legacy');
     for (let i = 0; i < 3; i++) {
-      execFileSync('ip', ['netns', 'exec', ns, 'iptables-legacy', '-t', 'raw', '-A', 'OUTPUT', '-p', 'udp', '-d', `169.254.20.${10 + i}`, '--dport', '53', '-j', 'NOTRACK']);
+      execFileSync('ip', [
+        'netns',
+        'exec',
+        ns,
+        'iptables-legacy',
+        '-t',
+        'raw',
+        '-A',
+        'OUTPUT',
+        '-p',
+        'udp',
+        '-d',
+        `169.254.20.${10 + i}`,
+        '--dport',
+        '53',
+        '-j',
+        'NOTRACK',
+      ]);
     }
     const tree = realTree();
     assert.equal(inNs(ns, tree, 'iptables-wrapper', ['--install']).status, 0);
@@ -471,7 +505,10 @@ function dockerPattern(pattern: string): RegExp {
       re += '(?:[^/]+/)*';
       return;
     }
-    re += seg.replace(/[.+^${}()|[\]\\]/g, '\\$&').replaceAll('*', '[^/]*').replaceAll('?', '[^/]');
+    re += seg
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replaceAll('*', '[^/]*')
+      .replaceAll('?', '[^/]');
     if (i < segs.length - 1) re += '/';
   });
   // A match on a directory covers everything below it.
@@ -568,7 +605,10 @@ describe('Dockerfile and .dockerignore', () => {
     assert.ok(ins.some((i) => i.op === 'WORKDIR' && i.args === '/app'));
     assert.ok(ins.some((i) => i.op === 'COPY' && i.args === 'src ./src'));
     assert.ok(ins.some((i) => i.op === 'COPY' && i.args === 'bin ./bin'));
-    assert.ok(ins.some((i) => i.op === 'COPY' && i.args === 'package.json ./'), 'package.json ("type": "module") next to src');
+    assert.ok(
+      ins.some((i) => i.op === 'COPY' && i.args === 'package.json ./'),
+      'package.json ("type": "module") next to src',
+    );
     assert.match(readFileSync(ENTRYPOINT, 'utf8'), /exec "\$\{NODE_LOCAL_DNS_NODE:-node\}" "\$\{NODE_LOCAL_DNS_MAIN:-\/app\/bin\/node-local-dns\.js\}" "\$@"/);
     const cmd = ins.filter((i) => i.op === 'CMD').at(-1);
     assert.ok(cmd && Array.isArray(JSON.parse(cmd.args)), 'CMD in exec form');
@@ -576,8 +616,14 @@ describe('Dockerfile and .dockerignore', () => {
 
   test('the image, `npm start` and the bin shebang start Node.js with the same flags (the young-generation cap)', () => {
     const flags = shippedNodeFlags(ROOT);
-    assert.ok(flags.some((f) => /^--max-semi-space-size=\d+$/.test(f)), `npm start flags: ${flags.join(' ')}`);
-    assert.ok(flags.some((f) => /^--max-old-space-size=\d+$/.test(f)), `npm start flags: ${flags.join(' ')}`);
+    assert.ok(
+      flags.some((f) => /^--max-semi-space-size=\d+$/.test(f)),
+      `npm start flags: ${flags.join(' ')}`,
+    );
+    assert.ok(
+      flags.some((f) => /^--max-old-space-size=\d+$/.test(f)),
+      `npm start flags: ${flags.join(' ')}`,
+    );
     const env = ins.filter((i) => i.op === 'ENV' && i.args.startsWith('NODE_OPTIONS=')).at(-1);
     assert.ok(env, 'ENV NODE_OPTIONS in the Dockerfile');
     assert.equal(env.args, flags.length === 1 ? `NODE_OPTIONS=${flags[0]}` : `NODE_OPTIONS="${flags.join(' ')}"`);
@@ -623,6 +669,10 @@ describe('Dockerfile and .dockerignore', () => {
     visit(join(ROOT, 'bin/node-local-dns.js'));
     assert.ok(reached.has(join(ROOT, 'src/workers/worker.ts')), 'followed the worker script');
     const shipped = srcFiles(join(ROOT, 'src')).filter((f) => !dockerIgnored(ignore, relative(ROOT, f)));
-    assert.deepEqual(shipped.filter((f) => !reached.has(f)).map((f) => relative(ROOT, f)), [], 'shipped but never imported (test helpers belong under test/)');
+    assert.deepEqual(
+      shipped.filter((f) => !reached.has(f)).map((f) => relative(ROOT, f)),
+      [],
+      'shipped but never imported (test helpers belong under test/)',
+    );
   });
 });

@@ -105,18 +105,15 @@ describe('Helm chart deploy/helm/node-local-dns', () => {
 
     test(`${mode} mode, standby.enabled: a second DaemonSet; both validate and agree with the Corefile and each other`, async () => {
       const objs = await render({ mode, standby: { enabled: true } });
-      assert.deepEqual(
-        objs.map((o) => `${o.kind}/${o.metadata.name}`).sort(),
-        [
-          'ConfigMap/node-local-dns',
-          'DaemonSet/node-local-dns',
-          'DaemonSet/node-local-dns-standby',
-          'Service/kube-dns-upstream',
-          'Service/node-local-dns',
-          'Service/node-local-dns-standby',
-          'ServiceAccount/node-local-dns',
-        ],
-      );
+      assert.deepEqual(objs.map((o) => `${o.kind}/${o.metadata.name}`).sort(), [
+        'ConfigMap/node-local-dns',
+        'DaemonSet/node-local-dns',
+        'DaemonSet/node-local-dns-standby',
+        'Service/kube-dns-upstream',
+        'Service/node-local-dns',
+        'Service/node-local-dns-standby',
+        'ServiceAccount/node-local-dns',
+      ]);
       const { primary, standby } = checkBundle(objs, { mode, ...DEFAULTS, declaresPorts: true, standby: true });
       assert.ok(standby);
       assert.deepEqual(primary.ports, { health: 8080, ready: 8181, metrics: 9253, agentMetrics: 9353 });
@@ -137,11 +134,14 @@ describe('Helm chart deploy/helm/node-local-dns', () => {
 
   test('without standby.enabled there is no standby DaemonSet or Service, and no second container', async () => {
     const objs = await render();
-    assert.deepEqual(objs.filter((o) => o.metadata.name.endsWith('-standby')), []);
+    assert.deepEqual(
+      objs.filter((o) => o.metadata.name.endsWith('-standby')),
+      [],
+    );
     assert.equal(daemonSet(objs).spec.template.spec.containers.length, 1);
   });
 
-  test('standby ports: other values move its Corefile listeners, probes and Service, not the primary\'s', async () => {
+  test("standby ports: other values move its Corefile listeners, probes and Service, not the primary's", async () => {
     const objs = await render({ standby: { enabled: true, ports: { health: 18082, ready: 18182, metrics: 19254, agentMetrics: 19354 } } });
     const { primary, standby } = checkBundle(objs, { mode: 'iptables', ...DEFAULTS, declaresPorts: true, standby: true });
     assert.deepEqual(standby?.ports, { health: 18082, ready: 18182, metrics: 19254, agentMetrics: 19354 });
@@ -160,10 +160,10 @@ describe('Helm chart deploy/helm/node-local-dns', () => {
   test('standby update strategy: its own, RollingUpdate or OnDelete, never Surge', async () => {
     const standbyOf = async (values: Record<string, unknown>): Promise<DaemonSetShape> => daemonSet(await render(values), 'node-local-dns-standby');
     assert.deepEqual((await standbyOf({ standby: { enabled: true, updateStrategy: { type: 'OnDelete' } } })).spec.updateStrategy, { type: 'OnDelete' });
-    assert.deepEqual(
-      (await standbyOf({ standby: { enabled: true, updateStrategy: { type: 'RollingUpdate', maxUnavailable: '20%' } } })).spec.updateStrategy,
-      { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: '20%', maxSurge: 0 } },
-    );
+    assert.deepEqual((await standbyOf({ standby: { enabled: true, updateStrategy: { type: 'RollingUpdate', maxUnavailable: '20%' } } })).spec.updateStrategy, {
+      type: 'RollingUpdate',
+      rollingUpdate: { maxUnavailable: '20%', maxSurge: 0 },
+    });
     await assert.rejects(render({ standby: { enabled: true, updateStrategy: { type: 'Surge' } } }), /\/standby\/updateStrategy\/type/);
   });
 
@@ -175,7 +175,10 @@ describe('Helm chart deploy/helm/node-local-dns', () => {
       assert.deepEqual(daemonSet(await render({ standby: { enabled: true }, updateStrategy }), 'node-local-dns-standby'), base, JSON.stringify(updateStrategy));
     }
     // A Corefile change rolls the primary (checksum) and is reloaded in place by the standby.
-    const changed = await render({ standby: { enabled: true }, corefile: { cache: { ttl: 15, successSize: 9984, successTtl: 30, denialSize: 9984, denialTtl: 5 } } });
+    const changed = await render({
+      standby: { enabled: true },
+      corefile: { cache: { ttl: 15, successSize: 9984, successTtl: 30, denialSize: 9984, denialTtl: 5 } },
+    });
     assert.deepEqual(daemonSet(changed, 'node-local-dns-standby'), base);
     const checksum = (ds: DaemonSetShape): string | undefined => ds.spec.template.metadata.annotations?.['checksum/corefile'];
     assert.ok(checksum(daemonSet(changed)));
@@ -207,7 +210,10 @@ describe('Helm chart deploy/helm/node-local-dns', () => {
 
   test('the standby name stays a valid object name for long release names', async () => {
     const objs = await render({ standby: { enabled: true }, fullnameOverride: 'n'.repeat(63) });
-    const ds = findOne<DaemonSetShape>(objs.filter((o) => o.metadata.name.endsWith('-standby')), 'DaemonSet');
+    const ds = findOne<DaemonSetShape>(
+      objs.filter((o) => o.metadata.name.endsWith('-standby')),
+      'DaemonSet',
+    );
     assert.ok(ds.metadata.name.length <= 63, ds.metadata.name);
     assert.notEqual(ds.metadata.name, 'n'.repeat(63));
     validateObject(ds);
@@ -215,7 +221,13 @@ describe('Helm chart deploy/helm/node-local-dns', () => {
 
   test('other addresses and cluster domain', async () => {
     const values = { mode: 'iptables', dnsServer: '10.100.0.10', localDns: '169.254.0.53', clusterDomain: 'k8s.example.test' };
-    checkBundle(await render(values), { mode: 'iptables', dnsServer: '10.100.0.10', localDns: '169.254.0.53', domain: 'k8s.example.test', declaresPorts: true });
+    checkBundle(await render(values), {
+      mode: 'iptables',
+      dnsServer: '10.100.0.10',
+      localDns: '169.254.0.53',
+      domain: 'k8s.example.test',
+      declaresPorts: true,
+    });
   });
 
   test('other ports move the Corefile listeners, probes, container ports and Services together', async () => {
@@ -243,10 +255,17 @@ describe('Helm chart deploy/helm/node-local-dns', () => {
     assert.deepEqual(ds.spec.updateStrategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: '10%', maxSurge: 0 } });
   });
 
-  test('agent flags from values parse with the agent\'s parser', async () => {
+  test("agent flags from values parse with the agent's parser", async () => {
     const ds = daemonSet(
       await render({
-        agent: { setupInterface: false, setupIptables: false, skipTeardown: true, syncInterval: '2m30s', workers: 4, extraArgs: ['-pidfile', '/tmp/node-cache.pid'] },
+        agent: {
+          setupInterface: false,
+          setupIptables: false,
+          skipTeardown: true,
+          syncInterval: '2m30s',
+          workers: 4,
+          extraArgs: ['-pidfile', '/tmp/node-cache.pid'],
+        },
       }),
     );
     const opts = parseOptions(ds.spec.template.spec.containers[0]!.args ?? []);
@@ -259,7 +278,9 @@ describe('Helm chart deploy/helm/node-local-dns', () => {
   });
 
   test('Corefile options: log, UDP upstream, cache sizes', async () => {
-    const text = corefileOf(await render({ corefile: { log: true, forceTcp: false, cache: { successSize: 5000, successTtl: 60, denialSize: 100, denialTtl: 2, ttl: 15 } } }));
+    const text = corefileOf(
+      await render({ corefile: { log: true, forceTcp: false, cache: { successSize: 5000, successTtl: 60, denialSize: 100, denialTtl: 2, ttl: 15 } } }),
+    );
     assert.equal(text.match(/^\s+log$/gm)?.length, 4);
     assert.doesNotMatch(text, /force_tcp/);
     assert.match(text, /success 5000 60\n\s+denial 100 2\n/);
@@ -271,7 +292,10 @@ describe('Helm chart deploy/helm/node-local-dns', () => {
   test('ServiceMonitor scrapes the standby too, under job node-local-dns', async () => {
     const objs = await render({ standby: { enabled: true }, serviceMonitor: { enabled: true } });
     for (const o of objs) validateObject(o);
-    const sm = findOne<K8sObject & { spec: { jobLabel: string; selector: { matchLabels: Record<string, string> }; endpoints: Array<{ port: string }> } }>(objs, 'ServiceMonitor');
+    const sm = findOne<K8sObject & { spec: { jobLabel: string; selector: { matchLabels: Record<string, string> }; endpoints: Array<{ port: string }> } }>(
+      objs,
+      'ServiceMonitor',
+    );
     for (const name of ['node-local-dns', 'node-local-dns-standby']) {
       const svc = findOne<K8sObject & { spec: { ports: Array<{ name: string }> } }>(objs, 'Service', name);
       for (const [k, v] of Object.entries(sm.spec.selector.matchLabels)) assert.equal(svc.metadata.labels?.[k], v, `${name} selected (${k})`);
@@ -281,7 +305,8 @@ describe('Helm chart deploy/helm/node-local-dns', () => {
   });
 
   test('corefile.override replaces the generated Corefile', async () => {
-    const override = '.:53 {\n    errors\n    bind __PILLAR__LOCAL__DNS__\n    forward . __PILLAR__UPSTREAM__SERVERS__\n    prometheus :9253\n    health 169.254.20.10:8080\n    ready 169.254.20.10:8181\n}\n';
+    const override =
+      '.:53 {\n    errors\n    bind __PILLAR__LOCAL__DNS__\n    forward . __PILLAR__UPSTREAM__SERVERS__\n    prometheus :9253\n    health 169.254.20.10:8080\n    ready 169.254.20.10:8181\n}\n';
     const text = corefileOf(await render({ corefile: { override } }));
     assert.equal(text, override);
   });
@@ -309,7 +334,10 @@ describe('Helm chart deploy/helm/node-local-dns', () => {
       const pr = findOne<K8sObject & { spec: { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> } }>(objs, 'PrometheusRule');
       return pr.spec.groups.flatMap((g) => g.rules).find((r) => r.alert === 'NodeLocalDNSMemoryNearLimit')?.expr;
     };
-    const big = await render({ prometheusRule: { enabled: true, memoryLimitRatio: 0.8 }, resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '1Gi' } } });
+    const big = await render({
+      prometheusRule: { enabled: true, memoryLimitRatio: 0.8 },
+      resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '1Gi' } },
+    });
     assert.equal(exprOf(big), 'process_resident_memory_bytes{job="node-local-dns"} > 0.8 * 1073741824\n');
     const decimal = await render({ prometheusRule: { enabled: true }, resources: { limits: { memory: '500M' } } });
     assert.equal(exprOf(decimal), 'process_resident_memory_bytes{job="node-local-dns"} > 0.9 * 500000000\n');
@@ -318,7 +346,7 @@ describe('Helm chart deploy/helm/node-local-dns', () => {
     await assert.rejects(render({ prometheusRule: { enabled: true }, resources: { limits: { memory: '0.5Gi' } } }), /resources\.limits\.memory "0\.5Gi"/);
   });
 
-  test('refuses a namespace other than kube-dns\'s, and invalid values', async () => {
+  test("refuses a namespace other than kube-dns's, and invalid values", async () => {
     await assert.rejects(render({}, { namespace: 'default' }), /kube-dns namespace "kube-system"/);
     await assert.rejects(render({ mode: 'userspace' }), /mode/);
     await assert.rejects(render({ dnsServer: 'kube-dns' }), /dnsServer/);
@@ -334,7 +362,13 @@ describe('Helm chart deploy/helm/node-local-dns', () => {
     const walk = (obj: Record<string, unknown>, prefix: string): void => {
       for (const [k, v] of Object.entries(obj)) {
         const key = prefix + k;
-        if (v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length > 0 && !['nodeSelector', 'selector', 'labels', 'resources'].includes(k)) {
+        if (
+          v !== null &&
+          typeof v === 'object' &&
+          !Array.isArray(v) &&
+          Object.keys(v).length > 0 &&
+          !['nodeSelector', 'selector', 'labels', 'resources'].includes(k)
+        ) {
           walk(v as Record<string, unknown>, `${key}.`);
         } else {
           keys.push(key);

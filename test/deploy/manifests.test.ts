@@ -25,13 +25,10 @@ const DEFAULTS = { dnsServer: '10.96.0.10', localDns: '169.254.20.10', domain: '
 describe('deploy/kubernetes/nodelocaldns.yaml (the __PILLAR__ template)', () => {
   test('parses and validates as it stands (placeholders are plain strings)', () => {
     const objs = parseManifests(TEMPLATE, 'nodelocaldns.yaml');
-    assert.deepEqual(objs.map((o) => `${o.kind}/${o.metadata.name}`), [
-      'ServiceAccount/node-local-dns',
-      'Service/kube-dns-upstream',
-      'ConfigMap/node-local-dns',
-      'DaemonSet/node-local-dns',
-      'Service/node-local-dns',
-    ]);
+    assert.deepEqual(
+      objs.map((o) => `${o.kind}/${o.metadata.name}`),
+      ['ServiceAccount/node-local-dns', 'Service/kube-dns-upstream', 'ConfigMap/node-local-dns', 'DaemonSet/node-local-dns', 'Service/node-local-dns'],
+    );
     for (const o of objs) validateObject(o);
   });
 
@@ -77,7 +74,10 @@ describe('deploy/kubernetes/nodelocaldns.yaml (the __PILLAR__ template)', () => 
 describe('deploy/kubernetes/nodelocaldns-standby.yaml (the standby DaemonSet template)', () => {
   test('parses and validates as it stands: the standby DaemonSet and its metrics Service only', () => {
     const objs = parseManifests(STANDBY_TEMPLATE, 'nodelocaldns-standby.yaml');
-    assert.deepEqual(objs.map((o) => `${o.kind}/${o.metadata.name}`), ['DaemonSet/node-local-dns-standby', 'Service/node-local-dns-standby']);
+    assert.deepEqual(
+      objs.map((o) => `${o.kind}/${o.metadata.name}`),
+      ['DaemonSet/node-local-dns-standby', 'Service/node-local-dns-standby'],
+    );
     for (const o of objs) validateObject(o);
   });
 
@@ -95,10 +95,13 @@ describe('deploy/kubernetes/nodelocaldns-standby.yaml (the standby DaemonSet tem
     assert.deepEqual(ds.spec.updateStrategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } });
   });
 
-  test("the primary and the standby with the placeholders: ports, probes and flags agree with the shared Corefile", () => {
+  test('the primary and the standby with the placeholders: ports, probes and flags agree with the shared Corefile', () => {
     // Placeholders are plain words to the parser and flags parser; checkBundle needs addresses.
     const sed = (text: string): string =>
-      text.replaceAll('__PILLAR__DNS__DOMAIN__', 'cluster.local').replaceAll('__PILLAR__LOCAL__DNS__', '169.254.20.10').replaceAll('__PILLAR__DNS__SERVER__', '10.96.0.10');
+      text
+        .replaceAll('__PILLAR__DNS__DOMAIN__', 'cluster.local')
+        .replaceAll('__PILLAR__LOCAL__DNS__', '169.254.20.10')
+        .replaceAll('__PILLAR__DNS__SERVER__', '10.96.0.10');
     const objs = [...parseManifests(sed(TEMPLATE), 'p'), ...parseManifests(sed(STANDBY_TEMPLATE), 's')];
     const { primary, standby } = checkBundle(objs, { mode: 'iptables', ...DEFAULTS, declaresPorts: true, standby: true });
     assert.deepEqual(primary.ports, { health: 8080, ready: 8181, metrics: 9253, agentMetrics: 9353 });
@@ -115,12 +118,20 @@ for (const mode of ['iptables', 'ipvs'] as const) {
 
     test('committed deploy/kubernetes/<mode>/node-local-dns.yaml is up to date', () => {
       const committed = readFileSync(join(ROOT, `deploy/kubernetes/${mode}/node-local-dns.yaml`), 'utf8');
-      assert.equal(committed, rendered, `re-run: node deploy/render.ts --mode ${mode} --dns-server 10.96.0.10 --output deploy/kubernetes/${mode}/node-local-dns.yaml`);
+      assert.equal(
+        committed,
+        rendered,
+        `re-run: node deploy/render.ts --mode ${mode} --dns-server 10.96.0.10 --output deploy/kubernetes/${mode}/node-local-dns.yaml`,
+      );
     });
 
     test('committed deploy/kubernetes/<mode>/node-local-dns-standby.yaml is up to date', () => {
       const committed = readFileSync(join(ROOT, `deploy/kubernetes/${mode}/node-local-dns-standby.yaml`), 'utf8');
-      assert.equal(committed, renderedStandby, `re-run: node deploy/render.ts --standby --mode ${mode} --dns-server 10.96.0.10 --output deploy/kubernetes/${mode}/node-local-dns-standby.yaml`);
+      assert.equal(
+        committed,
+        renderedStandby,
+        `re-run: node deploy/render.ts --standby --mode ${mode} --dns-server 10.96.0.10 --output deploy/kubernetes/${mode}/node-local-dns-standby.yaml`,
+      );
       assert.match(committed, /^# Rendered by: node deploy\/render\.ts .*--standby\n# From deploy\/kubernetes\/nodelocaldns-standby\.yaml;/);
     });
 
@@ -217,7 +228,10 @@ describe('deploy/render.ts', () => {
     const standby = run(['--dns-server', '10.96.0.10', '--mode', 'ipvs', '--standby']);
     assert.equal(standby.status, 0, standby.stderr);
     assert.equal(standby.stdout, renderManifest(STANDBY_TEMPLATE, { mode: 'ipvs', ...DEFAULTS, standby: true }));
-    assert.deepEqual(parseManifests(standby.stdout, 'cli').map((o) => `${o.kind}/${o.metadata.name}`), ['DaemonSet/node-local-dns-standby', 'Service/node-local-dns-standby']);
+    assert.deepEqual(
+      parseManifests(standby.stdout, 'cli').map((o) => `${o.kind}/${o.metadata.name}`),
+      ['DaemonSet/node-local-dns-standby', 'Service/node-local-dns-standby'],
+    );
     assert.equal(renderMain(['--help']), 0);
   });
 });

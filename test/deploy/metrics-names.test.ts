@@ -196,7 +196,9 @@ async function queryTcp(port: number, name: string, type: dnsPacket.RecordType):
       reject(new Error(`no TCP answer for ${name}`));
     }, 5_000);
     let buf = Buffer.alloc(0);
-    sock.on('connect', () => sock.write(dnsPacket.streamEncode({ id, type: 'query', flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type, class: 'IN' }] })));
+    sock.on('connect', () =>
+      sock.write(dnsPacket.streamEncode({ id, type: 'query', flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type, class: 'IN' }] })),
+    );
     sock.on('data', (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
       if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
@@ -310,19 +312,28 @@ broken.test:${ports.dns} {
       NODE,
       [
         join(ROOT, 'src/main.ts'),
-        '-localip', HOST,
+        '-localip',
+        HOST,
         '-setupinterface=false',
         '-setupiptables=false',
-        '-basecorefile', join(dir, 'Corefile.base'),
-        '-conf', join(dir, 'Corefile'),
-        '-kubednscm', join(dir, 'kube-dns'),
-        '-upstreamsvc', 'kube-dns-upstream',
-        '-health-port', String(ports.health),
-        '-metrics-listen-address', `${HOST}:${ports.agent}`,
+        '-basecorefile',
+        join(dir, 'Corefile.base'),
+        '-conf',
+        join(dir, 'Corefile'),
+        '-kubednscm',
+        join(dir, 'kube-dns'),
+        '-upstreamsvc',
+        'kube-dns-upstream',
+        '-health-port',
+        String(ports.health),
+        '-metrics-listen-address',
+        `${HOST}:${ports.agent}`,
         // Its own peer directory: never register in the host's /run/node-local-dns.
-        '-peerdir', join(dir, 'peers'),
+        '-peerdir',
+        join(dir, 'peers'),
         // One serving thread: caches are per worker, and the test provokes evictions and stale answers.
-        '-workers', '1',
+        '-workers',
+        '1',
       ],
       { env: { ...process.env, KUBE_DNS_UPSTREAM_SERVICE_HOST: HOST }, stdio: ['ignore', 'pipe', 'pipe'] },
     );

@@ -57,28 +57,36 @@ describe('the contract checker itself', () => {
 });
 
 describe('deploy/monitoring/servicemonitor.yaml', () => {
-  const [sm] = parseManifests(readFileSync(SERVICEMONITOR_PATH, 'utf8'), 'sm') as [K8sObject & {
-    spec: {
-      jobLabel: string;
-      namespaceSelector: { matchNames: string[] };
-      selector: { matchLabels: Record<string, string> };
-      endpoints: Array<{ port: string; relabelings?: Array<{ targetLabel?: string; sourceLabels?: string[] }> }>;
-    };
-  }];
+  const [sm] = parseManifests(readFileSync(SERVICEMONITOR_PATH, 'utf8'), 'sm') as [
+    K8sObject & {
+      spec: {
+        jobLabel: string;
+        namespaceSelector: { matchNames: string[] };
+        selector: { matchLabels: Record<string, string> };
+        endpoints: Array<{ port: string; relabelings?: Array<{ targetLabel?: string; sourceLabels?: string[] }> }>;
+      };
+    },
+  ];
 
   test('validates against the ServiceMonitor CRD schema', () => {
     validateObject(sm);
   });
 
   test('selects the metrics Service of deploy/kubernetes and scrapes both of its ports', () => {
-    const svc = findOne<ServiceShape>(manifests.filter((o) => o.kind === 'Service' && o.metadata.name === 'node-local-dns'), 'Service');
+    const svc = findOne<ServiceShape>(
+      manifests.filter((o) => o.kind === 'Service' && o.metadata.name === 'node-local-dns'),
+      'Service',
+    );
     assert.ok(sm.spec.namespaceSelector.matchNames.includes(svc.metadata.namespace!));
     for (const [k, v] of Object.entries(sm.spec.selector.matchLabels)) assert.equal(svc.metadata.labels?.[k], v);
     assert.deepEqual(sm.spec.endpoints.map((e) => e.port).sort(), svc.spec.ports.map((p) => p.name).sort());
     // job label = the Service's k8s-app label, which the alerts and dashboard select on.
     assert.equal(svc.metadata.labels?.[sm.spec.jobLabel], 'node-local-dns');
     for (const e of sm.spec.endpoints) {
-      assert.ok(e.relabelings?.some((r) => r.targetLabel === 'node' && r.sourceLabels?.[0] === '__meta_kubernetes_pod_node_name'), `${e.port} adds node`);
+      assert.ok(
+        e.relabelings?.some((r) => r.targetLabel === 'node' && r.sourceLabels?.[0] === '__meta_kubernetes_pod_node_name'),
+        `${e.port} adds node`,
+      );
     }
   });
 
@@ -188,7 +196,10 @@ describe('deploy/monitoring/grafana-dashboard.json', () => {
     assert.ok(has('coredns_dns_requests_total', 'zone'), 'QPS by zone');
     assert.ok(has('coredns_dns_requests_total', 'type'), 'QPS by type');
     assert.ok(has('coredns_dns_responses_total', 'rcode'), 'rcodes');
-    assert.ok(analyses.some(({ a }) => ['coredns_cache_hits_total', 'coredns_cache_requests_total'].every((m) => a.selectors.some((s) => s.metric === m))), 'hit ratio');
+    assert.ok(
+      analyses.some(({ a }) => ['coredns_cache_hits_total', 'coredns_cache_requests_total'].every((m) => a.selectors.some((s) => s.metric === m))),
+      'hit ratio',
+    );
     assert.ok(has('coredns_cache_entries'), 'cache size');
     assert.ok(has('coredns_proxy_request_duration_seconds_bucket', 'to'), 'upstream latency by upstream');
     assert.ok(has('coredns_nodecache_setup_errors_total', 'errortype'), 'setup errors');

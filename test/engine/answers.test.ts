@@ -142,7 +142,10 @@ test('CNAME chains: inside the zone the upstream completes it; out of the zone t
   );
   const ext = await q('ext.default.svc.cluster.local', 'A');
   assert.equal(ext.status, 'NOERROR');
-  assert.deepEqual(ext.answer.map((a) => `${a.name} ${a.type} ${a.data}`), ['ext.default.svc.cluster.local. CNAME db.example.net.']);
+  assert.deepEqual(
+    ext.answer.map((a) => `${a.name} ${a.type} ${a.data}`),
+    ['ext.default.svc.cluster.local. CNAME db.example.net.'],
+  );
   assert.ok(ext.answer[0]!.ttl <= 30);
   // A stub resolver follows the CNAME: the target is in example.net, served by the other block.
   const target = await q(ext.answer[0]!.data, 'A');
@@ -230,7 +233,12 @@ test('FORMERR for malformed queries over UDP and TCP; responses and runts are dr
   const withAnswer = Buffer.from(good);
   withAnswer.writeUInt16BE(0x5555, 0);
   withAnswer.writeUInt16BE(1, 6);
-  for (const [what, msg] of [['two questions', twoQuestions], ['cut qname', cut], ['long label', longLabel], ['answer in query', withAnswer]] as const) {
+  for (const [what, msg] of [
+    ['two questions', twoQuestions],
+    ['cut qname', cut],
+    ['long label', longLabel],
+    ['answer in query', withAnswer],
+  ] as const) {
     const udp = await udpExchange(host, port, msg);
     assert.ok(udp, `${what}: answered over UDP`);
     assert.equal(rcodeOf(udp), 1, `${what}: FORMERR`);

@@ -42,7 +42,9 @@ async function ask(host: string, port: number, name: string, n = 40): Promise<st
 test('with -workers 2, cluster zones set before a reload reach the running workers', async () => {
   const { host, port } = await freeAddress();
   const corefile = path.join(dir, 'Corefile');
-  writeFileSync(corefile, `corp.example:${port} {
+  writeFileSync(
+    corefile,
+    `corp.example:${port} {
     bind ${host}
     cache {
         success 9984 30
@@ -52,7 +54,8 @@ test('with -workers 2, cluster zones set before a reload reach the running worke
         force_tcp
     }
 }
-`);
+`,
+  );
   // Started with the stock cluster zones: corp.example is not one of them.
   serving = await startServing({ corefilePath: corefile, defaultBind: [host], defaultPort: port, workers: 2, quiet: true, clusterZones: ['cluster.local.'] });
   assert.notEqual(serving.pool, null, 'two worker threads');

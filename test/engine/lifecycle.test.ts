@@ -75,9 +75,7 @@ describe('agent lifecycle', { concurrency: true }, () => {
   `);
     t.after(() => agent.stop('SIGKILL'));
 
-    const replies = [0, 1, 2, 3, 4, 5].map((i) =>
-      (i < 4 ? udpExchange : tcpExchange)(host, port, rawQuery(`q${i}.slow.test`, 1, 0x100 + i), 10_000),
-    );
+    const replies = [0, 1, 2, 3, 4, 5].map((i) => (i < 4 ? udpExchange : tcpExchange)(host, port, rawQuery(`q${i}.slow.test`, 1, 0x100 + i), 10_000));
     const end = performance.now() + 15_000;
     while (received < 6 && performance.now() < end) await new Promise((r) => setTimeout(r, 10));
     assert.equal(received, 6, 'every query reached the upstream before SIGTERM');
@@ -89,7 +87,10 @@ describe('agent lifecycle', { concurrency: true }, () => {
       const d = dnsPacket.decode(b);
       assert.equal(d.id, 0x100 + i);
       assert.equal((d as { rcode?: string }).rcode, 'NOERROR');
-      assert.deepEqual(d.answers!.map((a) => (a as { data: unknown }).data), [`192.0.2.${i + 1}`]);
+      assert.deepEqual(
+        d.answers!.map((a) => (a as { data: unknown }).data),
+        [`192.0.2.${i + 1}`],
+      );
     });
     assert.equal(await agent.exited, 0, agent.output());
     assert.match(agent.output(), /SIGTERM/);

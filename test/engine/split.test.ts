@@ -50,7 +50,14 @@ class FakePool implements ServingPool {
 
 test('Server: serves the query chain and starts only query-scoped plugins', async () => {
   const log = new MemoryLogger();
-  const cfg = await loadConfig(COREFILE, 'Corefile', { defaultBind: ['127.0.0.1'], defaultPort: 53, env: {}, clock: () => performance.now(), log, engine: new TestEngine() });
+  const cfg = await loadConfig(COREFILE, 'Corefile', {
+    defaultBind: ['127.0.0.1'],
+    defaultPort: 53,
+    env: {},
+    clock: () => performance.now(),
+    log,
+    engine: new TestEngine(),
+  });
   const server = new Server({ reusePort: false, clock: () => performance.now(), log });
   await server.apply(cfg);
   try {
@@ -69,7 +76,16 @@ test('Server: serves the query chain and starts only query-scoped plugins', asyn
 test('ControlPlane with a pool: validates before the pool, builds no chain, runs process-scoped plugins, serializes reloads', async () => {
   const pool = new FakePool();
   const log = new MemoryLogger();
-  const cp = await ControlPlane.start({ corefilePath: null, corefileText: COREFILE, defaultBind: ['127.0.0.1'], defaultPort: 53, env: {}, clusterZones: ['cluster.local.'], log, pool });
+  const cp = await ControlPlane.start({
+    corefilePath: null,
+    corefileText: COREFILE,
+    defaultBind: ['127.0.0.1'],
+    defaultPort: 53,
+    env: {},
+    clusterZones: ['cluster.local.'],
+    log,
+    pool,
+  });
   try {
     assert.deepEqual(pool.applied, [{ text: COREFILE, anyPortZero: true, clusterZones: ['cluster.local.'] }]);
     assert.deepEqual(cp.listening(), pool.listening());
@@ -77,7 +93,15 @@ test('ControlPlane with a pool: validates before the pool, builds no chain, runs
     assert.ok((pluginOf(cp.blocks(), 'health') as unknown as { port: number }).port > 0, 'health runs in the control thread');
     // No chain composed here: the block's chain is the end of a chain, not whoami's handler.
     const block = cp.blocks()[0] as LoadedBlock;
-    const composed = await loadConfig(COREFILE, 'Corefile', { defaultBind: ['127.0.0.1'], defaultPort: 53, env: {}, clock: () => 0, log, engine: new TestEngine(), compose: false });
+    const composed = await loadConfig(COREFILE, 'Corefile', {
+      defaultBind: ['127.0.0.1'],
+      defaultPort: 53,
+      env: {},
+      clock: () => 0,
+      log,
+      engine: new TestEngine(),
+      compose: false,
+    });
     assert.equal(block.chain, composed.blocks[0]!.chain);
     assert.equal(cp.isReady(), true);
     pool.live = false;
@@ -95,7 +119,13 @@ test('ControlPlane with a pool: validates before the pool, builds no chain, runs
     const b = `${COREFILE}# b\n`;
     pool.delayMs = 200;
     await Promise.all([cp.reloadText(a), cp.reloadText(b)]);
-    assert.deepEqual(pool.applied.slice(1).map((x) => [x.text, x.clusterZones]), [[a, ['corp.example.']], [b, ['corp.example.']]]);
+    assert.deepEqual(
+      pool.applied.slice(1).map((x) => [x.text, x.clusterZones]),
+      [
+        [a, ['corp.example.']],
+        [b, ['corp.example.']],
+      ],
+    );
     assert.equal(cp.corefileText(), b);
   } finally {
     await cp.stop();

@@ -148,7 +148,10 @@ describe('upstream failures', { concurrency: true }, () => {
     const r = await q(ports.forceTcp, 'www.example.test', 'A');
     assert.equal(r.proto, 'UDP', 'the client asked over UDP');
     assert.equal(r.status, 'NOERROR');
-    assert.deepEqual(r.answer.map((a) => a.data), ['192.0.2.81']);
+    assert.deepEqual(
+      r.answer.map((a) => a.data),
+      ['192.0.2.81'],
+    );
     const { r: fail, ms } = await timed(q(ports.udpToTcpOnly, 'www.example.test', 'A'));
     assert.equal(fail.status, 'SERVFAIL');
     assert.ok(ms < 5500, `SERVFAIL after ${ms} ms`);
@@ -165,10 +168,16 @@ describe('upstream failures', { concurrency: true }, () => {
     assert.equal(bad.r.answer.length, 0);
     assert.ok(bad.ms < 8500, `SERVFAIL after ${bad.ms} ms`);
     assert.equal(flaky.r.status, 'NOERROR');
-    assert.deepEqual(flaky.r.answer.map((a) => a.data), ['192.0.2.99']);
+    assert.deepEqual(
+      flaky.r.answer.map((a) => a.data),
+      ['192.0.2.99'],
+    );
     // The agent is still fine.
     const again = await q(ports.garbage, 'www.flaky.test', 'A');
-    assert.deepEqual(again.answer.map((a) => a.data), ['192.0.2.99']);
+    assert.deepEqual(
+      again.answer.map((a) => a.data),
+      ['192.0.2.99'],
+    );
     assert.match(agent.output(), /plugin\/errors: 2 www\.garbage\.test\. A: read udp \S+: i\/o timeout/);
   });
 
@@ -180,7 +189,10 @@ describe('upstream failures', { concurrency: true }, () => {
     const from = ['-b', `${client.host}#${client.port}`];
     for (const port of [ports.plain, ports.stale]) {
       const r = await q(port, ...(port === ports.stale ? from : []), 'www.example.test', 'A');
-      assert.deepEqual(r.answer.map((a) => a.data), ['192.0.2.80']);
+      assert.deepEqual(
+        r.answer.map((a) => a.data),
+        ['192.0.2.80'],
+      );
       assert.equal(r.answer[0]!.ttl, 1, 'success TTL capped at 1');
     }
     await nsd.stop();
@@ -196,7 +208,10 @@ describe('upstream failures', { concurrency: true }, () => {
     assert.equal(never.r.status, 'SERVFAIL');
     assert.ok(never.ms < 5000, `SERVFAIL after ${never.ms} ms`);
     assert.equal(stale.r.status, 'NOERROR', `stale answer; agent output:\n${agent.output()}`);
-    assert.deepEqual(stale.r.answer.map((a) => a.data), ['192.0.2.80']);
+    assert.deepEqual(
+      stale.r.answer.map((a) => a.data),
+      ['192.0.2.80'],
+    );
     assert.equal(stale.r.answer[0]!.ttl, 0, 'a stale answer has TTL 0 (CoreDNS)');
     assert.ok(stale.ms < 5000);
   });

@@ -47,11 +47,29 @@ test('EMFILE in the periodic iptables/interface sync: logged, counted, retried n
   });
   await mkdir(join(dir, 'peers'));
   await writeFile(join(dir, 'Corefile'), `.:53 {\n    errors\n}\n`);
-  const child = ns.spawn(process.execPath, [
-    join(ROOT, 'src/main.ts'),
-    '-localip', LOCAL_IP, '-interfacetype', 'bridge', '-conf', join(dir, 'Corefile'), '-basecorefile', join(dir, 'none'),
-    '-syncinterval', '1s', '-metrics-listen-address', '127.0.0.1:9353', '-health-port', '8080', '-peerdir', join(dir, 'peers'),
-  ], { cwd: ROOT });
+  const child = ns.spawn(
+    process.execPath,
+    [
+      join(ROOT, 'src/main.ts'),
+      '-localip',
+      LOCAL_IP,
+      '-interfacetype',
+      'bridge',
+      '-conf',
+      join(dir, 'Corefile'),
+      '-basecorefile',
+      join(dir, 'none'),
+      '-syncinterval',
+      '1s',
+      '-metrics-listen-address',
+      '127.0.0.1:9353',
+      '-health-port',
+      '8080',
+      '-peerdir',
+      join(dir, 'peers'),
+    ],
+    { cwd: ROOT },
+  );
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out += b));
   child.stderr!.on('data', (b: Buffer) => (out += b));
@@ -65,10 +83,15 @@ test('EMFILE in the periodic iptables/interface sync: logged, counted, retried n
       clearTimeout(k);
     }
   });
-  await waitFor('start-up', async () => {
-    if (!alive()) throw new Error(out);
-    return out.includes('[INFO] Start-up complete: serving');
-  }, 30_000, 100).catch((e: Error) => {
+  await waitFor(
+    'start-up',
+    async () => {
+      if (!alive()) throw new Error(out);
+      return out.includes('[INFO] Start-up complete: serving');
+    },
+    30_000,
+    100,
+  ).catch((e: Error) => {
     throw new Error(`${e.message}\n${out}`);
   });
   const rules = async () => {
@@ -99,24 +122,50 @@ test('EMFILE in the periodic iptables/interface sync: logged, counted, retried n
   }
   execFileSync('prlimit', ['--pid', String(pid), `--nofile=${lowestFree}:${limits.hard}`]);
   const before = out.length;
-  await ns.exec('iptables', ['-w', '5', '-t', 'raw', '-D', 'PREROUTING', '-p', 'udp', '-d', LOCAL_IP, '--dport', '53', '-j', 'NOTRACK',
-    '-m', 'comment', '--comment', 'NodeLocal DNS Cache: skip conntrack']);
+  await ns.exec('iptables', [
+    '-w',
+    '5',
+    '-t',
+    'raw',
+    '-D',
+    'PREROUTING',
+    '-p',
+    'udp',
+    '-d',
+    LOCAL_IP,
+    '--dport',
+    '53',
+    '-j',
+    'NOTRACK',
+    '-m',
+    'comment',
+    '--comment',
+    'NodeLocal DNS Cache: skip conntrack',
+  ]);
   // Two full ticks that fail: every rule check and the interface check.
-  await waitFor('two failing sync ticks', async () => count(out.slice(before), /Error checking interface nodelocaldns - .*EMFILE/g) >= 2, 20_000, 100)
-    .catch((e: Error) => {
+  await waitFor('two failing sync ticks', async () => count(out.slice(before), /Error checking interface nodelocaldns - .*EMFILE/g) >= 2, 20_000, 100).catch(
+    (e: Error) => {
       throw new Error(`${e.message}\n${out.slice(before)}`);
-    });
+    },
+  );
   assert.ok(alive(), out);
-  assert.ok(count(out.slice(before), /\[ERROR\] Error checking\/adding iptables rule \{.*\}, error - cannot run iptables: spawn iptables EMFILE/g) >= 12, out.slice(before));
+  assert.ok(
+    count(out.slice(before), /\[ERROR\] Error checking\/adding iptables rule \{.*\}, error - cannot run iptables: spawn iptables EMFILE/g) >= 12,
+    out.slice(before),
+  );
   const answered = await dig(ns, LOCAL_IP, 'example.org', 'A', { timeoutSec: 2 });
   assert.notEqual(answered.status, 'TIMEOUT', 'DNS answered while descriptors are exhausted');
 
   // Descriptors back: the next tick puts the deleted rule back, and the failures were counted.
   execFileSync('prlimit', ['--pid', String(pid), `--nofile=${limits.soft}:${limits.hard}`]);
   await waitFor('the rule to be added back', async () => (await rules()).length === 12, 20_000, 100);
-  await waitFor('the log line', async () => out.includes('Added back nodelocaldns rule - {raw PREROUTING [-p udp -d 169.254.20.10 --dport 53 -j NOTRACK'), 5_000);
-  assert.ok(await metric('iptables') >= 24, 'every failed rule check counted');
-  assert.ok(await metric('interface_check') >= 2);
+  await waitFor(
+    'the log line',
+    async () => out.includes('Added back nodelocaldns rule - {raw PREROUTING [-p udp -d 169.254.20.10 --dport 53 -j NOTRACK'),
+    5_000,
+  );
+  assert.ok((await metric('iptables')) >= 24, 'every failed rule check counted');
+  assert.ok((await metric('interface_check')) >= 2);
   assert.ok(alive());
   child.kill('SIGTERM');
   assert.equal(await exited, 0, out);

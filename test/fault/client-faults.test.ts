@@ -116,12 +116,18 @@ describe('misbehaving TCP clients', { concurrency: true }, () => {
     }
     // The slow ones hold 450 connections; the probes keep going through.
     await sleep(2_000);
-    assert.ok(conns.every((c) => c.closedAt < 0), 'nothing is closed before the idle timeout');
+    assert.ok(
+      conns.every((c) => c.closedAt < 0),
+      'nothing is closed before the idle timeout',
+    );
     const servedWhileHeld = tcpProbe.latencies.length;
     await waitUntil(() => conns.every((c) => c.closedAt >= 0), 'the server to close every idle connection', IDLE_TIMEOUT_MS + 6_000);
     const closedAfter = Math.min(...conns.map((c) => c.closedAt)) - t0;
     assert.ok(closedAfter >= IDLE_TIMEOUT_MS - 1_000, `closed by the idle timeout, not earlier (${closedAfter.toFixed(0)} ms)`);
-    assert.ok(conns.every((c) => c.received.length === 0), 'no answer to a query never completed');
+    assert.ok(
+      conns.every((c) => c.received.length === 0),
+      'no answer to a query never completed',
+    );
     assert.ok(tcpProbe.latencies.length > servedWhileHeld, 'TCP clients were served while the slow ones were held');
   });
 

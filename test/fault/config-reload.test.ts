@@ -91,7 +91,9 @@ describe('config loading faults', () => {
   });
 
   for (const trigger of ['SIGUSR1', 'reload plugin'] as const) {
-    test(`reload (${trigger}) to a Corefile importing a FIFO: error logged, old config serves, DNS answered during and after`, { timeout: 60_000 }, async (t) => {
+    test(`reload (${trigger}) to a Corefile importing a FIFO: error logged, old config serves, DNS answered during and after`, {
+      timeout: 60_000,
+    }, async (t) => {
       const { host, port } = await freeAddress();
       const extra = trigger === 'reload plugin' ? ['errors', 'reload 2s 1s'] : ['errors'];
       const agent = await startAgent(corefile(host, port, extra));
@@ -117,7 +119,9 @@ describe('config loading faults', () => {
     });
   }
 
-  test('reload of a Corefile of 10,000 blocks (oversize), an oversize import, 1,001 blocks: refused naming the file, old config serves', { timeout: 90_000 }, async (t) => {
+  test('reload of a Corefile of 10,000 blocks (oversize), an oversize import, 1,001 blocks: refused naming the file, old config serves', {
+    timeout: 90_000,
+  }, async (t) => {
     const { host, port } = await freeAddress();
     const good = corefile(host, port, ['errors']);
     const agent = await startAgent(good);
@@ -131,8 +135,16 @@ describe('config loading faults', () => {
     const cases: [string, string, RegExp][] = [
       // The issue's 750 KB Corefile of 10,000 blocks (here ~900 KB): over the 512 KiB limit.
       ['10,000 blocks', manyBlocks(host, port, 10_000, true), new RegExp(`${agent.corefile}: larger than the configuration size limit of 524288 bytes`)],
-      ['oversize import', corefile(host, port, ['errors', `import ${big}`]), new RegExp(`${agent.corefile}:4 - Error during parsing: Could not import ${big}: larger than the \\d+ bytes left of the configuration size limit`)],
-      ['1,001 blocks', manyBlocks(host, port, 1_001, true), new RegExp(`${agent.corefile}:\\d+ - Error during parsing: more than 1000 server blocks \\(the configuration limit\\)`)],
+      [
+        'oversize import',
+        corefile(host, port, ['errors', `import ${big}`]),
+        new RegExp(`${agent.corefile}:4 - Error during parsing: Could not import ${big}: larger than the \\d+ bytes left of the configuration size limit`),
+      ],
+      [
+        '1,001 blocks',
+        manyBlocks(host, port, 1_001, true),
+        new RegExp(`${agent.corefile}:\\d+ - Error during parsing: more than 1000 server blocks \\(the configuration limit\\)`),
+      ],
     ];
     for (const [name, text, want] of cases) {
       const before = probe.latencies.length;
@@ -194,10 +206,16 @@ describe('config loading faults', () => {
     const agent = await startAgent(corefile(host, port, ['errors']));
     t.after(() => agent.stop());
     const arrivals: number[] = [];
-    const probe = new Prober(host, port, 'a.cfg.test', (p) => {
-      arrivals.push(performance.now());
-      return answered(p);
-    }, 5);
+    const probe = new Prober(
+      host,
+      port,
+      'a.cfg.test',
+      (p) => {
+        arrivals.push(performance.now());
+        return answered(p);
+      },
+      5,
+    );
     t.after(() => probe.stop());
     await waitUntil(() => probe.latencies.length >= 5, 'first answers');
 

@@ -94,7 +94,9 @@ test('50 000 unique names through a cache of 1000: entries stay within capacity,
     const entries = metricSum(fams, 'coredns_cache_entries', { type: 'success' });
     const misses = metricSum(fams, 'coredns_cache_misses_total');
     const evictions = metricSum(fams, 'coredns_cache_evictions_total', { type: 'success' });
-    t.diagnostic(`answered ${warm + rest}; entries ${entries}; misses ${misses}; evictions ${evictions}; RSS ${rssWarmKiB} -> ${rssEndKiB} KiB; probe ${probe.summary()}`);
+    t.diagnostic(
+      `answered ${warm + rest}; entries ${entries}; misses ${misses}; evictions ${evictions}; RSS ${rssWarmKiB} -> ${rssEndKiB} KiB; probe ${probe.summary()}`,
+    );
     assert.ok(entries > 0 && entries <= CAPACITY * WORKERS, `success entries ${entries} within capacity ${CAPACITY} × ${WORKERS} workers`);
     assert.ok(misses >= NAMES * 0.99, `every unique name was a miss (${misses})`);
     assert.ok(evictions >= misses - CAPACITY * WORKERS - 100, `evictions ${evictions} keep the caches at capacity`);

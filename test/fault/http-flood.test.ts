@@ -163,8 +163,18 @@ test('held connections and slowloris clients: fds bounded, /health and DNS answe
     while (performance.now() < end) {
       await sleep(1_000);
       // A fresh client (kubelet's probe) while the flood holds every slot it can.
-      health.push(await httpGet(dns.host, healthPort, '/health').then((r) => r.status, () => 0));
-      ready.push(await httpGet(dns.host, readyPort, '/ready').then((r) => r.status, () => 0));
+      health.push(
+        await httpGet(dns.host, healthPort, '/health').then(
+          (r) => r.status,
+          () => 0,
+        ),
+      );
+      ready.push(
+        await httpGet(dns.host, readyPort, '/ready').then(
+          (r) => r.status,
+          () => 0,
+        ),
+      );
       // Cached answers over UDP and TCP, and a miss forwarded upstream (a new upstream socket).
       const miss = `n${dnsDuring.length}-${Date.now()}.ok.test`;
       const [u, tcp, fwd] = await Promise.all([
@@ -189,7 +199,10 @@ test('held connections and slowloris clients: fds bounded, /health and DNS answe
   assert.ok(maxRss <= MAX_RSS_KIB, `agent RSS peaked at ${maxRss} KiB`);
   assert.ok(maxFds <= bound, `agent fds peaked at ${maxFds}, bound ${bound} (baseline ${baseFds})\n${out}`);
   assert.ok(health.length > 0 && health.every((s) => s === 200), `/health from a fresh client: ${health.join(',')}`);
-  assert.ok(ready.every((s) => s === 200), `/ready from a fresh client: ${ready.join(',')}`);
+  assert.ok(
+    ready.every((s) => s === 200),
+    `/ready from a fresh client: ${ready.join(',')}`,
+  );
   assert.ok(dnsDuring.every(Boolean), `DNS over UDP and TCP, cached and forwarded, during the flood: ${dnsDuring.join(',')}`);
   assert.equal(udpProbe.unanswered + udpProbe.wrong, 0, `UDP probe: ${udpProbe.summary()}`);
   assert.equal(tcpProbe.unanswered + tcpProbe.wrong, 0, `TCP probe: ${tcpProbe.summary()}`);

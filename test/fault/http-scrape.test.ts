@@ -129,7 +129,9 @@ test('a scrape storm: renders bounded by the interval and shared, RSS bounded, D
   const rendersAfter = rendersIn((await httpGet(dns.host, metricsPort, '/metrics')).body);
   const renders = rendersAfter - rendersBefore - 1; // the last scrape's own render left out
 
-  t.diagnostic(`${scrapes} scrapes (${gzipped} gzip), ${renders} renders in ${elapsedMs.toFixed(0)} ms; RSS ${rssBefore} -> ${rssAfter} KiB; DNS ${probe.summary()}`);
+  t.diagnostic(
+    `${scrapes} scrapes (${gzipped} gzip), ${renders} renders in ${elapsedMs.toFixed(0)} ms; RSS ${rssBefore} -> ${rssAfter} KiB; DNS ${probe.summary()}`,
+  );
   assert.ok(agent.alive(), agent.output().slice(-2000));
   assert.ok(scrapes >= CLIENTS && gzipped > 0, `${scrapes} scrapes, ${gzipped} gzipped`);
   // At most one render per interval (plus the one starting the storm and one in flight at its end).

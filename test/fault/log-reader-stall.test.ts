@@ -58,7 +58,11 @@ before(async () => {
   });
   closeSync(writeFd);
   writeFd = -1;
-  await waitUntil(async () => (await udpQuery(dns.host, dns.port, 'ready.stall.test', 'A', { timeoutMs: 500 })).packet?.rcode === 'NOERROR', 'the agent to answer', 20_000);
+  await waitUntil(
+    async () => (await udpQuery(dns.host, dns.port, 'ready.stall.test', 'A', { timeoutMs: 500 })).packet?.rcode === 'NOERROR',
+    'the agent to answer',
+    20_000,
+  );
   writeFileSync(path.join(dir, 'queries'), Array.from({ length: QUERIES_PER_PASS }, (_, i) => `n${i}.stall.test A\n`).join(''));
 });
 
@@ -75,7 +79,12 @@ after(async () => {
 
 function dnsperf(): Promise<string> {
   return new Promise((resolve) => {
-    execFile('dnsperf', ['-s', dns.host, '-p', String(dns.port), '-d', path.join(dir, 'queries'), '-n', String(PASSES), '-t', '2', '-q', '100'], { timeout: 120_000 }, (_err, stdout) => resolve(String(stdout)));
+    execFile(
+      'dnsperf',
+      ['-s', dns.host, '-p', String(dns.port), '-d', path.join(dir, 'queries'), '-n', String(PASSES), '-t', '2', '-q', '100'],
+      { timeout: 120_000 },
+      (_err, stdout) => resolve(String(stdout)),
+    );
   });
 }
 

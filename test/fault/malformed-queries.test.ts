@@ -45,13 +45,16 @@ before(async () => {
   nsd = await startNsd({ 'example.test.': zoneText('example.test', ['www IN A 192.0.2.1', '* IN A 192.0.2.2']) });
   dns = await freeAddress();
   metrics = await freeAddress(dns.host);
-  agent = await startAgent(`. {
+  agent = await startAgent(
+    `. {
     bind ${dns.host}
     cache 30
     forward . ${nsd.addr}
     prometheus ${metrics.host}:${metrics.port}
 }
-`, { extraArgs: ['-dns.port', String(dns.port)] });
+`,
+    { extraArgs: ['-dns.port', String(dns.port)] },
+  );
 });
 
 after(async () => {
@@ -84,7 +87,14 @@ const soa = (name: string) =>
     id: ID,
     flags: RD,
     questions: [{ name, type: 'A' }],
-    authorities: [{ type: 'SOA', name: 'example.test', ttl: 60, data: { mname: 'ns.example.test', rname: 'h.example.test', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 1 } } as dnsPacket.Answer],
+    authorities: [
+      {
+        type: 'SOA',
+        name: 'example.test',
+        ttl: 60,
+        data: { mname: 'ns.example.test', rname: 'h.example.test', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 1 },
+      } as dnsPacket.Answer,
+    ],
   });
 
 interface Row {
@@ -102,39 +112,131 @@ interface Row {
 const q = (name: string) => encodeName(name);
 
 const ROWS: Row[] = [
-  { what: 'shorter than a header (11 bytes)', msg: (n) => header(RD, 1, 0, 0, 0).subarray(0, 11), expect: { drop: 'short' } },
+  { what: 'shorter than a header (11 bytes)', msg: (_n) => header(RD, 1, 0, 0, 0).subarray(0, 11), expect: { drop: 'short' } },
   { what: 'a response (QR=1)', msg: (n) => Buffer.concat([header(0x8000 | RD, 1, 0, 0, 0), question(q(n))]), expect: { drop: 'response' } },
   { what: 'opcode IQUERY', msg: (n) => Buffer.concat([header((1 << 11) | RD, 1, 0, 0, 0), question(q(n))]), expect: 'NOTIMP', withQuestion: false },
   { what: 'opcode STATUS', msg: (n) => Buffer.concat([header((2 << 11) | RD, 1, 0, 0, 0), question(q(n))]), expect: 'NOTIMP', withQuestion: false },
   { what: 'opcode 3 (unassigned)', msg: (n) => Buffer.concat([header(3 << 11, 1, 0, 0, 0), question(q(n))]), expect: 'NOTIMP', withQuestion: false },
-  { what: 'opcode UPDATE with a prerequisite', msg: (n) => Buffer.concat([header(5 << 11, 1, 1, 0, 0), question(encodeName('example.test.'), 6), aRecord()]), expect: 'NOTIMP', withQuestion: false },
+  {
+    what: 'opcode UPDATE with a prerequisite',
+    msg: (_n) => Buffer.concat([header(5 << 11, 1, 1, 0, 0), question(encodeName('example.test.'), 6), aRecord()]),
+    expect: 'NOTIMP',
+    withQuestion: false,
+  },
   { what: 'opcode 15', msg: (n) => Buffer.concat([header(15 << 11, 1, 0, 0, 0), question(q(n))]), expect: 'NOTIMP', withQuestion: false },
-  { what: 'QDCOUNT 0, header only', msg: (n) => header(RD, 0, 0, 0, 0), expect: 'FORMERR', withQuestion: false },
+  { what: 'QDCOUNT 0, header only', msg: (_n) => header(RD, 0, 0, 0, 0), expect: 'FORMERR', withQuestion: false },
   { what: 'QDCOUNT 0 with a question present', msg: (n) => Buffer.concat([header(RD, 0, 0, 0, 0), question(q(n))]), expect: 'FORMERR', withQuestion: false },
   { what: 'QDCOUNT 2', msg: (n) => Buffer.concat([header(RD, 2, 0, 0, 0), question(q(n)), question(q(n), 28)]), expect: 'FORMERR', withQuestion: false },
   { what: 'ANCOUNT 2', msg: (n) => Buffer.concat([header(RD, 1, 2, 0, 0), question(q(n)), aRecord(), aRecord()]), expect: 'FORMERR', withQuestion: false },
   { what: 'ANCOUNT 1 (an A record in the answer section)', msg: (n) => Buffer.concat([header(RD, 1, 1, 0, 0), question(q(n)), aRecord()]), expect: 'FORMERR' },
   { what: 'NSCOUNT 1, a SOA in the authority section', msg: (n) => soa(n), expect: 'FORMERR' },
-  { what: 'NSCOUNT 1, an A record in the authority section', msg: (n) => Buffer.concat([header(RD, 1, 0, 1, 0), question(q(n)), aRecord()]), expect: 'FORMERR' },
+  {
+    what: 'NSCOUNT 1, an A record in the authority section',
+    msg: (n) => Buffer.concat([header(RD, 1, 0, 1, 0), question(q(n)), aRecord()]),
+    expect: 'FORMERR',
+  },
   { what: 'NSCOUNT 1 and an OPT', msg: (n) => Buffer.concat([header(RD, 1, 0, 1, 1), question(q(n)), aRecord(), opt()]), expect: 'FORMERR' },
   { what: 'NSCOUNT 2', msg: (n) => Buffer.concat([header(RD, 1, 0, 2, 0), question(q(n)), aRecord(), aRecord()]), expect: 'FORMERR', withQuestion: false },
-  { what: 'ARCOUNT 3', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 3), question(q(n)), opt(), aRecord(), aRecord()]), expect: 'FORMERR', withQuestion: false },
-  { what: 'ARCOUNT 1 and nothing after the question', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 1), question(q(n))]), expect: 'FORMERR', withQuestion: true },
-  { what: 'ARCOUNT 1, a record cut short', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 1), question(q(n)), aRecord().subarray(0, 9)]), expect: 'FORMERR', withQuestion: true },
-  { what: 'OPT RDLENGTH past the end', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 1), question(q(n)), opt(0, Buffer.from([0, 10, 0, 8]), 40)]), expect: 'FORMERR', withQuestion: true },
-  { what: 'OPT with an option longer than its RDATA', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 1), question(q(n)), opt(0, Buffer.from([0, 10, 0, 8, 1, 2]))]), expect: 'FORMERR', withQuestion: true },
-  { what: 'two OPT records', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 2), question(q(n)), opt(), opt()]), expect: 'FORMERR', differs: 'forwarded; the upstream decides (NSD: FORMERR)' },
+  {
+    what: 'ARCOUNT 3',
+    msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 3), question(q(n)), opt(), aRecord(), aRecord()]),
+    expect: 'FORMERR',
+    withQuestion: false,
+  },
+  {
+    what: 'ARCOUNT 1 and nothing after the question',
+    msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 1), question(q(n))]),
+    expect: 'FORMERR',
+    withQuestion: true,
+  },
+  {
+    what: 'ARCOUNT 1, a record cut short',
+    msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 1), question(q(n)), aRecord().subarray(0, 9)]),
+    expect: 'FORMERR',
+    withQuestion: true,
+  },
+  {
+    what: 'OPT RDLENGTH past the end',
+    msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 1), question(q(n)), opt(0, Buffer.from([0, 10, 0, 8]), 40)]),
+    expect: 'FORMERR',
+    withQuestion: true,
+  },
+  {
+    what: 'OPT with an option longer than its RDATA',
+    msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 1), question(q(n)), opt(0, Buffer.from([0, 10, 0, 8, 1, 2]))]),
+    expect: 'FORMERR',
+    withQuestion: true,
+  },
+  {
+    what: 'two OPT records',
+    msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 2), question(q(n)), opt(), opt()]),
+    expect: 'FORMERR',
+    differs: 'forwarded; the upstream decides (NSD: FORMERR)',
+  },
   { what: 'EDNS version 1', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 1), question(q(n)), opt(1)]), expect: 'BADVERS', withQuestion: true },
-  { what: 'question name cut inside a label', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), q(n).subarray(0, 6)]), expect: 'FORMERR', withQuestion: false },
-  { what: 'question name without its root label', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), q(n).subarray(0, q(n).length - 1)]), expect: 'FORMERR', withQuestion: false },
-  { what: 'question with one byte of qtype', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), q(n), Buffer.from([0])]), expect: 'FORMERR', withQuestion: false },
-  { what: 'question without qtype and qclass', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), q(n)]), expect: 'FORMERR', withQuestion: false, differs: 'REFUSED (miekg takes qclass 0)' },
-  { what: 'question without qclass', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), q(n), Buffer.from([0, 1])]), expect: 'FORMERR', withQuestion: false, differs: 'REFUSED (miekg takes qclass 0)' },
-  { what: 'header only with QDCOUNT 1', msg: (n) => header(RD, 1, 0, 0, 0), expect: 'FORMERR', withQuestion: false, differs: 'SERVFAIL (no question)' },
-  { what: 'compression pointer to itself in the question', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), Buffer.from([0xc0, 0x0c, 0, 1, 0, 1])]), expect: 'FORMERR', withQuestion: false },
-  { what: 'compression pointer forward in the question', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), Buffer.from([0xc0, 18, 0, 1, 0, 1]), q(n)]), expect: 'FORMERR', withQuestion: false, differs: 'follows it and answers the name' },
-  { what: 'reserved label type 0x40 in the question', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), Buffer.from([0x41, 0x61, 0, 0, 1, 0, 1])]), expect: 'FORMERR', withQuestion: false },
-  { what: 'question name longer than 255 bytes', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), Buffer.concat(Array.from({ length: 5 }, () => Buffer.concat([Buffer.from([60]), Buffer.alloc(60, 0x61)]))), Buffer.from([0, 0, 1, 0, 1])]), expect: 'FORMERR', withQuestion: false },
+  {
+    what: 'question name cut inside a label',
+    msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), q(n).subarray(0, 6)]),
+    expect: 'FORMERR',
+    withQuestion: false,
+  },
+  {
+    what: 'question name without its root label',
+    msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), q(n).subarray(0, q(n).length - 1)]),
+    expect: 'FORMERR',
+    withQuestion: false,
+  },
+  {
+    what: 'question with one byte of qtype',
+    msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), q(n), Buffer.from([0])]),
+    expect: 'FORMERR',
+    withQuestion: false,
+  },
+  {
+    what: 'question without qtype and qclass',
+    msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), q(n)]),
+    expect: 'FORMERR',
+    withQuestion: false,
+    differs: 'REFUSED (miekg takes qclass 0)',
+  },
+  {
+    what: 'question without qclass',
+    msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), q(n), Buffer.from([0, 1])]),
+    expect: 'FORMERR',
+    withQuestion: false,
+    differs: 'REFUSED (miekg takes qclass 0)',
+  },
+  { what: 'header only with QDCOUNT 1', msg: (_n) => header(RD, 1, 0, 0, 0), expect: 'FORMERR', withQuestion: false, differs: 'SERVFAIL (no question)' },
+  {
+    what: 'compression pointer to itself in the question',
+    msg: (_n) => Buffer.concat([header(RD, 1, 0, 0, 0), Buffer.from([0xc0, 0x0c, 0, 1, 0, 1])]),
+    expect: 'FORMERR',
+    withQuestion: false,
+  },
+  {
+    what: 'compression pointer forward in the question',
+    msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), Buffer.from([0xc0, 18, 0, 1, 0, 1]), q(n)]),
+    expect: 'FORMERR',
+    withQuestion: false,
+    differs: 'follows it and answers the name',
+  },
+  {
+    what: 'reserved label type 0x40 in the question',
+    msg: (_n) => Buffer.concat([header(RD, 1, 0, 0, 0), Buffer.from([0x41, 0x61, 0, 0, 1, 0, 1])]),
+    expect: 'FORMERR',
+    withQuestion: false,
+  },
+  {
+    what: 'question name longer than 255 bytes',
+    msg: (_n) =>
+      Buffer.concat([
+        header(RD, 1, 0, 0, 0),
+        Buffer.concat(Array.from({ length: 5 }, () => Buffer.concat([Buffer.from([60]), Buffer.alloc(60, 0x61)]))),
+        Buffer.from([0, 0, 1, 0, 1]),
+      ]),
+    expect: 'FORMERR',
+    withQuestion: false,
+  },
   // Not malformed for CoreDNS: answered as usual.
   // Classes other than IN: CoreDNS refuses them unless a block of the server has chaos or
   // forward (dnsserver.EnableChaos); forward is always there in node-cache's Corefile, so
@@ -144,9 +246,19 @@ const ROWS: Row[] = [
   { what: 'qclass NONE', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), question(q(n), 1, 254)]), expect: 'REFUSED' },
   { what: 'qclass ANY', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), question(q(n), 1, 255)]), expect: 'NOERROR' },
   { what: 'qclass 0', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), question(q(n), 1, 0)]), expect: 'REFUSED' },
-  { what: 'opcode NOTIFY', msg: (n) => Buffer.concat([header(4 << 11, 1, 0, 0, 0), question(q(n), 6)]), expect: 'NOTIMP', differs: 'forwarded; the upstream answers' },
+  {
+    what: 'opcode NOTIFY',
+    msg: (n) => Buffer.concat([header(4 << 11, 1, 0, 0, 0), question(q(n), 6)]),
+    expect: 'NOTIMP',
+    differs: 'forwarded; the upstream answers',
+  },
   { what: 'Z bit set', msg: (n) => Buffer.concat([header(RD | 0x0040, 1, 0, 0, 0), question(q(n))]), expect: 'NOERROR', withQuestion: true },
-  { what: 'bytes after the last record', msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), question(q(n)), Buffer.from([1, 2, 3])]), expect: 'NOERROR', withQuestion: true },
+  {
+    what: 'bytes after the last record',
+    msg: (n) => Buffer.concat([header(RD, 1, 0, 0, 0), question(q(n)), Buffer.from([1, 2, 3])]),
+    expect: 'NOERROR',
+    withQuestion: true,
+  },
 ];
 
 interface Reply {
@@ -159,7 +271,8 @@ function decodeReply(b: Buffer, t0: number): Reply {
   const low = b[3]! & 0x0f;
   // The extended rcode (BADVERS = 16) is in the OPT's TTL; the header then holds 0.
   let rcode = RCODES[low] ?? `RCODE${low}`;
-  if (low === 0 && b.length >= 23 && b.readUInt16BE(10) === 1 && b[b.length - 11] === 0 && b.readUInt16BE(b.length - 10) === 41 && b[b.length - 6] === 1) rcode = 'BADVERS';
+  if (low === 0 && b.length >= 23 && b.readUInt16BE(10) === 1 && b[b.length - 11] === 0 && b.readUInt16BE(b.length - 10) === 41 && b[b.length - 6] === 1)
+    rcode = 'BADVERS';
   return { rcode, qdcount: b.readUInt16BE(4), ms: performance.now() - t0 };
 }
 
@@ -209,7 +322,7 @@ function sendTcp(msg: Buffer, waitMs: number): Promise<Reply | null> {
   });
 }
 
-test('malformed queries: each answered promptly with CoreDNS\'s rcode over UDP and TCP, or dropped and counted as CoreDNS drops it', async () => {
+test("malformed queries: each answered promptly with CoreDNS's rcode over UDP and TCP, or dropped and counted as CoreDNS drops it", async () => {
   const drops = (reason: string) => scrape(metrics.host, metrics.port).then((f) => metricSum(f, 'nodelocaldns_dropped_packets_total', { reason }));
   const dropsBefore = new Map<string, number>();
   for (const r of ROWS) if (typeof r.expect !== 'string') dropsBefore.set(r.expect.drop, await drops(r.expect.drop));
@@ -229,7 +342,10 @@ test('malformed queries: each answered promptly with CoreDNS\'s rcode over UDP a
       if (udp !== null) failures.push(`${r.what}: expected a drop, got ${udp.rcode}`);
       continue;
     }
-    for (const [proto, got] of [['udp', udp], ['tcp', tcp]] as const) {
+    for (const [proto, got] of [
+      ['udp', udp],
+      ['tcp', tcp],
+    ] as const) {
       if (got === null) failures.push(`${r.what} (${proto}): no answer within ${PROMPT_MS} ms, expected ${r.expect}`);
       else {
         if (got.rcode !== r.expect) failures.push(`${r.what} (${proto}): ${got.rcode}, expected ${r.expect}`);

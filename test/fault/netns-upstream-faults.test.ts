@@ -41,10 +41,7 @@ const GOOD = '198.18.9.53';
 
 const skip = !isRoot() ? 'requires root: network namespaces, iptables, prlimit' : (missingTools() ?? false);
 
-type Expect =
-  | { kind: 'prompt'; error: RegExp }
-  | { kind: 'timeout'; error: RegExp }
-  | { kind: 'answer' };
+type Expect = { kind: 'prompt'; error: RegExp } | { kind: 'timeout'; error: RegExp } | { kind: 'answer' };
 
 interface Case {
   n: number;
@@ -71,7 +68,9 @@ function cases(): Case[] {
   const ip = (n: number) => `198.18.${n}.53`;
   const dial = (n: number, proto: string, text: string) => new RegExp(`dial ${proto} ${esc(upstreamLabel(ip(n)))}: ${text}$`);
   const conn = (n: number, proto: string, op: string, text: string) =>
-    new RegExp(`${op} ${proto} 198\\.18\\.0\\.2:\\d+->${esc(upstreamLabel(ip(n)))}: ${op === 'read' && text !== 'i/o timeout' ? 'read: ' : ''}${op === 'write' ? 'write: ' : ''}${text}$`);
+    new RegExp(
+      `${op} ${proto} 198\\.18\\.0\\.2:\\d+->${esc(upstreamLabel(ip(n)))}: ${op === 'read' && text !== 'i/o timeout' ? 'read: ' : ''}${op === 'write' ? 'write: ' : ''}${text}$`,
+    );
   const route = (n: number, type: string) => ({
     fault: () => ag.ip('route', 'add', type, `198.18.${n}.0/24`),
     restore: () => ag.ip('route', 'del', type, `198.18.${n}.0/24`),
@@ -81,10 +80,31 @@ function cases(): Case[] {
     restore: () => up.iptables('-D', 'INPUT', '-d', ip(n), ...rule),
   });
   return [
-    { n: 1, title: 'route type unreachable', upstream: ip(1), ...route(1, 'unreachable'), udp: { kind: 'prompt', error: dial(1, 'udp', 'connect: no route to host') }, tcp: { kind: 'prompt', error: dial(1, 'tcp', 'connect: no route to host') } },
-    { n: 2, title: 'route type prohibit', upstream: ip(2), ...route(2, 'prohibit'), udp: { kind: 'prompt', error: dial(2, 'udp', 'connect: permission denied') }, tcp: { kind: 'prompt', error: dial(2, 'tcp', 'connect: permission denied') } },
+    {
+      n: 1,
+      title: 'route type unreachable',
+      upstream: ip(1),
+      ...route(1, 'unreachable'),
+      udp: { kind: 'prompt', error: dial(1, 'udp', 'connect: no route to host') },
+      tcp: { kind: 'prompt', error: dial(1, 'tcp', 'connect: no route to host') },
+    },
+    {
+      n: 2,
+      title: 'route type prohibit',
+      upstream: ip(2),
+      ...route(2, 'prohibit'),
+      udp: { kind: 'prompt', error: dial(2, 'udp', 'connect: permission denied') },
+      tcp: { kind: 'prompt', error: dial(2, 'tcp', 'connect: permission denied') },
+    },
     // A blackhole route discards silently for forwarded packets; local senders get EINVAL at once.
-    { n: 3, title: 'route type blackhole', upstream: ip(3), ...route(3, 'blackhole'), udp: { kind: 'prompt', error: dial(3, 'udp', 'connect: invalid argument') }, tcp: { kind: 'prompt', error: dial(3, 'tcp', 'connect: invalid argument') } },
+    {
+      n: 3,
+      title: 'route type blackhole',
+      upstream: ip(3),
+      ...route(3, 'blackhole'),
+      udp: { kind: 'prompt', error: dial(3, 'udp', 'connect: invalid argument') },
+      tcp: { kind: 'prompt', error: dial(3, 'tcp', 'connect: invalid argument') },
+    },
     {
       n: 4,
       title: 'iptables REJECT --reject-with icmp-port-unreachable at the upstream',
@@ -98,7 +118,10 @@ function cases(): Case[] {
         up.iptables('-D', 'INPUT', '-d', ip(4), '-p', 'tcp', '-j', 'REJECT', '--reject-with', 'icmp-port-unreachable');
       },
       // The ICMP error comes back on recvmsg, or on the next send when one was pending.
-      udp: { kind: 'prompt', error: new RegExp(`(${conn(4, 'udp', 'read', 'connection refused').source})|(${conn(4, 'udp', 'write', 'connection refused').source})`) },
+      udp: {
+        kind: 'prompt',
+        error: new RegExp(`(${conn(4, 'udp', 'read', 'connection refused').source})|(${conn(4, 'udp', 'write', 'connection refused').source})`),
+      },
       tcp: { kind: 'prompt', error: dial(4, 'tcp', 'connect: connection refused') },
     },
     {
@@ -170,7 +193,11 @@ async function expectOutcome(a: Agent, qname: string, e: Expect, port = PORT): P
     assert.deepEqual(r.answers, [ANSWER_IP], `${qname}: ${r.output}`);
     return;
   }
-  assert.equal(r.status, 'SERVFAIL', `${qname}: expected SERVFAIL ${e.kind === 'prompt' ? `within ${PROMPT_S} s` : ''}: ${r.output}\nagent:\n${a.output().slice(-3000)}`);
+  assert.equal(
+    r.status,
+    'SERVFAIL',
+    `${qname}: expected SERVFAIL ${e.kind === 'prompt' ? `within ${PROMPT_S} s` : ''}: ${r.output}\nagent:\n${a.output().slice(-3000)}`,
+  );
   assert.equal(r.questionCount, 1, r.output);
   // The errors plugin logs the reply's error right before the reply is written.
   await waitUntil(() => errorLine(a, qname) !== '', `the errors line for ${qname}`, 2_000).catch(() => {});
@@ -267,7 +294,10 @@ describe('kernel faults on the upstream path', { skip }, () => {
       const r = await query('q1.multi.f.test', false, PROMPT_S);
       assert.equal(r.status, 'NOERROR', r.output);
       assert.deepEqual(r.answers, [ANSWER_IP]);
-      await expectOutcome(agent, 'q1.none.f.test', { kind: 'prompt', error: /^dial udp (198\.18\.[12]\.53:53|\[fd00::53\]:53): connect: (no route to host|network is unreachable)$/ });
+      await expectOutcome(agent, 'q1.none.f.test', {
+        kind: 'prompt',
+        error: /^dial udp (198\.18\.[12]\.53:53|\[fd00::53\]:53): connect: (no route to host|network is unreachable)$/,
+      });
     } finally {
       ag.ip('route', 'del', 'unreachable', '198.18.1.0/25');
       ag.ip('route', 'del', 'unreachable', '198.18.2.0/25');

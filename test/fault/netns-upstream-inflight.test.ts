@@ -18,7 +18,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import dnsPacket from 'dns-packet';
+import type dnsPacket from 'dns-packet';
 import { metricSum, scrape, type Agent } from './lib/agent.ts';
 import { startNetnsAgent } from './lib/netns-agent.ts';
 import { startNsd, zoneText, type Nsd } from './lib/nsd.ts';
@@ -90,7 +90,9 @@ function qname(i: number): string {
   return `u${i}.${(i * 7919) % 100_003}.${zone}`;
 }
 
-test('a unique-name flood against a never-answering upstream: REFUSED past the default in-flight bound, RSS bounded, other blocks served', { timeout: 90_000 }, async (t) => {
+test('a unique-name flood against a never-answering upstream: REFUSED past the default in-flight bound, RSS bounded, other blocks served', {
+  timeout: 90_000,
+}, async (t) => {
   // Warm the `.` block: a cached name to probe afterwards.
   const warm = await udpQuery(dns.host, dns.port, 'www.ok.test', 'A', { timeoutMs: 3_000 });
   assert.equal(warm.packet?.rcode, 'NOERROR');
@@ -113,7 +115,12 @@ test('a unique-name flood against a never-answering upstream: REFUSED past the d
   }
   // The same rate of cache hits first (nothing held): V8's young generation grows as under
   // any flood; the baseline is taken right after.
-  await flood(client, RATE_QPS * 3, () => 'www.ok.test', async () => {});
+  await flood(
+    client,
+    RATE_QPS * 3,
+    () => 'www.ok.test',
+    async () => {},
+  );
   const baseKiB = await agent.rssKiB();
   let peakKiB = baseKiB;
   // The agent's output keeps only its tail: look for a reject's errors line while it floods.
@@ -147,7 +154,10 @@ test('a unique-name flood against a never-answering upstream: REFUSED past the d
   const cached = await udpQuery(dns.host, dns.port, 'www.ok.test', 'A', { timeoutMs: 3_000 });
   assert.equal(cached.packet?.rcode, 'NOERROR');
   const fresh = await udpQuery(dns.host, dns.port, 'new.ok.test', 'A', { timeoutMs: 3_000 });
-  assert.deepEqual((fresh.packet?.answers as dnsPacket.Answer[] | undefined)?.map((a) => (a as { data: string }).data), ['192.0.2.81']);
+  assert.deepEqual(
+    (fresh.packet?.answers as dnsPacket.Answer[] | undefined)?.map((a) => (a as { data: string }).data),
+    ['192.0.2.81'],
+  );
   // And the dead blocks answer again (REFUSED no more once their queries ended: SERVFAIL).
   const dead = await udpQuery(dns.host, dns.port, 'after.cluster.local', 'A', { timeoutMs: 8_000 });
   assert.equal(dead.packet?.rcode, 'SERVFAIL', summary);

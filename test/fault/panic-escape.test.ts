@@ -52,13 +52,16 @@ async function startInjected(extraArgs: string[] = []): Promise<Proc> {
   const metrics = await freeAddress(dns.host);
   const dir = mkdtempSync(path.join(tmpdir(), 'nlF-panic-'));
   const corefile = path.join(dir, 'Corefile');
-  writeFileSync(corefile, `.:${dns.port} {
+  writeFileSync(
+    corefile,
+    `.:${dns.port} {
     bind ${dns.host}
     errors
     prometheus ${metrics.host}:${metrics.port}
     forward . ${nsd.addr}
 }
-`);
+`,
+  );
   const child = spawn(NODE, ['--import', INJECTOR, path.join(ROOT, 'src/main.ts'), '-conf', corefile, ...extraArgs], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -75,7 +78,12 @@ async function startInjected(extraArgs: string[] = []): Promise<Proc> {
     output: () => out,
     alive,
     exited,
-    injectors: () => [...out.matchAll(/panic-inject thread=(\d+) main=(true|false) port=(\d+)/g)].map((m) => ({ thread: Number(m[1]), main: m[2] === 'true', port: Number(m[3]) })),
+    injectors: () =>
+      [...out.matchAll(/panic-inject thread=(\d+) main=(true|false) port=(\d+)/g)].map((m) => ({
+        thread: Number(m[1]),
+        main: m[2] === 'true',
+        port: Number(m[3]),
+      })),
     stop: async () => {
       if (alive()) {
         child.kill('SIGTERM');
@@ -87,10 +95,14 @@ async function startInjected(extraArgs: string[] = []): Promise<Proc> {
     },
   };
   procs.push(p);
-  await waitUntil(() => {
-    if (!alive()) throw new Error(`agent exited: ${out}`);
-    return / serving/.test(out);
-  }, 'the agent to serve', 20_000);
+  await waitUntil(
+    () => {
+      if (!alive()) throw new Error(`agent exited: ${out}`);
+      return / serving/.test(out);
+    },
+    'the agent to serve',
+    20_000,
+  );
   return p;
 }
 
@@ -117,7 +129,10 @@ test('panic outside query handling: logged with its stack, counted, the process 
   await waitUntil(() => recovered(p) === 5 || !p.alive(), 'five recovered panics');
   assert.ok(p.alive(), `the agent exited:\n${p.output()}`);
   assert.equal(recovered(p), 5);
-  assert.match(p.output(), /\[ERROR\] Recovered from panic \(uncaughtException\): Error: injected fault: thrown from a dgram callback \(thread 0\)\n\s+at Socket\.<anonymous> \(.*panic-inject\.ts/);
+  assert.match(
+    p.output(),
+    /\[ERROR\] Recovered from panic \(uncaughtException\): Error: injected fault: thrown from a dgram callback \(thread 0\)\n\s+at Socket\.<anonymous> \(.*panic-inject\.ts/,
+  );
   assert.match(p.output(), /\[ERROR\] Recovered from panic \(unhandledRejection\): Error: injected fault: unhandled rejection/);
 
   const r = await udpQuery(p.dns.host, p.dns.port, 'www.ok.test');
@@ -142,7 +157,7 @@ test('panic outside query handling: more than 10 within 60 s exit 1 with a FATAL
 
 test('panic in a worker thread: survived inside the worker; past the threshold the worker alone is replaced', { timeout: 90_000 }, async () => {
   const p = await startInjected(['-workers', '2']);
-  await waitUntil(() => p.injectors().filter((i) => !i.main).length === 2, 'both workers\' injector ports');
+  await waitUntil(() => p.injectors().filter((i) => !i.main).length === 2, "both workers' injector ports");
   const [w1, w2] = p.injectors().filter((i) => !i.main);
   await inject(w1!.port, 'throw', 2);
   await inject(w2!.port, 'reject', 1);
@@ -158,6 +173,6 @@ test('panic in a worker thread: survived inside the worker; past the threshold t
   assert.match(p.output(), /\[FATAL\] 11 panics in worker \d within 60s/);
   assert.match(p.output(), /worker \d exited unexpectedly \(code 1\)/);
   for (let i = 0; i < 10; i++) assert.equal((await udpQuery(p.dns.host, p.dns.port, 'www.ok.test')).packet?.rcode, 'NOERROR');
-  assert.equal(metricSum(await scrape(p.metrics.host, p.metrics.port), 'coredns_panics_total'), 3 + 9, 'the ended worker\'s panics are kept');
+  assert.equal(metricSum(await scrape(p.metrics.host, p.metrics.port), 'coredns_panics_total'), 3 + 9, "the ended worker's panics are kept");
   await p.stop();
 });

@@ -75,7 +75,10 @@ class Others {
   answered = 0;
 
   async round(): Promise<void> {
-    const [t, u] = await Promise.all([tcpQuery(dns.host, dns.port, 'www.big.test', 'A', { timeoutMs: 3_000 }), udpQuery(dns.host, dns.port, 'big.big.test', 'TXT', { timeoutMs: 3_000 })]);
+    const [t, u] = await Promise.all([
+      tcpQuery(dns.host, dns.port, 'www.big.test', 'A', { timeoutMs: 3_000 }),
+      udpQuery(dns.host, dns.port, 'big.big.test', 'TXT', { timeoutMs: 3_000 }),
+    ]);
     this.asked += 2;
     if (t.packet?.rcode === 'NOERROR' && t.packet.answers?.length === 1) this.answered++;
     if (u.packet?.rcode === 'NOERROR') this.answered++;
@@ -91,7 +94,9 @@ function serverHolds(client: net.Socket): boolean {
   return out.split('\n').some((l) => l.includes(`${client.localAddress}:${client.localPort}`) && !/TIME-WAIT|CLOSE|LAST-ACK|FIN-WAIT/i.test(l));
 }
 
-test('a client pipelining 10,000 queries for a cached 11 kB answer and never reading: paused, then closed; memory bounded and returned; others served', { timeout: 120_000 }, async (t) => {
+test('a client pipelining 10,000 queries for a cached 11 kB answer and never reading: paused, then closed; memory bounded and returned; others served', {
+  timeout: 120_000,
+}, async (t) => {
   // Cache the answer.
   const first = await tcpQuery(dns.host, dns.port, 'big.big.test', 'TXT');
   assert.equal(first.packet?.answers?.length, 45, 'the big answer over TCP');
@@ -153,7 +158,9 @@ test('a client pipelining 10,000 queries for a cached 11 kB answer and never rea
     afterKiB = await agent.rssKiB();
   }
   assert.ok(afterKiB - baseKiB < MAX_RSS_AFTER_KIB, `RSS ${afterKiB} KiB after the client left, baseline ${baseKiB} KiB (peak ${peakKiB} KiB)`);
-  t.diagnostic(`RSS: baseline ${baseKiB} KiB, peak ${peakKiB} KiB, after ${afterKiB} KiB; ${got} replies reached the client; others ${others.answered}/${others.asked}`);
+  t.diagnostic(
+    `RSS: baseline ${baseKiB} KiB, peak ${peakKiB} KiB, after ${afterKiB} KiB; ${got} replies reached the client; others ${others.answered}/${others.asked}`,
+  );
   const last = await scrape(metrics.host, metrics.port);
   assert.equal(metricSum(last, 'nodelocaldns_tcp_connections'), 0, 'no connection left open');
   assert.equal(metricSum(last, 'nodelocaldns_tcp_buffered_bytes'), 0, 'nothing buffered');

@@ -42,15 +42,25 @@ before(async () => {
   metrics = await freeAddress(dns.host);
   dir = mkdtempSync(path.join(tmpdir(), 'nld-emfile-'));
   const corefile = path.join(dir, 'Corefile');
-  writeFileSync(corefile, `ok.test:${dns.port} {\n    bind ${dns.host}\n    cache 300\n    forward . ${nsd.addr}\n    prometheus ${metrics.host}:${metrics.port}\n}\n`);
+  writeFileSync(
+    corefile,
+    `ok.test:${dns.port} {\n    bind ${dns.host}\n    cache 300\n    forward . ${nsd.addr}\n    prometheus ${metrics.host}:${metrics.port}\n}\n`,
+  );
   // Hard and soft limit both (Node raises the soft limit to the hard one at start).
-  child = spawn('bash', ['-c', `ulimit -n ${FD_LIMIT} && exec "$0" "$@"`, NODE, path.join(ROOT, 'src/main.ts'), '-conf', corefile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  child = spawn('bash', ['-c', `ulimit -n ${FD_LIMIT} && exec "$0" "$@"`, NODE, path.join(ROOT, 'src/main.ts'), '-conf', corefile], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout!.on('data', (d: Buffer) => (output += d));
   child.stderr!.on('data', (d: Buffer) => (output += d));
-  await waitUntil(() => {
-    if (!alive()) throw new Error(`agent exited: ${output}`);
-    return / serving/.test(output);
-  }, 'the agent to serve', 20_000);
+  await waitUntil(
+    () => {
+      if (!alive()) throw new Error(`agent exited: ${output}`);
+      return / serving/.test(output);
+    },
+    'the agent to serve',
+    20_000,
+  );
 });
 
 after(async () => {
@@ -76,7 +86,9 @@ function openFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
 
-test(`under ulimit -n ${FD_LIMIT}: TCP clients cannot use up the descriptors; UDP, forwarding and new TCP clients are served; no exit, no spin`, { timeout: 120_000 }, async (t) => {
+test(`under ulimit -n ${FD_LIMIT}: TCP clients cannot use up the descriptors; UDP, forwarding and new TCP clients are served; no exit, no spin`, {
+  timeout: 120_000,
+}, async (t) => {
   const limits = readFileSync(`/proc/${child.pid}/limits`, 'utf8');
   assert.match(limits, new RegExp(`^Max open files\\s+${FD_LIMIT}\\s+${FD_LIMIT}`, 'm'), 'the agent runs under the low limit');
   const ok = (p: { rcode: string; answers?: unknown[] }) => p.rcode === 'NOERROR' && (p.answers?.[0] as { data?: string })?.data === '192.0.2.80';
@@ -121,7 +133,9 @@ test(`under ulimit -n ${FD_LIMIT}: TCP clients cannot use up the descriptors; UD
   const wallMs = performance.now() - wall0;
   maxFds = Math.max(maxFds, openFds(child.pid!));
   const kept = socks.filter((c) => !c.closed).length;
-  t.diagnostic(`${kept} of ${CONNECTIONS} connections kept; at most ${maxFds} of ${FD_LIMIT} descriptors in use; CPU ${cpuMs.toFixed(0)} ms in ${wallMs.toFixed(0)} ms`);
+  t.diagnostic(
+    `${kept} of ${CONNECTIONS} connections kept; at most ${maxFds} of ${FD_LIMIT} descriptors in use; CPU ${cpuMs.toFixed(0)} ms in ${wallMs.toFixed(0)} ms`,
+  );
   assert.ok(alive(), `agent exited: ${output}`);
   assert.ok(maxFds < FD_LIMIT, `the agent reached ${maxFds} of ${FD_LIMIT} descriptors`);
   assert.equal(missesOk, 20, `forwarded misses answered while the connections were held: ${missesOk} of 20`);

@@ -120,7 +120,10 @@ async function openOnServer(): Promise<number> {
   return metricSum(await scrape(metrics.host, metrics.port), 'nodelocaldns_tcp_connections');
 }
 
-test('one client over its share: its own idle connections make room, and another client still gets a TCP connection and an answer', { skip: fdsShort ? 'needs ~12,500 open files (ulimit -n)' : false, timeout: 180_000 }, async () => {
+test('one client over its share: its own idle connections make room, and another client still gets a TCP connection and an answer', {
+  skip: fdsShort ? 'needs ~12,500 open files (ulimit -n)' : false,
+  timeout: 180_000,
+}, async () => {
   // Quickly (in well under the 10 s idle timeout, which would close the first ones).
   const hog = await openMany('127.0.2.1', HOG_CONNECTIONS, 200);
   // At once (before any idle timeout could free a slot).
@@ -137,17 +140,23 @@ test('one client over its share: its own idle connections make room, and another
   );
   const fams = await scrape(metrics.host, metrics.port);
   assert.equal(metricSum(fams, 'nodelocaldns_tcp_connections_closed_total', { reason: 'client_share' }), HOG_CONNECTIONS - SHARE);
-  await waitUntil(async () => (await openOnServer()) === SHARE, 'the other client\'s connection to be gone');
+  await waitUntil(async () => (await openOnServer()) === SHARE, "the other client's connection to be gone");
   assert.ok(agent.alive());
 });
 
-test('at the global cap, a new client takes the place of the least recently active idle connection', { skip: fdsShort ? 'needs ~12,500 open files (ulimit -n)' : false, timeout: 180_000 }, async () => {
+test('at the global cap, a new client takes the place of the least recently active idle connection', {
+  skip: fdsShort ? 'needs ~12,500 open files (ulimit -n)' : false,
+  timeout: 180_000,
+}, async () => {
   const hog = open.filter((c) => !c.closed && c.sock.localAddress === '127.0.2.1');
   assert.equal(hog.length, SHARE);
   // Seven more clients at their share: the thread is at its cap.
   const others: Conn[] = [];
   for (let a = 2; a <= GLOBAL_CAP / SHARE; a++) others.push(...(await openMany(`127.0.2.${a}`, SHARE)));
-  assert.ok(others.every((c) => !c.closed), 'all admitted up to the cap');
+  assert.ok(
+    others.every((c) => !c.closed),
+    'all admitted up to the cap',
+  );
   assert.equal(await openOnServer(), GLOBAL_CAP);
 
   // The oldest hog connection becomes the most recently active one; the next oldest is now the LRU idle one.
@@ -157,7 +166,11 @@ test('at the global cap, a new client takes the place of the least recently acti
   assert.equal(r?.rcode, 'NOERROR', 'the new client is answered');
   await waitUntil(() => hog[1]!.closed, 'the least recently active idle connection to be closed', 10_000);
   const closedNow = [...hog, ...others].filter((c) => c.closed);
-  assert.deepEqual(closedNow.map((c) => c.n), [hog[1]!.n], 'exactly that one was evicted');
+  assert.deepEqual(
+    closedNow.map((c) => c.n),
+    [hog[1]!.n],
+    'exactly that one was evicted',
+  );
   const fams = await scrape(metrics.host, metrics.port);
   assert.equal(metricSum(fams, 'nodelocaldns_tcp_connections_closed_total', { reason: 'connection_limit' }), 1);
   assert.ok(agent.alive());

@@ -48,10 +48,14 @@ function startIn(file: string, args: string[], ready: (out: string) => boolean, 
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
-  return waitUntil(() => {
-    if (child.exitCode !== null) throw new Error(`${what} exited: ${out}`);
-    return ready(out);
-  }, what, 20_000).then(() => child);
+  return waitUntil(
+    () => {
+      if (child.exitCode !== null) throw new Error(`${what} exited: ${out}`);
+      return ready(out);
+    },
+    what,
+    20_000,
+  ).then(() => child);
 }
 
 before(async () => {
@@ -70,7 +74,10 @@ before(async () => {
     ...Array.from({ length: 120 }, (_, i) => `huge IN A 198.18.11.${i + 1}`),
   ].join('\n');
   writeFileSync(path.join(dir, 'example.test.zone'), zone + '\n');
-  writeFileSync(path.join(dir, 'nsd.conf'), nsdConfig({ host: '127.0.0.1', port: NSD_PORT, dir, logFile: path.join(dir, 'nsd.log'), zones: { 'example.test.': 'example.test.zone' } }));
+  writeFileSync(
+    path.join(dir, 'nsd.conf'),
+    nsdConfig({ host: '127.0.0.1', port: NSD_PORT, dir, logFile: path.join(dir, 'nsd.log'), zones: { 'example.test.': 'example.test.zone' } }),
+  );
   writeFileSync(path.join(dir, 'Corefile'), `.:53 {\n  bind ${AGENT_IP}\n  cache 30\n  forward . 127.0.0.1:${NSD_PORT}\n}\n`);
   const nsdLog = path.join(dir, 'nsd.log');
   await startIn('nsd', ['-d', '-c', path.join(dir, 'nsd.conf')], () => existsSync(nsdLog) && /nsd started/.test(readFileSync(nsdLog, 'utf8')), 'nsd');
@@ -101,7 +108,10 @@ test('musl getaddrinfo of a name with 60 A records gets the whole records that f
   assert.match(head, /;; flags: qr[a-z ]* tc[a-z ]*; QUERY: 1, ANSWER: (\d+), AUTHORITY: 0, ADDITIONAL: 0/);
   assert.equal(Number(/ANSWER: (\d+)/.exec(head)![1]), FITS);
   // The upstream really holds 60 records: over TCP nothing is truncated.
-  const tcp = ns.run('dig', ['+tcp', '+short', `@${AGENT_IP}`, BIG, 'A']).split('\n').filter(Boolean);
+  const tcp = ns
+    .run('dig', ['+tcp', '+short', `@${AGENT_IP}`, BIG, 'A'])
+    .split('\n')
+    .filter(Boolean);
   assert.equal(tcp.length, 60, 'the full answer over TCP');
   assert.equal(agent!.exitCode, null, agentOut);
 });

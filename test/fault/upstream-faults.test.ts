@@ -65,7 +65,12 @@ before(async () => {
         const wrongId = Buffer.from(right);
         wrongId.writeUInt16BE((right.readUInt16BE(0) + 1) & 0xffff, 0);
         const q = dnsPacket.decode(m);
-        const wrongQuestion = dnsPacket.encode({ type: 'response', id: q.id, questions: [{ name: 'other.wrongid.test', type: 'A' }], answers: [{ type: 'A', name: 'other.wrongid.test', data: '192.0.2.66' }] });
+        const wrongQuestion = dnsPacket.encode({
+          type: 'response',
+          id: q.id,
+          questions: [{ name: 'other.wrongid.test', type: 'A' }],
+          answers: [{ type: 'A', name: 'other.wrongid.test', data: '192.0.2.66' }],
+        });
         const garbage = Buffer.concat([right.subarray(0, 4), randomBytes(40)]);
         send(wrongId);
         send(wrongQuestion);
@@ -73,8 +78,18 @@ before(async () => {
         later(20, () => send(right));
       },
     },
-    truncframe: { tcp: (m, s) => { const f = frame(answerTo(m)!); s.write(f.subarray(0, f.length >> 1)); } },
-    truncclose: { tcp: (m, s) => { const f = frame(answerTo(m)!); s.end(f.subarray(0, f.length >> 1)); } },
+    truncframe: {
+      tcp: (m, s) => {
+        const f = frame(answerTo(m)!);
+        s.write(f.subarray(0, f.length >> 1));
+      },
+    },
+    truncclose: {
+      tcp: (m, s) => {
+        const f = frame(answerTo(m)!);
+        s.end(f.subarray(0, f.length >> 1));
+      },
+    },
     // The first 2 connections are reset at their 3rd query, with queries still in flight. A query
     // gets 3 tries with one upstream, so with at most 2 resets every query must be answered; with
     // more, a query whose retries land on connections about to be reset may rightly end SERVFAIL
@@ -156,8 +171,15 @@ describe('upstream faults, concurrently', { concurrency: true }, () => {
     test(`${zone}: an answer after 3 s reaches the client, exactly once`, async () => {
       const rs = await burst(zone, 20, { lingerMs: 4_000 });
       assert.ok(allAnsweredIp(rs), JSON.stringify(rcodes(rs)));
-      assert.deepEqual(rs.map((r) => r.count), new Array(20).fill(1), 'one answer per query');
-      assert.ok(rs.every((r) => r.ms >= 2_500), 'answers come from the slow upstream, not earlier');
+      assert.deepEqual(
+        rs.map((r) => r.count),
+        new Array(20).fill(1),
+        'one answer per query',
+      );
+      assert.ok(
+        rs.every((r) => r.ms >= 2_500),
+        'answers come from the slow upstream, not earlier',
+      );
     });
   }
 
@@ -169,7 +191,10 @@ describe('upstream faults, concurrently', { concurrency: true }, () => {
   test('wrong ID, wrong question and garbage before the right reply: the right one is taken', async () => {
     const rs = await burst('wrongid', 30);
     assert.ok(allAnsweredIp(rs), JSON.stringify(rcodes(rs)));
-    assert.deepEqual(rs.map((r) => r.count), new Array(30).fill(1));
+    assert.deepEqual(
+      rs.map((r) => r.count),
+      new Array(30).fill(1),
+    );
   });
 
   for (const zone of ['truncframe', 'truncclose']) {
@@ -201,14 +226,20 @@ function classQuery(name: string, qclass: string, timeoutMs: number): Promise<Bu
     };
     s.on('error', () => done(null));
     s.on('message', (m) => m.length >= 2 && m.readUInt16BE(0) === id && done(m));
-    s.send(dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type: 'A', class: qclass as 'IN' }] }), dns.port, dns.host);
+    s.send(
+      dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type: 'A', class: qclass as 'IN' }] }),
+      dns.port,
+      dns.host,
+    );
   });
 }
 
 /** dig with `args`, one try of `timeoutS` seconds. */
 function dig(args: string[], timeoutS: number): Promise<string> {
   return new Promise((resolve) => {
-    execFile('dig', ['+tries=1', `+time=${timeoutS}`, `@${dns.host}`, '-p', String(dns.port), ...args], { encoding: 'utf8' }, (_e, out, err) => resolve(`${out}${err}`));
+    execFile('dig', ['+tries=1', `+time=${timeoutS}`, `@${dns.host}`, '-p', String(dns.port), ...args], { encoding: 'utf8' }, (_e, out, err) =>
+      resolve(`${out}${err}`),
+    );
   });
 }
 
@@ -221,7 +252,10 @@ describe('header-only error replies (NSD: no question section)', () => {
     assert.ok(raw !== null, 'an answer within the client timeout');
     const r = dnsPacket.decode(raw) as dnsPacket.DecodedPacket & { rcode: string };
     assert.equal(r.rcode, 'REFUSED');
-    assert.deepEqual(r.questions?.map((q) => [q.name, q.type, q.class]), [['www.hdr.test', 'A', 'HS']]);
+    assert.deepEqual(
+      r.questions?.map((q) => [q.name, q.type, q.class]),
+      [['www.hdr.test', 'A', 'HS']],
+    );
   });
 
   test('a query signed with an unknown TSIG key, over TCP: NSD answers NOTAUTH without a question; the client gets NOTAUTH at once', async () => {
@@ -237,7 +271,9 @@ describe('header-only error replies (NSD: no question section)', () => {
     assert.equal(metricSum(m, 'coredns_forward_responses_total', { to: hdrNsd.addr, rcode: 'NOTAUTH' }), 1);
     // NSD itself: both replies without a question (what the agent accepted).
     const hs = await new Promise<string>((resolve) =>
-      execFile('dig', ['+tries=1', '+time=2', `@${hdrNsd.host}`, '-p', String(hdrNsd.port), '-c', 'HS', 'www.hdr.test', 'A'], { encoding: 'utf8' }, (_e, o) => resolve(o)),
+      execFile('dig', ['+tries=1', '+time=2', `@${hdrNsd.host}`, '-p', String(hdrNsd.port), '-c', 'HS', 'www.hdr.test', 'A'], { encoding: 'utf8' }, (_e, o) =>
+        resolve(o),
+      ),
     );
     assert.match(hs, /status: REFUSED.*\n.*QUERY: 0,/, hs);
   });

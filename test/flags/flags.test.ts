@@ -90,16 +90,42 @@ test('-pidfile in agent mode (-localip, set-up off): written once serving, remov
   await writeFile(join(dir, 'Corefile'), `.:${port} {\n    bind ${host}\n    errors\n}\n`);
   await mkdir(join(dir, 'kube-dns'));
   const pidfile = join(dir, 'node-cache.pid');
-  const p = supervise(spawn(NODE, [
-    MAIN, '-localip', host, '-dns.port', String(port), '-setupinterface=false', '-setupiptables=false',
-    '-conf', join(dir, 'Corefile'), '-basecorefile', join(dir, 'none'), '-kubednscm', join(dir, 'kube-dns'),
-    '-peerdir', '', '-metrics-listen-address', '127.0.0.1:0', '-pidfile', pidfile,
-  ], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const p = supervise(
+    spawn(
+      NODE,
+      [
+        MAIN,
+        '-localip',
+        host,
+        '-dns.port',
+        String(port),
+        '-setupinterface=false',
+        '-setupiptables=false',
+        '-conf',
+        join(dir, 'Corefile'),
+        '-basecorefile',
+        join(dir, 'none'),
+        '-kubednscm',
+        join(dir, 'kube-dns'),
+        '-peerdir',
+        '',
+        '-metrics-listen-address',
+        '127.0.0.1:0',
+        '-pidfile',
+        pidfile,
+      ],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    ),
+  );
   t.after(() => p.stop('SIGKILL'));
-  await waitUntil(() => {
-    if (!p.alive()) throw new Error(`exited: ${p.out()}`);
-    return existsSync(pidfile) && /Start-up complete/.test(p.out());
-  }, 'the pidfile', 20_000);
+  await waitUntil(
+    () => {
+      if (!p.alive()) throw new Error(`exited: ${p.out()}`);
+      return existsSync(pidfile) && /Start-up complete/.test(p.out());
+    },
+    'the pidfile',
+    20_000,
+  );
   assert.equal(readFileSync(pidfile, 'utf8'), `${p.child.pid}\n`);
   assert.deepEqual(await p.stop(), { code: 0, signal: null });
   assert.equal(existsSync(pidfile), false);
@@ -116,17 +142,39 @@ for (const mode of ['conf-only', 'agent'] as const) {
     const address = `${metrics.host}:${metrics.port}`;
     await writeFile(join(dir, 'Corefile'), `.:${dns.port} {\n    bind ${dns.host}\n    errors\n}\n`);
     await mkdir(join(dir, 'kube-dns'));
-    const args = mode === 'agent'
-      ? ['-localip', dns.host, '-dns.port', String(dns.port), '-setupinterface=false', '-setupiptables=false',
-          '-basecorefile', join(dir, 'none'), '-kubednscm', join(dir, 'kube-dns'), '-peerdir', '']
-      : [];
-    const p = supervise(spawn(NODE, [MAIN, '-conf', join(dir, 'Corefile'), ...args, '-metrics-listen-address', address], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
+    const args =
+      mode === 'agent'
+        ? [
+            '-localip',
+            dns.host,
+            '-dns.port',
+            String(dns.port),
+            '-setupinterface=false',
+            '-setupiptables=false',
+            '-basecorefile',
+            join(dir, 'none'),
+            '-kubednscm',
+            join(dir, 'kube-dns'),
+            '-peerdir',
+            '',
+          ]
+        : [];
+    const p = supervise(
+      spawn(NODE, [MAIN, '-conf', join(dir, 'Corefile'), ...args, '-metrics-listen-address', address], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
     t.after(() => p.stop('SIGKILL'));
-    const failure = new RegExp(`\\[ERROR\\] Failed to start metrics handler on ${address.replaceAll('.', '\\.')}: listen EADDRINUSE[^\\n]*; retrying in \\d+s`, 'g');
-    await waitUntil(() => {
-      if (!p.alive()) throw new Error(`exited: ${p.out()}`);
-      return (p.out().match(failure) ?? []).length >= 2;
-    }, 'two failed attempts', 20_000);
+    const failure = new RegExp(
+      `\\[ERROR\\] Failed to start metrics handler on ${address.replaceAll('.', '\\.')}: listen EADDRINUSE[^\\n]*; retrying in \\d+s`,
+      'g',
+    );
+    await waitUntil(
+      () => {
+        if (!p.alive()) throw new Error(`exited: ${p.out()}`);
+        return (p.out().match(failure) ?? []).length >= 2;
+      },
+      'two failed attempts',
+      20_000,
+    );
     assert.match(p.out(), /retrying in 1s[\s\S]*retrying in 2s/, 'growing delay');
     await new Promise<void>((r) => holder!.close(() => r()));
     holder = undefined;
@@ -164,16 +212,39 @@ test('-metrics-listen-address before its address exists (network namespace)', { 
   await writeFile(join(dir, 'agent.Corefile'), `.:53 {\n    bind ${localIp}\n    errors\n}\n`);
 
   await t.test('agent mode, on the local IP: bound once the interface holds it, no failure', async () => {
-    const p = supervise(ns.spawn(process.execPath, [
-      MAIN, '-localip', localIp, '-setupiptables=false', '-interfacetype', 'bridge', '-conf', join(dir, 'agent.Corefile'),
-      '-basecorefile', join(dir, 'none'), '-kubednscm', join(dir, 'kube-dns'), '-peerdir', '',
-      '-metrics-listen-address', `${localIp}:9353`,
-    ], { cwd: ROOT }));
+    const p = supervise(
+      ns.spawn(
+        process.execPath,
+        [
+          MAIN,
+          '-localip',
+          localIp,
+          '-setupiptables=false',
+          '-interfacetype',
+          'bridge',
+          '-conf',
+          join(dir, 'agent.Corefile'),
+          '-basecorefile',
+          join(dir, 'none'),
+          '-kubednscm',
+          join(dir, 'kube-dns'),
+          '-peerdir',
+          '',
+          '-metrics-listen-address',
+          `${localIp}:9353`,
+        ],
+        { cwd: ROOT },
+      ),
+    );
     procs.push(p);
-    await waitFor('start-up', async () => {
-      if (!p.alive()) throw new Error(`exited: ${p.out()}`);
-      return /Start-up complete/.test(p.out());
-    }, 30_000);
+    await waitFor(
+      'start-up',
+      async () => {
+        if (!p.alive()) throw new Error(`exited: ${p.out()}`);
+        return /Start-up complete/.test(p.out());
+      },
+      30_000,
+    );
     const r = await curl(ns, `http://${localIp}:9353/metrics`);
     assert.equal(r.code, 0, p.out());
     assert.equal(sample(r.body, 'nodelocaldns_setup_metrics_listen_errors_total'), 0);
@@ -186,10 +257,14 @@ test('-metrics-listen-address before its address exists (network namespace)', { 
     await writeFile(join(dir, 'conf.Corefile'), `.:53 {\n    bind 127.0.0.1\n    errors\n}\n`);
     const p = supervise(ns.spawn(process.execPath, [MAIN, '-conf', join(dir, 'conf.Corefile'), '-metrics-listen-address', `${other}:9353`], { cwd: ROOT }));
     procs.push(p);
-    await waitFor('a failed attempt', async () => {
-      if (!p.alive()) throw new Error(`exited: ${p.out()}`);
-      return new RegExp(`Failed to start metrics handler on ${other.replaceAll('.', '\\.')}:9353: listen EADDRNOTAVAIL`).test(p.out());
-    }, 20_000);
+    await waitFor(
+      'a failed attempt',
+      async () => {
+        if (!p.alive()) throw new Error(`exited: ${p.out()}`);
+        return new RegExp(`Failed to start metrics handler on ${other.replaceAll('.', '\\.')}:9353: listen EADDRNOTAVAIL`).test(p.out());
+      },
+      20_000,
+    );
     await ns.exec('ip', ['addr', 'add', `${other}/32`, 'dev', 'lo']);
     await waitFor('the listener', async () => /Metrics handler listening on 198\.18\.7\.8:9353 after \d+ failed attempt/.test(p.out()), 40_000, 200);
     const failed = Number(/after (\d+) failed attempt/.exec(p.out())![1]);
@@ -202,10 +277,14 @@ test('-metrics-listen-address before its address exists (network namespace)', { 
   await t.test('-conf only without -metrics-listen-address: nothing listens on 9353', async () => {
     const p = supervise(ns.spawn(process.execPath, [MAIN, '-conf', join(dir, 'conf.Corefile')], { cwd: ROOT }));
     procs.push(p);
-    await waitFor('serving', async () => {
-      if (!p.alive()) throw new Error(`exited: ${p.out()}`);
-      return / serving/.test(p.out());
-    }, 20_000);
+    await waitFor(
+      'serving',
+      async () => {
+        if (!p.alive()) throw new Error(`exited: ${p.out()}`);
+        return / serving/.test(p.out());
+      },
+      20_000,
+    );
     const r = await curl(ns, 'http://127.0.0.1:9353/metrics');
     assert.notEqual(r.code, 0, 'connection refused expected');
     assert.deepEqual(await p.stop(), { code: 0, signal: null }, p.out());

@@ -28,7 +28,10 @@ test('NSD over UDP: answer, NXDOMAIN with SOA, AA passed through, client ID kept
   const r = decode(await q.out.response());
   assert.equal(r.id, 0x4242);
   assert.equal(r.rcode, 'NOERROR');
-  assert.deepEqual(r.answers.map((a) => a.data), ['192.0.2.80']);
+  assert.deepEqual(
+    r.answers.map((a) => a.data),
+    ['192.0.2.80'],
+  );
   assert.equal((r as unknown as { flag_aa: boolean }).flag_aa, true);
   const nx = clientQuery('nope.example.test', 'A');
   plugin.serve(nx.req);
@@ -68,7 +71,10 @@ test('NSD over TCP (force_tcp): 100 concurrent queries pipelined on a few connec
     const r = decode(b);
     assert.equal(r.id, i);
     assert.equal(r.questions[0]!.name, `h${i}.example.test`);
-    assert.deepEqual(r.answers.map((a) => a.data), [`198.51.100.${i + 1}`]);
+    assert.deepEqual(
+      r.answers.map((a) => a.data),
+      [`198.51.100.${i + 1}`],
+    );
   });
   const st = plugin.stats.upstreams[0]!;
   assert.equal(st.connCacheMissesUdp + st.connCacheHitsUdp, 0);
@@ -87,7 +93,10 @@ test('Unbound listening on TCP only: force_tcp answers a UDP client; without it 
   forced.serve(q.req);
   const r = decode(await q.out.response());
   assert.equal(r.rcode, 'NOERROR');
-  assert.deepEqual(r.answers.map((a) => a.data), ['192.0.2.81']);
+  assert.deepEqual(
+    r.answers.map((a) => a.data),
+    ['192.0.2.81'],
+  );
 
   const viaUdp = clientQuery('www.example.test', 'A', { proto: Proto.UDP });
   plain.serve(viaUdp.req);
@@ -105,7 +114,11 @@ test('Unbound listening on TCP only: force_tcp answers a UDP client; without it 
 test('NSD stopped: queries fail fast and the upstream is marked down; restarted: it comes back up', async (t) => {
   const own = await startNsd();
   t.after(() => own.stop());
-  const { plugin } = makeForward(`forward . ${own.addr} {\nmax_fails 1\nhealth_check 50ms\n}`, { readTimeoutMs: 300, deadlineMs: 600, healthCheckTimeoutMs: 200 });
+  const { plugin } = makeForward(`forward . ${own.addr} {\nmax_fails 1\nhealth_check 50ms\n}`, {
+    readTimeoutMs: 300,
+    deadlineMs: 600,
+    healthCheckTimeoutMs: 200,
+  });
   t.after(() => plugin.stop());
   const u = plugin.upstreams[0]!;
   const ok = clientQuery('www.example.test');

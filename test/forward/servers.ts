@@ -4,7 +4,6 @@
  * 127.0.0.x address and a free port, configured in a temp dir, killed and cleaned up by stop().
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import net from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -102,7 +101,9 @@ export async function startNsd(at?: { host: string; port: number }): Promise<Run
     const logFile = path.join(dir, 'nsd.log');
     writeFileSync(path.join(dir, 'nsd.conf'), nsdConfig({ host, port, dir, logFile, zones: { 'example.test': 'example.test.zone' } }));
     try {
-      const { child, output } = await runUntilAnswering('nsd', ['-d', '-c', path.join(dir, 'nsd.conf')], dir, logFile, () => answersUdp(host, port, 'www.example.test'));
+      const { child, output } = await runUntilAnswering('nsd', ['-d', '-c', path.join(dir, 'nsd.conf')], dir, logFile, () =>
+        answersUdp(host, port, 'www.example.test'),
+      );
       return { host, port, addr: `${host}:${port}`, stop: stopper(child, dir), log: output };
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });

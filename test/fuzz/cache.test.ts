@@ -69,7 +69,7 @@ const arbStep = fc.record({
 /** The name with its letters' case flipped by the bits of seed (0x20 mixing). */
 function mixCase(name: string, seed: number): string {
   let s = '';
-  for (let i = 0; i < name.length; i++) s += (seed >> i % 30) & 1 ? name[i]!.toUpperCase() : name[i]!.toLowerCase();
+  for (let i = 0; i < name.length; i++) s += (seed >> (i % 30)) & 1 ? name[i]!.toUpperCase() : name[i]!.toLowerCase();
   return s;
 }
 
@@ -82,21 +82,25 @@ function decodes(b: Buffer): boolean {
   }
 }
 
-const arbRun = fc
-  .tuple(fc.array(arbName, { minLength: 4, maxLength: 4 }), fc.nat(CONFIGS.length - 1), fc.boolean())
-  .chain(([names, cfg, fallback]) =>
-    fc.tuple(
-      fc.constant(names),
-      fc.constant(cfg),
-      fc.constant(fallback),
-      // One upstream behaviour per name and type.
-      fc.array(fc.array(fc.record({ spec: arbResponseSpec(names[0]!), muts: fc.option(arbMutations, { nil: null, freq: 3 }) }), { minLength: TYPES.length, maxLength: TYPES.length }), {
+const arbRun = fc.tuple(fc.array(arbName, { minLength: 4, maxLength: 4 }), fc.nat(CONFIGS.length - 1), fc.boolean()).chain(([names, cfg, fallback]) =>
+  fc.tuple(
+    fc.constant(names),
+    fc.constant(cfg),
+    fc.constant(fallback),
+    // One upstream behaviour per name and type.
+    fc.array(
+      fc.array(fc.record({ spec: arbResponseSpec(names[0]!), muts: fc.option(arbMutations, { nil: null, freq: 3 }) }), {
+        minLength: TYPES.length,
+        maxLength: TYPES.length,
+      }),
+      {
         minLength: 4,
         maxLength: 4,
-      }),
-      fc.array(arbStep, { minLength: 1, maxLength: 25 }),
+      },
     ),
-  );
+    fc.array(arbStep, { minLength: 1, maxLength: 25 }),
+  ),
+);
 
 test('cache: stored random/mutated responses and random/mutated queries: one well-formed answer each, ID and question patched', () => {
   fc.assert(
@@ -187,7 +191,9 @@ test('cache: stored random/mutated responses and random/mutated queries: one wel
         try {
           d = dnsPacket.decode(out);
         } catch (e) {
-          assert.fail(`answer from ${req.respondedBy || 'server'} does not decode: ${(e as Error).message}\nanswer   ${out.toString('hex')}\nupstream ${lastUpstream?.toString('hex')}`);
+          assert.fail(
+            `answer from ${req.respondedBy || 'server'} does not decode: ${(e as Error).message}\nanswer   ${out.toString('hex')}\nupstream ${lastUpstream?.toString('hex')}`,
+          );
         }
         if (req.respondedBy === 'cache') {
           const opts = (d.additionals ?? []).filter((r) => r.type === 'OPT');

@@ -52,8 +52,9 @@ const ipv6 = fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 8, maxLe
 
 /** A resource record of a random type for `name` (dns-packet form). */
 export function arbRecord(name: fc.Arbitrary<string> = arbName): fc.Arbitrary<Answer> {
-  return fc.tuple(name, arbType, arbTtl, ipv4, ipv6, arbName, fc.nat(65535), fc.array(fc.string({ maxLength: 40 }), { minLength: 1, maxLength: 3 })).map(
-    ([n, type, ttl, v4, v6, target, num, txt]): Answer => {
+  return fc
+    .tuple(name, arbType, arbTtl, ipv4, ipv6, arbName, fc.nat(65535), fc.array(fc.string({ maxLength: 40 }), { minLength: 1, maxLength: 3 }))
+    .map(([n, type, ttl, v4, v6, target, num, txt]): Answer => {
       switch (type) {
         case 'A':
           return { name: n, type, ttl, data: v4 };
@@ -77,8 +78,7 @@ export function arbRecord(name: fc.Arbitrary<string> = arbName): fc.Arbitrary<An
             data: { mname: target, rname: `hostmaster.${target}`, serial: num, refresh: 3600, retry: 600, expire: 86400, minimum: num & 0x3ff },
           };
       }
-    },
-  );
+    });
 }
 
 export interface QuerySpec {
@@ -149,7 +149,10 @@ export function encodeResponse(id: number, name: string, type: RecordType, r: Re
     questions: [{ name, type, class: 'IN' }],
     answers: r.answers,
     authorities: r.authorities,
-    additionals: [...r.additionals, ...(r.opt ? [{ type: 'OPT', name: '.', udpPayloadSize: r.opt.size, flags: r.opt.do ? dnsPacket.DNSSEC_OK : 0 } as Answer] : [])],
+    additionals: [
+      ...r.additionals,
+      ...(r.opt ? [{ type: 'OPT', name: '.', udpPayloadSize: r.opt.size, flags: r.opt.do ? dnsPacket.DNSSEC_OK : 0 } as Answer] : []),
+    ],
   } as dnsPacket.Packet);
 }
 

@@ -32,7 +32,13 @@ test('regression: cache `disable` zones are checked on the response path with th
   const disabled = ask('a.example.com');
   ask('xx.other.org');
   const r = disabled;
-  const resp = dnsPacket.encode({ type: 'response', id: 1, flags: 0x8180, questions: [{ name: 'a.example.com', type: 'A' }], answers: [{ type: 'A', name: 'a.example.com', ttl: 300, data: '192.0.2.1' }] });
+  const resp = dnsPacket.encode({
+    type: 'response',
+    id: 1,
+    flags: 0x8180,
+    questions: [{ name: 'a.example.com', type: 'A' }],
+    answers: [{ type: 'A', name: 'a.example.com', ttl: 300, data: '192.0.2.1' }],
+  });
   r.reply(resp, resp.length, 'forward');
   assert.equal(cache.entries('success'), 0, 'a.example.com is under a disabled zone: not stored');
 });

@@ -103,8 +103,14 @@ test('parseQuery: mutated and random messages never throw; accepted ones are con
       if (req.questionEnd > 0) assert.ok(req.questionEnd <= bytes.length);
     }
   };
-  fc.assert(fc.property(arbQuerySpec, arbMutations, (q, muts) => check(mutate(encodeQuerySpec(q), muts))), params(2_000));
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => check(bytes)), params(1_500));
+  fc.assert(
+    fc.property(arbQuerySpec, arbMutations, (q, muts) => check(mutate(encodeQuerySpec(q), muts))),
+    params(2_000),
+  );
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => check(bytes)),
+    params(1_500),
+  );
   // Random bytes behind a plausible query header: the question and OPT parsing get exercised.
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(2), fc.nat(1), (tail, ar, ns) => {
@@ -116,7 +122,7 @@ test('parseQuery: mutated and random messages never throw; accepted ones are con
 });
 
 /** Checks a scan of a message scanResponse accepted. */
-function checkScan(b: Uint8Array, len: number, s: ResponseScan): void {
+function checkScan(_b: Uint8Array, len: number, s: ResponseScan): void {
   assert.ok(s.qnameEnd > 12 && s.questionEnd === s.qnameEnd + 4);
   assert.ok(s.questionEnd <= s.end && s.end <= len);
   let prev = s.questionEnd;
@@ -136,7 +142,9 @@ function checkScan(b: Uint8Array, len: number, s: ResponseScan): void {
 
 test('scanResponse: generated responses scan to their records, TTLs, SOA negative TTL and OPT', () => {
   const scan = new ResponseScan();
-  const arb = fc.tuple(arbName, arbType, fc.nat(0xffff)).chain(([name, type, id]) => fc.tuple(fc.constant(name), fc.constant(type), fc.constant(id), arbResponseSpec(name)));
+  const arb = fc
+    .tuple(arbName, arbType, fc.nat(0xffff))
+    .chain(([name, type, id]) => fc.tuple(fc.constant(name), fc.constant(type), fc.constant(id), arbResponseSpec(name)));
   fc.assert(
     fc.property(arb, ([name, type, id, spec]) => {
       const b = encodeResponse(id, name, type, spec);
@@ -164,7 +172,9 @@ test('scanResponse: generated responses scan to their records, TTLs, SOA negativ
 
 test('scanResponse: mutated and random responses never throw; accepted ones are consistent', () => {
   const scan = new ResponseScan();
-  const arb = fc.tuple(arbName, arbType, fc.nat(0xffff)).chain(([name, type, id]) => fc.tuple(fc.constant(name), fc.constant(type), fc.constant(id), arbResponseSpec(name), arbMutations));
+  const arb = fc
+    .tuple(arbName, arbType, fc.nat(0xffff))
+    .chain(([name, type, id]) => fc.tuple(fc.constant(name), fc.constant(type), fc.constant(id), arbResponseSpec(name), arbMutations));
   fc.assert(
     fc.property(arb, ([name, type, id, spec, muts]) => {
       const b = mutate(encodeResponse(id, name, type, spec), muts);
@@ -244,9 +254,11 @@ test('names: generated names round-trip through encodeName, readName and qnameTo
 test('truncateResponse: generated, mutated and random responses at any limit never throw; the result scans, fits and holds whole records of the input', () => {
   const inScan = new ResponseScan();
   const outScan = new ResponseScan();
-  const arb = fc.tuple(arbName, arbType, fc.nat(0xffff)).chain(([name, type, id]) =>
-    fc.tuple(fc.constant(name), fc.constant(type), fc.constant(id), arbResponseSpec(name), arbMutations, fc.integer({ min: 0, max: 1500 }), fc.boolean()),
-  );
+  const arb = fc
+    .tuple(arbName, arbType, fc.nat(0xffff))
+    .chain(([name, type, id]) =>
+      fc.tuple(fc.constant(name), fc.constant(type), fc.constant(id), arbResponseSpec(name), arbMutations, fc.integer({ min: 0, max: 1500 }), fc.boolean()),
+    );
   fc.assert(
     fc.property(arb, ([name, type, id, spec, muts, limit, edns]) => {
       const q = requestOf(encodeQuerySpec({ id, name, type, rd: true, cd: false, edns: edns ? { size: limit, do: false } : null }));

@@ -30,7 +30,19 @@ import { startNsd, zoneText, type Nsd } from '../fault/lib/nsd.ts';
 import { freeAddress, sleep } from '../fault/lib/net.ts';
 import { tcpQuery, udpQuery } from '../fault/lib/dns.ts';
 import type { ParsedFamily } from '../lib/metrics-testing.ts';
-import { AcceptQueueSampler, ProbeLoop, RssSampler, cpuMs, httpStatus, listenDrops, memKiB, parseDnsperf, startAttacker, startDnsperf, type Attacker } from './lib/attackers.ts';
+import {
+  AcceptQueueSampler,
+  ProbeLoop,
+  RssSampler,
+  cpuMs,
+  httpStatus,
+  listenDrops,
+  memKiB,
+  parseDnsperf,
+  startAttacker,
+  startDnsperf,
+  type Attacker,
+} from './lib/attackers.ts';
 import type { AttackConfig, Stats } from './lib/attack-types.ts';
 
 /** Length of the attack window (dnsperf's -l); attackers stop a little before it ends. */
@@ -167,7 +179,7 @@ async function reloadStorm(n: number, everyMs: number, sinkPort: number, stopAt:
   execFileSync('mkfifo', [fifo]);
   const huge = path.join(workDir, 'huge.conf');
   // 4 MiB of unknown directives: over any sane config size limit, and invalid anyway.
-  writeFileSync(huge, 'junk_directive arg1 arg2 arg3 arg4\n'.repeat(4 * 1024 * 1024 / 35));
+  writeFileSync(huge, 'junk_directive arg1 arg2 arg3 arg4\n'.repeat((4 * 1024 * 1024) / 35));
   const variants = [
     corefile(sinkPort, { inRoot: '\n    # storm: valid' }),
     corefile(sinkPort, { inRoot: '\n    no_such_plugin 1 2 3' }),
@@ -217,11 +229,17 @@ function deadline(ms: number): Promise<null> {
 /** nodelocaldns_tcp_connections_closed_total by reason, as `reason=n ...`. */
 function tcpClosed(fams: Map<string, ParsedFamily>): string {
   const out: string[] = [];
-  for (const f of fams.values()) for (const s of f.samples) if (s.name === 'nodelocaldns_tcp_connections_closed_total') out.push(`${s.labels.reason}=${s.value}`);
+  for (const f of fams.values())
+    for (const s of f.samples) if (s.name === 'nodelocaldns_tcp_connections_closed_total') out.push(`${s.labels.reason}=${s.value}`);
   return out.join(' ') || '0';
 }
 
-const fails = (f: Record<string, number>) => (Object.keys(f).length ? `; unanswered: ${Object.entries(f).map(([k, v]) => `${k} ${v}`).join(', ')}` : '');
+const fails = (f: Record<string, number>) =>
+  Object.keys(f).length
+    ? `; unanswered: ${Object.entries(f)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`
+    : '';
 const pct = (n: number, d: number) => (d === 0 ? 'n/a' : `${((100 * n) / d).toFixed(2)} %`);
 const statsLine = (s: Stats) =>
   Object.entries(s)
@@ -258,7 +276,16 @@ test('one agent under dnsperf and every hostile client at once: never exits, RSS
   });
   const queues = new AcceptQueueSampler(dns.host, 250);
   const probes = new ProbeLoop(
-    { dnsHost: dns.host, dnsPort: dns.port, name: PROBE_NAME, address: PROBE_ADDRESS, healthHost: dns.host, healthPort: ports.health, dnsTimeoutMs: PROBE_DNS_TIMEOUT_MS, healthTimeoutMs: PROBE_HEALTH_TIMEOUT_MS },
+    {
+      dnsHost: dns.host,
+      dnsPort: dns.port,
+      name: PROBE_NAME,
+      address: PROBE_ADDRESS,
+      healthHost: dns.host,
+      healthPort: ports.health,
+      dnsTimeoutMs: PROBE_DNS_TIMEOUT_MS,
+      healthTimeoutMs: PROBE_HEALTH_TIMEOUT_MS,
+    },
     PROBE_EVERY_MS,
   );
   const perf = startDnsperf(dns.host, dns.port, qfile, DNSPERF_QPS, WINDOW_S, DNSPERF_TIMEOUT_S);
@@ -286,7 +313,9 @@ test('one agent under dnsperf and every hostile client at once: never exits, RSS
   const storm = on('reload') ? await reloadStorm(16, 1_250, sinkAttacker.ready.port as number, Date.now() + ATTACK_MS - 8_000) : { writes: 0, invalid: 0 };
 
   const perfResult = await Promise.race([perf.done, deadline((WINDOW_S + DNSPERF_TIMEOUT_S + 10) * 1000)]);
-  const attackStats = await Promise.all(attackers.map(async (a) => ({ mode: a.mode, stats: await Promise.race([a.done, deadline(5_000).then(() => a.stop())]) })));
+  const attackStats = await Promise.all(
+    attackers.map(async (a) => ({ mode: a.mode, stats: await Promise.race([a.done, deadline(5_000).then(() => a.stop())]) })),
+  );
   const cpuShare = (await cpuMs(agent.pid)) - cpuBefore;
   const windowMs = performance.now() - t0;
   const droppedSyns = (await listenDrops()) - listenDropsBefore;
@@ -317,7 +346,17 @@ test('one agent under dnsperf and every hostile client at once: never exits, RSS
       ? 'memory cgroup: none could be made (RSS assertions only)'
       : `memory cgroup v${memcg.version} of ${MEMORY_LIMIT_BYTES >> 20} MiB: OOM kills ${memcg.oomKills()}, times the limit was reached ${memcg.limitHits()}`,
     `longest accept queue seen (queued/backlog): DNS ${queue(dns.port)}, health ${queue(ports.health)}, metrics ${queue(ports.metrics)}`,
-    ...attackStats.map((a) => `${a.mode}: ${Object.keys(a.stats).length ? statsLine(a.stats) : `no report; stderr: ${attackers.find((x) => x.mode === a.mode)?.output().slice(-600)}`}`),
+    ...attackStats.map(
+      (a) =>
+        `${a.mode}: ${
+          Object.keys(a.stats).length
+            ? statsLine(a.stats)
+            : `no report; stderr: ${attackers
+                .find((x) => x.mode === a.mode)
+                ?.output()
+                .slice(-600)}`
+        }`,
+    ),
     fams
       ? `metrics: dropped ${m('nodelocaldns_dropped_packets_total')}, FORMERR ${m('coredns_dns_responses_total', { rcode: 'FORMERR' })}, REFUSED ${m('coredns_dns_responses_total', { rcode: 'REFUSED' })}, max_concurrent rejects ${m('coredns_forward_max_concurrent_rejects_total')}, reload failed ${m('coredns_reload_failed_total')}, HTTP connections dropped ${m('nodelocaldns_http_connections_dropped_total')}, TCP refused ${m('nodelocaldns_tcp_connections_refused_total')}, TCP closed ${tcpClosed(fams)}, panics ${m('coredns_panics_total')}; V8 heap ${(m('nodejs_heap_size_total_bytes') / 1048576).toFixed(1)} MiB (used ${(m('nodejs_heap_size_used_bytes') / 1048576).toFixed(1)}), external ${(m('nodejs_external_memory_bytes') / 1048576).toFixed(1)} MiB`
       : 'metrics: /metrics did not answer after the run',
@@ -339,7 +378,10 @@ test('one agent under dnsperf and every hostile client at once: never exits, RSS
   // 3. Legitimate clients kept being answered, correctly.
   assert.ok(probes.udp.answered >= probes.udp.sent * MIN_UDP_PROBES, `UDP probes answered ${pct(probes.udp.answered, probes.udp.sent)}${why}`);
   assert.ok(probes.tcp.answered >= probes.tcp.sent * MIN_TCP_PROBES, `TCP probes answered ${pct(probes.tcp.answered, probes.tcp.sent)}${why}`);
-  assert.ok(probes.health.answered >= probes.health.sent * MIN_HEALTH_PROBES, `health probes answered ${pct(probes.health.answered, probes.health.sent)}${why}`);
+  assert.ok(
+    probes.health.answered >= probes.health.sent * MIN_HEALTH_PROBES,
+    `health probes answered ${pct(probes.health.answered, probes.health.sent)}${why}`,
+  );
   assert.equal(probes.udp.wrong + probes.tcp.wrong + probes.health.wrong, 0, `every answered probe was right${why}`);
   assert.ok(perfSummary !== null, `dnsperf finished with a summary${why}`);
   assert.ok(perfSummary.lost <= perfSummary.sent * MAX_DNSPERF_LOSS, `dnsperf lost ${pct(perfSummary.lost, perfSummary.sent)}${why}`);
@@ -358,14 +400,20 @@ test('one agent under dnsperf and every hostile client at once: never exits, RSS
   }
   if (on('uniqueFlood')) {
     const uf = byMode.uniqueFlood ?? {};
-    assert.ok(m('coredns_forward_max_concurrent_rejects_total') > 0 && (uf['reply:REFUSED'] ?? 0) > 0, `the in-flight cap refused part of the unique-name flood${why}`);
+    assert.ok(
+      m('coredns_forward_max_concurrent_rejects_total') > 0 && (uf['reply:REFUSED'] ?? 0) > 0,
+      `the in-flight cap refused part of the unique-name flood${why}`,
+    );
   }
   if (on('pipeline')) {
     const stalled = ['unsent_limit', 'write_stall', 'buffer_budget'].reduce((n, reason) => n + m('nodelocaldns_tcp_connections_closed_total', { reason }), 0);
     assert.ok(stalled > 0 && (byMode.pipeline?.closedByServer ?? 0) > 0, `non-reading TCP clients closed for their unsent bytes${why}`);
   }
   if (on('connFlood')) {
-    const shed = m('nodelocaldns_tcp_connections_refused_total') + m('nodelocaldns_tcp_connections_closed_total', { reason: 'client_share' }) + m('nodelocaldns_tcp_connections_closed_total', { reason: 'connection_limit' });
+    const shed =
+      m('nodelocaldns_tcp_connections_refused_total') +
+      m('nodelocaldns_tcp_connections_closed_total', { reason: 'client_share' }) +
+      m('nodelocaldns_tcp_connections_closed_total', { reason: 'connection_limit' });
     assert.ok(shed > 0, `the one-address connection flood held to its share${why}`);
   }
   if (on('httpFlood')) assert.ok(m('nodelocaldns_http_connections_dropped_total') > 0, `HTTP connections over the bounds dropped and counted${why}`);

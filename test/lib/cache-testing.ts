@@ -46,9 +46,7 @@ export function makeQuery(name: string, type: RecordType = 'A', opts: QueryOptio
     id: opts.id ?? 4242,
     flags,
     questions: [{ type, name, class: 'IN' }],
-    additionals: edns
-      ? [{ type: 'OPT', name: '.', udpPayloadSize: opts.udpSize ?? 4096, flags: opts.dnssecOk ? dnsPacket.DNSSEC_OK : 0 } as Answer]
-      : [],
+    additionals: edns ? [{ type: 'OPT', name: '.', udpPayloadSize: opts.udpSize ?? 4096, flags: opts.dnssecOk ? dnsPacket.DNSSEC_OK : 0 } as Answer] : [],
   });
   const out = new CaptureWriter();
   const req = new Request(buf, buf.length, out);

@@ -286,7 +286,11 @@ export class NextHandler implements Handler {
 }
 
 /** A started ForwardPlugin built from Corefile text; stop it with `t.after(() => p.stop())`. */
-export function makeForward(body: string, tuning: Partial<ForwardTuning> = {}, log: Logger = new CaptureLogger()): { plugin: ForwardPlugin; next: NextHandler } {
+export function makeForward(
+  body: string,
+  tuning: Partial<ForwardTuning> = {},
+  log: Logger = new CaptureLogger(),
+): { plugin: ForwardPlugin; next: NextHandler } {
   const p = makeForwardSetup(tuning).setup(forwardDirective(body), setupContext(log)) as ForwardPlugin;
   const next = new NextHandler();
   p.compose(next);

@@ -19,7 +19,11 @@ export class CaptureWriter implements ResponseWriter {
   }
 }
 
-export function makeQuery(name: string, type: RecordType = 'A', opts: { edns?: boolean; udpSize?: number; tcp?: boolean } = {}): { req: Request; out: CaptureWriter } {
+export function makeQuery(
+  name: string,
+  type: RecordType = 'A',
+  opts: { edns?: boolean; udpSize?: number; tcp?: boolean } = {},
+): { req: Request; out: CaptureWriter } {
   const buf = dnsPacket.encode({
     type: 'query',
     id: 4242,

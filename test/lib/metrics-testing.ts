@@ -197,7 +197,6 @@ export function samplesOf(families: Map<string, ParsedFamily>, name: string): Pa
   return f ? f.samples.filter((s) => s.name === name) : [];
 }
 
-
 /**
  * An EngineHooks for plugin tests: its state is set by the test, and it records what plugins
  * ask of it (fatal messages, reloads). `reloadResult` decides whether reload succeeds.

@@ -111,33 +111,49 @@ const RULES_HEALTH_PORT = 8080;
 function startInstance(sim: SimNode, p: Paths, role: Role, name: string): Instance {
   const own = join(p.dir, name);
   const ports = PORTS[role];
-  const child = sim.node.spawn(NODE, [
-    ...shippedNodeFlags(ROOT),
-    BIN,
-    '-localip', LOCAL_IPS,
-    '-interfacetype', 'bridge',
-    '-conf', join(own, 'Corefile'),
-    '-basecorefile', join(p.dir, 'coredns', 'Corefile.base'),
-    '-kubednscm', join(p.dir, 'kube-dns'),
-    '-upstreamsvc', 'kube-dns-upstream',
-    // Each sync runs 24 `iptables -C`: at 1 s that is a noticeable share of 2 cores.
-    '-syncinterval', '5s',
-    '-health-port', String(RULES_HEALTH_PORT),
-    '-metrics-listen-address', `127.0.0.1:${ports.setupMetrics}`,
-    '-pidfile', join(own, 'node-cache.pid'),
-    '-peerdir', p.peers,
-    // One serving thread per instance: the drill is about instances, and the machine has 2 cores.
-    '-workers', '1',
-    ...(role === 'standby' ? ['-standby'] : []),
-  ], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      KUBE_DNS_UPSTREAM_SERVICE_HOST: SIM.kubeDnsUpstreamServiceIp,
-      NODE_LOCAL_DNS_HEALTH_PORT: String(ports.health),
-      NODE_LOCAL_DNS_METRICS_PORT: String(ports.metrics),
+  const child = sim.node.spawn(
+    NODE,
+    [
+      ...shippedNodeFlags(ROOT),
+      BIN,
+      '-localip',
+      LOCAL_IPS,
+      '-interfacetype',
+      'bridge',
+      '-conf',
+      join(own, 'Corefile'),
+      '-basecorefile',
+      join(p.dir, 'coredns', 'Corefile.base'),
+      '-kubednscm',
+      join(p.dir, 'kube-dns'),
+      '-upstreamsvc',
+      'kube-dns-upstream',
+      // Each sync runs 24 `iptables -C`: at 1 s that is a noticeable share of 2 cores.
+      '-syncinterval',
+      '5s',
+      '-health-port',
+      String(RULES_HEALTH_PORT),
+      '-metrics-listen-address',
+      `127.0.0.1:${ports.setupMetrics}`,
+      '-pidfile',
+      join(own, 'node-cache.pid'),
+      '-peerdir',
+      p.peers,
+      // One serving thread per instance: the drill is about instances, and the machine has 2 cores.
+      '-workers',
+      '1',
+      ...(role === 'standby' ? ['-standby'] : []),
+    ],
+    {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        KUBE_DNS_UPSTREAM_SERVICE_HOST: SIM.kubeDnsUpstreamServiceIp,
+        NODE_LOCAL_DNS_HEALTH_PORT: String(ports.health),
+        NODE_LOCAL_DNS_METRICS_PORT: String(ports.metrics),
+      },
     },
-  });
+  );
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
@@ -157,10 +173,15 @@ async function linkExists(sim: SimNode): Promise<boolean> {
 }
 
 async function waitReady(sim: SimNode, inst: Instance, timeoutMs = 30_000): Promise<void> {
-  const ready = waitFor(`${inst.name} to finish starting`, async () => {
-    if (!inst.out().includes('[INFO] Start-up complete: serving')) return false;
-    return (await nodeLocalRules(sim)).length === 24;
-  }, timeoutMs, 100);
+  const ready = waitFor(
+    `${inst.name} to finish starting`,
+    async () => {
+      if (!inst.out().includes('[INFO] Start-up complete: serving')) return false;
+      return (await nodeLocalRules(sim)).length === 24;
+    },
+    timeoutMs,
+    100,
+  );
   const died = inst.exited.then(({ code, signal }) => {
     throw new Error(`${inst.name} exited early (code ${code}, signal ${signal})`);
   });
@@ -174,7 +195,8 @@ async function stopInstance(inst: Instance, signal: NodeJS.Signals): Promise<{ c
   if (inst.child.exitCode !== null || inst.child.signalCode !== null) return inst.exited;
   inst.child.kill(signal);
   const timeout = new Promise<never>((_, reject) =>
-    setTimeout(() => reject(new Error(`${inst.name} did not exit within 20 s of ${signal}\n${inst.out()}`)), 20_000).unref());
+    setTimeout(() => reject(new Error(`${inst.name} did not exit within 20 s of ${signal}\n${inst.out()}`)), 20_000).unref(),
+  );
   return Promise.race([inst.exited, timeout]);
 }
 
@@ -226,7 +248,10 @@ function parseDnsperf(out: string): DnsperfResult {
     else lostCached++;
   }
   // Without the per-query lines (thousands with -v) the output stays readable in a failure message.
-  const raw = out.split('\n').filter((l) => !l.startsWith('> ')).join('\n');
+  const raw = out
+    .split('\n')
+    .filter((l) => !l.startsWith('> '))
+    .join('\n');
   return {
     sent: num(/Queries sent:\s+(\d+)/),
     completed: num(/Queries completed:\s+(\d+)/),
@@ -302,8 +327,23 @@ function collect(child: ChildProcess): Promise<{ code: number | null; out: strin
 function startLoad(sim: SimNode, queryFile: string, seconds: number): Load {
   const startedAtMs = Date.now();
   const perf = sim.pod.spawn('dnsperf', [
-    '-s', SIM.localDnsIp, '-d', queryFile, '-c', String(LOAD_CLIENTS), '-q', '1000',
-    '-Q', String(LOAD_QPS), '-l', String(seconds), '-t', String(CLIENT_TIMEOUT_S), '-S', '1', '-v',
+    '-s',
+    SIM.localDnsIp,
+    '-d',
+    queryFile,
+    '-c',
+    String(LOAD_CLIENTS),
+    '-q',
+    '1000',
+    '-Q',
+    String(LOAD_QPS),
+    '-l',
+    String(seconds),
+    '-t',
+    String(CLIENT_TIMEOUT_S),
+    '-S',
+    '1',
+    '-v',
   ]);
   const prober = sim.pod.spawn(NODE, ['--input-type=module', '-e', PROBER, SIM.localDnsIp, String(seconds * 1000), '5', String(CLIENT_TIMEOUT_S * 1000)]);
   return {
@@ -366,17 +406,31 @@ function gaps(records: ProbeRecord[]): GapReport {
       gapStart = runStart;
     }
   }
-  return { probes: sorted.length, unanswered, unansweredAtMs: unansweredAt, longestGapMs: longest, gapStartMs: gapStart, maxRttMs: Math.round(maxRtt * 10) / 10 };
+  return {
+    probes: sorted.length,
+    unanswered,
+    unansweredAtMs: unansweredAt,
+    longestGapMs: longest,
+    gapStartMs: gapStart,
+    maxRttMs: Math.round(maxRtt * 10) / 10,
+  };
 }
 
 function summary(what: string, r: DnsperfResult, g: GapReport, events: Record<string, number>, t0: number): string {
-  const ev = Object.entries(events).map(([k, v]) => `${k} at +${((v - t0) / 1000).toFixed(2)} s`).join(', ');
-  return `${what}: dnsperf sent ${r.sent}, completed ${r.completed}, lost ${r.lost} (${((r.lost / r.sent) * 100).toFixed(4)} %: ` +
+  const ev = Object.entries(events)
+    .map(([k, v]) => `${k} at +${((v - t0) / 1000).toFixed(2)} s`)
+    .join(', ');
+  return (
+    `${what}: dnsperf sent ${r.sent}, completed ${r.completed}, lost ${r.lost} (${((r.lost / r.sent) * 100).toFixed(4)} %: ` +
     `${r.lostCached} cached names, ${r.lostUpstream} kube-dns names); ` +
-    `completions per second [${r.perSecond.slice(1).map((x) => Math.round(x)).join(' ')}]; ` +
+    `completions per second [${r.perSecond
+      .slice(1)
+      .map((x) => Math.round(x))
+      .join(' ')}]; ` +
     `prober ${g.probes} probes, ${g.unanswered} unanswered` +
     (g.unanswered > 0 ? ` (sent at ${g.unansweredAtMs.map((x) => `+${((x - t0) / 1000).toFixed(2)}`).join(' ')} s)` : '') +
-    `, longest gap ${g.longestGapMs} ms, max rtt ${g.maxRttMs} ms; ${ev}`;
+    `, longest gap ${g.longestGapMs} ms, max rtt ${g.maxRttMs} ms; ${ev}`
+  );
 }
 
 // ---- the drills -------------------------------------------------------------------------
@@ -443,7 +497,11 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
     assert.match(socks[1]!, /^standby-[0-9a-f]{8}-\d+-[0-9a-f]{8}\.sock$/);
     for (const server of [SIM.localDnsIp, SIM.kubeDnsServiceIp]) {
       const r = await dig(sim.pod, server, 'web.default.svc.cluster.local', 'A');
-      assert.deepEqual(r.answers.map((l) => l.split(' ').at(-1)), ['198.18.2.20'], r.raw);
+      assert.deepEqual(
+        r.answers.map((l) => l.split(' ').at(-1)),
+        ['198.18.2.20'],
+        r.raw,
+      );
     }
   });
 
@@ -456,8 +514,12 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
     t.diagnostic(line);
     process.stdout.write(`# ${line}\n`);
     baselineLost = perf.lost + g.unanswered;
-    assert.equal(baselineLost, 0, `the node loses queries at ${LOAD_QPS} qps without any restart: the machine is too busy for the drills ` +
-      `(load average ${(await readFile('/proc/loadavg', 'utf8')).trim()})\n${perf.raw}`);
+    assert.equal(
+      baselineLost,
+      0,
+      `the node loses queries at ${LOAD_QPS} qps without any restart: the machine is too busy for the drills ` +
+        `(load average ${(await readFile('/proc/loadavg', 'utf8')).trim()})\n${perf.raw}`,
+    );
   });
 
   await t.test('kill -9 of the primary under load', async () => {
@@ -473,7 +535,8 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
     // Unanswered probes sent before the kill were queued in (or being resolved by) the killed
     // process; those sent after it measure how long the kernel kept steering to a dying process.
     const unansweredBefore = probes.filter(([at, rtt]) => rtt < 0 && at < killedAt).length;
-    const line = summary('kill -9 drill', perf, g, { 'kill -9 primary': killedAt }, load.startedAtMs) +
+    const line =
+      summary('kill -9 drill', perf, g, { 'kill -9 primary': killedAt }, load.startedAtMs) +
       `; unanswered probes sent before the kill ${unansweredBefore}, after it ${g.unanswered - unansweredBefore}`;
     t.diagnostic(line);
     process.stdout.write(`# ${line}\n`);
@@ -493,16 +556,22 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
     assert.equal((await nodeLocalRules(sim)).length, 24);
     assert.ok(await linkExists(sim));
     const r = await dig(sim.pod, SIM.kubeDnsServiceIp, 'www.example.org', 'A');
-    assert.deepEqual(r.answers.map((l) => l.split(' ').at(-1)), ['198.18.5.5'], r.raw);
+    assert.deepEqual(
+      r.answers.map((l) => l.split(' ').at(-1)),
+      ['198.18.5.5'],
+      r.raw,
+    );
     await waitFor('the standby to notice the primary is gone', async () => standby.out().includes('standby: no live primary'), 20_000);
   });
 
-  await t.test('a new primary adopts the set-up; the dead one\'s socket is removed', async () => {
+  await t.test("a new primary adopts the set-up; the dead one's socket is removed", async () => {
     const dead = (await readdir(p.peers)).filter((n) => n.startsWith('primary-'));
     primary = start('primary', 'primary-2');
     await waitReady(sim, primary);
     // Whoever looks first (the standby's primary watch, or the new primary's start-up sweep) removes it.
-    const removedBy = [standby, primary].filter((i) => /Removed stale peer socket .*primary-[0-9a-f]{8}-\d+-[0-9a-f]{8}\.sock \(its instance is gone\)/.test(i.out()));
+    const removedBy = [standby, primary].filter((i) =>
+      /Removed stale peer socket .*primary-[0-9a-f]{8}-\d+-[0-9a-f]{8}\.sock \(its instance is gone\)/.test(i.out()),
+    );
     assert.equal(removedBy.length, 1, `stale socket removal logged by ${removedBy.map((i) => i.name).join(', ') || 'nobody'}`);
     const left = await readdir(p.peers);
     for (const d of dead) assert.ok(!left.includes(d), `${d} still there`);
@@ -554,14 +623,25 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
     assert.equal((await nodeLocalRules(sim)).length, 24);
     assert.ok(await linkExists(sim));
     const served = await dig(sim.pod, SIM.localDnsIp, 'kubernetes.default.svc.cluster.local', 'A');
-    assert.deepEqual(served.answers.map((l) => l.split(' ').at(-1)), ['198.18.0.1'], 'the standby alone still answers');
+    assert.deepEqual(
+      served.answers.map((l) => l.split(' ').at(-1)),
+      ['198.18.0.1'],
+      'the standby alone still answers',
+    );
 
     assert.deepEqual(await stopInstance(standby, 'SIGTERM'), { code: 0, signal: null }, standby.out());
     assert.match(standby.out(), /No other instance alive in .*: this standby is the last one\n.*\[INFO\] Tearing down/);
     assert.deepEqual(await nodeLocalRules(sim), []);
     assert.equal(await linkExists(sim), false);
-    assert.deepEqual((await readdir(p.peers)).filter((n) => n.endsWith('.sock')), []);
+    assert.deepEqual(
+      (await readdir(p.peers)).filter((n) => n.endsWith('.sock')),
+      [],
+    );
     const r = await dig(sim.pod, SIM.kubeDnsServiceIp, 'kubernetes.default.svc.cluster.local', 'A');
-    assert.deepEqual(r.answers.map((l) => l.split(' ').at(-1)), ['198.18.0.1'], 'kube-proxy DNAT answers again');
+    assert.deepEqual(
+      r.answers.map((l) => l.split(' ').at(-1)),
+      ['198.18.0.1'],
+      'kube-proxy DNAT answers again',
+    );
   });
 });

@@ -199,8 +199,15 @@ export async function dig(
   opts: { tcp?: boolean; timeoutSec?: number; port?: number } = {},
 ): Promise<DigResult> {
   const args = [
-    `@${server}`, '-p', String(opts.port ?? 53), name, type,
-    `+time=${opts.timeoutSec ?? 2}`, '+tries=1', '+nocookie', ...(opts.tcp ? ['+tcp'] : []),
+    `@${server}`,
+    '-p',
+    String(opts.port ?? 53),
+    name,
+    type,
+    `+time=${opts.timeoutSec ?? 2}`,
+    '+tries=1',
+    '+nocookie',
+    ...(opts.tcp ? ['+tcp'] : []),
   ];
   const r = await ns.run('dig', args);
   const status = /status: ([A-Z]+)/.exec(r.stdout)?.[1] ?? 'TIMEOUT';
@@ -229,13 +236,15 @@ function zoneFiles(): Record<string, string> {
   const soa = (origin: string): string =>
     `$TTL 30\n$ORIGIN ${origin}\n@ IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 30\n@ IN NS ns.dns.cluster.local.\n`;
   return {
-    'cluster.local': soa('cluster.local.') +
+    'cluster.local':
+      soa('cluster.local.') +
       'ns.dns IN A 198.18.1.2\n' +
       'kube-dns.kube-system.svc IN A 198.18.0.10\n' +
       'kube-dns-upstream.kube-system.svc IN A 198.18.0.11\n' +
       'kubernetes.default.svc IN A 198.18.0.1\n' +
       'web.default.svc IN A 198.18.2.20\n',
-    'in-addr.arpa': soa('in-addr.arpa.') +
+    'in-addr.arpa':
+      soa('in-addr.arpa.') +
       '10.0.18.198 IN PTR kube-dns.kube-system.svc.cluster.local.\n' +
       '11.0.18.198 IN PTR kube-dns-upstream.kube-system.svc.cluster.local.\n' +
       '1.0.18.198 IN PTR kubernetes.default.svc.cluster.local.\n' +
@@ -275,7 +284,10 @@ export async function createSimNode(opts: { dns?: boolean } = {}): Promise<SimNo
     for (const ns of created.reverse()) {
       // Kill anything a test left running inside the namespace before deleting it.
       const pids = await execRunner('ip', ['netns', 'pids', ns.name]);
-      for (const p of pids.stdout.split('\n').map((s) => Number(s.trim())).filter((x) => x > 0)) {
+      for (const p of pids.stdout
+        .split('\n')
+        .map((s) => Number(s.trim()))
+        .filter((x) => x > 0)) {
         try {
           process.kill(p, 'SIGKILL');
         } catch {
@@ -320,12 +332,34 @@ export async function createSimNode(opts: { dns?: boolean } = {}): Promise<SimNo
     for (const chain of ['PREROUTING', 'OUTPUT']) {
       await node.exec('iptables', ['-w', '5', '-t', 'nat', '-A', chain, '-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES']);
     }
-    for (const [svc, ip] of [['kube-system/kube-dns', SIM.kubeDnsServiceIp], ['kube-system/kube-dns-upstream', SIM.kubeDnsUpstreamServiceIp]] as const) {
+    for (const [svc, ip] of [
+      ['kube-system/kube-dns', SIM.kubeDnsServiceIp],
+      ['kube-system/kube-dns-upstream', SIM.kubeDnsUpstreamServiceIp],
+    ] as const) {
       for (const proto of ['udp', 'tcp']) {
         await node.exec('iptables', [
-          '-w', '5', '-t', 'nat', '-A', 'KUBE-SERVICES', '-d', `${ip}/32`, '-p', proto, '-m', proto, '--dport', '53',
-          '-m', 'comment', '--comment', `${svc}:dns${proto === 'tcp' ? '-tcp' : ''} cluster IP`,
-          '-j', 'DNAT', '--to-destination', `${SIM.kubeDnsPodIp}:53`,
+          '-w',
+          '5',
+          '-t',
+          'nat',
+          '-A',
+          'KUBE-SERVICES',
+          '-d',
+          `${ip}/32`,
+          '-p',
+          proto,
+          '-m',
+          proto,
+          '--dport',
+          '53',
+          '-m',
+          'comment',
+          '--comment',
+          `${svc}:dns${proto === 'tcp' ? '-tcp' : ''} cluster IP`,
+          '-j',
+          'DNAT',
+          '--to-destination',
+          `${SIM.kubeDnsPodIp}:53`,
         ]);
       }
     }
@@ -340,7 +374,9 @@ export async function createSimNode(opts: { dns?: boolean } = {}): Promise<SimNo
         `  zonelistfile: "${dir}/zone.list"\n  xfrdir: "${dir}"\n  logfile: "${dir}/nsd.log"\n` +
         '  verbosity: 1\n  rrl-ratelimit: 0\n  server-count: 1\n  reuseport: no\n' +
         'remote-control:\n  control-enable: no\n' +
-        Object.keys(zones).map((z) => `zone:\n  name: ${z}\n  zonefile: ${z}.zone\n`).join('');
+        Object.keys(zones)
+          .map((z) => `zone:\n  name: ${z}\n  zonefile: ${z}.zone\n`)
+          .join('');
       await writeFile(join(dir, 'nsd.conf'), conf);
       dnsServer = kubedns.spawn('nsd', ['-d', '-c', join(dir, 'nsd.conf')], { stdio: 'ignore' });
       await waitFor('NSD in the kubedns namespace', async () => {

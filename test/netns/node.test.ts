@@ -33,19 +33,32 @@ interface Agent {
 
 /** Starts the agent; `peers` is its `-peerdir` (a temp dir of the test, never the host's default). */
 function startAgent(sim: SimNode, dir: string, peers: string, extra: string[] = []): Agent {
-  const child = sim.node.spawn(process.execPath, [
-    MAIN,
-    '-localip', LOCAL_IPS,
-    '-interfacetype', 'bridge',
-    '-conf', join(dir, 'Corefile'),
-    '-basecorefile', join(dir, 'coredns', 'Corefile.base'),
-    '-kubednscm', join(dir, 'kube-dns'),
-    '-upstreamsvc', 'kube-dns-upstream',
-    '-syncinterval', '1s',
-    '-pidfile', join(dir, 'node-cache.pid'),
-    '-peerdir', peers,
-    ...extra,
-  ], { cwd: ROOT, env: { ...process.env, KUBE_DNS_UPSTREAM_SERVICE_HOST: SIM.kubeDnsUpstreamServiceIp } });
+  const child = sim.node.spawn(
+    process.execPath,
+    [
+      MAIN,
+      '-localip',
+      LOCAL_IPS,
+      '-interfacetype',
+      'bridge',
+      '-conf',
+      join(dir, 'Corefile'),
+      '-basecorefile',
+      join(dir, 'coredns', 'Corefile.base'),
+      '-kubednscm',
+      join(dir, 'kube-dns'),
+      '-upstreamsvc',
+      'kube-dns-upstream',
+      '-syncinterval',
+      '1s',
+      '-pidfile',
+      join(dir, 'node-cache.pid'),
+      '-peerdir',
+      peers,
+      ...extra,
+    ],
+    { cwd: ROOT, env: { ...process.env, KUBE_DNS_UPSTREAM_SERVICE_HOST: SIM.kubeDnsUpstreamServiceIp } },
+  );
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
@@ -66,13 +79,18 @@ async function linkExists(sim: SimNode, name: string): Promise<boolean> {
 
 /** Waits until the agent serves, has its 24 rules in place, and has finished starting. */
 async function waitReady(sim: SimNode, agent: Agent): Promise<void> {
-  const ready = waitFor('node-local-dns to serve and install its rules', async () => {
-    // Logged once runAgent has finished (main installs its signal handlers right after).
-    if (!agent.out().includes('[INFO] Start-up complete: serving')) return false;
-    if ((await nodeLocalRules(sim)).length !== 24) return false;
-    const r = await dig(sim.pod, SIM.localDnsIp, 'kubernetes.default.svc.cluster.local', 'A', { timeoutSec: 1 });
-    return r.status === 'NOERROR';
-  }, 30_000, 200);
+  const ready = waitFor(
+    'node-local-dns to serve and install its rules',
+    async () => {
+      // Logged once runAgent has finished (main installs its signal handlers right after).
+      if (!agent.out().includes('[INFO] Start-up complete: serving')) return false;
+      if ((await nodeLocalRules(sim)).length !== 24) return false;
+      const r = await dig(sim.pod, SIM.localDnsIp, 'kubernetes.default.svc.cluster.local', 'A', { timeoutSec: 1 });
+      return r.status === 'NOERROR';
+    },
+    30_000,
+    200,
+  );
   const died = agent.exited.then(({ code, signal }) => {
     throw new Error(`node-local-dns exited early (code ${code}, signal ${signal})`);
   });
@@ -85,7 +103,9 @@ async function waitReady(sim: SimNode, agent: Agent): Promise<void> {
 async function stopAgent(agent: Agent, signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   if (agent.child.exitCode !== null || agent.child.signalCode !== null) return agent.exited;
   agent.child.kill(signal);
-  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`agent did not exit within 20 s of ${signal}\n${agent.out()}`)), 20_000).unref());
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error(`agent did not exit within 20 s of ${signal}\n${agent.out()}`)), 20_000).unref(),
+  );
   return Promise.race([agent.exited, timeout]);
 }
 
@@ -129,7 +149,7 @@ test('node-local-dns on a simulated node', { skip, timeout: 240_000 }, async (t)
     assert.match(out, /\[INFO\] Starting node-local-dns \S+/);
     assert.match(out, /\[INFO\] Updated Corefile with 0 custom stubdomains and upstream servers 198\.18\.0\.11/);
     assert.match(out, /\[INFO\] Added interface - nodelocaldns/);
-    assert.ok(out.includes(`[INFO] Registered as primary in ${peers} (${peers}/primary-`), 'registered in the test\'s peer directory');
+    assert.ok(out.includes(`[INFO] Registered as primary in ${peers} (${peers}/primary-`), "registered in the test's peer directory");
     assert.equal((out.match(/\[INFO\] Added back nodelocaldns rule - \{/g) ?? []).length, 24);
     assert.ok(await linkExists(sim, 'nodelocaldns'));
     assert.match(await readFile(join(dir, 'node-cache.pid'), 'utf8'), /^\d+\n$/);
@@ -144,11 +164,23 @@ test('node-local-dns on a simulated node', { skip, timeout: 240_000 }, async (t)
         const what = `${server} ${tcp ? 'tcp' : 'udp'}`;
         const a = await dig(sim.pod, server, 'web.default.svc.cluster.local', 'A', { tcp });
         assert.equal(a.status, 'NOERROR', `${what}\n${a.raw}`);
-        assert.deepEqual(a.answers.map((l) => l.split(' ').slice(2).join(' ')), ['IN A 198.18.2.20'], what);
+        assert.deepEqual(
+          a.answers.map((l) => l.split(' ').slice(2).join(' ')),
+          ['IN A 198.18.2.20'],
+          what,
+        );
         const ptr = await dig(sim.pod, server, '20.2.18.198.in-addr.arpa', 'PTR', { tcp });
-        assert.deepEqual(ptr.answers.map((l) => l.split(' ').at(-1)), ['web.default.svc.cluster.local.'], what);
+        assert.deepEqual(
+          ptr.answers.map((l) => l.split(' ').at(-1)),
+          ['web.default.svc.cluster.local.'],
+          what,
+        );
         const ext = await dig(sim.pod, server, 'www.example.org', 'A', { tcp });
-        assert.deepEqual(ext.answers.map((l) => l.split(' ').at(-1)), ['198.18.5.5'], what);
+        assert.deepEqual(
+          ext.answers.map((l) => l.split(' ').at(-1)),
+          ['198.18.5.5'],
+          what,
+        );
       }
     }
   });
@@ -189,16 +221,39 @@ test('node-local-dns on a simulated node', { skip, timeout: 240_000 }, async (t)
     });
     await waitFor('the ConfigMap update', async () => first.out().includes('Updated Corefile with 1 custom stubdomains'), 20_000, 200);
     assert.match(await readFile(join(dir, 'Corefile'), 'utf8'), /\nstub\.test:53 \{\n[^}]*prometheus :9253\n\}\n/);
-    await waitFor('the stub domain to answer', async () => {
-      const r = await dig(sim.pod, SIM.localDnsIp, 'www.stub.test', 'A', { timeoutSec: 1 });
-      return r.answers.some((l) => l.endsWith(' 198.18.6.6'));
-    }, 15_000, 200);
+    await waitFor(
+      'the stub domain to answer',
+      async () => {
+        const r = await dig(sim.pod, SIM.localDnsIp, 'www.stub.test', 'A', { timeoutSec: 1 });
+        return r.answers.some((l) => l.endsWith(' 198.18.6.6'));
+      },
+      15_000,
+      200,
+    );
   });
 
   await t.test('a rule deleted behind its back is added back by the periodic sync', async () => {
     const before = (first.out().match(/Added back nodelocaldns rule/g) ?? []).length;
-    await sim.node.exec('iptables', ['-w', '5', '-t', 'raw', '-D', 'PREROUTING', '-p', 'udp', '-d', SIM.localDnsIp, '--dport', '53', '-j', 'NOTRACK',
-      '-m', 'comment', '--comment', 'NodeLocal DNS Cache: skip conntrack']);
+    await sim.node.exec('iptables', [
+      '-w',
+      '5',
+      '-t',
+      'raw',
+      '-D',
+      'PREROUTING',
+      '-p',
+      'udp',
+      '-d',
+      SIM.localDnsIp,
+      '--dport',
+      '53',
+      '-j',
+      'NOTRACK',
+      '-m',
+      'comment',
+      '--comment',
+      'NodeLocal DNS Cache: skip conntrack',
+    ]);
     await waitFor('the rule to come back', async () => (await nodeLocalRules(sim)).length === 24, 15_000, 200);
     await waitFor('the log line', async () => (first.out().match(/Added back nodelocaldns rule/g) ?? []).length === before + 1, 5000);
     assert.match(first.out(), /Added back nodelocaldns rule - \{raw PREROUTING \[-p udp -d 169\.254\.20\.10 --dport 53 -j NOTRACK/);
@@ -210,7 +265,11 @@ test('node-local-dns on a simulated node', { skip, timeout: 240_000 }, async (t)
     assert.equal(await linkExists(sim, 'nodelocaldns'), false);
     await assert.rejects(stat(join(dir, 'node-cache.pid')));
     const r = await dig(sim.pod, SIM.kubeDnsServiceIp, 'kubernetes.default.svc.cluster.local', 'A');
-    assert.deepEqual(r.answers.map((l) => l.split(' ').at(-1)), ['198.18.0.1'], 'kube-proxy DNAT answers again');
+    assert.deepEqual(
+      r.answers.map((l) => l.split(' ').at(-1)),
+      ['198.18.0.1'],
+      'kube-proxy DNAT answers again',
+    );
   });
 
   await t.test('after SIGKILL the next instance adopts interface and rules without duplicates', async () => {
@@ -228,7 +287,10 @@ test('node-local-dns on a simulated node', { skip, timeout: 240_000 }, async (t)
     assert.equal((await nodeLocalRules(sim)).length, 24, 'no duplicate rules');
     assert.doesNotMatch(third.out(), /Added back nodelocaldns rule|Added interface/);
     const r = await dig(sim.pod, SIM.kubeDnsServiceIp, 'www.example.org', 'A', { tcp: true });
-    assert.deepEqual(r.answers.map((l) => l.split(' ').at(-1)), ['198.18.5.5']);
+    assert.deepEqual(
+      r.answers.map((l) => l.split(' ').at(-1)),
+      ['198.18.5.5'],
+    );
 
     assert.deepEqual(await stopAgent(third, 'SIGTERM'), { code: 0, signal: null }, third.out());
     assert.deepEqual(await nodeLocalRules(sim), []);

@@ -30,10 +30,16 @@ describe('nftables mode: deploy/kubernetes/nftables', () => {
   const standbyObjs = parseManifests(renderedStandby, 'nftables standby');
 
   test('committed renderings are up to date', () => {
-    assert.equal(readFileSync(join(ROOT, 'deploy/kubernetes/nftables/node-local-dns.yaml'), 'utf8'), rendered,
-      're-run: node deploy/render.ts --mode nftables --dns-server 10.96.0.10 --output deploy/kubernetes/nftables/node-local-dns.yaml');
-    assert.equal(readFileSync(join(ROOT, 'deploy/kubernetes/nftables/node-local-dns-standby.yaml'), 'utf8'), renderedStandby,
-      're-run: node deploy/render.ts --standby --mode nftables --dns-server 10.96.0.10 --output deploy/kubernetes/nftables/node-local-dns-standby.yaml');
+    assert.equal(
+      readFileSync(join(ROOT, 'deploy/kubernetes/nftables/node-local-dns.yaml'), 'utf8'),
+      rendered,
+      're-run: node deploy/render.ts --mode nftables --dns-server 10.96.0.10 --output deploy/kubernetes/nftables/node-local-dns.yaml',
+    );
+    assert.equal(
+      readFileSync(join(ROOT, 'deploy/kubernetes/nftables/node-local-dns-standby.yaml'), 'utf8'),
+      renderedStandby,
+      're-run: node deploy/render.ts --standby --mode nftables --dns-server 10.96.0.10 --output deploy/kubernetes/nftables/node-local-dns-standby.yaml',
+    );
   });
 
   test('the iptables bundle plus -rulesbackend nftables, for primary and standby', () => {

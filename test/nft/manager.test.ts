@@ -42,10 +42,31 @@ test('nftables manager with the real nft: dual-family table, idempotent sync, re
 
   // Our comment on a rule that now drops: not one of ours any more, so the table is replaced.
   const handle = /ip6 daddr fd00::10 udp dport 53 notrack .*# handle (\d+)/.exec(listing)![1]!;
-  await ns.exec('nft', ['replace', 'rule', 'inet', 'node-local-dns', 'raw-prerouting', 'handle', handle,
-    'ip6', 'daddr', 'fd00::10', 'udp', 'dport', '53', 'drop', 'comment', '"NodeLocal DNS Cache: skip conntrack"']);
+  await ns.exec('nft', [
+    'replace',
+    'rule',
+    'inet',
+    'node-local-dns',
+    'raw-prerouting',
+    'handle',
+    handle,
+    'ip6',
+    'daddr',
+    'fd00::10',
+    'udp',
+    'dport',
+    '53',
+    'drop',
+    'comment',
+    '"NodeLocal DNS Cache: skip conntrack"',
+  ]);
   assert.deepEqual(await m.ensureAll(), { added: 1, existing: 23, errors: 0 });
-  assert.ok(lines.includes('Added back nodelocaldns rule - {inet node-local-dns raw-prerouting [ip6 daddr fd00::10 udp dport 53 notrack comment "NodeLocal DNS Cache: skip conntrack"]}'), lines.join('\n'));
+  assert.ok(
+    lines.includes(
+      'Added back nodelocaldns rule - {inet node-local-dns raw-prerouting [ip6 daddr fd00::10 udp dport 53 notrack comment "NodeLocal DNS Cache: skip conntrack"]}',
+    ),
+    lines.join('\n'),
+  );
   assert.ok(lines.includes('Replaced nftables table inet node-local-dns: 1 unexpected rule(s)'), lines.join('\n'));
   assert.doesNotMatch(await ns.exec('nft', ['list', 'table', 'inet', 'node-local-dns']), /drop/);
 

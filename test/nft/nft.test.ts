@@ -59,18 +59,31 @@ interface Agent {
 }
 
 function startAgent(sim: SimNode, dir: string, backend: string): Agent {
-  const child = sim.node.spawn(process.execPath, [
-    MAIN,
-    '-localip', LOCAL_IPS,
-    '-rulesbackend', backend,
-    '-interfacetype', 'bridge',
-    '-conf', join(dir, 'Corefile'),
-    '-basecorefile', join(dir, 'no-such-Corefile.base'),
-    '-kubednscm', join(dir, 'kube-dns'),
-    '-syncinterval', '1s',
-    '-metrics-listen-address', '127.0.0.1:9353',
-    '-peerdir', join(dir, 'peers'),
-  ], { cwd: ROOT });
+  const child = sim.node.spawn(
+    process.execPath,
+    [
+      MAIN,
+      '-localip',
+      LOCAL_IPS,
+      '-rulesbackend',
+      backend,
+      '-interfacetype',
+      'bridge',
+      '-conf',
+      join(dir, 'Corefile'),
+      '-basecorefile',
+      join(dir, 'no-such-Corefile.base'),
+      '-kubednscm',
+      join(dir, 'kube-dns'),
+      '-syncinterval',
+      '1s',
+      '-metrics-listen-address',
+      '127.0.0.1:9353',
+      '-peerdir',
+      join(dir, 'peers'),
+    ],
+    { cwd: ROOT },
+  );
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
@@ -83,7 +96,9 @@ function startAgent(sim: SimNode, dir: string, backend: string): Agent {
 async function stopAgent(agent: Agent, signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   if (agent.child.exitCode !== null || agent.child.signalCode !== null) return agent.exited;
   agent.child.kill(signal);
-  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`agent did not exit within 20 s of ${signal}\n${agent.out()}`)), 20_000).unref());
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error(`agent did not exit within 20 s of ${signal}\n${agent.out()}`)), 20_000).unref(),
+  );
   return Promise.race([agent.exited, timeout]);
 }
 
@@ -129,16 +144,23 @@ async function dnsRequests(sim: SimNode): Promise<number> {
 /** Conntrack entries of the node namespace whose original destination is one of `ips`. */
 async function conntrackTo(sim: SimNode, ips: string[]): Promise<string[]> {
   const r = await sim.node.run('conntrack', ['-L']);
-  return r.stdout.split('\n').filter((l) => ips.some((ip) => l.includes(` dst=${ip} `) && /^\S+\s+\d+\s+/.test(l) && l.indexOf(` dst=${ip} `) === l.indexOf(' dst=')));
+  return r.stdout
+    .split('\n')
+    .filter((l) => ips.some((ip) => l.includes(` dst=${ip} `) && /^\S+\s+\d+\s+/.test(l) && l.indexOf(` dst=${ip} `) === l.indexOf(' dst=')));
 }
 
 async function waitReady(sim: SimNode, agent: Agent, expectTable: boolean): Promise<void> {
-  const ready = waitFor('node-local-dns to serve and install its rules', async () => {
-    if (!agent.out().includes('[INFO] Start-up complete: serving')) return false;
-    if (expectTable && (await table(sim)).rules.length !== TOTAL_RULES) return false;
-    const r = await dig(sim.pod, SIM.localDnsIp, 'kubernetes.default.svc.cluster.local', 'A', { timeoutSec: 1 });
-    return r.status === 'NOERROR';
-  }, 30_000, 200);
+  const ready = waitFor(
+    'node-local-dns to serve and install its rules',
+    async () => {
+      if (!agent.out().includes('[INFO] Start-up complete: serving')) return false;
+      if (expectTable && (await table(sim)).rules.length !== TOTAL_RULES) return false;
+      const r = await dig(sim.pod, SIM.localDnsIp, 'kubernetes.default.svc.cluster.local', 'A', { timeoutSec: 1 });
+      return r.status === 'NOERROR';
+    },
+    30_000,
+    200,
+  );
   const died = agent.exited.then(({ code, signal }) => {
     throw new Error(`node-local-dns exited early (code ${code}, signal ${signal})`);
   });
@@ -161,11 +183,15 @@ test('-rulesbackend nftables beside kube-proxy in nftables mode', { skip, timeou
   await mkdir(join(dir, 'peers'));
   await writeFile(join(dir, 'Corefile'), COREFILE);
 
-  await t.test('without node-local-dns, kube-proxy\'s nftables DNAT sends 198.18.0.10 to the stand-in', async () => {
+  await t.test("without node-local-dns, kube-proxy's nftables DNAT sends 198.18.0.10 to the stand-in", async () => {
     const before = await newToServices(sim);
     const r = await dig(sim.pod, SIM.kubeDnsServiceIp, 'web.default.svc.cluster.local', 'A');
-    assert.deepEqual(r.answers.map((l) => l.split(' ').at(-1)), ['198.18.2.20'], r.raw);
-    assert.ok((await newToServices(sim)) > before, 'the query was tracked and passed kube-proxy\'s chains');
+    assert.deepEqual(
+      r.answers.map((l) => l.split(' ').at(-1)),
+      ['198.18.2.20'],
+      r.raw,
+    );
+    assert.ok((await newToServices(sim)) > before, "the query was tracked and passed kube-proxy's chains");
   });
 
   const first = startAgent(sim, dir, 'nftables');
@@ -190,7 +216,10 @@ test('-rulesbackend nftables beside kube-proxy in nftables mode', { skip, timeou
     const out = first.out();
     assert.match(out, /\[INFO\] Rules back end: nftables \(-rulesbackend nftables\)/);
     assert.equal((out.match(/\[INFO\] Added back nodelocaldns rule - \{inet node-local-dns /g) ?? []).length, TOTAL_RULES);
-    assert.match(out, /Start-up complete: serving 169\.254\.20\.10, 198\.18\.0\.10; interface nodelocaldns and nftables table inet node-local-dns \(24 rules\) in place/);
+    assert.match(
+      out,
+      /Start-up complete: serving 169\.254\.20\.10, 198\.18\.0\.10; interface nodelocaldns and nftables table inet node-local-dns \(24 rules\) in place/,
+    );
     const metrics = await sim.node.exec('curl', ['-sS', '--max-time', '5', 'http://127.0.0.1:9353/metrics']);
     assert.match(metrics, /^coredns_nodecache_setup_errors_total\{errortype="iptables"\} 0$/m);
   });
@@ -204,18 +233,26 @@ test('-rulesbackend nftables beside kube-proxy in nftables mode', { skip, timeou
       for (const tcp of [false, true]) {
         const r = await dig(sim.pod, server, 'web.default.svc.cluster.local', 'A', { tcp });
         sent++;
-        assert.deepEqual(r.answers.map((l) => l.split(' ').at(-1)), ['198.18.2.20'], `${server} ${tcp ? 'tcp' : 'udp'}\n${r.raw}`);
+        assert.deepEqual(
+          r.answers.map((l) => l.split(' ').at(-1)),
+          ['198.18.2.20'],
+          `${server} ${tcp ? 'tcp' : 'udp'}\n${r.raw}`,
+        );
       }
     }
     // A host-network client (the node itself: kube-proxy's nat-output chain would DNAT it).
     for (const tcp of [false, true]) {
       const r = await dig(sim.node, SIM.kubeDnsServiceIp, 'web.default.svc.cluster.local', 'A', { tcp });
       sent++;
-      assert.deepEqual(r.answers.map((l) => l.split(' ').at(-1)), ['198.18.2.20'], `node ${tcp ? 'tcp' : 'udp'}\n${r.raw}`);
+      assert.deepEqual(
+        r.answers.map((l) => l.split(' ').at(-1)),
+        ['198.18.2.20'],
+        `node ${tcp ? 'tcp' : 'udp'}\n${r.raw}`,
+      );
     }
     assert.equal((await dnsRequests(sim)) - before, sent, 'node-local-dns counted every query: none went to the stand-in');
-    assert.deepEqual(await conntrackTo(sim, [SIM.localDnsIp, SIM.kubeDnsServiceIp]), [], 'no conntrack entry for the cache\'s addresses');
-    assert.equal(await newToServices(sim), kubeProxyBefore, 'kube-proxy\'s chains saw no new connection to the service IP');
+    assert.deepEqual(await conntrackTo(sim, [SIM.localDnsIp, SIM.kubeDnsServiceIp]), [], "no conntrack entry for the cache's addresses");
+    assert.equal(await newToServices(sim), kubeProxyBefore, "kube-proxy's chains saw no new connection to the service IP");
     // conntrack is on in this namespace: the cache's own upstream flow to the stand-in is tracked.
     assert.ok((await conntrackTo(sim, [SIM.kubeDnsPodIp])).length > 0, 'expected tracked upstream flows');
   });
@@ -228,28 +265,43 @@ test('-rulesbackend nftables beside kube-proxy in nftables mode', { skip, timeou
     await sim.node.exec('nft', ['delete', 'rule', 'inet', 'node-local-dns', 'raw-prerouting', 'handle', handle]);
     await waitFor('the rule to come back', async () => (await table(sim)).rules.length === TOTAL_RULES, 15_000, 200);
     await waitFor('the log line', async () => (first.out().match(/Added back nodelocaldns rule/g) ?? []).length === added + 1, 5000);
-    assert.match(first.out(), /Added back nodelocaldns rule - \{inet node-local-dns raw-prerouting \[ip daddr 169\.254\.20\.10 udp dport 53 notrack comment "NodeLocal DNS Cache: skip conntrack"\]\}/);
+    assert.match(
+      first.out(),
+      /Added back nodelocaldns rule - \{inet node-local-dns raw-prerouting \[ip daddr 169\.254\.20\.10 udp dport 53 notrack comment "NodeLocal DNS Cache: skip conntrack"\]\}/,
+    );
 
     await sim.node.exec('nft', ['add', 'rule', 'inet', 'node-local-dns', 'filter-input', 'ip', 'daddr', '198.18.9.9', 'drop']);
-    await waitFor('the foreign rule to go', async () => {
-      const v = await table(sim);
-      return v.rules.length === TOTAL_RULES && !v.rules.some((r) => r.includes('198.18.9.9'));
-    }, 15_000, 200);
+    await waitFor(
+      'the foreign rule to go',
+      async () => {
+        const v = await table(sim);
+        return v.rules.length === TOTAL_RULES && !v.rules.some((r) => r.includes('198.18.9.9'));
+      },
+      15_000,
+      200,
+    );
     await waitFor('the log line', async () => /Replaced nftables table inet node-local-dns: 1 unexpected rule\(s\)/.test(first.out()), 5000);
   });
 
-  await t.test('SIGTERM deletes the table; 198.18.0.10 reaches the stand-in through kube-proxy\'s DNAT', async () => {
+  await t.test("SIGTERM deletes the table; 198.18.0.10 reaches the stand-in through kube-proxy's DNAT", async () => {
     assert.deepEqual(await stopAgent(first, 'SIGTERM'), { code: 0, signal: null }, first.out());
     assert.equal((await table(sim)).exists, false);
     assert.deepEqual(await tablesNamed(sim, 'node-local-dns'), []);
-    assert.deepEqual(await tablesNamed(sim, 'kube-proxy'), ['table ip kube-proxy'], 'kube-proxy\'s table untouched');
+    assert.deepEqual(await tablesNamed(sim, 'kube-proxy'), ['table ip kube-proxy'], "kube-proxy's table untouched");
     await sim.node.exec('conntrack', ['-F']);
     const before = await newToServices(sim);
     const r = await dig(sim.pod, SIM.kubeDnsServiceIp, 'kubernetes.default.svc.cluster.local', 'A');
-    assert.deepEqual(r.answers.map((l) => l.split(' ').at(-1)), ['198.18.0.1'], r.raw);
-    assert.ok((await newToServices(sim)) > before, 'answered through kube-proxy\'s chains');
+    assert.deepEqual(
+      r.answers.map((l) => l.split(' ').at(-1)),
+      ['198.18.0.1'],
+      r.raw,
+    );
+    assert.ok((await newToServices(sim)) > before, "answered through kube-proxy's chains");
     const tracked = await conntrackTo(sim, [SIM.kubeDnsServiceIp]);
-    assert.ok(tracked.some((l) => l.includes(`src=${SIM.kubeDnsPodIp} `)), `DNAT'ed to the stand-in:\n${tracked.join('\n')}`);
+    assert.ok(
+      tracked.some((l) => l.includes(`src=${SIM.kubeDnsPodIp} `)),
+      `DNAT'ed to the stand-in:\n${tracked.join('\n')}`,
+    );
   });
 
   await t.test('after SIGKILL and a restart: one table, one set of rules', async () => {
@@ -269,13 +321,16 @@ test('-rulesbackend nftables beside kube-proxy in nftables mode', { skip, timeou
     assert.doesNotMatch(third.out(), /Added back nodelocaldns rule|Replaced nftables table/, 'the leftover table was adopted as is');
     const before = await dnsRequests(sim);
     const r = await dig(sim.pod, SIM.kubeDnsServiceIp, 'www.example.org', 'A', { tcp: true });
-    assert.deepEqual(r.answers.map((l) => l.split(' ').at(-1)), ['198.18.5.5']);
+    assert.deepEqual(
+      r.answers.map((l) => l.split(' ').at(-1)),
+      ['198.18.5.5'],
+    );
     assert.equal((await dnsRequests(sim)) - before, 1);
     assert.deepEqual(await stopAgent(third, 'SIGTERM'), { code: 0, signal: null }, third.out());
     assert.equal((await table(sim)).exists, false);
   });
 
-  await t.test('-rulesbackend auto: nftables while kube-proxy\'s table exists, iptables without it', async () => {
+  await t.test("-rulesbackend auto: nftables while kube-proxy's table exists, iptables without it", async () => {
     const a = startAgent(sim, dir, 'auto');
     agents.push(a);
     await waitReady(sim, a, true);
@@ -295,4 +350,3 @@ test('-rulesbackend nftables beside kube-proxy in nftables mode', { skip, timeou
     assert.deepEqual(await iptablesNodeLocalRules(sim), []);
   });
 });
-

@@ -236,9 +236,10 @@ export function startAgent(corefileText: string, extraArgs: string[] = []): Agen
     output: () => out + err,
     stderr: () => err,
     exited,
-    waitForOutput: (re, ms = 15_000) => waitUntil(() => re.test(out + err) || done, `output ${re}`, ms).then(() => {
-      if (!re.test(out + err)) throw new Error(`agent exited without printing ${re}:\n${out}${err}`);
-    }),
+    waitForOutput: (re, ms = 15_000) =>
+      waitUntil(() => re.test(out + err) || done, `output ${re}`, ms).then(() => {
+        if (!re.test(out + err)) throw new Error(`agent exited without printing ${re}:\n${out}${err}`);
+      }),
     writeCorefile: (text) => writeFileSync(corefile, text),
     stop: async () => {
       if (!done) proc.kill('SIGTERM');

@@ -44,12 +44,15 @@ test('loop: an upstream forwarding back to the agent makes it exit 1 with the lo
   const [dnsPort, relayPort] = await freePorts(host, 2);
   const relay = await startRelay(host, relayPort!, dnsPort!);
   t.after(() => relay.close());
-  const agent = startAgent(`.:${dnsPort} {
+  const agent = startAgent(
+    `.:${dnsPort} {
     bind ${host}
     loop
     forward . ${host}:${relayPort}
 }
-`, ['-workers', '2']);
+`,
+    ['-workers', '2'],
+  );
   t.after(() => agent.stop());
   const code = await within(agent.exited, 40_000, 'still running');
   assert.equal(code, 1, agent.output());
@@ -67,12 +70,15 @@ test('loop: without a loop every worker probe is answered once and the agent kee
   const [dnsPort, upPort] = await freePorts(host, 2);
   const up = await startUpstream(host, upPort!, (q) => reply(q, { rcode: 'NXDOMAIN' }));
   t.after(() => up.close());
-  const agent = startAgent(`.:${dnsPort} {
+  const agent = startAgent(
+    `.:${dnsPort} {
     bind ${host}
     loop
     forward . ${host}:${upPort}
 }
-`, ['-workers', '2']);
+`,
+    ['-workers', '2'],
+  );
   t.after(() => agent.stop());
   await agent.waitForOutput(/serving/);
   // Every worker runs its own loop plugin (and so its own probe name).

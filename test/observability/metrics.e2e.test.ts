@@ -11,7 +11,10 @@ import { freeAddress, freePorts, query, reply, scrape, startAgent, startUpstream
 import { sampleValue, samplesOf, type ParsedFamily } from '../lib/metrics-testing.ts';
 
 const SOA: Answer = {
-  type: 'SOA', name: 'example', ttl: 60, class: 'IN',
+  type: 'SOA',
+  name: 'example',
+  ttl: 60,
+  class: 'IN',
   data: { mname: 'ns.example', rname: 'hostmaster.example', serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum: 60 },
 };
 
@@ -33,7 +36,8 @@ test('metrics end to end (one worker): exact counters and label sets', { timeout
   const [dnsPort, upPort, deadPort, mPort] = await freePorts(host, 4);
   const up = await startUpstream(host, upPort!, (q) => answer(q));
   t.after(() => up.close());
-  const agent = startAgent(`example:${dnsPort} {
+  const agent = startAgent(
+    `example:${dnsPort} {
     bind ${host}
     errors
     cache 30
@@ -48,7 +52,9 @@ dead:${dnsPort} {
         legacy_metrics
     }
 }
-`, ['-workers', '1']);
+`,
+    ['-workers', '1'],
+  );
   t.after(() => agent.stop());
   await agent.waitForOutput(/serving/);
 
@@ -104,13 +110,23 @@ dead:${dnsPort} {
   assert.equal(samplesOf(f, 'coredns_dns_response_size_bytes_bucket').length, 4 * 15);
 
   assert.equal(sampleValue(f, 'coredns_panics_total'), 0);
-  assert.deepEqual(samplesOf(f, 'coredns_build_info').map((s) => s.labels.goversion), [process.version]);
+  assert.deepEqual(
+    samplesOf(f, 'coredns_build_info').map((s) => s.labels.goversion),
+    [process.version],
+  );
 
   // coredns_plugin_enabled{server, zone, view, name}: handler plugins of the blocks with prometheus.
-  const enabled = samplesOf(f, 'coredns_plugin_enabled').map((s) => `${s.labels.zone} ${s.labels.name}`).sort();
+  const enabled = samplesOf(f, 'coredns_plugin_enabled')
+    .map((s) => `${s.labels.zone} ${s.labels.name}`)
+    .sort();
   assert.deepEqual(enabled, [
-    'dead. errors', 'dead. forward', 'dead. prometheus',
-    'example. cache', 'example. errors', 'example. forward', 'example. prometheus',
+    'dead. errors',
+    'dead. forward',
+    'dead. prometheus',
+    'example. cache',
+    'example. errors',
+    'example. forward',
+    'example. prometheus',
   ]);
   assert.ok(samplesOf(f, 'coredns_plugin_enabled').every((s) => s.labels.server === server && s.labels.view === '' && s.value === 1));
 
@@ -163,13 +179,16 @@ test('metrics end to end (two workers): the scrape merges both workers exactly o
   const [dnsPort, upPort, mPort] = await freePorts(host, 3);
   const up = await startUpstream(host, upPort!, (q) => answer(q));
   t.after(() => up.close());
-  const agent = startAgent(`example:${dnsPort} {
+  const agent = startAgent(
+    `example:${dnsPort} {
     bind ${host}
     cache 30
     forward . ${host}:${upPort}
     prometheus ${host}:${mPort}
 }
-`, ['-workers', '2']);
+`,
+    ['-workers', '2'],
+  );
   t.after(() => agent.stop());
   await agent.waitForOutput(/serving/);
   const n = 60;
@@ -193,6 +212,9 @@ test('metrics end to end (two workers): the scrape merges both workers exactly o
   assert.equal(misses, up.queries.length, 'every miss went upstream once');
   // Gauges every worker reports alike are not doubled.
   assert.ok(samplesOf(f, 'coredns_plugin_enabled').every((s) => s.value === 1));
-  assert.deepEqual(samplesOf(f, 'coredns_build_info').map((s) => s.value), [1]);
+  assert.deepEqual(
+    samplesOf(f, 'coredns_build_info').map((s) => s.value),
+    [1],
+  );
   assert.equal(await agent.stop(), 0);
 });

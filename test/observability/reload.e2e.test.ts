@@ -33,7 +33,11 @@ test('reload: add a zone, change a TTL, reject broken configs, with no failed qu
   const agent = startAgent(v1);
   t.after(() => agent.stop());
   await agent.waitForOutput(/serving/);
-  const runningLines = () => agent.output().split('\n').filter((l) => l.startsWith('[INFO] plugin/reload: Running configuration SHA512 = '));
+  const runningLines = () =>
+    agent
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('[INFO] plugin/reload: Running configuration SHA512 = '));
   assert.deepEqual(runningLines(), [`[INFO] plugin/reload: Running configuration SHA512 = ${await configDigestAsync(v1, agent.corefile, {})}`]);
 
   // Client load for the whole test.

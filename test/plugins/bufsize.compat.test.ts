@@ -43,12 +43,49 @@ interface Row {
 }
 
 const ROWS: Row[] = [
-  { section: 'Examples (limit the size sent to the resolver)', what: 'a 4096-byte client reaches the resolver asking for 1100', body: 'bufsize 1100\n    forward . UPSTREAM\n    log', digArgs: ['+bufsize=4096'], upstreamSize: 1100 },
-  { section: 'Description (it can only reduce)', what: 'a client asking for less than the limit keeps its size', body: 'bufsize 1100\n    forward . UPSTREAM\n    log', digArgs: ['+bufsize=800'], upstreamSize: 800 },
-  { section: 'Description (only queries with an OPT RR)', what: 'a query without EDNS gets no OPT added', body: 'bufsize 1100\n    forward . UPSTREAM\n    log', digArgs: ['+noedns'], upstreamSize: null },
-  { section: 'Syntax (default 1232)', what: 'bufsize without SIZE limits to 1232', body: 'bufsize\n    forward . UPSTREAM', digArgs: ['+bufsize=4096'], upstreamSize: 1232 },
-  { section: 'Syntax (512 - 4096)', what: 'the upper bound 4096 is accepted and applied', body: 'bufsize 4096\n    forward . UPSTREAM', digArgs: [], rawSize: 8192, upstreamSize: 4096 },
-  { section: 'Syntax (512 - 4096)', what: 'the lower bound 512 is accepted and applied', body: 'bufsize 512\n    forward . UPSTREAM', digArgs: ['+bufsize=1232'], upstreamSize: 512 },
+  {
+    section: 'Examples (limit the size sent to the resolver)',
+    what: 'a 4096-byte client reaches the resolver asking for 1100',
+    body: 'bufsize 1100\n    forward . UPSTREAM\n    log',
+    digArgs: ['+bufsize=4096'],
+    upstreamSize: 1100,
+  },
+  {
+    section: 'Description (it can only reduce)',
+    what: 'a client asking for less than the limit keeps its size',
+    body: 'bufsize 1100\n    forward . UPSTREAM\n    log',
+    digArgs: ['+bufsize=800'],
+    upstreamSize: 800,
+  },
+  {
+    section: 'Description (only queries with an OPT RR)',
+    what: 'a query without EDNS gets no OPT added',
+    body: 'bufsize 1100\n    forward . UPSTREAM\n    log',
+    digArgs: ['+noedns'],
+    upstreamSize: null,
+  },
+  {
+    section: 'Syntax (default 1232)',
+    what: 'bufsize without SIZE limits to 1232',
+    body: 'bufsize\n    forward . UPSTREAM',
+    digArgs: ['+bufsize=4096'],
+    upstreamSize: 1232,
+  },
+  {
+    section: 'Syntax (512 - 4096)',
+    what: 'the upper bound 4096 is accepted and applied',
+    body: 'bufsize 4096\n    forward . UPSTREAM',
+    digArgs: [],
+    rawSize: 8192,
+    upstreamSize: 4096,
+  },
+  {
+    section: 'Syntax (512 - 4096)',
+    what: 'the lower bound 512 is accepted and applied',
+    body: 'bufsize 512\n    forward . UPSTREAM',
+    digArgs: ['+bufsize=1232'],
+    upstreamSize: 512,
+  },
 ];
 
 for (const [i, row] of ROWS.entries()) {
@@ -73,7 +110,11 @@ for (const [i, row] of ROWS.entries()) {
 }
 
 test('README Syntax: sizes outside 512 - 4096 and a second argument are rejected at load', async () => {
-  for (const [line, word] of [['bufsize 511', '511'], ['bufsize 4097', '4097'], ['bufsize 1232 1232', '1232']]) {
+  for (const [line, word] of [
+    ['bufsize 511', '511'],
+    ['bufsize 4097', '4097'],
+    ['bufsize 1232 1232', '1232'],
+  ]) {
     const dir = mkdtempSync(path.join(tmpdir(), 'nld-bufsize-'));
     try {
       writeFileSync(path.join(dir, 'Corefile'), `.:53 {\n    ${line}\n    forward . ${toy.addr}\n}\n`);

@@ -40,7 +40,8 @@ interface Finding {
 export function findPluginNames(file: string, text: string, names: ReadonlySet<string>): Finding[] {
   const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
   const found: Finding[] = [];
-  const at = (n: ts.Node, what: string) => found.push({ file: path.relative(ROOT, file), line: sf.getLineAndCharacterOfPosition(n.getStart(sf)).line + 1, text: what });
+  const at = (n: ts.Node, what: string) =>
+    found.push({ file: path.relative(ROOT, file), line: sf.getLineAndCharacterOfPosition(n.getStart(sf)).line + 1, text: what });
   const visit = (n: ts.Node): void => {
     if ((ts.isImportDeclaration(n) || ts.isExportDeclaration(n)) && n.moduleSpecifier && ts.isStringLiteral(n.moduleSpecifier)) {
       const spec = n.moduleSpecifier.text;

@@ -36,7 +36,9 @@ test('README Description: debug in at least one server block enables debug mode 
   stops.push(() => knot.stop());
   const a = await freeEndpoint();
   const b = await freeEndpoint();
-  const fa = await startFileAgent(`.:${a.port} {\n    bind ${a.host}\n    forward . ${knot.addr}\n}\n.:${b.port} {\n    bind ${b.host}\n    debug\n    forward . ${knot.addr}\n}\n`);
+  const fa = await startFileAgent(
+    `.:${a.port} {\n    bind ${a.host}\n    forward . ${knot.addr}\n}\n.:${b.port} {\n    bind ${b.host}\n    debug\n    forward . ${knot.addr}\n}\n`,
+  );
   stops.push(() => fa.stop());
   fa.agent.proc.kill('SIGUSR1');
   await fa.waitFor(/^\[DEBUG\] reload triggered by SIGUSR1$/m);

@@ -22,7 +22,13 @@ after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-async function setup(): Promise<{ knot: Authority; a: { host: string; port: number }; b: { host: string; port: number }; m: { host: string; port: number }; corefile: (debug: boolean) => string }> {
+async function setup(): Promise<{
+  knot: Authority;
+  a: { host: string; port: number };
+  b: { host: string; port: number };
+  m: { host: string; port: number };
+  corefile: (debug: boolean) => string;
+}> {
   const knot = await startKnot({ 'd.test': ZONE });
   cleanups.push(() => knot.stop());
   const a = await freeEndpoint();
@@ -56,7 +62,10 @@ test('debug in one of two blocks turns [DEBUG] lines on process-wide; reloading 
   fa.agent.proc.kill('SIGUSR1');
   await fa.waitFor(/Reloading complete/, 10_000, 3);
   await sleep(1000);
-  const debugLines = fa.agent.output().split('\n').filter((l) => l.startsWith('[DEBUG]'));
+  const debugLines = fa.agent
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('[DEBUG]'));
   assert.deepEqual(debugLines, ['[DEBUG] reload triggered by SIGUSR1'], fa.agent.output());
 });
 

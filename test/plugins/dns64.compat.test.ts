@@ -24,14 +24,50 @@ const all: Dns64Block = { body: '    dns64 {\n        translate_all\n    }' };
 const v4: Dns64Block = { body: '    dns64 {\n        allow_ipv4\n    }' };
 
 const rows: Row[] = [
-  { section: 'Description (only A records found: AAAA synthesized)', block: dflt, client: 'ipv6', qname: 'v4only.dns64.test', want: ['64:ff9b::c000:201', '64:ff9b::c000:202'] },
+  {
+    section: 'Description (only A records found: AAAA synthesized)',
+    block: dflt,
+    client: 'ipv6',
+    qname: 'v4only.dns64.test',
+    want: ['64:ff9b::c000:201', '64:ff9b::c000:202'],
+  },
   { section: 'Description (only if the query came in via IPv6)', block: dflt, client: 'ipv4', qname: 'v4only.dns64.test', want: [] },
   { section: 'Examples: translate with the default well-known prefix', block: dflt, client: 'ipv6', qname: 'short.dns64.test', want: ['64:ff9b::c633:6407'] },
-  { section: 'Examples: translate with the default well-known prefix (a name with AAAA keeps it)', block: dflt, client: 'ipv6', qname: 'dual.dns64.test', want: ['2001:db8::3'] },
-  { section: 'Examples: use a custom prefix (argument)', block: custom, client: 'ipv6', qname: 'v4only.dns64.test', want: ['64:1337::c000:201', '64:1337::c000:202'] },
-  { section: 'Examples: use a custom prefix (or: the prefix property)', block: customBlock, client: 'ipv6', qname: 'v4only.dns64.test', want: ['64:1337::c000:201', '64:1337::c000:202'] },
-  { section: 'Examples: translation even if an existing AAAA record is present (translate_all)', block: all, client: 'ipv6', qname: 'dual.dns64.test', want: ['64:ff9b::c000:203'] },
-  { section: 'Examples: translation for requests over IPv4 (allow_ipv4)', block: v4, client: 'ipv4', qname: 'v4only.dns64.test', want: ['64:ff9b::c000:201', '64:ff9b::c000:202'] },
+  {
+    section: 'Examples: translate with the default well-known prefix (a name with AAAA keeps it)',
+    block: dflt,
+    client: 'ipv6',
+    qname: 'dual.dns64.test',
+    want: ['2001:db8::3'],
+  },
+  {
+    section: 'Examples: use a custom prefix (argument)',
+    block: custom,
+    client: 'ipv6',
+    qname: 'v4only.dns64.test',
+    want: ['64:1337::c000:201', '64:1337::c000:202'],
+  },
+  {
+    section: 'Examples: use a custom prefix (or: the prefix property)',
+    block: customBlock,
+    client: 'ipv6',
+    qname: 'v4only.dns64.test',
+    want: ['64:1337::c000:201', '64:1337::c000:202'],
+  },
+  {
+    section: 'Examples: translation even if an existing AAAA record is present (translate_all)',
+    block: all,
+    client: 'ipv6',
+    qname: 'dual.dns64.test',
+    want: ['64:ff9b::c000:203'],
+  },
+  {
+    section: 'Examples: translation for requests over IPv4 (allow_ipv4)',
+    block: v4,
+    client: 'ipv4',
+    qname: 'v4only.dns64.test',
+    want: ['64:ff9b::c000:201', '64:ff9b::c000:202'],
+  },
   { section: 'Examples: allow_ipv4 keeps IPv6 clients translated', block: v4, client: 'ipv6', qname: 'short.dns64.test', want: ['64:ff9b::c633:6407'] },
 ];
 
@@ -53,7 +89,16 @@ for (const row of rows) {
     const host = row.client === 'ipv6' ? '::1' : row.block.v4!;
     const r = await dig(host, row.block.port!, [row.qname, 'AAAA']);
     assert.equal(r.status, 'NOERROR');
-    assert.deepEqual(r.answer.filter((a) => a.type === 'AAAA').map((a) => a.data).sort(), row.want);
-    assert.ok(r.answer.every((a) => a.type === 'AAAA'), 'no A records leak into the AAAA answer');
+    assert.deepEqual(
+      r.answer
+        .filter((a) => a.type === 'AAAA')
+        .map((a) => a.data)
+        .sort(),
+      row.want,
+    );
+    assert.ok(
+      r.answer.every((a) => a.type === 'AAAA'),
+      'no A records leak into the AAAA answer',
+    );
   });
 }

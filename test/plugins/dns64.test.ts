@@ -94,7 +94,11 @@ test('before cache: the AAAA NODATA and the A lookup are cached (hits count up),
   assert.equal(c1.misses - c0.misses, 2, 'the AAAA question and the A lookup both went to Knot through cache');
   assert.equal(c1.hits - c0.hits, 0);
   const b = await v6(cached, ['short.dns64.test', 'AAAA']);
-  assert.deepEqual(b.answer.map((x) => x.data), ['64:ff9b::c633:6407'], 'the synthesized answer again, from cached AAAA and A');
+  assert.deepEqual(
+    b.answer.map((x) => x.data),
+    ['64:ff9b::c633:6407'],
+    'the synthesized answer again, from cached AAAA and A',
+  );
   assert.ok(b.answer[0]!.ttl <= 30);
   const c2 = await count();
   assert.equal(c2.hits - c1.hits, 2, 'both the AAAA NODATA and the A records were cache hits');
@@ -106,15 +110,26 @@ test('before cache: the AAAA NODATA and the A lookup are cached (hits count up),
   assert.equal(c3.translated - c0.translated, 2);
   const fam = c3.m.get('coredns_dns64_requests_translated_total');
   assert.equal(fam?.type, 'counter');
-  assert.ok(fam!.samples.every((x) => Object.keys(x.labels).join() === 'server'), 'one label: server');
-  assert.equal(metricSum(c3.m, 'coredns_dns64_requests_translated_total', { server: `dns://${cached.v4}:${cached.port}` }), 0, 'IPv4 clients of this block were never translated');
+  assert.ok(
+    fam!.samples.every((x) => Object.keys(x.labels).join() === 'server'),
+    'one label: server',
+  );
+  assert.equal(
+    metricSum(c3.m, 'coredns_dns64_requests_translated_total', { server: `dns://${cached.v4}:${cached.port}` }),
+    0,
+    'IPv4 clients of this block were never translated',
+  );
 });
 
-test('the A lookup goes through the server again, as CoreDNS\'s upstream lookup: log (before dns64) logs it, then the AAAA', async () => {
+test("the A lookup goes through the server again, as CoreDNS's upstream lookup: log (before dns64) logs it, then the AAAA", async () => {
   const r = await v6(logged, ['v4only.dns64.test', 'AAAA']);
   assert.equal(r.answer.length, 2);
   const end = performance.now() + 5000;
-  const lines = () => agent.output().split('\n').filter((l) => / v4only\.dns64\.test\. /.test(l) && l.startsWith('[INFO] A'));
+  const lines = () =>
+    agent
+      .output()
+      .split('\n')
+      .filter((l) => / v4only\.dns64\.test\. /.test(l) && l.startsWith('[INFO] A'));
   while (lines().length < 2 && performance.now() < end) await new Promise((res) => setTimeout(res, 20));
   assert.deepEqual(lines(), ['[INFO] A v4only.dns64.test. NOERROR [::1]', '[INFO] AAAA v4only.dns64.test. NOERROR [::1]']);
 });

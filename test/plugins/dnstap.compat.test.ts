@@ -144,8 +144,16 @@ for (const row of ROWS) {
 }
 
 const UNSUPPORTED: [string, string, RegExp][] = [
-  ['Examples: log to a remote TLS endpoint (tls://, skipverify)', 'dnstap tls://127.0.0.1:6000 full {\n  skipverify\n}', /dnstap: tls:\/\/ endpoints are not supported by node-local-dns/],
-  ['Examples: listen for sink connections on a Unix socket', 'dnstap listen /tmp/dnstap.sock full', /dnstap listen \(accepting sink connections\) is not supported/],
+  [
+    'Examples: log to a remote TLS endpoint (tls://, skipverify)',
+    'dnstap tls://127.0.0.1:6000 full {\n  skipverify\n}',
+    /dnstap: tls:\/\/ endpoints are not supported by node-local-dns/,
+  ],
+  [
+    'Examples: listen for sink connections on a Unix socket',
+    'dnstap listen /tmp/dnstap.sock full',
+    /dnstap listen \(accepting sink connections\) is not supported/,
+  ],
   ['Examples: listen on TCP', 'dnstap listen tcp://127.0.0.1:6000 full', /dnstap listen \(accepting sink connections\) is not supported/],
 ];
 

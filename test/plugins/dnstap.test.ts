@@ -21,14 +21,21 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { dig, rawQuery, startAgent, type AgentProcess } from '../engine/harness.ts';
 import { startNsd, type RunningServer } from '../forward/servers.ts';
-import { freeAddress, sleep, waitUntil } from '../lib/net.ts';
+import { freeAddress, waitUntil } from '../lib/net.ts';
 import { scrape, metricSum } from '../fault/lib/agent.ts';
 import { haveTools, readExtras, startCapture, startStuckReceiver, type DnstapRecord } from './lib/fstrm.ts';
 
 const skip = haveTools() ? false : 'fstrm_capture / dnstap-ldns not installed (apt-get install fstrm-bin dnstap-ldns)';
 
 /** Sends one UDP query from a socket of our own; resolves with its source port and the reply. */
-function udpQuery(host: string, port: number, name: string, qtype = 1, id = 0x4242, timeoutMs = 3000): Promise<{ srcPort: number; reply: Buffer | null; ms: number }> {
+function udpQuery(
+  host: string,
+  port: number,
+  name: string,
+  qtype = 1,
+  id = 0x4242,
+  timeoutMs = 3000,
+): Promise<{ srcPort: number; reply: Buffer | null; ms: number }> {
   return new Promise((resolve) => {
     const s = dgram.createSocket('udp4');
     const t0 = performance.now();
@@ -147,7 +154,11 @@ test('dnstap without full over TCP: no wire messages; cache after dnstap: a hit 
           const r = await udpQuery(dns.host, dns.port, 'www.example.test');
           assert.ok(r.reply !== null);
         }
-        await waitUntil(async () => metricSum(await scrape(metrics.host, metrics.port), 'nodelocaldns_dnstap_sent_total', { socket: cap.socketArg }) >= 6, 'sent counter', 10_000);
+        await waitUntil(
+          async () => metricSum(await scrape(metrics.host, metrics.port), 'nodelocaldns_dnstap_sent_total', { socket: cap.socketArg }) >= 6,
+          'sent counter',
+          10_000,
+        );
         const fams = await scrape(metrics.host, metrics.port);
         assert.equal(metricSum(fams, 'nodelocaldns_dnstap_dropped_total', { socket: cap.socketArg }), 0);
         assert.ok(metricSum(fams, 'nodelocaldns_dnstap_connects_total', { socket: cap.socketArg }) >= 1);
@@ -209,7 +220,11 @@ test('dnstap: receiver killed mid-run -> DNS keeps answering promptly, drops cou
       assert.ok(metricSum(fams, 'nodelocaldns_dnstap_dropped_total', { socket: cap.socketArg }) > 0, 'drops counted');
       // A new receiver on the same path: the tap reconnects (backoff at most 10 s).
       cap2 = await startCapture('unix', { dir });
-      await waitUntil(async () => metricSum(await scrape(metrics.host, metrics.port), 'nodelocaldns_dnstap_connects_total', { socket: cap.socketArg }) >= 2, 'reconnect', 30_000);
+      await waitUntil(
+        async () => metricSum(await scrape(metrics.host, metrics.port), 'nodelocaldns_dnstap_connects_total', { socket: cap.socketArg }) >= 2,
+        'reconnect',
+        30_000,
+      );
       const sentBefore = metricSum(await scrape(metrics.host, metrics.port), 'nodelocaldns_dnstap_sent_total', { socket: cap.socketArg });
       const r = await udpQuery(dns.host, dns.port, 'after.example.test');
       assert.ok(r.reply !== null);
@@ -279,13 +294,20 @@ test('dnstap: a receiver that stops reading -> a query flood is answered promptl
   }
 });
 
-test('dnstap across a reload (SIGUSR1): the old connection ends with STOP, the new instance connects, counters survive', { skip, timeout: 120_000 }, async () => {
+test('dnstap across a reload (SIGUSR1): the old connection ends with STOP, the new instance connects, counters survive', {
+  skip,
+  timeout: 120_000,
+}, async () => {
   const cap = await startCapture('unix');
   try {
     await withAgent(`    dnstap ${cap.socketArg}`, async ({ agent, dns, metrics }) => {
       assert.ok((await udpQuery(dns.host, dns.port, 'www.example.test')).reply !== null);
       const sock = cap.socketArg;
-      await waitUntil(async () => metricSum(await scrape(metrics.host, metrics.port), 'nodelocaldns_dnstap_sent_total', { socket: sock }) >= 4, 'sent before reload', 10_000);
+      await waitUntil(
+        async () => metricSum(await scrape(metrics.host, metrics.port), 'nodelocaldns_dnstap_sent_total', { socket: sock }) >= 4,
+        'sent before reload',
+        10_000,
+      );
       const connects = metricSum(await scrape(metrics.host, metrics.port), 'nodelocaldns_dnstap_connects_total', { socket: sock });
       agent.proc.kill('SIGUSR1');
       await waitUntil(
@@ -294,11 +316,24 @@ test('dnstap across a reload (SIGUSR1): the old connection ends with STOP, the n
         20_000,
       );
       assert.ok((await udpQuery(dns.host, dns.port, 'after.example.test')).reply !== null);
-      await waitUntil(async () => metricSum(await scrape(metrics.host, metrics.port), 'nodelocaldns_dnstap_sent_total', { socket: sock }) >= 8, 'sent after reload (old counts kept)', 10_000);
+      await waitUntil(
+        async () => metricSum(await scrape(metrics.host, metrics.port), 'nodelocaldns_dnstap_sent_total', { socket: sock }) >= 8,
+        'sent after reload (old counts kept)',
+        10_000,
+      );
       assert.equal(metricSum(await scrape(metrics.host, metrics.port), 'nodelocaldns_dnstap_dropped_total', { socket: sock }), 0);
       await agent.stop();
       const recs = await cap.records();
-      assert.deepEqual(types(recs), ['CLIENT_QUERY', 'FORWARDER_QUERY', 'FORWARDER_RESPONSE', 'CLIENT_RESPONSE', 'CLIENT_QUERY', 'FORWARDER_QUERY', 'FORWARDER_RESPONSE', 'CLIENT_RESPONSE']);
+      assert.deepEqual(types(recs), [
+        'CLIENT_QUERY',
+        'FORWARDER_QUERY',
+        'FORWARDER_RESPONSE',
+        'CLIENT_RESPONSE',
+        'CLIENT_QUERY',
+        'FORWARDER_QUERY',
+        'FORWARDER_RESPONSE',
+        'CLIENT_RESPONSE',
+      ]);
     });
   } finally {
     await cap.stop();

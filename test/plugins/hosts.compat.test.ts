@@ -58,7 +58,11 @@ const ROWS: Row[] = [
       assert.equal(r.status, 'SERVFAIL');
       // The default file is /etc/hosts: once read, the entries gauge carries its path.
       const fams = await metrics();
-      if (existsSync('/etc/hosts')) assert.deepEqual(fams.get('coredns_hosts_entries')?.samples.map((s) => s.labels), [{ hostsfile: '/etc/hosts' }]);
+      if (existsSync('/etc/hosts'))
+        assert.deepEqual(
+          fams.get('coredns_hosts_entries')?.samples.map((s) => s.labels),
+          [{ hostsfile: '/etc/hosts' }],
+        );
     },
   },
   {
@@ -107,16 +111,20 @@ const ROWS: Row[] = [
       assert.deepEqual(rr(await q('example.org', 'A')), ['example.org. 3600 A 10.0.0.1']);
       const other = await q('other.example.org', 'A');
       assert.equal(other.status, 'NOERROR');
-      assert.ok(other.additional.some((a) => a.type === 'SRV'), 'whoami answered the name hosts does not have');
+      assert.ok(
+        other.additional.some((a) => a.type === 'SRV'),
+        'whoami answered the name hosts does not have',
+      );
     },
   },
   {
     section: 'Examples: "Resolve all single-label subdomains of example.com" and "Wildcard records"',
-    corefile: (h, p) => `.:${p} {\n  bind ${h}\n  hosts example.hosts example.com {\n    192.168.1.10 *.example.com\n    192.168.1.11 www.example.com\n    fallthrough example.com\n  }\n  forward . ${nsd.addr}\n}\n`,
+    corefile: (h, p) =>
+      `.:${p} {\n  bind ${h}\n  hosts example.hosts example.com {\n    192.168.1.10 *.example.com\n    192.168.1.11 www.example.com\n    fallthrough example.com\n  }\n  forward . ${nsd.addr}\n}\n`,
     checks: async (q) => {
       assert.deepEqual(rr(await q('www.example.com', 'A')), ['www.example.com. 3600 A 192.168.1.11'], 'explicit exception');
       assert.deepEqual(rr(await q('apps.example.com', 'A')), ['apps.example.com. 3600 A 192.168.1.10'], 'one label below: the wildcard');
-      assert.deepEqual(rr(await q('example.com', 'A')), ['example.com. 3600 A 192.168.1.10'], 'the file\'s own example.com entry');
+      assert.deepEqual(rr(await q('example.com', 'A')), ['example.com. 3600 A 192.168.1.10'], "the file's own example.com entry");
       const deep = await q('deep.apps.example.com', 'A');
       assert.deepEqual([deep.status, deep.answer.length], ['REFUSED', 0], 'two labels below: no match, falls through');
       // "Wildcard entries do not generate PTR records": 192.168.1.10 maps back to the file's names only.
@@ -134,7 +142,10 @@ for (const row of ROWS) {
     const dir = mkdtempSync(path.join(tmpdir(), 'nld-hosts-compat-'));
     const agent = await startAgentIn(dir, row.corefile(host, port, metricsPort), { 'example.hosts': README_HOSTS });
     try {
-      await row.checks((...args) => dig(host, port, args), () => scrape(host, metricsPort));
+      await row.checks(
+        (...args) => dig(host, port, args),
+        () => scrape(host, metricsPort),
+      );
     } catch (err) {
       throw new Error(`${(err as Error).message}\nagent output:\n${agent.output()}`, { cause: err });
     } finally {

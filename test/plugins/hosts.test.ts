@@ -97,7 +97,7 @@ test('field Corefile: fixed names from hosts, other names from the upstream', as
   const www = await q('www.example.test', 'A');
   assert.deepEqual(answers(www), ['www.example.test. A 192.0.2.80'], 'fallthrough to forward');
   const missing = await q('missing.example.test', 'A');
-  assert.equal(missing.status, 'NXDOMAIN', 'not in hosts: the upstream\'s answer');
+  assert.equal(missing.status, 'NXDOMAIN', "not in hosts: the upstream's answer");
   assert.equal(missing.authority[0]?.type, 'SOA');
 
   const ptr = await q('-x', '198.18.0.5');
@@ -107,7 +107,7 @@ test('field Corefile: fixed names from hosts, other names from the upstream', as
   assert.deepEqual(answers(svc), ['web.default.svc.cluster.local. A 10.244.1.5'], 'the cluster block is untouched');
 });
 
-test('field Corefile: the answer of hosts is cached by the block\'s cache (hosts comes after cache)', async () => {
+test("field Corefile: the answer of hosts is cached by the block's cache (hosts comes after cache)", async () => {
   const server = `dns://${host}:${port}`;
   const before = await scrape(host, metricsPort);
   const hits0 = metricSum(before, 'coredns_cache_hits_total', { server, type: 'success' });
@@ -115,7 +115,10 @@ test('field Corefile: the answer of hosts is cached by the block\'s cache (hosts
   const first = await q('fixed.example.test', 'A');
   const second = await q('FIXED.example.test', 'A');
   assert.deepEqual(answers(first), ['fixed.example.test. A 198.18.0.5']);
-  assert.deepEqual(second.answer.map((a) => a.data), ['198.18.0.5']);
+  assert.deepEqual(
+    second.answer.map((a) => a.data),
+    ['198.18.0.5'],
+  );
   const afterwards = await scrape(host, metricsPort);
   assert.equal(metricSum(afterwards, 'coredns_cache_hits_total', { server, type: 'success' }) - hits0, 2, 'both answered from the cache');
   assert.equal(metricSum(afterwards, 'coredns_dns_responses_total', { server, plugin: 'hosts' }) - fromHosts0, 0, 'hosts saw neither');
@@ -168,14 +171,17 @@ test('hosts file without fallthrough: SERVFAIL not cached, NODATA, reload on cha
       b = await d('b.hosts.test', 'A');
     } while (b.status !== 'NOERROR' && Date.now() < until);
     assert.deepEqual(answers(b), ['b.hosts.test. A 10.1.1.22']);
-    assert.deepEqual(answers(await d('a.hosts.test', 'A')), ['a.hosts.test. A 10.1.1.1'], 'cached answer, not the file\'s new one');
+    assert.deepEqual(answers(await d('a.hosts.test', 'A')), ['a.hosts.test. A 10.1.1.1'], "cached answer, not the file's new one");
     assert.equal(metricSum(await scrape(h, mp), 'coredns_hosts_entries', { hostsfile: file }), 6);
 
     // Delete it: the last entries keep serving, one warning.
     unlinkSync(file);
     await sleep(1000);
     assert.deepEqual(answers(await d('c.hosts.test', 'A')), ['c.hosts.test. A 10.1.1.3']);
-    const warnings = a2.output().split('\n').filter((l) => l.includes('plugin/hosts') && l.includes('cannot be read'));
+    const warnings = a2
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('plugin/hosts') && l.includes('cannot be read'));
     assert.equal(warnings.length, 1, a2.output());
     assert.match(warnings[0]!, /^\[WARNING\] plugin\/hosts: .*reloading\.hosts: cannot be read: ENOENT; keeping the 6 entries read before$/);
     assert.equal(a2.proc.exitCode, null, 'still running');
@@ -185,7 +191,7 @@ test('hosts file without fallthrough: SERVFAIL not cached, NODATA, reload on cha
   }
 });
 
-test('Corefile reload (SIGUSR1): new inline entries answered, the file\'s entries served throughout', async () => {
+test("Corefile reload (SIGUSR1): new inline entries answered, the file's entries served throughout", async () => {
   const file = path.join(dir, 'sigusr1.hosts');
   writeFileSync(file, '10.2.2.1 file.reload.test\n');
   const { host: h, port: p } = await freeAddress();

@@ -40,38 +40,66 @@ const varies = (rs: DigResult[], pick: (r: DigResult) => string, min: number) =>
 
 const ROWS: Row[] = [
   {
-    section: 'Examples (load balance replies coming back from a resolver)', what: 'A records come back in varying order, all of them',
-    body: 'loadbalance round_robin\n    forward . UPSTREAM', qname: 'multi.lb.test.', qtype: 'A',
+    section: 'Examples (load balance replies coming back from a resolver)',
+    what: 'A records come back in varying order, all of them',
+    body: 'loadbalance round_robin\n    forward . UPSTREAM',
+    qname: 'multi.lb.test.',
+    qtype: 'A',
     check: (rs) => {
       for (const r of rs) assert.equal(r.answer.length, 6);
       varies(rs, (r) => r.answer[0]!.data, 3);
     },
   },
   {
-    section: 'Description (randomizes A, AAAA and MX)', what: 'AAAA records are shuffled',
-    body: 'loadbalance\n    forward . UPSTREAM', qname: 'multi.lb.test.', qtype: 'AAAA',
+    section: 'Description (randomizes A, AAAA and MX)',
+    what: 'AAAA records are shuffled',
+    body: 'loadbalance\n    forward . UPSTREAM',
+    qname: 'multi.lb.test.',
+    qtype: 'AAAA',
     check: (rs) => varies(rs, (r) => r.answer.map((x) => x.data).join(), 3),
   },
   {
-    section: 'Description (randomizes A, AAAA and MX)', what: 'MX records are shuffled',
-    body: 'loadbalance\n    forward . UPSTREAM', qname: 'lb.test.', qtype: 'MX',
+    section: 'Description (randomizes A, AAAA and MX)',
+    what: 'MX records are shuffled',
+    body: 'loadbalance\n    forward . UPSTREAM',
+    qname: 'lb.test.',
+    qtype: 'MX',
     check: (rs) => varies(rs, (r) => r.answer.map((x) => x.data).join(), 3),
   },
   {
-    section: 'Description (CNAMEs sorted before address records)', what: 'a CNAME chain stays ahead of the shuffled addresses',
-    body: 'loadbalance\n    forward . UPSTREAM', qname: 'chain.lb.test.', qtype: 'A',
+    section: 'Description (CNAMEs sorted before address records)',
+    what: 'a CNAME chain stays ahead of the shuffled addresses',
+    body: 'loadbalance\n    forward . UPSTREAM',
+    qname: 'chain.lb.test.',
+    qtype: 'A',
     check: (rs) => {
-      for (const r of rs) assert.deepEqual(r.answer.slice(0, 2).map((x) => x.type), ['CNAME', 'CNAME']);
+      for (const r of rs)
+        assert.deepEqual(
+          r.answer.slice(0, 2).map((x) => x.type),
+          ['CNAME', 'CNAME'],
+        );
       varies(rs, (r) => r.answer[2]!.data, 3);
     },
   },
   {
-    section: 'Subnet Prioritization', what: 'with prefer 10.9.20.0/24 192.168.1.0/24 those addresses come first, in that order',
-    body: 'loadbalance round_robin {\n        prefer 10.9.20.0/24 192.168.1.0/24\n    }\n    forward . UPSTREAM', qname: 'pref.lb.test.', qtype: 'A',
+    section: 'Subnet Prioritization',
+    what: 'with prefer 10.9.20.0/24 192.168.1.0/24 those addresses come first, in that order',
+    body: 'loadbalance round_robin {\n        prefer 10.9.20.0/24 192.168.1.0/24\n    }\n    forward . UPSTREAM',
+    qname: 'pref.lb.test.',
+    qtype: 'A',
     check: (rs) => {
       for (const r of rs) {
-        assert.deepEqual(r.answer.slice(0, 2).map((x) => x.data), ['10.9.20.30', '192.168.1.10']);
-        assert.deepEqual(r.answer.slice(2).map((x) => x.data).sort(), ['172.16.0.1', '172.16.0.2', '172.16.0.3']);
+        assert.deepEqual(
+          r.answer.slice(0, 2).map((x) => x.data),
+          ['10.9.20.30', '192.168.1.10'],
+        );
+        assert.deepEqual(
+          r.answer
+            .slice(2)
+            .map((x) => x.data)
+            .sort(),
+          ['172.16.0.1', '172.16.0.2', '172.16.0.3'],
+        );
       }
       varies(rs, (r) => r.answer[2]!.data, 2);
     },
@@ -100,7 +128,11 @@ test('README Examples (weighted policy with a weight file): top record frequenci
     writeFileSync(path.join(dir, 'db.example.com.weights'), 'www.example.com\n100.64.1.1 3\n100.64.1.2 1\n100.64.1.3 2\n');
     const { host, port } = await freeEndpoint();
     // The README serves the zone with `file`; here Knot serves it and forward asks it.
-    agents.push(await startAgent(`example.com:${port} {\n    bind ${host}\n    forward . ${ex.addr}\n    loadbalance weighted ${path.join(dir, 'db.example.com.weights')} {\n        reload 10s\n    }\n}\n`));
+    agents.push(
+      await startAgent(
+        `example.com:${port} {\n    bind ${host}\n    forward . ${ex.addr}\n    loadbalance weighted ${path.join(dir, 'db.example.com.weights')} {\n        reload 10s\n    }\n}\n`,
+      ),
+    );
     const counts = await topCounts(host, port, 'www.example.com', 600);
     const n = 600;
     assert.ok(Math.abs((counts.get('100.64.1.1') ?? 0) / n - 3 / 6) < 0.08, [...counts].join());
@@ -113,5 +145,3 @@ test('README Examples (weighted policy with a weight file): top record frequenci
     rmSync(dir, { recursive: true, force: true });
   }
 });
-
-

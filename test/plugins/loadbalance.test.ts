@@ -43,7 +43,10 @@ const datas = (r: DigResult) => r.answer.map((x) => `${x.type} ${x.data}`);
 
 test('A and AAAA: every answer holds the whole RRset, the order varies; Knot alone always gives one order', async () => {
   const a = await agent(`    loadbalance\n    forward . ${knot.addr}`);
-  for (const [type, count] of [['A', 6], ['AAAA', 4]] as const) {
+  for (const [type, count] of [
+    ['A', 6],
+    ['AAAA', 4],
+  ] as const) {
     const rs = await many(a, ['multi.lb.test.', type], 30);
     const firsts = new Set(rs.map((r) => r.answer[0]!.data));
     for (const r of rs) {
@@ -57,7 +60,7 @@ test('A and AAAA: every answer holds the whole RRset, the order varies; Knot alo
   assert.equal(new Set(direct.map((r) => datas(r).join())).size, 1, 'the upstream does not shuffle');
   const b = await agent(`    forward . ${knot.addr}`);
   const plain = await many(b, ['multi.lb.test.', 'A'], 10);
-  assert.equal(new Set(plain.map((r) => datas(r).join())).size, 1, 'without loadbalance the order is the upstream\'s');
+  assert.equal(new Set(plain.map((r) => datas(r).join())).size, 1, "without loadbalance the order is the upstream's");
   const m = await scrape(a.metrics.host, a.metrics.port);
   assert.equal(metricSum(m, 'coredns_plugin_enabled', { name: 'loadbalance', zone: 'lb.test.' }), 1);
   assert.equal(metricSum(await scrape(b.metrics.host, b.metrics.port), 'coredns_plugin_enabled', { name: 'loadbalance' }), 0);
@@ -68,7 +71,10 @@ test('CNAME chain stays first and in order; the addresses behind it are shuffled
   const rs = await many(a, ['chain.lb.test.', 'A'], 25);
   const firsts = new Set<string>();
   for (const r of rs) {
-    assert.deepEqual(r.answer.slice(0, 2).map((x) => `${x.name} ${x.type} ${x.data}`), ['chain.lb.test. CNAME alias.lb.test.', 'alias.lb.test. CNAME multi.lb.test.']);
+    assert.deepEqual(
+      r.answer.slice(0, 2).map((x) => `${x.name} ${x.type} ${x.data}`),
+      ['chain.lb.test. CNAME alias.lb.test.', 'alias.lb.test. CNAME multi.lb.test.'],
+    );
     assert.equal(r.answer.length, 8);
     assert.ok(r.answer.slice(2).every((x) => x.name === 'multi.lb.test.' && x.type === 'A'));
     firsts.add(r.answer[2]!.data);
@@ -83,12 +89,18 @@ test('MX: order varies, the additional glue still names the exchanges right', as
   for (const r of rs) {
     assert.deepEqual(r.answer.map((x) => x.data).sort(), ['10 mx1.lb.test.', '20 mx2.lb.test.', '30 mx3.lb.test.']);
     orders.add(r.answer.map((x) => x.data).join());
-    const glue = r.additional.filter((x) => x.type === 'A').map((x) => `${x.name} ${x.data}`).sort();
+    const glue = r.additional
+      .filter((x) => x.type === 'A')
+      .map((x) => `${x.name} ${x.data}`)
+      .sort();
     assert.deepEqual(glue, ['mx1.lb.test. 192.0.2.101', 'mx2.lb.test. 192.0.2.102', 'mx3.lb.test. 192.0.2.103']);
   }
   assert.ok(orders.size >= 3, [...orders].join(' | '));
   // Other types and single records pass as they are; NXDOMAIN too.
-  assert.deepEqual((await dig(a.host, a.port, ['lb.test.', 'TXT'])).answer.map((x) => x.data), ['"not shuffled"']);
+  assert.deepEqual(
+    (await dig(a.host, a.port, ['lb.test.', 'TXT'])).answer.map((x) => x.data),
+    ['"not shuffled"'],
+  );
   assert.equal((await dig(a.host, a.port, ['nope.lb.test.', 'A'])).status, 'NXDOMAIN');
 });
 
@@ -108,7 +120,10 @@ test('prefer: addresses inside the preferred subnets come first, in subnet order
   const rs = await many(a, ['multi.lb.test.', 'A'], 15);
   const thirds = new Set<string>();
   for (const r of rs) {
-    assert.deepEqual(r.answer.slice(0, 2).map((x) => x.data), ['192.0.2.5', '192.0.2.2']);
+    assert.deepEqual(
+      r.answer.slice(0, 2).map((x) => x.data),
+      ['192.0.2.5', '192.0.2.2'],
+    );
     thirds.add(r.answer[2]!.data);
   }
   assert.ok(thirds.size >= 2, 'the rest still shuffled');
@@ -143,7 +158,10 @@ test('weighted: a weight file that does not parse stops the start; a missing one
       [path.join(dir, 'missing'), '0s', /weight file open error/],
     ] as const) {
       const { host, port } = await freeEndpoint();
-      writeFileSync(path.join(dir, 'Corefile'), `.:${port} {\n    bind ${host}\n    loadbalance weighted ${file} {\n        reload ${reload}\n    }\n    forward . ${knot.addr}\n}\n`);
+      writeFileSync(
+        path.join(dir, 'Corefile'),
+        `.:${port} {\n    bind ${host}\n    loadbalance weighted ${file} {\n        reload ${reload}\n    }\n    forward . ${knot.addr}\n}\n`,
+      );
       const r = await runToExit(['-conf', path.join(dir, 'Corefile')]);
       assert.notEqual(r.code, 0);
       assert.match(r.stdout + r.stderr, want);

@@ -23,11 +23,29 @@ const common = (name: string, type: string, rcode: string) =>
 const combined = (name: string, type: string, rcode: string, flags = 'qr,aa,rd') =>
   new RegExp(`^127\\.0\\.0\\.\\d+:\\d+ - \\d+ "${type} IN ${name.replace(/\./g, '\\.')}\\. udp \\d+ false \\d+" ${rcode} ${flags} \\d+ [0-9.]+s "0"$`);
 
-const all: [string, string][] = [['www.l.test', 'A'], ['www.l.test', 'AAAA'], ['nope.l.test', 'A'], ['elsewhere.test', 'A']];
+const all: [string, string][] = [
+  ['www.l.test', 'A'],
+  ['www.l.test', 'AAAA'],
+  ['nope.l.test', 'A'],
+  ['elsewhere.test', 'A'],
+];
 
 const rows: Row[] = [
-  { section: 'Examples: log all requests to stdout', body: '    log', queries: [['www.l.test', 'A'], ['nope.l.test', 'A']], want: [common('www.l.test', 'A', 'NOERROR'), common('nope.l.test', 'A', 'NXDOMAIN')] },
-  { section: 'Examples: custom log format, for all zones', body: '    log . "{proto} Request: {name} {type} {>id}"', queries: [['www.l.test', 'A']], want: [/^udp Request: www\.l\.test\. A \d+$/] },
+  {
+    section: 'Examples: log all requests to stdout',
+    body: '    log',
+    queries: [
+      ['www.l.test', 'A'],
+      ['nope.l.test', 'A'],
+    ],
+    want: [common('www.l.test', 'A', 'NOERROR'), common('nope.l.test', 'A', 'NXDOMAIN')],
+  },
+  {
+    section: 'Examples: custom log format, for all zones',
+    body: '    log . "{proto} Request: {name} {type} {>id}"',
+    queries: [['www.l.test', 'A']],
+    want: [/^udp Request: www\.l\.test\. A \d+$/],
+  },
   {
     section: 'Examples: only log denials (NXDOMAIN and nodata) for example.org and below (l.test here)',
     body: '    log l.test {\n        class denial\n    }',
@@ -55,8 +73,16 @@ const rows: Row[] = [
   {
     section: 'Additional metadata: {/log/class} and {/log/type} (with the metadata plugin, which CoreDNS needs for any {/LABEL})',
     body: '    metadata\n    log . "{proto} Request: {name} {type} {/log/class} {/log/type}"',
-    queries: [['www.l.test', 'A'], ['www.l.test', 'AAAA'], ['nope.l.test', 'A']],
-    want: [/^udp Request: www\.l\.test\. A success NOERROR$/, /^udp Request: www\.l\.test\. AAAA denial NODATA$/, /^udp Request: nope\.l\.test\. A denial NXDOMAIN$/],
+    queries: [
+      ['www.l.test', 'A'],
+      ['www.l.test', 'AAAA'],
+      ['nope.l.test', 'A'],
+    ],
+    want: [
+      /^udp Request: www\.l\.test\. A success NOERROR$/,
+      /^udp Request: www\.l\.test\. AAAA denial NODATA$/,
+      /^udp Request: nope\.l\.test\. A denial NXDOMAIN$/,
+    ],
   },
   {
     section: 'Log Format: {/LABEL} is - when the label is not defined (no metadata plugin)',

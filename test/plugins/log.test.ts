@@ -44,8 +44,18 @@ test('every placeholder over IPv6 and IPv4; {/LABEL} is - without the metadata p
     const a = await dig('::1', port, ['V6.l.test', 'AAAA', '+dnssec', '+tcp']);
     const b = await dig(host, port, ['nope.l.test', 'TXT', '+noedns']);
     const got = await lines(agent, 2);
-    assert.match(got[0]!, new RegExp(`^\\[INFO\\] AAAA\\|v6\\.l\\.test\\.\\|IN\\|tcp\\|\\[::1\\]\\|\\[::1\\]\\|\\d+\\|NOERROR\\|${a.size}\\|qr,aa,rd\\|65535\\|true\\|${a.id}\\|0\\|-$`));
-    assert.match(got[1]!, new RegExp(`^\\[INFO\\] TXT\\|nope\\.l\\.test\\.\\|IN\\|udp\\|127\\.0\\.0\\.\\d+\\|${host.replace(/\./g, '\\.')}\\|\\d+\\|NXDOMAIN\\|${b.size}\\|qr,aa,rd\\|512\\|false\\|${b.id}\\|0\\|-$`));
+    assert.match(
+      got[0]!,
+      new RegExp(
+        `^\\[INFO\\] AAAA\\|v6\\.l\\.test\\.\\|IN\\|tcp\\|\\[::1\\]\\|\\[::1\\]\\|\\d+\\|NOERROR\\|${a.size}\\|qr,aa,rd\\|65535\\|true\\|${a.id}\\|0\\|-$`,
+      ),
+    );
+    assert.match(
+      got[1]!,
+      new RegExp(
+        `^\\[INFO\\] TXT\\|nope\\.l\\.test\\.\\|IN\\|udp\\|127\\.0\\.0\\.\\d+\\|${host.replace(/\./g, '\\.')}\\|\\d+\\|NXDOMAIN\\|${b.size}\\|qr,aa,rd\\|512\\|false\\|${b.id}\\|0\\|-$`,
+      ),
+    );
   } finally {
     await agent.stop();
   }

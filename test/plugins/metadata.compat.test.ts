@@ -22,7 +22,9 @@ for (const [says, line] of ROWS) {
     const dns = await freeAddress();
     const metrics = await freeAddress();
     try {
-      const agent = await startAgent(`.:${dns.port} {\n  bind ${dns.host}\n  prometheus ${metrics.host}:${metrics.port}\n  ${line}\n  forward . ${nsd.addr}\n}\n`);
+      const agent = await startAgent(
+        `.:${dns.port} {\n  bind ${dns.host}\n  prometheus ${metrics.host}:${metrics.port}\n  ${line}\n  forward . ${nsd.addr}\n}\n`,
+      );
       try {
         const r = await udpExchange(dns.host, dns.port, rawQuery('www.example.test', 1, 0x3131));
         assert.ok(r !== null && (r[3]! & 0x0f) === 0, 'NOERROR through the metadata plugin');

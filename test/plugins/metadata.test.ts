@@ -64,25 +64,21 @@ test('without metadata in the block, {/label} prints "-"', { skip, timeout: 60_0
   assert.equal(enabled, 0);
 });
 
-test(
-  'with metadata: forward/upstream names the upstream after forward chose it; a cache hit has none',
-  { skip, timeout: 60_000 },
-  async () => {
-    const { extras, nsd, enabled } = await run('    metadata\n    cache 30', 2);
-    assert.equal(enabled, 1, 'coredns_plugin_enabled{name="metadata"}');
-    assert.deepEqual(
-      extras.map((e) => [e.type, e.extra]),
-      [
-        [5, '-'],
-        [7, nsd.addr],
-        [8, nsd.addr],
-        [6, nsd.addr],
-        [5, '-'],
-        [6, '-'],
-      ],
-    );
-  },
-);
+test('with metadata: forward/upstream names the upstream after forward chose it; a cache hit has none', { skip, timeout: 60_000 }, async () => {
+  const { extras, nsd, enabled } = await run('    metadata\n    cache 30', 2);
+  assert.equal(enabled, 1, 'coredns_plugin_enabled{name="metadata"}');
+  assert.deepEqual(
+    extras.map((e) => [e.type, e.extra]),
+    [
+      [5, '-'],
+      [7, nsd.addr],
+      [8, nsd.addr],
+      [6, nsd.addr],
+      [5, '-'],
+      [6, '-'],
+    ],
+  );
+});
 
 test('metadata is listed in coredns_plugin_enabled and the block answers', { skip, timeout: 60_000 }, async () => {
   const { extras, enabled } = await run('    metadata', 1);

@@ -121,7 +121,8 @@ const ROWS: Row[] = [
   {
     section: 'Example: PTR Response Value Rewrite',
     what: 'suffix .arpa -> .arpa with answer value (.*)\\.service\\.consul\\. -> {1}.coredns.rocks.: the PTR target is rewritten',
-    config: 'rewrite stop {\n        name suffix .arpa .arpa\n        answer name auto\n        answer value (.*)\\.service\\.consul\\. {1}.coredns.rocks.\n    }',
+    config:
+      'rewrite stop {\n        name suffix .arpa .arpa\n        answer name auto\n        answer value (.*)\\.service\\.consul\\. {1}.coredns.rocks.\n    }',
     upstream: 'knot',
     dig: ['30.30.30.10.in-addr.arpa', 'PTR'],
     check(r) {
@@ -149,7 +150,13 @@ const ROWS: Row[] = [
     check(r) {
       assert.match(r.question[0]!, /^RED\.\s+IN\s+A$/);
       assert.deepEqual(rows(r), ['red. 300 IN A 192.0.2.77']);
-      assert.doesNotMatch(r.raw.split('\n').filter((l) => !l.startsWith(';')).join('\n'), /blue/i);
+      assert.doesNotMatch(
+        r.raw
+          .split('\n')
+          .filter((l) => !l.startsWith(';'))
+          .join('\n'),
+        /blue/i,
+      );
     },
   },
   {
@@ -204,7 +211,10 @@ const ROWS: Row[] = [
       assert.equal(r.status, 'NOERROR');
       assert.match(r.question[0]!, /^www\.google\.com\.\s+IN\s+ANY$/);
       assert.deepEqual(r.answer, []);
-      assert.deepEqual(r.authority.map((a) => `${a.name} ${a.type}`), ['google.com. SOA']);
+      assert.deepEqual(
+        r.authority.map((a) => `${a.name} ${a.type}`),
+        ['google.com. SOA'],
+      );
     },
   },
   {
@@ -216,7 +226,10 @@ const ROWS: Row[] = [
     check(r) {
       assert.equal(r.status, 'NOERROR');
       assert.match(r.question[0]!, /^www\.google\.com\.\s+CH\s+A$/);
-      assert.deepEqual(r.answer.map((a) => a.data), ['192.0.2.80']);
+      assert.deepEqual(
+        r.answer.map((a) => a.data),
+        ['192.0.2.80'],
+      );
     },
   },
   {
@@ -346,7 +359,10 @@ function ttlRows(): Row[] {
       upstream: 'knot',
       dig: ['example.com', 'A'],
       check(r) {
-        assert.deepEqual(r.answer.map((x) => x.ttl), [a]);
+        assert.deepEqual(
+          r.answer.map((x) => x.ttl),
+          [a],
+        );
       },
     });
     out.push({
@@ -356,7 +372,10 @@ function ttlRows(): Row[] {
       upstream: 'knot',
       dig: ['example.com', 'TXT'],
       check(r) {
-        assert.deepEqual(r.answer.map((x) => x.ttl), [txt]);
+        assert.deepEqual(
+          r.answer.map((x) => x.ttl),
+          [txt],
+        );
       },
     });
   }
@@ -367,7 +386,10 @@ function ttlRows(): Row[] {
     upstream: 'knot',
     dig: ['www.example.com', 'A'],
     check(r) {
-      assert.deepEqual(r.answer.map((x) => x.ttl), [600]);
+      assert.deepEqual(
+        r.answer.map((x) => x.ttl),
+        [600],
+      );
     },
   });
   return out;

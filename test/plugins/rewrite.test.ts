@@ -115,7 +115,10 @@ test('domain move: x.old.test answered from new.test with question and answer na
 test('domain move: CNAME, MX and SRV targets are mapped back too; the client spelling of the question stays', async () => {
   const cname = await q('Alias.OLD.test', 'A');
   assert.match(cname.question[0]!, /^Alias\.OLD\.test\.\s+IN\s+A$/);
-  assert.deepEqual(rows(cname).map((s) => s.toLowerCase()), ['alias.old.test. cname x.old.test.', 'x.old.test. a 192.0.2.10']);
+  assert.deepEqual(
+    rows(cname).map((s) => s.toLowerCase()),
+    ['alias.old.test. cname x.old.test.', 'x.old.test. a 192.0.2.10'],
+  );
   const mx = await q('mail.old.test', 'MX');
   assert.deepEqual(rows(mx), ['mail.old.test. MX 10 mx.old.test.']);
   const srv = await q('_sip._udp.old.test', 'SRV');
@@ -124,7 +127,10 @@ test('domain move: CNAME, MX and SRV targets are mapped back too; the client spe
   assert.equal(nx.status, 'NXDOMAIN');
   assert.match(nx.question[0]!, /^nothere\.old\.test\.\s+IN\s+A$/);
   // The SOA owner is new.test. itself: `.new.test.` as a suffix does not match it (as in CoreDNS).
-  assert.deepEqual(nx.authority.map((a) => `${a.name} ${a.type}`), ['new.test. SOA']);
+  assert.deepEqual(
+    nx.authority.map((a) => `${a.name} ${a.type}`),
+    ['new.test. SOA'],
+  );
 });
 
 test('without answer rules the question is still the client one, the answer names are the new ones', async () => {
@@ -143,7 +149,10 @@ test('cache ahead of rewrite: the second ask is a hit under the client name, for
   assert.deepEqual(rows(first), ['short.old.test. A 192.0.2.11']);
   const second = await q('SHORT.old.test', 'A');
   assert.match(second.question[0]!, /^SHORT\.old\.test\.\s+IN\s+A$/);
-  assert.deepEqual(rows(second).map((s) => s.toLowerCase()), ['short.old.test. a 192.0.2.11']);
+  assert.deepEqual(
+    rows(second).map((s) => s.toLowerCase()),
+    ['short.old.test. a 192.0.2.11'],
+  );
   const afterScrape = await scrape(metrics.host, metrics.port);
   assert.equal(metricSum(afterScrape, 'coredns_forward_requests_total') - fwdBefore, 1, 'one upstream query for two asks');
   assert.equal(metricSum(afterScrape, 'coredns_cache_hits_total') - hitsBefore, 1);
@@ -197,7 +206,10 @@ test('edns0 revert: the subnet option rewrite added is not in the response', asy
 
 test('metrics: CoreDNS rewrite has none and neither has ours; rewrite is an enabled plugin of its zones', async () => {
   const fams = await scrape(metrics.host, metrics.port);
-  assert.deepEqual([...fams.keys()].filter((n) => n.includes('rewrite')), []);
+  assert.deepEqual(
+    [...fams.keys()].filter((n) => n.includes('rewrite')),
+    [],
+  );
   assert.equal(metricSum(fams, 'coredns_plugin_enabled', { name: 'rewrite', zone: '.' }), 1);
   // The request metrics count the client's own question type (see README deviations).
   const typed = (f: typeof fams, type: string): number => metricSum(f, 'coredns_dns_requests_total', { zone: 'type.test.', type });

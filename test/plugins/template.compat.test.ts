@@ -56,7 +56,11 @@ const ROWS: Row[] = [
 }`,
     checks: async (q) => {
       // Default zone `.`, no fallthrough: every query, any class and type, is NXDOMAIN.
-      for (const args of [['www.example.com', 'A'], ['example.org', 'MX'], ['-c', 'CH', 'version.bind', 'TXT']]) {
+      for (const args of [
+        ['www.example.com', 'A'],
+        ['example.org', 'MX'],
+        ['-c', 'CH', 'version.bind', 'TXT'],
+      ]) {
         const r = await q(...args);
         assert.equal(r.status, 'NXDOMAIN', args.join(' '));
         assert.deepEqual([r.answer.length, r.authority.length], [0, 0]);
@@ -82,7 +86,7 @@ const ROWS: Row[] = [
       assert.equal(r.status, 'NXDOMAIN');
       assert.deepEqual(rrs(r.authority), ['invalid. 60 IN SOA ns.invalid. hostmaster.invalid. 1 60 60 60 60']);
       assert.match(r.raw, /; EDE: 21 \(Not Supported\): \(Blocked according to RFC2606\)/);
-      assert.deepEqual(r.edns, { version: 0, flags: ['do'], udp: 1232 }, 'the client\'s UDP size (CoreDNS\'s SizeAndDo), DO from SetEdns0');
+      assert.deepEqual(r.edns, { version: 0, flags: ['do'], udp: 1232 }, "the client's UDP size (CoreDNS's SizeAndDo), DO from SetEdns0");
       // 3. The CH class gets NXDOMAIN/SOA too (the SOA in the query's class).
       const ch = await q('-c', 'CH', 'something.invalid', 'TXT');
       assert.equal(ch.status, 'NXDOMAIN');
@@ -303,7 +307,10 @@ for (const row of ROWS) {
         writeFileSync(file, text);
         const r = await runToExit(['-conf', file]);
         assert.equal(r.code, 1, `exit status; output:\n${r.stdout}${r.stderr}`);
-        assert.match(r.stdout + r.stderr, /Corefile:7 - Error during parsing: 'var' is not supported by node-local-dns \(CoreDNS evaluates it with the expr-lang language\)/);
+        assert.match(
+          r.stdout + r.stderr,
+          /Corefile:7 - Error during parsing: 'var' is not supported by node-local-dns \(CoreDNS evaluates it with the expr-lang language\)/,
+        );
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

@@ -106,7 +106,10 @@ test('field customisation: AAAA blocked in cluster.local, A from the upstream, t
 
   const a = await q('web.default.svc.cluster.local', 'A');
   assert.equal(a.status, 'NOERROR');
-  assert.deepEqual(a.answer.map((r) => r.data), ['10.244.1.5']);
+  assert.deepEqual(
+    a.answer.map((r) => r.data),
+    ['10.244.1.5'],
+  );
   m = await metrics();
   const forwardedAfterA = metricSum(m, 'coredns_forward_requests_total');
   assert.equal(forwardedAfterA, forwardedBefore + 1, 'A went to Knot');
@@ -147,7 +150,10 @@ test('. block: regex groups, fallthrough to NSD, a CNAME followed through the bl
   // No template's regex matches www; they all fall through: NSD answers.
   const www = await q('www.example.test', 'A');
   assert.equal(www.status, 'NOERROR');
-  assert.deepEqual(www.answer.map((r) => r.data), ['192.0.2.80']);
+  assert.deepEqual(
+    www.answer.map((r) => r.data),
+    ['192.0.2.80'],
+  );
 
   // Templates are tried in order: the first two fall through, the third (zone
   // strict.example.test) does not match and has no fallthrough: SERVFAIL, as in CoreDNS.
@@ -161,10 +167,13 @@ test('. block: regex groups, fallthrough to NSD, a CNAME followed through the bl
 
   const alias = await q('alias.example.test', 'A');
   assert.equal(alias.status, 'NOERROR');
-  assert.deepEqual(alias.answer.map((r) => [r.name, r.type, r.data]), [
-    ['alias.example.test.', 'CNAME', 'www.example.test.'],
-    ['www.example.test.', 'A', '192.0.2.80'],
-  ]);
+  assert.deepEqual(
+    alias.answer.map((r) => [r.name, r.type, r.data]),
+    [
+      ['alias.example.test.', 'CNAME', 'www.example.test.'],
+      ['www.example.test.', 'A', '192.0.2.80'],
+    ],
+  );
 });
 
 test("a CNAME target in another block's zone is looked up by that block (routed like a client query)", async () => {
@@ -172,10 +181,13 @@ test("a CNAME target in another block's zone is looked up by that block (routed 
   // this block's forward (NSD, which has no cluster.local), as CoreDNS's upstream lookup routes it.
   const r = await q('tocluster.example.test', 'A');
   assert.equal(r.status, 'NOERROR');
-  assert.deepEqual(r.answer.map((x) => [x.name, x.type, x.data]), [
-    ['tocluster.example.test.', 'CNAME', 'web.default.svc.cluster.local.'],
-    ['web.default.svc.cluster.local.', 'A', '10.244.1.5'],
-  ]);
+  assert.deepEqual(
+    r.answer.map((x) => [x.name, x.type, x.data]),
+    [
+      ['tocluster.example.test.', 'CNAME', 'web.default.svc.cluster.local.'],
+      ['web.default.svc.cluster.local.', 'A', '10.244.1.5'],
+    ],
+  );
 });
 
 test('failing templates: SERVFAIL, not cached, counted per section and template', async () => {
@@ -185,13 +197,22 @@ test('failing templates: SERVFAIL, not cached, counted per section and template'
   }
   const m = await metrics();
   const base = { server: server(), view: '', class: 'IN', type: 'A' };
-  assert.equal(metricSum(m, 'coredns_template_template_failures_total', { ...base, zone: 'tfail.test.', section: 'answer', template: '{{index .Match 4}}' }), 2);
-  assert.equal(metricSum(m, 'coredns_template_rr_failures_total', { ...base, zone: 'rrfail.test.', section: 'answer', template: '{{.Name}} 60 IN A 300.1.2.3' }), 2);
+  assert.equal(
+    metricSum(m, 'coredns_template_template_failures_total', { ...base, zone: 'tfail.test.', section: 'answer', template: '{{index .Match 4}}' }),
+    2,
+  );
+  assert.equal(
+    metricSum(m, 'coredns_template_rr_failures_total', { ...base, zone: 'rrfail.test.', section: 'answer', template: '{{.Name}} 60 IN A 300.1.2.3' }),
+    2,
+  );
   assert.equal(metricSum(m, 'coredns_template_matches_total', { ...base, zone: 'rrfail.test.' }), 2, 'SERVFAIL not cached: both queries matched');
   // The templates of zone example.test matched fixed-7, alias and tocluster (www fell through).
   assert.equal(metricSum(m, 'coredns_template_matches_total', { ...base, zone: 'example.test.' }), 3, 'fixed-7, alias and tocluster');
   const text = agent.output();
-  assert.match(text, /\[ERROR\] plugin\/errors: 2 x\.tfail\.test\. A: template: answer:1:3: executing "answer" at <index \.Match 4>: error calling index: index out of range: 4/);
+  assert.match(
+    text,
+    /\[ERROR\] plugin\/errors: 2 x\.tfail\.test\. A: template: answer:1:3: executing "answer" at <index \.Match 4>: error calling index: index out of range: 4/,
+  );
 });
 
 test('Corefile reload (SIGUSR1): the new template answers, the match counter goes on', async () => {
@@ -208,7 +229,10 @@ test('Corefile reload (SIGUSR1): the new template answers, the match counter goe
   const a = await startFaultAgent(corefile('198.18.2.1'));
   try {
     const d = (...args: string[]) => dig(h, p, args);
-    assert.deepEqual((await d('x.reload.test', 'A')).answer.map((r) => r.data), ['198.18.2.1']);
+    assert.deepEqual(
+      (await d('x.reload.test', 'A')).answer.map((r) => r.data),
+      ['198.18.2.1'],
+    );
     writeFileSync(a.corefile, corefile('198.18.2.2'));
     a.child.kill('SIGUSR1');
     const until = Date.now() + 15_000;
@@ -221,7 +245,10 @@ test('Corefile reload (SIGUSR1): the new template answers, the match counter goe
     } while (data !== '198.18.2.2' && Date.now() < until);
     assert.equal(data, '198.18.2.2');
     const m = await scrape(h, mp);
-    assert.equal(metricSum(m, 'coredns_template_matches_total', { server: `dns://${h}:${p}`, zone: 'reload.test.', view: '', class: 'IN', type: 'A' }), queries);
+    assert.equal(
+      metricSum(m, 'coredns_template_matches_total', { server: `dns://${h}:${p}`, zone: 'reload.test.', view: '', class: 'IN', type: 'A' }),
+      queries,
+    );
     assert.ok(a.alive(), a.output());
   } finally {
     await a.stop();

@@ -44,7 +44,9 @@ async function loadError(body: string, key = '.:1053'): Promise<string> {
 
 test('README Examples: standard TCP/UDP server with read 15s and write 30s: UDP and TCP answered; a silent TCP connection outlives the 10 s default', async () => {
   const { host, port } = await freeEndpoint();
-  const agent: AgentProcess = await startAgent(`.:${port} {\n    bind ${host}\n    timeouts {\n        read 15s\n        write 30s\n    }\n    forward . ${knot.addr}\n}\n`);
+  const agent: AgentProcess = await startAgent(
+    `.:${port} {\n    bind ${host}\n    timeouts {\n        read 15s\n        write 30s\n    }\n    forward . ${knot.addr}\n}\n`,
+  );
   try {
     const silent = await connectTimed(host, port);
     const udp = await dig(host, port, ['www.t.test', 'A']);

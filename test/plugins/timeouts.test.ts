@@ -63,14 +63,17 @@ test('UDP and TCP queries are answered as usual', async () => {
   assert.deepEqual([udp.status, udp.answer[0]?.data, tcp.status, tcp.answer[0]?.data], ['NOERROR', '192.0.2.80', 'NOERROR', '192.0.2.80']);
 });
 
-test('a timeout outside 1s..24h stops the agent with CoreDNS\'s error text and line', async () => {
+test("a timeout outside 1s..24h stops the agent with CoreDNS's error text and line", async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'nld-timeouts-'));
   try {
     const file = path.join(dir, 'Corefile');
     writeFileSync(file, `.:${plain.port} {\n    bind ${plain.host}\n    timeouts {\n        idle 25h\n    }\n    forward . ${knot.addr}\n}\n`);
     const r = await runToExit(['-conf', file]);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, new RegExp(`${file.replace(/[.]/g, '\\.')}:4 - Error during parsing: timeout provided '25h0m0s' needs to be between 1 second and 24 hours`));
+    assert.match(
+      r.stderr,
+      new RegExp(`${file.replace(/[.]/g, '\\.')}:4 - Error during parsing: timeout provided '25h0m0s' needs to be between 1 second and 24 hours`),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -39,7 +39,12 @@ interface Row {
 
 const ROWS: Row[] = [
   { section: 'Examples', what: '"example.org A" gets the client address as an A record and the port as _udp SRV, TTL 0', qname: 'example.org.', qtype: 'A' },
-  { section: 'Description (every A or AAAA query, regardless of the name)', what: 'another name in the zone, AAAA', qname: 'anything.example.org.', qtype: 'AAAA' },
+  {
+    section: 'Description (every A or AAAA query, regardless of the name)',
+    what: 'another name in the zone, AAAA',
+    qname: 'anything.example.org.',
+    qtype: 'AAAA',
+  },
   { section: 'Description (transport can be "tcp" or "udp")', what: 'over TCP the SRV record is _tcp', qname: 'example.org.', qtype: 'A', tcp: true },
 ];
 
@@ -51,9 +56,9 @@ for (const row of ROWS) {
     // Description: the reply always has an empty answer section.
     assert.equal(r.answer.length, 0);
     const proto = row.tcp ? 'tcp' : 'udp';
-    assert.deepEqual(r.additional.map((x) => `${x.name} ${x.ttl} ${x.class} ${x.type} ${x.data}`), [
-      `${row.qname} 0 IN A 127.0.0.1`,
-      `_${proto}.${row.qname} 0 IN SRV 0 0 ${p} .`,
-    ]);
+    assert.deepEqual(
+      r.additional.map((x) => `${x.name} ${x.ttl} ${x.class} ${x.type} ${x.data}`),
+      [`${row.qname} 0 IN A 127.0.0.1`, `_${proto}.${row.qname} 0 IN SRV 0 0 ${p} .`],
+    );
   });
 }

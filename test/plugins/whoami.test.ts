@@ -46,13 +46,17 @@ test('UDP and TCP, IPv4 and IPv6: the client address and source port in the addi
   assert.equal(u.status, 'NOERROR');
   assert.ok(u.flags.includes('aa'));
   assert.equal(u.answer.length, 0);
-  assert.deepEqual(u.additional.map((r) => `${r.name} ${r.ttl} ${r.class} ${r.type} ${r.data}`), [
-    'Who.Test. 0 IN A 127.0.0.1', `_udp.Who.Test. 0 IN SRV 0 0 ${p1} .`,
-  ]);
+  assert.deepEqual(
+    u.additional.map((r) => `${r.name} ${r.ttl} ${r.class} ${r.type} ${r.data}`),
+    ['Who.Test. 0 IN A 127.0.0.1', `_udp.Who.Test. 0 IN SRV 0 0 ${p1} .`],
+  );
   const p2 = await sourcePort();
   const t = await dig(a.host, a.port, ['-b', `127.0.0.1#${p2}`, '+tcp', 'x.who.test.', 'TXT']);
   assert.equal(t.proto, 'TCP');
-  assert.deepEqual(t.additional.map((r) => `${r.name} ${r.type} ${r.data}`), ['x.who.test. A 127.0.0.1', `_tcp.x.who.test. SRV 0 0 ${p2} .`]);
+  assert.deepEqual(
+    t.additional.map((r) => `${r.name} ${r.type} ${r.data}`),
+    ['x.who.test. A 127.0.0.1', `_tcp.x.who.test. SRV 0 0 ${p2} .`],
+  );
   const v6 = await dig('::1', a.port, ['who.test.', 'AAAA']);
   assert.equal(v6.additional[0]!.type, 'AAAA');
   assert.equal(v6.additional[0]!.data, '::1');
@@ -62,7 +66,10 @@ test('UDP and TCP, IPv4 and IPv6: the client address and source port in the addi
   assert.equal(e.edns?.udp, 1400);
   // The rest of the block still goes to the upstream.
   const fwd = await dig(a.host, a.port, ['single.lb.test.', 'A']);
-  assert.deepEqual(fwd.answer.map((r) => r.data), ['192.0.2.99']);
+  assert.deepEqual(
+    fwd.answer.map((r) => r.data),
+    ['192.0.2.99'],
+  );
   assert.equal(fwd.additional.length, 0);
   const m = await scrape(a.metrics.host, a.metrics.port);
   assert.equal(metricSum(m, 'coredns_dns_responses_total', { plugin: 'whoami', rcode: 'NOERROR' }), 4);
@@ -72,7 +79,7 @@ test('UDP and TCP, IPv4 and IPv6: the client address and source port in the addi
   assert.equal(metricSum(m, 'coredns_plugin_enabled', { name: 'whoami', server: `dns://[::1]:${a.port}` }), 1);
 });
 
-test('with cache: the answer is cached for the 5 s minimum TTL, so a second client sees the first one\'s port', async () => {
+test("with cache: the answer is cached for the 5 s minimum TTL, so a second client sees the first one's port", async () => {
   const a = await agent('    cache 300\n    whoami');
   const p1 = await sourcePort();
   const first = await dig(a.host, a.port, ['-b', `127.0.0.1#${p1}`, 'who.test.', 'A']);

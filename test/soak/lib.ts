@@ -229,9 +229,13 @@ dead.test:${dns.port} {
     const baselineKiB = await agent.rssKiB();
     const rcvbufErrorsBefore = await udpRcvbufErrors();
 
-    const perf = spawn('dnsperf', ['-s', dns.host, '-p', String(dns.port), '-d', file, '-l', String(opts.durationSec), '-Q', String(opts.rate), '-c', '4', '-q', '500', '-t', '5'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const perf = spawn(
+      'dnsperf',
+      ['-s', dns.host, '-p', String(dns.port), '-d', file, '-l', String(opts.durationSec), '-Q', String(opts.rate), '-c', '4', '-q', '500', '-t', '5'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let perfOut = '';
     perf.stdout.on('data', (d) => (perfOut += d));
     perf.stderr.on('data', (d) => (perfOut += d));

@@ -35,19 +35,31 @@ export function report(r: SoakResult, maxSlope: number): { text: string; ok: boo
   const lines: string[] = [];
   lines.push('RSS series (s, MiB):');
   for (let i = 0; i < r.samples.length; i += 6) {
-    lines.push('  ' + r.samples.slice(i, i + 6).map((s) => `${s.t.toFixed(0).padStart(5)} ${fmtMiB(s.rssKiB).padStart(6)}`).join('   '));
+    lines.push(
+      '  ' +
+        r.samples
+          .slice(i, i + 6)
+          .map((s) => `${s.t.toFixed(0).padStart(5)} ${fmtMiB(s.rssKiB).padStart(6)}`)
+          .join('   '),
+    );
   }
-  lines.push(`RSS before load ${fmtMiB(r.baselineKiB)} MiB; peak growth ${fmtMiB(r.growthKiB)} MiB; growth after warm-up ${fmtMiB(r.growthAfterWarmupKiB)} MiB`);
+  lines.push(
+    `RSS before load ${fmtMiB(r.baselineKiB)} MiB; peak growth ${fmtMiB(r.growthKiB)} MiB; growth after warm-up ${fmtMiB(r.growthAfterWarmupKiB)} MiB`,
+  );
   lines.push(`RSS trend (high-water mark after warm-up): ${r.trendKiBPerMin.toFixed(1)} KiB/min (threshold ${maxSlope} KiB/min)`);
   lines.push(`raw RSS least-squares slope after warm-up: ${r.slopeKiBPerMin.toFixed(1)} KiB/min (not judged)`);
   lines.push(`queries: sent ${r.sent}, completed ${r.completed}, lost ${r.lost}; ${r.qps.toFixed(0)} qps; rcodes ${JSON.stringify(r.rcodes)}`);
   lines.push(`cache entries at the end: success ${r.cacheEntries.success}, denial ${r.cacheEntries.denial}`);
-  const zoneText = Object.entries(r.zones).map(([z, c]) => `${z} ${c.requests}/${c.responses}`).join(', ');
+  const zoneText = Object.entries(r.zones)
+    .map(([z, c]) => `${z} ${c.requests}/${c.responses}`)
+    .join(', ');
   const inAgent = Object.values(r.zones).reduce((n, c) => n + c.requests, 0);
   const unanswered = Object.values(r.zones).reduce((n, c) => n + c.requests - c.responses, 0);
   lines.push(`agent requests/responses per zone: ${zoneText}; received ${inAgent} of ${r.sent} sent, ${unanswered} left unanswered`);
   lines.push(`machine UDP receive-buffer drops during the run (all processes): ${r.udpRcvbufErrors}`);
-  lines.push(`answered by the agent after more than 4.096 s: ${r.slowInAgent}; dnsperf timeouts ${r.dnsperfTimeouts}, unexpected responses ${r.dnsperfUnexpected}`);
+  lines.push(
+    `answered by the agent after more than 4.096 s: ${r.slowInAgent}; dnsperf timeouts ${r.dnsperfTimeouts}, unexpected responses ${r.dnsperfUnexpected}`,
+  );
   const problems: string[] = [];
   if (r.lost > 0) problems.push(`${r.lost} queries lost`);
   if (!r.agentAlive) problems.push('the agent died');
@@ -88,7 +100,10 @@ async function main(): Promise<void> {
     rate,
     sampleSec,
     warmupFraction,
-    onSample: (s) => process.stdout.write(`  t=${s.t.toFixed(0)}s rss=${fmtMiB(s.rssKiB)} MiB${values.workers === '1' ? ` heap=${fmtMiB(s.heapUsedKiB)} MiB external=${fmtMiB(s.externalKiB)} MiB` : ''}\n`),
+    onSample: (s) =>
+      process.stdout.write(
+        `  t=${s.t.toFixed(0)}s rss=${fmtMiB(s.rssKiB)} MiB${values.workers === '1' ? ` heap=${fmtMiB(s.heapUsedKiB)} MiB external=${fmtMiB(s.externalKiB)} MiB` : ''}\n`,
+      ),
   });
   const { text, ok } = report(r, maxSlope);
   process.stdout.write(text + '\n');

@@ -20,9 +20,18 @@ test('soak helpers: the query mix, dnsperf summary parsing, least-squares slope'
   assert.equal(new Set(lines.filter((l) => l.includes('.wild.'))).size, 200, 'misses are unique');
   assert.equal(count(/^nx\d+\.soak\.test A$/), 100);
   assert.equal(count(/\.dead\.test A$/), 100);
-  const p = parseDnsperf(`  Queries sent:         20\n  Queries completed:    18 (90.00%)\n  Queries lost:         2 (10.00%)\n\n  Response codes:       NOERROR 16 (88.89%), SERVFAIL 2 (11.11%)\n  Queries per second:   9.5\n`);
+  const p = parseDnsperf(
+    `  Queries sent:         20\n  Queries completed:    18 (90.00%)\n  Queries lost:         2 (10.00%)\n\n  Response codes:       NOERROR 16 (88.89%), SERVFAIL 2 (11.11%)\n  Queries per second:   9.5\n`,
+  );
   assert.deepEqual(p, { sent: 20, completed: 18, lost: 2, rcodes: { NOERROR: 16, SERVFAIL: 2 }, qps: 9.5 });
-  assert.equal(slope([{ x: 0, y: 1 }, { x: 1, y: 3 }, { x: 2, y: 5 }]), 2);
+  assert.equal(
+    slope([
+      { x: 0, y: 1 },
+      { x: 1, y: 3 },
+      { x: 2, y: 5 },
+    ]),
+    2,
+  );
   assert.equal(slope([{ x: 0, y: 4 }]), 0);
   const sample = (t: number, rssKiB: number) => ({ t, rssKiB, heapUsedKiB: -1, externalKiB: -1 });
   // High-water mark 200 at the end of the warm-up (60 s), 260 at 120 s: 60 KiB/min.

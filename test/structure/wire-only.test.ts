@@ -93,12 +93,22 @@ export function findByteOffsets(program: ts.Program, files: readonly string[]): 
         const target = n.expression.expression;
         // Without an offset the accessor reads offset 0 of a message, unless the buffer was just made (randomBytes(2)).
         if ((offset === undefined ? !ts.isCallExpression(target) : isFixedOffset(offset)) && isByteBuffer(checker, target)) at(n);
-      } else if (ts.isCallExpression(n) && n.arguments.some((a) => ts.isNumericLiteral(a) && Number(a.text) === HEADER_SIZE) && n.arguments.some((a) => isByteBuffer(checker, a))) {
+      } else if (
+        ts.isCallExpression(n) &&
+        n.arguments.some((a) => ts.isNumericLiteral(a) && Number(a.text) === HEADER_SIZE) &&
+        n.arguments.some((a) => isByteBuffer(checker, a))
+      ) {
         // qnameToString(msg, 12, end): the header size written out next to a message.
         at(n);
       } else if (
         ts.isBinaryExpression(n) &&
-        [ts.SyntaxKind.PlusToken, ts.SyntaxKind.GreaterThanEqualsToken, ts.SyntaxKind.LessThanToken, ts.SyntaxKind.GreaterThanToken, ts.SyntaxKind.LessThanEqualsToken].includes(n.operatorToken.kind) &&
+        [
+          ts.SyntaxKind.PlusToken,
+          ts.SyntaxKind.GreaterThanEqualsToken,
+          ts.SyntaxKind.LessThanToken,
+          ts.SyntaxKind.GreaterThanToken,
+          ts.SyntaxKind.LessThanEqualsToken,
+        ].includes(n.operatorToken.kind) &&
         [n.left, n.right].some((s) => ts.isNumericLiteral(s) && Number(s.text) === HEADER_SIZE) &&
         [n.left, n.right].some((s) => /\b(msg|buf|req|resp|reply|query|qnameEnd|questionEnd|len|length)\b/i.test(s.getText(sf)))
       ) {
@@ -147,12 +157,33 @@ test('the check finds each kind of fixed-offset access (and not the named ones)'
     '  return id + x + (ok ? 1 : 0);',
     '}',
   ].join('\n');
-  const host = ts.createCompilerHost({ strict: true, target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, allowImportingTsExtensions: true, noEmit: true, types: ['node'] });
+  const host = ts.createCompilerHost({
+    strict: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    allowImportingTsExtensions: true,
+    noEmit: true,
+    types: ['node'],
+  });
   const orig = host.getSourceFile;
-  host.getSourceFile = (name, lang, ...rest) => (path.resolve(name) === file ? ts.createSourceFile(name, text, lang, true) : orig.call(host, name, lang, ...rest));
+  host.getSourceFile = (name, lang, ...rest) =>
+    path.resolve(name) === file ? ts.createSourceFile(name, text, lang, true) : orig.call(host, name, lang, ...rest);
   const fileExists = host.fileExists;
   host.fileExists = (name) => path.resolve(name) === file || fileExists.call(host, name);
-  const program = ts.createProgram({ rootNames: [file], options: { strict: true, target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, allowImportingTsExtensions: true, noEmit: true, types: ['node'] }, host });
+  const program = ts.createProgram({
+    rootNames: [file],
+    options: {
+      strict: true,
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      allowImportingTsExtensions: true,
+      noEmit: true,
+      types: ['node'],
+    },
+    host,
+  });
   const found = findByteOffsets(program, [file]).map((f) => f.line);
   assert.deepEqual(found, [3, 4, 5, 6, 6, 7, 7]);
 });
@@ -171,8 +202,14 @@ function importsOf(file: string): string[] {
 }
 
 test('src/wire/ depends on nothing outside it, and src/plugin.ts and the request do not import each other', () => {
-  const wireFiles = readdirSync(WIRE).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts')).map((f) => path.join(WIRE, f));
-  const outside = wireFiles.flatMap((f) => importsOf(f).filter((i) => !i.startsWith(WIRE + path.sep)).map((i) => `${path.relative(ROOT, f)} -> ${path.relative(ROOT, i)}`));
+  const wireFiles = readdirSync(WIRE)
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
+    .map((f) => path.join(WIRE, f));
+  const outside = wireFiles.flatMap((f) =>
+    importsOf(f)
+      .filter((i) => !i.startsWith(WIRE + path.sep))
+      .map((i) => `${path.relative(ROOT, f)} -> ${path.relative(ROOT, i)}`),
+  );
   assert.deepEqual(outside, []);
   const plugin = path.join(SRC, 'plugin.ts');
   const request = path.join(SRC, 'server', 'request.ts');

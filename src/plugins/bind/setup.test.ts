@@ -8,8 +8,7 @@ import { networkInterfaces } from 'node:os';
 import type { SetupContext } from '../../plugin.ts';
 import { parseCorefile } from '../../corefile/parser.ts';
 import { TestEngine, setupContext } from '../../../test/lib/metrics-testing.ts';
-import { BindPlugin, bindSetup } from './setup.ts';
-
+import { type BindPlugin, bindSetup } from './setup.ts';
 
 const engine = new TestEngine();
 
@@ -32,7 +31,7 @@ function setupError(directive: string): string {
 }
 
 function loAddresses(): string[] {
-  const lo = networkInterfaces()['lo'];
+  const lo = networkInterfaces().lo;
   assert.ok(lo, 'this machine has a loopback interface named lo');
   return lo.filter((a) => !(a.family === 'IPv6' && a.address.startsWith('fe80'))).map((a) => a.address);
 }
@@ -54,7 +53,10 @@ test('bind: link-local IPv6 addresses of an interface are skipped', () => {
   for (const [name, list] of Object.entries(networkInterfaces())) {
     if (!list || !list.some((a) => a.family === 'IPv6' && a.address.startsWith('fe80'))) continue;
     const got = addresses(`bind ${name}`);
-    assert.ok(got.every((a) => !a.startsWith('fe80')), `${name}: ${got.join(' ')}`);
+    assert.ok(
+      got.every((a) => !a.startsWith('fe80')),
+      `${name}: ${got.join(' ')}`,
+    );
   }
 });
 
@@ -62,7 +64,10 @@ test('bind: except removes addresses, by literal or by interface', () => {
   assert.deepEqual(addresses('bind 127.0.0.1 127.0.0.2 127.0.0.3 {\n    except 127.0.0.2\n  }'), ['127.0.0.1', '127.0.0.3']);
   const lo = loAddresses();
   if (lo.length > 1) {
-    assert.deepEqual(addresses('bind lo {\n    except 127.0.0.1\n  }'), lo.filter((a) => a !== '127.0.0.1'));
+    assert.deepEqual(
+      addresses('bind lo {\n    except 127.0.0.1\n  }'),
+      lo.filter((a) => a !== '127.0.0.1'),
+    );
   }
   assert.deepEqual(addresses('bind 127.0.0.9 lo {\n    except lo\n  }'), ['127.0.0.9']);
 });
@@ -70,9 +75,18 @@ test('bind: except removes addresses, by literal or by interface', () => {
 test('bind: errors name the line and the word', () => {
   assert.equal(setupError('bind'), "Corefile:2 - Error during parsing: Wrong argument count or unexpected line ending after 'bind'");
   assert.equal(setupError('bind 1.2.3.4.5'), 'Corefile:2 - Error during parsing: failed to bind on 1.2.3.4.5: not an IP address or a network interface name');
-  assert.equal(setupError('bind no-such-iface0'), 'Corefile:2 - Error during parsing: failed to bind on no-such-iface0: not an IP address or a network interface name');
-  assert.equal(setupError('bind 127.0.0.1 {\n    except 999.1.1.1\n  }'), 'Corefile:3 - Error during parsing: failed to bind on 999.1.1.1: not an IP address or a network interface name');
-  assert.equal(setupError('bind 127.0.0.1 {\n    except\n  }'), "Corefile:3 - Error during parsing: Wrong argument count or unexpected line ending after 'except'");
+  assert.equal(
+    setupError('bind no-such-iface0'),
+    'Corefile:2 - Error during parsing: failed to bind on no-such-iface0: not an IP address or a network interface name',
+  );
+  assert.equal(
+    setupError('bind 127.0.0.1 {\n    except 999.1.1.1\n  }'),
+    'Corefile:3 - Error during parsing: failed to bind on 999.1.1.1: not an IP address or a network interface name',
+  );
+  assert.equal(
+    setupError('bind 127.0.0.1 {\n    except\n  }'),
+    "Corefile:3 - Error during parsing: Wrong argument count or unexpected line ending after 'except'",
+  );
   assert.equal(setupError('bind 127.0.0.1 {\n    exclude 127.0.0.1\n  }'), "Corefile:3 - Error during parsing: unknown property 'exclude'");
   assert.equal(setupError('bind 127.0.0.1 {\n    except 127.0.0.1\n  }'), 'Corefile:2 - Error during parsing: bind: no address left to listen on after except');
 });

@@ -5,7 +5,7 @@ import type { Handler, SetupContext } from '../../plugin.ts';
 import { Request, Proto } from '../../server/request.ts';
 import { parseQuery, ParseResult } from '../../wire/query.ts';
 import { parseCorefile } from '../../corefile/parser.ts';
-import { BufsizePlugin, bufsizeSetup } from './setup.ts';
+import { type BufsizePlugin, bufsizeSetup } from './setup.ts';
 
 /** These setups read nothing of their context but the logger. */
 const ctx = { log: { info() {}, warn() {}, error() {} } } as unknown as SetupContext;
@@ -29,7 +29,13 @@ test('setup: valid forms', () => {
   assert.equal(p.size, 1232);
   assert.equal(p.handler, true);
   assert.equal(p.scope, 'query');
-  for (const [arg, want] of [['512', 512], ['4096', 4096], ['1100', 1100], ['+1000', 1000], ['01220', 1220]] as const) {
+  for (const [arg, want] of [
+    ['512', 512],
+    ['4096', 4096],
+    ['1100', 1100],
+    ['+1000', 1000],
+    ['01220', 1220],
+  ] as const) {
     assert.equal(setup(`bufsize ${arg}`).size, want, arg);
   }
 });
@@ -50,7 +56,9 @@ test("setup: invalid forms are CoreDNS's ArgErr on the last word", () => {
 
 function request(size: number | null, proto: number = Proto.UDP): Request {
   const msg = dnsPacket.encode({
-    type: 'query', id: 1, questions: [{ name: 'example.org', type: 'A', class: 'IN' }],
+    type: 'query',
+    id: 1,
+    questions: [{ name: 'example.org', type: 'A', class: 'IN' }],
     additionals: size === null ? [] : [{ type: 'OPT', name: '.', udpPayloadSize: size } as unknown as dnsPacket.Answer],
   });
   const req = new Request(msg, msg.length, { writeMsg() {} });

@@ -39,7 +39,10 @@ test('a miss goes upstream and is stored; a hit is answered from the cache with 
   assert.equal(second.resp.flag_rd, true);
   assert.equal(second.resp.flag_ra, true);
   assert.equal(second.resp.rcode, 'NOERROR');
-  assert.deepEqual(second.resp.answers!.map((r) => (r as { data: string }).data), ['192.0.2.1']);
+  assert.deepEqual(
+    second.resp.answers!.map((r) => (r as { data: string }).data),
+    ['192.0.2.1'],
+  );
   assert.equal(cache.requests, 2);
   assert.equal(cache.misses, 1);
   assert.equal(cache.hitsSuccess, 1);
@@ -111,7 +114,10 @@ test('the smallest record TTL of all sections sets the duration', () => {
   const { handler } = setup('cache', next);
   ask(handler, 'multi.example');
   const r = ask(handler, 'multi.example').resp;
-  assert.deepEqual(r.answers!.map((x) => (x as { ttl: number }).ttl), [60, 60]);
+  assert.deepEqual(
+    r.answers!.map((x) => (x as { ttl: number }).ttl),
+    [60, 60],
+  );
   assert.equal(r.additionals!.filter((x) => x.type === 'A').length, 1);
 });
 
@@ -383,7 +389,10 @@ test('prefetch: a popular entry is refreshed through next when its TTL falls bel
   const r = ask(handler, 'pop.example');
   // The client got the cached answer; a refresh went upstream over TCP.
   assert.equal(r.req.respondedBy, 'cache');
-  assert.deepEqual(r.resp.answers!.map((x) => (x as { data: string }).data), ['192.0.2.1']);
+  assert.deepEqual(
+    r.resp.answers!.map((x) => (x as { data: string }).data),
+    ['192.0.2.1'],
+  );
   assert.deepEqual(answerTtls(r.resp), [4]);
   assert.equal(next.calls.length, 2);
   const refresh = next.calls[1]!;
@@ -393,7 +402,10 @@ test('prefetch: a popular entry is refreshed through next when its TTL falls bel
   assert.equal(cache.prefetches, 1);
   const after = ask(handler, 'pop.example');
   assert.equal(after.req.respondedBy, 'cache');
-  assert.deepEqual(after.resp.answers!.map((x) => (x as { data: string }).data), ['192.0.2.99']);
+  assert.deepEqual(
+    after.resp.answers!.map((x) => (x as { data: string }).data),
+    ['192.0.2.99'],
+  );
   assert.deepEqual(answerTtls(after.resp), [10]);
 });
 
@@ -421,9 +433,7 @@ test('prefetch needs AMOUNT hits within the window, and only one refresh is in f
 
 test('serve_stale immediate: an expired entry is answered with TTL 0 and refreshed in the background', () => {
   let fail = false;
-  const next = new ToyNext((req) =>
-    fail ? makeResponse(req, { rcode: Rcode.SERVFAIL }) : makeResponse(req, { answers: [a('stale.example', 10)] }),
-  );
+  const next = new ToyNext((req) => (fail ? makeResponse(req, { rcode: Rcode.SERVFAIL }) : makeResponse(req, { answers: [a('stale.example', 10)] })));
   const { clock, cache, handler } = setup('cache {\n serve_stale 1m\n}', next);
   ask(handler, 'stale.example');
   clock.advance(15_000);
@@ -452,9 +462,7 @@ test('serve_stale immediate: an expired entry is answered with TTL 0 and refresh
 test('serve_stale verify: upstream first; the stale entry only when upstream fails', () => {
   let fail = true;
   let addr = '192.0.2.1';
-  const next = new ToyNext((req) =>
-    fail ? makeResponse(req, { rcode: Rcode.SERVFAIL }) : makeResponse(req, { answers: [a('verify.example', 10, addr)] }),
-  );
+  const next = new ToyNext((req) => (fail ? makeResponse(req, { rcode: Rcode.SERVFAIL }) : makeResponse(req, { answers: [a('verify.example', 10, addr)] })));
   fail = false;
   const { clock, cache, handler } = setup('cache {\n serve_stale 1h verify\n}', next);
   ask(handler, 'verify.example');
@@ -472,7 +480,10 @@ test('serve_stale verify: upstream first; the stale entry only when upstream fai
   addr = '192.0.2.7';
   const fresh = ask(handler, 'verify.example');
   assert.equal(fresh.req.respondedBy, 'toy');
-  assert.deepEqual(fresh.resp.answers!.map((x) => (x as { data: string }).data), ['192.0.2.7']);
+  assert.deepEqual(
+    fresh.resp.answers!.map((x) => (x as { data: string }).data),
+    ['192.0.2.7'],
+  );
   assert.equal(cache.servedStale, 1);
   assert.equal(ask(handler, 'verify.example').req.respondedBy, 'cache');
 });
@@ -522,9 +533,7 @@ test('queries outside the cache zones pass through untouched and uncounted', () 
 test('a key stored as success replaces a denial entry for the same key', () => {
   let exists = false;
   const next = new ToyNext((req) =>
-    exists
-      ? makeResponse(req, { answers: [a('flip.example', 300)] })
-      : makeResponse(req, { rcode: Rcode.NXDOMAIN, authorities: [soa('example', 10, 10)] }),
+    exists ? makeResponse(req, { answers: [a('flip.example', 300)] }) : makeResponse(req, { rcode: Rcode.NXDOMAIN, authorities: [soa('example', 10, 10)] }),
   );
   const { clock, cache, handler } = setup('cache {\n serve_stale 1h verify\n}', next);
   ask(handler, 'flip.example');
@@ -540,9 +549,7 @@ test('a key stored as success replaces a denial entry for the same key', () => {
 
 test('stale fallback: expired cluster entries are served with TTL 30 when upstream fails, then rechecked', () => {
   let fail = false;
-  const next = new ToyNext((req) =>
-    fail ? makeResponse(req, { rcode: Rcode.SERVFAIL }) : makeResponse(req, { answers: [a(req.name().slice(0, -1), 5)] }),
-  );
+  const next = new ToyNext((req) => (fail ? makeResponse(req, { rcode: Rcode.SERVFAIL }) : makeResponse(req, { answers: [a(req.name().slice(0, -1), 5)] })));
   const { clock, cache, handler } = setup('cache 30', next);
   cache.setStaleFallback({ zones: ['Cluster.Local'], maxStaleMs: 600_000, answerTtlSec: 30, recheckMs: 30_000 });
   assert.deepEqual(cache.staleFallback()?.zones, ['cluster.local.']);
@@ -647,7 +654,10 @@ test('serve_stale verify: the entry being verified is evicted meanwhile; its sta
   const stale = q.out.last;
   assert.equal(q.req.respondedBy, 'cache');
   assert.equal(stale.id, 77);
-  assert.deepEqual(stale.answers!.map((r) => [r.name, (r as { data: string }).data]), [['victim.example', '192.0.2.1']]);
+  assert.deepEqual(
+    stale.answers!.map((r) => [r.name, (r as { data: string }).data]),
+    [['victim.example', '192.0.2.1']],
+  );
   assert.equal(cache.servedStale, 1);
 });
 

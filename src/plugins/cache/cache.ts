@@ -48,7 +48,6 @@ import { EntryKind, EntryStore, KeyFlag, keyHash, type Entry, type EntryKindValu
 import { ZoneMatcher } from '../../wire/zone-match.ts';
 import { ResponseClass, typify, type ResponseClassValue } from '../../wire/typify.ts';
 
-
 /**
  * Serving stale answers for chosen zones when the upstreams fail (RFC 8767), independent of
  * `serve_stale`. Meant for the resilience layer: e.g. the cluster zones keep answering from
@@ -238,10 +237,21 @@ export class CachePlugin implements Plugin {
     const c = this.config;
     return JSON.stringify([
       c.zones,
-      effectiveCapacity(c.success.capacity), c.success.maxTtlSec, c.success.minTtlSec,
-      effectiveCapacity(c.denial.capacity), c.denial.maxTtlSec, c.denial.minTtlSec,
-      c.servfailMs, c.prefetchAmount, c.prefetchWindowMs, c.prefetchPercentage,
-      c.staleUpToMs, c.staleVerify, c.disableSuccess, c.disableDenial, c.keepTtl,
+      effectiveCapacity(c.success.capacity),
+      c.success.maxTtlSec,
+      c.success.minTtlSec,
+      effectiveCapacity(c.denial.capacity),
+      c.denial.maxTtlSec,
+      c.denial.minTtlSec,
+      c.servfailMs,
+      c.prefetchAmount,
+      c.prefetchWindowMs,
+      c.prefetchPercentage,
+      c.staleUpToMs,
+      c.staleVerify,
+      c.disableSuccess,
+      c.disableDenial,
+      c.keepTtl,
     ]);
   }
 
@@ -361,12 +371,7 @@ export class CachePlugin implements Plugin {
     }
 
     const fb = this.fallback;
-    if (
-      fb !== null &&
-      !servfail &&
-      -ttl < this.fallbackStaleSec &&
-      this.fallbackZones!.contains(req.msg, req.qnameEnd)
-    ) {
+    if (fb !== null && !servfail && -ttl < this.fallbackStaleSec && this.fallbackZones!.contains(req.msg, req.qnameEnd)) {
       if (e.failedAtMs >= 0 && now - e.failedAtMs < fb.recheckMs) {
         this.countHit(e);
         this.servedStale++;
@@ -597,8 +602,7 @@ export class CachePlugin implements Plugin {
   /** Stores a scanned, cacheable response for req's key. */
   private store(req: Request, msg: Buffer, cls: ResponseClassValue, durationSec: number, refreshed: Entry | null): void {
     const s = this.scan;
-    const kind: EntryKindValue =
-      cls === ResponseClass.NO_ERROR || cls === ResponseClass.DELEGATION ? EntryKind.SUCCESS : EntryKind.DENIAL;
+    const kind: EntryKindValue = cls === ResponseClass.NO_ERROR || cls === ResponseClass.DELEGATION ? EntryKind.SUCCESS : EntryKind.DENIAL;
     const except = kind === EntryKind.SUCCESS ? this.disableSuccess : this.disableDenial;
     if (except !== null && except.contains(req.msg, req.qnameEnd)) return;
     // OPT is hop-by-hop and is rebuilt per client; it must be the last record to be cut off.
@@ -633,5 +637,5 @@ function clamp(ttl: number, min: number, max: number): number {
   let v = ttl;
   if (v < min) v = min;
   if (v > max) v = max;
-  return v > 0x7fffffff ? 0x7fffffff : v;
+  return Math.min(v, 0x7fffffff);
 }

@@ -26,26 +26,134 @@ function expected(patch: (c: CacheConfig) => void): CacheConfig {
 
 const valid: Array<[string, (c: CacheConfig) => void]> = [
   ['cache', () => {}],
-  ['cache 30', (c) => { c.success.maxTtlSec = 30; c.denial.maxTtlSec = 30; }],
-  ['cache 30 example.org', (c) => { c.success.maxTtlSec = 30; c.denial.maxTtlSec = 30; c.zones = ['example.org.']; }],
-  ['cache Example.ORG in-addr.arpa', (c) => { c.zones = ['example.org.', 'in-addr.arpa.']; }],
-  ['cache 10.0.0.0/8', (c) => { c.zones = ['10.in-addr.arpa.']; }],
-  ['cache {\n success 9984 30\n denial 9984 5\n}', (c) => { c.success = { capacity: 9984, maxTtlSec: 30, minTtlSec: 5 }; c.denial = { capacity: 9984, maxTtlSec: 5, minTtlSec: 5 }; }],
-  ['cache { success 5000 }', (c) => { c.success.capacity = 5000; }],
-  ['cache { success 5000 60 0 }', (c) => { c.success = { capacity: 5000, maxTtlSec: 60, minTtlSec: 0 }; }],
-  ['cache { denial 2500 120 10 }', (c) => { c.denial = { capacity: 2500, maxTtlSec: 120, minTtlSec: 10 }; }],
-  ['cache { prefetch 10 }', (c) => { c.prefetchAmount = 10; }],
-  ['cache { prefetch 10 30s }', (c) => { c.prefetchAmount = 10; c.prefetchWindowMs = 30_000; }],
-  ['cache { prefetch 2 1m30s 50% }', (c) => { c.prefetchAmount = 2; c.prefetchWindowMs = 90_000; c.prefetchPercentage = 50; }],
-  ['cache { serve_stale }', (c) => { c.staleUpToMs = 3_600_000; }],
-  ['cache { serve_stale 10m }', (c) => { c.staleUpToMs = 600_000; }],
-  ['cache { serve_stale 10m verify }', (c) => { c.staleUpToMs = 600_000; c.staleVerify = true; }],
-  ['cache { serve_stale 1h IMMEDIATE }', (c) => { c.staleUpToMs = 3_600_000; }],
-  ['cache { servfail 0 }', (c) => { c.servfailMs = 0; }],
-  ['cache { servfail 5m }', (c) => { c.servfailMs = 300_000; }],
-  ['cache { disable success }', (c) => { c.disableSuccess = ['.']; }],
-  ['cache { disable denial Example.com sub.test }', (c) => { c.disableDenial = ['example.com.', 'sub.test.']; }],
-  ['cache { keepttl }', (c) => { c.keepTtl = true; }],
+  [
+    'cache 30',
+    (c) => {
+      c.success.maxTtlSec = 30;
+      c.denial.maxTtlSec = 30;
+    },
+  ],
+  [
+    'cache 30 example.org',
+    (c) => {
+      c.success.maxTtlSec = 30;
+      c.denial.maxTtlSec = 30;
+      c.zones = ['example.org.'];
+    },
+  ],
+  [
+    'cache Example.ORG in-addr.arpa',
+    (c) => {
+      c.zones = ['example.org.', 'in-addr.arpa.'];
+    },
+  ],
+  [
+    'cache 10.0.0.0/8',
+    (c) => {
+      c.zones = ['10.in-addr.arpa.'];
+    },
+  ],
+  [
+    'cache {\n success 9984 30\n denial 9984 5\n}',
+    (c) => {
+      c.success = { capacity: 9984, maxTtlSec: 30, minTtlSec: 5 };
+      c.denial = { capacity: 9984, maxTtlSec: 5, minTtlSec: 5 };
+    },
+  ],
+  [
+    'cache { success 5000 }',
+    (c) => {
+      c.success.capacity = 5000;
+    },
+  ],
+  [
+    'cache { success 5000 60 0 }',
+    (c) => {
+      c.success = { capacity: 5000, maxTtlSec: 60, minTtlSec: 0 };
+    },
+  ],
+  [
+    'cache { denial 2500 120 10 }',
+    (c) => {
+      c.denial = { capacity: 2500, maxTtlSec: 120, minTtlSec: 10 };
+    },
+  ],
+  [
+    'cache { prefetch 10 }',
+    (c) => {
+      c.prefetchAmount = 10;
+    },
+  ],
+  [
+    'cache { prefetch 10 30s }',
+    (c) => {
+      c.prefetchAmount = 10;
+      c.prefetchWindowMs = 30_000;
+    },
+  ],
+  [
+    'cache { prefetch 2 1m30s 50% }',
+    (c) => {
+      c.prefetchAmount = 2;
+      c.prefetchWindowMs = 90_000;
+      c.prefetchPercentage = 50;
+    },
+  ],
+  [
+    'cache { serve_stale }',
+    (c) => {
+      c.staleUpToMs = 3_600_000;
+    },
+  ],
+  [
+    'cache { serve_stale 10m }',
+    (c) => {
+      c.staleUpToMs = 600_000;
+    },
+  ],
+  [
+    'cache { serve_stale 10m verify }',
+    (c) => {
+      c.staleUpToMs = 600_000;
+      c.staleVerify = true;
+    },
+  ],
+  [
+    'cache { serve_stale 1h IMMEDIATE }',
+    (c) => {
+      c.staleUpToMs = 3_600_000;
+    },
+  ],
+  [
+    'cache { servfail 0 }',
+    (c) => {
+      c.servfailMs = 0;
+    },
+  ],
+  [
+    'cache { servfail 5m }',
+    (c) => {
+      c.servfailMs = 300_000;
+    },
+  ],
+  [
+    'cache { disable success }',
+    (c) => {
+      c.disableSuccess = ['.'];
+    },
+  ],
+  [
+    'cache { disable denial Example.com sub.test }',
+    (c) => {
+      c.disableDenial = ['example.com.', 'sub.test.'];
+    },
+  ],
+  [
+    'cache { keepttl }',
+    (c) => {
+      c.keepTtl = true;
+    },
+  ],
 ];
 
 for (const [body, patch] of valid) {

@@ -10,7 +10,7 @@ import { CorefileError } from '../../corefile/errors.ts';
 import { defaultServerConfig, type EngineHooks, type SetupContext } from '../../plugin.ts';
 import type { Request } from '../../server/request.ts';
 import { Rcode } from '../../wire/codes.ts';
-import { CachePlugin, DEFAULT_STALE_FALLBACK } from './cache.ts';
+import { type CachePlugin, DEFAULT_STALE_FALLBACK } from './cache.ts';
 import { CLUSTER_ZONES_ENV, cacheSetup, clusterZonesFrom, isClusterZone, parseCacheDirective, staleFallbackFor } from './setup.ts';
 import { ToyNext, TestClock, a, makeQuery, makeResponse } from '../../../test/lib/cache-testing.ts';
 
@@ -150,7 +150,10 @@ test('client response timer: a slow upstream gets the client a stale answer at 1
   const stale = q.out.last;
   assert.equal(stale.id, 99);
   assert.equal(stale.rcode, 'NOERROR');
-  assert.deepEqual(stale.answers!.map((r) => [(r as { data: string }).data, (r as { ttl: number }).ttl]), [['192.0.2.1', 30]]);
+  assert.deepEqual(
+    stale.answers!.map((r) => [(r as { data: string }).data, (r as { ttl: number }).ttl]),
+    [['192.0.2.1', 30]],
+  );
   assert.equal(q.req.respondedBy, 'cache');
   assert.equal(cache.servedStale, 1);
 
@@ -161,7 +164,10 @@ test('client response timer: a slow upstream gets the client a stale answer at 1
   const after = makeQuery('svc.cluster.local');
   handler.serve(after.req);
   assert.equal(after.req.respondedBy, 'cache');
-  assert.deepEqual(after.out.last.answers!.map((r) => (r as { data: string }).data), ['192.0.2.2']);
+  assert.deepEqual(
+    after.out.last.answers!.map((r) => (r as { data: string }).data),
+    ['192.0.2.2'],
+  );
   assert.equal(next.calls.length, 2);
 });
 
@@ -186,7 +192,10 @@ test('client response timer: a late failure starts the recheck timer; an answer 
   const again = makeQuery('a.cluster.local');
   handler.serve(again.req);
   assert.equal(again.out.sent.length, 1);
-  assert.deepEqual(again.out.last.answers!.map((r) => (r as { ttl: number }).ttl), [30]);
+  assert.deepEqual(
+    again.out.last.answers!.map((r) => (r as { ttl: number }).ttl),
+    [30],
+  );
   assert.equal(next.calls.length, calls);
   assert.equal(cache.servedStale, 2);
 
@@ -198,6 +207,9 @@ test('client response timer: a late failure starts the recheck timer; an answer 
   await waitMs(600);
   assert.equal(fresh.out.sent.length, 1);
   assert.equal(fresh.req.respondedBy, 'toy');
-  assert.deepEqual(fresh.out.last.answers!.map((r) => (r as { ttl: number }).ttl), [5]);
+  assert.deepEqual(
+    fresh.out.last.answers!.map((r) => (r as { ttl: number }).ttl),
+    [5],
+  );
   assert.equal(cache.servedStale, 2);
 });

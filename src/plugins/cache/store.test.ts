@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { encodeName } from '../../wire/name.ts';
-import { Entry, EntryKind, EntryStore, keyHash } from './store.ts';
+import { type Entry, EntryKind, EntryStore, keyHash } from './store.ts';
 
 /** A minimal stored message: header + question for `name` (type A, class IN). */
 function messageFor(name: string): Buffer {
@@ -36,38 +36,34 @@ function hashOf(k: number): number {
 
 test('store agrees with a Map model under random inserts and removals, within capacity', () => {
   fc.assert(
-    fc.property(
-      fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 600 })), { maxLength: 1200 }),
-      fc.integer({ min: 1, max: 400 }),
-      (ops, capacity) => {
-        const store = new EntryStore(capacity);
-        const model = new Map<number, Entry>();
-        for (const [insert, k] of ops) {
-          // Deliberately colliding name hashes (k % 7) for a third of the names: the byte compare
-          // must tell names apart; the others spread over the table as it grows.
-          const name = `n${k}.example`;
-          if (insert) {
-            const e = entryFor(store, name, hashOf(k), 100);
-            const evicted = store.insert(e);
-            if (model.has(k)) assert.equal(evicted, false);
-            model.set(k, e);
-            if (evicted) {
-              for (const [mk, me] of model) if (me.slot < 0) model.delete(mk);
-            }
-          } else {
-            const e = lookup(store, name, hashOf(k));
-            assert.equal(e, model.get(k) ?? null);
-            if (e !== null) {
-              assert.equal(store.remove(e), true);
-              model.delete(k);
-            }
+    fc.property(fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 600 })), { maxLength: 1200 }), fc.integer({ min: 1, max: 400 }), (ops, capacity) => {
+      const store = new EntryStore(capacity);
+      const model = new Map<number, Entry>();
+      for (const [insert, k] of ops) {
+        // Deliberately colliding name hashes (k % 7) for a third of the names: the byte compare
+        // must tell names apart; the others spread over the table as it grows.
+        const name = `n${k}.example`;
+        if (insert) {
+          const e = entryFor(store, name, hashOf(k), 100);
+          const evicted = store.insert(e);
+          if (model.has(k)) assert.equal(evicted, false);
+          model.set(k, e);
+          if (evicted) {
+            for (const [mk, me] of model) if (me.slot < 0) model.delete(mk);
           }
-          assert.ok(store.size <= capacity);
-          assert.equal(store.size, model.size);
+        } else {
+          const e = lookup(store, name, hashOf(k));
+          assert.equal(e, model.get(k) ?? null);
+          if (e !== null) {
+            assert.equal(store.remove(e), true);
+            model.delete(k);
+          }
         }
-        for (const [k, e] of model) assert.equal(lookup(store, `n${k}.example`, hashOf(k)), e);
-      },
-    ),
+        assert.ok(store.size <= capacity);
+        assert.equal(store.size, model.size);
+      }
+      for (const [k, e] of model) assert.equal(lookup(store, `n${k}.example`, hashOf(k)), e);
+    }),
     { numRuns: 200 },
   );
 });
@@ -89,7 +85,8 @@ test('a new store reserves a small table and grows it a few entries per insert (
   for (let i = 0; i < 12_000; i++) {
     store.insert(entryFor(store, `g${i}.example`, Math.imul(i, 0x9e3779b1), 10));
     // Every entry stays findable while buckets move from the old table to the new one.
-    if (i % 997 === 0) for (let j = Math.max(0, i - 50); j <= i; j++) assert.notEqual(lookup(store, `g${j}.example`, Math.imul(j, 0x9e3779b1)), null, `g${j} at ${i}`);
+    if (i % 997 === 0)
+      for (let j = Math.max(0, i - 50); j <= i; j++) assert.notEqual(lookup(store, `g${j}.example`, Math.imul(j, 0x9e3779b1)), null, `g${j} at ${i}`);
   }
   assert.equal(store.size, 10_000);
   assert.ok(store.bucketCount >= 8_192, `${store.bucketCount} buckets for 10,000 entries`);

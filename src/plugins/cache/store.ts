@@ -300,7 +300,17 @@ export class EntryStore {
     return this.findIn(this.oldBuckets[hash & this.oldMask]!, msg, qnameEnd, nameHash, qtype, qclass, keyFlags, hash, msgOff);
   }
 
-  private findIn(head: Entry | null, msg: Uint8Array, qnameEnd: number, nameHash: number, qtype: number, qclass: number, keyFlags: number, hash: number, msgOff: number): Entry | null {
+  private findIn(
+    head: Entry | null,
+    msg: Uint8Array,
+    qnameEnd: number,
+    nameHash: number,
+    qtype: number,
+    qclass: number,
+    keyFlags: number,
+    hash: number,
+    msgOff: number,
+  ): Entry | null {
     let e: Entry | null = head;
     while (e !== null) {
       if (

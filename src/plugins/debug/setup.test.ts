@@ -46,5 +46,8 @@ test('setDebugOutput switches [DEBUG] lines of the loggers on and off', async ()
     (process.stdout as { write: unknown }).write = orig;
     if (saved !== undefined) process.env.NLD_DEBUG = saved;
   }
-  assert.deepEqual(lines.filter((l) => l.includes('line') || l.includes('again')), ['[DEBUG] shown line\n']);
+  assert.deepEqual(
+    lines.filter((l) => l.includes('line') || l.includes('again')),
+    ['[DEBUG] shown line\n'],
+  );
 });

@@ -28,4 +28,3 @@ export const debugSetup: PluginSetup = {
     return new DebugPlugin();
   },
 };
-

@@ -26,7 +26,16 @@ class Capture implements ResponseWriter {
 }
 
 function clientQuery(name: string, qtype: number, family: 4 | 6 = 6, qclass = 1): { req: Request; out: Capture } {
-  const buf = encodeMessage({ id: 777, flags: Flag.RD, rcode: 0, question: [{ name, type: qtype, class: qclass }], answer: [], authority: [], additional: [], edns: null });
+  const buf = encodeMessage({
+    id: 777,
+    flags: Flag.RD,
+    rcode: 0,
+    question: [{ name, type: qtype, class: qclass }],
+    answer: [],
+    authority: [],
+    additional: [],
+    edns: null,
+  });
   const out = new Capture();
   const req = new Request(buf, buf.length, out);
   assert.equal(parseQuery(req), ParseResult.OK);
@@ -44,7 +53,11 @@ class Upstream implements Handler {
   readonly records = new Map<string, RR[]>();
   failA = false;
   constructor(zone: Record<string, string[]>) {
-    for (const [name, rrs] of Object.entries(zone)) this.records.set(name, rrs.map((t) => parseRR(t)));
+    for (const [name, rrs] of Object.entries(zone))
+      this.records.set(
+        name,
+        rrs.map((t) => parseRR(t)),
+      );
   }
   serve(req: Request): void {
     const name = req.name().toLowerCase();
@@ -56,9 +69,14 @@ class Upstream implements Handler {
     const rrs = this.records.get(name);
     const soa = parseRR('example.org. 70 IN SOA ns. host. 1 7200 900 1209600 30');
     const m: Message = {
-      id: req.id, flags: Flag.QR | Flag.RD | Flag.RA | Flag.AA, rcode: rrs ? 0 : Rcode.NXDOMAIN,
+      id: req.id,
+      flags: Flag.QR | Flag.RD | Flag.RA | Flag.AA,
+      rcode: rrs ? 0 : Rcode.NXDOMAIN,
       question: [{ name: req.name(), type: req.qtype, class: req.qclass }],
-      answer: (rrs ?? []).filter((r) => r.type === req.qtype || r.type === QType.CNAME), authority: [], additional: [], edns: null,
+      answer: (rrs ?? []).filter((r) => r.type === req.qtype || r.type === QType.CNAME),
+      authority: [],
+      additional: [],
+      edns: null,
     };
     if (m.answer.length === 0) m.authority.push(soa);
     const out = encodeMessage(m);
@@ -120,11 +138,17 @@ test('dns64: translate_all synthesizes even over existing AAAA; allow_ipv4 trans
   up = new Upstream(zone);
   q = clientQuery('v4only.example.org.', QType.AAAA, 4);
   chain('dns64 {\nallow_ipv4\nprefix 2001:db8:64::/48\n}', up).serve(q.req);
-  assert.deepEqual(q.out.last.answer.map((r) => r.data), ['2001:db8:64:c000:2:100::', '2001:db8:64:c000:2:200::']);
+  assert.deepEqual(
+    q.out.last.answer.map((r) => r.data),
+    ['2001:db8:64:c000:2:100::', '2001:db8:64:c000:2:200::'],
+  );
   up = new Upstream(zone);
   q = clientQuery('v4only.example.org.', QType.AAAA);
   chain('dns64 64:1337::/96', up).serve(q.req);
-  assert.deepEqual(q.out.last.answer.map((r) => r.data), ['64:1337::c000:201', '64:1337::c000:202']);
+  assert.deepEqual(
+    q.out.last.answer.map((r) => r.data),
+    ['64:1337::c000:201', '64:1337::c000:202'],
+  );
 });
 
 test('dns64: translate_all TTL: without a SOA in the AAAA response the bound is 600 s', () => {
@@ -189,7 +213,11 @@ test('dns64 before cache: the AAAA response and the A lookup are both cached; th
   for (let i = 0; i < 3; i++) {
     const q = clientQuery('v4only.example.org.', QType.AAAA);
     h.serve(q.req);
-    assert.deepEqual(q.out.last.answer.map((r) => r.data), ['64:ff9b::c000:201', '64:ff9b::c000:202'], `query ${i}`);
+    assert.deepEqual(
+      q.out.last.answer.map((r) => r.data),
+      ['64:ff9b::c000:201', '64:ff9b::c000:202'],
+      `query ${i}`,
+    );
   }
   assert.deepEqual(up.asked, [`v4only.example.org. ${QType.AAAA}`, `v4only.example.org. ${QType.A}`], 'the upstream saw each question once');
   // A client's own A query is a cache hit of the lookup dns64 made.
@@ -231,5 +259,8 @@ test('dns64: with a server (Request.lookup) the A query goes through the whole c
   };
   h.serve(q.req);
   assert.deepEqual(lookedUp, [`v4only.example.org. ${QType.A} 6`]);
-  assert.deepEqual(q.out.last.answer.map((r) => r.data), ['64:ff9b::c000:201', '64:ff9b::c000:202']);
+  assert.deepEqual(
+    q.out.last.answer.map((r) => r.data),
+    ['64:ff9b::c000:201', '64:ff9b::c000:202'],
+  );
 });

@@ -11,7 +11,7 @@ import { PluginScope } from '../../plugin.ts';
 import type { BlockInfo, Clock, Handler, MetricsOut, Plugin, QueryTap, ResponseWriter, TapPeer } from '../../plugin.ts';
 import { Proto, type Request } from '../../server/request.ts';
 import { encodeDnstap, emptyTapMessage, ipToTapAddress, SocketProtocol, TapType, type TapHeader, type TapMessage } from '../../wire/dnstap-proto.ts';
-import { FrameStreamClient } from './framestream.ts';
+import type { FrameStreamClient } from './framestream.ts';
 import { compileExtra, type ExtraFormat } from './extra.ts';
 import { collectDnstap, retireDnstap } from './metrics.ts';
 import { setMessageId } from '../../wire/header.ts';

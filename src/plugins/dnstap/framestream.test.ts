@@ -99,7 +99,15 @@ function frame(payload: string): Buffer {
 
 test('control frames: encoding and parsing, bounds', () => {
   const r = controlFrame(4, CONTENT_TYPE);
-  assert.equal(r.toString('hex'), '00000000' + (12 + CONTENT_TYPE.length).toString(16).padStart(8, '0') + '00000004' + '00000001' + CONTENT_TYPE.length.toString(16).padStart(8, '0') + Buffer.from(CONTENT_TYPE).toString('hex'));
+  assert.equal(
+    r.toString('hex'),
+    '00000000' +
+      (12 + CONTENT_TYPE.length).toString(16).padStart(8, '0') +
+      '00000004' +
+      '00000001' +
+      CONTENT_TYPE.length.toString(16).padStart(8, '0') +
+      Buffer.from(CONTENT_TYPE).toString('hex'),
+  );
   assert.deepEqual(parseControl(r), { control: { type: 4, contentTypes: [CONTENT_TYPE] }, used: r.length });
   assert.equal(parseControl(r.subarray(0, 10)), null);
   assert.throws(() => parseControl(Buffer.from('0000000500000004', 'hex')), /data frame/);

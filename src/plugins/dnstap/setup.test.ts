@@ -10,8 +10,8 @@ import type { EngineHooks, Logger } from '../../plugin.ts';
 import { loadConfig } from '../../config/load.ts';
 import { CorefileError } from '../../corefile/errors.ts';
 import { VERSION } from '../../version.ts';
-import { DnstapPlugin } from './dnstap.ts';
-import { MetadataPlugin } from '../metadata/metadata.ts';
+import type { DnstapPlugin } from './dnstap.ts';
+import type { MetadataPlugin } from '../metadata/metadata.ts';
 
 const idleEngine: EngineHooks = {
   reload: () => Promise.resolve(),
@@ -117,7 +117,10 @@ test('dnstap: invalid forms and their errors', async () => {
       'dnstap listen /tmp/s',
       'Corefile:2 - Error during parsing: dnstap listen (accepting sink connections) is not supported by node-local-dns; give the address of a receiver to connect to',
     ],
-    ['dnstap tls://127.0.0.1:6000', 'Corefile:2 - Error during parsing: dnstap: tls:// endpoints are not supported by node-local-dns: tls://127.0.0.1:6000 (use unix:// or tcp://)'],
+    [
+      'dnstap tls://127.0.0.1:6000',
+      'Corefile:2 - Error during parsing: dnstap: tls:// endpoints are not supported by node-local-dns: tls://127.0.0.1:6000 (use unix:// or tcp://)',
+    ],
     ['dnstap tcp://127.0.0.1', 'Corefile:2 - Error during parsing: dnstap: missing port in address "127.0.0.1"'],
     ['dnstap tcp://[::1', "Corefile:2 - Error during parsing: Wrong argument count or unexpected line ending after 'tcp://[::1'"],
   ];
@@ -131,5 +134,8 @@ test('metadata: valid forms and errors', async () => {
   assert.deepEqual(await md('metadata'), ['.']);
   assert.deepEqual(await md('metadata example.org Cluster.Local.'), ['example.org.', 'cluster.local.']);
   assert.deepEqual(await md('metadata {\n}'), ['.']);
-  await assert.rejects(load('metadata {\n  foo\n}'), (e: unknown) => e instanceof CorefileError && e.message === "Corefile:3 - Error during parsing: Wrong argument count or unexpected line ending after 'foo'");
+  await assert.rejects(
+    load('metadata {\n  foo\n}'),
+    (e: unknown) => e instanceof CorefileError && e.message === "Corefile:3 - Error during parsing: Wrong argument count or unexpected line ending after 'foo'",
+  );
 });

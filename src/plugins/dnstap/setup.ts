@@ -41,7 +41,8 @@ function goQuote(s: string): string {
 function atoi(t: Token, what: string): number {
   if (!/^[+-]?[0-9]+$/.test(t.text)) errorAt(t, `dnstap: invalid ${what} ${goQuote(t.text)}: strconv.Atoi: parsing ${goQuote(t.text)}: invalid syntax`);
   const v = Number(t.text);
-  if (!Number.isSafeInteger(v) || Math.abs(v) > 2 ** 63) errorAt(t, `dnstap: invalid ${what} ${goQuote(t.text)}: strconv.Atoi: parsing ${goQuote(t.text)}: value out of range`);
+  if (!Number.isSafeInteger(v) || Math.abs(v) > 2 ** 63)
+    errorAt(t, `dnstap: invalid ${what} ${goQuote(t.text)}: strconv.Atoi: parsing ${goQuote(t.text)}: value out of range`);
   return v;
 }
 
@@ -77,7 +78,8 @@ function parseDnstap(d: Directive): ParsedTap {
   let queueMultiple = 1;
   if (args.length >= 3) {
     const v = atoi(args[2]!, 'MultipleTcpWriteBuf');
-    if (v < 1 || v > MAX_WRITE_BUFFER_MULTIPLE) errorAt(args[2]!, `dnstap: MultipleTcpWriteBuf must be between 1 and ${MAX_WRITE_BUFFER_MULTIPLE} (MiB units): ${v}`);
+    if (v < 1 || v > MAX_WRITE_BUFFER_MULTIPLE)
+      errorAt(args[2]!, `dnstap: MultipleTcpWriteBuf must be between 1 and ${MAX_WRITE_BUFFER_MULTIPLE} (MiB units): ${v}`);
     writeMultiple = v;
   }
   if (args.length >= 4) {

@@ -12,7 +12,6 @@ import { parseCorefile } from '../../corefile/parser.ts';
 import { TestEngine, setupContext } from '../../../test/lib/metrics-testing.ts';
 import { ErrorsPlugin, errorsSetup } from './setup.ts';
 
-
 const engine = new TestEngine();
 
 function ctx(): SetupContext {
@@ -80,7 +79,10 @@ test('errors: setup errors carry file:line', () => {
   assert.equal(setupError('errors /var/log/errors.log'), 'Corefile:2 - Error during parsing: invalid log file: /var/log/errors.log');
   assert.equal(setupError('errors stdout extra'), "Corefile:2 - Error during parsing: Wrong argument count or unexpected line ending after 'extra'");
   assert.equal(setupError('errors {\n    consolidate 5m\n  }'), "Corefile:3 - Error during parsing: Wrong argument count or unexpected line ending after '5m'");
-  assert.equal(setupError('errors {\n    consolidate 5m x critical\n  }'), 'Corefile:3 - Error during parsing: unknown log level argument in consolidate: critical');
+  assert.equal(
+    setupError('errors {\n    consolidate 5m x critical\n  }'),
+    'Corefile:3 - Error during parsing: unknown log level argument in consolidate: critical',
+  );
   assert.equal(setupError('errors {\n    retain 5m\n  }'), "Corefile:3 - Error during parsing: unknown property 'retain'");
   assert.match(setupError('errors {\n    consolidate 5m "("\n  }'), /^Corefile:3 - Error during parsing: invalid regexp '\(': /);
   assert.match(setupError('errors {\n    consolidate five x\n  }'), /^Corefile:3 - Error during parsing: invalid duration 'five'/);

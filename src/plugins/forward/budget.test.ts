@@ -49,7 +49,10 @@ test('without max_concurrent, the instances of one config load split the default
 
 test(`the default total is ${DEFAULT_INFLIGHT_TOTAL}; the shipped Corefile's four forward blocks get a quarter each; an explicit max_concurrent N is N`, () => {
   const four = load(['forward . 127.0.0.1', 'forward . 127.0.0.1', 'forward . 127.0.0.1', 'forward . 127.0.0.1']);
-  assert.deepEqual(four.map((p) => p.maxConcurrent), [2500, 2500, 2500, 2500]);
+  assert.deepEqual(
+    four.map((p) => p.maxConcurrent),
+    [2500, 2500, 2500, 2500],
+  );
   const [alone] = load(['forward . 127.0.0.1']);
   assert.equal(alone!.maxConcurrent, DEFAULT_INFLIGHT_TOTAL);
   const [explicit] = load(['forward . 127.0.0.1 {\nmax_concurrent 7\n}']);

@@ -54,7 +54,10 @@ test('UDP: a connect the kernel refuses → SERVFAIL at once with the dial error
   assert.equal(s.networkErrors, 1);
   await waitFor(() => s.healthcheckFailures >= 2, 3000, 'failed health probes');
   assert.equal(s.udpSocketsOpen, 0);
-  assert.deepEqual(log.lines.filter((l) => /internal error/.test(l)), []);
+  assert.deepEqual(
+    log.lines.filter((l) => /internal error/.test(l)),
+    [],
+  );
 });
 
 test('TCP: a connect the kernel refuses → SERVFAIL at once with the dial error; dialled once', async (t) => {
@@ -69,7 +72,10 @@ test('TCP: a connect the kernel refuses → SERVFAIL at once with the dial error
   assert.equal(s.requests, 1);
   assert.equal(s.tcpConnsDialled, 1);
   await waitFor(() => s.healthcheckFailures >= 2, 3000, 'failed health probes');
-  assert.deepEqual(log.lines.filter((l) => /internal error/.test(l)), []);
+  assert.deepEqual(
+    log.lines.filter((l) => /internal error/.test(l)),
+    [],
+  );
 });
 
 test('several upstreams: one that fails to dial is skipped for the next at once; SERVFAIL only when every one failed', async (t) => {
@@ -81,7 +87,10 @@ test('several upstreams: one that fails to dial is skipped for the next at once;
     plugin.serve(q.req);
     const r = decode(await q.out.response(2000));
     assert.equal(r.rcode, 'NOERROR');
-    assert.deepEqual(r.answers.map((a) => a.data), ['192.0.2.1']);
+    assert.deepEqual(
+      r.answers.map((a) => a.data),
+      ['192.0.2.1'],
+    );
     assert.equal(plugin.stats.upstreams[0]!.requests, 1);
   }
   const { plugin } = makeForward(`forward . ${BCAST}:53 ${BCAST}:54 ${BCAST}:55 {\npolicy sequential\n}`, LONG);
@@ -90,7 +99,10 @@ test('several upstreams: one that fails to dial is skipped for the next at once;
   plugin.serve(q.req);
   assert.equal(decode(await q.out.response(2000)).rcode, 'SERVFAIL');
   assert.equal(q.errors[0]!.message, `dial udp ${BCAST}:55: connect: permission denied`);
-  assert.deepEqual(plugin.stats.upstreams.map((s) => s.requests), [1, 1, 1]);
+  assert.deepEqual(
+    plugin.stats.upstreams.map((s) => s.requests),
+    [1, 1, 1],
+  );
 });
 
 for (const proto of [Proto.UDP, Proto.TCP]) {
@@ -105,7 +117,10 @@ for (const proto of [Proto.UDP, Proto.TCP]) {
     const r = decode(await q.out.response(2000));
     assert.equal(r.rcode, 'REFUSED');
     assert.equal(r.id, 0x4242);
-    assert.deepEqual(r.questions.map((x) => [x.name, x.type]), [['refused.example.org', 'A']]);
+    assert.deepEqual(
+      r.questions.map((x) => [x.name, x.type]),
+      [['refused.example.org', 'A']],
+    );
     assert.equal(up.received.length, 1);
     assert.equal(plugin.stats.upstreams[0]!.headerOnlyErrors, 1);
     assert.equal(q.errors.length, 0, 'the upstream answered: not an error of ours');

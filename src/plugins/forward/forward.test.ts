@@ -30,7 +30,10 @@ test('UDP: reply passes through with the client ID restored; the upstream saw a 
   const resp = decode(await q.out.response());
   assert.equal(resp.id, 0xbeef);
   assert.equal(resp.rcode, 'NOERROR');
-  assert.deepEqual(resp.answers!.map((a) => a.data), ['192.0.2.1']);
+  assert.deepEqual(
+    resp.answers!.map((a) => a.data),
+    ['192.0.2.1'],
+  );
   assert.equal(up.received.length, 1);
   assert.equal(up.received[0]!.proto, 'udp');
   assert.equal(up.received[0]!.name, 'example.org');
@@ -90,7 +93,10 @@ test('wrong ID, garbage and wrong question are ignored and counted; the query ke
   const q = clientQuery('example.org');
   plugin.serve(q.req);
   const r = decode(await q.out.response());
-  assert.deepEqual(r.answers!.map((a) => a.data), ['192.0.2.9']);
+  assert.deepEqual(
+    r.answers!.map((a) => a.data),
+    ['192.0.2.9'],
+  );
   assert.equal(q.out.sent.length, 1);
   const st = plugin.stats.upstreams[0]!;
   assert.equal(st.ignoredGarbage, 2);
@@ -121,7 +127,10 @@ test('a UDP reply with TC=1 is retried over TCP to the same upstream', async (t)
   const r = decode(await q.out.response());
   assert.equal(r.flag_tc, false);
   assert.equal(r.answers!.length, 2);
-  assert.deepEqual(up.received.map((x) => x.proto), ['udp', 'tcp']);
+  assert.deepEqual(
+    up.received.map((x) => x.proto),
+    ['udp', 'tcp'],
+  );
   assert.equal(plugin.stats.upstreams[0]!.truncatedRetries, 1);
 });
 
@@ -195,7 +204,10 @@ test('TCP: pipelined on one connection, answers out of order, split frames and s
   rs.forEach((b, i) => {
     const r = decode(b);
     assert.equal(r.questions![0]!.name, `h${i + 1}.example.org`);
-    assert.deepEqual(r.answers!.map((a) => a.data), [`192.0.2.${i + 1}`]);
+    assert.deepEqual(
+      r.answers!.map((a) => a.data),
+      [`192.0.2.${i + 1}`],
+    );
   });
   assert.equal(up.tcpAccepted, 1);
   const st = plugin.stats.upstreams[0]!;
@@ -267,7 +279,8 @@ test('TCP: graceful close by the upstream after answering → retried on a new c
   up.handler = (q) => {
     n++;
     if (n === 1) q.reply(answerFor(q.msg, { ip: '192.0.2.1' }));
-    else if (n === 2) q.conn!.end(); // like miekg/dns after max queries
+    else if (n === 2)
+      q.conn!.end(); // like miekg/dns after max queries
     else q.reply(answerFor(q.msg, { ip: '192.0.2.2' }));
   };
   const { plugin } = makeForward(`forward . ${up.addr} {\nforce_tcp\n}`, { readTimeoutMs: 8000, deadlineMs: 20000 });
@@ -278,7 +291,10 @@ test('TCP: graceful close by the upstream after answering → retried on a new c
   const q2 = clientQuery('b.example.org');
   plugin.serve(q2.req);
   const r = decode(await q2.out.response(4000));
-  assert.deepEqual(r.answers!.map((a) => a.data), ['192.0.2.2']);
+  assert.deepEqual(
+    r.answers!.map((a) => a.data),
+    ['192.0.2.2'],
+  );
   assert.equal(up.tcpAccepted, 2);
   assert.equal(plugin.stats.upstreams[0]!.networkErrors, 0);
 });
@@ -545,7 +561,10 @@ test('IPv6 upstream [::1]:port over UDP and TCP', async (t) => {
     plugin.serve(q.req);
     assert.equal(decode(await q.out.response()).rcode, 'NOERROR');
   }
-  assert.deepEqual(up.received.map((r) => r.proto), ['udp', 'tcp']);
+  assert.deepEqual(
+    up.received.map((r) => r.proto),
+    ['udp', 'tcp'],
+  );
 });
 
 test('timeout error over TCP names the connection', async (t) => {

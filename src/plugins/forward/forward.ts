@@ -47,7 +47,7 @@
  *    TCP retry fails the truncated reply is passed on, so the client sees what CoreDNS gives.
  *    The full answer thus reaches the cache, and an RRL "slip" reply costs the client no retry.
  */
-import { Buffer } from 'node:buffer';
+import type { Buffer } from 'node:buffer';
 import { PluginScope } from '../../plugin.ts';
 import type { BlockInfo, Clock, Handler, Logger, MetricsOut, Plugin } from '../../plugin.ts';
 import { Proto, type ProtoValue, type Request } from '../../server/request.ts';
@@ -125,7 +125,6 @@ const TCP = Proto.TCP;
 /** CACHED_CLOSED retries on the same upstream per query before it counts as a failure. */
 const MAX_CACHED_CLOSED_RETRIES = 2;
 const SINGLE = new Uint8Array(1);
-
 
 /**
  * A timed-out try kept registered for its late reply (see AttemptHolder.handOver): passes the
@@ -310,7 +309,8 @@ class Exchange implements Attempt, TimeoutNode {
     const md = this.req.metadata;
     if (md !== null) md.set('forward/upstream', () => up.to);
     const tap = this.req.tap;
-    if (tap !== null) tap.forwarderQuery(this.req, { address: up.address.host, port: up.address.port, proto: proto === TCP ? 'tcp' : 'udp' }, this.req.msg, this.queryLen);
+    if (tap !== null)
+      tap.forwarderQuery(this.req, { address: up.address.host, port: up.address.port, proto: proto === TCP ? 'tcp' : 'udp' }, this.req.msg, this.queryLen);
     f.timeouts.add(this, f.tuning.readTimeoutMs);
     return true;
   }
@@ -388,7 +388,14 @@ class Exchange implements Attempt, TimeoutNode {
     if (this.done) return;
     const up = this.up!;
     const tap = this.req.tap;
-    if (tap !== null) tap.forwarderResponse(this.req, { address: up.address.host, port: up.address.port, proto: this.proto === TCP ? 'tcp' : 'udp' }, buf, len, this.tryStartMs);
+    if (tap !== null)
+      tap.forwarderResponse(
+        this.req,
+        { address: up.address.host, port: up.address.port, proto: this.proto === TCP ? 'tcp' : 'udp' },
+        buf,
+        len,
+        this.tryStartMs,
+      );
     up.stats.observeResponse(replyFullRcode(buf, len, scan), (f.clock() - this.tryStartMs) / 1000);
     if (isTruncated(buf) && this.proto === UDP) {
       // TC=1 over UDP: ask the same upstream again over TCP (RFC 7766 §5). Should that fail,
@@ -577,7 +584,10 @@ export class ForwardPlugin implements Plugin, Handler {
       u.tcp.onInternalError = onInternalError;
       return u;
     });
-    this.stats = new ForwardStats(settings.from, this.upstreams.map((u) => u.stats));
+    this.stats = new ForwardStats(
+      settings.from,
+      this.upstreams.map((u) => u.stats),
+    );
     this.timeouts = new TimeoutQueue(deps.clock);
     this.timeouts.onError = onInternalError;
     this.maxTries = t.maxTries > 0 ? t.maxTries : Math.max(3, 2 * this.upstreams.length);

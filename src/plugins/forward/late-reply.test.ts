@@ -34,7 +34,10 @@ for (const proto of ['udp', 'tcp'] as const) {
     plugin.serve(q.req);
     const r = decode(await q.out.response(2000));
     assert.equal(r.rcode, 'NOERROR');
-    assert.deepEqual(r.answers.map((a) => a.data), ['192.0.2.7']);
+    assert.deepEqual(
+      r.answers.map((a) => a.data),
+      ['192.0.2.7'],
+    );
     assert.equal(r.id, 0x1234);
     // Let the second try's reply come in too: it is ignored, the client got one answer.
     await sleep(500);

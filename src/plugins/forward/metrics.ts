@@ -16,7 +16,10 @@ const FORWARD_METRICS = {
   proxyConnHits: { name: 'coredns_proxy_conn_cache_hits_total', help: 'Counter of connection cache hits per upstream and protocol.' },
   proxyConnMisses: { name: 'coredns_proxy_conn_cache_misses_total', help: 'Counter of connection cache misses per upstream and protocol.' },
   broken: { name: 'coredns_forward_healthcheck_broken_total', help: 'Counter of the number of complete failures of the healthchecks.' },
-  rejects: { name: 'coredns_forward_max_concurrent_rejects_total', help: 'Counter of the number of queries rejected because the concurrent queries were at maximum.' },
+  rejects: {
+    name: 'coredns_forward_max_concurrent_rejects_total',
+    help: 'Counter of the number of queries rejected because the concurrent queries were at maximum.',
+  },
   requests: { name: 'coredns_forward_requests_total', help: 'Counter of requests made per upstream.' },
   responses: { name: 'coredns_forward_responses_total', help: 'Counter of responses received per upstream.' },
   duration: { name: 'coredns_forward_request_duration_seconds', help: 'Histogram of the time each request took.' },
@@ -40,16 +43,19 @@ export function collectForward(s: ForwardStats, out: MetricsOut): void {
       let inBounds = 0;
       for (let i = 0; i < d.counts.length; i++) inBounds += d.counts[i]!;
       const buckets = [...d.counts, d.count - inBounds];
-      out.family(M.proxyDuration.name, M.proxyDuration.help, 'histogram', { bounds: TIME_BUCKETS })
+      out
+        .family(M.proxyDuration.name, M.proxyDuration.help, 'histogram', { bounds: TIME_BUCKETS })
         .addHistogram({ proxy_name: 'forward', rcode, to }, buckets, d.sumSec);
-      out.family(M.duration.name, M.duration.help, 'histogram', { bounds: TIME_BUCKETS })
-        .addHistogram({ rcode, to }, buckets, d.sumSec);
+      out.family(M.duration.name, M.duration.help, 'histogram', { bounds: TIME_BUCKETS }).addHistogram({ rcode, to }, buckets, d.sumSec);
     }
     if (u.healthcheckFailures > 0) {
       out.family(M.proxyHealthFailures.name, M.proxyHealthFailures.help, 'counter').add({ proxy_name: 'forward', to }, u.healthcheckFailures);
       out.family(M.healthFailures.name, M.healthFailures.help, 'counter').add({ to }, u.healthcheckFailures);
     }
-    const conn: [string, number, number][] = [['udp', u.connCacheHitsUdp, u.connCacheMissesUdp], ['tcp', u.connCacheHitsTcp, u.connCacheMissesTcp]];
+    const conn: [string, number, number][] = [
+      ['udp', u.connCacheHitsUdp, u.connCacheMissesUdp],
+      ['tcp', u.connCacheHitsTcp, u.connCacheMissesTcp],
+    ];
     for (const [proto, hits, misses] of conn) {
       if (hits > 0) out.family(M.proxyConnHits.name, M.proxyConnHits.help, 'counter').add({ proto, proxy_name: 'forward', to }, hits);
       if (misses > 0) out.family(M.proxyConnMisses.name, M.proxyConnMisses.help, 'counter').add({ proto, proxy_name: 'forward', to }, misses);

@@ -144,9 +144,7 @@ for (const [body, line, detail] of INVALID) {
 test('a CIDR FROM that expands to several zones warns and uses the first, as CoreDNS', () => {
   const log = new CaptureLogger();
   parse('forward 10.9.3.0/18 127.0.0.1', log);
-  assert.deepEqual(log.lines, [
-    "WARN plugin/forward: Unsupported CIDR notation: '10.9.3.0/18' expands to multiple zones. Using only '0.9.10.in-addr.arpa.'.",
-  ]);
+  assert.deepEqual(log.lines, ["WARN plugin/forward: Unsupported CIDR notation: '10.9.3.0/18' expands to multiple zones. Using only '0.9.10.in-addr.arpa.'."]);
   assert.deepEqual(normalizeExact('10.9.3.0/18').length, 64);
   assert.deepEqual(normalizeExact('10.1.2.3/32'), ['3.2.1.10.in-addr.arpa.']);
   assert.deepEqual(normalizeExact('dns://Example.COM:1053'), ['example.com.']);
@@ -154,7 +152,10 @@ test('a CIDR FROM that expands to several zones warns and uses the first, as Cor
 });
 
 test('resolv.conf parsing: nameserver lines only, comments and other keywords ignored', () => {
-  assert.deepEqual(parseResolvConf('nameserver 1.2.3.4\n#nameserver 5.6.7.8\nnameserver\nsearch a b\n  nameserver\t::1 # x\r\n').nameservers, ['1.2.3.4', '::1']);
+  assert.deepEqual(parseResolvConf('nameserver 1.2.3.4\n#nameserver 5.6.7.8\nnameserver\nsearch a b\n  nameserver\t::1 # x\r\n').nameservers, [
+    '1.2.3.4',
+    '::1',
+  ]);
   assert.deepEqual(parseResolvConf('').nameservers, []);
 });
 

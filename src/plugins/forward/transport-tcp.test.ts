@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fc from 'fast-check';
 import { TimeoutQueue, type TimeoutNode } from './timeouts.ts';
 import { RandomPolicy, RoundRobinPolicy, SequentialPolicy } from './policy.ts';
 
@@ -24,7 +23,10 @@ test('TimeoutQueue: fires in deadline order, removed nodes never fire, one timer
   assert.equal(q.size, 3);
   now = 20;
   await new Promise((r) => setTimeout(r, 40));
-  assert.deepEqual(nodes.map((n) => n.fired), [0, 1, 0, 1, 1]);
+  assert.deepEqual(
+    nodes.map((n) => n.fired),
+    [0, 1, 0, 1, 1],
+  );
   assert.equal(q.size, 0);
   assert.equal(q.first(), null);
   // Re-adding a node moves it to the tail with a new deadline.

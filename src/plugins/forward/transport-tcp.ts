@@ -27,7 +27,7 @@
  * failures; a reset of an open connection is a READ failure. A connect that throws fails
  * the try synchronously (`SendFailure`).
  */
-import { Buffer } from 'node:buffer';
+import type { Buffer } from 'node:buffer';
 import net from 'node:net';
 import type { Clock } from '../../plugin.ts';
 import { ID_EXHAUSTED_FAILURE, Phase, SendFailure, errnoOf, takeReply, type Attempt, type AttemptHolder, type PhaseValue } from './attempt.ts';

@@ -68,7 +68,10 @@ test('health plugin: 200 OK, also while shutting down (lameduck) until stop; sel
   await waitFor(() => metrics.failures > 0, 'a failed self check');
   fams = parseExposition(await hub.render());
   assert.ok(sampleValue(fams, 'coredns_health_request_failures_total')! >= 1);
-  assert.match(log.lines.find((l) => l.startsWith('WARNING'))!, /^WARNING Local health request to "http:\/\/127\.0\.0\.1:0\/health" failed: Get "http:\/\/127\.0\.0\.1:0\/health": (dial tcp 127\.0\.0\.1:0: connect: connection refused|EOF)$/);
+  assert.match(
+    log.lines.find((l) => l.startsWith('WARNING'))!,
+    /^WARNING Local health request to "http:\/\/127\.0\.0\.1:0\/health" failed: Get "http:\/\/127\.0\.0\.1:0\/health": (dial tcp 127\.0\.0\.1:0: connect: connection refused|EOF)$/,
+  );
 
   await p.stop();
   const failures = metrics.failures;

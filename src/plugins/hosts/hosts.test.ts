@@ -57,7 +57,7 @@ function ask(p: HostsPlugin, name: string, type: RecordType, opts: { edns?: bool
 const rrs = (m: { answers?: { name: string; type: string; ttl?: number; data?: unknown }[] }) =>
   (m.answers ?? []).map((a) => `${a.name} ${a.ttl} ${a.type} ${String(a.data)}`);
 
-test('hosts: answers as CoreDNS\'s hosts_test.go cases state', async (t) => {
+test("hosts: answers as CoreDNS's hosts_test.go cases state", async (t) => {
   const p = await plugin(t, fixture(EXAMPLE));
   const rows: [string, RecordType, string[]][] = [
     ['example.org.', 'A', ['example.org 3600 A 10.0.0.1']],
@@ -147,7 +147,7 @@ test('hosts: IPv6 reverse, IPv4-mapped reverse, no_reverse, ttl', async (t) => {
   assert.deepEqual(rrs(ask(n, 'mapped.example.', 'A').msg), ['mapped.example 3600 A 10.0.0.2']);
 });
 
-test('hosts: inline entries are answered after the file\'s, and alone when the file is missing', async (t) => {
+test("hosts: inline entries are answered after the file's, and alone when the file is missing", async (t) => {
   const p = await plugin(t, fixture('10.0.0.1 example.org\n'), '', '10.0.0.2 example.org\n10.0.0.3 inline.example\nfallthrough');
   assert.deepEqual(rrs(ask(p, 'example.org.', 'A').msg), ['example.org 3600 A 10.0.0.1', 'example.org 3600 A 10.0.0.2']);
   assert.deepEqual(rrs(ask(p, 'inline.example.', 'A').msg), ['inline.example 3600 A 10.0.0.3']);
@@ -165,7 +165,7 @@ test('hosts: fallthrough_unsupported sends other types of known names on', async
   assert.deepEqual([r.next, r.msg.rcode, r.msg.flag_aa], [0, 'NOERROR', true], 'outside the fallthrough zones: NODATA');
 });
 
-test('hosts: a huge answer is truncated to the client\'s size with TC', async (t) => {
+test("hosts: a huge answer is truncated to the client's size with TC", async (t) => {
   const lines: string[] = [];
   for (let i = 0; i < 300; i++) lines.push(`0.0.0.0 blocked${i}.example`);
   const p = await plugin(t, fixture(lines.join('\n')));
@@ -187,7 +187,7 @@ test('hosts: reload on change, keeps the last entries when the file goes, logs o
     return Object.fromEntries(out.build().families.map((f) => [f.name, f.samples.map((s) => [s.labels, s.value])]));
   };
   // one.example A + its PTR + inline A + its PTR
-  assert.deepEqual(metrics()['coredns_hosts_entries'], [[{ hostsfile: path }, 4]]);
+  assert.deepEqual(metrics().coredns_hosts_entries, [[{ hostsfile: path }, 4]]);
   utimesSync(path, 1_700_000_000, 1_700_000_000);
   writeFileSync(path, '10.0.0.2 two.example three.example\n');
   utimesSync(path, 1_700_000_000.5, 1_700_000_000.5);
@@ -195,8 +195,8 @@ test('hosts: reload on change, keeps the last entries when the file goes, logs o
   assert.equal(ask(p, 'one.example.', 'A').msg.rcode, 'SERVFAIL');
   assert.deepEqual(rrs(ask(p, 'two.example.', 'A').msg), ['two.example 3600 A 10.0.0.2']);
   const m = metrics();
-  assert.deepEqual(m['coredns_hosts_entries'], [[{ hostsfile: path }, 4 + 2]]);
-  assert.deepEqual(m['coredns_hosts_reload_timestamp_seconds'], [[{}, 1_700_000_000.5]], 'the file\'s mtime, as CoreDNS');
+  assert.deepEqual(m.coredns_hosts_entries, [[{ hostsfile: path }, 4 + 2]]);
+  assert.deepEqual(m.coredns_hosts_reload_timestamp_seconds, [[{}, 1_700_000_000.5]], "the file's mtime, as CoreDNS");
 
   // Same size, new mtime: re-read.
   writeFileSync(path, '10.0.0.3 two.example three.example\n');
@@ -237,7 +237,8 @@ test('hosts: the reload timer picks up changes by itself; stop ends it', async (
   const p = await plugin(t, path, '', 'reload 20ms');
   writeFileSync(path, '10.0.0.2 one.example and.more\n');
   const until = Date.now() + 5000;
-  while (Date.now() < until && (ask(p, 'one.example.', 'A').msg.answers![0] as { data?: unknown }).data !== '10.0.0.2') await new Promise((r) => setTimeout(r, 10));
+  while (Date.now() < until && (ask(p, 'one.example.', 'A').msg.answers![0] as { data?: unknown }).data !== '10.0.0.2')
+    await new Promise((r) => setTimeout(r, 10));
   assert.deepEqual(rrs(ask(p, 'one.example.', 'A').msg), ['one.example 3600 A 10.0.0.2']);
   p.stop();
   writeFileSync(path, '10.0.0.3 one.example and.more.more\n');

@@ -38,7 +38,10 @@ export function parseIp(text: string): Ip16 | null {
   if (dot >= 0) {
     // The dotted tail stands for the last two groups.
     const colon = body.lastIndexOf(':');
-    const b = body.slice(colon + 1).split('.').map(Number);
+    const b = body
+      .slice(colon + 1)
+      .split('.')
+      .map(Number);
     body = `${body.slice(0, colon + 1)}${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
   }
   const groupsOf = (s: string): string[] => (s === '' ? [] : s.split(':'));
@@ -84,8 +87,14 @@ export function ipText(ip: Ip16): string {
     i = j;
   }
   if (bestAt < 0) return groups.map((g) => g.toString(16)).join(':');
-  const left = groups.slice(0, bestAt).map((g) => g.toString(16)).join(':');
-  const right = groups.slice(bestAt + bestLen).map((g) => g.toString(16)).join(':');
+  const left = groups
+    .slice(0, bestAt)
+    .map((g) => g.toString(16))
+    .join(':');
+  const right = groups
+    .slice(bestAt + bestLen)
+    .map((g) => g.toString(16))
+    .join(':');
   return `${left}::${right}`;
 }
 

@@ -19,11 +19,17 @@ function hostsOf(text: string, zones: string[] = ['.']) {
   return parseHosts(d, zones);
 }
 
-test('hosts setup: defaults are CoreDNS\'s (/etc/hosts, ttl 3600, reload 5s, PTR on, no fallthrough)', () => {
+test("hosts setup: defaults are CoreDNS's (/etc/hosts, ttl 3600, reload 5s, PTR on, no fallthrough)", () => {
   const { options, warnings } = hostsOf('hosts');
   assert.deepEqual(options, {
-    path: '/etc/hosts', zones: ['.'], ttlSec: 3600, autoReverse: true, reloadMs: 5000,
-    fall: null, fallthroughUnsupported: false, inline: [],
+    path: '/etc/hosts',
+    zones: ['.'],
+    ttlSec: 3600,
+    autoReverse: true,
+    reloadMs: 5000,
+    fall: null,
+    fallthroughUnsupported: false,
+    inline: [],
   });
   assert.deepEqual(warnings, [], 'the default file is not looked at during setup');
 });
@@ -72,7 +78,10 @@ test('hosts setup: each invalid form and its CoreDNS error text', () => {
     ['hosts {\nfallthrough\n10.0.0.1 example.org\n}', "Corefile:4 - Error during parsing: unknown property '10.0.0.1'"],
     ['hosts {\nfallthrough\nbogus\n}', "Corefile:4 - Error during parsing: unknown property 'bogus'"],
     ['hosts {\nfallthrough_unsupported\n}', 'Corefile:3 - Error during parsing: fallthrough_unsupported requires fallthrough'],
-    ['hosts {\nfallthrough\nfallthrough_unsupported example.org\n}', "Corefile:4 - Error during parsing: Wrong argument count or unexpected line ending after 'example.org'"],
+    [
+      'hosts {\nfallthrough\nfallthrough_unsupported example.org\n}',
+      "Corefile:4 - Error during parsing: Wrong argument count or unexpected line ending after 'example.org'",
+    ],
   ];
   for (const [text, msg] of rows) assert.throws(() => hostsOf(text), { message: msg }, text);
 });
@@ -112,10 +121,11 @@ test('hosts setup: a missing file or a directory is a warning, not an error', ()
   assert.deepEqual(log.lines, [`WARNING plugin/hosts: File does not exist: ${missing}`]);
 });
 
-test('hosts setup: once per server block (the loader\'s rule)', async () => {
+test("hosts setup: once per server block (the loader's rule)", async () => {
   const text = `.:0 {\n  hosts ${FIXTURE}\n  hosts ${FIXTURE}\n}\n`;
   await assert.rejects(
-    async () => loadConfig(text, 'Corefile', { defaultBind: ['127.0.0.1'], defaultPort: 0, env: {}, clock: () => 0, log: new MemoryLogger(), engine: new TestEngine() }),
+    async () =>
+      loadConfig(text, 'Corefile', { defaultBind: ['127.0.0.1'], defaultPort: 0, env: {}, clock: () => 0, log: new MemoryLogger(), engine: new TestEngine() }),
     { message: 'Corefile:3 - Error during parsing: plugin/hosts: this plugin can only be used once per Server Block' },
   );
 });

@@ -6,7 +6,7 @@ import { Request } from '../../server/request.ts';
 import { parseQuery, ParseResult } from '../../wire/query.ts';
 import { parseCorefile } from '../../corefile/parser.ts';
 import { decodeMessage, encodeMessage, formatIPv6, parseRR, replyTo } from '../../wire/codec.ts';
-import { LoadBalancePlugin, loadbalanceSetup, parseCidr } from './setup.ts';
+import { type LoadBalancePlugin, loadbalanceSetup, parseCidr } from './setup.ts';
 import type { Subnet } from '../../wire/shuffle.ts';
 
 /** A parsed subnet as text, to compare with the Corefile's. */

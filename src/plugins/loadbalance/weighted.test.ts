@@ -9,7 +9,7 @@ import { decodeMessage, encodeMessage, parseRR, type Message } from '../../wire/
 import { Flag, QType } from '../../wire/codes.ts';
 import { loadBalanceResponse } from '../../wire/shuffle.ts';
 import { parseWeights, WeightFile } from './weighted.ts';
-import { LoadBalancePlugin, loadbalanceSetup } from './setup.ts';
+import { type LoadBalancePlugin, loadbalanceSetup } from './setup.ts';
 
 /** Records log lines (the setup and the weight file only log). */
 class MemoryLogger implements Logger {
@@ -72,13 +72,24 @@ test('weight file: comments, names with and without the dot; every CoreDNS parse
     ['1.2.3.4 3\n', 'missing domain name in weight file wf'],
     ['www\n1.2.3.4 3 4\n', 'could not parse weight line:"1.2.3.4 3 4" in weight file wf'],
   ];
-  for (const [text, want] of bad) assert.throws(() => parseWeights(text, 'wf'), (e: Error) => e.message === want, want);
+  for (const [text, want] of bad)
+    assert.throws(
+      () => parseWeights(text, 'wf'),
+      (e: Error) => e.message === want,
+      want,
+    );
 });
 
 function response(qtype: number, answer: string[]): Buffer {
   const m: Message = {
-    id: 1, flags: Flag.QR, rcode: 0, question: [{ name: 'www.example.com.', type: qtype, class: 1 }],
-    answer: answer.map((x) => parseRR(x)), authority: [], additional: [], edns: null,
+    id: 1,
+    flags: Flag.QR,
+    rcode: 0,
+    question: [{ name: 'www.example.com.', type: qtype, class: 1 }],
+    answer: answer.map((x) => parseRR(x)),
+    authority: [],
+    additional: [],
+    edns: null,
   };
   return Buffer.from(encodeMessage(m));
 }
@@ -116,7 +127,11 @@ test('weighted: unlisted addresses weigh 1; only A/AAAA/SRV questions; CNAMEs fi
   const b = Buffer.from(mx);
   assert.equal(loadBalanceResponse(b, b.length, null, t), null);
   assert.deepEqual(b, mx, 'MX question: untouched');
-  const chain = response(QType.A, ['www.example.com. 60 IN A 100.64.1.2', 'www.example.com. 60 IN CNAME x.example.com.', 'www.example.com. 60 IN A 100.64.1.1']);
+  const chain = response(QType.A, [
+    'www.example.com. 60 IN A 100.64.1.2',
+    'www.example.com. 60 IN CNAME x.example.com.',
+    'www.example.com. 60 IN A 100.64.1.1',
+  ]);
   const c = Buffer.from(chain);
   const m = decodeMessage(loadBalanceResponse(c, c.length, null, t) ?? c);
   assert.equal(m.answer[0]!.type, QType.CNAME);
@@ -141,7 +156,10 @@ test('WeightFile: start reads, reload picks up a change, a missing file is an er
     const retry = new WeightFile(path.join(dir, 'nope'), 1000, log);
     await retry.start();
     retry.stop();
-    assert.ok(log.lines.some((l: string) => l.includes('Failed to open weight file')), log.lines.join('\n'));
+    assert.ok(
+      log.lines.some((l: string) => l.includes('Failed to open weight file')),
+      log.lines.join('\n'),
+    );
     writeFileSync(path.join(dir, 'bad'), '1.2.3.4 3\n');
     await assert.rejects(new WeightFile(path.join(dir, 'bad'), 0, log).start(), /missing domain name in weight file/);
   } finally {

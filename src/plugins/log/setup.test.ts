@@ -85,7 +85,12 @@ function upstream(kind: Kind): Handler {
     serve(req: Request): void {
       const q = dnsPacket.decode(req.msg);
       const rcode = kind === 'nxdomain' || kind === 'bare-nxdomain' ? 3 : kind === 'servfail' ? 2 : kind === 'notimp' ? 4 : 0;
-      const soa: Answer = { type: 'SOA', name: 'example.org', ttl: 60, data: { mname: 'ns.example.org', rname: 'admin.example.org', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 60 } };
+      const soa: Answer = {
+        type: 'SOA',
+        name: 'example.org',
+        ttl: 60,
+        data: { mname: 'ns.example.org', rname: 'admin.example.org', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 60 },
+      };
       const out = dnsPacket.encode({
         type: 'response',
         id: q.id,
@@ -93,7 +98,11 @@ function upstream(kind: Kind): Handler {
         questions: q.questions,
         answers: kind === 'answer' ? [{ type: 'A', name: q.questions![0]!.name, ttl: 30, data: '192.0.2.1' }] : [],
         authorities:
-          kind === 'nxdomain' || kind === 'nodata' ? [soa] : kind === 'delegation' ? [{ type: 'NS', name: q.questions![0]!.name, ttl: 60, data: 'ns.example.net' }] : [],
+          kind === 'nxdomain' || kind === 'nodata'
+            ? [soa]
+            : kind === 'delegation'
+              ? [{ type: 'NS', name: q.questions![0]!.name, ttl: 60, data: 'ns.example.net' }]
+              : [],
       });
       req.reply(out, out.length, 'test');
     },
@@ -162,14 +171,23 @@ test('log: classes select what is logged, as CoreDNS response.Classify (success:
     const lines: string[] = [];
     const p = logFrom(directive, lines);
     for (const kind of kinds) run(p, kind, `${kind}.example.org`);
-    assert.deepEqual(lines.map((l) => /"A IN ([a-z-]+)\./.exec(l)![1]), logged, directive);
+    assert.deepEqual(
+      lines.map((l) => /"A IN ([a-z-]+)\./.exec(l)![1]),
+      logged,
+      directive,
+    );
   }
   assert.equal(logFrom('log', []).rules[0]!.classes, LogClass.ALL);
 });
 
 test('log: each log line is its own rule (scope, format), the first matching rule logs', async () => {
   const cfg = await loadConfig('.:53 {\n  log a.test {combined}\n  log b.test\n  log . "{name}"\n}\n', 'Corefile', {
-    defaultBind: ['127.0.0.1'], defaultPort: 53, env: {}, clock: () => performance.now(), log: quiet, engine,
+    defaultBind: ['127.0.0.1'],
+    defaultPort: 53,
+    env: {},
+    clock: () => performance.now(),
+    log: quiet,
+    engine,
   });
   const loaded = cfg.blocks[0]!.plugins.find((p) => p.name === 'log') as LogPlugin;
   assert.equal(loaded.rules.length, 3);
@@ -198,7 +216,7 @@ test('log: setup errors', () => {
   assert.equal(setupError('log {\n    format x\n  }'), "Corefile:3 - Error during parsing: unknown property 'format'");
 });
 
-test('log: every placeholder of CoreDNS\'s replacer', () => {
+test("log: every placeholder of CoreDNS's replacer", () => {
   const lines: string[] = [];
   const fmt = '{type}|{name}|{class}|{proto}|{remote}|{local}|{size}|{port}|{rcode}|{rsize}|{>rflags}|{>bufsize}|{>do}|{>id}|{>opcode}';
   const p = logFrom(`log . "${fmt}"`, lines);
@@ -212,7 +230,10 @@ test('log: every placeholder of CoreDNS\'s replacer', () => {
   const { req: r4 } = query('a.example.org', 'SPF' as RecordType, { proto: Proto.TCP });
   r4.server = 'dns://127.0.0.53:1053';
   p.compose(upstream('servfail')).serve(r4);
-  assert.match(lines[1]!, /^\[INFO\] SPF\|a\.example\.org\.\|IN\|tcp\|127\.0\.0\.1\|127\.0\.0\.53\|\d+\|40212\|SERVFAIL\|\d+\|qr,rd,ra\|65535\|false\|4660\|0$/);
+  assert.match(
+    lines[1]!,
+    /^\[INFO\] SPF\|a\.example\.org\.\|IN\|tcp\|127\.0\.0\.1\|127\.0\.0\.53\|\d+\|40212\|SERVFAIL\|\d+\|qr,rd,ra\|65535\|false\|4660\|0$/,
+  );
 });
 
 test('log: {duration} is seconds with an s; {common} and {combined} expand inside a format', () => {
@@ -221,7 +242,7 @@ test('log: {duration} is seconds with an s; {common} and {combined} expand insid
   assert.match(lines[0]!, /^\[INFO\] \d+(\.\d+)?s \[127\.0\.0\.1:40212 - 4660 "A IN d\.example\.org\. udp \d+ false 512" NOERROR qr,rd,ra \d+ \d+(\.\d+)?s\]$/);
 });
 
-test('log: the format is split as CoreDNS\'s replacer does (nearest { before each }, unknown labels literal)', () => {
+test("log: the format is split as CoreDNS's replacer does (nearest { before each }, unknown labels literal)", () => {
   const lines: string[] = [];
   for (const [fmt, want] of [
     ['{ {type} }', '{ A }'],
@@ -243,7 +264,14 @@ test('log: {/LABEL} prints the metadata value, - without it or without the metad
   // No metadata plugin in the block: req.metadata is null.
   run(p, 'answer', 'm.example.org');
   assert.equal(lines[0], '[INFO] - - - -');
-  for (const [kind, type, cls] of [['answer', 'NOERROR', 'success'], ['nodata', 'NODATA', 'denial'], ['nxdomain', 'NXDOMAIN', 'denial'], ['servfail', 'SERVERERROR', 'error'], ['delegation', 'DELEGATION', 'success'], ['bare-nxdomain', 'OTHERERROR', 'error']] as const) {
+  for (const [kind, type, cls] of [
+    ['answer', 'NOERROR', 'success'],
+    ['nodata', 'NODATA', 'denial'],
+    ['nxdomain', 'NXDOMAIN', 'denial'],
+    ['servfail', 'SERVERERROR', 'error'],
+    ['delegation', 'DELEGATION', 'success'],
+    ['bare-nxdomain', 'OTHERERROR', 'error'],
+  ] as const) {
     lines.length = 0;
     const { req } = query('m.example.org', 'A');
     req.metadata = new Map([['test/label', () => 'hello']]);
@@ -269,7 +297,15 @@ test('log: rcodes by miekg name (extended ones from the OPT), the number when un
     const { req } = query('r.example.org', 'A', { edns: 1232 });
     const h: Handler = {
       serve(r: Request) {
-        const out = Buffer.from(dnsPacket.encode({ type: 'response', id: r.id, flags: rcodeLow, questions: [{ type: 'A', class: 'IN', name: 'r.example.org' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232 } as Answer] }));
+        const out = Buffer.from(
+          dnsPacket.encode({
+            type: 'response',
+            id: r.id,
+            flags: rcodeLow,
+            questions: [{ type: 'A', class: 'IN', name: 'r.example.org' }],
+            additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232 } as Answer],
+          }),
+        );
         // Extended rcode bits: the OPT TTL's first byte.
         out[out.length - 11 + 5] = ext;
         r.reply(out, out.length, 'test');

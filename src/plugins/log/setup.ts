@@ -21,8 +21,7 @@ import { rrClassName, rrTypeName } from '../../wire/codec.ts';
 import { writeLine } from '../../util/log.ts';
 import { AddressError, splitHostPort } from '../../metrics/http-endpoints.ts';
 
-const COMMON_LOG_FORMAT =
-  '{remote}:{port} - {>id} "{type} {class} {name} {proto} {size} {>do} {>bufsize}" {rcode} {>rflags} {rsize} {duration}';
+const COMMON_LOG_FORMAT = '{remote}:{port} - {>id} "{type} {class} {name} {proto} {size} {>do} {>bufsize}" {rcode} {>rflags} {rsize} {duration}';
 const COMBINED_LOG_FORMAT = COMMON_LOG_FORMAT + ' "{>opcode}"';
 
 export const LogClass = { SUCCESS: 1, DENIAL: 2, ERROR: 4, ALL: 7 } as const;
@@ -50,9 +49,26 @@ function responseFlags(resp: Buffer): string {
 
 /** miekg/dns RcodeToString (16 prints BADSIG, as there); CoreDNS prints the number for others. */
 const RCODE_TEXT: Record<number, string> = {
-  0: 'NOERROR', 1: 'FORMERR', 2: 'SERVFAIL', 3: 'NXDOMAIN', 4: 'NOTIMP', 5: 'REFUSED', 6: 'YXDOMAIN', 7: 'YXRRSET',
-  8: 'NXRRSET', 9: 'NOTAUTH', 10: 'NOTZONE', 11: 'DSOTYPENI', 16: 'BADSIG', 17: 'BADKEY', 18: 'BADTIME', 19: 'BADMODE',
-  20: 'BADNAME', 21: 'BADALG', 22: 'BADTRUNC', 23: 'BADCOOKIE',
+  0: 'NOERROR',
+  1: 'FORMERR',
+  2: 'SERVFAIL',
+  3: 'NXDOMAIN',
+  4: 'NOTIMP',
+  5: 'REFUSED',
+  6: 'YXDOMAIN',
+  7: 'YXRRSET',
+  8: 'NXRRSET',
+  9: 'NOTAUTH',
+  10: 'NOTZONE',
+  11: 'DSOTYPENI',
+  16: 'BADSIG',
+  17: 'BADKEY',
+  18: 'BADTIME',
+  19: 'BADMODE',
+  20: 'BADNAME',
+  21: 'BADALG',
+  22: 'BADTRUNC',
+  23: 'BADCOOKIE',
 };
 
 function rcodeText(resp: Buffer): string {

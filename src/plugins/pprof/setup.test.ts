@@ -26,7 +26,12 @@ test('pprof setup: the invalid forms with their error texts', () => {
     ['pprof {\nblock invalid\n}', "property 'block' invalid integer value 'invalid'"],
     ['pprof {\nunknown_property\n}', "unknown property 'unknown_property'"],
   ];
-  for (const [text, detail] of bad) assert.throws(() => parsePprof(directiveOf(text)), { message: new RegExp(`^Corefile:\\d+ - Error during parsing: ${detail.replace(/[[\]()]/g, '\\$&')}$`) }, text);
+  for (const [text, detail] of bad)
+    assert.throws(
+      () => parsePprof(directiveOf(text)),
+      { message: new RegExp(`^Corefile:\\d+ - Error during parsing: ${detail.replace(/[[\]()]/g, '\\$&')}$`) },
+      text,
+    );
 });
 
 test("pprof: the address is split as Go's net.SplitHostPort splits it, with its error texts", () => {

@@ -37,7 +37,11 @@ test('prometheus setup: arguments and options', () => {
   assert.equal(p.compose(next), next);
 });
 
-function get(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+function get(
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -69,8 +73,14 @@ test('prometheus plugin: /metrics shared by blocks on one address, 404 elsewhere
   assert.equal(r.status, 200);
   assert.equal(r.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8');
   const fams = parseExposition(r.body.toString());
-  assert.equal(sampleValue(fams, 'coredns_dns_requests_total', { family: '1', proto: 'udp', server: 'dns://127.0.0.1:53', type: 'A', view: '', zone: 'cluster.local.' }), 1);
-  assert.equal(sampleValue(fams, 'coredns_dns_requests_total', { family: '1', proto: 'udp', server: 'dns://127.0.0.1:53', type: 'A', view: '', zone: 'unmonitored.' }), undefined);
+  assert.equal(
+    sampleValue(fams, 'coredns_dns_requests_total', { family: '1', proto: 'udp', server: 'dns://127.0.0.1:53', type: 'A', view: '', zone: 'cluster.local.' }),
+    1,
+  );
+  assert.equal(
+    sampleValue(fams, 'coredns_dns_requests_total', { family: '1', proto: 'udp', server: 'dns://127.0.0.1:53', type: 'A', view: '', zone: 'unmonitored.' }),
+    undefined,
+  );
   assert.equal(fams.has('coredns_dns_request_count_total'), false);
 
   const z = await get(port, '/metrics', { 'accept-encoding': 'gzip' });

@@ -39,7 +39,13 @@ export class ReadyPlugin implements Plugin {
     this.address = opts.address;
     this.monitor = opts.monitor;
     this.deps = deps;
-    this.route = new PluginRoute({ endpoints: deps.endpoints, address: opts.address, path: '/ready', handler: (req, res) => this.serve(req, res), engine: deps.engine });
+    this.route = new PluginRoute({
+      endpoints: deps.endpoints,
+      address: opts.address,
+      path: '/ready',
+      handler: (req, res) => this.serve(req, res),
+      engine: deps.engine,
+    });
   }
 
   compose(next: Handler): Handler {

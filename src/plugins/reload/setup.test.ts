@@ -31,8 +31,14 @@ test('reload setup: interval, jitter and CoreDNS minimums', () => {
 
 test('reload: the period is INTERVAL plus a draw in [-JITTER/2, JITTER/2)', () => {
   const o = { intervalMs: 30000, jitterMs: 15000 };
-  assert.equal(jitteredIntervalMs(o, () => 0), 22500);
-  assert.equal(jitteredIntervalMs(o, (m) => m - 1), 37499);
+  assert.equal(
+    jitteredIntervalMs(o, () => 0),
+    22500,
+  );
+  assert.equal(
+    jitteredIntervalMs(o, (m) => m - 1),
+    37499,
+  );
   for (let i = 0; i < 200; i++) {
     const v = jitteredIntervalMs(o);
     assert.ok(v >= 22500 && v < 37500, String(v));
@@ -94,7 +100,7 @@ test('reload checker: logs the running digest, reloads on change only, counts fa
 
   // A change that parses but the engine rejects: logged, counted, not retried.
   engine.reloadResult = async () => {
-    throw new Error('Corefile:2 - Error during parsing: Unknown directive \'cahce\'');
+    throw new Error("Corefile:2 - Error during parsing: Unknown directive 'cahce'");
   };
   writeFileSync(path, '.:53 {\n    cahce 30\n}\n');
   await checker.check();

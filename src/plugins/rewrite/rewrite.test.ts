@@ -54,9 +54,14 @@ interface QOpts {
 
 function query(name: string, o: QOpts = {}): { req: Request; out: Capture } {
   const buf = encodeMessage({
-    id: 0x1234, flags: 0x0100, rcode: 0,
+    id: 0x1234,
+    flags: 0x0100,
+    rcode: 0,
     question: [{ name, type: o.type ?? QType.A, class: o.cls ?? QClass.IN }],
-    answer: [], authority: [], additional: [], edns: o.edns ?? null,
+    answer: [],
+    authority: [],
+    additional: [],
+    edns: o.edns ?? null,
   });
   const out = new Capture();
   const req = new Request(buf, buf.length, out);
@@ -90,7 +95,13 @@ class Upstream implements Handler {
     const q = decodeMessage(req.msg, req.msgLen);
     this.seen.push({ name: req.name(), qtype: req.qtype, qclass: req.qclass, nameHash: req.nameHash, edns: req.edns, msg: q });
     const m: Message = {
-      id: q.id, flags: 0x8180, rcode: 0, question: q.question, answer: [], authority: [], additional: [],
+      id: q.id,
+      flags: 0x8180,
+      rcode: 0,
+      question: q.question,
+      answer: [],
+      authority: [],
+      additional: [],
       edns: q.edns === null ? null : { udpSize: 1232, extRcode: 0, version: 0, dnssecOk: false, options: [] },
       ...this.answer(q),
     };
@@ -136,7 +147,12 @@ test('no rule applies: the query passes untouched and no writer is swapped in', 
   const w = req.writer;
   const msg = req.msg;
   let writerDuring: ResponseWriter | null = null;
-  const spy: Handler = { serve: (r) => { writerDuring = r.writer; up.serve(r); } };
+  const spy: Handler = {
+    serve: (r) => {
+      writerDuring = r.writer;
+      up.serve(r);
+    },
+  };
   rewriteFrom('rewrite name a.test b.test').compose(spy).serve(req);
   assert.equal(writerDuring, w);
   assert.equal(up.seen[0]!.msg.question[0]!.name, 'c.test.');
@@ -159,9 +175,18 @@ test('suffix with answer auto: a domain move (question, owner names and CNAME ta
   assert.equal(up.seen[0]!.name, 'x.new.test.');
   const m = out.last();
   assert.equal(m.question[0]!.name, 'x.old.test.');
-  assert.deepEqual(m.answer.map((r) => [r.name, r.data]), [['x.old.test.', 'y.old.test.'], ['y.old.test.', '192.0.2.9']]);
+  assert.deepEqual(
+    m.answer.map((r) => [r.name, r.data]),
+    [
+      ['x.old.test.', 'y.old.test.'],
+      ['y.old.test.', '192.0.2.9'],
+    ],
+  );
   // `.new.test.` as a suffix: `new.test.` itself (no leading dot) is left alone, as in CoreDNS.
-  assert.deepEqual(m.authority.map((r) => [r.name, r.data]), [['new.test.', 'ns.old.test.']]);
+  assert.deepEqual(
+    m.authority.map((r) => [r.name, r.data]),
+    [['new.test.', 'ns.old.test.']],
+  );
 });
 
 test('suffix without answer rules: question restored, answer names as upstream gave them', () => {
@@ -195,10 +220,7 @@ test('substring, prefix and regex rewrites of the question', () => {
 
 test('regex with answer name and answer value (README response rewrites)', () => {
   const up = new Upstream((q) => ({
-    answer: [
-      rr(q.question[0]!.name, QType.A, '10.10.10.10', 0),
-      rr(q.question[0]!.name, QType.A, '10.20.20.20', 0),
-    ],
+    answer: [rr(q.question[0]!.name, QType.A, '10.10.10.10', 0), rr(q.question[0]!.name, QType.A, '10.20.20.20', 0)],
   }));
   const h = rewriteFrom(
     'rewrite stop {\n name regex (.*)-(us-west-1)\\.coredns\\.rocks {1}.service.{2}.consul\n answer name (.*)\\.service\\.(us-west-1)\\.consul {1}-{2}.coredns.rocks\n}',
@@ -207,7 +229,10 @@ test('regex with answer name and answer value (README response rewrites)', () =>
   h.serve(req);
   assert.equal(up.seen[0]!.name, 'ftp.service.us-west-1.consul.');
   const m = out.last();
-  assert.deepEqual(m.answer.map((r) => r.name), ['ftp-us-west-1.coredns.rocks.', 'ftp-us-west-1.coredns.rocks.']);
+  assert.deepEqual(
+    m.answer.map((r) => r.name),
+    ['ftp-us-west-1.coredns.rocks.', 'ftp-us-west-1.coredns.rocks.'],
+  );
 
   const ptrUp = new Upstream((q) => ({ answer: [rr(q.question[0]!.name, QType.PTR, 'ftp-us-west-1.service.consul.', 60)] }));
   const p = rewriteFrom('rewrite stop {\n name suffix .arpa .arpa\n answer name auto\n answer value (.*)\\.service\\.consul\\. {1}.coredns.rocks.\n}');
@@ -322,7 +347,10 @@ test('edns0 local: set/append/replace/unset with data; an OPT the client did not
   assert.deepEqual(seen('rewrite edns0 local set 0xffee abcd'), [[LOCAL, 'abcd']]);
   assert.deepEqual(seen('rewrite edns0 local replace 0xffee abcd'), [[LOCAL, 'abcd']]);
   assert.deepEqual(seen('rewrite edns0 local replace 0xffef abcd'), [[LOCAL, 'old']]);
-  assert.deepEqual(seen('rewrite edns0 local append 0xffef abcd'), [[LOCAL, 'old'], [0xffef, 'abcd']]);
+  assert.deepEqual(seen('rewrite edns0 local append 0xffef abcd'), [
+    [LOCAL, 'old'],
+    [0xffef, 'abcd'],
+  ]);
   assert.deepEqual(seen('rewrite edns0 local unset 0xffee'), []);
 });
 
@@ -388,7 +416,9 @@ test('edns0 subnet: client address cut to the prefix; nsid set; unset', () => {
   assert.deepEqual(u.seen[0]!.msg.edns!.options, [{ code: 3, data: new Uint8Array(0) }]);
 
   const u2 = new Upstream();
-  const q2 = query('a.test.', { edns: { udpSize: 1232, extRcode: 0, version: 0, dnssecOk: false, options: [{ code: 8, data: Uint8Array.from([0, 1, 8, 0, 10]) }] } });
+  const q2 = query('a.test.', {
+    edns: { udpSize: 1232, extRcode: 0, version: 0, dnssecOk: false, options: [{ code: 8, data: Uint8Array.from([0, 1, 8, 0, 10]) }] },
+  });
   rewriteFrom('rewrite edns0 subnet unset').compose(u2).serve(q2.req);
   assert.deepEqual(u2.seen[0]!.msg.edns!.options, []);
 });
@@ -412,7 +442,12 @@ test('TCP keeps its 65535 limit and the client ID across the rewrite', () => {
   const { req, out } = query('a.test.', { proto: Proto.TCP });
   req.udpSize = 65535;
   let during = 0;
-  const spy: Handler = { serve: (r) => { during = r.udpSize; up.serve(r); } };
+  const spy: Handler = {
+    serve: (r) => {
+      during = r.udpSize;
+      up.serve(r);
+    },
+  };
   rewriteFrom('rewrite edns0 local set 0xffee abcd').compose(spy).serve(req);
   assert.equal(during, 65535);
   assert.equal(req.udpSize, 65535);
@@ -426,7 +461,12 @@ test('cache before rewrite (CoreDNS order): keyed and stored under the client na
   const up = new Upstream((q) => ({ answer: [rr(q.question[0]!.name, QType.CNAME, 'y.new.test.', 120), rr('y.new.test.', QType.A, '192.0.2.9', 120)] }));
   const rewrite = rewriteFrom('rewrite name suffix .old.test .new.test answer auto');
   let reached = 0;
-  const counting: Handler = { serve: (r) => { reached++; rewrite.compose(up).serve(r); } };
+  const counting: Handler = {
+    serve: (r) => {
+      reached++;
+      rewrite.compose(up).serve(r);
+    },
+  };
   const chain = cache.compose(counting);
 
   const first = query('x.old.test.');
@@ -446,7 +486,10 @@ test('cache before rewrite (CoreDNS order): keyed and stored under the client na
   // Names compressed against the question follow the client's spelling on a hit (cache patches the qname bytes).
   assert.deepEqual(
     m.answer.map((r) => [r.name.toLowerCase(), String(r.data).toLowerCase(), r.ttl]),
-    [['x.old.test.', 'y.old.test.', 110], ['y.old.test.', '192.0.2.9', 110]],
+    [
+      ['x.old.test.', 'y.old.test.', 110],
+      ['y.old.test.', '192.0.2.9', 110],
+    ],
   );
   assert.equal(cache.hitsSuccess, 1);
 
@@ -466,10 +509,20 @@ test('match corner cases: FROM/TO get a trailing dot, so prefixes and suffixes a
     ['rewrite name suffix com org', 'foo.example.com.', 'foo.example.org.', 'foo.example.org.'],
     ['rewrite name suffix com org', 'com.coredns.', 'com.coredns.', 'com.coredns.'],
     ['rewrite name substring service svc', 'com.coredns.', 'com.coredns.', 'com.coredns.'],
-    ['rewrite name suffix .ingress.coredns.rocks nginx.coredns.rocks answer auto', 'coredns.ingress.coredns.rocks.', 'corednsnginx.coredns.rocks.', 'coredns.ingress.coredns.rocks.'],
+    [
+      'rewrite name suffix .ingress.coredns.rocks nginx.coredns.rocks answer auto',
+      'coredns.ingress.coredns.rocks.',
+      'corednsnginx.coredns.rocks.',
+      'coredns.ingress.coredns.rocks.',
+    ],
     ['rewrite name prefix foo bar answer auto', 'foo.example.com.', 'bar.example.com.', 'foo.example.com.'],
     ['rewrite name regex (.*).coredns.rocks {1}.coredns.maps answer auto', 'foo.coredns.rocks.', 'foo.coredns.maps.', 'foo.coredns.rocks.'],
-    ['rewrite name regex (.*).coredns.rocks {1}.coredns.maps answer name (.*).coredns.maps {1}.coredns.works', 'foo.coredns.rocks.', 'foo.coredns.maps.', 'foo.coredns.works.'],
+    [
+      'rewrite name regex (.*).coredns.rocks {1}.coredns.maps answer name (.*).coredns.maps {1}.coredns.works',
+      'foo.coredns.rocks.',
+      'foo.coredns.maps.',
+      'foo.coredns.works.',
+    ],
     ['rewrite name regex (.*).coredns.rocks {1}.coredns.maps', 'foo.coredns.rocks.', 'foo.coredns.maps.', 'foo.coredns.maps.'],
     ['rewrite name exact coredns.org. service.consul.', 'coredns.rocks.', 'coredns.rocks.', 'coredns.rocks.'],
   ];

@@ -9,7 +9,7 @@ import type { Logger, SetupContext } from '../../plugin.ts';
 import { parseCorefile } from '../../corefile/parser.ts';
 import { TestEngine, setupContext } from '../../../test/lib/metrics-testing.ts';
 import { rewriteSetup } from './setup.ts';
-import { RewritePlugin } from './rewrite.ts';
+import type { RewritePlugin } from './rewrite.ts';
 import { ClassRule, EdnsLocalRule, EdnsNsidRule, EdnsSubnetRule, EdnsVariableRule, MatchRule, NameRule, TypeRule } from './rules.ts';
 
 const quiet: Logger = { info() {}, warn() {}, error() {} };
@@ -34,7 +34,7 @@ function setupError(body: string): string {
 }
 
 test('valid forms make the expected rules', () => {
-  const cases: Array<[string, Function, string?]> = [
+  const cases: Array<[string, abstract new (...args: never[]) => unknown, string?]> = [
     ['rewrite name a.com b.com', NameRule, 'stop'],
     ['rewrite continue name exact a.com b.com', NameRule, 'continue'],
     ['rewrite stop name prefix foo bar', NameRule, 'stop'],
@@ -71,7 +71,9 @@ test('valid forms make the expected rules', () => {
 });
 
 test('the block form joins its lines into one rule; several lines are several rules in order', () => {
-  const p = plugin('rewrite stop {\n name regex (.*)-(us-west-1)\\.coredns\\.rocks {1}.service.{2}.consul\n answer name (.*)\\.service\\.(us-west-1)\\.consul {1}-{2}.coredns.rocks\n}');
+  const p = plugin(
+    'rewrite stop {\n name regex (.*)-(us-west-1)\\.coredns\\.rocks {1}.service.{2}.consul\n answer name (.*)\\.service\\.(us-west-1)\\.consul {1}-{2}.coredns.rocks\n}',
+  );
   assert.equal(p.rules.length, 1);
   const r = p.rules[0] as NameRule;
   assert.equal(r.match, 'regex');
@@ -79,7 +81,10 @@ test('the block form joins its lines into one rule; several lines are several ru
   const q = plugin('rewrite continue {\n ttl regex (.*)\\.coredns\\.rocks 15\n}');
   assert.equal(q.rules[0]!.mode, 'continue');
   const many = plugin('rewrite continue type A AAAA\nrewrite name a.test b.test');
-  assert.deepEqual(many.rules.map((x) => x.constructor.name), ['TypeRule', 'NameRule']);
+  assert.deepEqual(
+    many.rules.map((x) => x.constructor.name),
+    ['TypeRule', 'NameRule'],
+  );
 });
 
 test('rejected forms carry CoreDNS texts', () => {

@@ -4,7 +4,12 @@ import { compileGoRegex, RegexTranslateError } from './regex.ts';
 
 /** [Go pattern, subject, expected FindStringSubmatch (null: no match), expected named groups]. */
 const MATCHES: [string, string, string[] | null, Record<string, string>?][] = [
-  ['(^|[.])ip-(?P<a>[0-9]*)-(?P<b>[0-9]*)-(?P<c>[0-9]*)-(?P<d>[0-9]*)[.]example[.]$', 'x.ip-1-2-3-4.example.', ['.ip-1-2-3-4.example.', '.', '1', '2', '3', '4'], { a: '1', b: '2', c: '3', d: '4' }],
+  [
+    '(^|[.])ip-(?P<a>[0-9]*)-(?P<b>[0-9]*)-(?P<c>[0-9]*)-(?P<d>[0-9]*)[.]example[.]$',
+    'x.ip-1-2-3-4.example.',
+    ['.ip-1-2-3-4.example.', '.', '1', '2', '3', '4'],
+    { a: '1', b: '2', c: '3', d: '4' },
+  ],
   ['^(?<d>[0-9]*)[.](?<c>[0-9]*)[.]in-addr[.]arpa[.]$', '4.3.in-addr.arpa.', ['4.3.in-addr.arpa.', '4', '3'], { d: '4', c: '3' }],
   ['example\\.com\\.(dc1\\.example\\.com\\.)$', 'a.example.com.dc1.example.com.', ['example.com.dc1.example.com.', 'dc1.example.com.']],
   ['^foogle\\.com\\.$', 'foogle.com.', ['foogle.com.']],
@@ -39,7 +44,11 @@ test('Go regexps translate to JS RegExps with the same submatches', () => {
       continue;
     }
     assert.ok(m !== null, `${pattern} should match ${JSON.stringify(subject)}`);
-    assert.deepEqual(Array.from(m, (s) => s ?? ''), want, pattern);
+    assert.deepEqual(
+      Array.from(m, (s) => s ?? ''),
+      want,
+      pattern,
+    );
     if (groups) assert.deepEqual({ ...m.groups }, groups, pattern);
   }
 });
@@ -66,6 +75,10 @@ test('what Go rejects, and what JS cannot express, is an error', () => {
     ['[[:nope:]]', /invalid character class range/],
   ];
   for (const [pattern, re] of rows) {
-    assert.throws(() => compileGoRegex(pattern), (e: unknown) => e instanceof RegexTranslateError && e.message.startsWith('error parsing regexp: ') && re.test(e.message), pattern);
+    assert.throws(
+      () => compileGoRegex(pattern),
+      (e: unknown) => e instanceof RegexTranslateError && e.message.startsWith('error parsing regexp: ') && re.test(e.message),
+      pattern,
+    );
   }
 });

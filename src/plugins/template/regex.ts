@@ -67,9 +67,9 @@ function translateGoRegex(pattern: string): TranslatedRegex {
   };
 
   /** An escape after `\` at p[i] (i points past the backslash). Returns JS text; `inClass` changes \s etc. */
-  const escape = (inClass: boolean): { js: string; single: number | null } => {
+  const escapeAt = (inClass: boolean): { js: string; single: number | null } => {
     const c = p[i];
-    if (c === undefined) err('trailing backslash at end of expression: ``');
+    if (c === undefined) return err('trailing backslash at end of expression: ``');
     i++;
     switch (c) {
       case 'd':
@@ -176,7 +176,7 @@ function translateGoRegex(pattern: string): TranslatedRegex {
     let first = true;
     for (;;) {
       const c = p[i];
-      if (c === undefined) err(`missing closing ]: \`[${pattern.slice(0)}\``);
+      if (c === undefined) return err(`missing closing ]: \`[${pattern.slice(0)}\``);
       if (c === ']' && !first) {
         i++;
         break;
@@ -187,7 +187,7 @@ function translateGoRegex(pattern: string): TranslatedRegex {
         const m = /^\[:(\^?)([a-z]+):\]/.exec(rest);
         if (m !== null) {
           const set = POSIX[m[2]!];
-          if (set === undefined) err(`invalid character class range: \`${m[0]}\``);
+          if (set === undefined) return err(`invalid character class range: \`${m[0]}\``);
           items.push(m[1] === '^' ? `[^${set}]` : `[${set}]`);
           i += [...m[0]].length;
           continue;
@@ -196,7 +196,7 @@ function translateGoRegex(pattern: string): TranslatedRegex {
       let lo: { js: string; single: number | null };
       if (c === '\\') {
         i++;
-        lo = escape(true);
+        lo = escapeAt(true);
         if (p[i - 1] === 'Q') err('invalid escape sequence: `\\Q` inside a character class');
       } else {
         i++;
@@ -207,7 +207,7 @@ function translateGoRegex(pattern: string): TranslatedRegex {
         let hi: { js: string; single: number | null };
         if (p[i] === '\\') {
           i++;
-          hi = escape(true);
+          hi = escapeAt(true);
         } else {
           hi = { js: lit(p[i]!), single: p[i]!.codePointAt(0)! };
           i++;
@@ -240,7 +240,7 @@ function translateGoRegex(pattern: string): TranslatedRegex {
         lastWasAtom = lit.length > 0;
         continue;
       }
-      out += escape(false).js;
+      out += escapeAt(false).js;
       lastWasAtom = true;
       continue;
     }
@@ -279,7 +279,8 @@ function translateGoRegex(pattern: string): TranslatedRegex {
           lastWasAtom = false;
           continue;
         }
-        if (out !== '' || off !== '') err(`flag group \`${flagGroup[0]}\` is only supported at the start of the pattern by node-local-dns (use \`(?${on}:...)\`)`);
+        if (out !== '' || off !== '')
+          err(`flag group \`${flagGroup[0]}\` is only supported at the start of the pattern by node-local-dns (use \`(?${on}:...)\`)`);
         for (const f of on) if (!flags.includes(f)) flags += f;
         continue;
       }

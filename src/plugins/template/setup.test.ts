@@ -114,7 +114,10 @@ test('templates Go only rejects when they run load, with a warning naming the li
   const warnings: string[] = [];
   await load('template ANY ANY {\n answer "{{ .Name }} A {{ .Grup.d }}"\n}', warnings);
   assert.equal(warnings.length, 1);
-  assert.match(warnings[0]!, /^plugin\/template: Corefile:3 - template answer ".*" will fail on every query it matches: can't evaluate field Grup in type \*template\.templateData$/);
+  assert.match(
+    warnings[0]!,
+    /^plugin\/template: Corefile:3 - template answer ".*" will fail on every query it matches: can't evaluate field Grup in type \*template\.templateData$/,
+  );
 });
 
 test('invalid forms fail with CoreDNS texts at their line', async () => {
@@ -139,7 +142,10 @@ test('invalid forms fail with CoreDNS texts at their line', async () => {
     ['template ANY ANY {\n answer\t"{{"\n}', `${P}3${E}could not compile template: {{, template: answer:1: unclosed action`],
     ['template ANY ANY {\n additional "{{"\n}', `${P}3${E}could not compile template: {{, template: additional:1: unclosed action`],
     ['template ANY ANY {\n authority "{{"\n}', `${P}3${E}could not compile template: {{, template: authority:1: unclosed action`],
-    ['template ANY ANY {\n answer "{{ notAFunction }}"\n}', `${P}3${E}could not compile template: {{ notAFunction }}, template: answer:1: function "notAFunction" not defined`],
+    [
+      'template ANY ANY {\n answer "{{ notAFunction }}"\n}',
+      `${P}3${E}could not compile template: {{ notAFunction }}, template: answer:1: function "notAFunction" not defined`,
+    ],
     [
       'template ANY ANY {\n answer "{{ if .Name }}x{{ end }}"\n}',
       `${P}3${E}could not compile template: {{ if .Name }}x{{ end }}, template: answer:1: "if" is not supported by node-local-dns templates (no control structures)`,
@@ -148,11 +154,20 @@ test('invalid forms fail with CoreDNS texts at their line', async () => {
     ['template ANY ANY {\n match "x(?=y)"\n}', `${P}3${E}could not parse regex: x(?=y), error parsing regexp: invalid or unsupported Perl syntax: \`(?=\``],
     ['template ANY ANY {\n match "(a)\\1"\n}', `${P}3${E}could not parse regex: (a)\\1, error parsing regexp: invalid escape sequence: \`\\1\``],
     [`template ANY ANY {\n match ${'a'.repeat(10001)}\n}`, `${P}3${E}regex pattern too long: 10001 > 10000`],
-    ['template ANY ANY invalid {\n ederror invalid "Blocked according to RFC2606"\n}', `${P}3${E}error parsing extended DNS error code Blocked according to RFC2606, strconv.ParseUint: parsing "invalid": invalid syntax`],
-    ['template ANY ANY invalid {\n ederror 65536\n}', `${P}3${E}error parsing extended DNS error code 65536, strconv.ParseUint: parsing "65536": value out of range`],
+    [
+      'template ANY ANY invalid {\n ederror invalid "Blocked according to RFC2606"\n}',
+      `${P}3${E}error parsing extended DNS error code Blocked according to RFC2606, strconv.ParseUint: parsing "invalid": invalid syntax`,
+    ],
+    [
+      'template ANY ANY invalid {\n ederror 65536\n}',
+      `${P}3${E}error parsing extended DNS error code 65536, strconv.ParseUint: parsing "65536": value out of range`,
+    ],
     ['template ANY ANY invalid {\n ederror too many arguments\n}', `${P}3${E}Wrong argument count or unexpected line ending after 'arguments'`],
     ['template ANY ANY invalid {\n ederror\n}', `${P}3${E}Wrong argument count or unexpected line ending after 'ederror'`],
-    ['template ANY ANY {\n var ip replace(group(\'ip\'), \'-\', \'.\')\n}', `${P}3${E}'var' is not supported by node-local-dns (CoreDNS evaluates it with the expr-lang language)`],
+    [
+      "template ANY ANY {\n var ip replace(group('ip'), '-', '.')\n}",
+      `${P}3${E}'var' is not supported by node-local-dns (CoreDNS evaluates it with the expr-lang language)`,
+    ],
     ['template ANY ANY {\n expr "true"\n}', `${P}3${E}'expr' is not supported by node-local-dns (CoreDNS evaluates it with the expr-lang language)`],
     ['template ANY ANY {\n rcode NXDOMAIN\n}\ntemplate ANY X', `${P}5${E}invalid RR class X`],
   ];

@@ -88,7 +88,8 @@ function compileRR(section: string, line: Directive, tok: Token, warn: (msg: str
   try {
     const t = compileTemplate(section, tok.text, { funcs: TEMPLATE_FUNCS, data: DATA_TYPE });
     // Go reports these only when the template runs; CoreDNS loads such a Corefile, so do we.
-    for (const w of t.warnings) warn(`${tok.file}:${tok.line} - template ${section} ${JSON.stringify(tok.text)} will fail on every query it matches: ${w.replace(/^line \d+: /, '')}`);
+    for (const w of t.warnings)
+      warn(`${tok.file}:${tok.line} - template ${section} ${JSON.stringify(tok.text)} will fail on every query it matches: ${w.replace(/^line \d+: /, '')}`);
     return t;
   } catch (err) {
     if (!(err instanceof TemplateError)) throw err;

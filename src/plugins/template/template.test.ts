@@ -44,7 +44,11 @@ function metric(name: string): { labels: Record<string, string>; value: number }
 
 test('a name outside the zones, or a class/type no template takes, goes to the next plugin', () => {
   const p = plugin('template IN AAAA example {\n rcode NOERROR\n}');
-  for (const [name, type] of [['a.other.', 'AAAA'], ['a.example.', 'A'], ['a.example.', 'MX']] as const) {
+  for (const [name, type] of [
+    ['a.other.', 'AAAA'],
+    ['a.example.', 'A'],
+    ['a.example.', 'MX'],
+  ] as const) {
     const { toy, msg, req } = serve(p, name, type);
     assert.equal(toy.calls.length, 1, `${name} ${type}`);
     assert.equal(req.respondedBy, 'toy');
@@ -65,7 +69,11 @@ test('AAAA blocked: NOERROR, no records, AA set, RA clear, RD and EDNS mirrored,
   assert.equal(msg.flags & 0x0100, 0x0100, 'RD');
   assert.deepEqual([msg.answer.length, msg.authority.length, msg.additional.length], [0, 0, 0]);
   assert.equal(msg.question[0]!.name, 'kubernetes.default.svc.Cluster.Local.');
-  assert.deepEqual(msg.edns && { udpSize: msg.edns.udpSize, dnssecOk: msg.edns.dnssecOk, options: msg.edns.options.length }, { udpSize: 4000, dnssecOk: true, options: 0 });
+  assert.deepEqual(msg.edns && { udpSize: msg.edns.udpSize, dnssecOk: msg.edns.dnssecOk, options: msg.edns.options.length }, {
+    udpSize: 4000,
+    dnssecOk: true,
+    options: 0,
+  });
   // A in the same zone is not this template's.
   assert.equal(serve(p, 'kubernetes.default.svc.cluster.local.', 'A').toy.calls.length, 1);
   // A query of type ANY matches every template type.
@@ -82,8 +90,14 @@ test('answer, additional and authority from Go templates, with regex groups', ()
 }`);
   const { msg } = serve(p, 'IP-10-1-2-3.example.', 'MX');
   assert.deepEqual(msg.answer, [{ name: 'ip-10-1-2-3.example.', type: 15, class: 1, ttl: 60, data: { preference: 10, exchange: 'ip-10-1-2-3.example.' } }]);
-  assert.deepEqual(msg.additional.map((r) => [r.name, r.data]), [['ip-10-1-2-3.example.', '10.1.2.3']]);
-  assert.deepEqual(msg.authority.map((r) => r.data), ['ns0.example.', 'ns1.example.']);
+  assert.deepEqual(
+    msg.additional.map((r) => [r.name, r.data]),
+    [['ip-10-1-2-3.example.', '10.1.2.3']],
+  );
+  assert.deepEqual(
+    msg.authority.map((r) => r.data),
+    ['ns0.example.', 'ns1.example.'],
+  );
 });
 
 test('the data fields: Zone, Name, Class, Type, Match, Group, Question, Message, Remote, Meta', () => {
@@ -181,12 +195,26 @@ template IN A rr.example {
   assert.match(errors[0]!, /^template: template: answer:1:3: executing "answer" at <index \.Match 3>: error calling index: index out of range: 3$/);
   assert.ok(templateMetrics.templateFailures.series.size > before);
   const tf = metric('coredns_template_template_failures_total').find((s) => s.labels.zone === 'fail.example.');
-  assert.deepEqual(tf, { labels: { class: 'IN', section: 'answer', server: 'dns://127.0.0.1:53', template: '{{index .Match 3}}', type: 'A', view: '', zone: 'fail.example.' }, value: 1 });
+  assert.deepEqual(tf, {
+    labels: { class: 'IN', section: 'answer', server: 'dns://127.0.0.1:53', template: '{{index .Match 3}}', type: 'A', view: '', zone: 'fail.example.' },
+    value: 1,
+  });
 
   const r = serve(p, 'y.rr.example.');
   assert.equal(r.msg.rcode, 2);
   const rf = metric('coredns_template_rr_failures_total').find((s) => s.labels.zone === 'rr.example.');
-  assert.deepEqual(rf, { labels: { class: 'IN', section: 'additional', server: 'dns://127.0.0.1:53', template: '{{.Name}} 60 IN A not-an-address', type: 'A', view: '', zone: 'rr.example.' }, value: 1 });
+  assert.deepEqual(rf, {
+    labels: {
+      class: 'IN',
+      section: 'additional',
+      server: 'dns://127.0.0.1:53',
+      template: '{{.Name}} 60 IN A not-an-address',
+      type: 'A',
+      view: '',
+      zone: 'rr.example.',
+    },
+    value: 1,
+  });
   const m = metric('coredns_template_matches_total').find((s) => s.labels.zone === 'rr.example.');
   assert.deepEqual(m, { labels: { class: 'IN', server: 'dns://127.0.0.1:53', type: 'A', view: '', zone: 'rr.example.' }, value: 1 });
 });
@@ -199,7 +227,13 @@ test('a CNAME answer to an A query is followed through the block chain and its r
   req.target = { chain };
   chain.serve(req);
   const msg = decodeMessage(out.sent[0]!);
-  assert.deepEqual(msg.answer.map((r) => [r.name, r.type, r.data]), [['foogle.com.', 5, 'google.com.'], ['google.com.', 1, '192.0.2.80']]);
+  assert.deepEqual(
+    msg.answer.map((r) => [r.name, r.type, r.data]),
+    [
+      ['foogle.com.', 5, 'google.com.'],
+      ['google.com.', 1, '192.0.2.80'],
+    ],
+  );
   assert.equal(toy.calls.length, 1);
   assert.equal(toy.calls[0]!.name(), 'google.com.');
   // Not for other types (CoreDNS follows only for A and AAAA).
@@ -238,9 +272,18 @@ test("the query's NSID/COOKIE/padding options are echoed as CoreDNS's server doe
     return decodeMessage(out.sent[0]!);
   };
   const plain = run(plugin('template ANY AAAA cluster.local {\n rcode NOERROR\n}', ['cluster.local.']));
-  assert.deepEqual(plain.edns!.options.map((o) => [o.code, Buffer.from(o.data).toString('hex')]), [[10, '0102030405060708'], [3, '']]);
+  assert.deepEqual(
+    plain.edns!.options.map((o) => [o.code, Buffer.from(o.data).toString('hex')]),
+    [
+      [10, '0102030405060708'],
+      [3, ''],
+    ],
+  );
   const ede = run(plugin('template ANY AAAA cluster.local {\n ederror 15\n}', ['cluster.local.']));
-  assert.deepEqual(ede.edns!.options.map((o) => o.code), [15]);
+  assert.deepEqual(
+    ede.edns!.options.map((o) => o.code),
+    [15],
+  );
 });
 
 test('unexported state is not a field: {{ .md }} fails as Go does', () => {

@@ -25,7 +25,7 @@
  * The reply goes through `req.reply`, so a `cache` before template in the chain stores it.
  * Per-query work when no template's class and type fit the query: two comparisons per template.
  */
-import { Buffer } from 'node:buffer';
+import type { Buffer } from 'node:buffer';
 import { PluginScope } from '../../plugin.ts';
 import type { Handler, Plugin, ResponseWriter } from '../../plugin.ts';
 import { Request } from '../../server/request.ts';
@@ -163,7 +163,8 @@ class TemplateData {
   }
   /** The value of a metadata label ("" without the metadata plugin or the label). */
   Meta(label: unknown): string {
-    if (typeof label !== 'string') throw new TemplateError(label === undefined ? 'invalid value; expected string' : `wrong type for value; expected string; got ${typeof label}`);
+    if (typeof label !== 'string')
+      throw new TemplateError(label === undefined ? 'invalid value; expected string' : `wrong type for value; expected string; got ${typeof label}`);
     const f = this.#md?.get(label);
     return f === undefined ? '' : f();
   }
@@ -220,7 +221,8 @@ export const TEMPLATE_FUNCS: Record<string, TemplateFunc> = {
     result: 'uint',
     call(args) {
       const s = args[0];
-      if (typeof s !== 'string') throw new TemplateError(s === undefined ? 'invalid value; expected string' : `wrong type for value; expected string; got ${typeof s}`);
+      if (typeof s !== 'string')
+        throw new TemplateError(s === undefined ? 'invalid value; expected string' : `wrong type for value; expected string; got ${typeof s}`);
       try {
         return parseUint(s, intArg(args[1], 'base'), intArg(args[2], 'bitSize'));
       } catch (err) {

@@ -24,13 +24,19 @@ test('trace setup: endpoints and options as CoreDNS parses them', () => {
     ['trace ZIPKIN tracinghost:9253', { endpoint: 'http://tracinghost:9253/api/v2/spans' }],
     ['trace datadog localhost:8126', { endpointType: 'datadog', endpoint: 'localhost:8126' }],
     ['trace datadog http://localhost:8127', { endpointType: 'datadog', endpoint: 'http://localhost:8127' }],
-    ['trace tracinghost:9411 {\nevery 10000\nservice dnsproxy\nclient_server\n}', { endpoint: 'http://tracinghost:9411/api/v2/spans', every: 10000, serviceName: 'dnsproxy', clientServer: true }],
+    [
+      'trace tracinghost:9411 {\nevery 10000\nservice dnsproxy\nclient_server\n}',
+      { endpoint: 'http://tracinghost:9411/api/v2/spans', every: 10000, serviceName: 'dnsproxy', clientServer: true },
+    ],
     ['trace {\nclient_server false\n}', { clientServer: false }],
     ['trace {\nclient_server T\n}', { clientServer: true }],
     ['trace datadog {\n}', { endpointType: 'zipkin', endpoint: 'http://datadog/api/v2/spans' }],
     ['trace datadog localhost {\ndatadog_analytics_rate 0.5\n}', { endpointType: 'datadog', endpoint: 'localhost', datadogAnalyticsRate: 0.5 }],
     ['trace {\ndatadog_analytics_rate\n}', { datadogAnalyticsRate: 0 }],
-    ['trace {\nzipkin_max_backlog_size 100\nzipkin_max_batch_size 10\nzipkin_max_batch_interval 2s\n}', { zipkinMaxBacklogSize: 100, zipkinMaxBatchSize: 10, zipkinMaxBatchIntervalMs: 2000 }],
+    [
+      'trace {\nzipkin_max_backlog_size 100\nzipkin_max_batch_size 10\nzipkin_max_batch_interval 2s\n}',
+      { zipkinMaxBacklogSize: 100, zipkinMaxBatchSize: 10, zipkinMaxBatchIntervalMs: 2000 },
+    ],
   ];
   for (const [text, want] of ok) assert.deepEqual(parseTrace(directiveOf(text)), { ...base, ...want }, text);
 });
@@ -55,11 +61,14 @@ test('trace setup: the invalid forms with their error texts', () => {
     ['trace {\nfoo\n}', "unknown property 'foo'"],
   ];
   for (const [text, detail] of bad) {
-    assert.throws(() => parseTrace(directiveOf(text)), (err: Error) => {
-      assert.match(err.message, /^Corefile:\d+ - Error during parsing: /, text);
-      assert.equal(err.message.replace(/^Corefile:\d+ - Error during parsing: /, ''), detail, text);
-      return true;
-    });
+    assert.throws(
+      () => parseTrace(directiveOf(text)),
+      (err: Error) => {
+        assert.match(err.message, /^Corefile:\d+ - Error during parsing: /, text);
+        assert.equal(err.message.replace(/^Corefile:\d+ - Error during parsing: /, ''), detail, text);
+        return true;
+      },
+    );
   }
 });
 

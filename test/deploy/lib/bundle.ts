@@ -143,7 +143,14 @@ function checkInstance(ds: DaemonSetShape, common: Common, exp: BundleExpectatio
   assert.deepEqual(facts.keys, [`${exp.domain}:53`, 'in-addr.arpa:53', 'ip6.arpa:53', '.:53']);
   for (const bind of facts.binds) assert.deepEqual(bind, expectedIps);
   const clusterUpstream = exp.mode === 'ipvs' ? exp.dnsServer : UPSTREAM_SVC_IP;
-  assert.deepEqual(facts.forwards.slice(0, 3).map((f) => f.slice(0, 2)), [['.', clusterUpstream], ['.', clusterUpstream], ['.', clusterUpstream]]);
+  assert.deepEqual(
+    facts.forwards.slice(0, 3).map((f) => f.slice(0, 2)),
+    [
+      ['.', clusterUpstream],
+      ['.', clusterUpstream],
+      ['.', clusterUpstream],
+    ],
+  );
   assert.deepEqual(facts.forwards[3], ['.', '/etc/resolv.conf']);
   assert.equal(facts.health.length, 1);
   assert.equal(facts.ready.length, 1);
@@ -175,7 +182,10 @@ function checkInstance(ds: DaemonSetShape, common: Common, exp: BundleExpectatio
   assert.equal(metricsSvc.spec.clusterIP, 'None', 'metrics Service is headless');
   assert.deepEqual(
     metricsSvc.spec.ports.map((p) => [p.name, p.port, Number(p.targetPort)]),
-    [['metrics', metricsPort, metricsPort], ['agent-metrics', agentMetricsPort, agentMetricsPort]],
+    [
+      ['metrics', metricsPort, metricsPort],
+      ['agent-metrics', agentMetricsPort, agentMetricsPort],
+    ],
     `${what}: metrics Service ports`,
   );
   const annotations = ds.spec.template.metadata.annotations ?? {};
@@ -233,7 +243,11 @@ function checkPair(primary: InstanceFacts, standby: InstanceFacts): void {
     assert.deepEqual(sp[k], pp[k], `standby pod ${k} equals the primary's`);
   }
   for (const k of ['image', 'imagePullPolicy', 'securityContext', 'resources', 'volumeMounts'] as const) {
-    assert.deepEqual((standby.container as Container & Record<string, unknown>)[k], (primary.container as Container & Record<string, unknown>)[k], `standby container ${k} equals the primary's`);
+    assert.deepEqual(
+      (standby.container as Container & Record<string, unknown>)[k],
+      (primary.container as Container & Record<string, unknown>)[k],
+      `standby container ${k} equals the primary's`,
+    );
   }
   assert.equal(standby.opts.peerDir, primary.opts.peerDir, 'same -peerdir');
 
@@ -249,7 +263,7 @@ function checkPair(primary: InstanceFacts, standby: InstanceFacts): void {
   assert.deepEqual(
     comparable(standby.opts, standby.opts.skipTeardown),
     comparable(primary.opts, primarySurges ? standby.opts.skipTeardown : primary.opts.skipTeardown),
-    'standby flags equal the primary\'s but for -standby and -metrics-listen-address',
+    "standby flags equal the primary's but for -standby and -metrics-listen-address",
   );
 
   // The shared Corefile serves the same zones on the same addresses and DNS port ...
@@ -278,10 +292,7 @@ export function checkBundle(objs: K8sObject[], exp: BundleExpectations): BundleF
     metricsServices: objs.filter((o): o is ServiceShape => o.kind === 'Service' && o.metadata.name !== 'kube-dns-upstream'),
   };
   assert.deepEqual(common.upstream.spec.selector, { 'k8s-app': 'kube-dns' });
-  assert.deepEqual(
-    common.upstream.spec.ports.map((p) => `${p.port}/${p.protocol}`).sort(),
-    ['53/TCP', '53/UDP'],
-  );
+  assert.deepEqual(common.upstream.spec.ports.map((p) => `${p.port}/${p.protocol}`).sort(), ['53/TCP', '53/UDP']);
 
   const daemonSets = objs.filter((o): o is DaemonSetShape => o.kind === 'DaemonSet');
   const isStandby = (ds: DaemonSetShape): boolean => parseOptions(ds.spec.template.spec.containers[0]?.args ?? []).standby;

@@ -110,15 +110,7 @@ export async function renderChart(values: Record<string, unknown>, opts: { names
   try {
     const file = join(dir, 'values.json');
     writeFileSync(file, JSON.stringify(values));
-    const { stdout } = await helm([
-      'template',
-      opts.release ?? 'node-local-dns',
-      CHART_DIR,
-      '--namespace',
-      opts.namespace ?? 'kube-system',
-      '--values',
-      file,
-    ]);
+    const { stdout } = await helm(['template', opts.release ?? 'node-local-dns', CHART_DIR, '--namespace', opts.namespace ?? 'kube-system', '--values', file]);
     return stdout;
   } catch (err) {
     const e = err as Error & { stderr?: string };

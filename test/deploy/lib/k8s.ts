@@ -104,7 +104,11 @@ export interface DaemonSetShape extends K8sObject {
         serviceAccountName?: string;
         tolerations?: Array<{ key?: string; operator?: string; effect?: string }>;
         containers: Container[];
-        volumes?: Array<{ name: string; hostPath?: { path: string; type?: string }; configMap?: { name: string; items?: Array<{ key: string; path: string }> } }>;
+        volumes?: Array<{
+          name: string;
+          hostPath?: { path: string; type?: string };
+          configMap?: { name: string; items?: Array<{ key: string; path: string }> };
+        }>;
       };
     };
   };

@@ -29,10 +29,7 @@ export interface PromqlAnalysis {
 
 /** Grafana's built-in interval variables, replaced by durations so the text is PromQL. */
 export function substituteGrafanaVariables(expr: string): string {
-  return expr
-    .replaceAll('$__rate_interval', '5m')
-    .replaceAll('$__interval', '1m')
-    .replaceAll('$__range', '1h');
+  return expr.replaceAll('$__rate_interval', '5m').replaceAll('$__interval', '1m').replaceAll('$__range', '1h');
 }
 
 function text(src: string, node: SyntaxNode): string {
@@ -101,8 +98,13 @@ export function analyzePromql(rawExpr: string): PromqlAnalysis {
     const use = selectorMetric(src, sel);
     if (use !== null) result.selectors.push(use);
   }
-  const metricsUnder = (node: SyntaxNode): string[] =>
-    [...new Set(descendants(node, 'VectorSelector').map((s) => selectorMetric(src, s)?.metric).filter((m): m is string => m !== undefined))];
+  const metricsUnder = (node: SyntaxNode): string[] => [
+    ...new Set(
+      descendants(node, 'VectorSelector')
+        .map((s) => selectorMetric(src, s)?.metric)
+        .filter((m): m is string => m !== undefined),
+    ),
+  ];
   for (const agg of descendants(top, 'AggregateExpr')) {
     for (const mod of childrenNamed(agg, 'AggregateModifier')) {
       const clause = mod.firstChild === null ? '' : text(src, mod.firstChild);

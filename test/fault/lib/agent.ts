@@ -68,10 +68,14 @@ export async function superviseAgent(child: ChildProcess, dir: string, corefile:
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await waitUntil(() => {
-      if (!alive()) throw new Error(`agent exited (${child.exitCode ?? child.signalCode}): ${out}`);
-      return / serving/.test(out);
-    }, 'the agent to serve', readyTimeoutMs);
+    await waitUntil(
+      () => {
+        if (!alive()) throw new Error(`agent exited (${child.exitCode ?? child.signalCode}): ${out}`);
+        return / serving/.test(out);
+      },
+      'the agent to serve',
+      readyTimeoutMs,
+    );
   } catch (err) {
     await stop();
     throw err;

@@ -42,7 +42,13 @@ function decodeOrNull(b: Buffer): Decoded | null {
  * One UDP query on its own socket. Waits `lingerMs` after the first answer to count
  * duplicates (0: return at once).
  */
-export function udpQuery(host: string, port: number, name: string, type: RecordType = 'A', opts: { timeoutMs?: number; lingerMs?: number; edns?: boolean } = {}): Promise<QueryResult> {
+export function udpQuery(
+  host: string,
+  port: number,
+  name: string,
+  type: RecordType = 'A',
+  opts: { timeoutMs?: number; lingerMs?: number; edns?: boolean } = {},
+): Promise<QueryResult> {
   const id = (Math.random() * 0x10000) & 0xffff;
   const t0 = performance.now();
   return new Promise((resolve) => {

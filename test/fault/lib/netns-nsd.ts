@@ -46,7 +46,10 @@ remote-control:
 ${zoneConf}`;
   writeFileSync(path.join(dir, 'nsd.conf'), conf);
   let out = '';
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', ns.name, 'nsd', '-d', '-c', path.join(dir, 'nsd.conf')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn('ip', ['netns', 'exec', ns.name, 'nsd', '-d', '-c', path.join(dir, 'nsd.conf')], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));

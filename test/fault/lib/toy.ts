@@ -69,10 +69,7 @@ export async function startToy(b: ToyBehaviour): Promise<Toy> {
     tcpAccepted: 0,
     async close() {
       for (const c of conns) c.destroy();
-      await Promise.all([
-        udp ? new Promise<void>((r) => udp!.close(() => r())) : undefined,
-        tcp ? new Promise<void>((r) => tcp!.close(() => r())) : undefined,
-      ]);
+      await Promise.all([udp ? new Promise<void>((r) => udp!.close(() => r())) : undefined, tcp ? new Promise<void>((r) => tcp!.close(() => r())) : undefined]);
       udp = null;
       tcp = null;
     },

@@ -139,7 +139,8 @@ export const MALFORMED: Record<string, (id: number, qname: string, missName: str
   selfPointer: (id) => Buffer.concat([header(id, RD, 1, 0, 0, 0), Buffer.from([0xc0, 12]), QTAIL]),
   pointerLoop: (id) => Buffer.concat([header(id, RD, 1, 0, 0, 0), Buffer.from([0xc0, 14, 0xc0, 12]), QTAIL]),
   forwardPointer: (id) => Buffer.concat([header(id, RD, 1, 0, 0, 0), Buffer.from([0xc0, 200]), QTAIL]),
-  longLabel: (id) => Buffer.concat([header(id, RD, 1, 0, 0, 0), Buffer.from([63]), Buffer.alloc(63, 0x61), Buffer.from([0x40]), Buffer.alloc(8, 0x62), Buffer.from([0]), QTAIL]),
+  longLabel: (id) =>
+    Buffer.concat([header(id, RD, 1, 0, 0, 0), Buffer.from([63]), Buffer.alloc(63, 0x61), Buffer.from([0x40]), Buffer.alloc(8, 0x62), Buffer.from([0]), QTAIL]),
   longName: (id) => {
     const labels: Buffer[] = [];
     for (let i = 0; i < 5; i++) labels.push(Buffer.from([60]), Buffer.alloc(60, 0x61 + i));
@@ -151,7 +152,8 @@ export const MALFORMED: Record<string, (id: number, qname: string, missName: str
   authorityRecord: (id, _q, miss) => Buffer.concat([header(id, RD, 1, 0, 1, 0), wireName(miss), QTAIL, aRecord(wireName(miss))]),
   answerRecord: (id, q) => Buffer.concat([header(id, RD, 1, 1, 0, 0), wireName(q), QTAIL, aRecord(wireName(q))]),
   optNotRoot: (id, q) => Buffer.concat([header(id, RD, 1, 0, 0, 1), wireName(q), QTAIL, opt(wireName('x'), 0, Buffer.alloc(0))]),
-  twoOpts: (id, q) => Buffer.concat([header(id, RD, 1, 0, 0, 2), wireName(q), QTAIL, opt(Buffer.from([0]), 0, Buffer.alloc(0)), opt(Buffer.from([0]), 0, Buffer.alloc(0))]),
+  twoOpts: (id, q) =>
+    Buffer.concat([header(id, RD, 1, 0, 0, 2), wireName(q), QTAIL, opt(Buffer.from([0]), 0, Buffer.alloc(0)), opt(Buffer.from([0]), 0, Buffer.alloc(0))]),
   optRdlenPastEnd: (id, q) => Buffer.concat([header(id, RD, 1, 0, 0, 1), wireName(q), QTAIL, opt(Buffer.from([0]), 0, Buffer.from([0, 10, 0, 40, 1]), 4000)]),
   optBadOption: (id, q) => Buffer.concat([header(id, RD, 1, 0, 0, 1), wireName(q), QTAIL, opt(Buffer.from([0]), 0, Buffer.from([0, 8, 0xff, 0xff, 1, 2]))]),
   ednsVersion1: (id, q) => Buffer.concat([header(id, RD, 1, 0, 0, 1), wireName(q), QTAIL, opt(Buffer.from([0]), 1, Buffer.alloc(0))]),
@@ -171,14 +173,19 @@ async function malformed(): Promise<void> {
   });
   emit({ event: 'ready' });
   const tag = randomBytes(3).toString('hex');
-  paced(cfg.rate ?? 1000, cfg.count ?? 20_000, (i) => {
-    const v = i % names.length;
-    const pkt = MALFORMED[names[v]!]!((Math.random() * 0x10000) & 0xffff, cfg.qname ?? 'probe.example', `m${i}-${tag}.${cfg.missZone ?? 'example'}`);
-    if (pkt.length >= 2) variantOfId[pkt.readUInt16BE(0)] = v;
-    bump('sent');
-    bump(`sent:${names[v]}`);
-    socks[i % socks.length]!.send(pkt, cfg.port, cfg.host);
-  }, finishSoon);
+  paced(
+    cfg.rate ?? 1000,
+    cfg.count ?? 20_000,
+    (i) => {
+      const v = i % names.length;
+      const pkt = MALFORMED[names[v]!]!((Math.random() * 0x10000) & 0xffff, cfg.qname ?? 'probe.example', `m${i}-${tag}.${cfg.missZone ?? 'example'}`);
+      if (pkt.length >= 2) variantOfId[pkt.readUInt16BE(0)] = v;
+      bump('sent');
+      bump(`sent:${names[v]}`);
+      socks[i % socks.length]!.send(pkt, cfg.port, cfg.host);
+    },
+    finishSoon,
+  );
 }
 
 // ---- unique-name flood ----
@@ -190,11 +197,16 @@ async function uniqueFlood(): Promise<void> {
   });
   emit({ event: 'ready' });
   const tag = randomBytes(3).toString('hex');
-  paced(cfg.rate ?? 1000, cfg.count ?? 100_000, (i) => {
-    bump('sent');
-    const q = encodeQuery(`u${i}-${tag}.${cfg.qname}`, 'A', (Math.random() * 0x10000) & 0xffff);
-    socks[i % socks.length]!.send(q, cfg.port, cfg.host);
-  }, finishSoon);
+  paced(
+    cfg.rate ?? 1000,
+    cfg.count ?? 100_000,
+    (i) => {
+      bump('sent');
+      const q = encodeQuery(`u${i}-${tag}.${cfg.qname}`, 'A', (Math.random() * 0x10000) & 0xffff);
+      socks[i % socks.length]!.send(q, cfg.port, cfg.host);
+    },
+    finishSoon,
+  );
 }
 
 // ---- upstream that never answers ----

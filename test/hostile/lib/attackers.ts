@@ -208,7 +208,9 @@ export function tcpProbe(host: string, port: number, name: string, timeoutMs: nu
     };
     const timer = setTimeout(() => finish(null, connected ? 'timeout' : 'no-connect'), timeoutMs);
     c.on('connect', () => (connected = true));
-    c.on('error', (err: NodeJS.ErrnoException) => finish(null, err.code === 'ECONNREFUSED' ? 'refused' : err.code === 'ECONNRESET' ? 'reset' : `error:${err.code}`));
+    c.on('error', (err: NodeJS.ErrnoException) =>
+      finish(null, err.code === 'ECONNREFUSED' ? 'refused' : err.code === 'ECONNRESET' ? 'reset' : `error:${err.code}`),
+    );
     c.on('close', () => finish(null, 'closed'));
     c.on('data', (d) => {
       buf = Buffer.concat([buf, d]);
@@ -244,7 +246,9 @@ export function httpProbe(host: string, port: number, p: string, timeoutMs: numb
       req.destroy();
       settle(0, connected ? 'timeout' : 'no-connect');
     }, timeoutMs);
-    req.on('error', (err: NodeJS.ErrnoException) => settle(0, err.code === 'ECONNRESET' ? 'reset' : err.code === 'ECONNREFUSED' ? 'refused' : `error:${err.code ?? err.message}`));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      settle(0, err.code === 'ECONNRESET' ? 'reset' : err.code === 'ECONNREFUSED' ? 'refused' : `error:${err.code ?? err.message}`),
+    );
   });
 }
 
@@ -291,7 +295,9 @@ export class ProbeLoop {
       this.udp.sent++;
       this.tcp.sent++;
       this.health.sent++;
-      track(udpQuery(t.dnsHost, t.dnsPort, t.name, 'A', { timeoutMs: t.dnsTimeoutMs }).then((r) => count(this.udp, r.packet !== null, dnsOk(r.packet), 'timeout')));
+      track(
+        udpQuery(t.dnsHost, t.dnsPort, t.name, 'A', { timeoutMs: t.dnsTimeoutMs }).then((r) => count(this.udp, r.packet !== null, dnsOk(r.packet), 'timeout')),
+      );
       track(
         tcpProbe(t.dnsHost, t.dnsPort, t.name, t.dnsTimeoutMs).then((r) => {
           const p = r.raw === null ? null : decodeOrNull(r.raw);
@@ -324,9 +330,13 @@ export interface DnsperfRun {
 
 /** dnsperf at a fixed rate for `seconds` (query file `file`). */
 export function startDnsperf(host: string, port: number, file: string, qps: number, seconds: number, timeoutSec: number): DnsperfRun {
-  const p = spawn('dnsperf', ['-s', host, '-p', String(port), '-d', file, '-l', String(seconds), '-Q', String(qps), '-c', '4', '-q', '500', '-t', String(timeoutSec)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const p = spawn(
+    'dnsperf',
+    ['-s', host, '-p', String(port), '-d', file, '-l', String(seconds), '-Q', String(qps), '-c', '4', '-q', '500', '-t', String(timeoutSec)],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   p.stdout!.on('data', (d) => (out += d));
   p.stderr!.on('data', (d) => (out += d));

@@ -36,7 +36,11 @@ export interface Dns64Block {
  * One agent, one block per entry (`.:PORT { bind HOST ::1; <body>; forward . knot }`), plus a
  * prometheus listener in the first block. Ports come from freeEndpoint (127.0.0.x); ::1 shares them.
  */
-export async function startDns64Agent(knot: Authority, blocks: Dns64Block[], extra = ''): Promise<{ agent: AgentProcess; metrics: { host: string; port: number } }> {
+export async function startDns64Agent(
+  knot: Authority,
+  blocks: Dns64Block[],
+  extra = '',
+): Promise<{ agent: AgentProcess; metrics: { host: string; port: number } }> {
   let text = '';
   let metrics: { host: string; port: number } | null = null;
   for (const b of blocks) {

@@ -23,5 +23,8 @@ export async function startLogAgent(knot: Authority, body: string): Promise<{ ag
 
 /** The [INFO] query-log lines printed so far (not the start-up lines). */
 export function logLines(agent: AgentProcess): string[] {
-  return agent.output().split('\n').filter((l) => l.startsWith('[INFO] ') && !/\(udp, tcp\)$| serving$/.test(l));
+  return agent
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('[INFO] ') && !/\(udp, tcp\)$| serving$/.test(l));
 }

@@ -79,7 +79,10 @@ export async function startToyUpstream(answer: Answerer): Promise<ToyUpstream> {
     tcp.listen(port, host, () => resolve());
   });
   return {
-    host, port, addr: `${host}:${port}`, queries,
+    host,
+    port,
+    addr: `${host}:${port}`,
+    queries,
     stop: async () => {
       for (const c of conns) c.destroy();
       await Promise.all([new Promise<void>((r) => sock.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]);
