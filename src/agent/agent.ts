@@ -39,9 +39,9 @@ import type { CommandRunner } from './exec.ts';
 import { canonicalIp } from './iface.ts';
 import { NodeNetwork } from './network.ts';
 import { removePidfile, writePidfile } from './pidfile.ts';
-import { SETUP_ERROR_TYPES, SetupMetrics } from './setup-metrics.ts';
+import { SetupErrorType, SetupMetrics } from './setup-metrics.ts';
 import { TemplateError } from './template.ts';
-import { PEER_PHASES, PEER_ROLES, PeerRegistry, describePeer, networkNamespaceId, peerScope, waitForLocalIps, type PeerRole } from './standby.ts';
+import { PeerPhase, PeerRole, PeerRegistry, describePeer, networkNamespaceId, peerScope, waitForLocalIps } from './standby.ts';
 
 export interface EngineHandle {
   /** The cluster's zones for the next reload (the engine hands them to every worker then). */
@@ -81,12 +81,12 @@ export interface AgentHandle {
   readonly metricsAddress: AddressInfo | undefined;
 }
 
-export const AGENT_ERROR_CODES = {
-  config: 'ERR_AGENT_CONFIG',
+export const AgentErrorCode = {
+  CONFIG: 'ERR_AGENT_CONFIG',
 } as const;
 
 export class AgentError extends Error {
-  readonly code = AGENT_ERROR_CODES.config;
+  readonly code = AgentErrorCode.CONFIG;
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'AgentError';
@@ -160,7 +160,7 @@ class NodeAgent {
     this.#log = deps.log ?? agentLog;
     this.#version = deps.version ?? agentVersion();
     this.metrics = new SetupMetrics({ processMetrics: deps.processMetrics ?? true });
-    this.#role = opts.standby ? PEER_ROLES.standby : PEER_ROLES.primary;
+    this.#role = opts.standby ? PeerRole.STANDBY : PeerRole.PRIMARY;
     const shared = { log: this.#log, metrics: this.metrics };
     this.#corefile = new CorefileWriter(opts, { env: deps.env ?? process.env, ...shared });
     this.#network = new NodeNetwork(opts, { runner: deps.runner, ...shared });
@@ -224,14 +224,14 @@ class NodeAgent {
     if ((opts.setupInterface || opts.setupIptables) && opts.localIps.length === 0) {
       throw new AgentError('-localip is required to set up the interface or iptables rules (or pass -setupinterface=false -setupiptables=false)');
     }
-    if (this.#role === PEER_ROLES.standby && (opts.peerDir === '' || opts.localIps.length === 0)) {
+    if (this.#role === PeerRole.STANDBY && (opts.peerDir === '' || opts.localIps.length === 0)) {
       throw new AgentError('-standby needs -localip and a -peerdir shared with the primary');
     }
   }
 
   #logRole(): void {
     const opts = this.#opts;
-    if (this.#role === PEER_ROLES.standby) {
+    if (this.#role === PeerRole.STANDBY) {
       this.#log.info(
         `Role: standby - serves ${opts.localIps.join(', ')} beside the primary; never sets up or repairs the ` +
           `interface or the iptables rules; removes them on exit only if no other instance is alive`,
@@ -267,7 +267,7 @@ class NodeAgent {
       });
       this.#log.info(`Registered as ${this.#role} in ${opts.peerDir} (${this.#registry.path})`);
     } catch (err) {
-      if (this.#role === PEER_ROLES.standby) {
+      if (this.#role === PeerRole.STANDBY) {
         await this.metrics.close();
         throw new AgentError(`standby cannot register in ${opts.peerDir}: ${(err as Error).message}`, { cause: err });
       }
@@ -294,7 +294,7 @@ class NodeAgent {
     try {
       r = await corefile.render();
     } catch (err) {
-      this.metrics.inc(SETUP_ERROR_TYPES.configmap);
+      this.metrics.inc(SetupErrorType.CONFIGMAP);
       await this.#abandon();
       if (err instanceof TemplateError) throw new AgentError(`cannot render ${corefile.basePath}: ${err.message}`, { cause: err });
       throw new AgentError(`cannot read ${corefile.basePath}: ${(err as Error).message}`, { cause: err });
@@ -311,7 +311,7 @@ class NodeAgent {
   /** 2. A primary sets the interface up; a standby waits for the local IPs (the engine cannot bind them before). */
   async #setUpInterface(): Promise<void> {
     try {
-      if (this.#role === PEER_ROLES.primary) await this.#network.ensureInterface(true);
+      if (this.#role === PeerRole.PRIMARY) await this.#network.ensureInterface(true);
       else await waitForLocalIps(this.#opts.localIps, { log: this.#log, signal: this.#deps.signal });
     } catch (err) {
       await this.#abandon();
@@ -327,7 +327,7 @@ class NodeAgent {
    */
   async #checkRulesBeforeServing(): Promise<void> {
     const rules = this.#network.rules;
-    if (this.#role !== PEER_ROLES.primary || !this.#registry || !rules) return;
+    if (this.#role !== PeerRole.PRIMARY || !this.#registry || !rules) return;
     const live = await this.#registry.peers();
     if (live.length === 0) return;
     this.#rulesCheckedBeforeServing = true;
@@ -353,13 +353,13 @@ class NodeAgent {
 
   /** 4. A primary installs the rules once serving, so that a server that fails to start never receives the node's DNS traffic. */
   async #installRules(): Promise<void> {
-    if (this.#role === PEER_ROLES.primary && !this.#rulesCheckedBeforeServing) await this.#network.rules?.ensureAll();
+    if (this.#role === PeerRole.PRIMARY && !this.#rulesCheckedBeforeServing) await this.#network.rules?.ensureAll();
   }
 
   /** 5. Every `-syncinterval`: a primary re-ensures rules and interface (also when a peer asks); a standby watches the primary. */
   async #startPeriodicSync(): Promise<void> {
     const syncIntervalMs = this.#opts.syncIntervalMs;
-    if (this.#role === PEER_ROLES.primary) {
+    if (this.#role === PeerRole.PRIMARY) {
       const syncTick = tick(this.#log, 'Periodic network sync', () => this.sync());
       this.#periodicTimer = setInterval(syncTick, syncIntervalMs);
       this.#registry?.onSync(syncTick);
@@ -376,7 +376,7 @@ class NodeAgent {
   async #watchPrimary(): Promise<void> {
     const registry = this.#registry;
     if (!registry || this.#stopping) return;
-    const primaries = (await registry.peers()).filter((p) => p.name.role === PEER_ROLES.primary);
+    const primaries = (await registry.peers()).filter((p) => p.name.role === PeerRole.PRIMARY);
     const alive = primaries.length > 0;
     if (alive === this.#primaryAlive || this.#stopping) return;
     this.#primaryAlive = alive;
@@ -405,8 +405,8 @@ class NodeAgent {
 
   #logReady(): void {
     const opts = this.#opts;
-    if (this.#registry) this.#registry.phase = PEER_PHASES.serving;
-    if (this.#role === PEER_ROLES.standby) {
+    if (this.#registry) this.#registry.phase = PeerPhase.SERVING;
+    if (this.#role === PeerRole.STANDBY) {
       this.#log.info(`Start-up complete: serving ${opts.localIps.join(', ')} as standby; interface and iptables rules are the primary's`);
       return;
     }
@@ -433,7 +433,7 @@ class NodeAgent {
   /** 7. The shutdown, in order: no more ticks or refreshes, the engine drains, then the set-up goes if we are the last. */
   async #stop(): Promise<void> {
     this.#stopping = true;
-    if (this.#registry) this.#registry.phase = PEER_PHASES.stopping;
+    if (this.#registry) this.#registry.phase = PeerPhase.STOPPING;
     clearInterval(this.#periodicTimer);
     await this.#refresher?.stop();
     await this.#syncing;
@@ -470,7 +470,7 @@ class NodeAgent {
     if (registry) {
       // A primary that registered while we were removing things puts them back now rather than
       // at its next periodic sync.
-      for (const p of (await registry.peers()).filter((x) => x.name.role === PEER_ROLES.primary)) {
+      for (const p of (await registry.peers()).filter((x) => x.name.role === PeerRole.PRIMARY)) {
         this.#log.info(`${describePeer(p)} started during the teardown: asking it to restore the set-up`);
         await registry.requestSync(p);
       }

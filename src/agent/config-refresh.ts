@@ -12,7 +12,7 @@ import { dirname } from 'node:path';
 import type { Logger } from '../plugin.ts';
 import { ConfigWatcher, fileVersion, readConfigDir, type WatchSource } from './configmap.ts';
 import type { CorefileWriter, RenderedCorefile } from './corefile-writer.ts';
-import { SETUP_ERROR_TYPES, type SetupMetrics } from './setup-metrics.ts';
+import { SetupErrorType, type SetupMetrics } from './setup-metrics.ts';
 
 /** What a refresh needs of the engine (agent.ts EngineHandle). */
 export interface ReloadableEngine {
@@ -107,7 +107,7 @@ export class ConfigRefresher {
       r = await corefile.render();
     } catch (err) {
       this.#log.error(`Failed to update Corefile from ${corefile.basePath}, keeping the current one: ${(err as Error).message}`);
-      this.#metrics.inc(SETUP_ERROR_TYPES.configmap);
+      this.#metrics.inc(SetupErrorType.CONFIGMAP);
       return;
     }
     if (r.corefile === this.#current) return;
@@ -116,7 +116,7 @@ export class ConfigRefresher {
       await corefile.write(r.corefile);
     } catch (err) {
       this.#log.error(`Failed to write config file ${corefile.path} - ${(err as Error).message}`);
-      this.#metrics.inc(SETUP_ERROR_TYPES.configmap);
+      this.#metrics.inc(SetupErrorType.CONFIGMAP);
       return;
     }
     corefile.announce(r);
@@ -126,7 +126,7 @@ export class ConfigRefresher {
       this.#current = r.corefile;
     } catch (err) {
       this.#log.error(`Reload of ${corefile.path} failed, still serving the previous configuration: ${(err as Error).message}`);
-      this.#metrics.inc(SETUP_ERROR_TYPES.configmap);
+      this.#metrics.inc(SetupErrorType.CONFIGMAP);
       if (previous !== undefined) {
         await corefile.write(previous).catch((e: unknown) => this.#log.error(`Failed to restore ${corefile.path}: ${(e as Error).message}`));
       }

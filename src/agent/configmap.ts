@@ -27,7 +27,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { TextDecoder } from 'node:util';
 import { DEFAULT_CONFIG_LIMITS } from '../corefile/limits.ts';
-import { READ_FAILURES, ReadRegularError, readRegularFile } from '../util/read-regular.ts';
+import { ReadFailure, ReadRegularError, readRegularFile } from '../util/read-regular.ts';
 
 const CONFIGMAP_KEYS = {
   stubDomains: 'stubDomains',
@@ -174,7 +174,7 @@ export async function readConfigDir(dir: string): Promise<DirSnapshot> {
     } catch (err) {
       // A file vanishing between readdir and read is an update in progress: the next poll sees it.
       if (isNotFound(err)) continue;
-      if (err instanceof ReadRegularError && err.failure === READ_FAILURES.tooLarge) {
+      if (err instanceof ReadRegularError && err.failure === ReadFailure.TOO_LARGE) {
         throw new ConfigMapError(`${dir} holds more than ${MAX_CONFIGMAP_BYTES} bytes (at ${name})`, name, { cause: err });
       }
       throw new ConfigMapError(err instanceof ReadRegularError ? err.message : `cannot read ${path}: ${(err as Error).message}`, name, { cause: err });

@@ -15,7 +15,7 @@ import { CLUSTER_ZONES_ENV, DEFAULT_CLUSTER_ZONES, clusterZonesFrom } from '../c
 import type { Logger } from '../plugin.ts';
 import { readRegularFile } from '../util/read-regular.ts';
 import { ConfigMapError, MAX_TEMPLATE_BYTES, emptyKubeDnsConfig, loadKubeDnsConfig, type KubeDnsConfig } from './configmap.ts';
-import { SETUP_ERROR_TYPES, type SetupMetrics } from './setup-metrics.ts';
+import { SetupErrorType, type SetupMetrics } from './setup-metrics.ts';
 import { renderCorefile } from './template.ts';
 
 /** One rendering of the template. */
@@ -86,7 +86,7 @@ export class CorefileWriter {
     } catch (err) {
       const msg = err instanceof ConfigMapError ? err.message : String(err);
       this.#log.error(`Invalid kube-dns ConfigMap in ${this.#opts.kubeDnsConfigMapDir}, keeping the last good values: ${msg}`);
-      this.#metrics.inc(SETUP_ERROR_TYPES.configmap);
+      this.#metrics.inc(SetupErrorType.CONFIGMAP);
     }
   }
 

@@ -14,13 +14,13 @@
 import { isIP } from 'node:net';
 import { execRunner, firstLine, type CommandRunner } from './exec.ts';
 
-export const IFACE_ERROR_CODES = {
-  unsupported: 'ERR_IFACE_UNSUPPORTED',
-  add: 'ERR_IFACE_ADD',
-  check: 'ERR_IFACE_CHECK',
-  remove: 'ERR_IFACE_REMOVE',
+export const InterfaceErrorCode = {
+  UNSUPPORTED: 'ERR_IFACE_UNSUPPORTED',
+  ADD: 'ERR_IFACE_ADD',
+  CHECK: 'ERR_IFACE_CHECK',
+  REMOVE: 'ERR_IFACE_REMOVE',
 } as const;
-export type InterfaceErrorCode = (typeof IFACE_ERROR_CODES)[keyof typeof IFACE_ERROR_CODES];
+export type InterfaceErrorCode = (typeof InterfaceErrorCode)[keyof typeof InterfaceErrorCode];
 
 export class InterfaceError extends Error {
   readonly code: InterfaceErrorCode;
@@ -50,7 +50,7 @@ export function canonicalIp(ip: string): string {
   const fam = isIP(ip);
   if (fam === 4) return ip;
   if (fam === 6) return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
-  throw new InterfaceError(IFACE_ERROR_CODES.check, `not an IP address: ${JSON.stringify(ip)}`);
+  throw new InterfaceError(InterfaceErrorCode.CHECK, `not an IP address: ${JSON.stringify(ip)}`);
 }
 
 /** `ip link add` failed because the kernel does not know the link type. */
@@ -85,13 +85,13 @@ export class InterfaceManager {
     const r = await this.#run('ip', ['-j', 'addr', 'show', 'dev', this.spec.name]);
     if (r.code !== 0) {
       if (isMissingDevice(r.stderr)) return null;
-      throw new InterfaceError(IFACE_ERROR_CODES.check, `cannot inspect interface ${this.spec.name}: ${firstLine(r.stderr) || `ip exited with ${r.code}`}`);
+      throw new InterfaceError(InterfaceErrorCode.CHECK, `cannot inspect interface ${this.spec.name}: ${firstLine(r.stderr) || `ip exited with ${r.code}`}`);
     }
     let parsed: IpAddrJson[];
     try {
       parsed = JSON.parse(r.stdout) as IpAddrJson[];
     } catch {
-      throw new InterfaceError(IFACE_ERROR_CODES.check, `cannot parse "ip -j addr show dev ${this.spec.name}" output`);
+      throw new InterfaceError(InterfaceErrorCode.CHECK, `cannot parse "ip -j addr show dev ${this.spec.name}" output`);
     }
     const out: string[] = [];
     for (const link of parsed) {
@@ -121,14 +121,14 @@ export class InterfaceManager {
         const cause = firstLine(r.stderr) || `ip exited with ${r.code}`;
         if (isUnsupportedLinkType(r.stderr)) {
           throw new InterfaceError(
-            IFACE_ERROR_CODES.unsupported,
+            InterfaceErrorCode.UNSUPPORTED,
             `cannot create interface ${name}: this kernel has no "${type}" link type ` +
               `(${type === 'dummy' ? 'the dummy module is not built or not loaded' : 'the link type is unavailable'}; ip said: ${cause}). ` +
               `Work around it with -interfacetype=bridge, or with -setupinterface=false after putting ` +
               `${this.spec.ips.join(', ')} on an interface yourself.`,
           );
         }
-        throw new InterfaceError(IFACE_ERROR_CODES.add, `cannot create interface ${name} of type ${type}: ${cause}`);
+        throw new InterfaceError(InterfaceErrorCode.ADD, `cannot create interface ${name} of type ${type}: ${cause}`);
       }
       current = [];
     }
@@ -142,7 +142,7 @@ export class InterfaceManager {
       if (r.code !== 0) {
         if (isAddressPresent(r.stderr)) continue;
         throw new InterfaceError(
-          created ? IFACE_ERROR_CODES.add : IFACE_ERROR_CODES.check,
+          created ? InterfaceErrorCode.ADD : InterfaceErrorCode.CHECK,
           `cannot add address ${ip} to interface ${name}: ${firstLine(r.stderr) || `ip exited with ${r.code}`}`,
         );
       }
@@ -156,6 +156,6 @@ export class InterfaceManager {
     const r = await this.#run('ip', ['link', 'del', this.spec.name]);
     if (r.code === 0) return true;
     if (isMissingDevice(r.stderr)) return false;
-    throw new InterfaceError(IFACE_ERROR_CODES.remove, `cannot delete interface ${this.spec.name}: ${firstLine(r.stderr) || `ip exited with ${r.code}`}`);
+    throw new InterfaceError(InterfaceErrorCode.REMOVE, `cannot delete interface ${this.spec.name}: ${firstLine(r.stderr) || `ip exited with ${r.code}`}`);
   }
 }

@@ -22,7 +22,7 @@ import { isIP } from 'node:net';
 import type { Logger } from '../plugin.ts';
 import { execRunner, firstLine, type CommandRunner } from './exec.ts';
 import type { EnsureRulesResult, RulesBackend, TeardownRulesResult } from './rules.ts';
-import { SETUP_ERROR_TYPES, type SetupErrorType } from './setup-metrics.ts';
+import { SetupErrorType } from './setup-metrics.ts';
 
 export type { EnsureRulesResult } from './rules.ts';
 
@@ -48,26 +48,26 @@ export interface IptablesRule {
   ipv6: boolean;
 }
 
-export const IPTABLES_ERROR_CODES = {
-  failed: 'ERR_IPTABLES',
-  lock: 'ERR_IPTABLES_LOCK',
+export const IptablesErrorCode = {
+  FAILED: 'ERR_IPTABLES',
+  LOCK: 'ERR_IPTABLES_LOCK',
 } as const;
 
 export class IptablesError extends Error {
-  readonly code: (typeof IPTABLES_ERROR_CODES)[keyof typeof IPTABLES_ERROR_CODES];
+  readonly code: (typeof IptablesErrorCode)[keyof typeof IptablesErrorCode];
   /** Error type for coredns_nodecache_setup_errors_total. */
   readonly errorType: SetupErrorType;
   constructor(message: string, stderr: string) {
     super(message);
     this.name = 'IptablesError';
     this.errorType = classifyIptablesError(stderr);
-    this.code = this.errorType === SETUP_ERROR_TYPES.iptablesLock ? IPTABLES_ERROR_CODES.lock : IPTABLES_ERROR_CODES.failed;
+    this.code = this.errorType === SetupErrorType.IPTABLES_LOCK ? IptablesErrorCode.LOCK : IptablesErrorCode.FAILED;
   }
 }
 
 /** `iptables_lock` when another process held the xtables lock past our wait, else `iptables`. */
 export function classifyIptablesError(stderr: string): SetupErrorType {
-  return /holding the xtables lock|xtables lock/i.test(stderr) ? SETUP_ERROR_TYPES.iptablesLock : SETUP_ERROR_TYPES.iptables;
+  return /holding the xtables lock|xtables lock/i.test(stderr) ? SetupErrorType.IPTABLES_LOCK : SetupErrorType.IPTABLES;
 }
 
 /** The rules for the given local IPs, in node-cache's order (12 per IP). */
@@ -198,7 +198,7 @@ export class IptablesManager implements RulesBackend {
 
   #fail(err: unknown, what: string, rule: IptablesRule): void {
     const e = err instanceof IptablesError ? err : new IptablesError(String((err as Error)?.message ?? err), '');
-    if (e.errorType === SETUP_ERROR_TYPES.iptablesLock) {
+    if (e.errorType === SetupErrorType.IPTABLES_LOCK) {
       this.#log.info(`Error ${what} iptables rule ${formatRule(rule)}, due to xtables lock in use, retrying later`);
     } else {
       this.#log.error(`Error ${what} iptables rule ${formatRule(rule)}, error - ${e.message}`);

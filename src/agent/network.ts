@@ -10,9 +10,9 @@
 import type { Options } from '../cli/options.ts';
 import type { Logger } from '../plugin.ts';
 import type { CommandRunner } from './exec.ts';
-import { IFACE_ERROR_CODES, InterfaceError, InterfaceManager } from './iface.ts';
+import { InterfaceErrorCode, InterfaceError, InterfaceManager } from './iface.ts';
 import { chooseRulesBackend, createRulesBackend, type RulesBackend } from './rules.ts';
-import { SETUP_ERROR_TYPES, type SetupMetrics } from './setup-metrics.ts';
+import { SetupErrorType, type SetupMetrics } from './setup-metrics.ts';
 
 type NetworkOptions = Pick<
   Options,
@@ -51,15 +51,15 @@ export class NodeNetwork {
       if (res.created) this.#log.info(`Added interface - ${name}`);
       else if (res.addedAddrs.length > 0) this.#log.info(`Added back addresses ${res.addedAddrs.join(', ')} to interface ${name}`);
     } catch (err) {
-      const e = err instanceof InterfaceError ? err : new InterfaceError(IFACE_ERROR_CODES.check, String(err));
-      if (e.code === IFACE_ERROR_CODES.check) {
+      const e = err instanceof InterfaceError ? err : new InterfaceError(InterfaceErrorCode.CHECK, String(err));
+      if (e.code === InterfaceErrorCode.CHECK) {
         this.#log.error(`Error checking interface ${name} - ${e.message}`);
-        this.#metrics.inc(SETUP_ERROR_TYPES.interfaceCheck);
+        this.#metrics.inc(SetupErrorType.INTERFACE_CHECK);
       } else {
         this.#log.error(`Failed to add non-existent interface ${name}: ${e.message}`);
-        this.#metrics.inc(SETUP_ERROR_TYPES.interfaceAdd);
+        this.#metrics.inc(SetupErrorType.INTERFACE_ADD);
       }
-      if (startup && e.code === IFACE_ERROR_CODES.unsupported) throw e;
+      if (startup && e.code === InterfaceErrorCode.UNSUPPORTED) throw e;
     }
   }
 

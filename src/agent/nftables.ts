@@ -30,7 +30,7 @@ import { execRunner, firstLine, type CommandRunner } from './exec.ts';
 import { canonicalIp } from './iface.ts';
 import type { IptablesRule } from './iptables.ts';
 import type { EnsureRulesResult, RulesBackend, TeardownRulesResult } from './rules.ts';
-import { SETUP_ERROR_TYPES, type SetupErrorType } from './setup-metrics.ts';
+import { SetupErrorType } from './setup-metrics.ts';
 
 export const NFT_TABLE_FAMILY = 'inet';
 export const NFT_TABLE_NAME = 'node-local-dns';
@@ -248,7 +248,7 @@ export function diffNftTable(expected: readonly NftRule[], state: NftTableState)
 
 export class NftablesError extends Error {
   readonly code = 'ERR_NFTABLES' as const;
-  readonly errorType: SetupErrorType = SETUP_ERROR_TYPES.iptables;
+  readonly errorType: SetupErrorType = SetupErrorType.IPTABLES;
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'NftablesError';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
-import { SETUP_ERRORS_METRIC, SETUP_ERROR_TYPES, SetupMetrics } from './setup-metrics.ts';
+import { SETUP_ERRORS_METRIC, SetupErrorType, SetupMetrics } from './setup-metrics.ts';
 import { DEFAULT_HTTP_LIMITS } from '../metrics/http-endpoints.ts';
 import { HttpDropReason, httpConnectionDrops } from '../metrics/process-metrics.ts';
 import { waitUntil } from '../../test/lib/net.ts';
@@ -12,9 +12,9 @@ test('every error type starts at 0 and counts up', async () => {
   for (const t of ['iptables', 'iptables_lock', 'interface_add', 'interface_check', 'configmap']) {
     assert.match(text, new RegExp(`^${SETUP_ERRORS_METRIC}\\{errortype="${t}"\\} 0$`, 'm'), t);
   }
-  m.inc(SETUP_ERROR_TYPES.iptablesLock);
-  m.inc(SETUP_ERROR_TYPES.iptablesLock);
-  m.inc(SETUP_ERROR_TYPES.configmap);
+  m.inc(SetupErrorType.IPTABLES_LOCK);
+  m.inc(SetupErrorType.IPTABLES_LOCK);
+  m.inc(SetupErrorType.CONFIGMAP);
   assert.equal(await m.count('iptables_lock'), 2);
   assert.equal(await m.count('configmap'), 1);
   assert.equal(await m.count('iptables'), 0);
@@ -25,7 +25,7 @@ test('served on /metrics, 404 elsewhere', async (t) => {
   const m = new SetupMetrics();
   const addr = await m.listen('127.0.0.1:0');
   t.after(() => m.close());
-  m.inc(SETUP_ERROR_TYPES.interfaceAdd);
+  m.inc(SetupErrorType.INTERFACE_ADD);
   const res = await fetch(`http://127.0.0.1:${addr.port}/metrics`);
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type') ?? '', /text\/plain/);

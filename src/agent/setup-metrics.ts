@@ -18,14 +18,14 @@ import { splitListenAddress } from '../cli/options.ts';
 import { createHardenedServer, type HttpLimits } from '../metrics/http-endpoints.ts';
 import { RenderScheduler, SCRAPE_RENDER_INTERVAL_MS } from '../metrics/hub.ts';
 
-export const SETUP_ERROR_TYPES = {
-  iptables: 'iptables',
-  iptablesLock: 'iptables_lock',
-  interfaceAdd: 'interface_add',
-  interfaceCheck: 'interface_check',
-  configmap: 'configmap',
+export const SetupErrorType = {
+  IPTABLES: 'iptables',
+  IPTABLES_LOCK: 'iptables_lock',
+  INTERFACE_ADD: 'interface_add',
+  INTERFACE_CHECK: 'interface_check',
+  CONFIGMAP: 'configmap',
 } as const;
-export type SetupErrorType = (typeof SETUP_ERROR_TYPES)[keyof typeof SETUP_ERROR_TYPES];
+export type SetupErrorType = (typeof SetupErrorType)[keyof typeof SetupErrorType];
 
 export const SETUP_ERRORS_METRIC = 'coredns_nodecache_setup_errors_total';
 const LISTEN_ERRORS_METRIC = 'nodelocaldns_setup_metrics_listen_errors_total';
@@ -60,7 +60,7 @@ export class SetupMetrics {
       labelNames: ['errortype'],
       registers: [this.registry],
     });
-    for (const t of Object.values(SETUP_ERROR_TYPES)) this.#errors.inc({ errortype: t }, 0);
+    for (const t of Object.values(SetupErrorType)) this.#errors.inc({ errortype: t }, 0);
     this.#listenErrors = new Counter({
       name: LISTEN_ERRORS_METRIC,
       help: 'Failed attempts to start the -metrics-listen-address listener (retried until it binds)',

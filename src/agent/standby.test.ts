@@ -12,18 +12,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../plugin.ts';
-import {
-  PEER_ERROR_CODES,
-  PeerError,
-  PeerRegistry,
-  formatPeerName,
-  parsePeerName,
-  peerScope,
-  probePeer,
-  unboundableIps,
-  waitForLocalIps,
-  type PeerRole,
-} from './standby.ts';
+import { PeerErrorCode, PeerError, PeerRegistry, formatPeerName, parsePeerName, peerScope, probePeer, unboundableIps, waitForLocalIps, type PeerRole } from './standby.ts';
 
 function captureLog(): Logger & { lines: string[] } {
   const lines: string[] = [];
@@ -200,7 +189,7 @@ test('an unusable peer directory is a PeerError', async (t) => {
   await writeFile(join(dir, 'file'), '');
   await assert.rejects(
     PeerRegistry.join({ dir: join(dir, 'file', 'sub'), role: 'standby', scope: SCOPE, version: 'v', log: captureLog() }),
-    (e: unknown) => e instanceof PeerError && e.code === PEER_ERROR_CODES.dir,
+    (e: unknown) => e instanceof PeerError && e.code === PeerErrorCode.DIR,
   );
   await assert.rejects(
     PeerRegistry.join({ dir: join(dir, 'x'.repeat(120)), role: 'standby', scope: SCOPE, version: 'v', log: captureLog() }),
@@ -220,7 +209,7 @@ test('waitForLocalIps: returns once bindable, waits otherwise, and can be aborte
   const waiting = waitForLocalIps(['198.18.255.254'], { log, signal: ac.signal, pollMs: 20 });
   await new Promise((r) => setTimeout(r, 100));
   ac.abort();
-  await assert.rejects(waiting, (e: unknown) => e instanceof PeerError && e.code === PEER_ERROR_CODES.aborted);
+  await assert.rejects(waiting, (e: unknown) => e instanceof PeerError && e.code === PeerErrorCode.ABORTED);
   assert.deepEqual(log.lines, ['[INFO] Waiting for 198.18.255.254 to be set up by the primary before serving']);
 });
 

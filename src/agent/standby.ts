@@ -30,11 +30,11 @@ import { join } from 'node:path';
 import type { Logger } from '../plugin.ts';
 import type { CommandRunner } from './exec.ts';
 
-export const PEER_ROLES = { primary: 'primary', standby: 'standby' } as const;
-export type PeerRole = (typeof PEER_ROLES)[keyof typeof PEER_ROLES];
+export const PeerRole = { PRIMARY: 'primary', STANDBY: 'standby' } as const;
+export type PeerRole = (typeof PeerRole)[keyof typeof PeerRole];
 
-export const PEER_PHASES = { starting: 'starting', serving: 'serving', stopping: 'stopping' } as const;
-export type PeerPhase = (typeof PEER_PHASES)[keyof typeof PEER_PHASES];
+export const PeerPhase = { STARTING: 'starting', SERVING: 'serving', STOPPING: 'stopping' } as const;
+export type PeerPhase = (typeof PeerPhase)[keyof typeof PeerPhase];
 
 /** How long a probe waits for a connected peer's status line. */
 const PEER_PROBE_TIMEOUT_MS = 1000;
@@ -47,12 +47,12 @@ const MAX_PEER_CONNECTIONS = 32;
 /** sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
 
-export const PEER_ERROR_CODES = {
-  dir: 'ERR_PEER_DIR',
-  listen: 'ERR_PEER_LISTEN',
-  aborted: 'ERR_PEER_ABORTED',
+export const PeerErrorCode = {
+  DIR: 'ERR_PEER_DIR',
+  LISTEN: 'ERR_PEER_LISTEN',
+  ABORTED: 'ERR_PEER_ABORTED',
 } as const;
-export type PeerErrorCode = (typeof PEER_ERROR_CODES)[keyof typeof PEER_ERROR_CODES];
+export type PeerErrorCode = (typeof PeerErrorCode)[keyof typeof PeerErrorCode];
 
 export class PeerError extends Error {
   readonly code: PeerErrorCode;
@@ -138,7 +138,7 @@ function parseStatus(line: string): PeerStatus | undefined {
       role: v.role,
       pid: v.pid,
       scope: String(v.scope ?? ''),
-      phase: (Object.values(PEER_PHASES) as string[]).includes(String(v.phase)) ? (v.phase as PeerPhase) : PEER_PHASES.serving,
+      phase: (Object.values(PeerPhase) as string[]).includes(String(v.phase)) ? (v.phase as PeerPhase) : PeerPhase.SERVING,
       version: String(v.version ?? ''),
       startedAt: String(v.startedAt ?? ''),
     };
@@ -235,7 +235,7 @@ export class PeerRegistry {
   readonly scope: string;
   readonly id: string;
   readonly path: string;
-  phase: PeerPhase = PEER_PHASES.starting;
+  phase: PeerPhase = PeerPhase.STARTING;
   readonly #log: Logger;
   readonly #version: string;
   readonly #startedAt = new Date().toISOString();
@@ -261,12 +261,12 @@ export class PeerRegistry {
     const name = formatPeerName({ role: opts.role, scope: opts.scope, pid: process.pid, nonce: randomBytes(4).toString('hex') });
     const reg = new PeerRegistry(opts, name);
     if (Buffer.byteLength(join(opts.dir, `.${name}.tmp`)) > MAX_SOCKET_PATH_BYTES) {
-      throw new PeerError(PEER_ERROR_CODES.dir, `peer directory path ${opts.dir} is too long for a unix socket`);
+      throw new PeerError(PeerErrorCode.DIR, `peer directory path ${opts.dir} is too long for a unix socket`);
     }
     try {
       await mkdir(opts.dir, { recursive: true, mode: 0o755 });
     } catch (err) {
-      throw new PeerError(PEER_ERROR_CODES.dir, `cannot create peer directory ${opts.dir}: ${(err as Error).message}`, { cause: err });
+      throw new PeerError(PeerErrorCode.DIR, `cannot create peer directory ${opts.dir}: ${(err as Error).message}`, { cause: err });
     }
     await reg.#sweep();
     await reg.#listen(name);
@@ -288,7 +288,7 @@ export class PeerRegistry {
     } catch (err) {
       server.close();
       await rm(tmp, { force: true }).catch(() => undefined);
-      throw new PeerError(PEER_ERROR_CODES.listen, `cannot listen on ${this.path}: ${(err as Error).message}`, { cause: err });
+      throw new PeerError(PeerErrorCode.LISTEN, `cannot listen on ${this.path}: ${(err as Error).message}`, { cause: err });
     }
     server.on('error', (err) => this.#log.error(`peer socket ${this.path}: ${err.message}`));
     server.maxConnections = MAX_PEER_CONNECTIONS;
@@ -453,7 +453,7 @@ export async function unboundableIps(ips: readonly string[]): Promise<string[]> 
 export async function waitForLocalIps(ips: readonly string[], opts: { log: Logger; signal?: AbortSignal; pollMs?: number; what?: string }): Promise<void> {
   let announced = false;
   for (;;) {
-    if (opts.signal?.aborted) throw new PeerError(PEER_ERROR_CODES.aborted, 'stopped while waiting for the local IPs');
+    if (opts.signal?.aborted) throw new PeerError(PeerErrorCode.ABORTED, 'stopped while waiting for the local IPs');
     const missing = await unboundableIps(ips);
     if (missing.length === 0) {
       if (announced) opts.log.info(`${opts.what ?? 'Local IPs'} ${ips.join(', ')} are now present`);

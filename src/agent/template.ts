@@ -38,11 +38,11 @@ const STUB_CACHE_TTL_SEC = 30;
 /** The metrics listener of the stock Corefile (what stub blocks get when the template uses it). */
 const STUB_PROMETHEUS_ADDR = ':9253';
 
-const TEMPLATE_ERROR_CODES = {
-  serviceEnv: 'ERR_TEMPLATE_SERVICE_ENV',
-  localIps: 'ERR_TEMPLATE_LOCAL_IPS',
+const TemplateErrorCode = {
+  SERVICE_ENV: 'ERR_TEMPLATE_SERVICE_ENV',
+  LOCAL_IPS: 'ERR_TEMPLATE_LOCAL_IPS',
 } as const;
-type TemplateErrorCode = (typeof TEMPLATE_ERROR_CODES)[keyof typeof TEMPLATE_ERROR_CODES];
+type TemplateErrorCode = (typeof TemplateErrorCode)[keyof typeof TemplateErrorCode];
 
 export class TemplateError extends Error {
   readonly code: TemplateErrorCode;
@@ -67,13 +67,13 @@ export function clusterDnsIp(serviceName: string, env: Readonly<Record<string, s
   const value = env[name];
   if (value === undefined || value === '') {
     throw new TemplateError(
-      TEMPLATE_ERROR_CODES.serviceEnv,
+      TemplateErrorCode.SERVICE_ENV,
       `the template uses ${PILLAR.clusterDns} but environment variable ${name} (cluster IP of service ` + `"${serviceName}", see -upstreamsvc) is not set`,
     );
   }
   if (isIP(value.trim()) === 0) {
     throw new TemplateError(
-      TEMPLATE_ERROR_CODES.serviceEnv,
+      TemplateErrorCode.SERVICE_ENV,
       `environment variable ${name} (cluster IP of service "${serviceName}") is not an IP address: ${JSON.stringify(value)}`,
     );
   }
@@ -152,7 +152,7 @@ export function renderCorefile(input: RenderInput): RenderResult {
   let text = input.base;
 
   if (text.includes(PILLAR.localDns) && input.localIps.length === 0) {
-    throw new TemplateError(TEMPLATE_ERROR_CODES.localIps, `the template uses ${PILLAR.localDns} but no -localip was given`);
+    throw new TemplateError(TemplateErrorCode.LOCAL_IPS, `the template uses ${PILLAR.localDns} but no -localip was given`);
   }
 
   const customUpstream = input.upstreamNameservers.join(' ');

@@ -18,9 +18,9 @@
  */
 import { formatGoDuration, parseGoDurationMs } from '../util/duration.ts';
 
-export const FLAG_ERROR_CODES = {
-  flag: 'ERR_FLAG',
-  help: 'ERR_FLAG_HELP',
+export const FlagErrorCode = {
+  FLAG: 'ERR_FLAG',
+  HELP: 'ERR_FLAG_HELP',
 } as const;
 
 /** Exit status Go's flag.ExitOnError uses for a bad command line. */
@@ -29,7 +29,7 @@ export const EXIT_CODE_FLAG_ERROR = 2;
 export const EXIT_CODE_HELP = 0;
 
 export class FlagError extends Error {
-  readonly code: typeof FLAG_ERROR_CODES.flag = FLAG_ERROR_CODES.flag;
+  readonly code: typeof FlagErrorCode.FLAG = FlagErrorCode.FLAG;
   constructor(message: string) {
     super(message);
     this.name = 'FlagError';
@@ -37,7 +37,7 @@ export class FlagError extends Error {
 }
 
 export class FlagHelpRequested extends Error {
-  readonly code: typeof FLAG_ERROR_CODES.help = FLAG_ERROR_CODES.help;
+  readonly code: typeof FlagErrorCode.HELP = FlagErrorCode.HELP;
   constructor() {
     super('flag: help requested');
     this.name = 'FlagHelpRequested';

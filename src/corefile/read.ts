@@ -11,7 +11,7 @@
  */
 import fs from 'node:fs';
 import { Buffer } from 'node:buffer';
-import { READ_FAILURES, ReadRegularError, readRegularFile } from '../util/read-regular.ts';
+import { ReadFailure, ReadRegularError, readRegularFile } from '../util/read-regular.ts';
 
 const ConfigReadErrorCode = 'ERR_CONFIG_READ' as const;
 
@@ -75,8 +75,8 @@ export async function readConfigFile(file: string, maxBytes: number, whole = tru
     return (await readRegularFile(file, maxBytes)).toString('utf8');
   } catch (err) {
     if (!(err instanceof ReadRegularError)) throw openError(file, err);
-    if (err.failure === READ_FAILURES.tooLarge) throw tooLarge(file, maxBytes, whole);
-    if (err.failure === READ_FAILURES.notRegular) throw new ConfigReadError(file, err.reason, err.errno ?? null);
+    if (err.failure === ReadFailure.TOO_LARGE) throw tooLarge(file, maxBytes, whole);
+    if (err.failure === ReadFailure.NOT_REGULAR) throw new ConfigReadError(file, err.reason, err.errno ?? null);
     throw new ConfigReadError(file, err.sysMessage ?? err.reason, err.errno ?? null);
   }
 }

@@ -22,11 +22,11 @@ const DEFAULT_PANIC_WINDOW_MS = 60_000;
 /** Exit status after too many panics (as for any fatal error). */
 export const PANIC_EXIT_CODE = 1;
 
-const PANIC_ORIGINS = {
-  exception: 'uncaughtException',
-  rejection: 'unhandledRejection',
+const PanicOrigin = {
+  EXCEPTION: 'uncaughtException',
+  REJECTION: 'unhandledRejection',
 } as const;
-export type PanicOrigin = (typeof PANIC_ORIGINS)[keyof typeof PANIC_ORIGINS];
+export type PanicOrigin = (typeof PanicOrigin)[keyof typeof PanicOrigin];
 
 export interface PanicGuardOptions {
   log: Logger;
@@ -72,8 +72,8 @@ export class PanicGuard {
   readonly #now: () => number;
   #exiting = false;
   #source: PanicSource | undefined;
-  readonly #onException = (err: unknown): void => this.recover(err, PANIC_ORIGINS.exception);
-  readonly #onRejection = (reason: unknown): void => this.recover(reason, PANIC_ORIGINS.rejection);
+  readonly #onException = (err: unknown): void => this.recover(err, PanicOrigin.EXCEPTION);
+  readonly #onRejection = (reason: unknown): void => this.recover(reason, PanicOrigin.REJECTION);
 
   constructor(opts: PanicGuardOptions) {
     this.#opts = opts;

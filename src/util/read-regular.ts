@@ -12,8 +12,8 @@
 import fs from 'node:fs';
 import { open } from 'node:fs/promises';
 
-export const READ_FAILURES = { notRegular: 'not-regular', tooLarge: 'too-large', io: 'io' } as const;
-export type ReadFailure = (typeof READ_FAILURES)[keyof typeof READ_FAILURES];
+export const ReadFailure = { NOT_REGULAR: 'not-regular', TOO_LARGE: 'too-large', IO: 'io' } as const;
+export type ReadFailure = (typeof ReadFailure)[keyof typeof ReadFailure];
 
 export class ReadRegularError extends Error {
   readonly code = 'ERR_READ_REGULAR' as const;
@@ -56,13 +56,13 @@ export async function readRegularFile(file: string, maxBytes: number): Promise<B
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     // ENXIO: a unix socket; the rest keep their code.
-    if (e.code === 'ENXIO') throw new ReadRegularError(file, READ_FAILURES.notRegular, 'is a socket or device without a reader, not a regular file', e.code);
-    throw new ReadRegularError(file, READ_FAILURES.io, `cannot be read: ${e.code ?? e.message}`, e.code, e.message);
+    if (e.code === 'ENXIO') throw new ReadRegularError(file, ReadFailure.NOT_REGULAR, 'is a socket or device without a reader, not a regular file', e.code);
+    throw new ReadRegularError(file, ReadFailure.IO, `cannot be read: ${e.code ?? e.message}`, e.code, e.message);
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw new ReadRegularError(file, READ_FAILURES.notRegular, `is ${kind(st)}, not a regular file`);
-    if (st.size > maxBytes) throw new ReadRegularError(file, READ_FAILURES.tooLarge, `is larger than ${maxBytes} bytes`);
+    if (!st.isFile()) throw new ReadRegularError(file, ReadFailure.NOT_REGULAR, `is ${kind(st)}, not a regular file`);
+    if (st.size > maxBytes) throw new ReadRegularError(file, ReadFailure.TOO_LARGE, `is larger than ${maxBytes} bytes`);
     const parts: Buffer[] = [];
     let total = 0;
     for (;;) {
@@ -70,14 +70,14 @@ export async function readRegularFile(file: string, maxBytes: number): Promise<B
       const { bytesRead } = await fh.read(buf, 0, buf.length, null);
       if (bytesRead === 0) break;
       total += bytesRead;
-      if (total > maxBytes) throw new ReadRegularError(file, READ_FAILURES.tooLarge, `is larger than ${maxBytes} bytes`);
+      if (total > maxBytes) throw new ReadRegularError(file, ReadFailure.TOO_LARGE, `is larger than ${maxBytes} bytes`);
       parts.push(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
     }
     return Buffer.concat(parts, total);
   } catch (err) {
     if (err instanceof ReadRegularError) throw err;
     const e = err as NodeJS.ErrnoException;
-    throw new ReadRegularError(file, READ_FAILURES.io, `cannot be read: ${e.code ?? e.message}`, e.code, e.message);
+    throw new ReadRegularError(file, ReadFailure.IO, `cannot be read: ${e.code ?? e.message}`, e.code, e.message);
   } finally {
     await fh.close().catch(() => undefined);
   }
