@@ -12,7 +12,18 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../plugin.ts';
-import { PeerErrorCode, PeerError, PeerRegistry, formatPeerName, parsePeerName, peerScope, probePeer, unboundableIps, waitForLocalIps, type PeerRole } from './standby.ts';
+import {
+  PeerErrorCode,
+  PeerError,
+  PeerRegistry,
+  formatPeerName,
+  parsePeerName,
+  peerScope,
+  probePeer,
+  unboundableIps,
+  waitForLocalIps,
+  type PeerRole,
+} from './standby.ts';
 
 function captureLog(): Logger & { lines: string[] } {
   const lines: string[] = [];
