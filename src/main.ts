@@ -165,8 +165,8 @@ export async function main(argv: string[]): Promise<void> {
   }
   if (opts.plugins) {
     // As coremain: -version first, then -plugins prints the list and exits 0.
-    const { pluginSetups } = await import('./plugins/registry.ts');
-    process.stdout.write(describePlugins([...pluginSetups().keys()]));
+    const { pluginNames } = await import('./plugins/registry.ts');
+    process.stdout.write(describePlugins(pluginNames()));
     return;
   }
   setQuiet(opts.quiet);

@@ -29,7 +29,7 @@ import type { ConfigLimits } from '../corefile/limits.ts';
 import { parseServerKey } from '../corefile/address.ts';
 import { errorAt } from '../corefile/setup-helpers.ts';
 import { pluginIndex } from '../plugins/order.ts';
-import { pluginSetups } from '../plugins/registry.ts';
+import { loadPluginSetups, pluginSetups } from '../plugins/registry.ts';
 import { Rcode } from '../wire/codes.ts';
 
 export interface LoadedBlock extends BlockInfo {
@@ -97,6 +97,8 @@ function mergeDirectives(list: Directive[]): Directive {
 
 export async function loadConfig(text: string, file: string, opts: LoadOptions): Promise<LoadedConfig> {
   const serverBlocks = await parseCorefileAsync(text, file, opts.env, { limits: opts.limits });
+  // The plugins this Corefile names that are not loaded yet (src/plugins/registry.ts).
+  await loadPluginSetups(serverBlocks.flatMap((b) => b.directives.map((d) => d.name)));
   const shared = opts.shared ?? new Map<string, unknown>();
   const blocks: LoadedBlock[] = [];
   const seen = new Map<string, string>();

@@ -10,7 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
-import { pluginSetups } from '../../src/plugins/registry.ts';
+import { pluginNames } from '../../src/plugins/registry.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const SRC = path.join(ROOT, 'src');
@@ -29,7 +29,7 @@ function sourceFiles(dir: string): string[] {
 }
 
 /** Every implemented plugin's name (CoreDNS names we do not implement, such as `any` or `auto`, are ordinary words). */
-const NAMES: ReadonlySet<string> = new Set(pluginSetups().keys());
+const NAMES: ReadonlySet<string> = new Set(pluginNames());
 
 interface Finding {
   file: string;

@@ -15,7 +15,7 @@ import { dig, type DigResult } from '../engine/harness.ts';
 import { startNsd, type RunningServer } from '../forward/servers.ts';
 import { freeAddress } from '../lib/net.ts';
 import { metricSum, scrape } from '../fault/lib/agent.ts';
-import { pluginSetups } from '../../src/plugins/registry.ts';
+import { pluginNames } from '../../src/plugins/registry.ts';
 import { startAgentIn } from './lib/agent-in-dir.ts';
 
 let nsd: RunningServer;
@@ -135,7 +135,7 @@ const ROWS: Row[] = [
 ];
 
 for (const row of ROWS) {
-  const missing = (row.needs ?? []).filter((n) => !pluginSetups().has(n));
+  const missing = (row.needs ?? []).filter((n) => !pluginNames().includes(n));
   test(`hosts README ${row.section}`, { skip: missing.length > 0 ? `needs ${missing.join(', ')} (not registered)` : false }, async () => {
     const { host, port } = await freeAddress();
     const metricsPort = (await freeAddress(host)).port;
