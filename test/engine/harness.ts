@@ -105,11 +105,19 @@ function killer(child: ChildProcess, dir: string): () => Promise<void> {
   };
 }
 
+/** Server options of startKnot beyond the defaults. */
+export interface KnotOptions {
+  /** NSID text Knot sends to queries that ask for it (RFC 5001). */
+  nsid?: string;
+  /** Answer ECS queries with an ECS option (`edns-client-subnet: on`, RFC 7871). */
+  ecs?: boolean;
+}
+
 /**
  * Knot DNS serving the given zones (apex → zone file text) over UDP and TCP on a free
  * 127.0.0.x port. Knot does no response rate limiting unless configured.
  */
-export async function startKnot(zones: Record<string, string>): Promise<Authority> {
+export async function startKnot(zones: Record<string, string>, opts: KnotOptions = {}): Promise<Authority> {
   const names = Object.keys(zones);
   for (let attempt = 0; ; attempt++) {
     const { host, port } = await freeEndpoint();
@@ -124,7 +132,7 @@ export async function startKnot(zones: Record<string, string>): Promise<Authorit
     background-workers: 1
     udp-workers: 1
     tcp-workers: 1
-log:
+${opts.nsid !== undefined ? `    nsid: "${opts.nsid}"\n` : ''}${opts.ecs ? '    edns-client-subnet: on\n' : ''}log:
   - target: stderr
     any: warning
 database:

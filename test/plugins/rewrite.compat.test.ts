@@ -14,9 +14,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { dig, freeEndpoint, runToExit, startAgent, type AgentProcess, type Authority, type DigResult } from '../engine/harness.ts';
+import { dig, freeEndpoint, runToExit, startAgent, startKnot, type AgentProcess, type Authority, type DigResult } from '../engine/harness.ts';
 import { freeAddress } from '../lib/net.ts';
-import { startKnotWith } from './lib/knot.ts';
 import { startEchoUpstream, type EchoUpstream } from './lib/echo-upstream.ts';
 import { BLUE, BROKEN, CONSUL, COREDNS_ROCKS, EXAMPLE_COM, GOOGLE, REVERSE_10 } from './lib/rewrite-zones.ts';
 import type { Message } from '../../src/wire/codec.ts';
@@ -402,7 +401,7 @@ let host: string;
 const ports: number[] = [];
 
 before(async () => {
-  knot = await startKnotWith(
+  knot = await startKnot(
     {
       consul: CONSUL,
       'google.com': GOOGLE,

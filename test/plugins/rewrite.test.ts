@@ -12,10 +12,9 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { dig, freeEndpoint, startAgent, type AgentProcess, type Authority, type DigResult } from '../engine/harness.ts';
+import { dig, freeEndpoint, startAgent, startKnot, type AgentProcess, type Authority, type DigResult } from '../engine/harness.ts';
 import { freeAddress } from '../lib/net.ts';
 import { metricSum, scrape } from '../fault/lib/agent.ts';
-import { startKnotWith } from './lib/knot.ts';
 import { NEW_TEST } from './lib/rewrite-zones.ts';
 
 let knot: Authority;
@@ -25,7 +24,7 @@ let port: number;
 let metrics: { host: string; port: number };
 
 before(async () => {
-  knot = await startKnotWith({ 'new.test': NEW_TEST }, { nsid: 'knot-rw', ecs: true });
+  knot = await startKnot({ 'new.test': NEW_TEST }, { nsid: 'knot-rw', ecs: true });
   ({ host, port } = await freeEndpoint());
   metrics = await freeAddress(host);
   const fwd = `forward . ${knot.addr}`;
