@@ -39,6 +39,9 @@ const ends = new Int32Array(MAX_RR);
 const types = new Uint16Array(MAX_RR);
 /** order[k] = original index of the record now at position k. */
 const order = new Int32Array(MAX_RR);
+/** Per section (answer, authority, additional): the first and last record that moves, -1 when none. */
+const movedFirst = new Int32Array(3);
+const movedLast = new Int32Array(3);
 const groupA = new Int32Array(MAX_RR);
 const groupB = new Int32Array(MAX_RR);
 const groupC = new Int32Array(MAX_RR);
@@ -418,16 +421,16 @@ export function loadBalanceResponse(msg: Buffer, len: number, prefer: readonly S
   let moved = false;
   let safe = true;
   for (let s = 0; s < 3 && safe; s++) {
-    const from = bounds[s]!;
-    const to = bounds[s + 1]!;
     let first = -1;
     let last = -1;
-    for (let k = from; k < to; k++) {
+    for (let k = bounds[s]!; k < bounds[s + 1]!; k++) {
       if (order[k] !== k) {
         if (first < 0) first = k;
         last = k;
       }
     }
+    movedFirst[s] = first;
+    movedLast[s] = last;
     if (first < 0) continue;
     moved = true;
     lo = starts[first]!;
@@ -437,17 +440,10 @@ export function loadBalanceResponse(msg: Buffer, len: number, prefer: readonly S
   }
   if (!moved) return null;
   if (safe) {
+    // Every section's region was found above (the loop ran to the end).
     for (let s = 0; s < 3; s++) {
-      const from = bounds[s]!;
-      const to = bounds[s + 1]!;
-      let first = -1;
-      let last = -1;
-      for (let k = from; k < to; k++) {
-        if (order[k] !== k) {
-          if (first < 0) first = k;
-          last = k;
-        }
-      }
+      const first = movedFirst[s]!;
+      const last = movedLast[s]!;
       if (first < 0) continue;
       const base = starts[first]!;
       msg.copy(scratch, 0, base, ends[last]!);
