@@ -10,6 +10,7 @@ import { DEFAULT_TCP_LIMITS, TcpBudget, TcpCloseReason, TcpListener, type TcpTim
 import { ZoneMatcher } from '../wire/zone-match.ts';
 import { getZoneStats } from '../metrics/zone-stats.ts';
 import type { Request } from './request.ts';
+import { waitUntil } from '../../test/lib/net.ts';
 
 /** Answers every query at once with a reply of `replyBytes` bytes. */
 class Answer {
@@ -72,14 +73,6 @@ async function connect(port: number, read = true): Promise<Client> {
   return c;
 }
 
-async function until(cond: () => boolean, what: string, ms = 5_000): Promise<void> {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('setTimeouts: without a call every timeout is the budget idle timeout; null keeps it, values replace it', async () => {
@@ -95,19 +88,19 @@ test('setTimeouts: without a call every timeout is the budget idle timeout; null
 test('read timeout: a connection that sends no query is closed after it, not after the idle timeout', async () => {
   const { budget, port } = await start({ readTimeoutMs: 300, writeTimeoutMs: null, idleTimeoutMs: 5_000 });
   const c = await connect(port);
-  await until(() => c.closedAfterMs >= 0, 'the silent connection to be closed', 3_000);
+  await waitUntil(() => c.closedAfterMs >= 0, 'the silent connection to be closed', 3_000);
   assert.ok(c.closedAfterMs >= 250 && c.closedAfterMs < 2_000, `closed after ${c.closedAfterMs} ms`);
-  await until(() => budget.connections === 0, 'the slot to be released');
+  await waitUntil(() => budget.connections === 0, 'the slot to be released', 5_000);
 });
 
 test('idle timeout: after its first query a connection lives by the idle timeout, not the read timeout', async () => {
   const { handler, port } = await start({ readTimeoutMs: 300, writeTimeoutMs: null, idleTimeoutMs: 1_500 });
   const c = await connect(port);
   c.sock.write(query(1));
-  await until(() => c.received === 102, 'the reply');
+  await waitUntil(() => c.received === 102, 'the reply', 5_000);
   await sleep(700);
   assert.equal(c.closedAfterMs, -1, 'still open past the read timeout: idle applies after a query');
-  await until(() => c.closedAfterMs >= 0, 'the idle connection to be closed', 3_000);
+  await waitUntil(() => c.closedAfterMs >= 0, 'the idle connection to be closed', 3_000);
   assert.ok(c.closedAfterMs >= 1_400, `closed after ${c.closedAfterMs} ms`);
   assert.equal(handler.served, 1);
 });
@@ -117,10 +110,10 @@ test('idle timeout shorter than the read timeout: an answered connection closes 
   const silent = await connect(port);
   const asked = await connect(port);
   asked.sock.write(query(7));
-  await until(() => asked.closedAfterMs >= 0, 'the answered connection to be closed', 3_000);
+  await waitUntil(() => asked.closedAfterMs >= 0, 'the answered connection to be closed', 3_000);
   assert.ok(asked.closedAfterMs < 1_500, `answered one closed after ${asked.closedAfterMs} ms`);
   assert.equal(silent.closedAfterMs, -1, 'the silent one still waits for its read timeout');
-  await until(() => silent.closedAfterMs >= 0, 'the silent connection to be closed', 4_000);
+  await waitUntil(() => silent.closedAfterMs >= 0, 'the silent connection to be closed', 4_000);
   assert.ok(silent.closedAfterMs >= 1_900, `silent one closed after ${silent.closedAfterMs} ms`);
 });
 
@@ -132,7 +125,7 @@ test('read timeout bounds one frame: a client trickling a query byte by byte is 
     c.sock.write(q.subarray(i, i + 1));
     await sleep(60);
   }
-  await until(() => c.closedAfterMs >= 0, 'the trickling connection to be closed', 3_000);
+  await waitUntil(() => c.closedAfterMs >= 0, 'the trickling connection to be closed', 3_000);
   assert.equal(budget.stats.closedBy(TcpCloseReason.SLOW_FRAME), 1);
   assert.equal(handler.served, 0);
 });
@@ -142,9 +135,9 @@ test('write timeout: a client that does not read is destroyed after it (write_st
   handler.replyBytes = 10_000;
   const c = await connect(port, false);
   c.sock.write(Buffer.concat(Array.from({ length: 1_000 }, (_, i) => query(i))));
-  await until(() => budget.stats.closedBy(TcpCloseReason.WRITE_STALL) === 1, 'the stalled connection to be closed', 4_000);
+  await waitUntil(() => budget.stats.closedBy(TcpCloseReason.WRITE_STALL) === 1, 'the stalled connection to be closed', 4_000);
   assert.ok(c.closedAfterMs < 0 || c.closedAfterMs < 3_000, `closed after ${c.closedAfterMs} ms`);
-  await until(() => budget.connections === 0 && budget.bufferedBytes === 0, 'slot and bytes released');
+  await waitUntil(() => budget.connections === 0 && budget.bufferedBytes === 0, 'slot and bytes released', 5_000);
 });
 
 test('a connection that reads its replies is not cut by a short write timeout', async () => {
@@ -152,7 +145,7 @@ test('a connection that reads its replies is not cut by a short write timeout', 
   handler.replyBytes = 10_000;
   const c = await connect(port);
   c.sock.write(Buffer.concat(Array.from({ length: 500 }, (_, i) => query(i))));
-  await until(() => c.received === 500 * 10_002, 'every reply', 10_000);
+  await waitUntil(() => c.received === 500 * 10_002, 'every reply', 10_000);
   await sleep(600);
   assert.equal(c.closedAfterMs, -1, 'still open: every write completed');
   assert.equal(budget.stats.closed.size, 0);
@@ -163,6 +156,6 @@ test('timeouts apply to connections accepted after setTimeouts; open ones keep t
   const before = await connect(port);
   listener.setTimeouts({ readTimeoutMs: 300, writeTimeoutMs: null, idleTimeoutMs: null });
   const after = await connect(port);
-  await until(() => after.closedAfterMs >= 0, 'the new connection to be closed', 2_000);
+  await waitUntil(() => after.closedAfterMs >= 0, 'the new connection to be closed', 2_000);
   assert.equal(before.closedAfterMs, -1);
 });

@@ -23,6 +23,7 @@ import {
 import { ZoneMatcher } from '../wire/zone-match.ts';
 import { getZoneStats } from '../metrics/zone-stats.ts';
 import type { Request } from './request.ts';
+import { waitUntil } from '../../test/lib/net.ts';
 
 /** Answers every query with `replyBytes` bytes now, or holds it (`held`) when `hold` is set or `holdId` says so. */
 class TestHandler {
@@ -108,14 +109,6 @@ async function connect(port: number, localAddress = '127.0.0.1', read = true): P
   return c;
 }
 
-async function until(cond: () => boolean, what: string, ms = 5_000): Promise<void> {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 /** Lets the event loop run a few turns (for events that should NOT happen). */
 async function settle(ms = 200): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
@@ -126,16 +119,16 @@ test('a client that does not read: parsing pauses past the unsent high-water mar
   handler.replyBytes = 10_000;
   const c = await connect(port, '127.0.0.1', false);
   c.sock.write(queries(2_000));
-  await until(() => budget.stats.readPauses.get(TcpPauseReason.UNSENT) === 1, 'reading to pause');
+  await waitUntil(() => budget.stats.readPauses.get(TcpPauseReason.UNSENT) === 1, 'reading to pause', 5_000);
   await settle();
   // Replies stop once the kernel's buffers and the high-water mark are full: far fewer than 2,000 x 10 kB.
   assert.ok(handler.served < 500, `served ${handler.served} of 2000 queries while the client did not read`);
   assert.ok(budget.bufferedBytes <= DEFAULT_TCP_LIMITS.maxUnsentBytesPerConnection + 80 * 1024, `buffered ${budget.bufferedBytes}`);
   c.sock.resume();
-  await until(() => c.received === 2_000 * 10_002, 'every reply once the client reads', 20_000);
+  await waitUntil(() => c.received === 2_000 * 10_002, 'every reply once the client reads', 20_000);
   assert.equal(handler.served, 2_000);
   assert.equal(budget.stats.closed.size, 0, 'nothing closed');
-  await until(() => budget.bufferedBytes === 0, 'nothing buffered');
+  await waitUntil(() => budget.bufferedBytes === 0, 'nothing buffered', 5_000);
 });
 
 test('a client that never reads is closed after the idle timeout (write stall); its bytes and slot are released', async () => {
@@ -143,7 +136,7 @@ test('a client that never reads is closed after the idle timeout (write stall); 
   handler.replyBytes = 10_000;
   const c = await connect(port, '127.0.0.1', false);
   c.sock.write(queries(2_000));
-  await until(() => budget.stats.closedBy(TcpCloseReason.WRITE_STALL) === 1, 'the stalled connection to be closed');
+  await waitUntil(() => budget.stats.closedBy(TcpCloseReason.WRITE_STALL) === 1, 'the stalled connection to be closed', 5_000);
   assert.equal(budget.connections, 0);
   assert.equal(budget.bufferedBytes, 0);
   assert.ok(handler.served < 500, `served ${handler.served}`);
@@ -155,14 +148,14 @@ test('replies completing while the client does not read: past the per-connection
   // 90 queries held in flight (IDs below 1000), then immediate answers until the kernel's buffers are full and reading pauses.
   handler.holdId = (id) => id < 1000;
   c.sock.write(queries(90));
-  await until(() => handler.held.length === 90, '90 queries in flight');
+  await waitUntil(() => handler.held.length === 90, '90 queries in flight', 5_000);
   handler.replyBytes = 10_000;
   c.sock.write(Buffer.concat(Array.from({ length: 2_000 }, (_, i) => query(1000 + i))));
-  await until(() => budget.stats.readPauses.get(TcpPauseReason.UNSENT) === 1, 'reading to pause');
+  await waitUntil(() => budget.stats.readPauses.get(TcpPauseReason.UNSENT) === 1, 'reading to pause', 5_000);
   // The held queries complete: 90 x 60 kB more than the client takes.
   handler.replyBytes = 60_000;
   handler.releaseAll();
-  await until(() => budget.stats.closedBy(TcpCloseReason.UNSENT_LIMIT) === 1, 'the connection to be closed at the cap');
+  await waitUntil(() => budget.stats.closedBy(TcpCloseReason.UNSENT_LIMIT) === 1, 'the connection to be closed at the cap', 5_000);
   assert.equal(budget.connections, 0);
   assert.equal(budget.bufferedBytes, 0);
 });
@@ -176,7 +169,7 @@ test('buffered bytes of all connections stay under the budget: the longest holde
   for (let i = 0; i < 12; i++) {
     const c = await connect(port, '127.0.0.1', false);
     c.sock.write(queries(500));
-    await until(() => budget.stats.readPauses.get(TcpPauseReason.UNSENT) === i + 1, `client ${i} paused`);
+    await waitUntil(() => budget.stats.readPauses.get(TcpPauseReason.UNSENT) === i + 1, `client ${i} paused`, 5_000);
     peak = Math.max(peak, budget.bufferedBytes);
     clients.push(c);
   }
@@ -186,8 +179,8 @@ test('buffered bytes of all connections stay under the budget: the longest holde
   assert.equal(budget.connections, 12 - shed);
   // The clients read now: the oldest see their connection closed, the others get every reply.
   for (const c of clients) c.sock.resume();
-  await until(() => clients.slice(0, shed).every((c) => c.closed), 'the oldest clients to see the close');
-  await until(() => clients.slice(shed).every((c) => c.received === 500 * 10_002), 'the newest clients to get every reply', 20_000);
+  await waitUntil(() => clients.slice(0, shed).every((c) => c.closed), 'the oldest clients to see the close', 5_000);
+  await waitUntil(() => clients.slice(shed).every((c) => c.received === 500 * 10_002), 'the newest clients to get every reply', 20_000);
   assert.ok(
     clients.slice(shed).every((c) => !c.closed),
     'the newest clients are kept',
@@ -199,27 +192,27 @@ test('reading pauses at the in-flight limit, even within one read holding many q
   handler.hold = true;
   const c = await connect(port);
   c.sock.write(queries(300));
-  await until(() => handler.held.length === 10, '10 queries in flight');
+  await waitUntil(() => handler.held.length === 10, '10 queries in flight', 5_000);
   await settle();
   assert.equal(handler.held.length, 10, 'no more than the limit taken');
   assert.equal(budget.stats.readPauses.get(TcpPauseReason.IN_FLIGHT), 1);
   for (let round = 0; handler.served < 300 && round < 100; round++) {
     handler.releaseAll();
-    await until(() => handler.held.length > 0 || handler.served === 300, 'the next queries');
+    await waitUntil(() => handler.held.length > 0 || handler.served === 300, 'the next queries', 5_000);
   }
   handler.releaseAll();
-  await until(() => c.received === 300 * 102, 'all 300 replies');
+  await waitUntil(() => c.received === 300 * 102, 'all 300 replies', 5_000);
 });
 
 test("per-client share: over it, the same client's least recently active idle connection is evicted; with none idle the new one is refused; other clients get in", async () => {
   const { budget, handler, port } = await start({ maxConnectionsPerClient: 3 });
   const a = [await connect(port, '127.0.0.2'), await connect(port, '127.0.0.2'), await connect(port, '127.0.0.2')];
-  await until(() => budget.connections === 3, '3 connections');
+  await waitUntil(() => budget.connections === 3, '3 connections', 5_000);
   // a[0] becomes the most recently active.
   a[0]!.sock.write(query(1));
-  await until(() => a[0]!.received > 0, 'the answer on a[0]');
+  await waitUntil(() => a[0]!.received > 0, 'the answer on a[0]', 5_000);
   a.push(await connect(port, '127.0.0.2'));
-  await until(() => a[1]!.closed, 'a[1] (least recently active) to be evicted');
+  await waitUntil(() => a[1]!.closed, 'a[1] (least recently active) to be evicted', 5_000);
   assert.equal(budget.stats.closedBy(TcpCloseReason.CLIENT_SHARE), 1);
   assert.ok(!a[0]!.closed && !a[2]!.closed && !a[3]!.closed);
   assert.equal(budget.clientCount('127.0.0.2'), 3);
@@ -227,38 +220,38 @@ test("per-client share: over it, the same client's least recently active idle co
   // Every connection of the client busy: the next one is refused.
   handler.hold = true;
   for (const i of [0, 2, 3]) a[i]!.sock.write(query(10 + i));
-  await until(() => handler.held.length === 3, 'three queries in flight');
+  await waitUntil(() => handler.held.length === 3, 'three queries in flight', 5_000);
   const refused = await connect(port, '127.0.0.2');
-  await until(() => refused.closed, 'the fourth busy connection to be refused');
+  await waitUntil(() => refused.closed, 'the fourth busy connection to be refused', 5_000);
   assert.equal(budget.stats.refusedBy(TcpRefuseReason.CLIENT_SHARE), 1);
   handler.hold = false;
   handler.releaseAll();
 
   const b = await connect(port, '127.0.0.3');
   b.sock.write(query(99));
-  await until(() => b.received === 102, 'another client answered');
+  await waitUntil(() => b.received === 102, 'another client answered', 5_000);
 });
 
 test('global cap: a new connection evicts the least recently active idle one; with none idle it is refused', async () => {
   const { budget, handler, port } = await start({ maxConnections: 4, maxConnectionsPerClient: 4 });
   const c: Client[] = [];
   for (let i = 0; i < 4; i++) c.push(await connect(port, `127.0.0.${10 + i}`));
-  await until(() => budget.connections === 4, '4 connections');
+  await waitUntil(() => budget.connections === 4, '4 connections', 5_000);
   c[0]!.sock.write(query(1));
-  await until(() => c[0]!.received > 0, 'c[0] answered');
+  await waitUntil(() => c[0]!.received > 0, 'c[0] answered', 5_000);
   const fresh = await connect(port, '127.0.0.20');
-  await until(() => c[1]!.closed, 'c[1] evicted');
+  await waitUntil(() => c[1]!.closed, 'c[1] evicted', 5_000);
   assert.equal(budget.stats.closedBy(TcpCloseReason.CONNECTION_LIMIT), 1);
   fresh.sock.write(query(2));
-  await until(() => fresh.received === 102, 'the new connection answered');
+  await waitUntil(() => fresh.received === 102, 'the new connection answered', 5_000);
   assert.ok(!c[0]!.closed && !c[2]!.closed && !c[3]!.closed);
 
   handler.hold = true;
   for (const x of [c[0]!, c[2]!, c[3]!]) x.sock.write(query(3));
   fresh.sock.write(query(4));
-  await until(() => handler.held.length === 4, 'every connection busy');
+  await waitUntil(() => handler.held.length === 4, 'every connection busy', 5_000);
   const late = await connect(port, '127.0.0.21');
-  await until(() => late.closed, 'the new connection refused');
+  await waitUntil(() => late.closed, 'the new connection refused', 5_000);
   assert.equal(budget.stats.refusedBy(TcpRefuseReason.CONNECTION_LIMIT), 1);
   assert.equal(budget.connections, 4);
 });
@@ -268,10 +261,10 @@ test("half-close: queries sent before the client's FIN are answered, then the se
   handler.hold = true;
   const c = await connect(port);
   c.sock.end(queries(3));
-  await until(() => handler.held.length === 3, 'three queries in flight');
+  await waitUntil(() => handler.held.length === 3, 'three queries in flight', 5_000);
   handler.hold = false;
   handler.releaseAll();
-  await until(() => c.closed, 'the server to close');
+  await waitUntil(() => c.closed, 'the server to close', 5_000);
   assert.equal(c.received, 3 * 102);
   assert.equal(budget.connections, 0);
 });
@@ -314,13 +307,13 @@ test('replies framed through the shared scratch buffer stay intact when one is q
   // The slow client fills the kernel's buffers until a reply is queued and reading pauses.
   const slow = track(await connect(port, '127.0.0.7', false));
   slow.sock.write(queries(500));
-  await until(() => budget.stats.readPauses.get(TcpPauseReason.UNSENT) === 1, 'the slow client to be paused');
+  await waitUntil(() => budget.stats.readPauses.get(TcpPauseReason.UNSENT) === 1, 'the slow client to be paused', 5_000);
   // Others write through the scratch buffer meanwhile.
   const fast = [track(await connect(port, '127.0.0.5')), track(await connect(port, '127.0.0.6'))];
   for (const c of fast) c.sock.write(queries(50));
-  await until(() => fast.every((c) => c.received === 50 * 60_002), "the fast clients' replies");
+  await waitUntil(() => fast.every((c) => c.received === 50 * 60_002), "the fast clients' replies", 5_000);
   slow.sock.resume();
-  await until(() => slow.received === 500 * 60_002, "the slow client's replies", 30_000);
+  await waitUntil(() => slow.received === 500 * 60_002, "the slow client's replies", 30_000);
   for (const c of fast)
     assert.deepEqual(
       ids(c),
