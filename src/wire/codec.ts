@@ -1,29 +1,9 @@
-/**
- * The slow-path message codec: whole DNS messages to objects and back, and resource records
- * in zone-file presentation form. Plugins that make up answers (whoami, template, hosts, ...)
- * or need to look at a message as a whole use this; the query hot path never does (it works on
- * the bytes: query.ts, message.ts).
- *
- * Built on the bounds-checked Reader (every read checks the remaining length) and the growable
- * Writer (name compression, RFC 1035 §4.1.4). Malformed input throws WireError; nothing reads
- * past `len`.
- *
- * Representation:
- *  - names are presentation text, fully qualified, escaped as name.ts does (`\.`, `\\`, `\DDD`),
- *    case as on the wire;
- *  - RDATA is typed for A, AAAA (address text), NS, CNAME, PTR, DNAME (a name), MX, SRV, SOA
- *    (objects), TXT (its character-strings, each a "binary string": one char per byte, 0..255);
- *    every other type is its raw RDATA bytes (a copy, never a view of the input). Encoding also
- *    takes raw bytes for any type;
- *  - the OPT record is not an RR here but `Message.edns`; `Message.rcode` is the full rcode
- *    (header's 4 bits plus the OPT's extended 8 bits, RFC 6891 §6.1.3).
- */
-import { isIPv4, isIPv6 } from 'node:net';
 import { Flag, Header, QClass, QType } from './codes.ts';
 import { WireError, WireErrorCode } from './errors.ts';
 import { Reader } from './reader.ts';
 import { Writer } from './writer.ts';
 import { nameToLabels } from './name.ts';
+import { ipv4Bytes, ipv6Bytes } from './ip.ts';
 
 export interface Question {
   name: string;
@@ -175,42 +155,6 @@ function classFromName(name: string): number {
 
 // ---------------------------------------------------------------------------------------------
 // Addresses
-
-function ipv4Bytes(text: string): Uint8Array | null {
-  if (!isIPv4(text)) return null;
-  return Uint8Array.from(text.split('.').map(Number));
-}
-
-function ipv6Bytes(text: string): Uint8Array | null {
-  if (!isIPv6(text) || text.includes('%')) return null;
-  let s = text;
-  const lastColon = s.lastIndexOf(':');
-  if (s.indexOf('.', lastColon) >= 0) {
-    // A trailing dotted quad (`::ffff:1.2.3.4`) becomes two hex groups.
-    const v4 = ipv4Bytes(s.slice(lastColon + 1));
-    if (v4 === null) return null;
-    s = `${s.slice(0, lastColon + 1)}${((v4[0]! << 8) | v4[1]!).toString(16)}:${((v4[2]! << 8) | v4[3]!).toString(16)}`;
-  }
-  const groups = (part: string): number[] => (part === '' ? [] : part.split(':').map((g) => parseInt(g, 16)));
-  let words: number[];
-  const dbl = s.indexOf('::');
-  if (dbl >= 0) {
-    const head = groups(s.slice(0, dbl));
-    const rest = groups(s.slice(dbl + 2));
-    const fill = 8 - head.length - rest.length;
-    if (fill < 1) return null;
-    words = [...head, ...new Array<number>(fill).fill(0), ...rest];
-  } else {
-    words = groups(s);
-  }
-  if (words.length !== 8) return null;
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) {
-    out[2 * i] = words[i]! >>> 8;
-    out[2 * i + 1] = words[i]! & 0xff;
-  }
-  return out;
-}
 
 /** RFC 5952 text of 16 address bytes, IPv4-mapped as `::ffff:a.b.c.d` (miekg/dns's AAAA form). */
 export function formatIPv6(b: Uint8Array): string {

@@ -1,55 +1,12 @@
-/**
- * The byte work of DNS64 (RFC 6147) for the dns64 plugin: the IPv6 prefix of RFC 6052, the
- * A query made from a client's AAAA query, what the AAAA response says (has it AAAA records?
- * the TTL of its SOA), and the synthesized response built from the A response.
- * Everything is bounds-checked: functions on scanned messages read only what scanResponse
- * checked; synthesis decodes with the codec, which throws WireError on malformed input.
- */
-import { isIPv4, isIPv6 } from 'node:net';
 import { Flag, QType } from './codes.ts';
 import type { ResponseScan } from './message.ts';
 import { decodeMessage, encodeMessage, formatIPv6, type Message, type RR } from './codec.ts';
+import { ipv4Bytes, ipv6Bytes } from './ip.ts';
 
 /** An IPv6 prefix: its 16 address bytes (host bits zero) and its length in bits. */
 export interface Ipv6Prefix {
   bytes: Uint8Array;
   length: number;
-}
-
-function ipv4Bytes(text: string): Uint8Array | null {
-  if (!isIPv4(text)) return null;
-  return Uint8Array.from(text.split('.').map(Number));
-}
-
-function ipv6Bytes(text: string): Uint8Array | null {
-  if (!isIPv6(text) || text.includes('%')) return null;
-  let s = text;
-  const lastColon = s.lastIndexOf(':');
-  if (s.includes('.')) {
-    // An embedded IPv4 tail (`::ffff:1.2.3.4`) becomes two hex groups.
-    const v4 = ipv4Bytes(s.slice(lastColon + 1));
-    if (v4 === null) return null;
-    s = `${s.slice(0, lastColon + 1)}${((v4[0]! << 8) | v4[1]!).toString(16)}:${((v4[2]! << 8) | v4[3]!).toString(16)}`;
-  }
-  const groups = (part: string): number[] => (part === '' ? [] : part.split(':').map((g) => parseInt(g, 16)));
-  let words: number[];
-  if (s.includes('::')) {
-    const [h, r] = s.split('::') as [string, string];
-    const head = groups(h);
-    const rest = groups(r);
-    const fill = 8 - head.length - rest.length;
-    if (fill < 0) return null;
-    words = [...head, ...new Array<number>(fill).fill(0), ...rest];
-  } else {
-    words = groups(s);
-  }
-  if (words.length !== 8 || words.some((w) => !(w >= 0 && w <= 0xffff))) return null;
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) {
-    out[2 * i] = words[i]! >>> 8;
-    out[2 * i + 1] = words[i]! & 0xff;
-  }
-  return out;
 }
 
 /**

@@ -6,6 +6,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { WireError, WireErrorCode } from './errors.ts';
 import { encodeName, readName, skipName } from './name.ts';
+import { ipv6Bytes } from './ip.ts';
 
 /** EDNS(0) option codes (IANA registry) the rewrite plugin names. */
 export const EdnsOption = { NSID: 3, SUBNET: 8 } as const;
@@ -30,29 +31,6 @@ function mappedV4(addr: string): string | null {
   return m !== null && isIPv4(m[1]!) ? m[1]! : null;
 }
 
-/** The 16 bytes of an IPv6 address text (`::` and embedded IPv4 allowed), or null. */
-function ipv6Bytes(addr: string): Uint8Array | null {
-  if (!isIPv6(addr)) return null;
-  let text = addr.replace(/%.*$/, '');
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4 !== null) {
-    const b = v4[1]!.split('.').map(Number);
-    text = text.slice(0, v4.index) + ((b[0]! << 8) | b[1]!).toString(16) + ':' + ((b[2]! << 8) | b[3]!).toString(16);
-  }
-  const halves = text.split('::');
-  const head = halves[0] === '' ? [] : halves[0]!.split(':');
-  const tail = halves.length > 1 ? (halves[1] === '' ? [] : halves[1]!.split(':')) : [];
-  const groups = halves.length > 1 ? [...head, ...new Array<string>(8 - head.length - tail.length).fill('0'), ...tail] : head;
-  if (groups.length !== 8) return null;
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) {
-    const g = parseInt(groups[i]!, 16);
-    out[i * 2] = g >>> 8;
-    out[i * 2 + 1] = g & 0xff;
-  }
-  return out;
-}
-
 /**
  * Wire form of an address for `{client_ip}`/`{server_ip}` as CoreDNS's ipToWire writes it:
  * 4 bytes when `family` is 4 (an IPv4-mapped address is unmapped), 16 when it is 6 (an IPv4
@@ -71,7 +49,7 @@ export function addressBytes(addr: string, family: 4 | 6): Uint8Array | null {
     out.set(v4text.split('.').map(Number), 12);
     return out;
   }
-  return ipv6Bytes(addr);
+  return isIPv6(addr) ? ipv6Bytes(addr.replace(/%.*$/, '')) : null;
 }
 
 /**

@@ -6,7 +6,6 @@
  * the top (weighted.ts); its block takes `reload` only (as in CoreDNS, the block belongs to it).
  */
 import path from 'node:path';
-import { isIPv4, isIPv6 } from 'node:net';
 import { PluginScope } from '../../plugin.ts';
 import type { Handler, Plugin, PluginSetup, SetupContext } from '../../plugin.ts';
 import type { Directive, Token } from '../../corefile/types.ts';
@@ -14,6 +13,7 @@ import { errorAt, blockLines, unknownPropertyError, durationArgMs } from '../../
 import type { Subnet } from '../../wire/shuffle.ts';
 import { LoadBalanceHandler } from './loadbalance.ts';
 import { WeightFile } from './weighted.ts';
+import { ipBytes } from '../../wire/ip.ts';
 
 export class LoadBalancePlugin implements Plugin {
   readonly name = 'loadbalance';
@@ -35,24 +35,6 @@ export class LoadBalancePlugin implements Plugin {
   stop(): void {
     this.weights?.stop();
   }
-}
-
-export function ipBytes(text: string): Uint8Array | null {
-  if (isIPv4(text)) return Uint8Array.from(text.split('.').map(Number));
-  if (!isIPv6(text) || text.includes('%')) return null;
-  // Parse through a URL host: Node normalises the address; then expand it to 16 bytes.
-  const norm = new URL(`http://[${text}]/`).hostname.slice(1, -1);
-  const [head, tail] = norm.includes('::') ? norm.split('::') : [norm, null];
-  const h = head === '' ? [] : head!.split(':');
-  const t = tail === null || tail === '' ? [] : tail.split(':');
-  const words = tail === null ? h : [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) {
-    const w = parseInt(words[i]!, 16);
-    out[2 * i] = w >>> 8;
-    out[2 * i + 1] = w & 0xff;
-  }
-  return out;
 }
 
 /** Go's net.ParseCIDR: ADDRESS/BITS with BITS decimal within the address length; else null. */

@@ -13,7 +13,7 @@ import { isIP } from 'node:net';
 import { readRegularFile } from '../../util/read-regular.ts';
 import type { Logger } from '../../plugin.ts';
 import { WeightTable } from '../../wire/weights.ts';
-import { ipBytes } from './setup.ts';
+import { ipBytes } from '../../wire/ip.ts';
 
 /** Largest weight file read (a weight file is a few lines per name). */
 const MAX_WEIGHT_FILE_BYTES = 16 << 20;
