@@ -6,7 +6,7 @@
  * The types a request refers to (ResponseWriter, ErrorSink, QueryTap) live here, and
  * src/plugin.ts re-exports them, so the two modules do not import each other.
  */
-import { ParsedQuery } from '../wire/query.ts';
+import { ParseResult, ParsedQuery, parseQuery } from '../wire/query.ts';
 import { buildEmptyResponse } from '../wire/message.ts';
 import { replyRcode } from '../wire/header.ts';
 
@@ -97,6 +97,25 @@ export class Request extends ParsedQuery {
   constructor(msg: Buffer, msgLen: number, writer: ResponseWriter) {
     super(msg, msgLen);
     this.writer = writer;
+  }
+
+  /**
+   * An internal query on behalf of this one (dns64's A query, template's CNAME lookups): `msg`
+   * parsed into a new request with this request's client, listener, zone, arrival time and
+   * errors plugin; null when `msg` does not parse. Tap, metadata and routing are the caller's.
+   */
+  derive(msg: Buffer, writer: ResponseWriter): Request | null {
+    const sub = new Request(msg, msg.length, writer);
+    if (parseQuery(sub) !== ParseResult.OK) return null;
+    sub.proto = this.proto;
+    sub.family = this.family;
+    sub.remoteAddress = this.remoteAddress;
+    sub.remotePort = this.remotePort;
+    sub.server = this.server;
+    sub.zone = this.zone;
+    sub.startMs = this.startMs;
+    sub.errorSink = this.errorSink;
+    return sub;
   }
 
   /** Reports a plugin error (e.g. forward's upstream timeout) to the `errors` plugin, if any. */

@@ -15,7 +15,6 @@
  */
 import type { Handler, ResponseWriter } from '../../plugin.ts';
 import { Request } from '../../server/request.ts';
-import { ParseResult, parseQuery } from '../../wire/query.ts';
 import { ResponseScan, scanResponse } from '../../wire/message.ts';
 import { ResponseClass, typify } from '../../wire/typify.ts';
 import { Flag, QClass, QType, Rcode } from '../../wire/codes.ts';
@@ -136,16 +135,8 @@ class AaaaWriter implements ResponseWriter {
  */
 function subRequest(req: Request, w: ResponseWriter, viaNext: boolean): Request | null {
   const buf = aQueryFor(req.msg, req.msgLen, req.qnameEnd);
-  const sub = new Request(buf, buf.length, w);
-  if (parseQuery(sub) !== ParseResult.OK) return null;
-  sub.proto = req.proto;
-  sub.family = req.family;
-  sub.remoteAddress = req.remoteAddress;
-  sub.remotePort = req.remotePort;
-  sub.server = req.server;
-  sub.zone = req.zone;
-  sub.startMs = req.startMs;
-  sub.errorSink = req.errorSink;
+  const sub = req.derive(buf, w);
+  if (sub === null) return null;
   if (viaNext) {
     sub.tap = req.tap;
     sub.metadata = req.metadata;

@@ -29,7 +29,6 @@ import type { Buffer } from 'node:buffer';
 import { PluginScope } from '../../plugin.ts';
 import type { Handler, Plugin, ResponseWriter } from '../../plugin.ts';
 import { Request } from '../../server/request.ts';
-import { ParseResult, parseQuery } from '../../wire/query.ts';
 import { decodeMessage, encodeMessage, parseRR, replyTo, rrTypeName, type EdnsOption, type Message, type RR } from '../../wire/codec.ts';
 import { edeOption } from '../../wire/ede.ts';
 import { Flag, QClass, QType, Rcode } from '../../wire/codes.ts';
@@ -466,17 +465,9 @@ function subRequest(req: Request, name: string, done: (m: Message | null) => voi
   } catch {
     return null;
   }
-  const sub = new Request(bytes, bytes.length, new CaptureWriter(done));
-  if (parseQuery(sub) !== ParseResult.OK) return null;
-  sub.proto = req.proto;
-  sub.family = req.family;
-  sub.remoteAddress = req.remoteAddress;
-  sub.remotePort = req.remotePort;
-  sub.server = req.server;
-  sub.zone = req.zone;
-  sub.startMs = req.startMs;
+  const sub = req.derive(bytes, new CaptureWriter(done));
+  if (sub === null) return null;
   sub.target = req.target;
-  sub.errorSink = req.errorSink;
   sub.metadata = req.metadata;
   sub.tap = req.tap;
   lookups.add(sub);
