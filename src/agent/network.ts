@@ -16,7 +16,7 @@ import { SetupErrorType, type SetupMetrics } from './setup-metrics.ts';
 
 type NetworkOptions = Pick<
   Options,
-  'setupInterface' | 'setupIptables' | 'interfaceName' | 'interfaceType' | 'localIps' | 'rulesBackend' | 'ipFamily' | 'dnsPort' | 'healthPort'
+  'setupInterface' | 'setupIptables' | 'interfaceName' | 'interfaceType' | 'localIps' | 'rulesBackend' | 'ipFamilies' | 'dnsPort' | 'healthPort'
 >;
 
 export class NodeNetwork {
@@ -67,7 +67,7 @@ export class NodeNetwork {
   async chooseRules(): Promise<void> {
     const opts = this.#opts;
     if (!opts.setupIptables) return;
-    const choice = await chooseRulesBackend(opts.rulesBackend, { runner: this.#runner, ipv6: opts.ipFamily === 6 });
+    const choice = await chooseRulesBackend(opts.rulesBackend, { runner: this.#runner, families: opts.ipFamilies });
     // The default (iptables) logs nothing new: node-cache's start-up lines stay as they were.
     if (opts.rulesBackend !== 'iptables') this.#log.info(`Rules back end: ${choice.kind} (${choice.reason})`);
     this.rules = createRulesBackend(choice.kind, {

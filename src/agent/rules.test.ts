@@ -14,8 +14,8 @@ test('rules: explicit back ends are taken as given, without running anything', a
   const runner = async (): Promise<CommandResult> => {
     throw new Error('must not run');
   };
-  assert.deepEqual(await chooseRulesBackend('iptables', { runner, ipv6: false }), { kind: 'iptables', reason: '-rulesbackend iptables' });
-  assert.deepEqual(await chooseRulesBackend('nftables', { runner, ipv6: false }), { kind: 'nftables', reason: '-rulesbackend nftables' });
+  assert.deepEqual(await chooseRulesBackend('iptables', { runner, families: [4] }), { kind: 'iptables', reason: '-rulesbackend iptables' });
+  assert.deepEqual(await chooseRulesBackend('nftables', { runner, families: [4] }), { kind: 'nftables', reason: '-rulesbackend nftables' });
   const o = { localIps: ['169.254.20.10'], dnsPort: 53, healthPort: 8080, log: quiet };
   assert.ok(createRulesBackend('iptables', o) instanceof IptablesManager);
   assert.ok(createRulesBackend('nftables', o) instanceof NftablesManager);
@@ -34,26 +34,36 @@ test('rules: auto picks nftables for a kube-proxy table of any family, or withou
     assert.equal(await onPath('ip6tables', `${empty}:${bin}`), false);
 
     const tables = (stdout: string) => async (): Promise<CommandResult> => ({ code: 0, stdout, stderr: '' });
-    assert.deepEqual(await chooseRulesBackend('auto', { runner: tables('table ip filter\ntable ip6 kube-proxy\n'), ipv6: false, path: bin }), {
+    assert.deepEqual(await chooseRulesBackend('auto', { runner: tables('table ip filter\ntable ip6 kube-proxy\n'), families: [4], path: bin }), {
       kind: 'nftables',
       reason: 'auto: kube-proxy runs in nftables mode (table ip6 kube-proxy exists)',
     });
-    assert.deepEqual(await chooseRulesBackend('auto', { runner: tables('table ip filter\ntable ip kube-proxy-old\n'), ipv6: false, path: bin }), {
+    assert.deepEqual(await chooseRulesBackend('auto', { runner: tables('table ip filter\ntable ip kube-proxy-old\n'), families: [4], path: bin }), {
       kind: 'iptables',
       reason: 'auto: no kube-proxy nftables table; iptables is installed',
     });
-    assert.deepEqual(await chooseRulesBackend('auto', { runner: tables(''), ipv6: false, path: empty }), {
+    assert.deepEqual(await chooseRulesBackend('auto', { runner: tables(''), families: [4], path: empty }), {
       kind: 'nftables',
       reason: 'auto: no iptables binary on PATH (no kube-proxy nftables table)',
     });
-    assert.deepEqual(await chooseRulesBackend('auto', { runner: tables(''), ipv6: true, path: bin }), {
+    assert.deepEqual(await chooseRulesBackend('auto', { runner: tables(''), families: [6], path: bin }), {
       kind: 'nftables',
       reason: 'auto: no ip6tables binary on PATH (no kube-proxy nftables table)',
+    });
+    // Dual-stack needs both binaries: ip6tables is not executable in `bin`.
+    assert.deepEqual(await chooseRulesBackend('auto', { runner: tables(''), families: [4, 6], path: bin }), {
+      kind: 'nftables',
+      reason: 'auto: no ip6tables binary on PATH (no kube-proxy nftables table)',
+    });
+    await chmod(join(bin, 'ip6tables'), 0o755);
+    assert.deepEqual(await chooseRulesBackend('auto', { runner: tables(''), families: [4, 6], path: bin }), {
+      kind: 'iptables',
+      reason: 'auto: no kube-proxy nftables table; iptables and ip6tables are installed',
     });
     const noNft = async (): Promise<CommandResult> => {
       throw new Error('cannot run nft: spawn nft ENOENT');
     };
-    assert.deepEqual(await chooseRulesBackend('auto', { runner: noNft, ipv6: false, path: bin }), {
+    assert.deepEqual(await chooseRulesBackend('auto', { runner: noNft, families: [4], path: bin }), {
       kind: 'iptables',
       reason: 'auto: nft not usable: cannot run nft: spawn nft ENOENT; iptables is installed',
     });

@@ -61,12 +61,21 @@ export interface BackendChoice {
   reason: string;
 }
 
+/** The iptables binary writing rules of an IP family. */
+function iptablesBinary(family: 4 | 6): string {
+  return family === 6 ? 'ip6tables' : 'iptables';
+}
+
 /**
  * `auto`: nftables when `nft list tables` shows a table named `kube-proxy` (kube-proxy's
- * nftables mode creates `ip kube-proxy` and `ip6 kube-proxy`), or when the iptables binary of the
- * local IPs' family is not installed; iptables otherwise.
+ * nftables mode creates `ip kube-proxy` and `ip6 kube-proxy`), or when the iptables binary of one
+ * of the local IPs' families (`iptables`, `ip6tables`; both for dual-stack) is not installed;
+ * iptables otherwise.
  */
-export async function chooseRulesBackend(requested: RulesBackendName, o: { runner?: CommandRunner; ipv6: boolean; path?: string }): Promise<BackendChoice> {
+export async function chooseRulesBackend(
+  requested: RulesBackendName,
+  o: { runner?: CommandRunner; families: readonly (4 | 6)[]; path?: string },
+): Promise<BackendChoice> {
   if (requested !== 'auto') return { kind: requested, reason: '-rulesbackend ' + requested };
   const run = o.runner ?? execRunner;
   let nftNote = '';
@@ -82,11 +91,13 @@ export async function chooseRulesBackend(requested: RulesBackendName, o: { runne
   } catch (err) {
     nftNote = `nft not usable: ${(err as Error).message}`;
   }
-  const bin = o.ipv6 ? 'ip6tables' : 'iptables';
-  if (!(await onPath(bin, o.path ?? process.env.PATH))) {
-    return { kind: 'nftables', reason: `auto: no ${bin} binary on PATH (${nftNote})` };
+  const bins = (o.families.length > 0 ? o.families : [4 as const]).map(iptablesBinary);
+  for (const bin of bins) {
+    if (!(await onPath(bin, o.path ?? process.env.PATH))) {
+      return { kind: 'nftables', reason: `auto: no ${bin} binary on PATH (${nftNote})` };
+    }
   }
-  return { kind: 'iptables', reason: `auto: ${nftNote}; ${bin} is installed` };
+  return { kind: 'iptables', reason: `auto: ${nftNote}; ${bins.join(' and ')} ${bins.length > 1 ? 'are' : 'is'} installed` };
 }
 
 export interface RulesBackendOptions {

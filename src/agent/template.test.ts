@@ -92,12 +92,60 @@ test('iptables-mode base without the service variable is a clear TemplateError',
 test('raw ConfigMap Corefile: local IPs joined by spaces, __PILLAR__DNS__SERVER__ removed', () => {
   const r = renderCorefile(input({ base: RAW, localIps: ['169.254.20.10', '10.96.0.10'] }));
   assert.equal((r.corefile.match(/^ {4}bind 169\.254\.20\.10 10\.96\.0\.10 $/gm) ?? []).length, 4);
-  assert.match(r.corefile, /^ {4}health 169\.254\.20\.10 10\.96\.0\.10:8080$/m);
+  // An address (`:8080` follows) takes the first local IP alone; node-cache writes the whole list
+  // there (`health 169.254.20.10 10.96.0.10:8080`), which health rejects.
+  assert.match(r.corefile, /^ {4}health 169\.254\.20\.10:8080$/m);
   assert.ok(!r.corefile.includes(PILLAR.dnsServer));
   // __PILLAR__DNS__DOMAIN__ is the sed step's job; it is left and reported.
   assert.match(r.corefile, /^__PILLAR__DNS__DOMAIN__:53 \{/m);
   assert.deepEqual(r.warnings.length, 1);
   assert.match(r.warnings[0]!, /__PILLAR__DNS__DOMAIN__/);
+});
+
+test('dual-stack: bind lists both families, addresses and the IPv6 upstream in brackets where a port follows', () => {
+  const localIps = ['169.254.20.10', 'fd00::10', '198.18.0.10', 'fd00::a'];
+  const base = [
+    'cluster.local:53 {',
+    '    bind __PILLAR__LOCAL__DNS__ __PILLAR__DNS__SERVER__',
+    '    forward . __PILLAR__CLUSTER__DNS__ {',
+    '        force_tcp',
+    '    }',
+    '    health __PILLAR__LOCAL__DNS__:8080',
+    '    ready __PILLAR__LOCAL__DNS__:{$NODE_LOCAL_DNS_READY_PORT}',
+    '}',
+    'in-addr.arpa:53 {',
+    '    bind __PILLAR__LOCAL__DNS__',
+    '    forward . __PILLAR__CLUSTER__DNS__:53',
+    '}',
+    '',
+  ].join('\n');
+  const r = renderCorefile(input({ base, localIps, env: { KUBE_DNS_UPSTREAM_SERVICE_HOST: 'fd00::53' } }));
+  assert.deepEqual(r.warnings, []);
+  assert.equal(
+    r.corefile,
+    [
+      'cluster.local:53 {',
+      '    bind 169.254.20.10 fd00::10 198.18.0.10 fd00::a ',
+      '    forward . fd00::53 {',
+      '        force_tcp',
+      '    }',
+      '    health 169.254.20.10:8080',
+      '    ready 169.254.20.10:{$NODE_LOCAL_DNS_READY_PORT}',
+      '}',
+      'in-addr.arpa:53 {',
+      '    bind 169.254.20.10 fd00::10 198.18.0.10 fd00::a',
+      '    forward . [fd00::53]:53',
+      '}',
+      '',
+    ].join('\n'),
+  );
+  // IPv6 first: the address form is bracketed (node-cache writes `health fd00::10:8080`).
+  const v6 = renderCorefile(input({ base, localIps: ['fd00::10', '169.254.20.10'], env: { KUBE_DNS_UPSTREAM_SERVICE_HOST: '198.18.0.53' } }));
+  assert.match(v6.corefile, /^ {4}health \[fd00::10\]:8080$/m);
+  assert.match(v6.corefile, /^ {4}forward \. 198\.18\.0\.53:53$/m);
+  // Stub domain blocks bind every address of both families.
+  const stubs = renderCorefile(input({ base, localIps, env: { KUBE_DNS_UPSTREAM_SERVICE_HOST: 'fd00::53' }, stubDomains: new Map([['acme.local', ['fd00::99']]]) }));
+  assert.match(stubs.corefile, /^acme\.local:53 \{\n {4}errors\n {4}cache 30\n {4}bind 169\.254\.20\.10 fd00::10 198\.18\.0\.10 fd00::a\n {4}forward \. fd00::99\n\}/m);
 });
 
 test('template with __PILLAR__LOCAL__DNS__ needs local IPs', () => {

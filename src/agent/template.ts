@@ -2,11 +2,17 @@
  * Rendering node-cache's template Corefile (`Corefile.base`, the `node-local-dns` ConfigMap) into
  * the Corefile that is served, the way k8s-dns-node-cache does it:
  *
- *  - `__PILLAR__LOCAL__DNS__`     → the `-localip` addresses, space-separated;
+ *  - `__PILLAR__LOCAL__DNS__`     → the `-localip` addresses, space-separated (a `bind` line lists
+ *                                   both families of a dual-stack list); followed by `:PORT` (an
+ *                                   address, as in `health __PILLAR__LOCAL__DNS__:8080`), the first
+ *                                   `-localip` address alone, in brackets when IPv6
+ *                                   (`health [fd00::10]:8080`);
  *  - `__PILLAR__DNS__SERVER__`    → removed (its address is already part of `-localip`);
  *  - `__PILLAR__CLUSTER__DNS__`   → the cluster IP of `-upstreamsvc`, read from the environment
  *                                   variable Kubernetes sets for it (`KUBE_DNS_UPSTREAM_SERVICE_HOST`
- *                                   for `kube-dns-upstream`);
+ *                                   for `kube-dns-upstream`), in brackets when IPv6 and followed by
+ *                                   `:PORT` (`forward . __PILLAR__CLUSTER__DNS__` takes a bare IPv6
+ *                                   address, as CoreDNS's forward does);
  *  - `__PILLAR__UPSTREAM__SERVERS__` → the kube-dns ConfigMap's `upstreamNameservers`, or
  *                                   `/etc/resolv.conf` when there are none. With custom upstreams a
  *                                   `forward . __PILLAR__UPSTREAM__SERVERS__ { force_tcp }` block is
@@ -17,7 +23,10 @@
  *    differs uses its own), so stub traffic shows up in the metrics. A template without
  *    `prometheus` gets stub blocks without it.
  *
- * Differences on purpose: a missing or malformed service variable is a `TemplateError` naming the
+ * Differences on purpose: node-cache writes every `-localip` address, unbracketed, in front of
+ * `:PORT` too, which CoreDNS rejects for more than one address or an IPv6 one (`health
+ * 169.254.20.10 10.96.0.10:8080`, `health fd00::10:8080`); for one IPv4 address the output is
+ * the same. A missing or malformed service variable is a `TemplateError` naming the
  * variable (node-cache writes `<nil>` into the Corefile); stub blocks are emitted in sorted order
  * (node-cache follows Go's random map order); the TCP→UDP rewrite tolerates any indentation.
  */
@@ -78,6 +87,11 @@ export function clusterDnsIp(serviceName: string, env: Readonly<Record<string, s
     );
   }
   return value.trim();
+}
+
+/** An IP address as the host part of `HOST:PORT` (CoreDNS's, Go's JoinHostPort): IPv6 in brackets. */
+export function hostForPort(ip: string): string {
+  return isIP(ip) === 6 ? `[${ip}]` : ip;
 }
 
 export interface RenderInput {
@@ -174,8 +188,10 @@ export function renderCorefile(input: RenderInput): RenderResult {
   }
 
   if (text.includes(PILLAR.clusterDns)) {
-    text = text.replaceAll(PILLAR.clusterDns, clusterDnsIp(input.upstreamSvc, input.env));
+    const ip = clusterDnsIp(input.upstreamSvc, input.env);
+    text = text.replaceAll(`${PILLAR.clusterDns}:`, `${hostForPort(ip)}:`).replaceAll(PILLAR.clusterDns, ip);
   }
+  if (input.localIps.length > 0) text = text.replaceAll(`${PILLAR.localDns}:`, `${hostForPort(input.localIps[0]!)}:`);
   text = text.replaceAll(PILLAR.localDns, input.localIps.join(' '));
   text = text.replaceAll(PILLAR.dnsServer, '');
 

@@ -42,11 +42,19 @@ test('the stock DaemonSet command line parses', () => {
     '/tmp/node-cache.pid',
   ]);
   assert.deepEqual(o.localIps, ['169.254.20.10', '10.96.0.10']);
-  assert.equal(o.ipFamily, 4);
+  assert.deepEqual(o.ipFamilies, [4]);
   assert.equal(o.confGiven, true);
   assert.equal(o.flagsGiven, true);
   assert.equal(o.upstreamSvc, 'kube-dns-upstream');
   assert.equal(o.pidfile, '/tmp/node-cache.pid');
+});
+
+test('dual-stack -localip: both families, every address kept in the order given', () => {
+  const o = parseOptions(['-localip', '169.254.20.10,fd00::10,198.18.0.10,fd00::a']);
+  assert.deepEqual(o.localIps, ['169.254.20.10', 'fd00::10', '198.18.0.10', 'fd00::a']);
+  assert.deepEqual(o.ipFamilies, [4, 6]);
+  assert.deepEqual(parseOptions(['-localip', 'fd00::10,169.254.20.10']).ipFamilies, [6, 4]);
+  assert.deepEqual(parseOptions([]).ipFamilies, []);
 });
 
 test('-conf wins over node-cache -corefile; -corefile alone is used', () => {
@@ -84,7 +92,7 @@ test('every flag is accepted in every Go form', () => {
     '-standby',
   ]);
   assert.deepEqual(o.localIps, ['fd00::10', 'fd00::11']);
-  assert.equal(o.ipFamily, 6);
+  assert.deepEqual(o.ipFamilies, [6]);
   assert.equal(o.setupInterface, false);
   assert.equal(o.interfaceName, 'nld0');
   assert.equal(o.syncIntervalMs, 5000);
@@ -136,7 +144,6 @@ test('validation errors are FlagErrors with node-cache-like messages', () => {
     [['-localip', ''], /^invalid localip specified - ""$/],
     [['-localip', '169.254.20.10,nope'], /^invalid localip specified - "nope"$/],
     [['-localip', '169.254.20.10,'], /^invalid localip specified - ""$/],
-    [['-localip', '169.254.20.10,fd00::1'], /unexpected IP family for localip - "fd00::1"/],
     [['-dns.port', 'x'], /^invalid port specified - "x"$/],
     [['-dns.port', '70000'], /^invalid port specified/],
     [['-health-port', 'abc'], /^invalid healthcheck port specified - "abc"$/],

@@ -14,7 +14,9 @@
  *      * any other Go duration (`60s`, `1m30s`, `500ms`) → taken literally.
  *    The result must be positive.
  *  - `-localip` is optional at parse time (an empty list); each given entry must be an IPv4 or IPv6
- *    address and all must be of one family, as node-cache requires.
+ *    address. node-cache requires one family; here IPv4 and IPv6 may be mixed (dual-stack, e.g.
+ *    `169.254.20.10,fd00::10,10.96.0.10,fd00::a`): every address is treated alike, as node-cache
+ *    treats its list (docs/operations.md "Dual-stack").
  *  - Accepted and ignored, with a note in `ignoredFlags`: `-initialdelay` (node-cache versions that
  *    had it), `-setupebtables` (ebtables redirect is not implemented), `-reloadwithsignal`
  *    (reloads are always in-process here).
@@ -48,8 +50,8 @@ export type InterfaceType = (typeof INTERFACE_TYPES)[number];
 export interface Options {
   /** Local listen IPs from `-localip`, in the order given (empty when not given). */
   localIps: string[];
-  /** IP family of `localIps` (4 when empty). */
-  ipFamily: 4 | 6;
+  /** IP families of `localIps` in order of first appearance (`[4, 6]` for dual-stack; empty when none). */
+  ipFamilies: (4 | 6)[];
   /** The Corefile served (and written from the template): `-conf`, else `-corefile`. */
   corefilePath: string;
   confGiven: boolean;
@@ -132,7 +134,7 @@ export function optionsFlagSet(programName = 'node-local-dns', version = ''): Fl
     `on the given local IPs,\nwith the network set-up of k8s-dns-node-cache.\n\n`;
   const fs = new FlagSet(programName, header);
   // node-cache flags
-  fs.string('localip', '', 'comma-separated list of IP addresses the cache listens on (all IPv4 or all IPv6)');
+  fs.string('localip', '', 'comma-separated list of IP addresses the cache listens on (IPv4, IPv6, or both for dual-stack)');
   fs.bool('setupinterface', true, 'create the network interface holding the local IPs');
   fs.string('interfacename', DEFAULTS.interfaceName, 'name of the network interface to create');
   fs.custom(
@@ -208,15 +210,12 @@ export function parseOptions(argv: readonly string[]): Options {
   if (p.args.length > 0) throw new FlagError(`extra command line arguments: [${p.args.join(' ')}]`);
 
   const localIps: string[] = [];
-  let ipFamily: 4 | 6 = 4;
+  const ipFamilies: (4 | 6)[] = [];
   if (p.has('localip')) {
     for (const raw of p.string('localip').split(',')) {
       const fam = isIP(raw);
       if (fam === 0) throw new FlagError(`invalid localip specified - ${JSON.stringify(raw)}`);
-      if (localIps.length === 0) ipFamily = fam as 4 | 6;
-      else if (fam !== ipFamily) {
-        throw new FlagError(`unexpected IP family for localip - ${JSON.stringify(raw)}, want IPv${ipFamily} like the first one`);
-      }
+      if (!ipFamilies.includes(fam as 4 | 6)) ipFamilies.push(fam as 4 | 6);
       localIps.push(raw);
     }
   }
@@ -249,7 +248,7 @@ export function parseOptions(argv: readonly string[]): Options {
 
   return {
     localIps,
-    ipFamily,
+    ipFamilies,
     corefilePath: p.has('conf') ? p.string('conf') : p.string('corefile'),
     confGiven: p.has('conf'),
     flagsGiven: p.set.size > 0,
