@@ -16,6 +16,16 @@
  *
  * __PILLAR__UPSTREAM__SERVERS__ is always left to the agent.
  *
+ * Dual-stack: --local-dns and --dns-server take one address per family, comma-separated
+ * (`--local-dns 169.254.20.10,fd00::10 --dns-server 10.96.0.10,fd00:10:96::a`). Then `-localip`
+ * lists the link-local addresses, then the kube-dns ClusterIPs (comma-separated), `bind` lines
+ * list them all, the `health`/`ready` addresses and the probes take the first link-local address
+ * (IPv6 in brackets where a port follows), and a second `health` on the other family's
+ * link-local address goes into the last server block (CoreDNS allows one `health` per block).
+ * IPVS mode's __PILLAR__CLUSTER__DNS__ becomes both ClusterIPs (`forward . 10.96.0.10 fd00:10:96::a`).
+ * With one address each the output is what the sed commands make (IPv6 `HOST:PORT` aside:
+ * bracketed here, as CoreDNS needs).
+ *
  * Usage:
  *   node deploy/render.ts --dns-server 10.96.0.10 [--local-dns 169.254.20.10]
  *     [--domain cluster.local] [--mode iptables|ipvs|nftables] [--image REF] [--standby] [--output FILE]
@@ -37,9 +47,9 @@ export type Mode = (typeof MODES)[number];
 
 export interface RenderOptions {
   mode: Mode;
-  /** ClusterIP of the kube-dns Service. */
+  /** ClusterIP of the kube-dns Service; dual-stack: one per family, comma-separated. */
   dnsServer: string;
-  /** Link-local address the cache listens on. */
+  /** Link-local address the cache listens on; dual-stack: one per family, comma-separated. */
   localDns: string;
   /** Cluster domain, without trailing dot. */
   domain: string;
@@ -84,9 +94,22 @@ function validate(opts: RenderOptions): void {
     ['--dns-server', opts.dnsServer],
     ['--local-dns', opts.localDns],
   ] as const) {
-    if (isIP(value) === 0) {
-      throw new RenderError(RenderErrorCode.BadAddress, `${flag} must be an IP address, not "${value}"`);
+    const list = value.split(',');
+    for (const ip of list) {
+      if (isIP(ip) === 0) throw new RenderError(RenderErrorCode.BadAddress, `${flag} must be an IP address, not "${ip}"`);
     }
+    if (list.length > 2 || (list.length === 2 && isIP(list[0]!) === isIP(list[1]!))) {
+      throw new RenderError(RenderErrorCode.BadAddress, `${flag} takes one address, or one IPv4 and one IPv6 address (dual-stack), not "${value}"`);
+    }
+  }
+  const families = (v: string): string =>
+    v
+      .split(',')
+      .map((ip) => isIP(ip))
+      .sort()
+      .join();
+  if (opts.localDns.includes(',') !== opts.dnsServer.includes(',') || families(opts.localDns) !== families(opts.dnsServer)) {
+    throw new RenderError(RenderErrorCode.BadAddress, `--local-dns and --dns-server need the same IP families, not "${opts.localDns}" and "${opts.dnsServer}"`);
   }
   if (!DOMAIN_RE.test(opts.domain)) {
     throw new RenderError(RenderErrorCode.BadDomain, `--domain must be a DNS name without trailing dot, not "${opts.domain}"`);
@@ -103,6 +126,39 @@ function stripHeader(template: string): string {
   return lines.slice(first < 0 ? lines.length : first).join('\n');
 }
 
+/** An IP address as the host of `HOST:PORT`: IPv6 in brackets. */
+function hostForPort(ip: string): string {
+  return isIP(ip) === 6 ? `[${ip}]` : ip;
+}
+
+/**
+ * The address placeholders, by context: `HOST:PORT` (health, ready) → the first link-local
+ * address; `bind` lines → every address, space-separated; the `-localip` argument → every
+ * address, comma-separated; the probes' `host:` → the first link-local address. Dual-stack adds
+ * `health` on the second link-local address to the last server block.
+ */
+function substituteAddresses(text: string, local: readonly string[], dns: readonly string[]): string {
+  let out = text.replaceAll('__PILLAR__LOCAL__DNS__:', `${hostForPort(local[0]!)}:`);
+  const second = local[1];
+  if (second !== undefined) {
+    const health = /^([ \t]*)health \S+:(\S+)$/m.exec(out);
+    const binds = [...out.matchAll(/^[ \t]*bind __PILLAR__LOCAL__DNS__.*$/gm)];
+    const lastBind = binds.at(-1);
+    if (health && lastBind && lastBind.index > health.index) {
+      const at = lastBind.index + lastBind[0].length;
+      out = `${out.slice(0, at)}\n${health[1]}health ${hostForPort(second)}:${health[2]}${out.slice(at)}`;
+    }
+  }
+  out = out.replace(/^([ \t]*bind .*)$/gm, (line) =>
+    line.replaceAll('__PILLAR__LOCAL__DNS__', local.join(' ')).replaceAll('__PILLAR__DNS__SERVER__', dns.join(' ')),
+  );
+  out = out.replace(
+    /^([ \t]*- )__PILLAR__LOCAL__DNS__(,__PILLAR__DNS__SERVER__)?$/gm,
+    (_m, item: string, withDns: string | undefined) => `${item}${[...local, ...(withDns ? dns : [])].join(',')}`,
+  );
+  return out.replaceAll('__PILLAR__LOCAL__DNS__', local[0]!).replaceAll('__PILLAR__DNS__SERVER__', dns.join(','));
+}
+
 /**
  * Renders the template text. Pure: same input, same output.
  * @throws RenderError on a bad option or when a placeholder other than the agent's remains.
@@ -116,13 +172,12 @@ export function renderManifest(template: string, opts: RenderOptions): string {
     out = out.replace(/^(\s*)- -peerdir$/m, '$1- -rulesbackend\n$1- nftables\n$1- -peerdir');
     if (out === before) throw new RenderError(RenderErrorCode.BadArguments, 'template has no "- -peerdir" argument to put -rulesbackend nftables before');
   }
+  const dns = opts.dnsServer.split(',');
   if (opts.mode === 'ipvs') {
-    out = out.replaceAll('__PILLAR__CLUSTER__DNS__', opts.dnsServer);
+    out = out.replaceAll('__PILLAR__CLUSTER__DNS__', dns.join(' '));
     out = out.replace(/[ |,]__PILLAR__DNS__SERVER__/g, '');
-  } else {
-    out = out.replaceAll('__PILLAR__DNS__SERVER__', opts.dnsServer);
   }
-  out = out.replaceAll('__PILLAR__LOCAL__DNS__', opts.localDns).replaceAll('__PILLAR__DNS__DOMAIN__', opts.domain);
+  out = substituteAddresses(out, opts.localDns.split(','), dns).replaceAll('__PILLAR__DNS__DOMAIN__', opts.domain);
   if (opts.image !== undefined) {
     out = out.replace(/^(\s*image:\s*)\S+$/gm, `$1${opts.image}`);
   }
@@ -142,8 +197,9 @@ export function renderManifest(template: string, opts: RenderOptions): string {
   return `# Rendered by: node deploy/render.ts ${flags}\n# From deploy/kubernetes/${source}; edit the template, not this output.\n${out}`;
 }
 
-const USAGE = `usage: node deploy/render.ts --dns-server IP [--local-dns 169.254.20.10] [--domain cluster.local]
+const USAGE = `usage: node deploy/render.ts --dns-server IP[,IPv6] [--local-dns 169.254.20.10[,fd00::10]] [--domain cluster.local]
                            [--mode iptables|ipvs|nftables] [--image REF] [--standby] [--template FILE] [--output FILE]
+  dual-stack: one address per family, comma-separated, in --dns-server and --local-dns
   --standby  render the standby DaemonSet (deploy/kubernetes/nodelocaldns-standby.yaml) instead of
              the primary bundle; apply it after the primary (docs/zero-downtime.md)`;
 

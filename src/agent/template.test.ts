@@ -144,8 +144,13 @@ test('dual-stack: bind lists both families, addresses and the IPv6 upstream in b
   assert.match(v6.corefile, /^ {4}health \[fd00::10\]:8080$/m);
   assert.match(v6.corefile, /^ {4}forward \. 198\.18\.0\.53:53$/m);
   // Stub domain blocks bind every address of both families.
-  const stubs = renderCorefile(input({ base, localIps, env: { KUBE_DNS_UPSTREAM_SERVICE_HOST: 'fd00::53' }, stubDomains: new Map([['acme.local', ['fd00::99']]]) }));
-  assert.match(stubs.corefile, /^acme\.local:53 \{\n {4}errors\n {4}cache 30\n {4}bind 169\.254\.20\.10 fd00::10 198\.18\.0\.10 fd00::a\n {4}forward \. fd00::99\n\}/m);
+  const stubs = renderCorefile(
+    input({ base, localIps, env: { KUBE_DNS_UPSTREAM_SERVICE_HOST: 'fd00::53' }, stubDomains: new Map([['acme.local', ['fd00::99']]]) }),
+  );
+  assert.match(
+    stubs.corefile,
+    /^acme\.local:53 \{\n {4}errors\n {4}cache 30\n {4}bind 169\.254\.20\.10 fd00::10 198\.18\.0\.10 fd00::a\n {4}forward \. fd00::99\n\}/m,
+  );
 });
 
 test('template with __PILLAR__LOCAL__DNS__ needs local IPs', () => {
