@@ -78,3 +78,19 @@ test('dummy on a kernel without the dummy link type: clear ERR_IFACE_UNSUPPORTED
   });
   assert.equal(await m.exists(), false);
 });
+
+test('dual-stack: one interface holds both families (IPv6 with nodad), a lost IPv6 address is put back', { skip }, async (t) => {
+  const ns = await withNetns(t);
+  const ips = ['169.254.20.10', 'fd00::10', '198.18.0.10', 'fd00::a'];
+  const m = new InterfaceManager({ name: 'nodelocaldns', type: 'bridge', ips }, ns.run);
+  assert.deepEqual(await m.ensure(), { created: true, addedAddrs: ips });
+  const global = async () => (await m.addresses())!.filter((a) => !a.startsWith('fe80')).sort();
+  assert.deepEqual(await global(), ['169.254.20.10/32', '198.18.0.10/32', 'fd00::10/128', 'fd00::a/128']);
+  const shown = await ns.exec('ip', ['-6', 'addr', 'show', 'dev', 'nodelocaldns']);
+  assert.match(shown, /inet6 fd00::10\/128 scope global nodad/);
+  assert.doesNotMatch(shown, /tentative/, 'usable at once: no duplicate address detection');
+  await ns.exec('ip', ['-6', 'addr', 'del', 'fd00::a/128', 'dev', 'nodelocaldns']);
+  assert.deepEqual(await m.ensure(), { created: false, addedAddrs: ['fd00::a'] });
+  assert.deepEqual(await global(), ['169.254.20.10/32', '198.18.0.10/32', 'fd00::10/128', 'fd00::a/128']);
+  assert.equal(await m.remove(), true);
+});

@@ -160,3 +160,29 @@ test('a failing rule is logged and counted as iptables, the others still go in',
   assert.match(log.lines[0]!, /^\[ERROR\] Error checking\/adding iptables rule \{filter PREROUTING \[-p tcp -j ACCEPT\]\}, error - error inserting rule: .+/);
   assert.equal(log.lines[1], `[INFO] Added back nodelocaldns rule - ${formatRule(good[0]!)}`);
 });
+
+test('dual-stack local IPs: IPv4 rules in iptables, IPv6 rules in ip6tables, both torn down', { skip }, async (t) => {
+  const ns = await createScratchNetns('ipt-dual');
+  t.after(() => ns.delete());
+  const rules = nodeLocalDnsRules(['169.254.20.10', 'fd00::10', '198.18.0.10', 'fd00::a'], 53, 8080);
+  assert.deepEqual(
+    rules.map((r) => r.ipv6),
+    [...Array(12).fill(false), ...Array(12).fill(true), ...Array(12).fill(false), ...Array(12).fill(true)],
+  );
+  const m = new IptablesManager(rules, { runner: ns.run, log: captureLog() });
+  assert.deepEqual(await m.ensureAll(), { added: 48, existing: 0, errors: 0 });
+  const v4 = rules.filter((r) => !r.ipv6);
+  const v6 = rules.filter((r) => r.ipv6);
+  for (const [ipv6, own] of [
+    [false, v4],
+    [true, v6],
+  ] as const) {
+    const save = await ns.iptablesSave(ipv6);
+    assert.deepEqual(savedRules(save, 'raw').sort(), expectedSave(own, 'raw').sort());
+    assert.deepEqual(savedRules(save, 'filter').sort(), expectedSave(own, 'filter').sort());
+  }
+  assert.deepEqual(await m.ensureAll(), { added: 0, existing: 48, errors: 0 });
+  assert.deepEqual(await m.teardown(), { removed: 48, errors: 0 });
+  assert.ok(!(await ns.iptablesSave()).includes('NodeLocal DNS Cache'));
+  assert.ok(!(await ns.iptablesSave(true)).includes('NodeLocal DNS Cache'));
+});

@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createScratchNetns, netnsSkipReason } from '../../test/netns/harness.ts';
 import type { CommandOptions, CommandResult } from './exec.ts';
 import { nodeLocalDnsRules } from './iptables.ts';
 import {
@@ -184,4 +186,35 @@ test('nftables manager: absent table applied whole; present table left alone; fa
   const m3 = new NftablesManager(ipt, { runner: rejected.runner, log: quiet, onError: (t) => errors.push(t) });
   assert.equal((await m3.ensureAll()).errors, 1);
   assert.deepEqual(errors, ['iptables', 'iptables']);
+});
+
+function nftSkipReason(): string | undefined {
+  const r = netnsSkipReason();
+  if (r !== undefined) return r;
+  try {
+    execFileSync('sh', ['-c', 'command -v nft'], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    return 'nft is not installed';
+  }
+}
+
+test('nftables, real nft: a dual-stack table holds ip and ip6 rules, reads back as complete, is deleted', { skip: nftSkipReason() }, async (t) => {
+  const ns = await createScratchNetns('nft-dual');
+  t.after(() => ns.delete());
+  const errors: string[] = [];
+  const m = new NftablesManager(nodeLocalDnsRules(['169.254.20.10', 'FD00:0::10', '198.18.0.10', 'fd00::a'], 53, 8080), {
+    runner: ns.run,
+    log: { ...quiet, error: (l: string) => errors.push(l) },
+  });
+  assert.deepEqual(await m.ensureAll(), { added: 48, existing: 0, errors: 0 });
+  const listed = await ns.exec('nft', ['list', 'table', 'inet', 'node-local-dns']);
+  assert.equal((listed.match(/^\t\tip daddr /gm) ?? []).length + (listed.match(/^\t\tip saddr /gm) ?? []).length, 24);
+  assert.equal((listed.match(/^\t\tip6 [sd]addr /gm) ?? []).length, 24);
+  assert.match(listed, /ip6 daddr fd00::10 udp dport 53 notrack comment "NodeLocal DNS Cache: skip conntrack"/);
+  // Read back (nft's JSON, canonical IPv6 text) it matches what was written: nothing re-applied.
+  assert.deepEqual(await m.ensureAll(), { added: 0, existing: 48, errors: 0 });
+  assert.deepEqual(await m.teardown(), { removed: 48, errors: 0 });
+  assert.equal((await ns.run('nft', ['list', 'table', 'inet', 'node-local-dns'])).code === 0, false);
+  assert.deepEqual(errors, []);
 });

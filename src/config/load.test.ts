@@ -137,6 +137,9 @@ test('load: server labels are dns://ADDR:PORT, IPv6 in brackets', async () => {
   const cfg = await loadConfig('.:53 {\n  bind 127.0.0.1 ::1\n}\n', 'Corefile', options());
   assert.deepEqual(cfg.blocks[0]!.serverLabels, ['dns://127.0.0.1:53', 'dns://[::1]:53']);
   assert.equal(serverLabel('fd00::10', 5353), 'dns://[fd00::10]:5353');
+  // As Go's TCPAddr prints them (CoreDNS core/dnsserver groups listeners by that text).
+  assert.equal(serverLabel('FD00:0:0::10', 53), 'dns://[fd00::10]:53');
+  assert.equal(serverLabel('::ffff:198.18.0.10', 53), 'dns://198.18.0.10:53');
 });
 
 test('load: bind with an interface name listens on its addresses (link-local IPv6 skipped)', async () => {

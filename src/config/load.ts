@@ -85,8 +85,25 @@ const TERMINAL: Handler = {
   },
 };
 
+/**
+ * CoreDNS's server label, `dns://` + Go's TCPAddr text: IPv6 in canonical form (lower case,
+ * compressed) in brackets (`dns://[fd00::10]:53` for `bind FD00:0::10`), IPv4-mapped IPv6 as IPv4.
+ */
 export function serverLabel(address: string, port: number): string {
-  return address.includes(':') ? `dns://[${address}]:${port}` : `dns://${address}:${port}`;
+  if (!address.includes(':')) return `dns://${address}:${port}`;
+  let host = address;
+  try {
+    host = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  } catch {
+    // not a plain IPv6 literal (a zone): as written
+  }
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host);
+  if (mapped) {
+    const hi = Number.parseInt(mapped[1]!, 16);
+    const lo = Number.parseInt(mapped[2]!, 16);
+    return `dns://${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}:${port}`;
+  }
+  return `dns://[${host}]:${port}`;
 }
 
 function mergeDirectives(list: Directive[]): Directive {
