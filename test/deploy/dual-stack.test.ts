@@ -4,7 +4,8 @@
  * against the Kubernetes schema; the DaemonSet's flags parse with the agent's parser to both
  * families' addresses; the ConfigMap's Corefile, rendered like the agent does it with an IPv6
  * kube-dns-upstream ClusterIP, parses and binds every address, has `health` on both link-local
- * addresses (IPv6 in brackets) and the probes on the first.
+ * addresses (IPv6 in brackets) and the probes on the first. The Helm chart with `dualStack.*`
+ * values renders the same Corefile and -localip as deploy/render.ts.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +14,7 @@ import { join } from 'node:path';
 import { parseOptions } from '../../src/cli/options.ts';
 import { RenderError, RenderErrorCode, STANDBY_TEMPLATE_PATH, TEMPLATE_PATH, renderManifest, type Mode } from '../../deploy/render.ts';
 import { envOf } from './lib/bundle.ts';
+import { renderChart } from './lib/helm.ts';
 import { corefileFacts, renderLikeAgent } from './lib/corefile.ts';
 import { ROOT, findOne, parseManifests, validateObject, type DaemonSetShape, type K8sObject } from './lib/k8s.ts';
 
@@ -106,5 +108,30 @@ describe('deploy/kubernetes/dual-stack', () => {
     });
     assert.match(v6first, /^ {8}health \[fd00::10\]:/m);
     assert.match(v6first, /^ {8}health 169\.254\.20\.10:/m);
+  });
+});
+
+describe('Helm chart: dualStack values', () => {
+  for (const mode of ['iptables', 'nftables', 'ipvs'] as const) {
+    test(`${mode}: same Corefile and -localip as deploy/render.ts's dual-stack rendering`, async () => {
+      const chart = parseManifests(
+        await renderChart({ mode, dnsServer: '10.96.0.10', localDns: '169.254.20.10', dualStack: { localDns: 'fd00::10', dnsServer: 'fd00:10:96::a' } }),
+        'helm template',
+      );
+      for (const o of chart) validateObject(o);
+      const raw = parseManifests(renderManifest(TEMPLATE, { mode, ...DUAL }), 'raw');
+      assert.equal(configMapCorefile(chart), configMapCorefile(raw));
+      const args = (objs: K8sObject[]) => parseOptions(findOne<DaemonSetShape>(objs, 'DaemonSet').spec.template.spec.containers[0]!.args ?? []);
+      assert.deepEqual(args(chart).localIps, args(raw).localIps);
+      assert.deepEqual(args(chart).localIps, mode === 'ipvs' ? ['169.254.20.10', 'fd00::10'] : ALL_IPS);
+    });
+  }
+
+  test('IPv6 localDns is bracketed in health and ready; one dualStack value alone is refused', async () => {
+    const v6 = parseManifests(await renderChart({ dnsServer: 'fd00:10:96::a', localDns: 'fd00::10' }), 'helm v6');
+    assert.match(configMapCorefile(v6), /^ {4}health \[fd00::10\]:\{\$NODE_LOCAL_DNS_HEALTH_PORT\}$/m);
+    assert.match(configMapCorefile(v6), /^ {4}ready \[fd00::10\]:\{\$NODE_LOCAL_DNS_READY_PORT\}$/m);
+    await assert.rejects(renderChart({ dualStack: { localDns: 'fd00::10' } }), /set both \(dual-stack\) or neither/);
+    await assert.rejects(renderChart({ dualStack: { localDns: 'fd00::10', dnsServer: 'kube-dns' } }), /dnsServer/);
   });
 });

@@ -97,29 +97,53 @@ standby share one Corefile and each binds its own ports. */}}
 {{- end -}}
 {{- end -}}
 
-{{/* -localip: iptables and nftables modes also take over the kube-dns ClusterIP; IPVS mode cannot. */}}
-{{- define "node-local-dns.localip" -}}
-{{- if eq .Values.mode "ipvs" -}}
-{{- .Values.localDns -}}
-{{- else -}}
-{{- printf "%s,%s" .Values.localDns .Values.dnsServer -}}
+{{/* The cache's own addresses: localDns, then dualStack.localDns (dual-stack). */}}
+{{- define "node-local-dns.localAddrs" -}}
+{{- $d := .Values.dualStack | default dict -}}
+{{- if ne (empty $d.localDns) (empty $d.dnsServer) -}}
+{{- fail "dualStack.localDns and dualStack.dnsServer: set both (dual-stack) or neither" -}}
 {{- end -}}
+{{- $l := list .Values.localDns -}}
+{{- if $d.localDns -}}{{- $l = append $l $d.localDns -}}{{- end -}}
+{{- toJson $l -}}
+{{- end -}}
+
+{{/* The kube-dns ClusterIPs: dnsServer, then dualStack.dnsServer. */}}
+{{- define "node-local-dns.dnsServers" -}}
+{{- $d := .Values.dualStack | default dict -}}
+{{- $l := list .Values.dnsServer -}}
+{{- if $d.dnsServer -}}{{- $l = append $l $d.dnsServer -}}{{- end -}}
+{{- toJson $l -}}
+{{- end -}}
+
+{{/* The addresses the cache serves: iptables and nftables modes also take over the kube-dns ClusterIP(s); IPVS mode cannot. */}}
+{{- define "node-local-dns.serveAddrs" -}}
+{{- $l := include "node-local-dns.localAddrs" . | fromJsonArray -}}
+{{- if ne .Values.mode "ipvs" -}}
+{{- $l = concat $l (include "node-local-dns.dnsServers" . | fromJsonArray) -}}
+{{- end -}}
+{{- toJson $l -}}
+{{- end -}}
+
+{{- define "node-local-dns.localip" -}}
+{{- include "node-local-dns.serveAddrs" . | fromJsonArray | join "," -}}
 {{- end -}}
 
 {{- define "node-local-dns.bind" -}}
-{{- if eq .Values.mode "ipvs" -}}
-{{- .Values.localDns -}}
-{{- else -}}
-{{- printf "%s %s" .Values.localDns .Values.dnsServer -}}
+{{- include "node-local-dns.serveAddrs" . | fromJsonArray | join " " -}}
 {{- end -}}
+
+{{/* An IP as the host of HOST:PORT: IPv6 in brackets, as CoreDNS needs. */}}
+{{- define "node-local-dns.hostForPort" -}}
+{{- if contains ":" . -}}[{{ . }}]{{- else -}}{{ . }}{{- end -}}
 {{- end -}}
 
 {{/* Where cluster-domain misses go: in iptables mode the agent fills in the
 kube-dns-upstream ClusterIP (the kube-dns ClusterIP itself is intercepted); in IPVS mode
-the kube-dns ClusterIP is reachable as is. */}}
+the kube-dns ClusterIP(s) are reachable as is. */}}
 {{- define "node-local-dns.clusterUpstream" -}}
 {{- if eq .Values.mode "ipvs" -}}
-{{- .Values.dnsServer -}}
+{{- include "node-local-dns.dnsServers" . | fromJsonArray | join " " -}}
 {{- else -}}
 __PILLAR__CLUSTER__DNS__
 {{- end -}}
@@ -180,8 +204,8 @@ the standby), so both share this Corefile. */}}
     forward . {{ $cluster }}
 {{- end }}
     prometheus :{{ $metrics }}
-    health {{ .Values.localDns }}:{{ $health }}
-    ready {{ .Values.localDns }}:{{ $ready }}
+    health {{ include "node-local-dns.hostForPort" .Values.localDns }}:{{ $health }}
+    ready {{ include "node-local-dns.hostForPort" .Values.localDns }}:{{ $ready }}
 }
 {{- range $zone := list "in-addr.arpa" "ip6.arpa" }}
 {{ $zone }}:53 {
@@ -212,6 +236,9 @@ the standby), so both share this Corefile. */}}
     reload
     loop
     bind {{ $bind }}
+{{- with (.Values.dualStack | default dict).localDns }}
+    health {{ include "node-local-dns.hostForPort" . }}:{{ $health }}
+{{- end }}
     forward . __PILLAR__UPSTREAM__SERVERS__
     prometheus :{{ $metrics }}
 }
