@@ -14,8 +14,9 @@
  * node-local-dns (its coredns_dns_requests_total per `server` label, `dns://[fd00::10]:53` as
  * CoreDNS writes it, rises by exactly the queries sent) with no conntrack entry in either family,
  * cluster names resolved through the IPv6 upstream; `health` answers on 169.254.20.10:8080 and
- * [fd00::10]:8080; the periodic sync puts back a deleted IPv6 rule; SIGTERM removes every rule of
- * both families and the interface, after which both kube-dns cluster IPs reach the stand-in
+ * [fd00::10]:8080; the periodic sync puts back a deleted IPv6 rule; after SIGKILL a restarted agent
+ * adopts the rules left behind (one set per family); SIGTERM removes every rule of both families
+ * and the interface, after which both kube-dns cluster IPs reach the stand-in
  * through kube-proxy's DNAT again.
  */
 import { test } from 'node:test';
@@ -176,14 +177,15 @@ const lastWord = (answers: string[]): string[] => answers.map((l) => l.split(' '
 for (const mode of ['iptables', 'nftables'] as const) {
   test(`dual-stack, ${mode} back end: IPv4 and IPv6 pods, both families' rules, health, upstream and teardown`, { skip, timeout: 300_000 }, async (t) => {
     const sim = await createDualStackNode();
-    let agent: Agent | undefined;
+    const agents: Agent[] = [];
     t.after(async () => {
-      if (agent && agent.child.exitCode === null && agent.child.signalCode === null) agent.child.kill('SIGKILL');
+      for (const x of agents) if (x.child.exitCode === null && x.child.signalCode === null) x.child.kill('SIGKILL');
       await sim.teardown();
     });
 
-    agent = await startAgent(sim, mode);
-    const a = agent;
+    const a = await startAgent(sim, mode);
+    agents.push(a);
+    let current = a;
     const ready = waitFor(
       'node-local-dns to serve with its rules in place',
       async () => a.out().includes('[INFO] Start-up complete: serving') && (await rulesInPlace(sim.node, mode)),
@@ -292,6 +294,11 @@ for (const mode of ['iptables', 'nftables'] as const) {
       );
     });
 
+    await t.test('no error logged, no failed health self check (either listener)', async () => {
+      assert.doesNotMatch(a.out(), /\[ERROR\]/);
+      assert.doesNotMatch(a.out(), /Local health request to "[^"]*" failed/);
+    });
+
     await t.test('the periodic sync puts back a deleted IPv6 rule', async () => {
       const added = (a.out().match(/Added back nodelocaldns rule/g) ?? []).length;
       if (mode === 'iptables') {
@@ -332,8 +339,21 @@ for (const mode of ['iptables', 'nftables'] as const) {
       );
     });
 
+    await t.test('after SIGKILL and a restart: one set of rules in both families', async () => {
+      assert.equal((await stopAgent(a, 'SIGKILL')).signal, 'SIGKILL');
+      assert.equal(await rulesInPlace(sim.node, mode), true, 'the killed instance left its rules');
+      const b = await startAgent(sim, mode);
+      agents.push(b);
+      await waitFor('the restarted agent to serve', async () => b.out().includes('[INFO] Start-up complete: serving'), 30_000, 200);
+      assert.equal(await rulesInPlace(sim.node, mode), true, 'no rule twice, none missing');
+      assert.doesNotMatch(b.out(), /Added back nodelocaldns rule|Replaced nftables table/, 'the rules left behind were adopted as they are');
+      const r = await dig(sim.pod6, DUAL.kubeDnsService6Ip, 'www.example.org', 'AAAA', { tcp: true });
+      assert.deepEqual(lastWord(r.answers), ['fd00:5::5'], r.raw);
+      current = b;
+    });
+
     await t.test("SIGTERM removes every rule of both families and the interface; kube-dns's IPs reach the stand-in via DNAT", async () => {
-      assert.deepEqual(await stopAgent(a, 'SIGTERM'), { code: 0, signal: null }, a.out());
+      assert.deepEqual(await stopAgent(current, 'SIGTERM'), { code: 0, signal: null }, current.out());
       const x = await xtablesRules(sim.node);
       assert.deepEqual(x.v4, []);
       assert.deepEqual(x.v6, []);
