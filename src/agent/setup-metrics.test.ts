@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { SETUP_ERRORS_METRIC, SetupErrorType, SetupMetrics } from './setup-metrics.ts';
 import { DEFAULT_HTTP_LIMITS } from '../metrics/http-endpoints.ts';
 import { HttpDropReason, httpConnectionDrops } from '../metrics/process-metrics.ts';
@@ -35,13 +35,32 @@ test('served on /metrics, 404 elsewhere', async (t) => {
   assert.equal((await fetch(`http://127.0.0.1:${addr.port}/other`)).status, 404);
 });
 
-test('listen fails cleanly on a taken port', async (t) => {
-  const a = new SetupMetrics({ processMetrics: false });
-  const addr = await a.listen('127.0.0.1:0');
-  t.after(() => a.close());
+test('listen fails cleanly on a port taken without SO_REUSEPORT', async (t) => {
+  const holder = createServer((c) => c.destroy());
+  await new Promise<void>((resolve) => holder.listen({ host: '127.0.0.1', port: 0 }, resolve));
+  t.after(() => holder.close());
   const b = new SetupMetrics({ processMetrics: false });
-  await assert.rejects(b.listen(`127.0.0.1:${addr.port}`), /EADDRINUSE/);
+  await assert.rejects(b.listen(`127.0.0.1:${(holder.address() as AddressInfo).port}`), /EADDRINUSE/);
   await b.close();
+});
+
+test('two instances share the port (SO_REUSEPORT, a surge pod beside the old one): each serves its own counters', async (t) => {
+  const oldInstance = new SetupMetrics({ processMetrics: false });
+  const newInstance = new SetupMetrics({ processMetrics: false });
+  t.after(async () => {
+    await oldInstance.close();
+    await newInstance.close();
+  });
+  const addr = await oldInstance.listen('127.0.0.1:0');
+  assert.equal((await newInstance.listen(`127.0.0.1:${addr.port}`)).port, addr.port);
+  oldInstance.inc(SetupErrorType.IPTABLES);
+  const counts = new Set<string>();
+  for (let i = 0; i < 200 && counts.size < 2; i++) {
+    // A fresh connection each time (no keep-alive), so the kernel's hash picks a socket anew.
+    const body = await (await fetch(`http://127.0.0.1:${addr.port}/metrics`, { headers: { connection: 'close' } })).text();
+    counts.add(/^coredns_nodecache_setup_errors_total\{errortype="iptables"\} (\d+)$/m.exec(body)?.[1] ?? 'none');
+  }
+  assert.deepEqual([...counts].sort(), ['0', '1']);
 });
 
 test('the setup metrics listener has the HTTP bounds of every listener, and concurrent scrapes share one render', async (t) => {

@@ -9,7 +9,9 @@
  * IP before its interface exists: EADDRNOTAVAIL; a port still held by a predecessor: EADDRINUSE)
  * is retried with a growing delay (1 s doubling to 30 s) until it binds or the process stops,
  * each failure logged and counted in nodelocaldns_setup_metrics_listen_errors_total (node-cache
- * tries once and serves no metrics for the life of the pod).
+ * tries once and serves no metrics for the life of the pod). The port is bound with SO_REUSEPORT,
+ * as every HTTP listener of the process: a surge pod shares it with the old one (a predecessor
+ * that bound it without SO_REUSEPORT still gives EADDRINUSE, retried as above).
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -109,7 +111,8 @@ export class SetupMetrics {
     );
     return new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host: host === '' ? undefined : host, port }, () => {
+      // SO_REUSEPORT: a second instance on the node (a surge pod) binds the same port (http-endpoints.ts header).
+      server.listen({ host: host === '' ? undefined : host, port, reusePort: true }, () => {
         server.off('error', reject);
         this.#server = server;
         resolve(server.address() as AddressInfo);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { HttpEndpoints, PluginRoute, TEXT_PLAIN, listenAddressArg, parseListenAddress, type RouteHandler } from './http-endpoints.ts';
 import { HttpConnectionDrops, HttpDropReason, type HttpDropReasonValue } from './process-metrics.ts';
 import { directiveOf } from '../../test/lib/metrics-testing.ts';
@@ -107,17 +107,56 @@ test('the grace period ends: an unused listener closes', async (t) => {
   await assert.rejects(get(lease.port, '/health'), { code: 'ECONNREFUSED' });
 });
 
-test('a port taken by another listener: Go-like error, nothing left registered', async (t) => {
-  const taken = new HttpEndpoints();
+/** A TCP listener bound without SO_REUSEPORT (another program, or an agent version before it). */
+async function exclusiveListener(): Promise<Server> {
+  const s = createServer((c) => c.destroy());
+  await new Promise<void>((resolve) => s.listen({ host: '127.0.0.1', port: 0 }, resolve));
+  return s;
+}
+
+test('a port taken by a listener without SO_REUSEPORT: Go-like error, nothing left registered', async (t) => {
+  const holder = await exclusiveListener();
   const endpoints = new HttpEndpoints();
   t.after(async () => {
-    await taken.closeAll();
+    holder.close();
     await endpoints.closeAll();
   });
-  const holder = await taken.acquire('127.0.0.1:0', '/x', text('x'));
-  const address = `127.0.0.1:${holder.port}`;
+  const address = `127.0.0.1:${(holder.address() as AddressInfo).port}`;
   await assert.rejects(endpoints.acquire(address, '/ready', text('OK')), { message: `listen tcp ${address}: bind: address already in use` });
   assert.deepEqual(endpoints.open(), []);
+});
+
+test('two instances share a port (SO_REUSEPORT): both bind it, each answers for itself, the survivor takes all', async (t) => {
+  // Two HttpEndpoints stand for two processes (an old and a surge pod): each binds its own socket.
+  const oldInstance = new HttpEndpoints({ graceMs: 0 });
+  const newInstance = new HttpEndpoints({ graceMs: 0 });
+  t.after(async () => {
+    await oldInstance.closeAll();
+    await newInstance.closeAll();
+  });
+  const first = await oldInstance.acquire('127.0.0.1:0', '/ready', text('old'));
+  const address = `127.0.0.1:${first.port}`;
+  const second = await newInstance.acquire(address, '/ready', text('new'));
+  assert.equal(second.port, first.port);
+  // Fresh connections (new source ports) are spread over both sockets by the kernel's hash.
+  const seen = new Set<string>();
+  for (let i = 0; i < 200 && seen.size < 2; i++) seen.add((await get(first.port, '/ready')).body);
+  assert.deepEqual([...seen].sort(), ['new', 'old']);
+  await first.release({ immediate: true });
+  for (let i = 0; i < 20; i++) assert.equal((await get(first.port, '/ready')).body, 'new');
+});
+
+test('one process never binds a port twice: an overlapping address is refused', async (t) => {
+  const endpoints = new HttpEndpoints();
+  t.after(() => endpoints.closeAll());
+  const lease = await endpoints.acquire('127.0.0.1:0', '/health', text('OK'));
+  for (const address of [`:${lease.port}`, `0.0.0.0:${lease.port}`, `localhost:${lease.port}`]) {
+    await assert.rejects(endpoints.acquire(address, '/ready', text('OK')), { message: `listen tcp ${address}: bind: address already in use` });
+  }
+  assert.deepEqual(endpoints.open(), ['127.0.0.1:0']);
+  // Another address family or host on the same port is another socket, as without SO_REUSEPORT.
+  const v6 = await endpoints.acquire(`[::1]:${lease.port}`, '/ready', text('OK')).catch((err: NodeJS.ErrnoException) => err);
+  if (!(v6 instanceof Error)) assert.equal(v6.port, lease.port);
 });
 
 test('PluginRoute: open and close once each, port while open, grace unless the engine is shutting down', async (t) => {

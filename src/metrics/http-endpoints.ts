@@ -19,9 +19,20 @@
  * can hold more than a fixed number of file descriptors or a connection for long (see
  * HttpLimits and DEFAULT_HTTP_LIMITS). What a bound closes is counted in
  * nodelocaldns_http_connections_dropped_total{address,reason} (process-metrics.ts).
+ *
+ * Sharing: every HTTP listener of the process is bound with SO_REUSEPORT (`reusePort`), so a
+ * second instance on the same node (a surge pod during a DaemonSet rollout, whatever its
+ * version, as long as it sets SO_REUSEPORT too) binds the same ports while the first still
+ * runs. The kernel then spreads new connections over the instances by a hash of the
+ * connection's addresses: a probe or scrape reaches one of them, and each answers for itself
+ * (its own /health, /ready, /metrics). What that means for kubelet's probes is in
+ * docs/operations.md, "Upgrades". Only a process of the same user can join a port (Linux's
+ * SO_REUSEPORT rule). Within this process one port is never bound twice: an address whose
+ * port overlaps an open listener of another address string (`:8080` and `0.0.0.0:8080`) is
+ * refused with `address already in use`, as without SO_REUSEPORT.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { isIP, type AddressInfo, type Socket } from 'node:net';
 import type { EngineHooks, Logger } from '../plugin.ts';
 import type { Directive } from '../corefile/types.ts';
 import { errorAt, expectArgs } from '../corefile/setup-helpers.ts';
@@ -94,6 +105,16 @@ export function listenAddressArg(d: Directive, defaultAddress: string): string {
     throw err;
   }
   return word.text;
+}
+
+/** Whether listeners on `a` and `b` (same port) would take each other's connections: `` and `::` take every family's, `0.0.0.0` IPv4's. */
+function hostsOverlap(a: string, b: string): boolean {
+  const norm = (h: string) => (h === 'localhost' ? '127.0.0.1' : h);
+  const [x, y] = [norm(a), norm(b)];
+  if (x === '' || x === '::' || y === '' || y === '::' || x === y) return true;
+  if (x === '0.0.0.0') return isIP(y) !== 6;
+  if (y === '0.0.0.0') return isIP(x) !== 6;
+  return false;
 }
 
 /** Host to dial to reach a listener on `host` from this machine (Go dials localhost for ""). */
@@ -362,7 +383,7 @@ class Endpoint {
         reject(new Error(`listen tcp ${this.address}: ${err.code === 'EADDRINUSE' ? 'bind: address already in use' : err.message}`));
       };
       this.server.once('error', onError);
-      this.server.listen({ host: bindHost === '' ? undefined : bindHost, port }, () => {
+      this.server.listen({ host: bindHost === '' ? undefined : bindHost, port, reusePort: true }, () => {
         this.server.off('error', onError);
         resolve();
       });
@@ -415,6 +436,7 @@ export class HttpEndpoints {
       ep = undefined;
     }
     if (ep === undefined) {
+      this.#refuseOverlap(address);
       const created = new Endpoint(address, this.limits, this.drops);
       this.endpoints.set(address, created);
       try {
@@ -466,6 +488,21 @@ export class HttpEndpoints {
         }
       },
     };
+  }
+
+  /**
+   * SO_REUSEPORT would let this process bind one port twice under two address strings and
+   * split the connections between them: refused as a bind without it would be.
+   */
+  #refuseOverlap(address: string): void {
+    const { host, port } = parseListenAddress(address);
+    if (port === 0) return;
+    for (const [other, ep] of this.endpoints) {
+      if (ep.closed !== null) continue;
+      if (ep.port === port && hostsOverlap(host, parseListenAddress(other).host)) {
+        throw new Error(`listen tcp ${address}: bind: address already in use`);
+      }
+    }
   }
 
   /** Addresses with an open listener. */

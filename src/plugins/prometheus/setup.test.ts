@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gunzipSync } from 'node:zlib';
 import { request } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
 import { prometheusSetup, parsePrometheus } from './setup.ts';
 import { PrometheusPlugin } from './prometheus.ts';
 import { MetricsHub } from '../../metrics/hub.ts';
@@ -113,18 +114,19 @@ test('prometheus plugin: /metrics shared by blocks on one address, 404 elsewhere
   await assert.rejects(get(port, '/metrics'), /ECONNREFUSED/);
 });
 
-test('prometheus plugin: a taken port fails start with Go-like wording', async (t) => {
+test('prometheus plugin: a port taken without SO_REUSEPORT fails start with Go-like wording', async (t) => {
   const endpoints = new HttpEndpoints();
-  const other = new HttpEndpoints();
+  const other = createServer((c) => c.destroy());
+  await new Promise<void>((resolve) => other.listen({ host: '127.0.0.1', port: 0 }, resolve));
   t.after(async () => {
     await endpoints.closeAll();
-    await other.closeAll();
+    other.close();
   });
-  const lease = await other.acquire('127.0.0.1:0', '/x', (_q, s) => s.end());
+  const port = (other.address() as AddressInfo).port;
   const engine = new TestEngine();
   const p = new PrometheusPlugin(
-    { address: `127.0.0.1:${lease.port}`, legacy: false },
+    { address: `127.0.0.1:${port}`, legacy: false },
     { hub: new MetricsHub({ defaultMetrics: false }), endpoints, engine, serverLabels: [], zones: [] },
   );
-  await assert.rejects(p.start(), { message: `listen tcp 127.0.0.1:${lease.port}: bind: address already in use` });
+  await assert.rejects(p.start(), { message: `listen tcp 127.0.0.1:${port}: bind: address already in use` });
 });
