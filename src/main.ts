@@ -87,6 +87,7 @@ async function startEngine(
   dnsPort: number,
   text?: string,
   clusterZones?: readonly string[],
+  readyCheck?: () => boolean,
 ): Promise<ControlPlane> {
   const [{ startServing }, { resolveWorkerCount }] = await Promise.all([import('./workers/start.ts'), import('./workers/count.ts')]);
   const workers = resolveWorkerCount(opts?.workers ?? 0);
@@ -98,6 +99,7 @@ async function startEngine(
     workers,
     quiet: opts?.quiet ?? false,
     clusterZones,
+    readyCheck,
   });
   return engine;
 }
@@ -123,8 +125,8 @@ async function runAgentMode(opts: Options): Promise<Stoppable> {
   const { runAgent } = await import('./agent/agent.ts');
   let engine: ControlPlane | null = null;
   const agent = await runAgent(opts, {
-    startEngine: async (corefilePath: string, defaultBind: string[], dnsPort: number, clusterZones: readonly string[]) => {
-      engine = await startEngine(opts, corefilePath, defaultBind, dnsPort, undefined, clusterZones);
+    startEngine: async (corefilePath: string, defaultBind: string[], dnsPort: number, clusterZones: readonly string[], readyCheck: () => boolean) => {
+      engine = await startEngine(opts, corefilePath, defaultBind, dnsPort, undefined, clusterZones, readyCheck);
       const e = engine;
       return { setClusterZones: (zones) => e.setClusterZones(zones), reload: () => e.reload('configmap'), stop: () => e.stop() };
     },

@@ -39,6 +39,8 @@ function captureLog(): Logger & { lines: string[] } {
 interface Recorded {
   events: string[];
   starts: { corefile: string; bind: string[]; port: number; clusterZones: readonly string[]; rulesAtStart: number; ifaceAtStart: boolean }[];
+  /** The readiness condition the agent gave the engine (the `ready` plugin's answer), per start. */
+  readyChecks: (() => boolean)[];
   reloads: string[];
   failReload: boolean;
   rulesAtStop: number;
@@ -46,7 +48,8 @@ interface Recorded {
 
 /** An engine that records what the agent asks of it and what the node looked like at that time. */
 function recordingEngine(ns: Netns, rec: Recorded) {
-  return async (corefilePath: string, bind: string[], port: number, clusterZones: readonly string[]): Promise<EngineHandle> => {
+  return async (corefilePath: string, bind: string[], port: number, clusterZones: readonly string[], readyCheck: () => boolean): Promise<EngineHandle> => {
+    rec.readyChecks.push(readyCheck);
     const corefile = await readFile(corefilePath, 'utf8');
     const save = await ns.iptablesSave();
     const iface = await new InterfaceManager({ name: 'nodelocaldns', type: 'bridge', ips: [] }, ns.run).exists();
@@ -69,7 +72,7 @@ function recordingEngine(ns: Netns, rec: Recorded) {
 }
 
 function newRecorded(): Recorded {
-  return { events: [], starts: [], reloads: [], failReload: false, rulesAtStop: -1 };
+  return { events: [], starts: [], readyChecks: [], reloads: [], failReload: false, rulesAtStop: -1 };
 }
 
 /**
@@ -285,6 +288,102 @@ test('adoption after a kill: existing interface and rules are reused, nothing du
   assert.equal(savedRules(save, 'raw').length, 8);
   await second.shutdown();
   assert.equal(countRules(await ns.iptablesSave()), 0);
+});
+
+test('surge: two primaries of one DaemonSet hand over readiness, maintenance and the set-up without a gap or a duplicate', { skip }, async (t) => {
+  const { ns, dir, peers } = await setup(t);
+  await writeFile(join(dir, 'Corefile'), '.:53 {\n    whoami\n}\n');
+  const argv = (name: string) => [
+    '-localip',
+    '169.254.20.10',
+    '-conf',
+    join(dir, 'Corefile'),
+    '-basecorefile',
+    join(dir, 'none'),
+    '-interfacetype',
+    'bridge',
+    '-metrics-listen-address',
+    '',
+    '-syncinterval',
+    '200ms',
+    '-pidfile',
+    join(dir, `${name}.pid`),
+    '-peerdir',
+    peers,
+  ];
+  const oldLog = captureLog();
+  const oldRec = newRecorded();
+  const old = await runAgent(parseOptions(argv('old')), { startEngine: recordingEngine(ns, oldRec), log: oldLog, runner: ns.run, processMetrics: false });
+  let oldStopped = false;
+  t.after(async () => {
+    if (!oldStopped) await old.shutdown();
+  });
+  const oldReady = oldRec.readyChecks[0]!;
+  assert.equal(oldReady(), true, 'alone: ready once start-up is complete');
+  assert.equal(countRules(await ns.iptablesSave()), 12);
+
+  // The new instance: at its engine's start (its /ready port opens then) the old one already answers 503.
+  const newLog = captureLog();
+  const newRec = newRecorded();
+  let oldReadyWhenNewStarted: boolean | undefined;
+  let newReadyBeforeRules: boolean | undefined;
+  const record = recordingEngine(ns, newRec);
+  const fresh = await runAgent(parseOptions(argv('new')), {
+    startEngine: async (...args) => {
+      oldReadyWhenNewStarted = oldReady();
+      const e = await record(...args);
+      newReadyBeforeRules = args[4]();
+      return e;
+    },
+    log: newLog,
+    runner: ns.run,
+    processMetrics: false,
+  });
+  t.after(() => fresh.shutdown());
+  assert.equal(oldReadyWhenNewStarted, false, 'the old instance must not answer ready while the new one starts');
+  assert.equal(newReadyBeforeRules, false, 'the new instance is not ready before its start-up is complete');
+  assert.ok(
+    oldLog.lines.includes('[INFO] A newer primary is starting: /ready answers 503 here until it serves (it shares the probe port)'),
+    oldLog.lines.join('\n'),
+  );
+  assert.ok(
+    newLog.lines.some((l) => /^\[INFO\] Joining primary pid \d+ \(serving\) of the same role/.test(l)),
+    newLog.lines.join('\n'),
+  );
+  assert.equal(newRec.readyChecks[0]!(), true);
+  await waitFor('the old instance to be ready again', async () => oldReady(), 5000, 50);
+  assert.equal(countRules(await ns.iptablesSave()), 12, 'the new instance found the rules: one set');
+  assert.ok(!newLog.lines.some((l) => l.includes('Added back') || l.includes('Added interface')), newLog.lines.join('\n'));
+  // While both serve, the older one maintains; the newer one leaves the sync to it.
+  await waitFor(
+    'the new instance to defer',
+    async () => newLog.lines.some((l) => /^\[INFO\] Leaving the network sync to the older primary pid \d+ \(serving\)$/.test(l)),
+    5000,
+    50,
+  );
+
+  // The old one gets SIGTERM: it sees the new one alive and keeps the set-up; the new one maintains from its next tick.
+  await old.shutdown();
+  oldStopped = true;
+  assert.ok(
+    oldLog.lines.some((l) => /^\[INFO\] Not tearing down: 1 other instance\(s\) still serve 169\.254\.20\.10: primary pid \d+ \(serving\)$/.test(l)),
+    oldLog.lines.join('\n'),
+  );
+  assert.equal(oldReady(), false, 'a stopping instance is not ready');
+  assert.equal(countRules(await ns.iptablesSave()), 12);
+  assert.ok(await new InterfaceManager({ name: 'nodelocaldns', type: 'bridge', ips: [] }, ns.run).exists());
+  await waitFor(
+    'the new instance to take over the sync',
+    async () => newLog.lines.includes('[INFO] Maintaining the network set-up (no older primary serves)'),
+    5000,
+    50,
+  );
+  // Its sync repairs what goes missing now, once.
+  await ns.run('iptables', ['-w', '-t', 'raw', '-F', 'PREROUTING']);
+  await waitFor('the rules to be restored', async () => countRules(await ns.iptablesSave()) === 12, 5000, 50);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(countRules(await ns.iptablesSave()), 12, 'exactly one set after repeated syncs');
+  assert.equal(newRec.readyChecks[0]!(), true);
 });
 
 test('no network set-up and no -localip: the Corefile is just served', { skip }, async (t) => {

@@ -27,6 +27,18 @@
  *  - Either role, when it stops or fails to start, tears the set-up down only if it is the last
  *    live instance: leaving rules and an interface with nobody listening is the outage
  *    node-cache's teardown exists to prevent, and removing them under a live peer is one too.
+ *  - Two instances of one role (a DaemonSet rolling with `maxSurge: 1`: the new pod starts beside
+ *    the old one) are peers like a primary and a standby. The one that started first maintains
+ *    the rules and the interface; a later primary checks them once before serving and then
+ *    leaves the periodic sync to the older one while it serves, so two instances never add the
+ *    same rule at once; it takes over when the older one stops (or stops answering).
+ *
+ * Readiness (`ready` plugin, through the engine's readyCheck): ready once start-up is complete
+ * (serving, and for a primary its rules in place), and not while a newer instance of its role is
+ * starting. Instances of one role share the HTTP ports (SO_REUSEPORT), so kubelet's readiness
+ * probe of the new pod may reach the old instance: the new instance announces itself
+ * (`joining`, standby.ts) before it binds anything, and from then until it serves the old one
+ * answers 503 too, so the new pod cannot be reported Ready, and the old one SIGTERMed, early.
  */
 import { isIP, type AddressInfo } from 'node:net';
 import { splitListenAddress, type Options } from '../cli/options.ts';
@@ -41,7 +53,7 @@ import { NodeNetwork } from './network.ts';
 import { removePidfile, writePidfile } from './pidfile.ts';
 import { SetupErrorType, SetupMetrics } from './setup-metrics.ts';
 import { TemplateError } from './template.ts';
-import { PeerPhase, PeerRole, PeerRegistry, describePeer, networkNamespaceId, peerScope, waitForLocalIps } from './standby.ts';
+import { PeerPhase, PeerRole, PeerRegistry, describePeer, networkNamespaceId, peerScope, waitForLocalIps, type LivePeer } from './standby.ts';
 
 export interface EngineHandle {
   /** The cluster's zones for the next reload (the engine hands them to every worker then). */
@@ -53,7 +65,8 @@ export interface EngineHandle {
 }
 
 export interface AgentDeps {
-  startEngine(corefilePath: string, defaultBind: string[], dnsPort: number, clusterZones: readonly string[]): Promise<EngineHandle>;
+  /** `readyCheck`: the engine's readiness also requires it (the header's "Readiness"). */
+  startEngine(corefilePath: string, defaultBind: string[], dnsPort: number, clusterZones: readonly string[], readyCheck: () => boolean): Promise<EngineHandle>;
   log?: Logger;
   /** Environment for __PILLAR__CLUSTER__DNS__ (default process.env). */
   env?: Readonly<Record<string, string | undefined>>;
@@ -92,6 +105,9 @@ export class AgentError extends Error {
     this.name = 'AgentError';
   }
 }
+
+/** How often an instance that heard `joining` looks whether the newer instance serves yet. */
+const JOINER_WATCH_MS = 1000;
 
 /** node-cache's period for syncing the ConfigMap directories. */
 export const DEFAULT_CONFIG_POLL_MS = 10_000;
@@ -151,6 +167,13 @@ class NodeAgent {
   /** Standby: whether a primary was alive at the last look (undefined before the first). */
   #primaryAlive: boolean | undefined;
   #refresher: ConfigRefresher | undefined;
+  /** Start-up is complete: serving, and (primary) the rules are in place. */
+  #startedUp = false;
+  /** A newer instance of our role announced itself and does not serve yet: not ready meanwhile. */
+  #newerStarting = false;
+  #joinerWatch: NodeJS.Timeout | undefined;
+  /** At the last periodic tick an older serving primary maintained the set-up (logged on change). */
+  #deferring = false;
   #stopping = false;
   #shutdown: Promise<void> | undefined;
 
@@ -266,6 +289,9 @@ class NodeAgent {
         log: this.#log,
       });
       this.#log.info(`Registered as ${this.#role} in ${opts.peerDir} (${this.#registry.path})`);
+      this.#registry.onJoining((role) => this.#onPeerJoining(role));
+      const older = (await this.#registry.announceJoining()).filter((p) => p.name.role === this.#role);
+      if (older.length > 0) this.#log.info(`Joining ${older.map(describePeer).join(', ')} of the same role (a rolling update with surge, or a restart)`);
     } catch (err) {
       if (this.#role === PeerRole.STANDBY) {
         await this.metrics.close();
@@ -339,7 +365,7 @@ class NodeAgent {
   async #serve(): Promise<EngineHandle> {
     const opts = this.#opts;
     try {
-      this.#engine = await this.#deps.startEngine(opts.corefilePath, [...opts.localIps], opts.dnsPort, this.#corefile.clusterZones);
+      this.#engine = await this.#deps.startEngine(opts.corefilePath, [...opts.localIps], opts.dnsPort, this.#corefile.clusterZones, () => this.#isReady());
       return this.#engine;
     } catch (err) {
       // As node-cache on a fatal CoreDNS start: tear down, including rules a killed predecessor
@@ -360,7 +386,7 @@ class NodeAgent {
   async #startPeriodicSync(): Promise<void> {
     const syncIntervalMs = this.#opts.syncIntervalMs;
     if (this.#role === PeerRole.PRIMARY) {
-      const syncTick = tick(this.#log, 'Periodic network sync', () => this.sync());
+      const syncTick = tick(this.#log, 'Periodic network sync', () => this.#maintain());
       this.#periodicTimer = setInterval(syncTick, syncIntervalMs);
       this.#registry?.onSync(syncTick);
     } else {
@@ -370,6 +396,68 @@ class NodeAgent {
       );
       await this.#watchPrimary();
     }
+  }
+
+  /**
+   * Primary, each tick (and on a peer's `sync`): the network sync, unless an older primary serves
+   * (it maintains the set-up; two writers could add one rule twice) or a newer one is starting
+   * (it checks the rules itself before serving).
+   */
+  async #maintain(): Promise<void> {
+    const older = this.#newerStarting ? [] : await this.#olderServingPrimaries();
+    const defer = this.#newerStarting || older.length > 0;
+    if (defer !== this.#deferring) {
+      this.#deferring = defer;
+      if (older.length > 0) this.#log.info(`Leaving the network sync to the older ${older.map(describePeer).join(', ')}`);
+      else if (!defer) this.#log.info('Maintaining the network set-up (no older primary serves)');
+    }
+    if (!defer) await this.sync();
+  }
+
+  /** Live primaries of our scope that started before us and serve (a silent one does not count: we maintain then). */
+  async #olderServingPrimaries(): Promise<LivePeer[]> {
+    const registry = this.#registry;
+    if (!registry) return [];
+    const mine = registry.status();
+    return (await registry.peers()).filter(
+      (p) =>
+        p.name.role === PeerRole.PRIMARY &&
+        p.status?.phase === PeerPhase.SERVING &&
+        (p.status.startedAt < mine.startedAt || (p.status.startedAt === mine.startedAt && p.status.id < mine.id)),
+    );
+  }
+
+  #isReady(): boolean {
+    return this.#startedUp && !this.#newerStarting && !this.#stopping;
+  }
+
+  /** A peer announced itself (`joining`): if it is a newer instance of our role, not ready until it serves. */
+  #onPeerJoining(role: PeerRole): void {
+    if (role !== this.#role || !this.#startedUp || this.#stopping || this.#newerStarting) return;
+    this.#newerStarting = true;
+    this.#log.info(`A newer ${role} is starting: /ready answers 503 here until it serves (it shares the probe port)`);
+    this.#joinerWatch = setInterval(
+      tick(this.#log, 'Watching the starting instance', () => this.#watchJoiner()),
+      JOINER_WATCH_MS,
+    );
+  }
+
+  /** Ready again once no live instance of our role is starting (a silent one counts as starting). */
+  async #watchJoiner(): Promise<void> {
+    const registry = this.#registry;
+    if (!registry || !this.#newerStarting) return;
+    const starting = (await registry.peers()).filter(
+      (p) => p.name.role === this.#role && p.status?.phase !== PeerPhase.SERVING && p.status?.phase !== PeerPhase.STOPPING,
+    );
+    if (starting.length > 0 || !this.#newerStarting) return;
+    this.#stopWatchingJoiner();
+    this.#log.info(`The newer ${this.#role} serves (or is gone): ready again`);
+  }
+
+  #stopWatchingJoiner(): void {
+    clearInterval(this.#joinerWatch);
+    this.#joinerWatch = undefined;
+    this.#newerStarting = false;
   }
 
   /** Standby: logs when the primary goes away or comes back (nothing else changes). */
@@ -406,6 +494,7 @@ class NodeAgent {
   #logReady(): void {
     const opts = this.#opts;
     if (this.#registry) this.#registry.phase = PeerPhase.SERVING;
+    this.#startedUp = true;
     if (this.#role === PeerRole.STANDBY) {
       this.#log.info(`Start-up complete: serving ${opts.localIps.join(', ')} as standby; interface and iptables rules are the primary's`);
       return;
@@ -435,6 +524,7 @@ class NodeAgent {
     this.#stopping = true;
     if (this.#registry) this.#registry.phase = PeerPhase.STOPPING;
     clearInterval(this.#periodicTimer);
+    this.#stopWatchingJoiner();
     await this.#refresher?.stop();
     await this.#syncing;
     try {

@@ -178,6 +178,22 @@ test('a sync request reaches the primary, also when it arrives before the handle
   assert.equal(synced, 2);
 });
 
+test('joining: every live peer of the scope hears the new instance and its role before answering', async (t) => {
+  const dir = await tempDir(t);
+  const older = await join_(t, dir, 'primary');
+  const standby = await join_(t, dir, 'standby');
+  const heard: string[] = [];
+  older.onJoining((role) => heard.push(`primary heard ${role}`));
+  standby.onJoining((role) => heard.push(`standby heard ${role}`));
+  const newer = await join_(t, dir, 'primary');
+  const found = await newer.announceJoining();
+  assert.deepEqual(found.map((p) => p.name.role).sort(), ['primary', 'standby']);
+  assert.deepEqual(heard.sort(), ['primary heard primary', 'standby heard primary']);
+  // An unknown role in the line is answered as `status` and reported to nobody.
+  assert.equal((await probePeer(older.path, 'joining other' as 'joining primary')).state, 'alive');
+  assert.equal(heard.length, 2);
+});
+
 test('malformed requests get the status line and never crash the server', async (t) => {
   const dir = await tempDir(t);
   const reg = await join_(t, dir, 'standby');

@@ -1,8 +1,10 @@
 /**
- * Peers: several node-local-dns instances serving the same local IPs on one node (a primary and
- * a standby, each in its own DaemonSet), so that one of them can restart while the other keeps
- * answering. Their UDP/TCP sockets share the addresses through SO_REUSEPORT; this module only
- * decides who may touch the node's network set-up (interface and iptables rules).
+ * Peers: several node-local-dns instances serving the same local IPs on one node, so that one of
+ * them can restart while another keeps answering: a primary and a standby (each in its own
+ * DaemonSet), and two instances of one DaemonSet while it rolls with `maxSurge: 1` (the new pod
+ * starts beside the old one, same role). Their UDP/TCP and HTTP sockets share the addresses
+ * through SO_REUSEPORT; this module decides who may touch the node's network set-up (interface
+ * and rules) and tells an instance when a newer one of its role is starting.
  *
  * Liveness contract (the peer directory, `-peerdir`, a hostPath shared by every instance):
  *  - Each instance listens on a unix socket `<dir>/<role>-<scope>-<pid>-<nonce>.sock` for as
@@ -16,9 +18,14 @@
  *    with the same scope are peers (instances on other network namespaces or other addresses
  *    sharing the directory are ignored). The pid in the name is informative only: containers
  *    have their own pid namespaces, so it may repeat; the nonce makes the name unique.
- *  - Protocol on the socket: the client writes one line, `status` or `sync`; the server answers
- *    one JSON line (PeerStatus) and closes. `sync` asks a primary to re-check its interface and
- *    rules now (sent by an instance that tore them down while a new primary was starting).
+ *  - Protocol on the socket: the client writes one line, `status`, `sync` or `joining <role>`;
+ *    the server answers one JSON line (PeerStatus) and closes. `sync` asks a primary to re-check
+ *    its interface and rules now (sent by an instance that tore them down while a new primary
+ *    was starting). `joining <role>` is sent by a new instance to every live peer once it is
+ *    registered, before it opens any listener: the server has heard it before it answers, so a
+ *    peer of that role knows a newer instance is starting before that instance's /ready port
+ *    can take a probe (agent.ts: ready while a newer instance starts). Any other line is
+ *    answered as `status` (what instances before `joining` do with it too).
  *  - Leaving: close the socket and unlink it (`leave()`), then look for live peers. The last
  *    instance to leave therefore sees none, and is the one that tears the network set-up down.
  */
@@ -32,6 +39,10 @@ import type { CommandRunner } from './exec.ts';
 
 export const PeerRole = { PRIMARY: 'primary', STANDBY: 'standby' } as const;
 export type PeerRole = (typeof PeerRole)[keyof typeof PeerRole];
+
+function isPeerRole(v: unknown): v is PeerRole {
+  return v === PeerRole.PRIMARY || v === PeerRole.STANDBY;
+}
 
 export const PeerPhase = { STARTING: 'starting', SERVING: 'serving', STOPPING: 'stopping' } as const;
 export type PeerPhase = (typeof PeerPhase)[keyof typeof PeerPhase];
@@ -123,6 +134,9 @@ export async function networkNamespaceId(runner?: CommandRunner): Promise<string
   }
 }
 
+/** The request lines of the protocol (header). */
+export type PeerRequest = 'status' | 'sync' | `joining ${PeerRole}`;
+
 export type ProbeResult =
   | { state: 'alive'; status: PeerStatus | undefined; detail: string }
   | { state: 'stale'; detail: string }
@@ -132,7 +146,7 @@ function parseStatus(line: string): PeerStatus | undefined {
   try {
     const v = JSON.parse(line) as Partial<PeerStatus>;
     if (typeof v !== 'object' || v === null) return undefined;
-    if (typeof v.id !== 'string' || (v.role !== 'primary' && v.role !== 'standby') || typeof v.pid !== 'number') return undefined;
+    if (typeof v.id !== 'string' || !isPeerRole(v.role) || typeof v.pid !== 'number') return undefined;
     return {
       id: v.id,
       role: v.role,
@@ -154,7 +168,7 @@ function parseStatus(line: string): PeerStatus | undefined {
  *  - connected (answer or not)     → alive;
  *  - any other error               → alive (unknown: counted as alive so nobody tears down under it).
  */
-export function probePeer(path: string, request: 'status' | 'sync' = 'status', timeoutMs = PEER_PROBE_TIMEOUT_MS): Promise<ProbeResult> {
+export function probePeer(path: string, request: PeerRequest = 'status', timeoutMs = PEER_PROBE_TIMEOUT_MS): Promise<ProbeResult> {
   return new Promise((resolve) => {
     let connected = false;
     let buf = '';
@@ -243,6 +257,7 @@ export class PeerRegistry {
   #server: Server | undefined;
   #onSync: (() => void) | undefined;
   #syncRequested = false;
+  #onJoining: ((role: PeerRole) => void) | undefined;
   #left: Promise<void> | undefined;
 
   private constructor(opts: PeerRegistryOptions, name: string) {
@@ -319,8 +334,13 @@ export class PeerRegistry {
       const line = (nl >= 0 ? req.slice(0, nl) : '').trim();
       req = '';
       if (line === 'sync') this.#requestSync();
+      else if (line.startsWith('joining ')) this.#joining(line.slice('joining '.length));
       sock.end(`${JSON.stringify(this.status())}\n`, () => sock.destroy());
     });
+  }
+
+  #joining(role: string): void {
+    if (isPeerRole(role)) this.#onJoining?.(role);
   }
 
   #requestSync(): void {
@@ -348,6 +368,21 @@ export class PeerRegistry {
       this.#syncRequested = false;
       cb();
     }
+  }
+
+  /** Called when a new instance of our scope announces itself (`joining <role>`), before we answer it. */
+  onJoining(cb: (role: PeerRole) => void): void {
+    this.#onJoining = cb;
+  }
+
+  /**
+   * Tells every live peer of our scope that this instance is starting (`joining <role>`), in
+   * parallel; resolves once each has answered or timed out. Returns the peers found.
+   */
+  async announceJoining(): Promise<LivePeer[]> {
+    const live = await this.peers();
+    await Promise.all(live.map((p) => probePeer(p.path, `joining ${this.role}`, this.#probeTimeoutMs)));
+    return live;
   }
 
   /** Removes stale sockets of any scope (dead owners) and old temporary names. */

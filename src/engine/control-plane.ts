@@ -14,7 +14,8 @@
  *  - `reload` / `reloadText` run one at a time, in call order; a failed one keeps the old config
  *    serving. Order of a load: DNS back end first (all workers or none), then the
  *    process-scoped plugins switch (take over, old ones stop, new ones start).
- *  - Ready while the back end serves and until `stop`; `stop` waits the longest lameduck any
+ *  - Ready while the back end serves, `readyCheck` (the node agent's: its rules in place) holds,
+ *    and until `stop`; `stop` waits the longest lameduck any
  *    plugin asks for (still serving), then stops the back end (drain), then its own plugins.
  */
 import { readConfigFile } from '../corefile/read.ts';
@@ -68,6 +69,8 @@ export interface ControlPlaneOptions {
   pool?: ServingPool;
   /** SO_REUSEPORT on the local Server's sockets (default true: a standby instance shares them). */
   reusePort?: boolean;
+  /** A further condition of readiness (`ready` plugin), asked on every isReady(); default: none. */
+  readyCheck?: () => boolean;
 }
 
 /** Where the loaded configs are served. */
@@ -202,7 +205,7 @@ export class ControlPlane implements EngineHooks {
   }
 
   isReady(): boolean {
-    return this.ready && !this.shuttingDown && this.dns.serving();
+    return this.ready && !this.shuttingDown && this.dns.serving() && (this.opts.readyCheck?.() ?? true);
   }
 
   isShuttingDown(): boolean {

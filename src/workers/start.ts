@@ -26,6 +26,8 @@ export interface ServeOptions {
   log?: Logger;
   /** A worker asked the process to exit (CoreDNS log.Fatal); default: exit 1. */
   onFatal?: (message: string) => void;
+  /** ControlPlaneOptions.readyCheck. */
+  readyCheck?: () => boolean;
 }
 
 /** Time given to a worker's last stderr lines to reach the process's stderr before exiting. */
@@ -48,6 +50,7 @@ export async function startServing(o: ServeOptions): Promise<Serving> {
       clusterZones: o.clusterZones,
       reusePort: true,
       log: o.log,
+      readyCheck: o.readyCheck,
     };
     return { engine: await ControlPlane.start(base), pool: null };
   }
@@ -80,6 +83,7 @@ export async function startServing(o: ServeOptions): Promise<Serving> {
       clusterZones,
       log: o.log,
       pool,
+      readyCheck: o.readyCheck,
     });
     return { engine, pool };
   } catch (err) {
