@@ -92,7 +92,7 @@ describe('Helm chart deploy/helm/node-local-dns', () => {
     test(`${mode} mode: documents validate and agree with the Corefile`, async () => {
       const objs = await render({ mode });
       assert.deepEqual(objs.map((o) => o.kind).sort(), ['ConfigMap', 'DaemonSet', 'Service', 'Service', 'ServiceAccount']);
-      checkBundle(objs, { mode, ...DEFAULTS, declaresPorts: true });
+      checkBundle(objs, { mode, ...DEFAULTS, declaresPorts: false });
     });
 
     test(`${mode} mode: same Corefile and pod settings as deploy/kubernetes`, async () => {
@@ -114,7 +114,7 @@ describe('Helm chart deploy/helm/node-local-dns', () => {
         'Service/node-local-dns-standby',
         'ServiceAccount/node-local-dns',
       ]);
-      const { primary, standby } = checkBundle(objs, { mode, ...DEFAULTS, declaresPorts: true, standby: true });
+      const { primary, standby } = checkBundle(objs, { mode, ...DEFAULTS, declaresPorts: false, standby: true });
       assert.ok(standby);
       assert.deepEqual(primary.ports, { health: 8080, ready: 8181, metrics: 9253, agentMetrics: 9353 });
       assert.deepEqual(standby.ports, { health: 8082, ready: 8182, metrics: 9254, agentMetrics: 9354 });
@@ -143,7 +143,7 @@ describe('Helm chart deploy/helm/node-local-dns', () => {
 
   test("standby ports: other values move its Corefile listeners, probes and Service, not the primary's", async () => {
     const objs = await render({ standby: { enabled: true, ports: { health: 18082, ready: 18182, metrics: 19254, agentMetrics: 19354 } } });
-    const { primary, standby } = checkBundle(objs, { mode: 'iptables', ...DEFAULTS, declaresPorts: true, standby: true });
+    const { primary, standby } = checkBundle(objs, { mode: 'iptables', ...DEFAULTS, declaresPorts: false, standby: true });
     assert.deepEqual(standby?.ports, { health: 18082, ready: 18182, metrics: 19254, agentMetrics: 19354 });
     assert.deepEqual(primary.ports, { health: 8080, ready: 8181, metrics: 9253, agentMetrics: 9353 });
     assert.deepEqual(standby?.facts.health, [{ host: '169.254.20.10', port: 18082 }]);
@@ -157,14 +157,18 @@ describe('Helm chart deploy/helm/node-local-dns', () => {
     await render({ standby: { enabled: false, ports: { health: 8181 } } });
   });
 
-  test('standby update strategy: its own, RollingUpdate or OnDelete, never Surge', async () => {
+  test('standby update strategy: its own, RollingUpdate, Surge or OnDelete', async () => {
     const standbyOf = async (values: Record<string, unknown>): Promise<DaemonSetShape> => daemonSet(await render(values), 'node-local-dns-standby');
     assert.deepEqual((await standbyOf({ standby: { enabled: true, updateStrategy: { type: 'OnDelete' } } })).spec.updateStrategy, { type: 'OnDelete' });
     assert.deepEqual((await standbyOf({ standby: { enabled: true, updateStrategy: { type: 'RollingUpdate', maxUnavailable: '20%' } } })).spec.updateStrategy, {
       type: 'RollingUpdate',
       rollingUpdate: { maxUnavailable: '20%', maxSurge: 0 },
     });
-    await assert.rejects(render({ standby: { enabled: true, updateStrategy: { type: 'Surge' } } }), /\/standby\/updateStrategy\/type/);
+    const surging = await render({ standby: { enabled: true, updateStrategy: { type: 'Surge' } } });
+    const { standby } = checkBundle(surging, { mode: 'iptables', ...DEFAULTS, declaresPorts: false, standby: true });
+    assert.deepEqual(standby?.ds.spec.updateStrategy, { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+    assert.equal(standby?.container.ports, undefined);
+    await assert.rejects(render({ standby: { enabled: true, updateStrategy: { type: 'Sometimes' } } }), /\/standby\/updateStrategy\/type/);
   });
 
   test("the two-step upgrade: the primary's update strategy and Corefile do not touch the standby's pod template", async () => {
@@ -189,17 +193,18 @@ describe('Helm chart deploy/helm/node-local-dns', () => {
     assert.equal(daemonSet(step1, 'node-local-dns-standby').spec.template.spec.containers[0]!.image, 'node-local-dns:9.9.9');
   });
 
-  test('standby with a surging primary: -skipteardown is forced on the primary only', async () => {
+  test('standby with a surging primary: neither runs with -skipteardown (the peer directory keeps the set-up)', async () => {
     const objs = await render({ standby: { enabled: true }, updateStrategy: { type: 'Surge' } });
     const { primary, standby } = checkBundle(objs, { mode: 'iptables', ...DEFAULTS, declaresPorts: false, standby: true });
-    assert.equal(primary.opts.skipTeardown, true);
+    assert.equal(primary.opts.skipTeardown, false);
     assert.equal(standby?.opts.skipTeardown, false);
+    assert.equal(primary.opts.peerDir, standby?.opts.peerDir);
   });
 
   test('standby follows the agent values like the primary', async () => {
     const agent = { setupInterface: false, skipTeardown: true, syncInterval: '2m30s', workers: 4, extraArgs: ['-pidfile', '/tmp/node-cache.pid'] };
     const objs = await render({ standby: { enabled: true }, agent, image: { repository: 'registry.example.test/nld', tag: '1.2.3' }, fullnameOverride: 'nld' });
-    const { standby } = checkBundle(objs, { mode: 'iptables', ...DEFAULTS, declaresPorts: true, standby: true });
+    const { standby } = checkBundle(objs, { mode: 'iptables', ...DEFAULTS, declaresPorts: false, standby: true });
     assert.ok(standby);
     assert.equal(standby.ds.metadata.name, 'nld-standby');
     assert.equal(standby.container.image, 'registry.example.test/nld:1.2.3');
@@ -226,23 +231,25 @@ describe('Helm chart deploy/helm/node-local-dns', () => {
       dnsServer: '10.100.0.10',
       localDns: '169.254.0.53',
       domain: 'k8s.example.test',
-      declaresPorts: true,
+      declaresPorts: false,
     });
   });
 
   test('other ports move the Corefile listeners, probes, container ports and Services together', async () => {
     const objs = await render({ ports: { health: 18080, ready: 18181, metrics: 19253, agentMetrics: 19353 } });
-    const { facts } = checkBundle(objs, { mode: 'iptables', ...DEFAULTS, declaresPorts: true });
+    const { facts } = checkBundle(objs, { mode: 'iptables', ...DEFAULTS, declaresPorts: false });
     assert.deepEqual(facts.health, [{ host: '169.254.20.10', port: 18080 }]);
     assert.deepEqual(facts.ready, [{ host: '169.254.20.10', port: 18181 }]);
     assert.ok(facts.prometheus.every((p) => p.port === 19253));
   });
 
-  test('Surge updates: new pod first, no container ports, -skipteardown', async () => {
+  test('Surge updates: new pod first, no container ports, probes by number, -peerdir instead of -skipteardown', async () => {
     const objs = await render({ updateStrategy: { type: 'Surge' } });
     const { ds } = checkBundle(objs, { mode: 'iptables', ...DEFAULTS, declaresPorts: false });
     assert.equal(ds.spec.updateStrategy?.type, 'RollingUpdate');
-    assert.equal(parseOptions(ds.spec.template.spec.containers[0]!.args ?? []).skipTeardown, true);
+    const opts = parseOptions(ds.spec.template.spec.containers[0]!.args ?? []);
+    assert.equal(opts.skipTeardown, false);
+    assert.equal(opts.peerDir, '/run/node-local-dns');
   });
 
   test('OnDelete updates', async () => {
@@ -286,7 +293,7 @@ describe('Helm chart deploy/helm/node-local-dns', () => {
     assert.match(text, /success 5000 60\n\s+denial 100 2\n/);
     assert.equal(text.match(/^\s+cache 15$/gm)?.length, 3);
     const objs = await render({ corefile: { log: true, forceTcp: false } });
-    checkBundle(objs, { mode: 'iptables', ...DEFAULTS, declaresPorts: true });
+    checkBundle(objs, { mode: 'iptables', ...DEFAULTS, declaresPorts: false });
   });
 
   test('ServiceMonitor scrapes the standby too, under job node-local-dns', async () => {

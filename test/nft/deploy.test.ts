@@ -57,8 +57,8 @@ describe('nftables mode: deploy/kubernetes/nftables', () => {
   });
 
   test('schema, pod settings, flags, Corefile, ports and probes agree (with the standby)', () => {
-    checkBundle(objs, { mode: 'nftables', ...DEFAULTS, declaresPorts: true });
-    checkBundle([...objs, ...standbyObjs], { mode: 'nftables', ...DEFAULTS, declaresPorts: true, standby: true });
+    checkBundle(objs, { mode: 'nftables', ...DEFAULTS, declaresPorts: false });
+    checkBundle([...objs, ...standbyObjs], { mode: 'nftables', ...DEFAULTS, declaresPorts: false, standby: true });
   });
 });
 
@@ -80,7 +80,7 @@ describe('nftables mode: Helm chart (mode=nftables)', { skip: helmSkip }, () => 
     };
     assert.deepEqual(strip(argsOf(chart, 'node-local-dns')), strip(argsOf(raw, 'node-local-dns')));
     assert.equal(parseOptions(argsOf(chart, 'node-local-dns-standby')).rulesBackend, 'nftables');
-    checkBundle(chart, { mode: 'nftables', ...DEFAULTS, declaresPorts: true, standby: true });
+    checkBundle(chart, { mode: 'nftables', ...DEFAULTS, declaresPorts: false, standby: true });
     const cm = (objs: K8sObject[]) => findOne<K8sObject & { data: { Corefile: string } }>(objs, 'ConfigMap', 'node-local-dns').data.Corefile;
     assert.equal(cm(chart), cm(raw));
   });

@@ -208,6 +208,14 @@ function checkInstance(ds: DaemonSetShape, common: Common, exp: BundleExpectatio
     // scheduled beside the old one, nor a standby declaring 53 beside the primary.
     assert.equal(main.ports, undefined, `${what} declares no ports`);
     if (role === 'primary') assert.deepEqual(ds.spec.updateStrategy?.rollingUpdate, { maxSurge: 1, maxUnavailable: 0 });
+    // A port name resolves only against declared ports: the probes give numbers.
+    assert.equal(typeof live.port, 'number', `${what}: liveness probe port by number`);
+    assert.equal(typeof ready.port, 'number', `${what}: readiness probe port by number`);
+  }
+  if (ds.spec.updateStrategy?.rollingUpdate?.maxSurge) {
+    // Old and new pod of a node are peers only through the shared peer directory; without it
+    // the old pod's SIGTERM would remove the interface and rules the new one serves with.
+    assert.notEqual(opts.peerDir, '', `${what}: a surging DaemonSet needs -peerdir`);
   }
   return {
     ds,
@@ -232,9 +240,11 @@ function checkPair(primary: InstanceFacts, standby: InstanceFacts): void {
   assert.ok(!selects(s.spec.selector.matchLabels, p.spec.template.metadata.labels), "the standby's selector does not match primary pods");
   assert.notEqual(standby.metricsSvc.metadata.name, primary.metricsSvc.metadata.name, 'one metrics Service per DaemonSet');
 
-  // Its own update schedule, one node at a time at most, never a surge.
+  // Its own update schedule: old pod first, or new pod first one node at a time (its HTTP ports
+  // are shared through SO_REUSEPORT by the old and the new standby pod, as the primary's).
   const st = s.spec.updateStrategy;
-  assert.ok(st?.type === 'OnDelete' || (st?.type === 'RollingUpdate' && st.rollingUpdate?.maxSurge === 0), `standby updateStrategy ${JSON.stringify(st)}`);
+  const surge = st?.rollingUpdate?.maxSurge === 1 && st.rollingUpdate.maxUnavailable === 0;
+  assert.ok(st?.type === 'OnDelete' || (st?.type === 'RollingUpdate' && (st.rollingUpdate?.maxSurge === 0 || surge)), `standby updateStrategy ${JSON.stringify(st)}`);
 
   // Same agent, same addresses, same Corefile; same node-wide resources.
   const pp = p.spec.template.spec as DaemonSetShape['spec']['template']['spec'] & Record<string, unknown>;

@@ -9,7 +9,7 @@ peer directory; each has its own HTTP ports and its own update schedule (docs/ze
 {{- $standby := .standby -}}
 {{- $ports := ternary $v.standby.ports $v.ports $standby -}}
 {{- $strategy := ternary $v.standby.updateStrategy $v.updateStrategy $standby -}}
-{{- $surge := and (not $standby) (eq $v.updateStrategy.type "Surge") -}}
+{{- $surge := eq $strategy.type "Surge" -}}
 apiVersion: apps/v1
 kind: DaemonSet
 metadata:

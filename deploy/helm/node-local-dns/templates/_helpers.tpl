@@ -248,7 +248,7 @@ the standby), so both share this Corefile. */}}
 {{/* Agent command line. Argument: dict "ctx" (the root context) "standby" (bool). The standby
 adds -standby and its own -metrics-listen-address; -health-port stays the primary's (the port
 the rules exempt from conntrack), so whichever instance is the last one out removes the same
-rules. updateStrategy.type=Surge forces -skipteardown on the primary only. */}}
+rules (with updateStrategy.type=Surge, the old pod leaves them to the new one through -peerdir). */}}
 {{- define "node-local-dns.args" -}}
 {{- $v := .ctx.Values -}}
 {{- $agentMetrics := ternary $v.standby.ports.agentMetrics $v.ports.agentMetrics .standby -}}
@@ -277,7 +277,7 @@ rules. updateStrategy.type=Surge forces -skipteardown on the primary only. */}}
 {{- if not $v.agent.setupIptables }}
 - -setupiptables=false
 {{- end }}
-{{- if or $v.agent.skipTeardown (and (not .standby) (eq $v.updateStrategy.type "Surge")) }}
+{{- if $v.agent.skipTeardown }}
 - -skipteardown
 {{- end }}
 - -syncinterval
