@@ -5,8 +5,11 @@
  * included), so load balancers stop sending queries before the listeners close.
  *
  * CoreDNS asks plugins that implement Readiness; node-local-dns's plugins are ready as soon
- * as they are set up, so readiness is the engine's (`isReady()`). `monitor` is parsed for
- * compatibility; both modes behave the same here.
+ * as they are set up, so readiness is the engine's (`isReady()`, which in agent mode also asks
+ * the agent: rules in place, no newer instance of its role starting; src/agent/agent.ts).
+ * `monitor` is parsed for compatibility; both modes behave the same here. The port may be
+ * shared with another instance on the node (SO_REUSEPORT, src/metrics/http-endpoints.ts): each
+ * answers for itself.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PluginScope } from '../../plugin.ts';
