@@ -30,8 +30,10 @@
  *   node deploy/render.ts --dns-server 10.96.0.10 [--local-dns 169.254.20.10]
  *     [--domain cluster.local] [--mode iptables|ipvs|nftables] [--image REF] [--standby] [--output FILE]
  *
- * The standby is a separate output on purpose: the two DaemonSets are updated one after the
- * other (standby first), never in one `kubectl apply`.
+ * Both DaemonSets roll new pod first (maxSurge 1, maxUnavailable 0): an upgrade needs no
+ * standby (docs/operations.md "Upgrades"); the standby is a warm spare against crashes. It is a
+ * separate output on purpose: the two DaemonSets are updated one after the other (standby
+ * first), never in one `kubectl apply`.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';

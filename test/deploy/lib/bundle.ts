@@ -244,7 +244,10 @@ function checkPair(primary: InstanceFacts, standby: InstanceFacts): void {
   // are shared through SO_REUSEPORT by the old and the new standby pod, as the primary's).
   const st = s.spec.updateStrategy;
   const surge = st?.rollingUpdate?.maxSurge === 1 && st.rollingUpdate.maxUnavailable === 0;
-  assert.ok(st?.type === 'OnDelete' || (st?.type === 'RollingUpdate' && (st.rollingUpdate?.maxSurge === 0 || surge)), `standby updateStrategy ${JSON.stringify(st)}`);
+  assert.ok(
+    st?.type === 'OnDelete' || (st?.type === 'RollingUpdate' && (st.rollingUpdate?.maxSurge === 0 || surge)),
+    `standby updateStrategy ${JSON.stringify(st)}`,
+  );
 
   // Same agent, same addresses, same Corefile; same node-wide resources.
   const pp = p.spec.template.spec as DaemonSetShape['spec']['template']['spec'] & Record<string, unknown>;
