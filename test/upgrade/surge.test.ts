@@ -19,6 +19,9 @@
  *  4. only then the old instance gets SIGTERM; it must leave interface and rules to the new one;
  *  5. asserted: 0 queries lost, exactly one set of rules (iptables-save) after the old one
  *     exited, the new one serving and its rules present after its next periodic sync.
+ * A second, lighter drill (no load) does the same hand-over with the nftables-mode manifest
+ * (`-rulesbackend nftables`): the table is the same before, during and after, exactly one, and
+ * the last instance deletes it.
  * The load is stopped 2 s after the old instance exited: with the 1 s client timeout every query
  * sent around the hand-over has by then been answered or counted lost; what dnsperf reports as
  * interrupted at the stop was sent in the last second, with only the new instance serving.
@@ -70,9 +73,9 @@ interface ManifestPod {
   strategy: unknown;
 }
 
-function manifestPod(): ManifestPod {
+function manifestPod(mode: 'iptables' | 'nftables' = 'iptables'): ManifestPod {
   const rendered = renderManifest(readFileSync(TEMPLATE_PATH, 'utf8'), {
-    mode: 'iptables',
+    mode,
     dnsServer: SIM.kubeDnsServiceIp,
     localDns: SIM.localDnsIp,
     domain: 'cluster.local',
@@ -377,4 +380,63 @@ test('upgrade drill: one DaemonSet with maxSurge 1 hands the node over without a
     assert.deepEqual(await nodeLocalRules(sim), []);
     assert.equal(await linkExists(sim), false);
   });
+});
+
+/** The nftables back end's table, as `nft list table` prints it (handles omitted), or '' when absent. */
+async function nftTable(sim: SimNode): Promise<string> {
+  const r = await sim.node.run('nft', ['list', 'table', 'inet', 'node-local-dns']);
+  return r.code === 0 ? r.stdout : '';
+}
+
+test('upgrade drill, nftables manifest: the table is handed over, never deleted or doubled', { skip, timeout: 200_000 }, async (t) => {
+  const pod = manifestPod('nftables');
+  assert.equal(pod.args[pod.args.indexOf('-rulesbackend') + 1], 'nftables');
+  const sim = await createSimNode();
+  const instances: Instance[] = [];
+  t.after(async () => {
+    for (const i of instances) if (i.child.exitCode === null && i.child.signalCode === null) i.child.kill('SIGKILL');
+    await sim.teardown();
+  });
+  const dir = join(sim.dir, 'surge-nft');
+  await mkdir(join(dir, 'coredns'), { recursive: true });
+  await mkdir(join(dir, 'kube-dns'));
+  for (const n of ['old', 'new']) await mkdir(join(dir, n));
+  await writeFile(join(dir, 'coredns', 'Corefile.base'), pod.corefileBase);
+  await writeFile(join(dir, 'kube-dns', 'upstreamNameservers'), `["${SIM.kubeDnsUpstreamServiceIp}"]`);
+
+  const old = startInstance(sim, pod, dir, 'old');
+  instances.push(old);
+  await waitStarted(old);
+  const reference = await nftTable(sim);
+  assert.match(reference, /^table inet node-local-dns \{$/m);
+  assert.deepEqual(await nodeLocalRules(sim), [], 'no iptables rules with the nftables back end');
+
+  const fresh = startInstance(sim, pod, dir, 'new');
+  instances.push(fresh);
+  await new Promise((r) => setTimeout(r, pod.ready.initialDelayMs));
+  await waitFor('a readiness probe to answer 200', async () => (await httpStatus(sim, pod.ready.host, pod.ready.port, pod.ready.path)) === 200, 60_000, 200);
+  await waitFor('the new instance to have logged its start-up', async () => fresh.out().includes('[INFO] Start-up complete: serving'));
+  assert.equal(await nftTable(sim), reference, 'the new instance found the table as it was');
+
+  assert.deepEqual(await stopInstance(old), { code: 0, signal: null }, old.out());
+  assert.match(old.out(), /\[INFO\] Not tearing down: 1 other instance\(s\) still serve/);
+  assert.equal(await nftTable(sim), reference, 'the old instance left the table to the new one');
+  const tables = await sim.node.exec('nft', ['list', 'tables']);
+  assert.equal(tables.split('\n').filter((l) => l.trim() === 'table inet node-local-dns').length, 1, tables);
+  await waitFor(
+    'the new instance to take over the network sync',
+    async () => fresh.out().includes('[INFO] Maintaining the network set-up (no older primary serves)'),
+    20_000,
+  );
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.equal(await nftTable(sim), reference, 'after its next sync: the same table');
+  const r = await dig(sim.pod, SIM.localDnsIp, 'www.example.org', 'A');
+  assert.deepEqual(
+    r.answers.map((l) => l.split(' ').at(-1)),
+    ['198.18.5.5'],
+    r.raw,
+  );
+
+  assert.deepEqual(await stopInstance(fresh), { code: 0, signal: null }, fresh.out());
+  assert.equal(await nftTable(sim), '', 'the last instance deletes the table');
 });
