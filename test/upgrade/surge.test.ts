@@ -186,6 +186,8 @@ interface DnsperfResult {
   sent: number;
   completed: number;
   lost: number;
+  /** Completed queries per stats interval (1 s): where in the drill a loss happened. */
+  perSecond: number[];
   raw: string;
 }
 
@@ -195,7 +197,8 @@ function parseDnsperf(out: string): DnsperfResult {
     if (!m) throw new Error(`dnsperf output without ${re}:\n${out}`);
     return Number(m[1]);
   };
-  return { sent: num(/Queries sent:\s+(\d+)/), completed: num(/Queries completed:\s+(\d+)/), lost: num(/Queries lost:\s+(\d+)/), raw: out };
+  const perSecond = [...out.matchAll(/^\s*\d+\.\d+: (\d+(?:\.\d+)?)$/gm)].map((m) => Math.round(Number(m[1])));
+  return { sent: num(/Queries sent:\s+(\d+)/), completed: num(/Queries completed:\s+(\d+)/), lost: num(/Queries lost:\s+(\d+)/), perSecond, raw: out };
 }
 
 /** Names answered from the cache and unique names that reach kube-dns (NXDOMAIN from NSD) every time. */
@@ -324,7 +327,9 @@ test('upgrade drill: one DaemonSet with maxSurge 1 hands the node over without a
       const pids = [old.child.pid!, fresh.child.pid!];
       for (const port of pod.httpPorts) {
         const owners = await tcpListeners(sim, port);
-        assert.deepEqual([...owners].sort(), [...pids].sort(), `port ${port}: both instances listen`);
+        // Both agents hold a listening socket. (A process an agent is forking at that moment,
+        // iptables for its sync, shows the socket too until its exec closes it.)
+        for (const pid of pids) assert.ok(owners.has(pid), `port ${port}: pid ${pid} listens (listeners: ${[...owners].join(', ')})`);
       }
       assert.equal(await httpStatus(sim, pod.health.host, pod.health.port, '/health'), 200);
       assert.doesNotMatch(fresh.out(), /address already in use|Failed to start metrics handler/);
@@ -342,7 +347,9 @@ test('upgrade drill: one DaemonSet with maxSurge 1 hands the node over without a
     const ev = Object.entries(events)
       .map(([k, v]) => `${k} at +${((v - load.startedAtMs) / 1000).toFixed(2)} s`)
       .join(', ');
-    const line = `surge upgrade drill: ${LOAD_QPS} qps for ${seconds.toFixed(1)} s, dnsperf sent ${perf.sent}, completed ${perf.completed}, lost ${perf.lost}; ${ev}`;
+    const line =
+      `surge upgrade drill: ${LOAD_QPS} qps for ${seconds.toFixed(1)} s, dnsperf sent ${perf.sent}, completed ${perf.completed}, ` +
+      `lost ${perf.lost}; completions per second [${perf.perSecond.join(' ')}]; ${ev}`;
     t.diagnostic(line);
     process.stdout.write(`# ${line}\n`);
 
@@ -350,7 +357,9 @@ test('upgrade drill: one DaemonSet with maxSurge 1 hands the node over without a
     assert.deepEqual(after, reference, 'exactly one set of rules after the old instance exited');
     assert.ok(await linkExists(sim));
     assert.ok(perf.sent >= LOAD_QPS * seconds * 0.9, `dnsperf sent only ${perf.sent} in ${seconds} s`);
-    if (baselineLost === 0) assert.equal(perf.lost, 0, `lost ${perf.lost} of ${perf.sent}\n${perf.raw}`);
+    if (baselineLost === 0) {
+      assert.equal(perf.lost, 0, `lost ${perf.lost} of ${perf.sent} (${line})\nnew instance:\n${fresh?.out()}\nold instance:\n${old.out()}\n${perf.raw}`);
+    }
 
     // The new instance serves and maintains the set-up from its next sync on.
     const newer = fresh!;
