@@ -97,7 +97,15 @@ test('a stock-shaped Corefile, serving and scraped, loads the stock plugins and 
   const loaded = readFileSync(record, 'utf8').split('\n').filter(Boolean);
   const src = (p: string) => loaded.some((u) => u.startsWith(`file://${ROOT}/src/${p}`));
   // What the stock Corefile uses is there (the hook sees the process's modules).
-  for (const p of ['plugins/cache/', 'plugins/forward/', 'plugins/prometheus/', 'plugins/health/', 'plugins/loop/', 'plugins/reload/', 'metrics/node-metrics.ts']) {
+  for (const p of [
+    'plugins/cache/',
+    'plugins/forward/',
+    'plugins/prometheus/',
+    'plugins/health/',
+    'plugins/loop/',
+    'plugins/reload/',
+    'metrics/node-metrics.ts',
+  ]) {
     assert.ok(src(p), `src/${p} loaded`);
   }
   for (const name of LAZY_PLUGINS) assert.equal(src(`plugins/${name}/`), false, `src/plugins/${name}/ not loaded`);
