@@ -2,8 +2,8 @@
  * What a node with node-cache's stock Corefile loads (issue 16, Footprint): every module costs
  * RSS in every process. With the stock shape (four blocks; errors, cache, reload, loop, bind,
  * forward, prometheus, health) serving a query and answering a /metrics scrape, the process loads
- * the stock plugins and none of: prom-client, yaml, the 13 plugins loaded on first use
- * (src/plugins/registry.ts), the set-up metrics listener, worker threads, zlib (first gzip scrape).
+ * the stock plugins and none of: prom-client, yaml, the 15 plugins loaded on first use
+ * (src/plugins/registry.ts; `log` would bring the message codec), the set-up metrics listener, worker threads, zlib (first gzip scrape).
  * Read with a resolve hook (test/lib/record-modules.ts), not from RSS: no figure is asserted.
  */
 import { test } from 'node:test';
@@ -18,7 +18,23 @@ import { CLUSTER_LOCAL, EXAMPLE_NET } from '../engine/zones.ts';
 import { freeAddress, waitUntil } from '../lib/net.ts';
 
 /** The plugins src/plugins/registry.ts loads only when a Corefile names them. */
-const LAZY_PLUGINS = ['bufsize', 'debug', 'dns64', 'dnstap', 'hosts', 'loadbalance', 'metadata', 'pprof', 'rewrite', 'template', 'timeouts', 'trace', 'whoami'];
+const LAZY_PLUGINS = [
+  'bufsize',
+  'debug',
+  'dns64',
+  'dnstap',
+  'hosts',
+  'loadbalance',
+  'log',
+  'metadata',
+  'pprof',
+  'ready',
+  'rewrite',
+  'template',
+  'timeouts',
+  'trace',
+  'whoami',
+];
 
 function stockShaped(dnsPort: number, upstream: string, metricsPort: number, healthPort: number): string {
   const block = (zone: string, cache: string, tcp: boolean, health: boolean) =>
