@@ -2,7 +2,7 @@
  * What a node with node-cache's stock Corefile loads (issue 16, Footprint): every module costs
  * RSS in every process. With the stock shape (four blocks; errors, cache, reload, loop, bind,
  * forward, prometheus, health) serving a query and answering a /metrics scrape, the process loads
- * the stock plugins and none of: prom-client, yaml, the 15 plugins loaded on first use
+ * the stock plugins and none of: prom-client, yaml, the 14 plugins loaded on first use
  * (src/plugins/registry.ts; `log` would bring the message codec), the set-up metrics listener, worker threads, zlib (first gzip scrape).
  * Read with a resolve hook (test/lib/record-modules.ts), not from RSS: no figure is asserted.
  */
@@ -28,7 +28,6 @@ const LAZY_PLUGINS = [
   'log',
   'metadata',
   'pprof',
-  'ready',
   'rewrite',
   'template',
   'timeouts',
