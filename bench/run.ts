@@ -21,6 +21,8 @@ import type { CellSummary, RatioRow } from './lib/report.ts';
 import { CACHE_ENTRIES, SERVERS, UPSTREAM_ADDR, dnsperfVersion, knotVersion, nsdVersion } from './lib/servers.ts';
 import type { ServerName } from './lib/servers.ts';
 import { median } from './lib/stats.ts';
+import { footprintText } from './lib/footprint.ts';
+import type { FootprintResult } from './lib/footprint.ts';
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -71,6 +73,7 @@ function method(opts: BenchOptions): string[] {
     'other CPU % = CPU time used during the run by processes outside the benchmark (plus hypervisor steal), in % of one core, from /proc/stat minus the harness tree; above ~10% a figure is disturbed by other load on the machine.',
     'lost = queries without an answer within 2 s (dnsperf -t 2). In the time-limited max-rate runs dnsperf also counts the queries still in flight when the time limit ends the run (at most -q: 200 for hit, 100 for miss), so only larger numbers mean real loss; the fixed-rate runs (hit-rate, mixed) end with their query file and wait for every answer, so its count is exact. bad rcode % = answers with an rcode the workload does not expect (cells above 1% are errors).',
     'Start-up: spawn → first correct A answer (a forwarded miss), probed every 2 ms. RSS with 10k entries: VmRSS after 10,000 unique names went through a fresh instance, minus VmRSS when idle.',
+    "Footprint (bench/lib/footprint.ts): node-local-dns with the shape of node-cache's stock Corefile (4 blocks; errors, cache, reload, loop, bind, forward, prometheus, health), per sample a fresh instance: start-up, VmRSS 0.3 s after serving, 0.3 s after one /metrics scrape, 0.3 s after 10,000 unique names. node-cache is not installed here: its rows are issue 16's figures, labelled as such.",
   ];
 }
 
@@ -194,6 +197,7 @@ async function main(): Promise<number> {
 
     const startup: StartupResult[] = [];
     const rss10k: Rss10kResult[] = [];
+    let footprint: FootprintResult | undefined;
     if (!opts.skipExtras) {
       for (const def of servers) {
         if (def.reference !== undefined) continue;
@@ -212,6 +216,10 @@ async function main(): Promise<number> {
             `  RSS idle ${rs.idleRssKb ?? '—'} kB, with ${rs.entries} entries ${rs.rssKb ?? '—'} kB` +
             ((st.error ?? rs.error) ? `  ERROR ${(st.error ?? rs.error ?? '').split('\n')[0]}` : ''),
         );
+        if (def.name === 'node-local-dns') {
+          footprint = await bench.measureFootprint(opts.quick ? 1 : 3);
+          log(`[extras] footprint (stock-shaped Corefile)\n${footprintText(footprint)}`);
+        }
       }
     }
 
@@ -220,7 +228,7 @@ async function main(): Promise<number> {
     const summary = summarize(runs, names, bench.workloads, unsupported);
     const rr = ratios(summary, names, bench.workloads);
     const head = headline(summary, rr);
-    const report = { summary, ratios: rr, workloads: bench.workloads, servers: names, startup, rss10k, headline: head };
+    const report = { summary, ratios: rr, workloads: bench.workloads, servers: names, startup, rss10k, footprint, headline: head };
     log(renderText(report));
 
     fs.mkdirSync(opts.outDir, { recursive: true });
@@ -246,6 +254,7 @@ async function main(): Promise<number> {
       headline: head,
       startup,
       rss10k,
+      footprint,
       runs,
       configs: bench.configs,
     };
@@ -268,7 +277,11 @@ async function main(): Promise<number> {
       );
       log(`results Markdown: ${opts.mdPath}`);
     }
-    const anyError = summary.some((s) => s.status === 'error') || startup.some((s) => s.error !== undefined) || rss10k.some((s) => s.error !== undefined);
+    const anyError =
+      summary.some((s) => s.status === 'error') ||
+      startup.some((s) => s.error !== undefined) ||
+      rss10k.some((s) => s.error !== undefined) ||
+      footprint?.error !== undefined;
     return anyError ? 2 : 0;
   } finally {
     if (!interrupted) await cleanup();

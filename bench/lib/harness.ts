@@ -17,6 +17,8 @@ import type { Managed, ProcessRegistry } from './proc.ts';
 import { SERVERS, UPSTREAM_ADDR, prepareKnot, prepareNsd } from './servers.ts';
 import type { Endpoint, ServerDef, ServerName, UpstreamMode } from './servers.ts';
 import { writeCachedFile, writeMixedFile, writeNameFile, writeUniqueFile, writeZones } from './zones.ts';
+import { scrapeOnce, stockShapedNodeLocalDns } from './footprint.ts';
+import type { FootprintResult } from './footprint.ts';
 import type { ZoneSet } from './zones.ts';
 
 export class ServerStartError extends Error {
@@ -509,6 +511,46 @@ export class Bench {
       res.error = (err as Error).message;
     } finally {
       await this.reg.stop(inst.proc, STOP_GRACE_MS);
+    }
+    return res;
+  }
+
+  /**
+   * node-local-dns with the stock-shaped Corefile (footprint.ts): per sample a fresh instance,
+   * its start-up, RSS idle, after one /metrics scrape and after RSS_ENTRIES unique names.
+   */
+  async measureFootprint(samples: number): Promise<FootprintResult> {
+    const res: FootprintResult = { server: 'node-local-dns', samples: [] };
+    const base = SERVERS['node-local-dns'];
+    for (let i = 0; i < samples; i++) {
+      this.#assertUpstream();
+      const def = stockShapedNodeLocalDns(base, await freePort(base.addr));
+      let inst: Instance;
+      try {
+        inst = await this.startServer(def, 'udp', 2);
+      } catch (err) {
+        return { ...res, error: (err as Error).message };
+      }
+      this.configs['node-local-dns/footprint'] ??= inst.config;
+      try {
+        const metricsPort = Number(/prometheus \S+:(\d+)/.exec(inst.config)?.[1]);
+        // Settle as the 10k experiment does (start-up garbage, deferred work) before each read.
+        await new Promise((r) => setTimeout(r, 300));
+        const idleRssKb = treeMemKb(inst.proc.pid, 'VmRSS');
+        await scrapeOnce(inst.listen.addr, metricsPort);
+        await new Promise((r) => setTimeout(r, 300));
+        const scrapedRssKb = treeMemKb(inst.proc.pid, 'VmRSS');
+        const warmLost = await this.#warm(inst, this.#rss10kFile, 50);
+        await new Promise((r) => setTimeout(r, 300));
+        const rssKb = treeMemKb(inst.proc.pid, 'VmRSS');
+        if (inst.proc.exitStatus() !== null) throw new ProcessExitedError('node-local-dns exited during the footprint experiment');
+        res.samples.push({ startMs: inst.startMs, idleRssKb, scrapedRssKb, rssKb, warmLost });
+      } catch (err) {
+        if (err instanceof UpstreamDownError) throw err;
+        return { ...res, error: (err as Error).message };
+      } finally {
+        await this.reg.stop(inst.proc, STOP_GRACE_MS);
+      }
     }
     return res;
   }

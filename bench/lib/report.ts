@@ -3,6 +3,7 @@
  * Markdown summary).
  */
 import type { CellRun, Rss10kResult, StartupResult, WorkloadDef } from './harness.ts';
+import { footprintMarkdown, footprintText, type FootprintResult } from './footprint.ts';
 import type { WorkloadId } from './options.ts';
 import type { ServerName } from './servers.ts';
 import { median, ratio } from './stats.ts';
@@ -209,6 +210,8 @@ export interface ReportInput {
   servers: ServerName[];
   startup: StartupResult[];
   rss10k: Rss10kResult[];
+  /** node-local-dns with the stock-shaped Corefile (footprint.ts); absent without extras. */
+  footprint?: FootprintResult;
   headline: string;
 }
 
@@ -239,6 +242,10 @@ export function renderText(r: ReportInput): string {
   if (r.startup.length > 0 || r.rss10k.length > 0) {
     parts.push('\n== start-up (spawn → first correct answer) and memory with 10,000 cached names');
     parts.push(textTable(startupTable(r.startup, r.rss10k, r.servers)));
+  }
+  if (r.footprint !== undefined) {
+    parts.push('\n== footprint: node-local-dns with the stock-shaped Corefile (VmRSS)');
+    parts.push(footprintText(r.footprint));
   }
   const errors = r.summary.filter((s) => s.status === 'error');
   if (errors.length > 0) {
@@ -294,6 +301,9 @@ export function renderMarkdown(r: MarkdownInput): string {
   }
   if (r.startup.length > 0 || r.rss10k.length > 0) {
     out.push('', '### Start-up time and memory with 10,000 cached names', '', mdTable(startupTable(r.startup, r.rss10k, r.servers)));
+  }
+  if (r.footprint !== undefined) {
+    out.push('', '### Footprint: node-local-dns with the stock-shaped Corefile', '', footprintMarkdown(r.footprint));
   }
   const errors = r.summary.filter((s) => s.status === 'error');
   if (errors.length > 0) {

@@ -10,7 +10,7 @@
  */
 import type { Options } from '../cli/options.ts';
 import { removePidfile, writePidfile } from './pidfile.ts';
-import { SetupMetrics } from './setup-metrics.ts';
+import type { SetupMetrics } from './setup-metrics.ts';
 
 export interface ServerExtras {
   readonly metrics: SetupMetrics | undefined;
@@ -20,6 +20,8 @@ export interface ServerExtras {
 export async function startServerExtras(opts: Options, log: { info(msg: string): void; error(msg: string): void }): Promise<ServerExtras> {
   let metrics: SetupMetrics | undefined;
   if (opts.given.has('metrics-listen-address') && opts.metricsListenAddress !== '') {
+    // Loaded only when asked for: it loads prom-client (bench/PROFILE.md, Footprint).
+    const { SetupMetrics } = await import('./setup-metrics.ts');
     metrics = new SetupMetrics();
     await metrics.listenWithRetry(opts.metricsListenAddress, { log });
   }

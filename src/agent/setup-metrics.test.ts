@@ -8,7 +8,7 @@ import { waitUntil } from '../../test/lib/net.ts';
 
 test('every error type starts at 0 and counts up', async () => {
   const m = new SetupMetrics({ processMetrics: false });
-  const text = await m.registry.metrics();
+  const text = await m.render();
   for (const t of ['iptables', 'iptables_lock', 'interface_add', 'interface_check', 'configmap']) {
     assert.match(text, new RegExp(`^${SETUP_ERRORS_METRIC}\\{errortype="${t}"\\} 0$`, 'm'), t);
   }
@@ -18,7 +18,7 @@ test('every error type starts at 0 and counts up', async () => {
   assert.equal(await m.count('iptables_lock'), 2);
   assert.equal(await m.count('configmap'), 1);
   assert.equal(await m.count('iptables'), 0);
-  assert.match(await m.registry.metrics(), /^# TYPE coredns_nodecache_setup_errors_total counter$/m);
+  assert.match(await m.render(), /^# TYPE coredns_nodecache_setup_errors_total counter$/m);
 });
 
 test('served on /metrics, 404 elsewhere', async (t) => {

@@ -12,13 +12,17 @@
  * tries once and serves no metrics for the life of the pod). The port is bound with SO_REUSEPORT,
  * as every HTTP listener of the process: a surge pod shares it with the old one (a predecessor
  * that bound it without SO_REUSEPORT still gives EADDRINUSE, retried as above).
+ *
+ * Rendered by src/metrics (the DNS metrics' exposition and process metrics), not prom-client:
+ * prom-client cost 5–10 MiB of RSS (bench/PROFILE.md, Footprint).
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 import { splitListenAddress } from '../cli/options.ts';
 import { createHardenedServer, type HttpLimits } from '../metrics/http-endpoints.ts';
-import { RenderScheduler, SCRAPE_RENDER_INTERVAL_MS } from '../metrics/hub.ts';
+import { PROMETHEUS_CONTENT_TYPE, RenderScheduler, SCRAPE_RENDER_INTERVAL_MS, loadNodeProcessMetrics, renderExposition } from '../metrics/hub.ts';
+import type { NodeProcessMetrics } from '../metrics/node-metrics.ts';
+import { SnapshotBuilder } from '../metrics/snapshot.ts';
 
 export const SetupErrorType = {
   IPTABLES: 'iptables',
@@ -44,9 +48,10 @@ export interface ListenRetryOptions {
 }
 
 export class SetupMetrics {
-  readonly registry: Registry;
-  readonly #errors: Counter<'errortype'>;
-  readonly #listenErrors: Counter;
+  readonly #errors = new Map<SetupErrorType, number>(Object.values(SetupErrorType).map((t) => [t, 0]));
+  #listenErrors = 0;
+  readonly #withProcessMetrics: boolean;
+  #processMetrics: NodeProcessMetrics | null = null;
   #retryTimer: NodeJS.Timeout | undefined;
   #closed = false;
   /** /metrics renders: at most one per interval, shared by the scrapes it answers (as the DNS metrics'). */
@@ -54,31 +59,30 @@ export class SetupMetrics {
   #server: Server | undefined;
 
   constructor(opts: { processMetrics?: boolean; renderIntervalMs?: number } = {}) {
-    this.registry = new Registry();
-    this.scrapes = new RenderScheduler(() => this.registry.metrics(), opts.renderIntervalMs ?? SCRAPE_RENDER_INTERVAL_MS);
-    this.#errors = new Counter({
-      name: SETUP_ERRORS_METRIC,
-      help: 'Errors met by node-local-dns while setting up the interface, iptables rules and Corefile',
-      labelNames: ['errortype'],
-      registers: [this.registry],
-    });
-    for (const t of Object.values(SetupErrorType)) this.#errors.inc({ errortype: t }, 0);
-    this.#listenErrors = new Counter({
-      name: LISTEN_ERRORS_METRIC,
-      help: 'Failed attempts to start the -metrics-listen-address listener (retried until it binds)',
-      registers: [this.registry],
-    });
-    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    this.#withProcessMetrics = opts.processMetrics ?? true;
+    this.scrapes = new RenderScheduler(() => this.render(), opts.renderIntervalMs ?? SCRAPE_RENDER_INTERVAL_MS);
   }
 
   inc(type: SetupErrorType): void {
-    this.#errors.inc({ errortype: type });
+    this.#errors.set(type, (this.#errors.get(type) ?? 0) + 1);
   }
 
   /** Current count for one error type. */
   async count(type: SetupErrorType): Promise<number> {
-    const m = await this.#errors.get();
-    return m.values.find((v) => v.labels.errortype === type)?.value ?? 0;
+    return this.#errors.get(type) ?? 0;
+  }
+
+  /** The exposition: the set-up error counters, the listen errors and the process metrics. */
+  async render(): Promise<string> {
+    const b = new SnapshotBuilder();
+    const errors = b.family(SETUP_ERRORS_METRIC, 'Errors met by node-local-dns while setting up the interface, iptables rules and Corefile', 'counter');
+    for (const [errortype, n] of this.#errors) errors.add({ errortype }, n);
+    b.family(LISTEN_ERRORS_METRIC, 'Failed attempts to start the -metrics-listen-address listener (retried until it binds)', 'counter').add(
+      {},
+      this.#listenErrors,
+    );
+    if (this.#withProcessMetrics) this.#processMetrics ??= await loadNodeProcessMetrics();
+    return renderExposition(b.build().families, this.#processMetrics);
   }
 
   /**
@@ -98,7 +102,7 @@ export class SetupMetrics {
         this.scrapes.request().then(
           ({ body }) => {
             if (res.destroyed) return;
-            res.writeHead(200, { 'content-type': this.registry.contentType, 'content-length': body.length });
+            res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': body.length });
             res.end(req.method === 'HEAD' ? undefined : body);
           },
           (err: unknown) => {
@@ -127,7 +131,7 @@ export class SetupMetrics {
 
   /** Failed listen attempts so far. */
   async listenErrors(): Promise<number> {
-    return (await this.#listenErrors.get()).values[0]?.value ?? 0;
+    return this.#listenErrors;
   }
 
   /**
@@ -151,7 +155,7 @@ export class SetupMetrics {
         return a;
       } catch (err) {
         failures++;
-        this.#listenErrors.inc();
+        this.#listenErrors++;
         if (this.#closed) return undefined;
         o.log.error(`Failed to start metrics handler on ${address}: ${(err as Error).message}; retrying in ${formatDelay(delay)}`);
         this.#retryTimer = setTimeout(() => {
@@ -169,6 +173,7 @@ export class SetupMetrics {
     this.#closed = true;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
+    this.#processMetrics?.stop();
     const s = this.#server;
     this.#server = undefined;
     if (!s) return;

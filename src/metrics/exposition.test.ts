@@ -51,7 +51,7 @@ test('exposition: histograms print cumulative buckets with le last, then _sum an
   );
 });
 
-test('hub.render: our families and prom-client default metrics in one name-sorted exposition, blank line between families', async () => {
+test('hub.render: our families and the process metrics in one name-sorted exposition, blank line between families', async () => {
   const hub = new MetricsHub();
   hub.addCollector({ collect: (out) => out.family('nodejs_zz_test', 'Sorts among the nodejs_ families.', 'gauge').add({}, 7) });
   const text = await hub.render();

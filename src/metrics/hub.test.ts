@@ -4,7 +4,7 @@ import { gunzipSync } from 'node:zlib';
 import { MetricsHub, RenderScheduler } from './hub.ts';
 import { parseExposition, sampleValue } from '../../test/lib/metrics-testing.ts';
 
-test('hub: with prom-client default metrics the exposition stays strictly valid (NaN spelled NaN)', async () => {
+test('hub: with the process metrics the exposition stays strictly valid (NaN spelled NaN)', async () => {
   const hub = new MetricsHub();
   // Right after creation the event loop percentiles have no samples yet (NaN).
   const text = await hub.render();

@@ -2,17 +2,17 @@
  * The metrics hub: everything the `prometheus` plugin serves, gathered at scrape time.
  * Collectors (zone stats, process-wide metrics, the engine collector) write plain samples into
  * a SnapshotBuilder; with worker threads each worker sends its `snapshot()` and `gather()`
- * merges them (snapshot.ts). `render()` writes the text exposition (exposition.ts) with
- * prom-client's default process metrics (process_*, nodejs_*) beside it, families sorted by
- * name. prom-client is loaded on the first render only (~0.1 s CPU, ~14 MiB RSS per thread
- * that start-up and serving workers should not pay), so its metrics count from then on.
+ * merges them (snapshot.ts). `render()` writes the text exposition (exposition.ts) with the
+ * rendering thread's process metrics (process_*, nodejs_*: node-metrics.ts, prom-client's
+ * default-metric names without prom-client) beside it, families sorted by name. Their
+ * event-loop and GC figures count from the first render.
  * `scrape()` serves /metrics: at most one render per SCRAPE_RENDER_INTERVAL_MS, its bytes and
  * gzip shared by every scrape it answers (RenderScheduler: a render costs ~1 ms of the thread
  * that serves DNS; rendered per scrape, 10k scrapes took that share from DNS and grew V8's
  * heapTotal 15 -> 51 MiB (garbage rate, not a leak) and, one zlib stream each, RSS +110 MiB).
  */
-import type { Registry } from 'prom-client';
-import { SnapshotBuilder, mergeSnapshots, type MetricsSnapshot } from './snapshot.ts';
+import { NodeProcessMetrics } from './node-metrics.ts';
+import { SnapshotBuilder, mergeSnapshots, type FamilySnapshot, type MetricsSnapshot } from './snapshot.ts';
 import { ZoneStatsRegistry, zoneStatsRegistry } from './zone-stats.ts';
 import { ProcessMetrics } from './process-metrics.ts';
 import { withLegacyFamilies } from './legacy.ts';
@@ -127,8 +127,8 @@ export class MetricsHub {
   private readonly collectors = new Set<Collector>();
   private remote: (() => Promise<MetricsSnapshot[]>) | null = null;
   private readonly wantDefaultMetrics: boolean;
-  /** prom-client's default metrics, registered on the first render (see the module comment). */
-  private defaultMetrics: Registry | null = null;
+  /** The process_* and nodejs_* metrics, loaded on the first render (see the module comment). */
+  private defaultMetrics: NodeProcessMetrics | null = null;
   private readonly renderIntervalMs: number;
   /** The scrape schedulers, by exposition (with the 1.6 names or without). */
   private readonly scrapes = new Map<boolean, RenderScheduler>();
@@ -185,44 +185,61 @@ export class MetricsHub {
     return mergeSnapshots([local, ...(await this.remote())]);
   }
 
-  /** prom-client's Registry.PROMETHEUS_CONTENT_TYPE (a constant, so prom-client need not be loaded). */
+  /** The text exposition format 0.0.4 content type (as prom-client's Registry.PROMETHEUS_CONTENT_TYPE). */
   get contentType(): string {
     return PROMETHEUS_CONTENT_TYPE;
   }
 
   /**
-   * The Prometheus text exposition (format 0.0.4): our families formatted by exposition.ts,
-   * prom-client's default metrics by prom-client, every block sorted by family name.
+   * The Prometheus text exposition (format 0.0.4): the gathered families and this thread's
+   * process metrics, formatted by exposition.ts, sorted by family name.
    */
   async render(opts: RenderOptions = {}): Promise<string> {
     let snap = await this.gather();
     if (opts.legacy) snap = withLegacyFamilies(snap);
-    const blocks: [name: string, text: string][] = [];
-    for (const f of snap.families) if (f.samples.length > 0) blocks.push([f.name, formatFamily(f)]);
-    if (this.wantDefaultMetrics) {
-      if (this.defaultMetrics === null) {
-        const { Registry, collectDefaultMetrics } = await import('prom-client');
-        this.defaultMetrics = new Registry();
-        collectDefaultMetrics({ register: this.defaultMetrics });
-      }
-      // prom-client separates families by a blank line; help texts and label values never hold
-      // a raw newline. It prints NaN (event loop percentiles before any sample) as `Nan`.
-      for (const block of (await this.defaultMetrics.metrics()).slice(0, -1).split('\n\n')) {
-        blocks.push([block.slice('# HELP '.length, block.indexOf(' ', '# HELP '.length)), block.replace(/ Nan$/gm, ' NaN')]);
-      }
-    }
-    blocks.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    let out = '';
-    for (let i = 0; i < blocks.length; i++) out += (i === 0 ? '' : '\n\n') + blocks[i]![1];
-    return `${out}\n`;
+    if (this.wantDefaultMetrics) this.defaultMetrics ??= await loadNodeProcessMetrics();
+    return renderExposition(snap.families, this.defaultMetrics);
+  }
+
+  /** Stops the process metrics' event-loop histogram and GC observer (tests). */
+  close(): void {
+    this.defaultMetrics?.stop();
   }
 }
 
-const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/**
+ * A new NodeProcessMetrics. Its module is imported statically, not on the first scrape: a
+ * TypeScript module first imported after start-up and missing from the compile cache would
+ * load Node's type stripper (+24–30 MiB RSS) into a serving process (bench/PROFILE.md).
+ */
+export async function loadNodeProcessMetrics(): Promise<NodeProcessMetrics> {
+  return new NodeProcessMetrics();
+}
+
+/**
+ * The text exposition of these families and (when given) the process metrics, every family
+ * with samples formatted by exposition.ts, sorted by family name.
+ */
+export async function renderExposition(families: readonly FamilySnapshot[], processMetrics: NodeProcessMetrics | null): Promise<string> {
+  const all = [...families];
+  if (processMetrics !== null) {
+    const b = new SnapshotBuilder();
+    await processMetrics.collect(b);
+    all.push(...b.build().families);
+  }
+  const blocks: [name: string, text: string][] = [];
+  for (const f of all) if (f.samples.length > 0) blocks.push([f.name, formatFamily(f)]);
+  blocks.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  let out = '';
+  for (let i = 0; i < blocks.length; i++) out += (i === 0 ? '' : '\n\n') + blocks[i]![1];
+  return `${out}\n`;
+}
 
 let defaultHub: MetricsHub | null = null;
 
-/** The process's hub (created on first use, with prom-client's default process metrics). */
+/** The process's hub (created on first use, with the process metrics). */
 export function metricsHub(): MetricsHub {
   defaultHub ??= new MetricsHub({ zoneStats: zoneStatsRegistry });
   return defaultHub;

@@ -1,15 +1,19 @@
 /**
  * Every plugin node-local-dns implements, by directive name (their order is in order.ts).
  *
- * The plugins of node-cache's stock Corefile are loaded with the process; the others are
- * loaded when a Corefile first names them (loadPluginSetups, awaited by the config loader),
- * so a node that does not use `template` or `dnstap` does not pay for their code in every
- * serving thread (about 10 MiB of RSS for all of them).
+ * The plugins of node-cache's stock Corefile (bind, errors, cache, forward, prometheus, health,
+ * reload, loop) and `ready` (the shipped manifests' Corefile) are loaded with the process; the
+ * others are loaded when a Corefile first names them (loadPluginSetups, awaited by the config
+ * loader), so a node that does not use `template` or `dnstap` does not pay for their code in
+ * every serving thread (about 10 MiB of RSS for all of them; `log` alone brings the whole
+ * message codec). test/footprint/idle-modules.test.ts checks that the stock Corefile loads none
+ * of the others. A module loaded later must be in the compile cache (the image warms it), or
+ * Node loads its type stripper to read it (+20 MiB, bench/PROFILE.md Footprint): `ready` stays
+ * eager for that reason.
  */
 import type { PluginSetup } from '../plugin.ts';
 import { bindSetup } from './bind/setup.ts';
 import { errorsSetup } from './errors/setup.ts';
-import { logSetup } from './log/setup.ts';
 import { cacheSetup } from './cache/setup.ts';
 import { forwardSetup } from './forward/setup.ts';
 import { prometheusSetup } from './prometheus/setup.ts';
@@ -20,7 +24,7 @@ import { loopSetup } from './loop/setup.ts';
 
 /** Loaded with the process: node-cache's stock Corefile uses these. */
 function eagerSetups(): PluginSetup[] {
-  return [bindSetup, errorsSetup, logSetup, cacheSetup, forwardSetup, prometheusSetup, healthSetup, readySetup, reloadSetup, loopSetup];
+  return [bindSetup, errorsSetup, cacheSetup, forwardSetup, prometheusSetup, healthSetup, readySetup, reloadSetup, loopSetup];
 }
 
 /** Loaded on first use, one line each. */
@@ -31,6 +35,7 @@ const LAZY_SETUPS: Readonly<Record<string, () => Promise<PluginSetup>>> = {
   dnstap: async () => (await import('./dnstap/setup.ts')).dnstapSetup,
   hosts: async () => (await import('./hosts/setup.ts')).hostsSetup,
   loadbalance: async () => (await import('./loadbalance/setup.ts')).loadbalanceSetup,
+  log: async () => (await import('./log/setup.ts')).logSetup,
   metadata: async () => (await import('./metadata/setup.ts')).metadataSetup,
   pprof: async () => (await import('./pprof/setup.ts')).pprofSetup,
   rewrite: async () => (await import('./rewrite/setup.ts')).rewriteSetup,
