@@ -33,10 +33,15 @@ export const NPM_VERSION = '11.19.1';
 export const COREPACK_VERSION = '0.34.6';
 
 /** Bump when the recipe below changes in a way the key would not notice. */
-const RECIPE = 'nld-stand-in-base/3';
+const RECIPE = 'nld-stand-in-base/4';
 const SUITE = 'bookworm';
-/** debian:bookworm-slim's dpkg filter (debuerreotype --slimify), kept in the base for later installs. */
+/**
+ * debian:bookworm-slim's dpkg settings (debuerreotype: docker-apt-speedup and --slimify), kept
+ * in the base's /etc/dpkg/dpkg.cfg.d for the Dockerfile's own installs: no fsync per file, no
+ * man pages, info, locales or docs but copyright files.
+ */
 const SLIM_DPKG_OPTIONS = [
+  'force-unsafe-io',
   'path-exclude=/usr/share/man/*',
   'path-exclude=/usr/share/info/*',
   'path-exclude=/usr/share/locale/*',
@@ -168,11 +173,12 @@ export async function standInBase(log: (line: string) => void): Promise<StandInB
   if (await imageExists(ref)) return { ref, built: false, seconds: (performance.now() - started) / 1000 };
 
   const work = await mkdtemp(join(tmpdir(), 'nld-base-'));
+  const seconds = (): string => `${((performance.now() - started) / 1000).toFixed(1)} s`;
   try {
     const tree = join(work, 'tree');
     await stage(tree, log);
     const tar = join(work, 'rootfs.tar');
-    log(`mmdebstrap --variant=minbase ${SUITE} (${mirrors.join(', ')})`);
+    log(`${seconds()}: mmdebstrap --variant=minbase ${SUITE} (${mirrors.join(', ')})`);
     await must(
       'mmdebstrap',
       [
@@ -191,8 +197,9 @@ export async function standInBase(log: (line: string) => void): Promise<StandInB
         tar,
         ...mirrors,
       ],
-      { timeoutMs: 900_000 },
+      { timeoutMs: 600_000 },
     );
+    log(`${seconds()}: podman import ${ref}`);
     await podman(
       [
         'import',

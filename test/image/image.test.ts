@@ -35,7 +35,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -93,6 +93,11 @@ function filesUnder(dir: string): string[] {
   };
   walk(dir);
   return out.sort();
+}
+
+/** Bytes of the regular files under `dir`. */
+function bytesUnder(dir: string): number {
+  return filesUnder(dir).reduce((sum, f) => sum + lstatSync(join(dir, f)).size, 0);
 }
 
 /** Package directories under a node_modules tree, as the lockfile names them ("node_modules/a/node_modules/@s/b"). */
@@ -326,7 +331,7 @@ async function runOnNode(cfg: ImageConfig, image: string, backend: Backend, diag
 
 // ---------------------------------------------------------------- the test
 
-test('the image: the Dockerfile built with podman and run on a simulated node', { skip, timeout: 1_500_000 }, async (t) => {
+test('the image: the Dockerfile built with podman and run on a simulated node', { skip, timeout: 1_200_000 }, async (t) => {
   const diag = (s: string): void => t.diagnostic(s);
   const started = performance.now();
   await sweepStale(IMAGE_REPOSITORY);
@@ -355,7 +360,7 @@ test('the image: the Dockerfile built with podman and run on a simulated node', 
       join(ROOT, 'Dockerfile'),
       ROOT,
     ],
-    { timeoutMs: 900_000 },
+    { timeoutMs: 600_000 },
   );
   const buildSeconds = (performance.now() - buildStarted) / 1000;
   assert.equal(build.code, 0, `podman build failed:\n${build.stdout.slice(-4000)}\n${build.stderr.slice(-4000)}`);
@@ -363,6 +368,7 @@ test('the image: the Dockerfile built with podman and run on a simulated node', 
   const cfg = await inspectImage(image);
 
   await t.test('ships the agent and its production dependencies only', { timeout: 120_000 }, async () => {
+    // A created container's root: the image as it ships, before anything ran in it.
     const c = await createMounted(image);
     try {
       const app = join(c.root, 'app');
@@ -371,6 +377,8 @@ test('the image: the Dockerfile built with podman and run on a simulated node', 
       assert.deepEqual(filesUnder(join(app, 'src')), expected);
       assert.deepEqual(readdirSync(app).sort(), ['.node-compile-cache', 'bin', 'node_modules', 'package.json', 'src']);
       assert.ok(filesUnder(join(app, '.node-compile-cache')).length > 0, 'compile cache warmed at build time');
+      const parts = ['node_modules', 'src', '.node-compile-cache'].map((d) => `${d} ${mib(bytesUnder(join(app, d)))}`);
+      diag(`/app: ${mib(bytesUnder(app))} (${parts.join(', ')})`);
       const tests = filesUnder(app).filter((f) => /\.test\.ts$/.test(f) || f.startsWith('test/'));
       assert.deepEqual(tests, []);
 
@@ -423,7 +431,7 @@ test('the image: the Dockerfile built with podman and run on a simulated node', 
 
   await t.test('size', { timeout: 300_000 }, async () => {
     const tree = await podman(['image', 'tree', image]);
-    for (const line of tree.split('\n').filter((l) => /Size:/.test(l))) diag(`layer ${line.replace(/^[\s│├└─]+/, '')}`);
+    for (const line of tree.split('\n').filter((l) => /ID: \S+ Size:/.test(l))) diag(`layer ${line.replace(/^[\s│├└─]+/, '')}`);
     const gz = await gzippedSaveBytes(image);
     const baseSize = (await inspectImage(base.ref)).sizeBytes;
     diag(
