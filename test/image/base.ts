@@ -33,7 +33,7 @@ export const NPM_VERSION = '11.19.1';
 export const COREPACK_VERSION = '0.34.6';
 
 /** Bump when the recipe below changes in a way the key would not notice. */
-const RECIPE = 'nld-stand-in-base/4';
+const RECIPE = 'nld-stand-in-base/5';
 const SUITE = 'bookworm';
 /**
  * debian:bookworm-slim's dpkg settings (debuerreotype: docker-apt-speedup and --slimify), kept
@@ -190,8 +190,10 @@ export async function standInBase(log: (line: string) => void): Promise<StandInB
         '--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr',
         ...SLIM_DPKG_OPTIONS.map((o) => `--dpkgopt=${o}`),
         // The machine's sources replace mmdebstrap's; apt's binary caches go before the
-        // machine's apt.conf.d arrives (it may name them "", and apt-get clean then keeps them).
-        '--customize-hook=rm -f "$1"/etc/apt/sources.list.d/0000* "$1"/var/cache/apt/*.bin',
+        // machine's apt.conf.d arrives (it may name them "", and apt-get clean then keeps them);
+        // the machine's resolv.conf and hostname, which mmdebstrap copies in, go (an image has
+        // none: the runtime mounts them).
+        '--customize-hook=rm -f "$1"/etc/apt/sources.list.d/0000* "$1"/var/cache/apt/*.bin "$1"/etc/resolv.conf "$1"/etc/hostname',
         `--customize-hook=sync-in ${tree} /`,
         SUITE,
         tar,

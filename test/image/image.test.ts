@@ -402,6 +402,12 @@ test('the image: the Dockerfile built with podman and run on a simulated node', 
         assert.equal(existsSync(join(c.root, p)), false, `/${p}`);
       }
       assert.ok(existsSync(join(c.root, 'usr/local/bin/node')));
+      // Nothing of the build machine's name service (the runtime mounts these; the build
+      // leaves at most an empty mount point).
+      for (const p of ['etc/resolv.conf', 'etc/hostname', 'etc/hosts']) {
+        const f = join(c.root, p);
+        assert.equal(existsSync(f) ? lstatSync(f).size : 0, 0, `/${p} is empty`);
+      }
       assert.equal(
         existsSync(join(c.root, 'var/lib/apt/lists/partial'))
           ? readdirSync(join(c.root, 'var/lib/apt/lists')).filter((f) => f !== 'partial' && f !== 'lock').length
