@@ -1,9 +1,14 @@
 # syntax=docker/dockerfile:1
 #
 # node-local-dns image: the agent on Node.js 24, iptables (legacy and nft back ends,
-# picked at run time by docker/iptables-wrapper.sh) and iproute2.
+# picked at run time by docker/iptables-wrapper.sh), nftables and iproute2.
 #
 #   docker build -t node-local-dns:0.1.0 .
+#
+# npm test builds this file with podman and runs the image on a simulated node
+# (test/image/image.test.ts; size and build time in docs/operations.md).
+# More build stages (e.g. one compiling a native addon) go before the runtime stage,
+# FROM ${NODE_IMAGE} like the others, their output taken with COPY --from.
 #
 # The base is the official Node.js image; pin it by digest in your registry mirror
 # with --build-arg NODE_IMAGE=node:24-slim@sha256:... for reproducible builds.

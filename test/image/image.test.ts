@@ -34,7 +34,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
@@ -175,15 +175,14 @@ function startPod(sim: SimNode, container: MountedContainer, cfg: ImageConfig): 
     const i = kv.indexOf('=');
     env[kv.slice(0, i)] = kv.slice(i + 1);
   }
-  const child = spawn(
-    'ip',
+  // Through the harness (killed and its namespace removed even if this process dies); the
+  // private mount namespace takes the /proc mount with it; --kill-child: the agent dies with unshare.
+  const child = sim.node.spawn(
+    'unshare',
     [
-      'netns',
-      'exec',
-      sim.node.name,
-      'unshare',
       '--pid',
       '--fork',
+      '--kill-child',
       `--mount-proc=${join(container.root, 'proc')}`,
       'chroot',
       container.root,
