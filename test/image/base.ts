@@ -122,7 +122,11 @@ async function stage(dir: string, log: (line: string) => void): Promise<void> {
   const packs = join(dir, '..', 'packs');
   await mkdir(packs, { recursive: true });
   log(`npm pack npm@${NPM_VERSION} corepack@${COREPACK_VERSION}`);
-  await must('npm', ['pack', '--silent', `npm@${NPM_VERSION}`, `corepack@${COREPACK_VERSION}`, '--pack-destination', packs], { timeoutMs: 300_000 });
+  // npm's own script, run by the project's Node 24 (first on PATH), never the machine's node.
+  await must('npm', ['pack', '--silent', `npm@${NPM_VERSION}`, `corepack@${COREPACK_VERSION}`, '--pack-destination', packs], {
+    timeoutMs: 300_000,
+    env: { ...process.env, PATH: `${join(ROOT, 'node_modules/.bin')}:${process.env.PATH ?? ''}` },
+  });
   for (const [name, version] of [
     ['npm', NPM_VERSION],
     ['corepack', COREPACK_VERSION],

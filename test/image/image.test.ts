@@ -175,8 +175,8 @@ function startPod(sim: SimNode, container: MountedContainer, cfg: ImageConfig): 
     const i = kv.indexOf('=');
     env[kv.slice(0, i)] = kv.slice(i + 1);
   }
-  // Through the harness (killed and its namespace removed even if this process dies); the
-  // private mount namespace takes the /proc mount with it; --kill-child: the agent dies with unshare.
+  // Through the harness (its children are killed when this process exits); --kill-child: the
+  // agent dies with unshare; the private mount namespace takes the /proc mount with it.
   const child = sim.node.spawn(
     'unshare',
     [

@@ -16,10 +16,16 @@ export interface Run {
   stderr: string;
 }
 
+export interface RunOptions {
+  input?: string;
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
 /** Runs `file args` and collects its output; never throws for a non-zero status. */
-export function run(file: string, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<Run> {
+export function run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -38,13 +44,13 @@ export function run(file: string, args: readonly string[], opts: { input?: strin
 }
 
 /** Runs and throws with stderr when the command fails; returns stdout. */
-export async function must(file: string, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+export async function must(file: string, args: readonly string[], opts: RunOptions = {}): Promise<string> {
   const r = await run(file, args, opts);
   if (r.code !== 0) throw new Error(`${file} ${args.join(' ')} failed (${r.code}):\n${r.stderr.trim()}`);
   return r.stdout;
 }
 
-export function podman(args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+export function podman(args: readonly string[], opts: RunOptions = {}): Promise<string> {
   return must('podman', args, opts);
 }
 
