@@ -1,9 +1,14 @@
 # syntax=docker/dockerfile:1
 #
 # node-local-dns image: the agent on Node.js 24, iptables (legacy and nft back ends,
-# picked at run time by docker/iptables-wrapper.sh) and iproute2.
+# picked at run time by docker/iptables-wrapper.sh), nftables and iproute2.
 #
 #   docker build -t node-local-dns:0.1.0 .
+#
+# npm test builds this file with podman and runs the image on a simulated node
+# (test/image/image.test.ts; size and build time in docs/operations.md).
+# More build stages (e.g. one compiling a native addon) go before the runtime stage,
+# FROM ${NODE_IMAGE} like the others, their output taken with COPY --from.
 #
 # The base is the official Node.js image; pin it by digest in your registry mirror
 # with --build-arg NODE_IMAGE=node:24-slim@sha256:... for reproducible builds.
@@ -21,12 +26,15 @@ FROM ${NODE_IMAGE} AS runtime
 
 # iptables: Debian's package carries both back ends (iptables-legacy*, iptables-nft*).
 # iproute2: `ip` for the nodelocaldns interface.
+# apt-get clean and the lists: nothing of apt's caches stays in the layer, whatever the
+# base's apt.conf.d says (debian:*-slim's docker-clean does the same).
 # npm, npx and corepack are not needed at run time. Deleting them keeps their
 # advisories out of scans of the final filesystem; the bytes stay in the shared base
 # layer, so this does not make the image smaller.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends iptables iproute2 nftables \
-    && rm -rf /var/lib/apt/lists/* \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
     && rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
               /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack
 
@@ -53,7 +61,9 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin ./bin
 COPY src ./src
-RUN node --input-type=module -e "import { enableCompileCache } from 'node:module'; enableCompileCache(process.env.NODE_COMPILE_CACHE); for (const f of ['src/main.ts', 'src/engine.ts', 'src/agent/agent.ts', 'src/workers/start.ts']) await import('/app/' + f);"
+# Every shipped module (the build context holds only what the entry point imports; modules
+# with side effects run them only as the entry or in a worker), so no list to keep up to date.
+RUN node --input-type=module -e "import { enableCompileCache } from 'node:module'; import { globSync } from 'node:fs'; enableCompileCache(process.env.NODE_COMPILE_CACHE); for (const f of globSync('src/**/*.ts', { cwd: '/app' }).sort()) await import('/app/' + f);"
 
 # 53: DNS; 8080: health plugin; 8181: ready plugin; 9253: prometheus plugin;
 # 9353: the agent's own setup metrics. The pod runs with hostNetwork, so these are
