@@ -1,6 +1,6 @@
 /**
- * The image's scripts and Dockerfile (no container engine here, so each part is exercised on
- * its own):
+ * The image's scripts and Dockerfile, each part exercised on its own (test/image/ builds the
+ * whole image with podman and runs it on a simulated node):
  *  - docker/iptables-wrapper.sh: back-end choice with fake iptables-{legacy,nft}-save in a
  *    scratch tree (update-alternatives --root keeps the real system untouched), and with the
  *    real iptables binaries inside network namespaces made for the test;
