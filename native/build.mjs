@@ -12,7 +12,7 @@
 // prefix (official images ship include/node). See native/README.md.
 //
 //   node native/build.mjs           release build
-//   node native/build.mjs --asan    -fsanitize=address,undefined build into build/asan/udp.node
+//   node native/build.mjs --asan    -fsanitize=address,undefined build into build-asan/udp.node
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -69,12 +69,12 @@ if (asan) args.push('--asan=1');
 const r = spawnSync(process.execPath, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
 if (r.error !== undefined || r.status !== 0) skip(`node-gyp failed (${r.error?.message ?? `exit ${r.status}`})`);
 if (asan) {
-  mkdirSync(join(root, 'build/asan'), { recursive: true });
-  copyFileSync(join(root, 'build/Release/udp.node'), join(root, 'build/asan/udp.node'));
+  mkdirSync(join(root, 'build-asan'), { recursive: true });
+  copyFileSync(join(root, 'build/Release/udp.node'), join(root, 'build-asan/udp.node'));
   // The release build stays the default one.
   const again = spawnSync(process.execPath, [gyp, 'rebuild', `--nodedir=${dir}`, '--loglevel=warn'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
   if (again.status !== 0) skip('release rebuild after the ASan build failed');
-  console.log('node-local-dns: ASan UDP addon built: build/asan/udp.node');
+  console.log('node-local-dns: ASan UDP addon built: build-asan/udp.node');
 } else {
   console.log(`node-local-dns: UDP addon built: build/Release/udp.node (headers: ${dir})`);
 }
