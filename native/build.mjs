@@ -66,13 +66,16 @@ if (dir === null) skip('no Node headers (include/node with node_api.h and uv.h)'
 
 const args = [gyp, 'rebuild', `--nodedir=${dir}`, '--loglevel=warn'];
 if (asan) args.push('--asan=1');
-const r = spawnSync(process.execPath, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+// The addon is C only: link with the C compiler, so no C++ compiler is needed (gyp's make
+// files link with $(CXX) unless LINK is set).
+const env = { ...process.env, LINK: process.env.LINK || process.env.CC || 'cc' };
+const r = spawnSync(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
 if (r.error !== undefined || r.status !== 0) skip(`node-gyp failed (${r.error?.message ?? `exit ${r.status}`})`);
 if (asan) {
   mkdirSync(join(root, 'build-asan'), { recursive: true });
   copyFileSync(join(root, 'build/Release/udp.node'), join(root, 'build-asan/udp.node'));
   // The release build stays the default one.
-  const again = spawnSync(process.execPath, [gyp, 'rebuild', `--nodedir=${dir}`, '--loglevel=warn'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+  const again = spawnSync(process.execPath, [gyp, 'rebuild', `--nodedir=${dir}`, '--loglevel=warn'], { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
   if (again.status !== 0) skip('release rebuild after the ASan build failed');
   console.log('node-local-dns: ASan UDP addon built: build-asan/udp.node');
 } else {

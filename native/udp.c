@@ -272,7 +272,18 @@ static int receive_batch(udp_sock *s) {
 static void on_readable(uv_poll_t *h, int status, int events) {
   udp_sock *s = (udp_sock *)h->data;
   (void)events;
-  if (status < 0 || s->fd < 0 || s->on_batch == NULL) return;
+  if (s->fd < 0 || s->on_batch == NULL) return;
+  if (status < 0) {
+    /* POLLERR (a pending socket error, e.g. ICMP on a connected socket): libuv has stopped the
+     * handle. Clear the error and poll again, or the socket would go deaf. */
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (uv_poll_start(&s->poll, UV_READABLE, on_readable) != 0) {
+      s->polling = 0;
+      return;
+    }
+  }
   napi_env env = s->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;

@@ -335,3 +335,37 @@ test('the addon checks its arguments: sizes, counts, addresses and send table en
   assert.equal(s.send(0), -9, 'EBADF once closed');
   assert.throws(() => s.bind('127.0.0.1', 0), { code: 'EIO' });
 });
+
+test('a socket error (ICMP port unreachable on a connected socket) does not stop the socket from reading', { skip, timeout: 30_000 }, async () => {
+  // A port nothing listens on (yet).
+  const probe = dgram.createSocket('udp4');
+  await new Promise<void>((r) => probe.bind(0, '127.0.0.1', () => r()));
+  const peerPort = probe.address().port;
+  await new Promise<void>((r) => probe.close(() => r()));
+  const s = new addon!.UdpSocket(4, false);
+  let batches = 0;
+  const sendArena = new Uint8Array(64);
+  const sendMeta = new Int32Array(8);
+  try {
+    s.bind('127.0.0.1', 0);
+    s.start(4, 512, new Uint8Array(2048), new Int32Array(32), sendArena, sendMeta, () => batches++);
+    s.connect('127.0.0.1', peerPort);
+    sendMeta.set([0, 8, peerPort, 4, 0x0100007f], 0);
+    assert.equal(s.send(1) & 0x7ff, 1);
+    // The ICMP error is pending (POLLERR) now; libuv stops a poll handle on POLLERR.
+    await new Promise((r) => setTimeout(r, 100));
+    const peer = dgram.createSocket('udp4');
+    await new Promise<void>((r) => peer.bind(peerPort, '127.0.0.1', () => r()));
+    sendMeta.set([0, 8, peer.address().port, 4, 0x0100007f], 0);
+    // Our own port, learnt from the peer's receipt of a datagram.
+    const ourPort = await new Promise<number>((resolve) => {
+      peer.once('message', (_m, rinfo) => resolve(rinfo.port));
+      s.send(1);
+    });
+    peer.send(Buffer.from('hello'), ourPort, '127.0.0.1');
+    await waitUntil(() => batches > 0, 'the datagram after the error read', 5_000);
+    peer.close();
+  } finally {
+    s.close();
+  }
+});
