@@ -11,7 +11,8 @@
  * and a callback onBatch(n). When the socket is readable (uv_poll on the loop thread) this
  * reads up to `slots` datagrams with one recvmmsg and calls onBatch(n) once; it repeats while
  * batches come back full, at most MAX_BATCHES_PER_WAKEUP times (level-triggered polling
- * brings it back for the rest). send(count) sends sendMeta[0..count) with sendmmsg.
+ * brings it back for the rest); a receive error (ICMP unreachable surfaced on a connected
+ * socket) is reported as onBatch(-errno). send(count) sends sendMeta[0..count) with sendmmsg.
  * Nothing is allocated per datagram; no DNS byte is looked at here.
  *
  * Send errors: EAGAIN/EWOULDBLOCK/ENOBUFS (send buffer full) drop the rest of the batch;
@@ -79,15 +80,17 @@ typedef struct udp_sock {
 
 static napi_value throw_errno(napi_env env, const char *what, int err) {
   char msg[160];
-  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  const char *name = uv_err_name(uv_translate_sys_error(err)); /* "ECONNREFUSED", ... */
+  snprintf(msg, sizeof msg, "%s %s: %s", what, name, strerror(err));
   napi_value code, message, error;
-  const char *name = err == EADDRINUSE ? "EADDRINUSE" : err == EACCES ? "EACCES" : err == EADDRNOTAVAIL ? "EADDRNOTAVAIL" : err == EINVAL ? "EINVAL" : err == EMFILE ? "EMFILE" : "EIO";
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
   napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
   napi_create_error(env, code, message, &error);
-  napi_value errno_v;
+  napi_value errno_v, syscall_v;
   napi_create_int32(env, err, &errno_v);
   napi_set_named_property(env, error, "errno", errno_v);
+  napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &syscall_v);
+  napi_set_named_property(env, error, "syscall", syscall_v);
   napi_throw(env, error);
   return NULL;
 }
@@ -248,7 +251,7 @@ static void fill_meta(udp_sock *s, uint32_t i, const struct mmsghdr *m) {
   }
 }
 
-/* One recvmmsg into the arena; returns the count (0: nothing to read or error). */
+/* One recvmmsg into the arena; returns the count, 0 when nothing is queued, -errno on an error. */
 static int receive_batch(udp_sock *s) {
   for (uint32_t i = 0; i < s->slots; i++) {
     s->riov[i].iov_base = s->recv_arena + (size_t)i * s->slot_size;
@@ -264,7 +267,8 @@ static int receive_batch(udp_sock *s) {
   do {
     n = recvmmsg(s->fd, s->rmsgs, s->slots, MSG_DONTWAIT, NULL);
   } while (n < 0 && errno == EINTR);
-  if (n <= 0) return 0; /* EAGAIN, or an error queued by ICMP: nothing read this time */
+  if (n == 0) return 0;
+  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno; /* e.g. ECONNREFUSED (ICMP) */
   for (int i = 0; i < n; i++) fill_meta(s, (uint32_t)i, &s->rmsgs[i]);
   return n;
 }
@@ -273,12 +277,13 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   udp_sock *s = (udp_sock *)h->data;
   (void)events;
   if (s->fd < 0 || s->on_batch == NULL) return;
+  int pending_err = 0;
   if (status < 0) {
     /* POLLERR (a pending socket error, e.g. ICMP on a connected socket): libuv has stopped the
-     * handle. Clear the error and poll again, or the socket would go deaf. */
-    int err = 0;
-    socklen_t len = sizeof err;
-    getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+     * handle. Take the error (reported below as onBatch(-errno)) and poll again, or the socket
+     * would go deaf. */
+    socklen_t len = sizeof pending_err;
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &pending_err, &len) != 0) pending_err = 0;
     if (uv_poll_start(&s->poll, UV_READABLE, on_readable) != 0) {
       s->polling = 0;
       return;
@@ -288,8 +293,10 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   for (int b = 0; b < MAX_BATCHES_PER_WAKEUP && s->fd >= 0 && s->on_batch != NULL; b++) {
-    int n = receive_batch(s);
+    int n = pending_err != 0 ? -pending_err : receive_batch(s);
+    pending_err = 0;
     if (n == 0) break;
+    /* n < 0: an error (ICMP unreachable surfaced on a connected socket): reported as onBatch(-errno). */
     napi_value fn, recv, arg, result;
     if (napi_get_reference_value(env, s->on_batch, &fn) != napi_ok || fn == NULL) break;
     napi_get_global(env, &recv); /* make_callback needs an object receiver */
@@ -302,7 +309,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
       break;
     }
     if (st != napi_ok) break;
-    if ((uint32_t)n < s->slots) break;
+    if (n > 0 && (uint32_t)n < s->slots) break;
   }
   napi_close_handle_scope(env, scope);
 }
@@ -550,6 +557,27 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* localName(): "ip:port" or "[ip]:port" of the bound socket ("" when unknown), for error texts. */
+static napi_value js_local_name(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  udp_sock *s = unwrap(env, info, &argc, NULL);
+  if (s == NULL) return throw_type(env, "not a UdpSocket");
+  struct sockaddr_in6 sa;
+  socklen_t len = sizeof sa;
+  char ip[INET6_ADDRSTRLEN] = "";
+  char out[INET6_ADDRSTRLEN + 10] = "";
+  if (s->fd >= 0 && getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0) {
+    if (sa.sin6_family == AF_INET6 && inet_ntop(AF_INET6, &sa.sin6_addr, ip, sizeof ip) != NULL) {
+      snprintf(out, sizeof out, "[%s]:%u", ip, (unsigned)ntohs(sa.sin6_port));
+    } else if (sa.sin6_family == AF_INET && inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, ip, sizeof ip) != NULL) {
+      snprintf(out, sizeof out, "%s:%u", ip, (unsigned)ntohs(((struct sockaddr_in *)&sa)->sin_port));
+    }
+  }
+  napi_value r;
+  napi_create_string_utf8(env, out, NAPI_AUTO_LENGTH, &r);
+  return r;
+}
+
 /* close(): idempotent; safe inside onBatch. */
 static napi_value js_close(napi_env env, napi_callback_info info) {
   size_t argc = 0;
@@ -567,6 +595,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"start", NULL, js_start, NULL, NULL, NULL, napi_default_method, NULL},
       {"send", NULL, js_send, NULL, NULL, NULL, napi_default_method, NULL},
       {"connect", NULL, js_connect, NULL, NULL, NULL, napi_default_method, NULL},
+      {"localName", NULL, js_local_name, NULL, NULL, NULL, napi_default_method, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default_method, NULL},
   };
   napi_value cls;

@@ -139,6 +139,13 @@ export class BatchedUdpListener implements ResponseWriter {
       } catch {
         // never opened
       }
+      // As Node's dgram words it: `bind EADDRNOTAVAIL 198.18.255.123:53`.
+      const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+      if (typeof e.code === 'string' && e.syscall === 'bind') {
+        e.message = `bind ${e.code} ${this.address}:${this.port}`;
+        e.address = this.address;
+        e.port = this.port;
+      }
       return Promise.reject(err);
     }
   }
@@ -150,6 +157,7 @@ export class BatchedUdpListener implements ResponseWriter {
 
   /** The addon's callback: datagrams 0..n-1 of the arena are new. */
   private readonly onBatch = (n: number): void => {
+    if (n < 0) return; // a receive error (-errno): nothing was read; an unconnected socket has none to report
     const meta = this.recvMeta;
     this.inBatch = true;
     try {

@@ -34,6 +34,8 @@ export interface NativeUdpSocket {
   /** sent | dropped << 11 | errno << 22; negative errno once closed. */
   send(count: number): number;
   connect(address: string, port: number): void;
+  /** `ip:port` or `[ip]:port` of the bound socket, '' when unknown. */
+  localName(): string;
   close(): void;
 }
 
