@@ -4,7 +4,8 @@
  * on the batched path with it. The Node binary is not instrumented, so the ASan runtime is
  * preloaded (LD_PRELOAD of gcc's libasan.so; libubsan comes in as the addon's dependency).
  * Every process the tests start inherits the environment (agents, and the DNS servers they
- * talk to, which is harmless with detect_leaks=0); ASan/UBSan reports go to files under a
+ * talk to, which is harmless with detect_leaks=0; the quarantine of freed memory is cut to
+ * 16 MiB, else it alone grows RSS past the flood test's bound); ASan/UBSan reports go to files under a
  * fresh directory, and any report fails the run even when the test that caused it passed.
  *
  *   node native/asan.ts [test files...]   (default: ASAN_TESTS below)
@@ -16,12 +17,14 @@ import { join } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..');
 
-/** Listener (both UDP paths), forward, malformed/fuzz and worker tests. */
+/** Listener, forward transport (in-process and against real servers), malformed/fuzz/flood and worker tests. */
 const ASAN_TESTS = [
   'src/server/udp-batched.test.ts',
   'src/server/udp-handover.test.ts',
+  'src/plugins/forward/faults.test.ts',
+  'src/plugins/forward/late-reply.test.ts',
   'test/fault/malformed-queries.test.ts',
-  'test/fault/client-faults.test.ts',
+  'test/fault/netns-upstream-faults.test.ts',
   'test/fault/flood.test.ts',
   'test/forward/forward.test.ts',
   'test/fuzz/wire.test.ts',
@@ -47,7 +50,7 @@ const run = spawnSync(process.execPath, ['--test', '--test-timeout=120000', '--t
   env: {
     ...process.env,
     LD_PRELOAD: libasan(),
-    ASAN_OPTIONS: `detect_leaks=0:halt_on_error=1:log_path=${join(reports, 'asan')}`,
+    ASAN_OPTIONS: `detect_leaks=0:halt_on_error=1:quarantine_size_mb=16:log_path=${join(reports, 'asan')}`,
     UBSAN_OPTIONS: `halt_on_error=1:print_stacktrace=1:log_path=${join(reports, 'ubsan')}`,
     NODE_LOCAL_DNS_ADDON: join(ROOT, 'build-asan/udp.node'),
     NODE_LOCAL_DNS_UDP_IO: 'batched',
