@@ -338,6 +338,7 @@ export class Bench {
       const t0 = performance.now();
       const proc = this.reg.spawn(def.name, 'taskset', ['-c', this.opts.serverCpu, cmd.cmd, ...cmd.args], {
         cwd: cmd.cwd,
+        env: cmd.env === undefined ? undefined : { ...process.env, ...cmd.env },
         logFile: this.opts.keep ? path.join(dir, 'output.log') : undefined,
       });
       try {

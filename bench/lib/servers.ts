@@ -8,8 +8,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { assertLoopback } from './net.ts';
 import type { ZoneSet } from './zones.ts';
+import { loadUdpAddon } from '../../src/server/udp-native.ts';
 
-export const SERVER_NAMES = ['node-local-dns', 'dnsdist', 'unbound', 'dnsmasq', 'node-echo'] as const;
+/**
+ * node-local-dns serves UDP as it would when installed (NODE_LOCAL_DNS_UDP_IO unset: the batched
+ * native path when the addon is built, src/server/udp-native.ts); node-local-dns-dgram is the
+ * same build forced onto Node's dgram path, for the I/O paths side by side.
+ */
+export const SERVER_NAMES = ['node-local-dns', 'node-local-dns-dgram', 'dnsdist', 'unbound', 'dnsmasq', 'node-echo'] as const;
 export type ServerName = (typeof SERVER_NAMES)[number];
 
 /** How the server talks to the upstream: `tcp` is the k8s cluster.local shape (force_tcp). */
@@ -42,6 +48,8 @@ export interface Command {
   cmd: string;
   args: string[];
   cwd?: string;
+  /** Environment added to the harness's own. */
+  env?: Record<string, string>;
   /** The configuration text, kept in the results for reproducibility. */
   config: string;
 }
@@ -103,7 +111,8 @@ const nodeLocalDns: ServerDef = {
     const dirty = spawnSync('git', ['-C', projectRoot, 'status', '--porcelain', '--', 'src', 'package.json'], { encoding: 'utf8' });
     if (dirty.status === 0 && dirty.stdout.trim() !== '') rev += ' + uncommitted changes in src/';
     const node = firstMatch(nodeBinary(projectRoot), ['-v'], /^v?(\S+)/);
-    return `${pkg} (git ${rev}, Node.js ${node})`;
+    const { addon, reason } = loadUdpAddon();
+    return `${pkg} (git ${rev}, Node.js ${node}, UDP I/O ${addon !== null ? 'batched' : `dgram: ${reason}`})`;
   },
   prepare(ctx) {
     const lines = [
@@ -125,7 +134,18 @@ const nodeLocalDns: ServerDef = {
     // sources), with the flags it ships with; --node-flags come after them and so win.
     const args = [...shippedNodeFlags(ctx.projectRoot), ...(ctx.nodeFlags ?? []), 'bin/node-local-dns.js', '-conf', file];
     if (ctx.workers !== undefined) args.push('-workers', String(ctx.workers));
-    return { cmd: nodeBinary(ctx.projectRoot), args, cwd: ctx.projectRoot, config };
+    return { cmd: nodeBinary(ctx.projectRoot), args, cwd: ctx.projectRoot, config, env: { NODE_LOCAL_DNS_UDP_IO: 'auto' } };
+  },
+};
+
+/** node-local-dns on Node's dgram UDP path (NODE_LOCAL_DNS_UDP_IO=dgram). */
+const nodeLocalDnsDgram: ServerDef = {
+  ...nodeLocalDns,
+  name: 'node-local-dns-dgram',
+  addr: '127.0.0.207',
+  prepare(ctx) {
+    const cmd = nodeLocalDns.prepare(ctx);
+    return { ...cmd, env: { NODE_LOCAL_DNS_UDP_IO: 'dgram' } };
   },
 };
 
@@ -251,6 +271,7 @@ const nodeEcho: ServerDef = {
 
 export const SERVERS: Record<ServerName, ServerDef> = {
   'node-local-dns': nodeLocalDns,
+  'node-local-dns-dgram': nodeLocalDnsDgram,
   dnsdist,
   unbound,
   dnsmasq,

@@ -18,7 +18,7 @@ import { PluginScope, type BlockInfo, type Clock, type Logger, type Plugin } fro
 import { serverLabel, type LoadedBlock, type LoadedConfig } from '../config/load.ts';
 import { Dispatcher, Generation, RouteTarget } from '../server/dispatch.ts';
 import { ZoneMatcher } from '../wire/zone-match.ts';
-import { UdpListener } from '../server/udp.ts';
+import { type UdpListener, createUdpListener } from '../server/udp.ts';
 import { TcpListener } from '../server/tcp.ts';
 import { getZoneStats } from '../metrics/zone-stats.ts';
 import { setDebugOutput } from '../util/log.ts';
@@ -130,7 +130,7 @@ export class Server {
         if (this.listeners.has(key)) continue;
         const dispatcher = new Dispatcher(serverLabel(address, port), table, this.opts.clock);
         const bindPort = port === 0 ? (this.opts.portOverrides?.get(`${address}|0`) ?? 0) : port;
-        const udp = new UdpListener(address, bindPort, dispatcher, this.opts.reusePort);
+        const udp = createUdpListener(address, bindPort, dispatcher, this.opts.reusePort);
         const boundPort = await udp.bind();
         const tcp = new TcpListener(address, boundPort, dispatcher, this.opts.reusePort);
         created.push({ key, address, configuredPort: port, udp, tcp, dispatcher });

@@ -2,12 +2,13 @@
  * Metrics read from the plugins at scrape time: coredns_plugin_enabled for the blocks that
  * record metrics, each configured plugin's own families (Plugin.collect, defined in the
  * plugin's folder), the families every plugin exports whatever the config
- * (PluginSetup.collectGlobal), and this thread's DNS TCP listener metrics.
+ * (PluginSetup.collectGlobal), this thread's DNS TCP listener metrics and its UDP I/O path.
  * Nothing here knows a plugin: it reads the contract of src/plugin.ts.
  */
 import type { BlockInfo, EngineHooks, MetricsOut } from '../plugin.ts';
 import type { Collector } from './hub.ts';
 import { collectTcp, tcpBudget } from '../server/tcp.ts';
+import { collectUdpIo } from '../server/udp-native.ts';
 
 export const PLUGIN_ENABLED = {
   name: 'coredns_plugin_enabled',
@@ -38,6 +39,7 @@ export class EngineCollector implements Collector {
 
   collect(out: MetricsOut): void {
     collectTcp(tcpBudget, out);
+    collectUdpIo(out);
     if (this.engine === null) return;
     for (const s of this.engine.pluginSetups()) s.collectGlobal?.(out);
     const blocks = this.engine.blocks();

@@ -9,7 +9,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { Dispatcher, Generation, RouteTarget } from './dispatch.ts';
-import { UdpListener } from './udp.ts';
+import { type UdpListener, createUdpListener } from './udp.ts';
+import type { UdpIoValue } from './udp-native.ts';
+import { udpIoPaths } from '../../test/lib/udp-io.ts';
 import { ZoneMatcher } from '../wire/zone-match.ts';
 import { getZoneStats } from '../metrics/zone-stats.ts';
 import { buildEmptyResponse } from '../wire/message.ts';
@@ -71,10 +73,10 @@ function blockFor(ms: number): void {
   }
 }
 
-async function drill(leave: (l: UdpListener) => Promise<void>): Promise<{ sent: number; answered: number; leavingReceived: number }> {
-  const a = new UdpListener('127.0.0.1', 0, delayedDispatcher(5), true);
+async function drill(io: UdpIoValue, leave: (l: UdpListener) => Promise<void>): Promise<{ sent: number; answered: number; leavingReceived: number }> {
+  const a = createUdpListener('127.0.0.1', 0, delayedDispatcher(5), true, io);
   const port = await a.bind();
-  const b = new UdpListener('127.0.0.1', port, delayedDispatcher(5), true);
+  const b = createUdpListener('127.0.0.1', port, delayedDispatcher(5), true, io);
   await b.bind();
   const client = runClient(port, 4000, 1500);
   // Both members take traffic (the client process needs a moment to start).
@@ -91,14 +93,16 @@ async function drill(leave: (l: UdpListener) => Promise<void>): Promise<{ sent: 
   return { ...result, leavingReceived: a.received };
 }
 
-test('handOver answers what was queued and in flight; new queries go to the other member', { timeout: 30_000 }, async () => {
-  const r = await drill((l) => l.handOver(performance.now() + 5000));
-  assert.ok(r.sent > 3000, `client sent ${r.sent}`);
-  assert.equal(r.answered, r.sent, `${r.sent - r.answered} of ${r.sent} queries unanswered`);
-});
+for (const io of udpIoPaths()) {
+  test(`${io}: handOver answers what was queued and in flight; new queries go to the other member`, { timeout: 30_000 }, async () => {
+    const r = await drill(io, (l) => l.handOver(performance.now() + 5000));
+    assert.ok(r.sent > 3000, `client sent ${r.sent}`);
+    assert.equal(r.answered, r.sent, `${r.sent - r.answered} of ${r.sent} queries unanswered`);
+  });
 
-test('contrast: a plain close() at the same moment loses the queued datagrams', { timeout: 30_000 }, async () => {
-  const r = await drill((l) => l.close());
-  assert.ok(r.sent > 3000, `client sent ${r.sent}`);
-  assert.ok(r.answered < r.sent, 'expected losses with a plain close');
-});
+  test(`${io}: contrast: a plain close() at the same moment loses the queued datagrams`, { timeout: 30_000 }, async () => {
+    const r = await drill(io, (l) => l.close());
+    assert.ok(r.sent > 3000, `client sent ${r.sent}`);
+    assert.ok(r.answered < r.sent, 'expected losses with a plain close');
+  });
+}

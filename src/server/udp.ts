@@ -1,6 +1,8 @@
 /**
  * UDP listener. One socket per (address, port), `reusePort` so workers and a standby
- * instance can share it. It is the terminal ResponseWriter of its requests: it truncates
+ * instance can share it. Two I/O paths behind one interface (UdpListener): Node's dgram
+ * (DgramUdpListener, here) and the native batched socket (udp-batched.ts); udp-native.ts
+ * chooses (NODE_LOCAL_DNS_UDP_IO), createUdpListener builds the chosen one. It is the terminal ResponseWriter of its requests: it truncates
  * answers larger than the client's limit (512 bytes, or the EDNS payload size — RFC 6891
  * §6.2.3/§7) as CoreDNS does, to as many whole records as fit with TC=1 (wire/truncate.ts),
  * cache hits and forwarded answers alike, and sends.
@@ -10,13 +12,43 @@ import type { ResponseWriter } from '../plugin.ts';
 import { Request, Proto } from './request.ts';
 import { truncateResponse } from '../wire/truncate.ts';
 import type { Dispatcher } from './dispatch.ts';
+import { BatchedUdpListener } from './udp-batched.ts';
+import { UdpIo, UdpIoError, type UdpIoValue, loadUdpAddon, udpIoMode } from './udp-native.ts';
+
+/** What the engine uses of a UDP listener, whichever I/O path serves it. */
+export interface UdpListener extends ResponseWriter {
+  readonly io: UdpIoValue;
+  readonly address: string;
+  port: number;
+  readonly dispatcher: Dispatcher;
+  received: number;
+  sent: number;
+  sendErrors: number;
+  bind(): Promise<number>;
+  handOver(deadline: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A listener on the thread's I/O path (udpIoMode), or on `io` when given (tests). Addresses
+ * with an IPv6 zone (`fe80::1%eth0`) always use dgram: the addon takes literal addresses only.
+ */
+export function createUdpListener(address: string, port: number, dispatcher: Dispatcher, reusePort: boolean, io: UdpIoValue = udpIoMode()): UdpListener {
+  if (io === UdpIo.BATCHED && !address.includes('%')) {
+    const { addon, reason } = loadUdpAddon();
+    if (addon === null) throw new UdpIoError(`UDP addon unavailable: ${reason}`);
+    return new BatchedUdpListener(address, port, dispatcher, reusePort, addon);
+  }
+  return new DgramUdpListener(address, port, dispatcher, reusePort);
+}
 
 /** Resolves IP literals synchronously: dgram's default lookup defers every send a tick. */
 function literalLookup(address: string, _opts: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
   cb(null, address, address.includes(':') ? 6 : 4);
 }
 
-export class UdpListener implements ResponseWriter {
+export class DgramUdpListener implements UdpListener {
+  readonly io = UdpIo.DGRAM;
   readonly address: string;
   port: number;
   readonly dispatcher: Dispatcher;

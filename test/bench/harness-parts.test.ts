@@ -93,7 +93,7 @@ test('parseStat copes with spaces and parentheses in comm', () => {
 
 test('parseOptions: defaults, --quick, validation', () => {
   const d = parseOptions([], '/p')!;
-  assert.deepEqual(d.servers, ['node-local-dns', 'dnsdist', 'unbound', 'dnsmasq', 'node-echo']);
+  assert.deepEqual(d.servers, ['node-local-dns', 'node-local-dns-dgram', 'dnsdist', 'unbound', 'dnsmasq', 'node-echo']);
   assert.deepEqual(d.nodeFlags, []);
   assert.deepEqual(parseOptions(['--node-flags=--trace-gc --cpu-prof'], '/p')!.nodeFlags, ['--trace-gc', '--cpu-prof']);
   assert.equal(d.reps, 3);

@@ -28,6 +28,8 @@ import { startAgent, scrape, metricSum, type Agent } from './lib/agent.ts';
 import { startNsd, zoneText, type Nsd } from './lib/nsd.ts';
 import { freeAddress } from './lib/net.ts';
 import { encodeName } from '../../src/wire/name.ts';
+import type { UdpIoValue } from '../../src/server/udp-native.ts';
+import { udpIoEnv, udpIoPaths } from '../lib/udp-io.ts';
 
 /** An answer within this long is prompt (forward's own timeouts are seconds). */
 const PROMPT_MS = 1_500;
@@ -43,6 +45,10 @@ let metrics: { host: string; port: number };
 
 before(async () => {
   nsd = await startNsd({ 'example.test.': zoneText('example.test', ['www IN A 192.0.2.1', '* IN A 192.0.2.2']) });
+});
+
+/** An agent serving UDP on `io` (one per I/O path, test/lib/udp-io.ts). */
+async function startOn(io: UdpIoValue): Promise<void> {
   dns = await freeAddress();
   metrics = await freeAddress(dns.host);
   agent = await startAgent(
@@ -53,12 +59,11 @@ before(async () => {
     prometheus ${metrics.host}:${metrics.port}
 }
 `,
-    { extraArgs: ['-dns.port', String(dns.port)] },
+    { extraArgs: ['-dns.port', String(dns.port)], env: udpIoEnv(io) },
   );
-});
+}
 
 after(async () => {
-  await agent?.stop();
   await nsd?.stop();
 });
 
@@ -322,7 +327,8 @@ function sendTcp(msg: Buffer, waitMs: number): Promise<Reply | null> {
   });
 }
 
-test("malformed queries: each answered promptly with CoreDNS's rcode over UDP and TCP, or dropped and counted as CoreDNS drops it", async () => {
+async function malformedRun(io: UdpIoValue): Promise<void> {
+  assert.equal(metricSum(await scrape(metrics.host, metrics.port), 'nodelocaldns_udp_io', { mode: io }), 1, `serving UDP on ${io}`);
   const drops = (reason: string) => scrape(metrics.host, metrics.port).then((f) => metricSum(f, 'nodelocaldns_dropped_packets_total', { reason }));
   const dropsBefore = new Map<string, number>();
   for (const r of ROWS) if (typeof r.expect !== 'string') dropsBefore.set(r.expect.drop, await drops(r.expect.drop));
@@ -362,4 +368,15 @@ test("malformed queries: each answered promptly with CoreDNS's rcode over UDP an
   const ok = await sendUdp(Buffer.concat([header(RD, 1, 0, 0, 0), question(q('www.example.test.'))]), 3_000);
   assert.equal(ok?.rcode, 'NOERROR');
   assert.ok(agent.alive());
-});
+}
+
+for (const io of udpIoPaths()) {
+  test(`${io}: malformed queries: each answered promptly with CoreDNS's rcode over UDP and TCP, or dropped and counted as CoreDNS drops it`, async () => {
+    await startOn(io);
+    try {
+      await malformedRun(io);
+    } finally {
+      await agent.stop();
+    }
+  });
+}

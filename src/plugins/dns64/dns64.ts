@@ -14,7 +14,7 @@
  * ...) and the client: `cache` keeps the upstream's own AAAA response.
  */
 import type { Handler, ResponseWriter } from '../../plugin.ts';
-import { Request } from '../../server/request.ts';
+import type { Request } from '../../server/request.ts';
 import { ResponseScan, scanResponse } from '../../wire/message.ts';
 import { ResponseClass, typify } from '../../wire/typify.ts';
 import { Flag, QClass, QType, Rcode } from '../../wire/codes.ts';

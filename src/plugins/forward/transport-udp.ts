@@ -34,8 +34,17 @@
  *    port unreachable) → WRITE failure. Sends carry a callback: without one dgram drops
  *    send errors silently, and a pending ICMP error consumed by a send is never seen;
  *  - receiving fails (ICMP port unreachable surfaced by recvmsg) → READ failure.
+ *
+ * I/O path. When the listeners serve UDP through the native batched socket
+ * (src/server/udp-native.ts, native/README.md), the pool's sockets use it too: `socket()`,
+ * `bind` and `connect()` are synchronous (a failure fails the try at once, DIAL), a query is
+ * sent with one `sendmmsg` call whose error fails the socket's queries right after (WRITE, as
+ * dgram's send callback does), and replies arrive in batches
+ * (`recvmmsg`), copied out of a receive arena shared by the thread's upstream sockets; a
+ * receive error (ICMP) fails the socket's queries (READ) as on dgram. Otherwise Node's dgram.
  */
 import dgram from 'node:dgram';
+import { constants as osConstants } from 'node:os';
 import type { Clock } from '../../plugin.ts';
 import { ID_EXHAUSTED_FAILURE, Phase, SendFailure, errnoOf, takeReply, type Attempt, type AttemptHolder, type PhaseValue } from './attempt.ts';
 import { ForwardErrorCode, type ForwardErrorCodeValue } from './errors.ts';
@@ -43,6 +52,8 @@ import { freeId } from './ids.ts';
 import type { UpstreamStats } from './stats.ts';
 import { Header } from '../../wire/codes.ts';
 import { setMessageId } from '../../wire/header.ts';
+import { ipBytes } from '../../wire/ip.ts';
+import { type NativeUdpSocket, type UdpAddon, UdpIo, loadUdpAddon, udpIoMode } from '../../server/udp-native.ts';
 
 export interface UdpPoolOptions {
   /** Sockets kept open per upstream under load. */
@@ -84,9 +95,54 @@ function sendQuery(socket: dgram.Socket, at: Attempt, cb: (err: Error | null) =>
   else socket.send(msg, 0, at.queryLen, cb);
 }
 
+/** errno number -> name ('ECONNREFUSED'), for the native path's errors. */
+const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
+
+function errnoName(errno: number): string {
+  return ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+}
+
+/** Replies read per recvmmsg on an upstream socket. */
+const NATIVE_SLOTS = 16;
+const NATIVE_SLOT_BYTES = 65535;
+const META = 8;
+
+/**
+ * The thread's buffers for every native upstream socket: the event loop runs one callback at a
+ * time and each reply is copied out before its callback returns, so they can be shared.
+ */
+class NativeBuffers {
+  readonly recvArena = Buffer.allocUnsafeSlow(NATIVE_SLOTS * NATIVE_SLOT_BYTES);
+  readonly recvMeta = new Int32Array(NATIVE_SLOTS * META);
+  readonly sendArena = Buffer.allocUnsafeSlow(MAX_UDP_PAYLOAD);
+  readonly sendMeta = new Int32Array(META);
+}
+
+let nativeBuffers: NativeBuffers | null = null;
+
+/** The native path for an upstream: the addon and its address words, or null (dgram). */
+export interface NativeUpstream {
+  addon: UdpAddon;
+  /** The upstream address as the int32 words of its bytes (sendMeta a0..a3). */
+  words: Int32Array;
+}
+
+function nativeUpstreamFor(up: UpstreamAddress): NativeUpstream | null {
+  if (udpIoMode() !== UdpIo.BATCHED || up.host.includes('%')) return null;
+  const { addon } = loadUdpAddon();
+  const bytes = ipBytes(up.host);
+  if (addon === null || bytes === null || bytes.length !== (up.family === 6 ? 16 : 4)) return null;
+  const words = new Int32Array(4);
+  new Uint8Array(words.buffer).set(bytes);
+  return { addon, words };
+}
+
 class UdpSocket implements AttemptHolder {
   readonly pool: UdpPool;
-  readonly socket: dgram.Socket;
+  /** Node's socket (dgram path), or null on the native path. */
+  readonly socket: dgram.Socket | null;
+  /** The addon's socket (native path), or null. */
+  private readonly native: NativeUdpSocket | null = null;
   readonly inflight = new Map<number, Attempt>();
   /** Attempts queued until `connect` completes (null once connected). */
   waiting: Attempt[] | null = [];
@@ -102,12 +158,20 @@ class UdpSocket implements AttemptHolder {
     return !this.open;
   }
 
-  /** Throws when dgram refuses synchronously (the socket is then closed). */
+  /** Throws when the socket cannot be made (dgram refuses synchronously; native: socket, bind or connect fails). */
   constructor(pool: UdpPool, now: number) {
     this.pool = pool;
     this.createdMs = now;
     this.lastUsedMs = now;
     const up = pool.address;
+    if (pool.native !== null) {
+      this.socket = null;
+      this.native = this.openNative(pool.native.addon, up);
+      this.open = true;
+      this.waiting = null;
+      this.local = this.native.localName();
+      return;
+    }
     this.socket = dgram.createSocket({ type: up.family === 6 ? 'udp6' : 'udp4' });
     try {
       this.socket.on('message', this.onMessage);
@@ -125,6 +189,68 @@ class UdpSocket implements AttemptHolder {
     }
   }
 
+  /** socket(), bind to a random port, connect() and start reading; throws (errno `code`) on failure. */
+  private openNative(addon: UdpAddon, up: UpstreamAddress): NativeUdpSocket {
+    const s = new addon.UdpSocket(up.family, false);
+    try {
+      s.bind(up.family === 6 ? '::' : '0.0.0.0', 0);
+      s.connect(up.host, up.port);
+      const b = (nativeBuffers ??= new NativeBuffers());
+      s.start(NATIVE_SLOTS, NATIVE_SLOT_BYTES, b.recvArena, b.recvMeta, b.sendArena, b.sendMeta, this.onNativeBatch);
+    } catch (err) {
+      this.closed = true;
+      s.close();
+      throw err;
+    }
+    return s;
+  }
+
+  /** The addon's callback: n replies in the shared arena, or a receive error (-errno). */
+  private readonly onNativeBatch = (n: number): void => {
+    try {
+      if (this.closed) return;
+      if (n < 0) {
+        this.fail(ForwardErrorCode.NETWORK, Phase.READ, errnoName(-n));
+        return;
+      }
+      const b = nativeBuffers!;
+      for (let i = 0; i < n && !this.closed; i++) {
+        const len = b.recvMeta[i * META] ?? 0;
+        if (b.recvMeta[i * META + 1] !== 0) {
+          this.pool.stats.ignoredGarbage++;
+          continue;
+        }
+        const msg = Buffer.allocUnsafe(len);
+        const from = i * NATIVE_SLOT_BYTES;
+        b.recvArena.copy(msg, 0, from, from + len);
+        this.onMessage(msg);
+      }
+    } catch (err) {
+      this.pool.onInternalError(err);
+    }
+  };
+
+  /** Sends at's query on the native socket; the errno name when the kernel refused it, else null. */
+  private sendNative(at: Attempt): string | null {
+    const b = nativeBuffers!;
+    const len = at.queryLen;
+    b.sendArena.set(len === at.msg.length ? at.msg : at.msg.subarray(0, len), 0);
+    const m = b.sendMeta;
+    const w = this.pool.native!.words;
+    m[0] = 0;
+    m[1] = len;
+    m[2] = this.pool.address.port;
+    m[3] = this.pool.address.family;
+    m[4] = w[0]!;
+    m[5] = w[1]!;
+    m[6] = w[2]!;
+    m[7] = w[3]!;
+    const r = this.native!.send(1);
+    if (r < 0) return errnoName(-r);
+    if ((r & 0x7ff) === 1) return null;
+    return errnoName(r >>> 22);
+  }
+
   /** connect()'s callback: with an error the socket is not connected and must not send. */
   private readonly onConnect = (err?: Error | null): void => {
     try {
@@ -134,7 +260,7 @@ class UdpSocket implements AttemptHolder {
         return;
       }
       this.open = true;
-      const a = this.socket.address();
+      const a = this.socket!.address();
       this.local = addrLabel(a.address, a.port, a.family);
       const waiting = this.waiting;
       this.waiting = null;
@@ -150,7 +276,7 @@ class UdpSocket implements AttemptHolder {
   /** Sends at's query; a synchronous throw fails the socket like an asynchronous send error. */
   private write(at: Attempt): void {
     try {
-      sendQuery(this.socket, at, this.onSent);
+      sendQuery(this.socket!, at, this.onSent);
     } catch (err) {
       this.fail(ForwardErrorCode.NETWORK, Phase.WRITE, errnoOf(err));
     }
@@ -228,8 +354,15 @@ class UdpSocket implements AttemptHolder {
       this.waiting!.push(at);
       return null;
     }
+    if (this.native !== null) {
+      const errno = this.sendNative(at);
+      // Refused (EPERM from a firewall, ECONNREFUSED left by ICMP): fails the socket's queries
+      // right after this call, as dgram's send callback does.
+      if (errno !== null) queueMicrotask(() => this.failAfterSend(errno));
+      return null;
+    }
     try {
-      sendQuery(this.socket, at, this.onSent);
+      sendQuery(this.socket!, at, this.onSent);
     } catch (err) {
       // Synchronous: this try fails by return value; no new query goes to the socket.
       this.inflight.delete(id);
@@ -238,6 +371,14 @@ class UdpSocket implements AttemptHolder {
       return new SendFailure(ForwardErrorCode.NETWORK, Phase.WRITE, errnoOf(err));
     }
     return null;
+  }
+
+  private failAfterSend(errno: string): void {
+    try {
+      if (!this.closed) this.fail(ForwardErrorCode.NETWORK, Phase.WRITE, errno);
+    } catch (e) {
+      this.pool.onInternalError(e);
+    }
   }
 
   release(at: Attempt): void {
@@ -267,7 +408,8 @@ class UdpSocket implements AttemptHolder {
     this.closed = true;
     this.pool.stats.udpSocketsOpen--;
     try {
-      this.socket.close();
+      if (this.native !== null) this.native.close();
+      else this.socket!.close();
     } catch {
       // Already closed by Node after an error: nothing left to release.
     }
@@ -284,12 +426,15 @@ export class UdpPool {
   /** Retired sockets still waiting for replies. */
   private readonly draining = new Set<UdpSocket>();
   onInternalError: (err: unknown) => void = () => {};
+  /** The native batched socket for this upstream (see the header), or null: dgram. */
+  readonly native: NativeUpstream | null;
 
   constructor(address: UpstreamAddress, stats: UpstreamStats, clock: Clock, opts: UdpPoolOptions) {
     this.address = address;
     this.stats = stats;
     this.clock = clock;
     this.opts = opts;
+    this.native = nativeUpstreamFor(address);
   }
 
   /** Number of sockets open (active and draining). */

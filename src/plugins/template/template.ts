@@ -28,7 +28,7 @@
 import type { Buffer } from 'node:buffer';
 import { PluginScope } from '../../plugin.ts';
 import type { Handler, Plugin, ResponseWriter } from '../../plugin.ts';
-import { Request } from '../../server/request.ts';
+import type { Request } from '../../server/request.ts';
 import { decodeMessage, encodeMessage, parseRR, replyTo, rrTypeName, type EdnsOption, type Message, type RR } from '../../wire/codec.ts';
 import { edeOption } from '../../wire/ede.ts';
 import { Flag, QClass, QType, Rcode } from '../../wire/codes.ts';

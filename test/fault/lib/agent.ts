@@ -31,13 +31,18 @@ export interface Agent {
 /** Output kept per agent (the tail), so long runs with `errors` logging stay bounded. */
 const MAX_OUTPUT_CHARS = 1 << 20;
 
-export async function startAgent(corefileText: string, opts: { readyTimeoutMs?: number; extraArgs?: string[] } = {}): Promise<Agent> {
+/** `env`: added to the test's environment (e.g. test/lib/udp-io.ts udpIoEnv). */
+export async function startAgent(
+  corefileText: string,
+  opts: { readyTimeoutMs?: number; extraArgs?: string[]; env?: Record<string, string> } = {},
+): Promise<Agent> {
   const dir = mkdtempSync(path.join(tmpdir(), 'nld-fault-'));
   const corefile = path.join(dir, 'Corefile');
   writeFileSync(corefile, corefileText);
   const child = spawn(NODE, [path.join(ROOT, 'src/main.ts'), '-conf', corefile, ...(opts.extraArgs ?? [])], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...opts.env },
   });
   return superviseAgent(child, dir, corefile, opts.readyTimeoutMs ?? 20_000);
 }

@@ -26,5 +26,5 @@ export function logLines(agent: AgentProcess): string[] {
   return agent
     .output()
     .split('\n')
-    .filter((l) => l.startsWith('[INFO] ') && !/\(udp, tcp\)$| serving$/.test(l));
+    .filter((l) => l.startsWith('[INFO] ') && !/\(udp, tcp\)$| serving$|^\[INFO\] UDP I\/O: /.test(l));
 }
