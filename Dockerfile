@@ -21,6 +21,21 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
     && npm cache clean --force
 
+# --- the batched UDP addon (native/udp.c, Node-API + libuv; native/README.md) ---
+# Compiled against the base image's own Node headers (/usr/local/include/node); only the
+# .node file reaches the runtime stage. NODE_LOCAL_DNS_REQUIRE_ADDON=1: a failed build fails
+# the image build instead of shipping an image that serves UDP through dgram.
+FROM ${NODE_IMAGE} AS addon
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev make python3 \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /build
+COPY package.json package-lock.json ./
+RUN npm install --no-save --ignore-scripts --no-audit --no-fund "node-gyp@$(node -p "require('./package-lock.json').packages['node_modules/node-gyp'].version")"
+COPY binding.gyp ./
+COPY native/build.mjs native/udp.c ./native/
+RUN NODE_LOCAL_DNS_REQUIRE_ADDON=1 NODE_LOCAL_DNS_NODEDIR=/usr/local node native/build.mjs
+
 # --- runtime ---
 FROM ${NODE_IMAGE} AS runtime
 
@@ -62,6 +77,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin ./bin
 COPY src ./src
+COPY --from=addon /build/build/Release/udp.node ./build/Release/udp.node
 # Every shipped module (the build context holds only what the entry point imports; modules
 # with side effects run them only as the entry or in a worker), so no list to keep up to date.
 RUN node --input-type=module -e "import { enableCompileCache } from 'node:module'; import { globSync } from 'node:fs'; enableCompileCache(process.env.NODE_COMPILE_CACHE); for (const f of globSync('src/**/*.ts', { cwd: '/app' }).sort()) await import('/app/' + f);"

