@@ -15,6 +15,7 @@
  * Bounds: recvArena SLOTS × 65535 bytes (virtual; only the pages datagrams touch are resident),
  * sendArena SEND_ARENA_BYTES, both per listener and fixed.
  */
+import { closeSync } from 'node:fs';
 import type { ResponseWriter } from '../plugin.ts';
 import { Request, Proto } from './request.ts';
 import { truncateResponse } from '../wire/truncate.ts';
@@ -100,7 +101,8 @@ export class BatchedUdpListener implements ResponseWriter {
   received = 0;
   sent = 0;
   sendErrors = 0;
-  private closed = false;
+  /** Set by close() (read by the adoption registry, udp-adopt.ts). */
+  closed = false;
   private readonly recvArena = Buffer.allocUnsafeSlow(SLOTS * SLOT_BYTES);
   private readonly recvMeta = new Int32Array(SLOTS * META);
   private readonly sendArena = Buffer.allocUnsafeSlow(SEND_ARENA_BYTES);
@@ -148,6 +150,28 @@ export class BatchedUdpListener implements ResponseWriter {
       }
       return Promise.reject(err);
     }
+  }
+
+  /**
+   * Serves `fd`, a bound listening socket received from a peer instance (udp-adopt.ts),
+   * instead of binding one. Takes the fd over in every case: closed on failure.
+   */
+  adopt(fd: number): void {
+    let sock: NativeUdpSocket;
+    try {
+      sock = new this.addon.UdpSocket(this.family, this.reusePort, fd);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    try {
+      sock.start(SLOTS, SLOT_BYTES, this.recvArena, this.recvMeta, this.sendArena, this.sendMeta, this.onBatch);
+    } catch (err) {
+      sock.close();
+      throw err;
+    }
+    this.socket = sock;
+    if (this.closed) this.closeSocket();
   }
 
   /** The native socket (tests set tiny buffers through it); null before bind and after close. */

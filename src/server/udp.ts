@@ -8,11 +8,13 @@
  * cache hits and forwarded answers alike, and sends.
  */
 import dgram from 'node:dgram';
+import { closeSync } from 'node:fs';
 import type { ResponseWriter } from '../plugin.ts';
 import { Request, Proto } from './request.ts';
 import { truncateResponse } from '../wire/truncate.ts';
 import type { Dispatcher } from './dispatch.ts';
 import { BatchedUdpListener } from './udp-batched.ts';
+import { trackListener } from './udp-adopt.ts';
 import { UdpIo, UdpIoError, type UdpIoValue, loadUdpAddon, udpIoMode } from './udp-native.ts';
 
 /** What the engine uses of a UDP listener, whichever I/O path serves it. */
@@ -24,7 +26,11 @@ export interface UdpListener extends ResponseWriter {
   received: number;
   sent: number;
   sendErrors: number;
+  /** Set once close() began. */
+  readonly closed: boolean;
   bind(): Promise<number>;
+  /** Serves `fd` (a peer's listening socket, udp-adopt.ts) instead of binding; takes the fd over, closed on failure. */
+  adopt(fd: number): void | Promise<void>;
   handOver(deadline: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -37,9 +43,12 @@ export function createUdpListener(address: string, port: number, dispatcher: Dis
   if (io === UdpIo.BATCHED && !address.includes('%')) {
     const { addon, reason } = loadUdpAddon();
     if (addon === null) throw new UdpIoError(`UDP addon unavailable: ${reason}`);
-    return new BatchedUdpListener(address, port, dispatcher, reusePort, addon);
+    return trackListener(
+      new BatchedUdpListener(address, port, dispatcher, reusePort, addon),
+      () => new BatchedUdpListener(address, port, dispatcher, reusePort, addon),
+    );
   }
-  return new DgramUdpListener(address, port, dispatcher, reusePort);
+  return trackListener(new DgramUdpListener(address, port, dispatcher, reusePort), () => new DgramUdpListener(address, port, dispatcher, reusePort));
 }
 
 /** Resolves IP literals synchronously: dgram's default lookup defers every send a tick. */
@@ -59,7 +68,8 @@ export class DgramUdpListener implements UdpListener {
   received = 0;
   sent = 0;
   sendErrors = 0;
-  private closed = false;
+  /** Set by close() (read by the adoption registry, udp-adopt.ts). */
+  closed = false;
   /** While handing over: answers held until the socket is disconnected again (see handOver). */
   private held: { msg: Buffer; port: number; address: string }[] | null = null;
 
@@ -96,6 +106,30 @@ export class DgramUdpListener implements UdpListener {
         }
         resolve(this.port);
       });
+    });
+  }
+
+  /** dgram wraps the fd (`bind({ fd })`); see UdpListener.adopt. */
+  adopt(fd: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => {
+        try {
+          closeSync(fd);
+        } catch {
+          // dgram may have taken it over already
+        }
+        reject(err);
+      };
+      this.socket.once('error', onError);
+      try {
+        this.socket.bind({ fd }, () => {
+          this.socket.off('error', onError);
+          resolve();
+        });
+      } catch (err) {
+        this.socket.off('error', onError);
+        onError(err as Error);
+      }
     });
   }
 
