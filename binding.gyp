@@ -1,4 +1,4 @@
-# The batched UDP addon (native/udp.c): Node-API 8 plus libuv, Linux only.
+# The batched UDP addon (native/udp.c) and the SCM_RIGHTS socket hand-over (native/fdpass.c): Node-API 8 plus libuv, Linux only.
 # Built by `npm install`/`npm ci` through native/build.ts; see native/README.md.
 {
   "targets": [

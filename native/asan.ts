@@ -20,6 +20,7 @@ const ROOT = join(import.meta.dirname, '..');
 const ASAN_TESTS = [
   'src/server/udp-batched.test.ts',
   'src/server/udp-handover.test.ts',
+  'src/server/udp-adopt.test.ts',
   'test/fault/malformed-queries.test.ts',
   'test/fault/client-faults.test.ts',
   'test/fault/flood.test.ts',

@@ -33,8 +33,14 @@ import { loadUdpAddon } from './udp-native.ts';
 import { log } from '../util/log.ts';
 
 export const ADOPT_CHANNEL = 'node-local-dns:udp-adopt';
-/** Bound of the blocking connect, request write and answer read of recvFds. */
-export const ADOPT_TIMEOUT_MS = 1000;
+/**
+ * Bound of each blocking step of recvFds (connect, request write, answer read): the serving
+ * thread does not read its sockets meanwhile (they queue). A primary answers from its control
+ * thread in well under a millisecond when it is healthy.
+ */
+export const ADOPT_TIMEOUT_MS = 250;
+/** Attempts per owner and thread that adopted nothing (error, timeout, no matching socket); then that owner is left alone. */
+const MAX_ATTEMPTS = 3;
 /** How long a released socket whose owner is gone may take to drain. */
 const RELEASE_DRAIN_MS = 5000;
 
@@ -56,6 +62,8 @@ const tracked = new Set<Tracked>();
 const adopted: Adopted[] = [];
 /** Owners whose adoption is running in this thread (dgram's adopt is asynchronous). */
 const adopting = new Set<string>();
+/** Fruitless attempts per owner (bounded: an owner's entry goes with its release). */
+const attempts = new Map<string, number>();
 let channel: BroadcastChannel | null = null;
 
 /** Registers a listener of this thread (see the module comment); returns it. */
@@ -87,15 +95,16 @@ function subscribe(): void {
 
 async function onMessage(m: AdoptMessage): Promise<void> {
   if (m.type === 'adopt') await adopt(m.owner, m.path);
-  else if (m.type === 'release') await Promise.all(adopted.filter((a) => a.owner === m.owner).map((a) => release(a, m.handOver)));
+  else if (m.type === 'release') await releaseOwner(m.owner, m.handOver);
 }
 
 /** Asks `path` for its listening sockets and serves those matching our listeners. */
 export async function adopt(owner: string, path: string): Promise<number> {
-  if (adopting.has(owner) || adopted.some((a) => a.owner === owner)) return 0;
+  if (adopting.has(owner) || adopted.some((a) => a.owner === owner) || (attempts.get(owner) ?? 0) >= MAX_ATTEMPTS) return 0;
   const { addon } = loadUdpAddon();
   if (addon === null || typeof addon.recvFds !== 'function') return 0;
   adopting.add(owner);
+  let n = 0;
   try {
     let fds: number[];
     try {
@@ -104,7 +113,6 @@ export async function adopt(owner: string, path: string): Promise<number> {
       log.warn(`Cannot adopt the listening sockets of ${path}: ${(err as Error).message}`);
       return 0;
     }
-    let n = 0;
     for (const fd of fds) {
       const parent = matchListener(addon.udpListenerName(fd));
       if (parent === undefined) {
@@ -128,6 +136,7 @@ export async function adopt(owner: string, path: string): Promise<number> {
     return n;
   } finally {
     adopting.delete(owner);
+    if (n === 0) attempts.set(owner, (attempts.get(owner) ?? 0) + 1);
   }
 }
 
@@ -154,5 +163,6 @@ function release(a: Adopted, handOver: boolean): Promise<void> {
 
 /** Releases everything adopted from `owner` in this thread (see AdoptMessage 'release'). */
 export function releaseOwner(owner: string, handOver: boolean): Promise<void> {
+  attempts.delete(owner);
   return Promise.all(adopted.filter((a) => a.owner === owner).map((a) => release(a, handOver))).then(() => undefined);
 }
