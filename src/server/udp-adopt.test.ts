@@ -234,3 +234,43 @@ for (const io of skip ? [] : udpIoPaths()) {
     assert.equal(await query(primary.port, 10), 10);
   });
 }
+
+/** Every query answered NOERROR after `delayMs` (a cache miss in flight meanwhile). */
+function delayedDispatcher(delayMs: number): Dispatcher {
+  const table = new ZoneMatcher<RouteTarget>();
+  const chain = {
+    serve(req: Request) {
+      setTimeout(() => {
+        const out = buildEmptyResponse(req, Rcode.NOERROR);
+        req.reply(out, out.length, 'test');
+      }, delayMs);
+    },
+  };
+  table.add('.', new RouteTarget(chain, getZoneStats('dns://127.0.0.1:0', '.'), null, new Generation(1)));
+  return new Dispatcher('dns://127.0.0.1:0', table);
+}
+
+for (const io of skip ? [] : udpIoPaths()) {
+  test(`adoption (${io}): closing the adopted sockets of a live owner still answers what they were resolving`, async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'nld-adopt-'));
+    const primary = await startPrimary(dir);
+    const own = createUdpListener('127.0.0.1', primary.port, delayedDispatcher(300), true, io);
+    t.after(async () => {
+      if (primary.child.exitCode === null && primary.child.signalCode === null) await kill(primary);
+      await own.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    await own.bind();
+    assert.equal(await adopt(primary.path, primary.path), 1);
+    const answered = query(primary.port, 40);
+    // Wait until every query was read (by our own socket or the adopted one; the owner never reads).
+    const deadline = Date.now() + 5000;
+    while (own.received + (adoptedListeners()[0]?.received ?? 0) < 40 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    const viaAdopted = adoptedListeners()[0]!.received;
+    assert.ok(viaAdopted > 0, 'the adopted socket read some queries');
+    // The owner is alive: our copies are closed (never connected away) while those are in flight.
+    await releaseOwner(primary.path, false);
+    assert.deepEqual(adoptedListeners(), []);
+    assert.equal(await answered, 40);
+  });
+}

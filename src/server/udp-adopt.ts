@@ -21,7 +21,8 @@
  *        its queue). Never connect a socket whose owner is alive: that would steer its traffic
  *        away from the live instance.
  *  - Closing a listener first releases (closes) the adopted siblings of its address, so a
- *    thread that stops or reloads never keeps foreign sockets open.
+ *    thread that stops or reloads never keeps foreign sockets open. Answers to queries read
+ *    from a closed adopted socket go out through its own listener while that one is open.
  * Bounds: per thread at most one set per owner the agent names (the live primaries), each at
  * most MAX_PASSED_FDS descriptors (native/fdpass.c), released when the owner is gone.
  * Without the addon (or an addon without fdpass) nothing is adopted.
@@ -130,6 +131,7 @@ export async function adopt(owner: string, path: string): Promise<number> {
         await listener.close();
         continue;
       }
+      replyThroughParentOnceClosed(listener, parent.listener);
       adopted.push({ owner, parent: parent.listener, listener, releasing: null });
       n++;
     }
@@ -138,6 +140,17 @@ export async function adopt(owner: string, path: string): Promise<number> {
     adopting.delete(owner);
     if (n === 0) attempts.set(owner, (attempts.get(owner) ?? 0) + 1);
   }
+}
+
+/**
+ * A query read from an adopted socket may still be resolving (a cache miss) when that socket is
+ * closed (the standby stops while the owner lives): its answer then goes out through our own
+ * listener of the same address and port (same source address, same I/O path) instead of being
+ * dropped. Only when both are closed is it dropped, as on any closed listener.
+ */
+function replyThroughParentOnceClosed(listener: UdpListener, parent: UdpListener): void {
+  const write = listener.writeMsg.bind(listener);
+  listener.writeMsg = (req, msg, len) => (listener.closed && !parent.closed ? parent.writeMsg(req, msg, len) : write(req, msg, len));
 }
 
 /** Our live listener for `family|address|port` (udpListenerName); a wildcard matches a wildcard. */
