@@ -72,8 +72,9 @@ export function trackListener<T extends UdpListener>(listener: T, sibling: () =>
   for (const t of tracked) if (t.listener.closed) tracked.delete(t);
   tracked.add({ listener, sibling });
   const close = listener.close.bind(listener);
-  listener.close = async () => {
-    await Promise.all(adopted.filter((a) => a.parent === listener).map((a) => release(a, false)));
+  // Synchronous, as close() itself (it may be called inside a batch, which then stops reading).
+  listener.close = () => {
+    for (const a of adopted) if (a.parent === listener) void release(a, false);
     return close();
   };
   subscribe();

@@ -13,8 +13,10 @@
  *     busy to measure anything: that subtest fails saying so, and the drills below still run and
  *     print their numbers but do not assert their loss bounds;
  *  1. a standby started before any primary waits for the local IPs, then serves;
- *  2. `kill -9` of the primary under load: lost queries < 1 % (see KILL_LOSS_RATIO for why not
- *     0.1 %), every probe sent 250 ms after the kill answered, no gap of a client timeout (1 s);
+ *  2. `kill -9` of the primary under load: lost queries < 0.05 % when the standby adopted the
+ *     primary's UDP sockets (native addon), < 1 % without (see KILL_LOSS_RATIO_ADOPTED), every
+ *     probe sent 250 ms after the kill answered, no gap of a client timeout (1 s); the standby
+ *     hands the dead primary's sockets over at its next look, and adopts the new primary's;
  *  3. rolling restart under load (SIGTERM primary → new primary → SIGTERM standby → new standby):
  *     no query lost (see ROLLING_LOSS_BOUND for why this is the bound asserted);
  *  4. teardown: an instance leaving while a peer lives leaves rules and interface in place; the
@@ -57,18 +59,29 @@ const LOAD_QPS = 2000;
 const LOAD_CLIENTS = 32;
 const CLIENT_TIMEOUT_S = 1;
 /**
- * Lost-query bound of the kill drill: 1 %, not the 0.1 % aimed at, which this 2-core machine
- * meets only when it is otherwise idle. What a SIGKILL loses is what the killed process held
- * (queued and in-flight queries) plus what the kernel keeps steering to its sockets until they
- * close, and Linux closes a dying process's files only after tearing down its memory (do_exit:
- * exit_mm before exit_files): 10-40 ms for a ~100 MB Node.js process here, during which half of
- * the new queries still go to the dead instance. Measured with a clean baseline, 20 000 queries:
- * load average ~2: 15-23 lost (0.075-0.115 %); load average 3-5 (other test suites running):
- * 26-67 (0.13-0.34 %), once 123 (0.62 %) when the primary also had a backlog at the kill.
- * 1 % still fails on any real failover fault: half the queries unanswered for 1 s is 5 %; and
- * KILL_FAILOVER_MS bounds the failover time itself.
+ * Lost-query bound of the kill drill.
+ *
+ * With adoption (the standby holds the primary's listening UDP sockets, ADOPT): 0.05 % (10 of
+ * 20 000). A SIGKILL then loses only what the primary had already read and not answered: its
+ * cache misses in flight and the rest of the batch it was working on. Measured here with the
+ * machine loaded by other suites (load average 4-8), 20 000 queries per kill: 0 lost in 9 of
+ * 10 runs, 1 (a kube-dns name, in flight) in one whose baseline already lost queries. The
+ * issue's target is < 0.01 % (2 queries); the bound leaves 5x that for a primary holding a
+ * backlog at the kill on a loaded 2-core machine, and still fails without adoption, which lost
+ * 13-262 (0.065-1.31 %) in the same conditions.
+ *
+ * Without adoption (no addon, or DRILL_ADOPT=0): 1 %. What a SIGKILL loses is then what the
+ * killed process held (queued and in-flight queries) plus what the kernel keeps steering to its
+ * sockets until they close, and Linux closes a dying process's files only after tearing down
+ * its memory (do_exit: exit_mm before exit_files): 10-40 ms for a ~100 MB Node.js process here,
+ * during which half of the new queries still go to the dead instance. Measured on the dgram
+ * path with a clean baseline: load average ~2: 15-23 lost (0.075-0.115 %); load 3-5: 26-67
+ * (0.13-0.34 %), once 123 (0.62 %); on the batched path at load 5-6 twice 1.2-1.3 % (above this
+ * bound: DRILL_ADOPT=0 is a measurement, not a gate). 1 % still fails on a real failover fault:
+ * half the queries unanswered for 1 s is 5 %; and KILL_FAILOVER_MS bounds the failover time.
  */
-const KILL_LOSS_RATIO = 0.01;
+const KILL_LOSS_RATIO_ADOPTED = 0.0005;
+const KILL_LOSS_RATIO_UNADOPTED = 0.01;
 /** Every probe sent this long after the kill must be answered (measured: none unanswered 40 ms after it). */
 const KILL_FAILOVER_MS = 250;
 /**
@@ -565,7 +578,8 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
     assert.ok(standbyServed > 1000, `standby served ${standbyServed} queries`);
     assert.ok(perf.sent >= LOAD_QPS * 9, `dnsperf sent only ${perf.sent}`);
     if (baselineLost === 0) {
-      assert.ok(perf.lost / perf.sent < KILL_LOSS_RATIO, `lost ${perf.lost} of ${perf.sent}\n${perf.raw}`);
+      const bound = ADOPT ? KILL_LOSS_RATIO_ADOPTED : KILL_LOSS_RATIO_UNADOPTED;
+      assert.ok(perf.lost / perf.sent < bound, `lost ${perf.lost} of ${perf.sent} (bound ${bound * 100} %, adoption ${ADOPT ? 'on' : 'off'})\n${perf.raw}`);
       assert.ok(g.longestGapMs < CLIENT_TIMEOUT_S * 1000, `longest gap ${g.longestGapMs} ms`);
       const late = probes.filter(([at, rtt]) => rtt < 0 && at >= killedAt + KILL_FAILOVER_MS).map(([at]) => at - killedAt);
       assert.deepEqual(late, [], `probes sent this many ms after the kill went unanswered`);
