@@ -5,7 +5,8 @@
  * chooses (NODE_LOCAL_DNS_UDP_IO), createUdpListener builds the chosen one. It is the terminal ResponseWriter of its requests: it truncates
  * answers larger than the client's limit (512 bytes, or the EDNS payload size — RFC 6891
  * §6.2.3/§7) as CoreDNS does, to as many whole records as fit with TC=1 (wire/truncate.ts),
- * cache hits and forwarded answers alike, and sends.
+ * cache hits and forwarded answers alike, and sends. Every listener is registered with
+ * udp-adopt.ts, which lets a standby serve a peer's listening socket (`adopt(fd)`) beside it.
  */
 import dgram from 'node:dgram';
 import { closeSync } from 'node:fs';
