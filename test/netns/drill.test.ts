@@ -64,8 +64,9 @@ const CLIENT_TIMEOUT_S = 1;
  * With adoption (the standby holds the primary's listening UDP sockets, ADOPT): 0.05 % (10 of
  * 20 000). A SIGKILL then loses only what the primary had already read and not answered: its
  * cache misses in flight and the rest of the batch it was working on. Measured here with the
- * machine loaded by other suites (load average 4-8), 20 000 queries per kill: 0 lost in 9 of
- * 10 runs, 1 (a kube-dns name, in flight) in one whose baseline already lost queries. The
+ * machine loaded by other suites (load average 3-8), 20 000 queries per kill, one serving
+ * thread each: 0 lost in 11 of 12 runs, 1 (a kube-dns name, in flight) in one whose baseline
+ * already lost queries; with -workers 2 each (DRILL_WORKERS=2), 0 and 10. The
  * issue's target is < 0.01 % (2 queries); the bound leaves 5x that for a primary holding a
  * backlog at the kill on a loaded 2-core machine, and still fails without adoption, which lost
  * 13-262 (0.065-1.31 %) in the same conditions.
