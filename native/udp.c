@@ -28,6 +28,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,29 +317,48 @@ static void on_readable(uv_poll_t *h, int status, int events) {
 
 /* ---- JS methods ---- */
 
-/* new UdpSocket(family: 4 | 6, reusePort: boolean) */
+/* new UdpSocket(family: 4 | 6, reusePort: boolean, adoptFd?: number): with adoptFd (a bound
+ * datagram socket of that family, e.g. received through fdpass.c), the object takes that fd
+ * over (closes it on close()) instead of creating one; on a throw the caller still owns it. */
 static napi_value js_new(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], self;
+  size_t argc = 3;
+  napi_value argv[3], self;
   if (napi_get_cb_info(env, info, &argc, argv, &self, NULL) != napi_ok || argc < 2) return throw_type(env, "family, reusePort");
   int32_t family;
   bool reuse = false;
   if (!get_int(env, argv[0], &family) || (family != 4 && family != 6)) return throw_type(env, "family must be 4 or 6");
   napi_get_value_bool(env, argv[1], &reuse);
   int af = family == 6 ? AF_INET6 : AF_INET;
-  int fd = socket(af, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return throw_errno(env, "socket", errno);
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-    int e = errno;
-    close(fd);
-    return throw_errno(env, "SO_REUSEPORT", e);
+  int32_t adopt = -1;
+  napi_valuetype t = napi_undefined;
+  if (argc >= 3 && napi_typeof(env, argv[2], &t) == napi_ok && t != napi_undefined && (!get_int(env, argv[2], &adopt) || adopt < 0)) {
+    return throw_type(env, "adoptFd must be a descriptor");
   }
-  if (af == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  int fd = adopt;
+  if (adopt >= 0) {
+    int type = 0, domain = 0;
+    socklen_t l1 = sizeof type, l2 = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l1) != 0 || getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l2) != 0) {
+      return throw_errno(env, "adopt", errno);
+    }
+    if (type != SOCK_DGRAM || domain != af) return throw_errno(env, "adopt", EINVAL);
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) return throw_errno(env, "adopt", errno);
+  } else {
+    fd = socket(af, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return throw_errno(env, "socket", errno);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+      int e = errno;
+      close(fd);
+      return throw_errno(env, "SO_REUSEPORT", e);
+    }
+    if (af == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  }
   udp_sock *s = calloc(1, sizeof *s);
   if (s == NULL) {
-    close(fd);
+    if (adopt < 0) close(fd);
     return throw_errno(env, "calloc", ENOMEM);
   }
   s->env = env;
@@ -346,7 +366,7 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
   s->family = af;
   s->refs = 1;
   if (napi_wrap(env, self, s, finalize, NULL, NULL) != napi_ok) {
-    close(fd);
+    if (adopt < 0) close(fd);
     free(s);
     return throw_errno(env, "napi_wrap", EINVAL);
   }
@@ -588,6 +608,8 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+void fdpass_init(napi_env env, napi_value exports);
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
       {"bind", NULL, js_bind, NULL, NULL, NULL, napi_default_method, NULL},
@@ -604,6 +626,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value meta;
   napi_create_int32(env, META_INTS, &meta);
   napi_set_named_property(env, exports, "META_INTS", meta);
+  fdpass_init(env, exports); /* fdpass.c: SCM_RIGHTS hand-over of listening sockets */
   return exports;
 }
 

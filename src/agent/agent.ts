@@ -53,7 +53,7 @@ import { NodeNetwork } from './network.ts';
 import { removePidfile, writePidfile } from './pidfile.ts';
 import { SetupErrorType, SetupMetrics } from './setup-metrics.ts';
 import { TemplateError } from './template.ts';
-import { PeerPhase, PeerRole, PeerRegistry, describePeer, networkNamespaceId, peerScope, waitForLocalIps, type LivePeer } from './standby.ts';
+import { PeerPhase, PeerRole, PeerRegistry, SocketAdoption, describePeer, networkNamespaceId, peerScope, waitForLocalIps, type LivePeer } from './standby.ts';
 
 export interface EngineHandle {
   /** The cluster's zones for the next reload (the engine hands them to every worker then). */
@@ -164,6 +164,8 @@ class NodeAgent {
   #periodicTimer: NodeJS.Timeout | undefined;
   /** The network sync in progress; a sync asked for meanwhile joins it. */
   #syncing: Promise<void> | undefined;
+  /** Standby: serves the live primaries' listening UDP sockets too (standby.ts SocketAdoption); undefined without the addon. */
+  #adoption: SocketAdoption | undefined;
   /** Standby: whether a primary was alive at the last look (undefined before the first). */
   #primaryAlive: boolean | undefined;
   #refresher: ConfigRefresher | undefined;
@@ -464,7 +466,11 @@ class NodeAgent {
   async #watchPrimary(): Promise<void> {
     const registry = this.#registry;
     if (!registry || this.#stopping) return;
-    const primaries = (await registry.peers()).filter((p) => p.name.role === PeerRole.PRIMARY);
+    const peers = await registry.peers();
+    if (this.#stopping) return;
+    this.#adoption ??= SocketAdoption.create(this.#log);
+    this.#adoption?.update(peers);
+    const primaries = peers.filter((p) => p.name.role === PeerRole.PRIMARY);
     const alive = primaries.length > 0;
     if (alive === this.#primaryAlive || this.#stopping) return;
     this.#primaryAlive = alive;
@@ -527,6 +533,7 @@ class NodeAgent {
     this.#stopWatchingJoiner();
     await this.#refresher?.stop();
     await this.#syncing;
+    if (this.#adoption && this.#registry) this.#adoption.stop(await this.#registry.peers());
     try {
       await this.#engine?.stop();
     } catch (err) {

@@ -26,15 +26,25 @@
  *    peer of that role knows a newer instance is starting before that instance's /ready port
  *    can take a probe (agent.ts: ready while a newer instance starts). Any other line is
  *    answered as `status` (what instances before `joining` do with it too).
+ *  - `fds` (native addon only): a serving primary answers one short line (`fds <n>`) carrying
+ *    its listening UDP sockets as SCM_RIGHTS (native/fdpass.c): every bound, unconnected
+ *    SO_REUSEPORT UDP socket of the process, workers' included, at most 64. A standby serves
+ *    them beside its own (src/server/udp-adopt.ts, SocketAdoption below), so a SIGKILLed
+ *    primary's sockets stay open and their queues are read by the standby. Anything else (no
+ *    addon, not a serving primary, no such socket) answers the status line, as `status`.
  *  - Leaving: close the socket and unlink it (`leave()`), then look for live peers. The last
  *    instance to leave therefore sees none, and is the one that tears the network set-up down.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
+import { readdirSync } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, rename, rm, stat } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { BroadcastChannel } from 'node:worker_threads';
 import type { Logger } from '../plugin.ts';
+import { ADOPT_CHANNEL, type AdoptMessage } from '../server/udp-adopt.ts';
+import { type UdpAddon, loadUdpAddon } from '../server/udp-native.ts';
 import type { CommandRunner } from './exec.ts';
 
 export const PeerRole = { PRIMARY: 'primary', STANDBY: 'standby' } as const;
@@ -55,6 +65,8 @@ const STALE_TMP_AGE_MS = 60_000;
 const MAX_REQUEST_BYTES = 64;
 /** Connections served at once on the peer socket (peers probe once per sync interval); more are closed at accept. */
 const MAX_PEER_CONNECTIONS = 32;
+/** Descriptors passed per `fds` answer (SCM_MAX_FD is 253; fdpass.c takes at most 64). */
+const MAX_PASSED_FDS = 64;
 /** sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
 
@@ -335,12 +347,35 @@ export class PeerRegistry {
       req = '';
       if (line === 'sync') this.#requestSync();
       else if (line.startsWith('joining ')) this.#joining(line.slice('joining '.length));
+      if (line === 'fds' && this.#sendListeningSockets(sock)) return;
       sock.end(`${JSON.stringify(this.status())}\n`, () => sock.destroy());
     });
   }
 
   #joining(role: string): void {
     if (isPeerRole(role)) this.#onJoining?.(role);
+  }
+
+  /**
+   * `fds`: a serving primary passes its listening UDP sockets (see the module comment) and
+   * closes the connection. False when there is nothing to pass (the caller answers the status
+   * line); a failed send closes the connection (the peer sees no descriptors).
+   */
+  #sendListeningSockets(sock: Socket): boolean {
+    if (this.role !== PeerRole.PRIMARY || this.phase !== PeerPhase.SERVING) return false;
+    const { addon } = loadUdpAddon();
+    if (addon === null || typeof addon.sendFds !== 'function') return false;
+    const unixFd = (sock as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+    if (typeof unixFd !== 'number' || unixFd < 0) return false;
+    const fds = listeningUdpFds(addon);
+    if (fds.length === 0) return false;
+    try {
+      addon.sendFds(unixFd, fds, `fds ${fds.length}\n`);
+    } catch (err) {
+      this.#log.warn(`Cannot pass the listening sockets to a peer: ${(err as Error).message}`);
+    }
+    sock.destroy();
+    return true;
   }
 
   #requestSync(): void {
@@ -458,6 +493,86 @@ export class PeerRegistry {
       await rm(this.path, { force: true }).catch(() => undefined);
     })();
     return this.#left;
+  }
+}
+
+/** This process's listening UDP sockets (bound, unconnected, SO_REUSEPORT; any thread's), at most MAX_PASSED_FDS. */
+function listeningUdpFds(addon: UdpAddon): number[] {
+  let names: string[];
+  try {
+    names = readdirSync('/proc/self/fd');
+  } catch {
+    return [];
+  }
+  const fds: number[] = [];
+  for (const n of names) {
+    const fd = Number(n);
+    if (!Number.isInteger(fd) || fd < 0) continue;
+    if (addon.udpListenerName(fd) !== '') fds.push(fd);
+    if (fds.length === MAX_PASSED_FDS) break;
+  }
+  return fds;
+}
+
+/**
+ * A standby's adoption of the live primaries' listening sockets (main thread side; the serving
+ * threads' side is src/server/udp-adopt.ts, which the messages below reach through a
+ * BroadcastChannel). `update` runs on every look at the peers (each -syncinterval): it asks the
+ * serving threads to adopt the sockets of every serving primary they do not hold yet, and to
+ * hand over (connect away, drain, close: nothing lost) those of primaries that are gone. A
+ * SIGKILLed primary is therefore served through its own sockets until the next look, then its
+ * sockets are released: kills never accumulate sockets. `stop` releases everything before the
+ * engine stops: sockets of live primaries are closed (they keep theirs), of dead ones handed over.
+ * Disabled (`create` returns undefined) without the addon's fdpass, or with
+ * NODE_LOCAL_DNS_ADOPT=0.
+ */
+export class SocketAdoption {
+  readonly #channel: BroadcastChannel;
+  /** Primaries (peer socket paths) whose sockets were offered to the serving threads. */
+  readonly #owners = new Set<string>();
+  readonly #log: Logger;
+
+  private constructor(log: Logger) {
+    this.#log = log;
+    this.#channel = new BroadcastChannel(ADOPT_CHANNEL);
+    this.#channel.unref();
+  }
+
+  static create(log: Logger): SocketAdoption | undefined {
+    if (process.env.NODE_LOCAL_DNS_ADOPT === '0') return undefined;
+    const { addon } = loadUdpAddon();
+    if (addon === null || typeof addon.recvFds !== 'function') return undefined;
+    return new SocketAdoption(log);
+  }
+
+  #post(m: AdoptMessage): void {
+    this.#channel.postMessage(m);
+  }
+
+  /** `live`: the peers alive now (PeerRegistry.peers()). */
+  update(live: readonly LivePeer[]): void {
+    const alive = new Set(live.map((p) => p.path));
+    for (const owner of this.#owners) {
+      if (alive.has(owner)) continue;
+      this.#owners.delete(owner);
+      this.#log.info(`standby: releasing the listening sockets adopted from ${owner} (its instance is gone)`);
+      this.#post({ type: 'release', owner, handOver: true });
+    }
+    for (const p of live) {
+      if (p.name.role !== PeerRole.PRIMARY || p.status?.phase !== PeerPhase.SERVING) continue;
+      if (!this.#owners.has(p.path)) this.#log.info(`standby: adopting the listening UDP sockets of ${describePeer(p)}`);
+      this.#owners.add(p.path);
+      // Repeated on every look: a thread that could not adopt yet (busy primary) tries again.
+      this.#post({ type: 'adopt', owner: p.path, path: p.path });
+    }
+  }
+
+  /** Before the engine stops: hand over the sockets of gone primaries, close those of live ones. */
+  stop(live: readonly LivePeer[]): void {
+    const alive = new Set(live.map((p) => p.path));
+    for (const owner of this.#owners) this.#post({ type: 'release', owner, handOver: !alive.has(owner) });
+    this.#owners.clear();
+    this.#channel.close();
   }
 }
 

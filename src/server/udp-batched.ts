@@ -15,6 +15,7 @@
  * Bounds: recvArena SLOTS × 65535 bytes (virtual; only the pages datagrams touch are resident),
  * sendArena SEND_ARENA_BYTES, both per listener and fixed.
  */
+import { closeSync } from 'node:fs';
 import type { ResponseWriter } from '../plugin.ts';
 import { Request, Proto } from './request.ts';
 import { truncateResponse } from '../wire/truncate.ts';
@@ -100,7 +101,8 @@ export class BatchedUdpListener implements ResponseWriter {
   received = 0;
   sent = 0;
   sendErrors = 0;
-  private closed = false;
+  /** Set by close() (read by the adoption registry, udp-adopt.ts). */
+  closed = false;
   private readonly recvArena = Buffer.allocUnsafeSlow(SLOTS * SLOT_BYTES);
   private readonly recvMeta = new Int32Array(SLOTS * META);
   private readonly sendArena = Buffer.allocUnsafeSlow(SEND_ARENA_BYTES);
@@ -124,9 +126,11 @@ export class BatchedUdpListener implements ResponseWriter {
   /** Creates, binds and starts the socket; rejects with the bind error (EADDRINUSE, EMFILE, ...). */
   bind(): Promise<number> {
     let sock: NativeUdpSocket | null = null;
+    let bound = false;
     try {
       sock = new this.addon.UdpSocket(this.family, this.reusePort);
       this.port = sock.bind(this.address === '' ? (this.family === 6 ? '::' : '0.0.0.0') : this.address, this.port);
+      bound = true;
       // Capped by net.core.rmem_max/wmem_max; the kernel default then applies.
       sock.setBufferSizes(4 * 1024 * 1024, 4 * 1024 * 1024);
       sock.start(SLOTS, SLOT_BYTES, this.recvArena, this.recvMeta, this.sendArena, this.sendMeta, this.onBatch);
@@ -141,13 +145,35 @@ export class BatchedUdpListener implements ResponseWriter {
       }
       // As Node's dgram words it: `bind EADDRNOTAVAIL 198.18.255.123:53`.
       const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
-      if (typeof e.code === 'string' && e.syscall === 'bind') {
+      if (sock !== null && !bound && typeof e.code === 'string') {
         e.message = `bind ${e.code} ${this.address}:${this.port}`;
         e.address = this.address;
         e.port = this.port;
       }
       return Promise.reject(err);
     }
+  }
+
+  /**
+   * Serves `fd`, a bound listening socket received from a peer instance (udp-adopt.ts),
+   * instead of binding one. Takes the fd over in every case: closed on failure.
+   */
+  adopt(fd: number): void {
+    let sock: NativeUdpSocket;
+    try {
+      sock = new this.addon.UdpSocket(this.family, this.reusePort, fd);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    try {
+      sock.start(SLOTS, SLOT_BYTES, this.recvArena, this.recvMeta, this.sendArena, this.sendMeta, this.onBatch);
+    } catch (err) {
+      sock.close();
+      throw err;
+    }
+    this.socket = sock;
+    if (this.closed) this.closeSocket();
   }
 
   /** The native socket (tests set tiny buffers through it); null before bind and after close. */

@@ -40,8 +40,19 @@ export interface NativeUdpSocket {
 }
 
 export interface UdpAddon {
-  UdpSocket: new (family: 4 | 6, reusePort: boolean) => NativeUdpSocket;
+  /** With `adoptFd`, the socket takes over that bound datagram fd instead of creating one. */
+  UdpSocket: new (
+    family: 4 | 6,
+    reusePort: boolean,
+    adoptFd?: number,
+  ) => NativeUdpSocket;
   META_INTS: number;
+  /** native/fdpass.c: SCM_RIGHTS over a connected unix stream socket (never blocks). */
+  sendFds(unixFd: number, fds: number[], text: string): number;
+  /** native/fdpass.c: connect, write `request`, read one answer and its fds (blocking, bounded by timeoutMs). */
+  recvFds(path: string, request: string, timeoutMs: number): { fds: number[]; text: string };
+  /** native/fdpass.c: `family|address|port` of a bound, unconnected SO_REUSEPORT UDP socket; '' otherwise. */
+  udpListenerName(fd: number): string;
 }
 
 export class UdpIoError extends Error {

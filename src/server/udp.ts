@@ -5,14 +5,17 @@
  * chooses (NODE_LOCAL_DNS_UDP_IO), createUdpListener builds the chosen one. It is the terminal ResponseWriter of its requests: it truncates
  * answers larger than the client's limit (512 bytes, or the EDNS payload size — RFC 6891
  * §6.2.3/§7) as CoreDNS does, to as many whole records as fit with TC=1 (wire/truncate.ts),
- * cache hits and forwarded answers alike, and sends.
+ * cache hits and forwarded answers alike, and sends. Every listener is registered with
+ * udp-adopt.ts, which lets a standby serve a peer's listening socket (`adopt(fd)`) beside it.
  */
 import dgram from 'node:dgram';
+import { closeSync } from 'node:fs';
 import type { ResponseWriter } from '../plugin.ts';
 import { Request, Proto } from './request.ts';
 import { truncateResponse } from '../wire/truncate.ts';
 import type { Dispatcher } from './dispatch.ts';
 import { BatchedUdpListener } from './udp-batched.ts';
+import { trackListener } from './udp-adopt.ts';
 import { UdpIo, UdpIoError, type UdpIoValue, loadUdpAddon, udpIoMode } from './udp-native.ts';
 
 /** What the engine uses of a UDP listener, whichever I/O path serves it. */
@@ -24,7 +27,11 @@ export interface UdpListener extends ResponseWriter {
   received: number;
   sent: number;
   sendErrors: number;
+  /** Set once close() began. */
+  readonly closed: boolean;
   bind(): Promise<number>;
+  /** Serves `fd` (a peer's listening socket, udp-adopt.ts) instead of binding; takes the fd over, closed on failure. */
+  adopt(fd: number): void | Promise<void>;
   handOver(deadline: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -37,9 +44,12 @@ export function createUdpListener(address: string, port: number, dispatcher: Dis
   if (io === UdpIo.BATCHED && !address.includes('%')) {
     const { addon, reason } = loadUdpAddon();
     if (addon === null) throw new UdpIoError(`UDP addon unavailable: ${reason}`);
-    return new BatchedUdpListener(address, port, dispatcher, reusePort, addon);
+    return trackListener(
+      new BatchedUdpListener(address, port, dispatcher, reusePort, addon),
+      () => new BatchedUdpListener(address, port, dispatcher, reusePort, addon),
+    );
   }
-  return new DgramUdpListener(address, port, dispatcher, reusePort);
+  return trackListener(new DgramUdpListener(address, port, dispatcher, reusePort), () => new DgramUdpListener(address, port, dispatcher, reusePort));
 }
 
 /** Resolves IP literals synchronously: dgram's default lookup defers every send a tick. */
@@ -59,7 +69,8 @@ export class DgramUdpListener implements UdpListener {
   received = 0;
   sent = 0;
   sendErrors = 0;
-  private closed = false;
+  /** Set by close() (read by the adoption registry, udp-adopt.ts). */
+  closed = false;
   /** While handing over: answers held until the socket is disconnected again (see handOver). */
   private held: { msg: Buffer; port: number; address: string }[] | null = null;
 
@@ -96,6 +107,30 @@ export class DgramUdpListener implements UdpListener {
         }
         resolve(this.port);
       });
+    });
+  }
+
+  /** dgram wraps the fd (`bind({ fd })`); see UdpListener.adopt. */
+  adopt(fd: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => {
+        try {
+          closeSync(fd);
+        } catch {
+          // dgram may have taken it over already
+        }
+        reject(err);
+      };
+      this.socket.once('error', onError);
+      try {
+        this.socket.bind({ fd }, () => {
+          this.socket.off('error', onError);
+          resolve();
+        });
+      } catch (err) {
+        this.socket.off('error', onError);
+        onError(err as Error);
+      }
     });
   }
 

@@ -559,7 +559,9 @@ describe('Dockerfile and .dockerignore', () => {
     // of that stage but the .node file reaches the runtime stage.
     const installs = runs.filter((r) => /\bnpm (install|i)\b/.test(r));
     assert.deepEqual(
-      installs.map((r) => /npm install (?:--\S+ )*"node-gyp@\$\(node -p "require\('\.\/package-lock\.json'\)\.packages\['node_modules\/node-gyp'\]\.version"\)"$/.test(r)),
+      installs.map((r) =>
+        /npm install (?:--\S+ )*"node-gyp@\$\(node -p "require\('\.\/package-lock\.json'\)\.packages\['node_modules\/node-gyp'\]\.version"\)"$/.test(r),
+      ),
       [true],
       installs.join('\n'),
     );

@@ -13,8 +13,10 @@
  *     busy to measure anything: that subtest fails saying so, and the drills below still run and
  *     print their numbers but do not assert their loss bounds;
  *  1. a standby started before any primary waits for the local IPs, then serves;
- *  2. `kill -9` of the primary under load: lost queries < 1 % (see KILL_LOSS_RATIO for why not
- *     0.1 %), every probe sent 250 ms after the kill answered, no gap of a client timeout (1 s);
+ *  2. `kill -9` of the primary under load: lost queries < 0.05 % when the standby adopted the
+ *     primary's UDP sockets (native addon), < 1 % without (see KILL_LOSS_RATIO_ADOPTED), every
+ *     probe sent 250 ms after the kill answered, no gap of a client timeout (1 s); the standby
+ *     hands the dead primary's sockets over at its next look, and adopts the new primary's;
  *  3. rolling restart under load (SIGTERM primary → new primary → SIGTERM standby → new standby):
  *     no query lost (see ROLLING_LOSS_BOUND for why this is the bound asserted);
  *  4. teardown: an instance leaving while a peer lives leaves rules and interface in place; the
@@ -32,6 +34,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SIM, createSimNode, dig, netnsSkipReason, savedRules, waitFor, type SimNode } from './harness.ts';
 import { shippedNodeFlags } from '../../bench/lib/servers.ts';
+import { loadUdpAddon } from '../../src/server/udp-native.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const MAIN = join(ROOT, 'src/main.ts');
@@ -56,18 +59,30 @@ const LOAD_QPS = 2000;
 const LOAD_CLIENTS = 32;
 const CLIENT_TIMEOUT_S = 1;
 /**
- * Lost-query bound of the kill drill: 1 %, not the 0.1 % aimed at, which this 2-core machine
- * meets only when it is otherwise idle. What a SIGKILL loses is what the killed process held
- * (queued and in-flight queries) plus what the kernel keeps steering to its sockets until they
- * close, and Linux closes a dying process's files only after tearing down its memory (do_exit:
- * exit_mm before exit_files): 10-40 ms for a ~100 MB Node.js process here, during which half of
- * the new queries still go to the dead instance. Measured with a clean baseline, 20 000 queries:
- * load average ~2: 15-23 lost (0.075-0.115 %); load average 3-5 (other test suites running):
- * 26-67 (0.13-0.34 %), once 123 (0.62 %) when the primary also had a backlog at the kill.
- * 1 % still fails on any real failover fault: half the queries unanswered for 1 s is 5 %; and
- * KILL_FAILOVER_MS bounds the failover time itself.
+ * Lost-query bound of the kill drill.
+ *
+ * With adoption (the standby holds the primary's listening UDP sockets, ADOPT): 0.05 % (10 of
+ * 20 000). A SIGKILL then loses only what the primary had already read and not answered: its
+ * cache misses in flight and the rest of the batch it was working on. Measured here with the
+ * machine loaded by other suites (load average 3-8), 20 000 queries per kill, one serving
+ * thread each: 0 lost in 11 of 12 runs, 1 (a kube-dns name, in flight) in one whose baseline
+ * already lost queries; with -workers 2 each (DRILL_WORKERS=2), 0 and 10. The
+ * issue's target is < 0.01 % (2 queries); the bound leaves 5x that for a primary holding a
+ * backlog at the kill on a loaded 2-core machine, and still fails without adoption, which lost
+ * 13-262 (0.065-1.31 %) in the same conditions.
+ *
+ * Without adoption (no addon, or DRILL_ADOPT=0): 1 %. What a SIGKILL loses is then what the
+ * killed process held (queued and in-flight queries) plus what the kernel keeps steering to its
+ * sockets until they close, and Linux closes a dying process's files only after tearing down
+ * its memory (do_exit: exit_mm before exit_files): 10-40 ms for a ~100 MB Node.js process here,
+ * during which half of the new queries still go to the dead instance. Measured on the dgram
+ * path with a clean baseline: load average ~2: 15-23 lost (0.075-0.115 %); load 3-5: 26-67
+ * (0.13-0.34 %), once 123 (0.62 %); on the batched path at load 5-6 twice 1.2-1.3 % (above this
+ * bound: DRILL_ADOPT=0 is a measurement, not a gate). 1 % still fails on a real failover fault:
+ * half the queries unanswered for 1 s is 5 %; and KILL_FAILOVER_MS bounds the failover time.
  */
-const KILL_LOSS_RATIO = 0.01;
+const KILL_LOSS_RATIO_ADOPTED = 0.0005;
+const KILL_LOSS_RATIO_UNADOPTED = 0.01;
 /** Every probe sent this long after the kill must be answered (measured: none unanswered 40 ms after it). */
 const KILL_FAILOVER_MS = 250;
 /**
@@ -80,6 +95,17 @@ const KILL_FAILOVER_MS = 250;
  * over 24 further single SIGTERM-and-restart rounds at 2000 queries/s.
  */
 const ROLLING_LOSS_BOUND = 0;
+/**
+ * Whether the standby adopts the primary's listening UDP sockets (SCM_RIGHTS through the peer
+ * socket, docs/zero-downtime.md "Kill without loss"): needs the native addon; DRILL_ADOPT=0
+ * turns it off (NODE_LOCAL_DNS_ADOPT=0) to measure a kill without it.
+ */
+const ADOPT = process.env.DRILL_ADOPT !== '0' && addonHasFdPass();
+
+function addonHasFdPass(): boolean {
+  const { addon } = loadUdpAddon();
+  return addon !== null && typeof addon.recvFds === 'function';
+}
 
 type Role = 'primary' | 'standby';
 
@@ -139,9 +165,10 @@ function startInstance(sim: SimNode, p: Paths, role: Role, name: string): Instan
       join(own, 'node-cache.pid'),
       '-peerdir',
       p.peers,
-      // One serving thread per instance: the drill is about instances, and the machine has 2 cores.
+      // One serving thread per instance: the drill is about instances, and the machine has 2 cores
+      // (DRILL_WORKERS=2 runs it with two, each with its own sockets, all of them adopted).
       '-workers',
-      '1',
+      process.env.DRILL_WORKERS ?? '1',
       ...(role === 'standby' ? ['-standby'] : []),
     ],
     {
@@ -151,6 +178,8 @@ function startInstance(sim: SimNode, p: Paths, role: Role, name: string): Instan
         KUBE_DNS_UPSTREAM_SERVICE_HOST: SIM.kubeDnsUpstreamServiceIp,
         NODE_LOCAL_DNS_HEALTH_PORT: String(ports.health),
         NODE_LOCAL_DNS_METRICS_PORT: String(ports.metrics),
+        // DRILL_ADOPT=0 measures the kill without the standby adopting the primary's sockets.
+        ...(ADOPT ? {} : { NODE_LOCAL_DNS_ADOPT: '0' }),
       },
     },
   );
@@ -528,6 +557,7 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
     await new Promise((r) => setTimeout(r, 2000));
     const primaryServed = (await requestsServed(sim, primary)) - before.primary;
     await new Promise((r) => setTimeout(r, Math.max(0, load.startedAtMs + 5000 - Date.now())));
+    if (ADOPT) assert.match(standby.out(), /standby: adopting the listening UDP sockets of primary pid \d+/, 'adopted before the kill');
     const killedAt = Date.now();
     primary.child.kill('SIGKILL');
     const [perf, probes] = await Promise.all([load.dnsperf, load.probes]);
@@ -543,11 +573,14 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
     assert.equal((await primary.exited).signal, 'SIGKILL');
     // Both instances had taken a share of the load before the kill (SO_REUSEPORT spreads it).
     const standbyServed = (await requestsServed(sim, standby)) - before.standby;
-    assert.ok(primaryServed > 1000, `primary served ${primaryServed} queries before the kill`);
+    // With adoption the standby also reads the primary's sockets, so the primary answers about
+    // a quarter of the load instead of half (measured 788 of ~4000 in these 2 s).
+    assert.ok(primaryServed > (ADOPT ? 200 : 1000), `primary served ${primaryServed} queries before the kill`);
     assert.ok(standbyServed > 1000, `standby served ${standbyServed} queries`);
     assert.ok(perf.sent >= LOAD_QPS * 9, `dnsperf sent only ${perf.sent}`);
     if (baselineLost === 0) {
-      assert.ok(perf.lost / perf.sent < KILL_LOSS_RATIO, `lost ${perf.lost} of ${perf.sent}\n${perf.raw}`);
+      const bound = ADOPT ? KILL_LOSS_RATIO_ADOPTED : KILL_LOSS_RATIO_UNADOPTED;
+      assert.ok(perf.lost / perf.sent < bound, `lost ${perf.lost} of ${perf.sent} (bound ${bound * 100} %, adoption ${ADOPT ? 'on' : 'off'})\n${perf.raw}`);
       assert.ok(g.longestGapMs < CLIENT_TIMEOUT_S * 1000, `longest gap ${g.longestGapMs} ms`);
       const late = probes.filter(([at, rtt]) => rtt < 0 && at >= killedAt + KILL_FAILOVER_MS).map(([at]) => at - killedAt);
       assert.deepEqual(late, [], `probes sent this many ms after the kill went unanswered`);
@@ -562,6 +595,14 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
       r.raw,
     );
     await waitFor('the standby to notice the primary is gone', async () => standby.out().includes('standby: no live primary'), 20_000);
+    if (ADOPT) {
+      // The dead primary's sockets are handed over (connected away, drained, closed), not kept.
+      await waitFor(
+        "the standby to release the dead primary's sockets",
+        async () => /standby: releasing the listening sockets adopted from .*primary-/.test(standby.out()),
+        20_000,
+      );
+    }
   });
 
   await t.test("a new primary adopts the set-up; the dead one's socket is removed", async () => {
@@ -578,6 +619,15 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
     assert.doesNotMatch(primary.out(), /Added back nodelocaldns rule|Added interface/);
     assert.equal((await nodeLocalRules(sim)).length, 24, 'no duplicate rules');
     await waitFor('the standby to see the new primary', async () => (standby.out().match(/standby: primary alive/g) ?? []).length >= 2, 20_000);
+    if (ADOPT) {
+      // One adoption per primary and one release per gone primary: kills do not accumulate sockets.
+      await waitFor(
+        "the standby to adopt the new primary's sockets",
+        async () => (standby.out().match(/standby: adopting the listening UDP sockets/g) ?? []).length === 2,
+        20_000,
+      );
+      assert.equal((standby.out().match(/standby: releasing the listening sockets adopted from/g) ?? []).length, 1, standby.out());
+    }
   });
 
   await t.test('rolling restart of both under load', async () => {

@@ -1,0 +1,279 @@
+/*
+ * Passing listening UDP sockets between node-local-dns instances (SCM_RIGHTS), Linux only.
+ * Part of the udp addon (binding.gyp target "udp"); udp.c's init calls fdpass_init.
+ *
+ *   sendFds(unixFd, fds, text)      one sendmsg on a connected unix stream socket (the peer
+ *                                   server's accepted connection, non-blocking, owned by libuv):
+ *                                   `text` (1..255 bytes) with the fds (1..FDPASS_MAX_FDS) as
+ *                                   SCM_RIGHTS. Returns the bytes sent; throws on any error or a
+ *                                   partial send. Never blocks (MSG_DONTWAIT).
+ *   recvFds(path, request, timeoutMs) -> { fds, text }
+ *                                   connects to a peer socket, writes `request`, reads one
+ *                                   answer with its SCM_RIGHTS fds (close-on-exec). Blocking,
+ *                                   bounded: SO_SNDTIMEO/SO_RCVTIMEO of timeoutMs (1..5000) on
+ *                                   connect, write and the one recvmsg. A truncated control
+ *                                   message (MSG_CTRUNC) closes what arrived and throws.
+ *   udpListenerName(fd) -> "4|127.0.0.1|53" or ""
+ *                                   the fd's family, address and port when it is a bound,
+ *                                   unconnected AF_INET/AF_INET6 datagram socket with
+ *                                   SO_REUSEPORT (a DNS listener); "" for anything else.
+ *
+ * No global state; nothing is kept between calls.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <node_api.h>
+#include <uv.h>
+
+#define FDPASS_MAX_FDS 64
+#define FDPASS_MAX_TEXT 256
+#define FDPASS_MAX_REQUEST 64
+#define FDPASS_MAX_TIMEOUT_MS 5000
+
+typedef union {
+  char buf[CMSG_SPACE(sizeof(int) * FDPASS_MAX_FDS)];
+  struct cmsghdr align;
+} fd_control;
+
+static napi_value fp_throw(napi_env env, const char *what, int err) {
+  char msg[160];
+  const char *name = uv_err_name(uv_translate_sys_error(err));
+  snprintf(msg, sizeof msg, "%s %s: %s", what, name, strerror(err));
+  napi_value code, message, error, errno_v, syscall_v;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, code, message, &error);
+  napi_create_int32(env, err, &errno_v);
+  napi_set_named_property(env, error, "errno", errno_v);
+  napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &syscall_v);
+  napi_set_named_property(env, error, "syscall", syscall_v);
+  napi_throw(env, error);
+  return NULL;
+}
+
+static napi_value fp_type(napi_env env, const char *msg) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG", msg);
+  return NULL;
+}
+
+static int sock_opt(int fd, int opt, int *out) {
+  socklen_t len = sizeof *out;
+  return getsockopt(fd, SOL_SOCKET, opt, out, &len) == 0 && len == sizeof *out;
+}
+
+/* sendFds(unixFd: number, fds: number[], text: string): number */
+static napi_value js_send_fds(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) return fp_type(env, "unixFd, fds, text");
+  int32_t unix_fd;
+  if (napi_get_value_int32(env, argv[0], &unix_fd) != napi_ok || unix_fd < 0) return fp_type(env, "unixFd must be a descriptor");
+  bool is_array = false;
+  uint32_t count = 0;
+  if (napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[1], &count) != napi_ok) {
+    return fp_type(env, "fds must be an array");
+  }
+  if (count < 1 || count > FDPASS_MAX_FDS) return fp_type(env, "fds: 1 to 64 descriptors");
+  int fds[FDPASS_MAX_FDS];
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value v;
+    int32_t fd;
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok || napi_get_value_int32(env, v, &fd) != napi_ok || fd < 0) {
+      return fp_type(env, "fds must be descriptors");
+    }
+    fds[i] = fd;
+  }
+  char text[FDPASS_MAX_TEXT];
+  size_t text_len = 0;
+  if (napi_get_value_string_utf8(env, argv[2], text, sizeof text, &text_len) != napi_ok || text_len < 1 || text_len >= sizeof text - 1) {
+    return fp_type(env, "text: 1 to 254 bytes");
+  }
+  /* Only ever onto a unix stream socket: never hand our sockets to anything else. */
+  int domain = 0, type = 0;
+  if (!sock_opt(unix_fd, SO_DOMAIN, &domain) || !sock_opt(unix_fd, SO_TYPE, &type)) return fp_throw(env, "getsockopt", errno);
+  if (domain != AF_UNIX || type != SOCK_STREAM) return fp_throw(env, "sendFds", ENOTSOCK);
+
+  fd_control ctl;
+  memset(&ctl, 0, sizeof ctl);
+  struct iovec iov = {.iov_base = text, .iov_len = text_len};
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctl.buf;
+  msg.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * count);
+  memcpy(CMSG_DATA(c), fds, sizeof(int) * count);
+  ssize_t r;
+  do r = sendmsg(unix_fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) return fp_throw(env, "sendmsg", errno);
+  /* The fds travel with the first byte; a short write would leave the answer cut. */
+  if ((size_t)r != text_len) return fp_throw(env, "sendmsg", EAGAIN);
+  napi_value out;
+  napi_create_int32(env, (int32_t)r, &out);
+  return out;
+}
+
+static void close_all(const int *fds, size_t n) {
+  for (size_t i = 0; i < n; i++) close(fds[i]);
+}
+
+/* recvFds(path: string, request: string, timeoutMs: number): { fds: number[], text: string } */
+static napi_value js_recv_fds(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) return fp_type(env, "path, request, timeoutMs");
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  size_t path_len = 0;
+  if (napi_get_value_string_utf8(env, argv[0], sa.sun_path, sizeof sa.sun_path, &path_len) != napi_ok || path_len < 1 ||
+      path_len >= sizeof sa.sun_path - 1) {
+    return fp_type(env, "path: 1 to 106 bytes");
+  }
+  char request[FDPASS_MAX_REQUEST];
+  size_t request_len = 0;
+  if (napi_get_value_string_utf8(env, argv[1], request, sizeof request, &request_len) != napi_ok || request_len < 1 ||
+      request_len >= sizeof request - 1) {
+    return fp_type(env, "request: 1 to 62 bytes");
+  }
+  int32_t timeout_ms;
+  if (napi_get_value_int32(env, argv[2], &timeout_ms) != napi_ok || timeout_ms < 1 || timeout_ms > FDPASS_MAX_TIMEOUT_MS) {
+    return fp_type(env, "timeoutMs: 1 to 5000");
+  }
+
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return fp_throw(env, "socket", errno);
+  struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+  if (setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 || setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) {
+    int e = errno;
+    close(s);
+    return fp_throw(env, "setsockopt", e);
+  }
+  if (connect(s, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    int e = errno;
+    close(s);
+    return fp_throw(env, "connect", e);
+  }
+  ssize_t w;
+  do w = send(s, request, request_len, MSG_NOSIGNAL);
+  while (w < 0 && errno == EINTR);
+  if (w < 0 || (size_t)w != request_len) {
+    int e = w < 0 ? errno : EAGAIN;
+    close(s);
+    return fp_throw(env, "send", e);
+  }
+
+  char text[FDPASS_MAX_TEXT];
+  fd_control ctl;
+  memset(&ctl, 0, sizeof ctl);
+  struct iovec iov = {.iov_base = text, .iov_len = sizeof text - 1};
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctl.buf;
+  msg.msg_controllen = sizeof ctl.buf;
+  ssize_t r;
+  do r = recvmsg(s, &msg, MSG_CMSG_CLOEXEC);
+  while (r < 0 && errno == EINTR);
+  int recv_errno = errno;
+  close(s);
+
+  /* Collect every SCM_RIGHTS descriptor that arrived, even on an error, so none leaks. */
+  int fds[FDPASS_MAX_FDS];
+  size_t n = 0;
+  int bad_control = 0;
+  if (r >= 0) {
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(0)) {
+        bad_control = 1;
+        continue;
+      }
+      size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      const unsigned char *data = CMSG_DATA(c);
+      for (size_t i = 0; i < k; i++) {
+        int fd;
+        memcpy(&fd, data + i * sizeof(int), sizeof fd);
+        if (n < FDPASS_MAX_FDS) fds[n++] = fd;
+        else close(fd); /* cannot happen with a buffer of this size; closed rather than leaked */
+      }
+    }
+  }
+  if (r < 0) return fp_throw(env, "recvmsg", recv_errno == EAGAIN ? ETIMEDOUT : recv_errno);
+  if ((msg.msg_flags & MSG_CTRUNC) != 0 || bad_control) {
+    close_all(fds, n);
+    return fp_throw(env, "recvmsg", EMSGSIZE);
+  }
+
+  napi_value out, arr, str;
+  if (napi_create_object(env, &out) != napi_ok || napi_create_array_with_length(env, n, &arr) != napi_ok ||
+      napi_create_string_utf8(env, text, (size_t)r, &str) != napi_ok) {
+    close_all(fds, n);
+    return fp_throw(env, "recvFds", ENOMEM);
+  }
+  for (size_t i = 0; i < n; i++) {
+    napi_value v;
+    napi_create_int32(env, fds[i], &v);
+    napi_set_element(env, arr, (uint32_t)i, v);
+  }
+  napi_set_named_property(env, out, "fds", arr);
+  napi_set_named_property(env, out, "text", str);
+  return out;
+}
+
+/* udpListenerName(fd: number): string */
+static napi_value js_udp_listener_name(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return fp_type(env, "fd");
+  int32_t fd;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok) return fp_type(env, "fd must be a number");
+  char out[INET6_ADDRSTRLEN + 16] = "";
+  int type = 0, domain = 0, reuse = 0;
+  struct sockaddr_in6 sa;
+  socklen_t len = sizeof sa;
+  struct sockaddr_in6 peer;
+  socklen_t peer_len = sizeof peer;
+  if (fd >= 0 && sock_opt(fd, SO_TYPE, &type) && type == SOCK_DGRAM && sock_opt(fd, SO_DOMAIN, &domain) &&
+      (domain == AF_INET || domain == AF_INET6) && sock_opt(fd, SO_REUSEPORT, &reuse) && reuse != 0 &&
+      getsockname(fd, (struct sockaddr *)&sa, &len) == 0 && getpeername(fd, (struct sockaddr *)&peer, &peer_len) != 0 &&
+      errno == ENOTCONN) {
+    char ip[INET6_ADDRSTRLEN];
+    if (domain == AF_INET && len >= sizeof(struct sockaddr_in)) {
+      struct sockaddr_in *a = (struct sockaddr_in *)&sa;
+      if (a->sin_port != 0 && inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip) != NULL) {
+        snprintf(out, sizeof out, "4|%s|%u", ip, (unsigned)ntohs(a->sin_port));
+      }
+    } else if (domain == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+      if (sa.sin6_port != 0 && inet_ntop(AF_INET6, &sa.sin6_addr, ip, sizeof ip) != NULL) {
+        snprintf(out, sizeof out, "6|%s|%u", ip, (unsigned)ntohs(sa.sin6_port));
+      }
+    }
+  }
+  napi_value r;
+  napi_create_string_utf8(env, out, NAPI_AUTO_LENGTH, &r);
+  return r;
+}
+
+void fdpass_init(napi_env env, napi_value exports) {
+  napi_property_descriptor fns[] = {
+      {"sendFds", NULL, js_send_fds, NULL, NULL, NULL, napi_default, NULL},
+      {"recvFds", NULL, js_recv_fds, NULL, NULL, NULL, napi_default, NULL},
+      {"udpListenerName", NULL, js_udp_listener_name, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
+}

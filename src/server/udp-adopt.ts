@@ -1,0 +1,182 @@
+/**
+ * Adopted listening sockets: the serving threads' side of the SCM_RIGHTS hand-over
+ * (docs/zero-downtime.md, "Kill without loss"; the protocol is in src/agent/standby.ts).
+ *
+ * A standby reads, beside its own sockets, the UDP listening sockets of the live primary, so
+ * that when the primary is SIGKILLed its sockets stay open (the standby holds them), the
+ * kernel's reuseport steering to them keeps working and their queues are read here: a kill
+ * loses only what the dead process had already read.
+ *
+ * Contract (per serving thread: main thread without workers, else every worker):
+ *  - createUdpListener registers every listener here (trackListener) with a factory for a
+ *    sibling listener (same address, port, dispatcher and I/O path).
+ *  - The agent's main thread posts on the BroadcastChannel ADOPT_CHANNEL:
+ *      {type:'adopt', owner, path}: a thread that holds nothing of `owner` yet asks the peer
+ *        socket `path` for its sockets (native recvFds: blocking, bounded by ADOPT_TIMEOUT_MS)
+ *        and serves each one that is a listening UDP socket of one of its own listeners'
+ *        address and port; the others are closed at once.
+ *      {type:'release', owner, handOver}: the owner is gone (handOver true: connect away,
+ *        drain, close, losing nothing, as a leaving listener does) or is alive and we stop
+ *        (handOver false: plain close of our descriptors; the owner keeps the socket open and
+ *        its queue). Never connect a socket whose owner is alive: that would steer its traffic
+ *        away from the live instance.
+ *  - Closing a listener first releases (closes) the adopted siblings of its address, so a
+ *    thread that stops or reloads never keeps foreign sockets open. Answers to queries read
+ *    from a closed adopted socket go out through its own listener while that one is open.
+ * Bounds: per thread at most one set per owner the agent names (the live primaries), each at
+ * most MAX_PASSED_FDS descriptors (native/fdpass.c), released when the owner is gone.
+ * Without the addon (or an addon without fdpass) nothing is adopted.
+ */
+import { closeSync } from 'node:fs';
+import { BroadcastChannel } from 'node:worker_threads';
+import type { UdpListener } from './udp.ts';
+import { loadUdpAddon } from './udp-native.ts';
+import { log } from '../util/log.ts';
+
+export const ADOPT_CHANNEL = 'node-local-dns:udp-adopt';
+/**
+ * Bound of each blocking step of recvFds (connect, request write, answer read): the serving
+ * thread does not read its sockets meanwhile (they queue). A primary answers from its control
+ * thread in well under a millisecond when it is healthy.
+ */
+export const ADOPT_TIMEOUT_MS = 250;
+/** Attempts per owner and thread that adopted nothing (error, timeout, no matching socket); then that owner is left alone. */
+const MAX_ATTEMPTS = 3;
+/** How long a released socket whose owner is gone may take to drain. */
+const RELEASE_DRAIN_MS = 5000;
+
+export type AdoptMessage = { type: 'adopt'; owner: string; path: string } | { type: 'release'; owner: string; handOver: boolean };
+
+interface Tracked {
+  listener: UdpListener;
+  sibling: () => UdpListener;
+}
+
+interface Adopted {
+  owner: string;
+  parent: UdpListener;
+  listener: UdpListener;
+  releasing: Promise<void> | null;
+}
+
+const tracked = new Set<Tracked>();
+const adopted: Adopted[] = [];
+/** Owners whose adoption is running in this thread (dgram's adopt is asynchronous). */
+const adopting = new Set<string>();
+/** Fruitless attempts per owner (bounded: an owner's entry goes with its release). */
+const attempts = new Map<string, number>();
+let channel: BroadcastChannel | null = null;
+
+/** Registers a listener of this thread (see the module comment); returns it. */
+export function trackListener<T extends UdpListener>(listener: T, sibling: () => UdpListener): T {
+  for (const t of tracked) if (t.listener.closed) tracked.delete(t);
+  tracked.add({ listener, sibling });
+  const close = listener.close.bind(listener);
+  // Synchronous, as close() itself (it may be called inside a batch, which then stops reading).
+  listener.close = () => {
+    for (const a of adopted) if (a.parent === listener) void release(a, false);
+    return close();
+  };
+  subscribe();
+  return listener;
+}
+
+/** This thread's adopted listeners (tests, logs). */
+export function adoptedListeners(): { owner: string; address: string; port: number; received: number }[] {
+  return adopted.map((a) => ({ owner: a.owner, address: a.listener.address, port: a.parent.port, received: a.listener.received }));
+}
+
+function subscribe(): void {
+  if (channel !== null) return;
+  channel = new BroadcastChannel(ADOPT_CHANNEL);
+  channel.unref();
+  channel.onmessage = (ev) => {
+    onMessage((ev as MessageEvent).data as AdoptMessage).catch((err: Error) => log.error(`socket adoption: ${err.message}`));
+  };
+}
+
+async function onMessage(m: AdoptMessage): Promise<void> {
+  if (m.type === 'adopt') await adopt(m.owner, m.path);
+  else if (m.type === 'release') await releaseOwner(m.owner, m.handOver);
+}
+
+/** Asks `path` for its listening sockets and serves those matching our listeners. */
+export async function adopt(owner: string, path: string): Promise<number> {
+  if (adopting.has(owner) || adopted.some((a) => a.owner === owner) || (attempts.get(owner) ?? 0) >= MAX_ATTEMPTS) return 0;
+  const { addon } = loadUdpAddon();
+  if (addon === null || typeof addon.recvFds !== 'function') return 0;
+  adopting.add(owner);
+  let n = 0;
+  try {
+    let fds: number[];
+    try {
+      fds = addon.recvFds(path, 'fds\n', ADOPT_TIMEOUT_MS).fds;
+    } catch (err) {
+      log.warn(`Cannot adopt the listening sockets of ${path}: ${(err as Error).message}`);
+      return 0;
+    }
+    for (const fd of fds) {
+      const parent = matchListener(addon.udpListenerName(fd));
+      if (parent === undefined) {
+        closeSync(fd);
+        continue;
+      }
+      const listener = parent.sibling();
+      try {
+        await listener.adopt(fd);
+      } catch (err) {
+        log.warn(`Cannot serve an adopted socket of ${path} on ${parent.listener.address}:${parent.listener.port}: ${(err as Error).message}`);
+        continue;
+      }
+      if (parent.listener.closed) {
+        await listener.close();
+        continue;
+      }
+      replyThroughParentOnceClosed(listener, parent.listener);
+      adopted.push({ owner, parent: parent.listener, listener, releasing: null });
+      n++;
+    }
+    return n;
+  } finally {
+    adopting.delete(owner);
+    if (n === 0) attempts.set(owner, (attempts.get(owner) ?? 0) + 1);
+  }
+}
+
+/**
+ * A query read from an adopted socket may still be resolving (a cache miss) when that socket is
+ * closed (the standby stops while the owner lives): its answer then goes out through our own
+ * listener of the same address and port (same source address, same I/O path) instead of being
+ * dropped. Only when both are closed is it dropped, as on any closed listener.
+ */
+function replyThroughParentOnceClosed(listener: UdpListener, parent: UdpListener): void {
+  const write = listener.writeMsg.bind(listener);
+  listener.writeMsg = (req, msg, len) => (listener.closed && !parent.closed ? parent.writeMsg(req, msg, len) : write(req, msg, len));
+}
+
+/** Our live listener for `family|address|port` (udpListenerName); a wildcard matches a wildcard. */
+function matchListener(name: string): Tracked | undefined {
+  const [family, address, port] = name.split('|');
+  if (family === undefined || address === undefined || port === undefined) return undefined;
+  const wildcard = (a: string) => a === '' || a === '0.0.0.0' || a === '::';
+  for (const t of tracked) {
+    const l = t.listener;
+    if (l.closed || String(l.port) !== port || (l.address.includes(':') ? '6' : '4') !== family) continue;
+    if (l.address === address || (wildcard(l.address) && wildcard(address))) return t;
+  }
+  return undefined;
+}
+
+function release(a: Adopted, handOver: boolean): Promise<void> {
+  a.releasing ??= (handOver ? a.listener.handOver(performance.now() + RELEASE_DRAIN_MS) : a.listener.close()).finally(() => {
+    const i = adopted.indexOf(a);
+    if (i >= 0) adopted.splice(i, 1);
+  });
+  return a.releasing;
+}
+
+/** Releases everything adopted from `owner` in this thread (see AdoptMessage 'release'). */
+export function releaseOwner(owner: string, handOver: boolean): Promise<void> {
+  attempts.delete(owner);
+  return Promise.all(adopted.filter((a) => a.owner === owner).map((a) => release(a, handOver))).then(() => undefined);
+}
