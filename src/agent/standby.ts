@@ -41,9 +41,9 @@ import { readdirSync } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, rename, rm, stat } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { BroadcastChannel } from 'node:worker_threads';
+import type { BroadcastChannel } from 'node:worker_threads';
 import type { Logger } from '../plugin.ts';
-import { ADOPT_CHANNEL, type AdoptMessage } from '../server/udp-adopt.ts';
+import { ADOPT_CHANNEL, type AdoptMessage, listenForAdoption } from '../server/udp-adopt.ts';
 import { type UdpAddon, loadUdpAddon } from '../server/udp-native.ts';
 import type { CommandRunner } from './exec.ts';
 
@@ -534,6 +534,9 @@ export class SocketAdoption {
 
   private constructor(log: Logger) {
     this.#log = log;
+    // This thread's own listeners (one serving thread); workers listen from their start.
+    listenForAdoption();
+    const { BroadcastChannel } = process.getBuiltinModule('node:worker_threads');
     this.#channel = new BroadcastChannel(ADOPT_CHANNEL);
     this.#channel.unref();
   }

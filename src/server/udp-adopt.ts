@@ -28,7 +28,7 @@
  * Without the addon (or an addon without fdpass) nothing is adopted.
  */
 import { closeSync } from 'node:fs';
-import { BroadcastChannel } from 'node:worker_threads';
+import type { BroadcastChannel } from 'node:worker_threads';
 import type { UdpListener } from './udp.ts';
 import { loadUdpAddon } from './udp-native.ts';
 import { log } from '../util/log.ts';
@@ -77,7 +77,6 @@ export function trackListener<T extends UdpListener>(listener: T, sibling: () =>
     for (const a of adopted) if (a.parent === listener) void release(a, false);
     return close();
   };
-  subscribe();
   return listener;
 }
 
@@ -86,8 +85,14 @@ export function adoptedListeners(): { owner: string; address: string; port: numb
   return adopted.map((a) => ({ owner: a.owner, address: a.listener.address, port: a.parent.port, received: a.listener.received }));
 }
 
-function subscribe(): void {
+/**
+ * Starts listening for the standby's adopt/release messages in this thread: called by the
+ * standby's SocketAdoption (main thread) and by every serving worker. Not at load: node:worker_threads
+ * costs ~2 MiB of RSS, and a process that is no standby never adopts (test/footprint).
+ */
+export function listenForAdoption(): void {
   if (channel !== null) return;
+  const { BroadcastChannel } = process.getBuiltinModule('node:worker_threads');
   channel = new BroadcastChannel(ADOPT_CHANNEL);
   channel.unref();
   channel.onmessage = (ev) => {

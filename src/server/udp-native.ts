@@ -11,7 +11,6 @@
  * Exported as nodelocaldns_udp_io{mode} = 1, with the batched path's drop counters.
  */
 import { createRequire } from 'node:module';
-import { isMainThread } from 'node:worker_threads';
 import type { SnapshotBuilder } from '../metrics/snapshot.ts';
 import { log } from '../util/log.ts';
 
@@ -90,6 +89,13 @@ export function loadUdpAddon(): { addon: UdpAddon | null; reason: string } {
 
 let selected: UdpIoValue | null = null;
 
+let announceUdpIo = true;
+
+/** Serving workers call this: the start-up line about the UDP I/O path is the main thread's. */
+export function quietUdpIoAnnouncement(): void {
+  announceUdpIo = false;
+}
+
 /**
  * The I/O path this thread's listeners use (decided on first call). Throws UdpIoError when
  * NODE_LOCAL_DNS_UDP_IO=batched and the addon does not load, or the value is unknown.
@@ -103,7 +109,7 @@ export function udpIoMode(): UdpIoValue {
   const { addon, reason } = want === UdpIo.DGRAM ? { addon: null, reason: 'NODE_LOCAL_DNS_UDP_IO=dgram' } : loadUdpAddon();
   if (addon === null && want === UdpIo.BATCHED) throw new UdpIoError(`NODE_LOCAL_DNS_UDP_IO=batched but the UDP addon is unavailable: ${reason}`);
   selected = addon !== null ? UdpIo.BATCHED : UdpIo.DGRAM;
-  if (isMainThread) {
+  if (announceUdpIo) {
     if (selected === UdpIo.BATCHED) log.info('UDP I/O: batched (native recvmmsg/sendmmsg addon)');
     else log.info(`UDP I/O: dgram (${reason})`);
   }

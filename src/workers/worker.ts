@@ -25,6 +25,8 @@ import { EngineCollector } from '../metrics/engine-collector.ts';
 import { SnapshotBuilder } from '../metrics/snapshot.ts';
 import { countPanic, monitorRoutes, zoneStatsRegistry } from '../metrics/zone-stats.ts';
 import { log, setQuiet } from '../util/log.ts';
+import { listenForAdoption } from '../server/udp-adopt.ts';
+import { quietUdpIoAnnouncement } from '../server/udp-native.ts';
 import { PanicGuard } from '../util/panic.ts';
 import type { ControlRequest, WorkerInit, WorkerMessage } from './protocol.ts';
 
@@ -121,6 +123,8 @@ function guardThread(index: number, collector: EngineCollector): void {
 
 async function run(init: WorkerInit): Promise<void> {
   setQuiet(init.quiet);
+  quietUdpIoAnnouncement();
+  listenForAdoption();
   const portOverrides = new Map(init.portOverrides);
   const collector = new EngineCollector();
   guardThread(init.index, collector);
