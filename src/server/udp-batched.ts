@@ -19,6 +19,7 @@ import { closeSync } from 'node:fs';
 import type { ResponseWriter } from '../plugin.ts';
 import { Request, Proto } from './request.ts';
 import { truncateResponse } from '../wire/truncate.ts';
+import { ipv6GroupsText } from '../wire/ip.ts';
 import type { Dispatcher } from './dispatch.ts';
 import { type NativeUdpSocket, type UdpAddon, udpIoStats } from './udp-native.ts';
 
@@ -60,29 +61,7 @@ export function ipv6Text(w: ArrayLike<number>): string {
     const x = w[3] ?? 0;
     return `::ffff:${x & 255}.${(x >>> 8) & 255}.${(x >>> 16) & 255}.${x >>> 24}`;
   }
-  // Longest run of two or more zero groups (the first on a tie) becomes "::".
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (from: number, to: number) =>
-    groups
-      .slice(from, to)
-      .map((g) => g.toString(16))
-      .join(':');
-  if (bestStart < 0) return hex(0, 8);
-  return `${hex(0, bestStart)}::${hex(bestStart + bestLen, 8)}`;
+  return ipv6GroupsText(groups);
 }
 
 /** The sender of a UDP request on this path (Request.transport): IPv4 as a number, IPv6 as its four words. */

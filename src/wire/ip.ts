@@ -1,7 +1,8 @@
 /**
  * IP address text to address bytes, for the record data, options and prefixes the wire code
  * writes. Node's isIPv4/isIPv6 validate first; an IPv6 zone (`%eth0`) is refused (callers that
- * accept one strip it). null when the text is not an address of that family.
+ * accept one strip it). null when the text is not an address of that family. And the way back
+ * for IPv6: eight 16-bit groups to RFC 5952 text (ipv6GroupsText).
  */
 import { isIPv4, isIPv6 } from 'node:net';
 
@@ -46,4 +47,35 @@ export function ipv6Bytes(text: string): Uint8Array | null {
 /** The bytes of an IPv4 (4) or IPv6 (16) address, or null. */
 export function ipBytes(text: string): Uint8Array | null {
   return ipv4Bytes(text) ?? ipv6Bytes(text);
+}
+
+/**
+ * RFC 5952 text of an IPv6 address given as its eight 16-bit groups: lower-case hex without
+ * leading zeros, the first longest run of two or more zero groups written `::`. (What an
+ * IPv4-mapped address becomes is the caller's choice: Go prints its dotted quad, a socket's
+ * peer text `::ffff:a.b.c.d`.)
+ */
+export function ipv6GroupsText(groups: ArrayLike<number>): string {
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (from: number, to: number): string => {
+    let out = '';
+    for (let i = from; i < to; i++) out += (i > from ? ':' : '') + (groups[i] ?? 0).toString(16);
+    return out;
+  };
+  if (bestStart < 0) return hex(0, 8);
+  return `${hex(0, bestStart)}::${hex(bestStart + bestLen, 8)}`;
 }

@@ -12,6 +12,7 @@
  *    ip6.arpa) stands for, as CoreDNS's dnsutil.ExtractAddressFromReverse computes it.
  */
 import net from 'node:net';
+import { ipv6GroupsText } from '../../wire/ip.ts';
 
 /** 16 bytes, network order. */
 export type Ip16 = Uint8Array;
@@ -70,32 +71,7 @@ export function ipText(ip: Ip16): string {
   if (isV4(ip)) return `${ip[12]}.${ip[13]}.${ip[14]}.${ip[15]}`;
   const groups: number[] = [];
   for (let i = 0; i < 8; i++) groups.push((ip[i * 2]! << 8) | ip[i * 2 + 1]!);
-  // First longest run of zero groups, at least two long.
-  let bestAt = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (bestAt < 0) return groups.map((g) => g.toString(16)).join(':');
-  const left = groups
-    .slice(0, bestAt)
-    .map((g) => g.toString(16))
-    .join(':');
-  const right = groups
-    .slice(bestAt + bestLen)
-    .map((g) => g.toString(16))
-    .join(':');
-  return `${left}::${right}`;
+  return ipv6GroupsText(groups);
 }
 
 const IP4_ARPA = '.in-addr.arpa.';
