@@ -15,10 +15,13 @@
 ARG NODE_IMAGE=node:24-slim
 
 # --- production dependencies only (no compiler needed: all are pure JavaScript) ---
+# There are none today (prom-client is a dev dependency: the running agent writes its metrics
+# itself); npm ci then creates no node_modules, hence the mkdir.
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+    && mkdir -p node_modules \
     && npm cache clean --force
 
 # --- the batched UDP addon (native/udp.c, Node-API + libuv; native/README.md) ---
@@ -33,7 +36,7 @@ WORKDIR /build
 COPY package.json package-lock.json ./
 RUN npm install --no-save --ignore-scripts --no-audit --no-fund "node-gyp@$(node -p "require('./package-lock.json').packages['node_modules/node-gyp'].version")"
 COPY binding.gyp ./
-COPY native/build.mjs native/udp.c ./native/
+COPY native/build.mjs native/udp.c native/fdpass.c ./native/
 RUN NODE_LOCAL_DNS_REQUIRE_ADDON=1 NODE_LOCAL_DNS_NODEDIR=/usr/local node native/build.mjs
 
 # --- runtime ---

@@ -644,6 +644,25 @@ describe('Dockerfile and .dockerignore', () => {
     assert.equal(shebang, `#!/usr/bin/env -S node ${flags.join(' ')}`);
   });
 
+  test('the addon stage copies every source binding.gyp compiles, and the build script', () => {
+    // binding.gyp is JSON with `#` comment lines.
+    const gyp = JSON.parse(
+      readFileSync(join(ROOT, 'binding.gyp'), 'utf8')
+        .split('\n')
+        .filter((l) => !l.trimStart().startsWith('#'))
+        .join('\n'),
+    ) as { targets: { sources: string[] }[] };
+    const copied = ins
+      .filter((x) => x.op === 'COPY' && !x.args.startsWith('--from'))
+      .flatMap((x) =>
+        x.args
+          .split(/\s+/)
+          .filter((w) => !w.startsWith('--'))
+          .slice(0, -1),
+      );
+    for (const src of [...gyp.targets.flatMap((t) => t.sources), 'binding.gyp', 'native/build.mjs']) assert.ok(copied.includes(src), `${src} is copied`);
+  });
+
   test('the build context holds what COPY needs and no tests', () => {
     for (const i of ins.filter((x) => x.op === 'COPY' && !x.args.startsWith('--from'))) {
       const words = i.args.split(/\s+/).filter((w) => !w.startsWith('--'));
