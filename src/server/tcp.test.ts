@@ -292,16 +292,19 @@ test('connection caps fit the open-files limit: half of the descriptors beyond 6
 test('replies framed through the shared scratch buffer stay intact when one is queued and other connections write meanwhile', async () => {
   const { budget, handler, port } = await start({});
   handler.replyBytes = 60_000;
-  const bufs = new Map<Client, Buffer>();
+  // Chunks kept as received and joined once when read: concatenating on every chunk copied the
+  // slow client's 30 MB hundreds of times, slow enough to miss the wait on a busy machine.
+  const chunks = new Map<Client, Buffer[]>();
   const ids = (c: Client): number[] => {
     const out: number[] = [];
-    const b = bufs.get(c)!;
+    const b = Buffer.concat(chunks.get(c)!);
     for (let p = 0; p + 2 <= b.length && p + 2 + b.readUInt16BE(p) <= b.length; p += 2 + b.readUInt16BE(p)) out.push(b.readUInt16BE(p + 2));
     return out;
   };
   const track = (c: Client) => {
-    bufs.set(c, Buffer.alloc(0));
-    c.sock.on('data', (d: Buffer) => bufs.set(c, Buffer.concat([bufs.get(c)!, d])));
+    const mine: Buffer[] = [];
+    chunks.set(c, mine);
+    c.sock.on('data', (d: Buffer) => mine.push(d));
     return c;
   };
   // The slow client fills the kernel's buffers until a reply is queued and reading pauses.
