@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { runDnsperf } from './dnsperf.ts';
-import type { DnsperfResult, DnsperfRun } from './dnsperf.ts';
+import type { DnsperfResult, DnsperfRun, LatencySummary } from './dnsperf.ts';
 import { freePort, probe } from './net.ts';
 import type { ProbeAnswer } from './net.ts';
 import type { BenchOptions, WorkloadId } from './options.ts';
@@ -116,6 +116,9 @@ export interface CellRun {
    * time waiting runnable for the CPU (schedstat), voluntary and nonvoluntary context switches.
    */
   threads?: Record<string, ThreadCounters & { threads: number }>;
+  /** Fixed-rate workloads: latency by query class and stalls (dnsperf.ts DnsperfResult). */
+  latencyByClass?: Record<string, LatencySummary | null>;
+  slowRuns?: number;
   /** Wall-clock (epoch ms) start and end of the measured run (to line up probe logs). */
   windowEpochMs?: [number, number];
   /** The run consumed the whole unique-name file and stopped before the time limit. */
@@ -475,6 +478,7 @@ export class Bench {
       } satisfies Partial<CellRun>);
       if (r.latency !== null) {
         Object.assign(row, { p50Ms: r.latency.p50Ms, p90Ms: r.latency.p90Ms, p99Ms: r.latency.p99Ms, p999Ms: r.latency.p999Ms });
+        Object.assign(row, { latencyByClass: r.latencyByClass, slowRuns: r.slowRuns });
       }
       if (r.completed === 0) {
         row.status = 'error';
