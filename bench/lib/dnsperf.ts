@@ -37,6 +37,13 @@ export interface LatencySummary {
 
 export interface DnsperfResult extends DnsperfStats {
   latency: LatencySummary | null;
+  /**
+   * With -v: latency by query class (miss = a name under wild.test, the workloads' unique
+   * misses; nxdomain; hit = the rest) and the number of stalls (runs of consecutive answers,
+   * in completion order, slower than 1 ms).
+   */
+  latencyByClass?: Record<string, LatencySummary | null>;
+  slowRuns?: number;
   /** The command line, for the record. */
   argv: string[];
 }
@@ -126,6 +133,9 @@ export async function runDnsperf(reg: ProcessRegistry, r: DnsperfRun): Promise<D
   const argv = ['taskset', '-c', r.cpu, 'dnsperf', ...args];
 
   const samples = new SampleBuffer();
+  const byClass: Record<string, SampleBuffer> = { hit: new SampleBuffer(), nxdomain: new SampleBuffer(), miss: new SampleBuffer() };
+  let slowRuns = 0;
+  let inSlowRun = false;
   let partial = '';
   let report = '';
   const onStdout = (chunk: string): void => {
@@ -134,8 +144,13 @@ export async function runDnsperf(reg: ProcessRegistry, r: DnsperfRun): Promise<D
     partial = lines.pop()!;
     for (const line of lines) {
       const v = parseVerboseLatency(line);
-      if (Number.isFinite(v)) samples.push(v);
-      else if (!line.startsWith('> ') && !line.startsWith('[Timeout]')) report += line + '\n';
+      if (Number.isFinite(v)) {
+        samples.push(v);
+        const cls = line.includes('.wild.test') ? 'miss' : line.startsWith('> NXDOMAIN') ? 'nxdomain' : 'hit';
+        byClass[cls]!.push(v);
+        if (v > 0.001 && !inSlowRun) slowRuns++;
+        inSlowRun = v > 0.001;
+      } else if (!line.startsWith('> ') && !line.startsWith('[Timeout]')) report += line + '\n';
     }
   };
   const p = reg.spawn('dnsperf', argv[0]!, argv.slice(1), { onStdout, tailBytes: 4096 });
@@ -143,5 +158,7 @@ export async function runDnsperf(reg: ProcessRegistry, r: DnsperfRun): Promise<D
   report += partial;
   if (status !== 0) throw new DnsperfError(`dnsperf exited with ${status}: ${p.outputTail() || report.slice(-1000)}`);
   const stats = parseDnsperfStats(report);
-  return { ...stats, latency: r.perQueryLatency ? summarizeLatency(samples) : null, argv };
+  if (!r.perQueryLatency) return { ...stats, latency: null, argv };
+  const latencyByClass = Object.fromEntries(Object.entries(byClass).map(([k, b]) => [k, summarizeLatency(b)]));
+  return { ...stats, latency: summarizeLatency(samples), latencyByClass, slowRuns, argv };
 }

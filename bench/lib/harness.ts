@@ -8,11 +8,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { runDnsperf } from './dnsperf.ts';
-import type { DnsperfResult, DnsperfRun } from './dnsperf.ts';
+import type { DnsperfResult, DnsperfRun, LatencySummary } from './dnsperf.ts';
 import { freePort, probe } from './net.ts';
 import type { ProbeAnswer } from './net.ts';
 import type { BenchOptions, WorkloadId } from './options.ts';
-import { ProcessExitedError, clockTicksPerSec, readSystemCpu, treeCpuTicks, treeMemKb } from './proc.ts';
+import { ProcessExitedError, clockTicksPerSec, readSystemCpu, readThreadCounters, threadCounterDelta, treeCpuTicks, treeMemKb } from './proc.ts';
+import type { ThreadCounters } from './proc.ts';
 import type { Managed, ProcessRegistry } from './proc.ts';
 import { SERVERS, UPSTREAM_ADDR, prepareKnot, prepareNsd } from './servers.ts';
 import type { Endpoint, ServerDef, ServerName, UpstreamMode } from './servers.ts';
@@ -110,6 +111,16 @@ export interface CellRun {
    */
   otherCpuPct?: number;
   warmLost?: number;
+  /**
+   * Per thread name, what the server's threads did during the run (/proc task counters): CPU,
+   * time waiting runnable for the CPU (schedstat), voluntary and nonvoluntary context switches.
+   */
+  threads?: Record<string, ThreadCounters & { threads: number }>;
+  /** Fixed-rate workloads: latency by query class and stalls (dnsperf.ts DnsperfResult). */
+  latencyByClass?: Record<string, LatencySummary | null>;
+  slowRuns?: number;
+  /** Wall-clock (epoch ms) start and end of the measured run (to line up probe logs). */
+  windowEpochMs?: [number, number];
   /** The run consumed the whole unique-name file and stopped before the time limit. */
   fileExhausted?: boolean;
 }
@@ -399,6 +410,16 @@ export class Bench {
     }
   }
 
+  /** perf record of the server CPU's context switches, when --sched-trace asks for it. */
+  async #startSchedTrace(name: string): Promise<Managed | null> {
+    const dir = this.opts.schedTraceDir;
+    if (dir === null) return null;
+    fs.mkdirSync(dir, { recursive: true });
+    const m = this.reg.spawn('perf', 'perf', ['record', '-q', '-e', 'sched:sched_switch', '-C', this.opts.serverCpu, '-o', path.join(dir, `${name}.data`)]);
+    await new Promise((r) => setTimeout(r, 300));
+    return m;
+  }
+
   async runCell(def: ServerDef, wl: WorkloadDef, rep: number, order: number): Promise<CellRun> {
     this.#assertUpstream();
     const row: CellRun = { server: def.name, workload: wl.id, rep, order, status: 'ok' };
@@ -420,8 +441,15 @@ export class Bench {
       const ours0 = treeCpuTicks(process.pid);
       const wall0 = performance.now();
       const ticks0 = treeCpuTicks(pid);
-      const r = await this.#dnsperf(inst, { ...wl.dnsperf, file: wl.file, durationSec: wl.timeLimited ? this.opts.durationSec : undefined });
+      const threads0 = readThreadCounters(pid);
+      const epoch0 = Date.now();
+      const trace = await this.#startSchedTrace(`${def.name}-${wl.id}-${rep}`);
+      const r = await this.#dnsperf(inst, { ...wl.dnsperf, file: wl.file, durationSec: wl.timeLimited ? this.opts.durationSec : undefined }).finally(() =>
+        trace === null ? undefined : this.reg.stop(trace, 5000),
+      );
       const ticks1 = treeCpuTicks(pid);
+      row.threads = threadCounterDelta(threads0, readThreadCounters(pid));
+      row.windowEpochMs = [epoch0, Date.now()];
       // Everything not ours (harness, dnsperf once reaped, NSD, the server) is interference.
       const foreignTicks = readSystemCpu().processAndSteal - sys0.processAndSteal - (treeCpuTicks(process.pid) - ours0);
       row.otherCpuPct = Math.max(0, (100 * foreignTicks) / clockTicksPerSec() / ((performance.now() - wall0) / 1000));
@@ -450,6 +478,7 @@ export class Bench {
       } satisfies Partial<CellRun>);
       if (r.latency !== null) {
         Object.assign(row, { p50Ms: r.latency.p50Ms, p90Ms: r.latency.p90Ms, p99Ms: r.latency.p99Ms, p999Ms: r.latency.p999Ms });
+        Object.assign(row, { latencyByClass: r.latencyByClass, slowRuns: r.slowRuns });
       }
       if (r.completed === 0) {
         row.status = 'error';

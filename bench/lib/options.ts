@@ -34,6 +34,8 @@ export interface BenchOptions {
   skipExtras: boolean;
   /** The authoritative upstream: knot (default) or nsd. */
   upstream: 'knot' | 'nsd';
+  /** Directory for `perf record -e sched:sched_switch` of the server CPU during each measured run, or null. */
+  schedTraceDir: string | null;
 }
 
 export const USAGE = `Usage: node bench/run.ts [options]
@@ -57,6 +59,10 @@ the same NSD upstream, all on 127.0.0.x loopback, with dnsperf.
   --client-cpu LIST    taskset CPU list for dnsperf and the NSD upstream (default 0)
   --startup-samples N  start-up time samples per server (default 5; --quick 1)
   --no-extras          skip the start-up time and 10k-entry RSS experiments
+  --sched-trace DIR    record sched:sched_switch on the server CPU during every measured run
+                       (perf record -C, one DIR/<server>-<workload>-<rep>.data per cell; read
+                       with perf sched / perf script); every cell also reports its server's
+                       per-thread CPU, run-queue wait and context switches in the results JSON
   --upstream knot|nsd  authoritative upstream (default knot; nsd forks children that are left
                        as zombies when PID 1 does not reap)
   -h, --help           this text
@@ -110,6 +116,7 @@ export function parseOptions(argv: string[], projectRoot: string): BenchOptions 
         'startup-samples': { type: 'string' },
         'no-extras': { type: 'boolean' },
         upstream: { type: 'string' },
+        'sched-trace': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -131,6 +138,7 @@ export function parseOptions(argv: string[], projectRoot: string): BenchOptions 
   if (upstream !== 'knot' && upstream !== 'nsd') throw new UsageError(`--upstream: knot or nsd, got ${upstream}`);
   return {
     upstream,
+    schedTraceDir: v['sched-trace'] ?? null,
     quick,
     servers: list('only', v.only, SERVER_NAMES),
     workloads: list('workloads', v.workloads, WORKLOAD_IDS),

@@ -317,3 +317,75 @@ export function readSystemCpu(): SystemCpu {
   const [user = 0, nice = 0, system = 0, , , , , steal = 0] = f;
   return { processAndSteal: user + nice + system + steal, total: f.slice(0, 8).reduce((a, b) => a + b, 0) };
 }
+
+/** One thread's scheduling counters (/proc/<pid>/task/<tid>/{comm,stat,status,schedstat}). */
+export interface ThreadCounters {
+  comm: string;
+  /** utime + stime, ms. */
+  cpuMs: number;
+  /** schedstat: time spent runnable but waiting for the CPU, ms (what preemption cost it). */
+  waitMs: number;
+  /** Context switches: nonvoluntary (preempted while runnable) and voluntary (blocked). */
+  nvcsw: number;
+  vcsw: number;
+}
+
+/** Counters of every thread of the process tree under rootPid, by "pid/tid". */
+export function readThreadCounters(rootPid: number): Map<string, ThreadCounters> {
+  const out = new Map<string, ThreadCounters>();
+  const tick = 1000 / clockTicksPerSec();
+  for (const p of descendants(rootPid)) {
+    let tids: string[];
+    try {
+      tids = fs.readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue;
+    }
+    for (const t of tids) {
+      const dir = `/proc/${p}/task/${t}`;
+      try {
+        const stat = fs.readFileSync(`${dir}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const status = fs.readFileSync(`${dir}/status`, 'utf8');
+        const sched = fs.readFileSync(`${dir}/schedstat`, 'utf8').trim().split(' ');
+        out.set(`${p}/${t}`, {
+          comm: fs.readFileSync(`${dir}/comm`, 'utf8').trim(),
+          cpuMs: (Number(f[11]) + Number(f[12])) * tick,
+          waitMs: Number(sched[1] ?? 0) / 1e6,
+          nvcsw: Number(/^nonvoluntary_ctxt_switches:\s+(\d+)$/m.exec(status)?.[1] ?? 0),
+          vcsw: Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(status)?.[1] ?? 0),
+        });
+      } catch {
+        // exited between listing and reading
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * What each thread did between two readings, summed by thread name ("main" for a process's
+ * first thread); threads that started in between count from zero.
+ */
+export function threadCounterDelta(
+  before: Map<string, ThreadCounters>,
+  after: Map<string, ThreadCounters>,
+): Record<string, ThreadCounters & { threads: number }> {
+  const sum: Record<string, ThreadCounters & { threads: number }> = {};
+  for (const [key, a] of after) {
+    const b = before.get(key);
+    const [p, t] = key.split('/');
+    const name = p === t ? 'main' : a.comm;
+    const s = (sum[name] ??= { comm: name, threads: 0, cpuMs: 0, waitMs: 0, nvcsw: 0, vcsw: 0 });
+    s.threads++;
+    s.cpuMs += a.cpuMs - (b?.cpuMs ?? 0);
+    s.waitMs += a.waitMs - (b?.waitMs ?? 0);
+    s.nvcsw += a.nvcsw - (b?.nvcsw ?? 0);
+    s.vcsw += a.vcsw - (b?.vcsw ?? 0);
+  }
+  for (const s of Object.values(sum)) {
+    s.cpuMs = Math.round(s.cpuMs * 10) / 10;
+    s.waitMs = Math.round(s.waitMs * 10) / 10;
+  }
+  return sum;
+}
