@@ -17,11 +17,10 @@
  * are added with `nodad` so they are usable at once. Everything is removed by teardown().
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execRunner } from '../../src/agent/exec.ts';
-import { Netns, dig, sweepStaleNamespaces, uniqueNsName, waitFor } from '../netns/harness.ts';
+import { Netns, dig, sweepStaleNamespaces, tearDownSimulation, uniqueNsName, waitFor } from '../netns/harness.ts';
 
 export const DUAL = {
   pod4Ip: '169.254.1.2',
@@ -85,29 +84,7 @@ export async function createDualStackNode(): Promise<DualStackNode> {
   const dir = await mkdtemp(join(tmpdir(), 'nld-dual-'));
   let dnsServer: ChildProcess | undefined;
 
-  const teardown = async (): Promise<void> => {
-    if (dnsServer && dnsServer.exitCode === null && dnsServer.signalCode === null) {
-      const exited = new Promise((r) => dnsServer!.once('exit', r));
-      dnsServer.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000).unref())]);
-      dnsServer.kill('SIGKILL');
-    }
-    for (const ns of created.reverse()) {
-      const pids = await execRunner('ip', ['netns', 'pids', ns.name]);
-      for (const p of pids.stdout
-        .split('\n')
-        .map((s) => Number(s.trim()))
-        .filter((x) => x > 0)) {
-        try {
-          process.kill(p, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-      await ns.delete();
-    }
-    await rm(dir, { recursive: true, force: true });
-  };
+  const teardown = (): Promise<void> => tearDownSimulation(created, dir, dnsServer);
 
   try {
     const mk = async (role: string): Promise<Netns> => {

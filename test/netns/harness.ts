@@ -265,6 +265,34 @@ export interface SimNode {
   teardown(): Promise<void>;
 }
 
+/**
+ * Tears a simulated node down: stops its DNS server (SIGTERM, SIGKILL after 3 s), kills anything
+ * a test left running inside each namespace, deletes the namespaces (newest first) and `dir`.
+ */
+export async function tearDownSimulation(created: Netns[], dir: string, dnsServer: ChildProcess | undefined): Promise<void> {
+  if (dnsServer && dnsServer.exitCode === null && dnsServer.signalCode === null) {
+    const exited = new Promise((r) => dnsServer.once('exit', r));
+    dnsServer.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 3000).unref())]);
+    dnsServer.kill('SIGKILL');
+  }
+  for (const ns of created.reverse()) {
+    const pids = await execRunner('ip', ['netns', 'pids', ns.name]);
+    for (const p of pids.stdout
+      .split('\n')
+      .map((s) => Number(s.trim()))
+      .filter((x) => x > 0)) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    await ns.delete();
+  }
+  await rm(dir, { recursive: true, force: true });
+}
+
 /** Builds pod/node/kubedns namespaces and (unless `dns: false`) starts NSD in kubedns. */
 export async function createSimNode(opts: { dns?: boolean } = {}): Promise<SimNode> {
   await sweepStaleNamespaces();
@@ -274,30 +302,7 @@ export async function createSimNode(opts: { dns?: boolean } = {}): Promise<SimNo
   const dir = await mkdtemp(join(tmpdir(), `${base}-`));
   let dnsServer: ChildProcess | undefined;
 
-  const teardown = async (): Promise<void> => {
-    if (dnsServer && dnsServer.exitCode === null && dnsServer.signalCode === null) {
-      const exited = new Promise((r) => dnsServer!.once('exit', r));
-      dnsServer.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000).unref())]);
-      dnsServer.kill('SIGKILL');
-    }
-    for (const ns of created.reverse()) {
-      // Kill anything a test left running inside the namespace before deleting it.
-      const pids = await execRunner('ip', ['netns', 'pids', ns.name]);
-      for (const p of pids.stdout
-        .split('\n')
-        .map((s) => Number(s.trim()))
-        .filter((x) => x > 0)) {
-        try {
-          process.kill(p, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-      await ns.delete();
-    }
-    await rm(dir, { recursive: true, force: true });
-  };
+  const teardown = (): Promise<void> => tearDownSimulation(created, dir, dnsServer);
 
   try {
     const pod = await Netns.create(`${base}-pod`);
