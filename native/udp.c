@@ -373,19 +373,27 @@ static napi_value js_new(napi_env env, napi_callback_info info) {
   return self;
 }
 
-/* bind(address: string, port: number): number (the bound port) */
-static napi_value js_bind(napi_env env, napi_callback_info info) {
+/* Reads the (address: string, port: number) arguments of bind and connect into a sockaddr of
+ * the socket's family; 0, or an errno-style code (EINVAL for a bad argument, EBADF when closed). */
+static int sockaddr_args(napi_env env, napi_callback_info info, udp_sock **out, struct sockaddr_in6 *sa, socklen_t *len) {
   size_t argc = 2;
   napi_value argv[2];
   udp_sock *s = unwrap(env, info, &argc, argv);
-  if (s == NULL || argc < 2) return throw_type(env, "address, port");
-  if (s->fd < 0) return throw_errno(env, "bind", EBADF);
+  *out = s;
   char text[64];
   int32_t port;
-  if (!get_addr_arg(env, argv[0], text, sizeof text) || !get_int(env, argv[1], &port)) return throw_type(env, "address, port");
+  if (s == NULL || argc < 2 || !get_addr_arg(env, argv[0], text, sizeof text) || !get_int(env, argv[1], &port)) return -1;
+  if (s->fd < 0) return EBADF;
+  return parse_addr(s, text, port, sa, len);
+}
+
+/* bind(address: string, port: number): number (the bound port) */
+static napi_value js_bind(napi_env env, napi_callback_info info) {
+  udp_sock *s;
   struct sockaddr_in6 sa;
   socklen_t len;
-  int e = parse_addr(s, text, port, &sa, &len);
+  int e = sockaddr_args(env, info, &s, &sa, &len);
+  if (e < 0) return throw_type(env, "address, port");
   if (e != 0) return throw_errno(env, "bind", e);
   if (bind(s->fd, (struct sockaddr *)&sa, len) != 0) return throw_errno(env, "bind", errno);
   len = sizeof sa;
@@ -561,17 +569,11 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
 
 /* connect(address, port): steer the socket away from the reuseport group (see udp-batched.ts). */
 static napi_value js_connect(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  udp_sock *s = unwrap(env, info, &argc, argv);
-  if (s == NULL || argc < 2) return throw_type(env, "address, port");
-  if (s->fd < 0) return throw_errno(env, "connect", EBADF);
-  char text[64];
-  int32_t port;
-  if (!get_addr_arg(env, argv[0], text, sizeof text) || !get_int(env, argv[1], &port)) return throw_type(env, "address, port");
+  udp_sock *s;
   struct sockaddr_in6 sa;
   socklen_t len;
-  int e = parse_addr(s, text, port, &sa, &len);
+  int e = sockaddr_args(env, info, &s, &sa, &len);
+  if (e < 0) return throw_type(env, "address, port");
   if (e != 0) return throw_errno(env, "connect", e);
   if (connect(s->fd, (struct sockaddr *)&sa, len) != 0) return throw_errno(env, "connect", errno);
   return NULL;
@@ -609,6 +611,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 }
 
 void fdpass_init(napi_env env, napi_value exports);
+void loop_init(napi_env env, napi_value exports);
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
@@ -627,6 +630,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_create_int32(env, META_INTS, &meta);
   napi_set_named_property(env, exports, "META_INTS", meta);
   fdpass_init(env, exports); /* fdpass.c: SCM_RIGHTS hand-over of listening sockets */
+  loop_init(env, exports);   /* loop.c: event-loop tuning */
   return exports;
 }
 
