@@ -69,6 +69,10 @@ if (asan) args.push('--asan=1');
 // The addon is C only: link with the C compiler, so no C++ compiler is needed (gyp's make
 // files link with $(CXX) unless LINK is set).
 const env = { ...process.env, LINK: process.env.LINK || process.env.CC || 'cc' };
+// Under npm scripts node-gyp also reads npm's config from the environment, and there it beats
+// --nodedir: Debian's npm sets nodedir=/usr (the system Node's headers, another libuv), so
+// these would pick headers other than the ones chosen above.
+for (const k of ['npm_config_nodedir', 'npm_config_target', 'npm_config_runtime', 'npm_config_disturl', 'npm_config_dist_url']) delete env[k];
 const r = spawnSync(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
 if (r.error !== undefined || r.status !== 0) skip(`node-gyp failed (${r.error?.message ?? `exit ${r.status}`})`);
 if (asan) {

@@ -15,12 +15,16 @@
  * major.minor this was compiled against and the flag is found set where expected.
  * Returns "" when cleared, else why not (one line for the log).
  */
+#include <stdio.h>
 #include <node_api.h>
 #include <uv.h>
 
-static const char *idle_time_off(napi_env env) {
+static const char *idle_time_off(napi_env env, char *why, size_t why_len) {
   unsigned int running = uv_version();
-  if ((running >> 8) != (UV_VERSION_HEX >> 8)) return "libuv at run time is not the version the addon was built against";
+  if ((running >> 8) != (UV_VERSION_HEX >> 8)) {
+    snprintf(why, why_len, "libuv %s at run time, the addon was built against %d.%d", uv_version_string(), UV_VERSION_MAJOR, UV_VERSION_MINOR);
+    return why;
+  }
   if (UV_VERSION_HEX < 0x012700) return "libuv older than 1.39";
   uv_loop_t *loop = NULL;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == NULL || loop->internal_fields == NULL) return "no event loop";
@@ -32,8 +36,9 @@ static const char *idle_time_off(napi_env env) {
 
 static napi_value js_loop_idle_time_off(napi_env env, napi_callback_info info) {
   (void)info;
+  char why[128];
   napi_value r;
-  napi_create_string_utf8(env, idle_time_off(env), NAPI_AUTO_LENGTH, &r);
+  napi_create_string_utf8(env, idle_time_off(env, why, sizeof why), NAPI_AUTO_LENGTH, &r);
   return r;
 }
 
