@@ -4,7 +4,11 @@
  * package.json, build/Release/udp.node) and run with a Corefile against a real Knot upstream.
  * It must answer, load the addon from ../build/Release, write -pidfile (server-mode chunk), keep
  * the on-demand plugins in chunks of their own that load only when a Corefile names them, run
- * -workers N from dist/worker.js, and never load a src/ file.
+ * -workers N from dist/worker.js, never load a src/ file, and (builtins read through
+ * process.getBuiltinModule, read-regular/glob/pidfile on callback fs) never load fs/promises in
+ * `-conf` mode. A preload written here records resolved module URLs and, at exit,
+ * process.moduleLoadList; it imports nothing itself (an ES import of node:fs would load
+ * fs/promises).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +21,12 @@ import { CLUSTER_LOCAL, EXAMPLE_NET } from '../engine/zones.ts';
 import { freeAddress, waitUntil } from '../lib/net.ts';
 
 const ADDON = path.join(ROOT, 'build/Release/udp.node');
+
+const PRELOAD = `const fs = process.getBuiltinModule('node:fs');
+const { registerHooks } = process.getBuiltinModule('node:module');
+registerHooks({ resolve(specifier, context, next) { const r = next(specifier, context); fs.appendFileSync(process.env.RECORD_MODULES_OUT, r.url + '\\n'); return r; } });
+process.on('exit', () => fs.writeFileSync(process.env.RECORD_BUILTINS_OUT, process.moduleLoadList.join('\\n')));
+`;
 
 /** The bundle in a fresh directory laid out as the image's /app. */
 function buildApp(): string {
@@ -43,6 +53,8 @@ interface Run {
   pid: number;
   out: () => string;
   loaded: () => string[];
+  /** process.moduleLoadList, once the process has exited. */
+  builtins: () => string[];
   stop: () => Promise<void>;
 }
 
@@ -52,11 +64,14 @@ async function startBundle(app: string, dir: string, name: string, corefile: str
   writeFileSync(conf, corefile);
   const record = path.join(dir, `${name}.modules.txt`);
   writeFileSync(record, '');
-  const proc = spawn(
-    NODE,
-    ['--max-semi-space-size=4', '--import', path.join(ROOT, 'test/lib/record-modules.ts'), path.join(app, 'bin/node-local-dns.js'), '-conf', conf, ...extra],
-    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RECORD_MODULES_OUT: record, NODE_COMPILE_CACHE: path.join(dir, 'cache') } },
-  );
+  const builtins = path.join(dir, `${name}.builtins.txt`);
+  const preload = path.join(dir, 'record.mjs');
+  writeFileSync(preload, PRELOAD);
+  const proc = spawn(NODE, ['--max-semi-space-size=4', '--import', preload, path.join(app, 'bin/node-local-dns.js'), '-conf', conf, ...extra], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RECORD_MODULES_OUT: record, RECORD_BUILTINS_OUT: builtins, NODE_COMPILE_CACHE: path.join(dir, 'cache') },
+  });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -72,7 +87,13 @@ async function startBundle(app: string, dir: string, name: string, corefile: str
     throw new Error(`${(err as Error).message}\n${out}`);
   }
   assert.match(out, /serving/, out);
-  return { pid: proc.pid!, out: () => out, loaded: () => readFileSync(record, 'utf8').split('\n').filter(Boolean), stop };
+  return {
+    pid: proc.pid!,
+    out: () => out,
+    loaded: () => readFileSync(record, 'utf8').split('\n').filter(Boolean),
+    builtins: () => readFileSync(builtins, 'utf8').split('\n'),
+    stop,
+  };
 }
 
 const block = (zone: string, port: number, plugins: string[]): string =>
@@ -131,6 +152,13 @@ test('the production bundle answers, keeps on-demand plugins lazy, runs workers 
     await one.stop();
   }
   assert.equal(existsSync(pidfile), false, '-pidfile removed on a clean exit');
+  const builtins = one.builtins();
+  assert.ok(builtins.includes('NativeModule dgram') && builtins.includes('NativeModule net'), 'the exit hook recorded the builtins');
+  assert.deepEqual(
+    builtins.filter((m) => /fs\/promises|readline/.test(m)),
+    [],
+    'no fs/promises (nor the readline code it loads) in -conf mode',
+  );
 
   const dns2 = await freeAddress('127.0.0.1');
   const two = await startBundle(app, dir, 'two', block('.', dns2.port, ['errors', 'whoami']), ['-workers', '2']);
