@@ -2,21 +2,33 @@
  * `-pidfile`: the process id written once the process serves, in every mode (agent, `-conf`
  * only), and removed on a clean exit. Opened with O_NONBLOCK: a FIFO at that path (nobody
  * reading) fails with ENXIO instead of blocking start-up forever; a regular file is written as usual.
- * A failure is logged, never fatal (as CoreDNS, which logs and serves on).
+ * A failure is logged, never fatal (as CoreDNS, which logs and serves on). Callback `fs`, not
+ * `node:fs/promises` (not loaded at start-up: bench/PROFILE.md, Footprint).
  */
-import { constants as fsConstants } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import fs from 'node:fs';
 
-export async function writePidfile(path: string, log: { error(msg: string): void }): Promise<void> {
-  if (path === '') return;
-  try {
-    await writeFile(path, `${process.pid}\n`, { flag: fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NONBLOCK });
-  } catch (err) {
-    log.error(`Failed to write pidfile ${path}: ${(err as Error).message}`);
-  }
+const PIDFILE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NONBLOCK;
+
+/** Writes `path`; never rejects (a failure is logged). */
+export function writePidfile(path: string, log: { error(msg: string): void }): Promise<void> {
+  if (path === '') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (err: Error | null): void => {
+      if (err !== null) log.error(`Failed to write pidfile ${path}: ${err.message}`);
+      resolve();
+    };
+    fs.open(path, PIDFILE_FLAGS, 0o666, (err, fd) => {
+      if (err !== null) {
+        done(err);
+        return;
+      }
+      fs.writeFile(fd, `${process.pid}\n`, (err2) => fs.close(fd, (err3) => done(err2 ?? err3)));
+    });
+  });
 }
 
-export async function removePidfile(path: string): Promise<void> {
-  if (path === '') return;
-  await rm(path, { force: true }).catch(() => undefined);
+/** Removes `path` if it exists; never rejects. */
+export function removePidfile(path: string): Promise<void> {
+  if (path === '') return Promise.resolve();
+  return new Promise((resolve) => fs.rm(path, { force: true }, () => resolve()));
 }

@@ -5,9 +5,9 @@
  * wildcards matches the path if it exists (lstat). Hidden files are not special.
  *
  * Character classes (`[...]`) are not supported: CoreDNS refuses them in imports anyway.
+ * `glob` uses callback `fs`, not `node:fs/promises` (not loaded at start-up: bench/PROFILE.md, Footprint).
  */
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 
 /** True when `pattern` contains a Go glob meta character. */
@@ -91,16 +91,25 @@ export function globSync(pattern: string): string[] {
   });
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fsp.lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
+/** True when lstat(p) succeeds; never rejects. */
+function exists(p: string): Promise<boolean> {
+  return new Promise((resolve) => fs.lstat(p, (err) => resolve(err === null)));
 }
 
-/** globSync with fs/promises: the event loop keeps running while directories are read. */
+/** The names in `dir`, or null when it is not a readable directory; never rejects. */
+function readDirectory(dir: string): Promise<string[] | null> {
+  return new Promise((resolve) =>
+    fs.stat(dir, (err, st) => {
+      if (err !== null || !st.isDirectory()) {
+        resolve(null);
+        return;
+      }
+      fs.readdir(dir, (err2, names) => resolve(err2 === null ? names : null));
+    }),
+  );
+}
+
+/** globSync without blocking: the event loop keeps running while directories are read. */
 export async function glob(pattern: string): Promise<string[]> {
   if (!hasGlobMeta(pattern)) return (await exists(pattern)) ? [pattern] : [];
   const root = path.parse(pattern).root;
@@ -117,13 +126,8 @@ export async function glob(pattern: string): Promise<string[]> {
     } else {
       const re = segmentRegExp(segment);
       for (const dir of candidates) {
-        let names: string[];
-        try {
-          if (!(await fsp.stat(dir)).isDirectory()) continue;
-          names = await fsp.readdir(dir);
-        } catch {
-          continue;
-        }
+        const names = await readDirectory(dir);
+        if (names === null) continue;
         names.sort();
         for (const name of names) if (re.test(name)) next.push(path.join(dir, name));
       }

@@ -8,9 +8,11 @@
  *
  * Errors: ReadRegularError `ERR_READ_REGULAR`, naming the file and the reason, never its
  * contents; `cause.code` keeps the errno (ENOENT ...) when there was one.
+ *
+ * Callback `fs`, not `node:fs/promises`: that module (and the readline code it loads) would be
+ * loaded by every process for this one reader (bench/PROFILE.md, Footprint).
  */
 import fs from 'node:fs';
-import { open } from 'node:fs/promises';
 
 export const ReadFailure = { NOT_REGULAR: 'not-regular', TOO_LARGE: 'too-large', IO: 'io' } as const;
 export type ReadFailure = (typeof ReadFailure)[keyof typeof ReadFailure];
@@ -48,11 +50,31 @@ function kind(st: fs.Stats): string {
   return 'not a regular file';
 }
 
+/** fs.open as a promise. */
+function openFile(file: string, flags: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.open(file, flags, (err, fd) => (err === null ? resolve(fd) : reject(err))));
+}
+
+/** fs.fstat as a promise. */
+function fstat(fd: number): Promise<fs.Stats> {
+  return new Promise((resolve, reject) => fs.fstat(fd, (err, st) => (err === null ? resolve(st) : reject(err))));
+}
+
+/** fs.read at the current position as a promise: the bytes read. */
+function readInto(fd: number, buf: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => fs.read(fd, buf, 0, buf.length, null, (err, n) => (err === null ? resolve(n) : reject(err))));
+}
+
+/** fs.close; a failure is ignored (the descriptor is released either way on Linux). */
+function closeFile(fd: number): Promise<void> {
+  return new Promise((resolve) => fs.close(fd, () => resolve()));
+}
+
 /** The bytes of regular file `file`, at most `maxBytes` of them (else ReadRegularError). */
 export async function readRegularFile(file: string, maxBytes: number): Promise<Buffer> {
-  let fh: fs.promises.FileHandle;
+  let fd: number;
   try {
-    fh = await open(file, OPEN_FLAGS);
+    fd = await openFile(file, OPEN_FLAGS);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     // ENXIO: a unix socket; the rest keep their code.
@@ -60,14 +82,14 @@ export async function readRegularFile(file: string, maxBytes: number): Promise<B
     throw new ReadRegularError(file, ReadFailure.IO, `cannot be read: ${e.code ?? e.message}`, e.code, e.message);
   }
   try {
-    const st = await fh.stat();
+    const st = await fstat(fd);
     if (!st.isFile()) throw new ReadRegularError(file, ReadFailure.NOT_REGULAR, `is ${kind(st)}, not a regular file`);
     if (st.size > maxBytes) throw new ReadRegularError(file, ReadFailure.TOO_LARGE, `is larger than ${maxBytes} bytes`);
     const parts: Buffer[] = [];
     let total = 0;
     for (;;) {
       const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, maxBytes - total + 1));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      const bytesRead = await readInto(fd, buf);
       if (bytesRead === 0) break;
       total += bytesRead;
       if (total > maxBytes) throw new ReadRegularError(file, ReadFailure.TOO_LARGE, `is larger than ${maxBytes} bytes`);
@@ -79,6 +101,6 @@ export async function readRegularFile(file: string, maxBytes: number): Promise<B
     const e = err as NodeJS.ErrnoException;
     throw new ReadRegularError(file, ReadFailure.IO, `cannot be read: ${e.code ?? e.message}`, e.code, e.message);
   } finally {
-    await fh.close().catch(() => undefined);
+    await closeFile(fd);
   }
 }

@@ -555,14 +555,17 @@ describe('Dockerfile and .dockerignore', () => {
   test('production dependencies only, from the lockfile', () => {
     const runs = ins.filter((i) => i.op === 'RUN').map((i) => i.args);
     assert.ok(runs.some((r) => /\bnpm ci\b.*--omit=dev/.test(r)));
-    // The one `npm install` is the addon stage's build tool, at the lockfile's version; nothing
-    // of that stage but the .node file reaches the runtime stage.
+    // The two `npm install`s are build tools at the lockfile's versions: node-gyp in the addon
+    // stage (nothing of it but the .node file reaches the runtime stage) and esbuild in the
+    // bundle stage (nothing of it but bin/ and dist/ does).
     const installs = runs.filter((r) => /\bnpm (install|i)\b/.test(r));
     assert.deepEqual(
-      installs.map((r) =>
-        /npm install (?:--\S+ )*"node-gyp@\$\(node -p "require\('\.\/package-lock\.json'\)\.packages\['node_modules\/node-gyp'\]\.version"\)"$/.test(r),
+      installs.map(
+        (r) =>
+          /npm install (?:--\S+ )*"node-gyp@\$\(node -p "require\('\.\/package-lock\.json'\)\.packages\['node_modules\/node-gyp'\]\.version"\)"$/.test(r) ||
+          /npm install (?:--\S+ )*"esbuild@\$\(node -p "require\('\/tmp\/package-lock\.json'\)\.packages\['node_modules\/esbuild'\]\.version"\)"$/.test(r),
       ),
-      [true],
+      [true, true],
       installs.join('\n'),
     );
     const copies = ins.filter((i) => i.op === 'COPY').map((i) => i.args);
@@ -570,6 +573,10 @@ describe('Dockerfile and .dockerignore', () => {
     assert.deepEqual(
       copies.filter((c) => c.startsWith('--from=addon')),
       ['--from=addon /build/build/Release/udp.node ./build/Release/udp.node'],
+    );
+    assert.deepEqual(
+      copies.filter((c) => c.startsWith('--from=bundle')),
+      ['--from=bundle /build/out/bin ./bin', '--from=bundle /build/out/dist ./dist'],
     );
   });
 
@@ -616,12 +623,18 @@ describe('Dockerfile and .dockerignore', () => {
     assert.ok(copy, `${argv[0]} is copied into the image`);
     assert.match(copy.args, /docker\/entrypoint\.sh /);
     assert.ok(ins.some((i) => i.op === 'WORKDIR' && i.args === '/app'));
-    assert.ok(ins.some((i) => i.op === 'COPY' && i.args === 'src ./src'));
-    assert.ok(ins.some((i) => i.op === 'COPY' && i.args === 'bin ./bin'));
-    assert.ok(
-      ins.some((i) => i.op === 'COPY' && i.args === 'package.json ./'),
-      'package.json ("type": "module") next to src',
-    );
+    // The bundle stage builds bin/ and src/ (docker/bundle.mjs); the runtime stage takes its
+    // bin/node-local-dns.js and dist/ (test/footprint/bundle.test.ts runs that layout).
+    const stages: string[] = [];
+    for (const i of ins) stages.push(i.op === 'FROM' ? (/ AS (\w+)$/.exec(i.args)?.[1] ?? '') : (stages.at(-1) ?? ''));
+    const inStage = (stage: string, op: string, args: string): boolean => ins.some((i, k) => stages[k] === stage && i.op === op && i.args === args);
+    assert.ok(inStage('bundle', 'COPY', 'src ./src'));
+    assert.ok(inStage('bundle', 'COPY', 'bin ./bin'));
+    assert.ok(inStage('bundle', 'COPY', 'docker/bundle.mjs ./docker/'));
+    assert.ok(inStage('bundle', 'RUN', 'node docker/bundle.mjs /build/out'));
+    assert.ok(inStage('runtime', 'COPY', '--from=bundle /build/out/bin ./bin'));
+    assert.ok(inStage('runtime', 'COPY', '--from=bundle /build/out/dist ./dist'));
+    assert.ok(inStage('runtime', 'COPY', 'package.json ./'), 'package.json ("type": "module") next to bin/ and dist/');
     assert.match(readFileSync(ENTRYPOINT, 'utf8'), /exec "\$\{NODE_LOCAL_DNS_NODE:-node\}" "\$\{NODE_LOCAL_DNS_MAIN:-\/app\/bin\/node-local-dns\.js\}" "\$@"/);
     const cmd = ins.filter((i) => i.op === 'CMD').at(-1);
     assert.ok(cmd && Array.isArray(JSON.parse(cmd.args)), 'CMD in exec form');

@@ -373,15 +373,23 @@ test('the image: the Dockerfile built with podman and run on a simulated node', 
     const c = await createMounted(image);
     try {
       const app = join(c.root, 'app');
-      // src/ exactly as the build context holds it: no tests, test data, type declarations, READMEs.
-      const expected = filesUnder(join(ROOT, 'src')).filter((f) => !/\.test\.ts$|(^|\/)testdata\/|\.d\.ts$|\.md$/.test(f));
-      assert.deepEqual(filesUnder(join(app, 'src')), expected);
-      assert.deepEqual(readdirSync(app).sort(), ['.node-compile-cache', 'bin', 'build', 'node_modules', 'package.json', 'src']);
+      // The production bundle (docker/bundle.mjs), not src/: the bundled entry, its chunks and
+      // the worker script, JavaScript only.
+      assert.deepEqual(readdirSync(app).sort(), ['.node-compile-cache', 'bin', 'build', 'dist', 'node_modules', 'package.json']);
+      assert.deepEqual(filesUnder(join(app, 'bin')), ['node-local-dns.js']);
+      assert.match(readFileSync(join(app, 'bin/node-local-dns.js'), 'utf8'), /from "\.\.\/dist\/[\w-]+\.js"/);
+      const dist = filesUnder(join(app, 'dist'));
+      assert.ok(dist.includes('worker.js'), 'dist/worker.js');
+      assert.deepEqual(
+        dist.filter((f) => !/^[\w-]+\.js$/.test(f)),
+        [],
+        'dist/ holds JavaScript modules only',
+      );
       // The addon stage's output only: the .node file, no sources, objects or compiler.
       assert.deepEqual(filesUnder(join(app, 'build')), ['Release/udp.node']);
       for (const p of ['usr/bin/gcc', 'usr/bin/make', 'usr/bin/python3']) assert.equal(existsSync(join(c.root, p)), false, p);
       assert.ok(filesUnder(join(app, '.node-compile-cache')).length > 0, 'compile cache warmed at build time');
-      const parts = ['node_modules', 'src', '.node-compile-cache'].map((d) => `${d} ${mib(bytesUnder(join(app, d)))}`);
+      const parts = ['node_modules', 'dist', '.node-compile-cache'].map((d) => `${d} ${mib(bytesUnder(join(app, d)))}`);
       diag(`/app: ${mib(bytesUnder(app))} (${parts.join(', ')})`);
       const tests = filesUnder(app).filter((f) => /\.test\.ts$/.test(f) || f.startsWith('test/'));
       assert.deepEqual(tests, []);
