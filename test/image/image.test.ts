@@ -304,6 +304,9 @@ async function runOnNode(cfg: ImageConfig, image: string, backend: Backend, diag
     }
     const health = await sim.pod.run('curl', ['-sS', '--max-time', '5', '-w', ' %{http_code}', `http://${SIM.localDnsIp}:8080/health`]);
     assert.equal(health.stdout, 'OK 200', health.stderr);
+    // Reported, not asserted: the agent-mode footprint of what the DaemonSet runs.
+    const rssKiB = Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+    diag(`${backend}: agent-mode VmRSS after the queries above: ${(rssKiB / 1024).toFixed(1)} MiB`);
 
     // As the runtime stops a container: SIGTERM to its PID 1.
     process.kill(pid, 'SIGTERM');
