@@ -22,7 +22,7 @@
  */
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from '../util/fs-async.ts';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { TextDecoder } from 'node:util';

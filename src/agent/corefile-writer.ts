@@ -8,7 +8,7 @@
  * Contract: `render()` throws TemplateError or an I/O error and changes nothing on disk; an
  * invalid ConfigMap never throws (`loadKubeDns()` logs, counts and keeps the last good values).
  */
-import { rename, stat, writeFile } from 'node:fs/promises';
+import { rename, stat, writeFile } from '../util/fs-async.ts';
 import { basename, dirname, join } from 'node:path';
 import type { Options } from '../cli/options.ts';
 import { CLUSTER_ZONES_ENV, DEFAULT_CLUSTER_ZONES, clusterZonesFrom } from '../config/cluster-zones.ts';

@@ -7,7 +7,7 @@
  * when no iptables binary is installed, iptables otherwise.
  */
 import { constants as fsConstants } from 'node:fs';
-import { access } from 'node:fs/promises';
+import { access } from '../util/fs-async.ts';
 import { delimiter, join } from 'node:path';
 import type { RulesBackendName } from '../cli/options.ts';
 import type { Logger } from '../plugin.ts';
