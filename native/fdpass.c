@@ -20,13 +20,19 @@
  *   tcpListenerName(fd) -> "6|::1|53" or ""
  *                                   the same for a listening (SO_ACCEPTCONN) AF_INET/AF_INET6
  *                                   stream socket with SO_REUSEPORT bound to a port.
+ *   dupFd(fd) -> fd                 a close-on-exec duplicate of a socket descriptor.
+ *   acceptAndClose(fd) -> fds       accepts what is queued on a listening TCP socket until
+ *                                   EAGAIN, then closes fd, in one call (releasing a dead
+ *                                   peer's listening socket while losing the least).
  *
  * No global state; nothing is kept between calls.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -42,6 +48,8 @@
 #define FDPASS_MAX_TEXT 256
 #define FDPASS_MAX_REQUEST 64
 #define FDPASS_MAX_TIMEOUT_MS 5000
+/* acceptAndClose: a listener's queue holds at most its backlog + 1 (1024 here) connections. */
+#define FDPASS_MAX_ACCEPT 4096
 
 typedef union {
   char buf[CMSG_SPACE(sizeof(int) * FDPASS_MAX_FDS)];
@@ -297,12 +305,76 @@ static napi_value js_tcp_listener_name(napi_env env, napi_callback_info info) {
   return listener_name_of(env, info, SOCK_STREAM);
 }
 
+/* dupFd(fd: number): number -- a close-on-exec duplicate (>= 3) of a socket descriptor. */
+static napi_value js_dup_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return fp_type(env, "fd");
+  int32_t fd;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return fp_type(env, "fd must be a descriptor");
+  int type = 0;
+  if (!sock_opt(fd, SO_TYPE, &type)) return fp_throw(env, "getsockopt", errno);
+  int d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (d < 0) return fp_throw(env, "fcntl", errno);
+  napi_value out;
+  napi_create_int32(env, d, &out);
+  return out;
+}
+
+/*
+ * acceptAndClose(fd: number): number[] -- accepts every connection queued on the listening TCP
+ * socket `fd` (non-blocking, close-on-exec, at most FDPASS_MAX_ACCEPT) until EAGAIN, then closes
+ * `fd`, in one call: only a handshake completing in between the last accept and the close is
+ * left in the queue (reset by the kernel if `fd` was the socket's last descriptor). `fd` is
+ * closed whatever happens; a connection aborted meanwhile (ECONNABORTED) is skipped; any other
+ * accept error (EMFILE, ENFILE, ENOBUFS) stops accepting. Throws (fd left open) only when `fd`
+ * is not a listening stream socket.
+ */
+static napi_value js_accept_and_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return fp_type(env, "fd");
+  int32_t fd;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return fp_type(env, "fd must be a descriptor");
+  int type = 0, listening = 0;
+  if (!sock_opt(fd, SO_TYPE, &type) || type != SOCK_STREAM || !sock_opt(fd, SO_ACCEPTCONN, &listening) || listening == 0) {
+    return fp_throw(env, "acceptAndClose", EINVAL);
+  }
+  int *accepted = malloc(sizeof(int) * FDPASS_MAX_ACCEPT);
+  if (accepted == NULL) {
+    close(fd);
+    return fp_throw(env, "acceptAndClose", ENOMEM);
+  }
+  size_t n = 0;
+  while (n < FDPASS_MAX_ACCEPT) {
+    int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (c >= 0) accepted[n++] = c;
+    else if (errno != EINTR && errno != ECONNABORTED) break;
+  }
+  close(fd);
+  napi_value arr;
+  if (napi_create_array_with_length(env, n, &arr) != napi_ok) {
+    close_all(accepted, n);
+    free(accepted);
+    return fp_throw(env, "acceptAndClose", ENOMEM);
+  }
+  for (size_t i = 0; i < n; i++) {
+    napi_value v;
+    napi_create_int32(env, accepted[i], &v);
+    napi_set_element(env, arr, (uint32_t)i, v);
+  }
+  free(accepted);
+  return arr;
+}
+
 void fdpass_init(napi_env env, napi_value exports) {
   napi_property_descriptor fns[] = {
       {"sendFds", NULL, js_send_fds, NULL, NULL, NULL, napi_default, NULL},
       {"recvFds", NULL, js_recv_fds, NULL, NULL, NULL, napi_default, NULL},
       {"udpListenerName", NULL, js_udp_listener_name, NULL, NULL, NULL, napi_default, NULL},
       {"tcpListenerName", NULL, js_tcp_listener_name, NULL, NULL, NULL, napi_default, NULL},
+      {"dupFd", NULL, js_dup_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"acceptAndClose", NULL, js_accept_and_close, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
 }

@@ -351,6 +351,48 @@ test('TCP adoption: connections queued in the owner socket when it is SIGKILLed 
   assert.deepEqual(tally(await Promise.all(Array.from({ length: 20 }, (_, i) => tcpQuery(s.primary.port, i + 300)))), { NOERROR: 20 });
 });
 
+/**
+ * After the owner's death our copy of its socket is the last one: `n` connections are queued in
+ * the sockets of the port in one synchronous step, and the release runs in that same step,
+ * before our event loop accepted any of them. Returns the outcomes and how many waited in the
+ * released socket.
+ */
+async function connectThenRelease(s: Scene, n: number, handOver: boolean): Promise<{ outcomes: Outcome[]; queuedInReleased: number }> {
+  const ownerInodes = socketInodes(s.primary.pid);
+  await stop(s.primary);
+  await kill(s.primary);
+  let queuedInReleased = -1;
+  let released: Promise<void> = Promise.resolve();
+  const answers = Array.from({ length: n }, (_, i) => tcpQuery(s.primary.port, i + 1));
+  process.nextTick(() => {
+    queuedInReleased = [...acceptQueues(s.primary.port)].filter(([ino]) => ownerInodes.has(ino)).reduce((a, [, len]) => a + len, 0);
+    released = releaseOwner(s.primary.path, handOver);
+  });
+  const outcomes = await Promise.all(answers);
+  await released;
+  return { outcomes, queuedInReleased };
+}
+
+test("TCP adoption: releasing a dead owner's socket serves what is queued in it (accept until EAGAIN, then close)", { skip }, async (t) => {
+  const s = await scene(t);
+  assert.equal(await adopt(s.primary.path, s.primary.path), 1);
+  const { outcomes, queuedInReleased } = await connectThenRelease(s, 40, true);
+  assert.ok(queuedInReleased > 0, 'some connections waited in the released socket');
+  assert.deepEqual(tally(outcomes), { NOERROR: 40 });
+  assert.equal(s.own.accepted, 40);
+  assert.deepEqual(adoptedListeners(), []);
+  assert.equal(acceptQueues(s.primary.port).size, 1, 'only our own listening socket is left on the port');
+});
+
+test("TCP adoption: a plain close of a dead owner's socket resets what is queued in it (what the release avoids)", { skip }, async (t) => {
+  const s = await scene(t);
+  assert.equal(await adopt(s.primary.path, s.primary.path), 1);
+  // handOver false is meant for a live owner; with a dead one it shows what a plain close costs.
+  const { outcomes, queuedInReleased } = await connectThenRelease(s, 40, false);
+  assert.ok(queuedInReleased > 0);
+  assert.deepEqual(tally(outcomes), { NOERROR: 40 - queuedInReleased, reset: queuedInReleased });
+});
+
 test('TCP without adoption: the same connections queued in the killed owner socket are reset (what adoption saves)', { skip }, async (t) => {
   const s = await scene(t);
   await stop(s.primary);

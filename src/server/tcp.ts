@@ -44,7 +44,7 @@ import { FRAME_PREFIX, FrameBuffer, MIN_FRAME, frameInto } from '../wire/tcp-fra
 import type { Dispatcher } from './dispatch.ts';
 import { log } from '../util/log.ts';
 import type { SnapshotBuilder } from '../metrics/snapshot.ts';
-import { trackTcpListener } from './udp-adopt.ts';
+import { listenerDrain, trackTcpListener } from './udp-adopt.ts';
 
 export interface TcpLimits {
   /** Close a connection with nothing in flight after this long without a query (RFC 7766 §6.2.3); also the longest a connection may make no write progress. */
@@ -860,12 +860,25 @@ export class TcpListener {
   }
 }
 
+/** What net.Server gives the sockets it accepts (noDelay is set by TcpConnection). */
+function queuedSocketOptions(fd: number): net.SocketConstructorOpts {
+  const opts: net.SocketConstructorOpts & { readableHighWaterMark: number; writableHighWaterMark: number } = {
+    fd,
+    readable: true,
+    writable: true,
+    allowHalfOpen: true,
+    readableHighWaterMark: READ_HIGH_WATER_BYTES,
+    writableHighWaterMark: READ_HIGH_WATER_BYTES,
+  };
+  return opts;
+}
+
 /**
  * A peer's listening socket a TcpListener accepts from beside its own (TcpListener.acceptFrom;
  * the adoption side is udp-adopt.ts). Its connections go to the listener. Closing it closes only
  * our descriptor: while another process holds the socket it stays open, listening and queued
  * there; when ours was the last descriptor, connections still in its accept queue are reset by
- * the kernel (hence `afterAcceptPass`).
+ * the kernel (hence `drain`).
  */
 export class TcpAcceptor {
   readonly listener: TcpListener;
@@ -873,7 +886,6 @@ export class TcpAcceptor {
   accepted = 0;
   closed = false;
   private readonly server: net.Server;
-  private closing: Promise<void> | null = null;
 
   constructor(listener: TcpListener) {
     this.listener = listener;
@@ -894,27 +906,55 @@ export class TcpAcceptor {
   }
 
   /**
-   * Stops accepting and closes our descriptor. `afterAcceptPass` (the owner is gone, ours is the
-   * last descriptor): close right after an event-loop poll phase, which accepted everything
-   * queued up to then, so only a connection completing its handshake in the few microseconds
-   * between that poll and the close is reset (docs/zero-downtime.md). Connections already
-   * accepted stay the listener's.
+   * Stops accepting and closes our descriptor. `drain` (the owner is gone: ours is the last
+   * descriptor, so whatever is still queued would be reset at the close): libuv's descriptor is
+   * duplicated and closed, then the duplicate's queue is accepted until EAGAIN and closed in
+   * one native call (acceptAndClose), and those connections are served here. Only a handshake
+   * completing between that last accept and the close (about a microsecond), or still in
+   * progress (SYN-ACK sent, last ACK not yet in), is reset (docs/zero-downtime.md; closing
+   * after an event-loop poll phase instead reset as many as a plain close under load:
+   * test/netns/tcp-release-measure.ts). Connections already accepted stay the listener's.
    */
-  close(afterAcceptPass: boolean): Promise<void> {
-    this.closing ??= new Promise<void>((resolve) => {
-      const close = () => {
-        this.closed = true;
-        this.listener.forgetAcceptor(this);
-        // Closes the descriptor now; the callback would wait for every connection accepted
-        // here, which are the listener's to close.
-        this.server.close();
-        resolve();
-      };
-      // An immediate scheduled from the check phase runs after the next poll phase: two make
-      // sure a whole poll phase (accepting until EAGAIN) ran between this call and the close.
-      if (afterAcceptPass && !this.listener.draining) setImmediate(() => setImmediate(close));
-      else close();
-    });
-    return this.closing;
+  close(drain: boolean): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    this.listener.forgetAcceptor(this);
+    const helper = drain ? listenerDrain() : null;
+    const fd = (this.server as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+    let dup = -1;
+    if (helper !== null && typeof fd === 'number' && fd >= 0) {
+      try {
+        dup = helper.dupFd(fd);
+      } catch {
+        // no descriptor left: a plain close
+      }
+    }
+    // Closes libuv's descriptor now (the callback would wait for every connection accepted
+    // here, which are the listener's to close).
+    this.server.close();
+    if (dup >= 0) this.serveQueued(helper!, dup);
+    return Promise.resolve();
+  }
+
+  /** Accepts what `fd` (our last descriptor of the socket) has queued, closes it, serves those connections. */
+  private serveQueued(helper: { acceptAndClose(fd: number): number[] }, fd: number): void {
+    let queued: number[];
+    try {
+      queued = helper.acceptAndClose(fd);
+    } catch {
+      closeSync(fd);
+      return;
+    }
+    for (const c of queued) {
+      let socket: net.Socket;
+      try {
+        socket = new net.Socket(queuedSocketOptions(c));
+      } catch {
+        closeSync(c);
+        continue;
+      }
+      this.accepted++;
+      this.listener.onConnection(socket);
+    }
   }
 }

@@ -19,8 +19,8 @@
  *        and serves each one that is a listening UDP or TCP socket of one of its own listeners'
  *        address and port (same protocol); the others are closed at once.
  *      {type:'release', owner, handOver}: the owner is gone (handOver true: UDP: connect away,
- *        drain, close, losing nothing, as a leaving listener does; TCP: close right after an
- *        accept pass, see TcpAcceptor.close) or is alive and we stop (handOver false: plain
+ *        drain, close, losing nothing, as a leaving listener does; TCP: accept what is queued
+ *        and close in one native call, see TcpAcceptor.close) or is alive and we stop (handOver false: plain
  *        close of our descriptors; the owner keeps the socket open and its queue). Never
  *        connect a socket whose owner is alive: that would steer its traffic away from the
  *        live instance.
@@ -76,6 +76,20 @@ interface AdoptedTcp {
 
 /** native/fdpass.c's tcpListenerName (absent from an addon built before it). */
 type TcpNaming = { tcpListenerName?: (fd: number) => string };
+
+/** native/fdpass.c's helpers for releasing a dead peer's listening TCP socket (TcpAcceptor.close). */
+export interface ListenerDrain {
+  dupFd(fd: number): number;
+  acceptAndClose(fd: number): number[];
+}
+
+/** The addon's ListenerDrain; null without the addon or with one built before it. */
+export function listenerDrain(): ListenerDrain | null {
+  const { addon } = loadUdpAddon();
+  const a = addon as (UdpAddon & Partial<ListenerDrain>) | null;
+  if (a === null || typeof a.dupFd !== 'function' || typeof a.acceptAndClose !== 'function') return null;
+  return a as UdpAddon & ListenerDrain;
+}
 
 /** `family|address|port` of a listening SO_REUSEPORT TCP socket; '' for anything else or without the helper. */
 export function tcpListenerName(addon: UdpAddon, fd: number): string {
