@@ -538,7 +538,8 @@ function listeningFds(addon: UdpAddon): number[] {
  * threads' side is src/server/udp-adopt.ts, which the messages below reach through a
  * BroadcastChannel). `update` runs on every look at the peers (each -syncinterval): it asks the
  * serving threads to adopt the sockets of every serving primary they do not hold yet, and to
- * hand over (connect away, drain, close: nothing lost) those of primaries that are gone. A
+ * hand over those of primaries that are gone (UDP: connect away, drain, close; TCP: accept
+ * until EAGAIN and close in one native call; nothing queued is lost). A
  * SIGKILLed primary is therefore served through its own sockets until the next look, then its
  * sockets are released: kills never accumulate sockets. `stop` releases everything before the
  * engine stops: sockets of live primaries are closed (they keep theirs), of dead ones handed over.

@@ -6,7 +6,10 @@
  * kernel's reuseport hash spreads it over both instances), a mix of names answered from cache
  * and unique names that go to kube-dns (NSD) every time. Beside it a prober sends one query every
  * 5 ms, each from a fresh source port, and records which ones got no answer within 1 s: the
- * longest run of unanswered probes is the longest gap a client could see.
+ * longest run of unanswered probes is the longest gap a client could see. In the baseline and
+ * the kill drill a TCP prober also opens a new connection every 5 ms carrying one query (a
+ * client that opens a connection per query: each one goes through an accept queue), and
+ * records whether it was answered, reset, or got nothing within 3 s.
  *
  * Drills:
  *  0. baseline: the same load without any restart loses nothing. If it does, the machine is too
@@ -16,7 +19,12 @@
  *  2. `kill -9` of the primary under load: lost queries < 0.05 % when the standby adopted the
  *     primary's UDP sockets (native addon), < 1 % without (see KILL_LOSS_RATIO_ADOPTED), every
  *     probe sent 250 ms after the kill answered, no gap of a client timeout (1 s); the standby
- *     hands the dead primary's sockets over at its next look, and adopts the new primary's;
+ *     holds the primary's listening TCP sockets too (ss shows both pids on them; none without
+ *     adoption), and every TCP probe started 250 ms after the kill is answered; TCP outcomes
+ *     (answered, reset, timeout, around the kill and the release) are printed, not bounded:
+ *     what a kill costs TCP clients is a few connections either way (see docs/zero-downtime.md);
+ *     the standby hands the dead primary's sockets over at its next look, and adopts the new
+ *     primary's;
  *  3. rolling restart under load (SIGTERM primary → new primary → SIGTERM standby → new standby):
  *     no query lost (see ROLLING_LOSS_BOUND for why this is the bound asserted);
  *  4. teardown: an instance leaving while a peer lives leaves rules and interface in place; the

@@ -57,11 +57,11 @@ function loop() {
   return new Promise((resolve) => {
     const c = net.connect(port, '127.0.0.1');
     let done = false;
-    const finish = (k) => { if (done) return; done = true; counts[k]++; c.destroy(); resolve(); };
+    const finish = (k) => { if (done) return; done = true; clearTimeout(timer); counts[k]++; c.destroy(); resolve(); };
+    const timer = setTimeout(() => finish('other'), 3000);
     c.on('data', () => finish('ok'));
     c.on('error', (e) => finish(e.code === 'ECONNRESET' || e.code === 'EPIPE' ? 'reset' : 'other'));
     c.on('close', () => finish('other'));
-    setTimeout(() => finish('other'), 3000);
     c.write(q);
   }).then(loop);
 }
