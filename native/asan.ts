@@ -23,6 +23,7 @@ const ASAN_TESTS = [
   'src/server/udp-handover.test.ts',
   'src/server/udp-adopt.test.ts',
   'src/server/udp-native.test.ts',
+  'src/server/tcp-adopt.test.ts',
   'src/plugins/forward/faults.test.ts',
   'src/plugins/forward/late-reply.test.ts',
   'test/fault/malformed-queries.test.ts',

@@ -1,5 +1,5 @@
 /*
- * Passing listening UDP sockets between node-local-dns instances (SCM_RIGHTS), Linux only.
+ * Passing listening UDP and TCP sockets between node-local-dns instances (SCM_RIGHTS), Linux only.
  * Part of the udp addon (binding.gyp target "udp"); udp.c's init calls fdpass_init.
  *
  *   sendFds(unixFd, fds, text)      one sendmsg on a connected unix stream socket (the peer
@@ -17,13 +17,22 @@
  *                                   the fd's family, address and port when it is a bound,
  *                                   unconnected AF_INET/AF_INET6 datagram socket with
  *                                   SO_REUSEPORT (a DNS listener); "" for anything else.
+ *   tcpListenerName(fd) -> "6|::1|53" or ""
+ *                                   the same for a listening (SO_ACCEPTCONN) AF_INET/AF_INET6
+ *                                   stream socket with SO_REUSEPORT bound to a port.
+ *   dupFd(fd) -> fd                 a close-on-exec duplicate of a socket descriptor.
+ *   acceptAndClose(fd) -> fds       accepts what is queued on a listening TCP socket until
+ *                                   EAGAIN, then closes fd, in one call (releasing a dead
+ *                                   peer's listening socket while losing the least).
  *
  * No global state; nothing is kept between calls.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -34,10 +43,13 @@
 #include <node_api.h>
 #include <uv.h>
 
-#define FDPASS_MAX_FDS 64
+/* 128: a UDP and a TCP listener per serving thread and address (src/agent/standby.ts MAX_PASSED_FDS). */
+#define FDPASS_MAX_FDS 128
 #define FDPASS_MAX_TEXT 256
 #define FDPASS_MAX_REQUEST 64
 #define FDPASS_MAX_TIMEOUT_MS 5000
+/* acceptAndClose: a listener's queue holds at most its backlog + 1 (1024 here) connections. */
+#define FDPASS_MAX_ACCEPT 4096
 
 typedef union {
   char buf[CMSG_SPACE(sizeof(int) * FDPASS_MAX_FDS)];
@@ -82,7 +94,7 @@ static napi_value js_send_fds(napi_env env, napi_callback_info info) {
   if (napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[1], &count) != napi_ok) {
     return fp_type(env, "fds must be an array");
   }
-  if (count < 1 || count > FDPASS_MAX_FDS) return fp_type(env, "fds: 1 to 64 descriptors");
+  if (count < 1 || count > FDPASS_MAX_FDS) return fp_type(env, "fds: 1 to 128 descriptors");
   int fds[FDPASS_MAX_FDS];
   for (uint32_t i = 0; i < count; i++) {
     napi_value v;
@@ -235,38 +247,124 @@ static napi_value js_recv_fds(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* udpListenerName(fd: number): string */
-static napi_value js_udp_listener_name(napi_env env, napi_callback_info info) {
+/*
+ * "4|127.0.0.1|53" for a DNS listener of `type`, else "": an AF_INET/AF_INET6 socket with
+ * SO_REUSEPORT bound to a port; a SOCK_DGRAM one must be unconnected (a connected socket is a
+ * forwarder's, or a listener handing over), a SOCK_STREAM one must be listening (SO_ACCEPTCONN).
+ */
+static void listener_name(int fd, int want_type, char *out, size_t out_size) {
+  out[0] = '\0';
+  int type = 0, domain = 0, reuse = 0, listening = 0;
+  if (fd < 0 || !sock_opt(fd, SO_TYPE, &type) || type != want_type || !sock_opt(fd, SO_DOMAIN, &domain) ||
+      (domain != AF_INET && domain != AF_INET6) || !sock_opt(fd, SO_REUSEPORT, &reuse) || reuse == 0) {
+    return;
+  }
+  if (want_type == SOCK_STREAM && (!sock_opt(fd, SO_ACCEPTCONN, &listening) || listening == 0)) return;
+  struct sockaddr_in6 sa;
+  socklen_t len = sizeof sa;
+  memset(&sa, 0, sizeof sa);
+  if (getsockname(fd, (struct sockaddr *)&sa, &len) != 0) return;
+  if (want_type == SOCK_DGRAM) {
+    struct sockaddr_in6 peer;
+    socklen_t peer_len = sizeof peer;
+    if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) == 0 || errno != ENOTCONN) return;
+  }
+  char ip[INET6_ADDRSTRLEN];
+  if (domain == AF_INET && len >= sizeof(struct sockaddr_in)) {
+    struct sockaddr_in *a = (struct sockaddr_in *)&sa;
+    if (a->sin_port != 0 && inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip) != NULL) {
+      snprintf(out, out_size, "4|%s|%u", ip, (unsigned)ntohs(a->sin_port));
+    }
+  } else if (domain == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+    if (sa.sin6_port != 0 && inet_ntop(AF_INET6, &sa.sin6_addr, ip, sizeof ip) != NULL) {
+      snprintf(out, out_size, "6|%s|%u", ip, (unsigned)ntohs(sa.sin6_port));
+    }
+  }
+}
+
+static napi_value listener_name_of(napi_env env, napi_callback_info info, int want_type) {
   size_t argc = 1;
   napi_value argv[1];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return fp_type(env, "fd");
   int32_t fd;
   if (napi_get_value_int32(env, argv[0], &fd) != napi_ok) return fp_type(env, "fd must be a number");
-  char out[INET6_ADDRSTRLEN + 16] = "";
-  int type = 0, domain = 0, reuse = 0;
-  struct sockaddr_in6 sa;
-  socklen_t len = sizeof sa;
-  struct sockaddr_in6 peer;
-  socklen_t peer_len = sizeof peer;
-  if (fd >= 0 && sock_opt(fd, SO_TYPE, &type) && type == SOCK_DGRAM && sock_opt(fd, SO_DOMAIN, &domain) &&
-      (domain == AF_INET || domain == AF_INET6) && sock_opt(fd, SO_REUSEPORT, &reuse) && reuse != 0 &&
-      getsockname(fd, (struct sockaddr *)&sa, &len) == 0 && getpeername(fd, (struct sockaddr *)&peer, &peer_len) != 0 &&
-      errno == ENOTCONN) {
-    char ip[INET6_ADDRSTRLEN];
-    if (domain == AF_INET && len >= sizeof(struct sockaddr_in)) {
-      struct sockaddr_in *a = (struct sockaddr_in *)&sa;
-      if (a->sin_port != 0 && inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip) != NULL) {
-        snprintf(out, sizeof out, "4|%s|%u", ip, (unsigned)ntohs(a->sin_port));
-      }
-    } else if (domain == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
-      if (sa.sin6_port != 0 && inet_ntop(AF_INET6, &sa.sin6_addr, ip, sizeof ip) != NULL) {
-        snprintf(out, sizeof out, "6|%s|%u", ip, (unsigned)ntohs(sa.sin6_port));
-      }
-    }
-  }
+  char out[INET6_ADDRSTRLEN + 16];
+  listener_name(fd, want_type, out, sizeof out);
   napi_value r;
   napi_create_string_utf8(env, out, NAPI_AUTO_LENGTH, &r);
   return r;
+}
+
+/* udpListenerName(fd: number): string */
+static napi_value js_udp_listener_name(napi_env env, napi_callback_info info) {
+  return listener_name_of(env, info, SOCK_DGRAM);
+}
+
+/* tcpListenerName(fd: number): string */
+static napi_value js_tcp_listener_name(napi_env env, napi_callback_info info) {
+  return listener_name_of(env, info, SOCK_STREAM);
+}
+
+/* dupFd(fd: number): number -- a close-on-exec duplicate (>= 3) of a socket descriptor. */
+static napi_value js_dup_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return fp_type(env, "fd");
+  int32_t fd;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return fp_type(env, "fd must be a descriptor");
+  int type = 0;
+  if (!sock_opt(fd, SO_TYPE, &type)) return fp_throw(env, "getsockopt", errno);
+  int d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (d < 0) return fp_throw(env, "fcntl", errno);
+  napi_value out;
+  napi_create_int32(env, d, &out);
+  return out;
+}
+
+/*
+ * acceptAndClose(fd: number): number[] -- accepts every connection queued on the listening TCP
+ * socket `fd` (non-blocking, close-on-exec, at most FDPASS_MAX_ACCEPT) until EAGAIN, then closes
+ * `fd`, in one call: only a handshake completing in between the last accept and the close is
+ * left in the queue (reset by the kernel if `fd` was the socket's last descriptor). `fd` is
+ * closed whatever happens; a connection aborted meanwhile (ECONNABORTED) is skipped; any other
+ * accept error (EMFILE, ENFILE, ENOBUFS) stops accepting. Throws (fd left open) only when `fd`
+ * is not a listening stream socket.
+ */
+static napi_value js_accept_and_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return fp_type(env, "fd");
+  int32_t fd;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return fp_type(env, "fd must be a descriptor");
+  int type = 0, listening = 0;
+  if (!sock_opt(fd, SO_TYPE, &type) || type != SOCK_STREAM || !sock_opt(fd, SO_ACCEPTCONN, &listening) || listening == 0) {
+    return fp_throw(env, "acceptAndClose", EINVAL);
+  }
+  int *accepted = malloc(sizeof(int) * FDPASS_MAX_ACCEPT);
+  if (accepted == NULL) {
+    close(fd);
+    return fp_throw(env, "acceptAndClose", ENOMEM);
+  }
+  size_t n = 0;
+  while (n < FDPASS_MAX_ACCEPT) {
+    int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (c >= 0) accepted[n++] = c;
+    else if (errno != EINTR && errno != ECONNABORTED) break;
+  }
+  close(fd);
+  napi_value arr;
+  if (napi_create_array_with_length(env, n, &arr) != napi_ok) {
+    close_all(accepted, n);
+    free(accepted);
+    return fp_throw(env, "acceptAndClose", ENOMEM);
+  }
+  for (size_t i = 0; i < n; i++) {
+    napi_value v;
+    napi_create_int32(env, accepted[i], &v);
+    napi_set_element(env, arr, (uint32_t)i, v);
+  }
+  free(accepted);
+  return arr;
 }
 
 void fdpass_init(napi_env env, napi_value exports) {
@@ -274,6 +372,9 @@ void fdpass_init(napi_env env, napi_value exports) {
       {"sendFds", NULL, js_send_fds, NULL, NULL, NULL, napi_default, NULL},
       {"recvFds", NULL, js_recv_fds, NULL, NULL, NULL, napi_default, NULL},
       {"udpListenerName", NULL, js_udp_listener_name, NULL, NULL, NULL, napi_default, NULL},
+      {"tcpListenerName", NULL, js_tcp_listener_name, NULL, NULL, NULL, napi_default, NULL},
+      {"dupFd", NULL, js_dup_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"acceptAndClose", NULL, js_accept_and_close, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
 }

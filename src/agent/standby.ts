@@ -27,10 +27,12 @@
  *    can take a probe (agent.ts: ready while a newer instance starts). Any other line is
  *    answered as `status` (what instances before `joining` do with it too).
  *  - `fds` (native addon only): a serving primary answers one short line (`fds <n>`) carrying
- *    its listening UDP sockets as SCM_RIGHTS (native/fdpass.c): every bound, unconnected
- *    SO_REUSEPORT UDP socket of the process, workers' included, at most 64. A standby serves
- *    them beside its own (src/server/udp-adopt.ts, SocketAdoption below), so a SIGKILLed
- *    primary's sockets stay open and their queues are read by the standby. Anything else (no
+ *    its listening DNS sockets as SCM_RIGHTS (native/fdpass.c): every bound, unconnected
+ *    SO_REUSEPORT UDP socket of the process, workers' included, then every listening
+ *    SO_REUSEPORT TCP socket on the address and port of one of those (the DNS listeners' TCP
+ *    twins; HTTP listeners are not passed), at most MAX_PASSED_FDS. A standby serves them
+ *    beside its own (src/server/udp-adopt.ts, SocketAdoption below), so a SIGKILLed primary's
+ *    sockets stay open, their queues are read and accepted by the standby. Anything else (no
  *    addon, not a serving primary, no such socket) answers the status line, as `status`.
  *  - Leaving: close the socket and unlink it (`leave()`), then look for live peers. The last
  *    instance to leave therefore sees none, and is the one that tears the network set-up down.
@@ -43,7 +45,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { BroadcastChannel } from 'node:worker_threads';
 import type { Logger } from '../plugin.ts';
-import { ADOPT_CHANNEL, type AdoptMessage, listenForAdoption } from '../server/udp-adopt.ts';
+import { ADOPT_CHANNEL, type AdoptMessage, listenForAdoption, tcpListenerName } from '../server/udp-adopt.ts';
 import { type UdpAddon, loadUdpAddon } from '../server/udp-native.ts';
 import type { CommandRunner } from './exec.ts';
 
@@ -65,8 +67,13 @@ const STALE_TMP_AGE_MS = 60_000;
 const MAX_REQUEST_BYTES = 64;
 /** Connections served at once on the peer socket (peers probe once per sync interval); more are closed at accept. */
 const MAX_PEER_CONNECTIONS = 32;
-/** Descriptors passed per `fds` answer (SCM_MAX_FD is 253; fdpass.c takes at most 64). */
-const MAX_PASSED_FDS = 64;
+/**
+ * Descriptors passed per `fds` answer (fdpass.c takes at most 128; the kernel's SCM_MAX_FD is
+ * 253). 128 since TCP listeners are passed too (one UDP and one TCP socket per serving thread
+ * and address): it covers what 64 covered for UDP alone, 32 serving threads on 2 addresses.
+ * Beyond it UDP sockets come first.
+ */
+const MAX_PASSED_FDS = 128;
 /** sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
 
@@ -357,7 +364,7 @@ export class PeerRegistry {
   }
 
   /**
-   * `fds`: a serving primary passes its listening UDP sockets (see the module comment) and
+   * `fds`: a serving primary passes its listening UDP and TCP sockets (see the module comment) and
    * closes the connection. False when there is nothing to pass (the caller answers the status
    * line); a failed send closes the connection (the peer sees no descriptors).
    */
@@ -367,7 +374,7 @@ export class PeerRegistry {
     if (addon === null || typeof addon.sendFds !== 'function') return false;
     const unixFd = (sock as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
     if (typeof unixFd !== 'number' || unixFd < 0) return false;
-    const fds = listeningUdpFds(addon);
+    const fds = listeningFds(addon);
     if (fds.length === 0) return false;
     try {
       addon.sendFds(unixFd, fds, `fds ${fds.length}\n`);
@@ -496,22 +503,34 @@ export class PeerRegistry {
   }
 }
 
-/** This process's listening UDP sockets (bound, unconnected, SO_REUSEPORT; any thread's), at most MAX_PASSED_FDS. */
-function listeningUdpFds(addon: UdpAddon): number[] {
+/**
+ * This process's DNS listening sockets (any thread's), at most MAX_PASSED_FDS: the UDP ones
+ * (bound, unconnected, SO_REUSEPORT), then the listening SO_REUSEPORT TCP ones bound to the
+ * address and port of a UDP one (a DNS listener's TCP twin; the HTTP listeners have none).
+ */
+function listeningFds(addon: UdpAddon): number[] {
   let names: string[];
   try {
     names = readdirSync('/proc/self/fd');
   } catch {
     return [];
   }
-  const fds: number[] = [];
+  const udp: number[] = [];
+  const udpNames = new Set<string>();
+  const tcp: { fd: number; name: string }[] = [];
   for (const n of names) {
     const fd = Number(n);
     if (!Number.isInteger(fd) || fd < 0) continue;
-    if (addon.udpListenerName(fd) !== '') fds.push(fd);
-    if (fds.length === MAX_PASSED_FDS) break;
+    const u = addon.udpListenerName(fd);
+    if (u !== '') {
+      udp.push(fd);
+      udpNames.add(u);
+      continue;
+    }
+    const t = tcpListenerName(addon, fd);
+    if (t !== '') tcp.push({ fd, name: t });
   }
-  return fds;
+  return [...udp, ...tcp.filter((t) => udpNames.has(t.name)).map((t) => t.fd)].slice(0, MAX_PASSED_FDS);
 }
 
 /**
@@ -519,7 +538,8 @@ function listeningUdpFds(addon: UdpAddon): number[] {
  * threads' side is src/server/udp-adopt.ts, which the messages below reach through a
  * BroadcastChannel). `update` runs on every look at the peers (each -syncinterval): it asks the
  * serving threads to adopt the sockets of every serving primary they do not hold yet, and to
- * hand over (connect away, drain, close: nothing lost) those of primaries that are gone. A
+ * hand over those of primaries that are gone (UDP: connect away, drain, close; TCP: accept
+ * until EAGAIN and close in one native call; nothing queued is lost). A
  * SIGKILLed primary is therefore served through its own sockets until the next look, then its
  * sockets are released: kills never accumulate sockets. `stop` releases everything before the
  * engine stops: sockets of live primaries are closed (they keep theirs), of dead ones handed over.
@@ -563,7 +583,7 @@ export class SocketAdoption {
     }
     for (const p of live) {
       if (p.name.role !== PeerRole.PRIMARY || p.status?.phase !== PeerPhase.SERVING) continue;
-      if (!this.#owners.has(p.path)) this.#log.info(`standby: adopting the listening UDP sockets of ${describePeer(p)}`);
+      if (!this.#owners.has(p.path)) this.#log.info(`standby: adopting the listening UDP and TCP sockets of ${describePeer(p)}`);
       this.#owners.add(p.path);
       // Repeated on every look: a thread that could not adopt yet (busy primary) tries again.
       this.#post({ type: 'adopt', owner: p.path, path: p.path });

@@ -29,16 +29,22 @@
  *  - idle: after the first query, a connection with nothing in flight is closed after this
  *    long without traffic;
  *  - write: unsent replies that make no progress for this long destroy the connection (write_stall).
+ *
+ * Adopted sockets (a standby serving the primary's listening sockets, udp-adopt.ts): a listener
+ * may also accept from a peer's listening socket of its own address and port (`acceptFrom`,
+ * a TcpAcceptor). Those connections are this listener's: same handling, timeouts, dispatcher,
+ * and the same TcpBudget bounds; they are drained and destroyed with the listener's own.
  */
 import { Buffer } from 'node:buffer';
 import net from 'node:net';
-import { readFileSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
 import type { ResponseWriter } from '../plugin.ts';
 import { Request, Proto } from './request.ts';
 import { FRAME_PREFIX, FrameBuffer, MIN_FRAME, frameInto } from '../wire/tcp-frame.ts';
 import type { Dispatcher } from './dispatch.ts';
 import { log } from '../util/log.ts';
 import type { SnapshotBuilder } from '../metrics/snapshot.ts';
+import { listenerDrain, trackTcpListener } from './udp-adopt.ts';
 
 export interface TcpLimits {
   /** Close a connection with nothing in flight after this long without a query (RFC 7766 §6.2.3); also the longest a connection may make no write progress. */
@@ -714,6 +720,8 @@ export class TcpListener {
   idleTimeoutMs: number;
   /** Reused for framing replies while the kernel takes them whole (see TcpConnection.writeMsg). */
   private scratchBuf: Buffer | null = null;
+  /** Peers' listening sockets this listener accepts from too (acceptFrom). */
+  private readonly acceptors = new Set<TcpAcceptor>();
 
   constructor(address: string, port: number, dispatcher: Dispatcher, reusePort: boolean, budget: TcpBudget = tcpBudget) {
     this.address = address;
@@ -722,11 +730,17 @@ export class TcpListener {
     this.budget = budget;
     this.reusePort = reusePort;
     this.readTimeoutMs = this.writeTimeoutMs = this.idleTimeoutMs = budget.limits.idleTimeoutMs;
+    this.server = this.createServer();
+  }
+
+  /** A server with this listener's connection options, whose connections and accept errors are this listener's. */
+  createServer(): net.Server {
     // Half-open: a client's FIN ends its queries, not our replies (RFC 7766 §6.2.4).
-    this.server = net.createServer({ noDelay: true, pauseOnConnect: false, allowHalfOpen: true, highWaterMark: READ_HIGH_WATER_BYTES }, (socket) =>
+    const server = net.createServer({ noDelay: true, pauseOnConnect: false, allowHalfOpen: true, highWaterMark: READ_HIGH_WATER_BYTES }, (socket) =>
       this.onConnection(socket),
     );
-    this.server.on('error', (err: NodeJS.ErrnoException) => this.onServerError(err));
+    server.on('error', (err: NodeJS.ErrnoException) => this.onServerError(err));
+    return server;
   }
 
   get limits(): TcpLimits {
@@ -757,7 +771,8 @@ export class TcpListener {
     this.scratchBuf = null;
   }
 
-  private onConnection(socket: net.Socket): void {
+  /** A connection accepted on our socket or on an adopted one (TcpAcceptor). */
+  onConnection(socket: net.Socket): void {
     this.accepted++;
     socket.on('error', () => socket.destroy());
     const address = socket.remoteAddress;
@@ -775,7 +790,7 @@ export class TcpListener {
   }
 
   /** Accept failures (EMFILE, ENFILE, ENOMEM, ...): libuv keeps listening; count and log. */
-  private onServerError(err: NodeJS.ErrnoException): void {
+  onServerError(err: NodeJS.ErrnoException): void {
     const code = err.code ?? 'unknown';
     this.budget.stats.count(this.budget.stats.acceptErrors, code);
     this.budget.logs.warn(`accept:${code}`, `TCP ${this.dispatcher.serverLabel}: accept: ${err.message}`);
@@ -797,14 +812,43 @@ export class TcpListener {
         this.server.off('error', onError);
         const a = this.server.address();
         if (a && typeof a === 'object') this.port = a.port;
+        trackTcpListener(this);
         resolve(this.port);
       });
     });
   }
 
-  /** Stops accepting; open connections close as soon as their queries are answered. */
+  /**
+   * Also accepts from `fd`, a peer's listening socket of this listener's address and port
+   * (checked by the caller: native tcpListenerName). Takes the fd over: the acceptor's handle
+   * owns it from the listen on (closed on failure and by TcpAcceptor.close). Rejects when the
+   * listener is closed (the fd is closed then) or the listen fails.
+   */
+  acceptFrom(fd: number): Promise<TcpAcceptor> {
+    if (this.draining) {
+      closeSync(fd);
+      return Promise.reject(new Error('listener closed'));
+    }
+    const acceptor = new TcpAcceptor(this);
+    this.acceptors.add(acceptor);
+    return acceptor.listen(fd).then(
+      () => acceptor,
+      (err: Error) => {
+        this.acceptors.delete(acceptor);
+        throw err;
+      },
+    );
+  }
+
+  /** The acceptor stopped (TcpAcceptor.close). */
+  forgetAcceptor(a: TcpAcceptor): void {
+    this.acceptors.delete(a);
+  }
+
+  /** Stops accepting (adopted sockets included: our copies are closed); open connections close as soon as their queries are answered. */
   close(): Promise<void> {
     this.draining = true;
+    for (const a of [...this.acceptors]) void a.close(false);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const c of [...this.connections]) c.drain();
     return closed;
@@ -813,5 +857,104 @@ export class TcpListener {
   /** Drops every connection now (second signal, or drain timeout). */
   destroyAll(): void {
     for (const c of [...this.connections]) c.destroy();
+  }
+}
+
+/** What net.Server gives the sockets it accepts (noDelay is set by TcpConnection). */
+function queuedSocketOptions(fd: number): net.SocketConstructorOpts {
+  const opts: net.SocketConstructorOpts & { readableHighWaterMark: number; writableHighWaterMark: number } = {
+    fd,
+    readable: true,
+    writable: true,
+    allowHalfOpen: true,
+    readableHighWaterMark: READ_HIGH_WATER_BYTES,
+    writableHighWaterMark: READ_HIGH_WATER_BYTES,
+  };
+  return opts;
+}
+
+/**
+ * A peer's listening socket a TcpListener accepts from beside its own (TcpListener.acceptFrom;
+ * the adoption side is udp-adopt.ts). Its connections go to the listener. Closing it closes only
+ * our descriptor: while another process holds the socket it stays open, listening and queued
+ * there; when ours was the last descriptor, connections still in its accept queue are reset by
+ * the kernel (hence `drain`).
+ */
+export class TcpAcceptor {
+  readonly listener: TcpListener;
+  /** Connections accepted on this socket. */
+  accepted = 0;
+  closed = false;
+  private readonly server: net.Server;
+
+  constructor(listener: TcpListener) {
+    this.listener = listener;
+    this.server = listener.createServer();
+    this.server.prependListener('connection', () => this.accepted++);
+  }
+
+  /** Node accepts on an already listening descriptor (listen() again only sets the backlog: the listener's). */
+  listen(fd: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.once('error', onError);
+      this.server.listen({ fd, backlog: 1024 }, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Stops accepting and closes our descriptor. `drain` (the owner is gone: ours is the last
+   * descriptor, so whatever is still queued would be reset at the close): libuv's descriptor is
+   * duplicated and closed, then the duplicate's queue is accepted until EAGAIN and closed in
+   * one native call (acceptAndClose), and those connections are served here. Only a handshake
+   * completing between that last accept and the close (about a microsecond), or still in
+   * progress (SYN-ACK sent, last ACK not yet in), is reset (docs/zero-downtime.md; closing
+   * after an event-loop poll phase instead reset as many as a plain close under load:
+   * test/netns/tcp-release-measure.ts). Connections already accepted stay the listener's.
+   */
+  close(drain: boolean): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    this.listener.forgetAcceptor(this);
+    const helper = drain ? listenerDrain() : null;
+    const fd = (this.server as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+    let dup = -1;
+    if (helper !== null && typeof fd === 'number' && fd >= 0) {
+      try {
+        dup = helper.dupFd(fd);
+      } catch {
+        // no descriptor left: a plain close
+      }
+    }
+    // Closes libuv's descriptor now (the callback would wait for every connection accepted
+    // here, which are the listener's to close).
+    this.server.close();
+    if (dup >= 0) this.serveQueued(helper!, dup);
+    return Promise.resolve();
+  }
+
+  /** Accepts what `fd` (our last descriptor of the socket) has queued, closes it, serves those connections. */
+  private serveQueued(helper: { acceptAndClose(fd: number): number[] }, fd: number): void {
+    let queued: number[];
+    try {
+      queued = helper.acceptAndClose(fd);
+    } catch {
+      closeSync(fd);
+      return;
+    }
+    for (const c of queued) {
+      let socket: net.Socket;
+      try {
+        socket = new net.Socket(queuedSocketOptions(c));
+      } catch {
+        closeSync(c);
+        continue;
+      }
+      this.accepted++;
+      this.listener.onConnection(socket);
+    }
   }
 }

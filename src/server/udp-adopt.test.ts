@@ -153,7 +153,7 @@ test('fdpass: argument, socket-kind and timeout checks', { skip }, async (t) => 
   // Our descriptors go to unix stream sockets only.
   assert.throws(() => a.sendFds(ufd, [ufd], 'x'), { code: 'ENOTSOCK' });
   assert.throws(() => a.sendFds(ufd, [], 'x'), TypeError);
-  assert.throws(() => a.sendFds(ufd, new Array(65).fill(ufd), 'x'), TypeError);
+  assert.throws(() => a.sendFds(ufd, new Array(129).fill(ufd), 'x'), TypeError);
   assert.throws(() => a.sendFds(ufd, [ufd], ''), TypeError);
   assert.throws(() => new a.UdpSocket(6, true, ufd), { code: 'EINVAL' });
   // A connected socket (a forwarder's, or a listener handing over) is not a listener.

@@ -6,7 +6,10 @@
  * kernel's reuseport hash spreads it over both instances), a mix of names answered from cache
  * and unique names that go to kube-dns (NSD) every time. Beside it a prober sends one query every
  * 5 ms, each from a fresh source port, and records which ones got no answer within 1 s: the
- * longest run of unanswered probes is the longest gap a client could see.
+ * longest run of unanswered probes is the longest gap a client could see. In the baseline and
+ * the kill drill a TCP prober also opens a new connection every 5 ms carrying one query (a
+ * client that opens a connection per query: each one goes through an accept queue), and
+ * records whether it was answered, reset, or got nothing within 3 s.
  *
  * Drills:
  *  0. baseline: the same load without any restart loses nothing. If it does, the machine is too
@@ -16,7 +19,12 @@
  *  2. `kill -9` of the primary under load: lost queries < 0.05 % when the standby adopted the
  *     primary's UDP sockets (native addon), < 1 % without (see KILL_LOSS_RATIO_ADOPTED), every
  *     probe sent 250 ms after the kill answered, no gap of a client timeout (1 s); the standby
- *     hands the dead primary's sockets over at its next look, and adopts the new primary's;
+ *     holds the primary's listening TCP sockets too (ss shows both pids on them; none without
+ *     adoption), and every TCP probe started 250 ms after the kill is answered; TCP outcomes
+ *     (answered, reset, timeout, around the kill and the release) are printed, not bounded:
+ *     what a kill costs TCP clients is a few connections either way (see docs/zero-downtime.md);
+ *     the standby hands the dead primary's sockets over at its next look, and adopts the new
+ *     primary's;
  *  3. rolling restart under load (SIGTERM primary → new primary → SIGTERM standby → new standby):
  *     no query lost (see ROLLING_LOSS_BOUND for why this is the bound asserted);
  *  4. teardown: an instance leaving while a peer lives leaves rules and interface in place; the
@@ -295,6 +303,8 @@ function parseDnsperf(out: string): DnsperfResult {
 interface Load {
   dnsperf: Promise<DnsperfResult>;
   probes: Promise<ProbeRecord[]>;
+  /** The TCP prober's records (empty when the load has none). */
+  tcpProbes: Promise<TcpProbeRecord[]>;
   startedAtMs: number;
   /** Ends the load now (SIGINT to dnsperf: it prints its statistics; queries still outstanding count as "interrupted"). */
   stop(): void;
@@ -346,6 +356,72 @@ const tick = setInterval(() => {
 }, intervalMs);
 `;
 
+/** One TCP probe: wall-clock start, round trip (ms, -1 when not answered) and what happened. */
+type TcpProbeRecord = [sentAtMs: number, rttMs: number, outcome: TcpOutcome];
+/** ok: answered; reset: ECONNRESET/EPIPE; refused: ECONNREFUSED; closed: FIN before the answer; timeout: nothing within TCP_PROBE_TIMEOUT_MS. */
+type TcpOutcome = 'ok' | 'reset' | 'refused' | 'closed' | 'timeout' | 'error';
+
+/**
+ * The TCP prober (Node in the pod namespace): every `interval` ms a new TCP connection to port
+ * 53 carrying one query for a cached name (a client that opens a connection per query, the
+ * worst case for a kill: every connection passes through an accept queue). Prints one JSON array
+ * of TcpProbeRecord when done. The timeout is 3 s so that a SYN dropped once and retransmitted
+ * (after 1 s) shows as a slow answer, not a loss.
+ */
+const TCP_PROBER = `
+import net from 'node:net';
+const [server, durationMs, intervalMs, timeoutMs] = [process.argv[1], +process.argv[2], +process.argv[3], +process.argv[4]];
+const qname = Buffer.from([3,...Buffer.from('web'),7,...Buffer.from('default'),3,...Buffer.from('svc'),7,...Buffer.from('cluster'),5,...Buffer.from('local'),0]);
+const records = [];
+let pending = 0;
+let id = 0;
+function probe() {
+  const qid = (id = (id + 1) & 0xffff);
+  const q = Buffer.concat([Buffer.from([qid >> 8, qid & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), qname, Buffer.from([0, 1, 0, 1])]);
+  const msg = Buffer.concat([Buffer.from([q.length >> 8, q.length & 255]), q]);
+  const rec = [Date.now(), -1, 'timeout'];
+  const t0 = performance.now();
+  records.push(rec);
+  pending++;
+  let done = false;
+  let buf = Buffer.alloc(0);
+  const c = net.connect({ host: server, port: 53 });
+  const finish = (outcome) => {
+    if (done) return;
+    done = true;
+    pending--;
+    clearTimeout(timer);
+    rec[2] = outcome;
+    if (outcome === 'ok') rec[1] = performance.now() - t0;
+    c.destroy();
+  };
+  const timer = setTimeout(() => finish('timeout'), timeoutMs);
+  c.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    if (buf.length >= 4 && buf.length >= 2 + buf.readUInt16BE(0)) finish(buf.readUInt16BE(2) === qid ? 'ok' : 'error');
+  });
+  c.on('error', (e) => finish(e.code === 'ECONNRESET' || e.code === 'EPIPE' ? 'reset' : e.code === 'ECONNREFUSED' ? 'refused' : 'error'));
+  c.on('close', () => finish('closed'));
+  c.write(msg);
+}
+const start = performance.now();
+let stopped = false;
+const stop = () => {
+  if (stopped) return;
+  stopped = true;
+  clearInterval(tick);
+  const wait = setInterval(() => { if (pending === 0) { clearInterval(wait); process.stdout.write(JSON.stringify(records)); } }, 50);
+};
+process.on('SIGINT', stop);
+const tick = setInterval(() => {
+  if (performance.now() - start >= durationMs) stop();
+  else probe();
+}, intervalMs);
+`;
+/** TCP prober: one connection every 5 ms (200 connections/s), 3 s to answer. */
+const TCP_PROBE_INTERVAL_MS = 5;
+const TCP_PROBE_TIMEOUT_MS = 3000;
+
 function collect(child: ChildProcess): Promise<{ code: number | null; out: string }> {
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
@@ -353,7 +429,7 @@ function collect(child: ChildProcess): Promise<{ code: number | null; out: strin
   return new Promise((resolve) => child.once('exit', (code) => resolve({ code, out })));
 }
 
-function startLoad(sim: SimNode, queryFile: string, seconds: number): Load {
+function startLoad(sim: SimNode, queryFile: string, seconds: number, opts: { tcp?: boolean } = {}): Load {
   const startedAtMs = Date.now();
   const perf = sim.pod.spawn('dnsperf', [
     '-s',
@@ -375,11 +451,23 @@ function startLoad(sim: SimNode, queryFile: string, seconds: number): Load {
     '-v',
   ]);
   const prober = sim.pod.spawn(NODE, ['--input-type=module', '-e', PROBER, SIM.localDnsIp, String(seconds * 1000), '5', String(CLIENT_TIMEOUT_S * 1000)]);
+  const tcpProber = opts.tcp
+    ? sim.pod.spawn(NODE, [
+        '--input-type=module',
+        '-e',
+        TCP_PROBER,
+        SIM.localDnsIp,
+        String(seconds * 1000),
+        String(TCP_PROBE_INTERVAL_MS),
+        String(TCP_PROBE_TIMEOUT_MS),
+      ])
+    : undefined;
   return {
     startedAtMs,
     stop: () => {
       perf.kill('SIGINT');
       prober.kill('SIGINT');
+      tcpProber?.kill('SIGINT');
     },
     dnsperf: collect(perf).then(({ code, out }) => {
       if (code !== 0 && !/Testing complete \(interruption\)/.test(out)) throw new Error(`dnsperf exited with ${code}:\n${out}`);
@@ -389,7 +477,42 @@ function startLoad(sim: SimNode, queryFile: string, seconds: number): Load {
       if (code !== 0) throw new Error(`prober exited with ${code}:\n${out}`);
       return JSON.parse(out) as ProbeRecord[];
     }),
+    tcpProbes: tcpProber
+      ? collect(tcpProber).then(({ code, out }) => {
+          if (code !== 0) throw new Error(`TCP prober exited with ${code}:\n${out}`);
+          return JSON.parse(out) as TcpProbeRecord[];
+        })
+      : Promise.resolve([]),
   };
+}
+
+/** Outcomes of TCP probes, overall and split at the kill (and at the standby's release of the dead primary's sockets). */
+function tcpSummary(records: TcpProbeRecord[], events: { killedAt?: number; releasedAt?: number } = {}): { line: string; failed: TcpProbeRecord[] } {
+  const count = (rs: TcpProbeRecord[]) => {
+    const c: Record<string, number> = {};
+    for (const [, , o] of rs) c[o] = (c[o] ?? 0) + 1;
+    return Object.entries(c)
+      .sort()
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+  };
+  const failed = records.filter(([, , o]) => o !== 'ok');
+  const slow = records.filter(([, rtt]) => rtt > 900).length;
+  const maxRtt = Math.round(Math.max(0, ...records.map(([, rtt]) => rtt)));
+  let line = `TCP prober: ${records.length} connections (${count(records)}); answered after > 900 ms (a retransmitted SYN): ${slow}; max rtt ${maxRtt} ms`;
+  const { killedAt, releasedAt } = events;
+  if (killedAt !== undefined) {
+    const around = failed.map(([at, , o]) => `${o} at ${at - killedAt >= 0 ? '+' : ''}${at - killedAt} ms`);
+    line += `; failures relative to the kill: [${around.slice(0, 20).join(', ')}]`;
+  }
+  if (releasedAt !== undefined && killedAt !== undefined) line += `; dead primary's sockets released at about +${releasedAt - killedAt} ms`;
+  return { line, failed };
+}
+
+/** Listening TCP sockets on port 53 held by both pids (the standby holds the primary's). */
+async function sharedTcpListeners(sim: SimNode, a: number, b: number): Promise<string[]> {
+  const out = await sim.node.exec('ss', ['-Hltnp', 'sport = :53']);
+  return out.split('\n').filter((l) => l.includes(`pid=${a},`) && l.includes(`pid=${b},`));
 }
 
 interface GapReport {
@@ -536,13 +659,14 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
 
   await t.test('baseline: the simulated node carries the load without a restart', async () => {
     // Without this, a busy machine shows up as "restart losses" in the drills below.
-    const load = startLoad(sim, queryFile, 3);
-    const [perf, probes] = await Promise.all([load.dnsperf, load.probes]);
+    const load = startLoad(sim, queryFile, 3, { tcp: true });
+    const [perf, probes, tcpProbes] = await Promise.all([load.dnsperf, load.probes, load.tcpProbes]);
     const g = gaps(probes);
-    const line = summary('baseline (no restart)', perf, g, {}, load.startedAtMs);
+    const tcp = tcpSummary(tcpProbes);
+    const line = `${summary('baseline (no restart)', perf, g, {}, load.startedAtMs)}; ${tcp.line}`;
     t.diagnostic(line);
     process.stdout.write(`# ${line}\n`);
-    baselineLost = perf.lost + g.unanswered;
+    baselineLost = perf.lost + g.unanswered + tcp.failed.length;
     assert.equal(
       baselineLost,
       0,
@@ -553,21 +677,37 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
 
   await t.test('kill -9 of the primary under load', async () => {
     const before = { primary: await requestsServed(sim, primary), standby: await requestsServed(sim, standby) };
-    const load = startLoad(sim, queryFile, 10);
+    // 12 s with the kill at +5 s: the standby's next look (every 5 s) releases the dead primary's
+    // sockets while the load still runs.
+    const load = startLoad(sim, queryFile, 12, { tcp: true });
     await new Promise((r) => setTimeout(r, 2000));
     const primaryServed = (await requestsServed(sim, primary)) - before.primary;
     await new Promise((r) => setTimeout(r, Math.max(0, load.startedAtMs + 5000 - Date.now())));
-    if (ADOPT) assert.match(standby.out(), /standby: adopting the listening UDP sockets of primary pid \d+/, 'adopted before the kill');
+    const shared = await sharedTcpListeners(sim, primary.child.pid!, standby.child.pid!);
+    if (ADOPT) {
+      assert.match(standby.out(), /standby: adopting the listening UDP and TCP sockets of primary pid \d+/, 'adopted before the kill');
+      // One listening TCP socket per local IP (per primary worker) is held by both processes.
+      assert.ok(shared.length >= 2, `listening TCP sockets held by primary and standby:\n${shared.join('\n')}`);
+    } else {
+      assert.deepEqual(shared, [], 'without adoption no socket is shared');
+    }
     const killedAt = Date.now();
     primary.child.kill('SIGKILL');
-    const [perf, probes] = await Promise.all([load.dnsperf, load.probes]);
+    let releasedAt: number | undefined;
+    const watchRelease = setInterval(() => {
+      if (releasedAt === undefined && /standby: releasing the listening sockets adopted from/.test(standby.out())) releasedAt = Date.now();
+    }, 20);
+    const [perf, probes, tcpProbes] = await Promise.all([load.dnsperf, load.probes, load.tcpProbes]);
+    clearInterval(watchRelease);
     const g = gaps(probes);
     // Unanswered probes sent before the kill were queued in (or being resolved by) the killed
     // process; those sent after it measure how long the kernel kept steering to a dying process.
     const unansweredBefore = probes.filter(([at, rtt]) => rtt < 0 && at < killedAt).length;
+    const tcp = tcpSummary(tcpProbes, { killedAt, releasedAt });
     const line =
       summary('kill -9 drill', perf, g, { 'kill -9 primary': killedAt }, load.startedAtMs) +
-      `; unanswered probes sent before the kill ${unansweredBefore}, after it ${g.unanswered - unansweredBefore}`;
+      `; unanswered probes sent before the kill ${unansweredBefore}, after it ${g.unanswered - unansweredBefore}; ${tcp.line}` +
+      ` (adoption ${ADOPT ? 'on' : 'off'}, load average ${(await readFile('/proc/loadavg', 'utf8')).trim()})`;
     t.diagnostic(line);
     process.stdout.write(`# ${line}\n`);
     assert.equal((await primary.exited).signal, 'SIGKILL');
@@ -584,7 +724,12 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
       assert.ok(g.longestGapMs < CLIENT_TIMEOUT_S * 1000, `longest gap ${g.longestGapMs} ms`);
       const late = probes.filter(([at, rtt]) => rtt < 0 && at >= killedAt + KILL_FAILOVER_MS).map(([at]) => at - killedAt);
       assert.deepEqual(late, [], `probes sent this many ms after the kill went unanswered`);
+      // TCP: a connection opened once the dead primary's sockets have closed, or are held by the
+      // standby, is answered; what a kill may still cost is the dead process's own connections.
+      const lateTcp = tcp.failed.filter(([at]) => at >= killedAt + KILL_FAILOVER_MS).map(([at, , o]) => `${o} at +${at - killedAt} ms`);
+      assert.deepEqual(lateTcp, [], 'TCP probes started after the fail-over failed');
     }
+    assert.ok(tcpProbes.length > 1000, `TCP prober opened only ${tcpProbes.length} connections`);
     // What the killed primary left: rules, interface and a stale peer socket; the standby serves.
     assert.equal((await nodeLocalRules(sim)).length, 24);
     assert.ok(await linkExists(sim));
@@ -623,7 +768,7 @@ test('kill drills: primary and standby on a simulated node', { skip, timeout: 40
       // One adoption per primary and one release per gone primary: kills do not accumulate sockets.
       await waitFor(
         "the standby to adopt the new primary's sockets",
-        async () => (standby.out().match(/standby: adopting the listening UDP sockets/g) ?? []).length === 2,
+        async () => (standby.out().match(/standby: adopting the listening UDP and TCP sockets/g) ?? []).length === 2,
         20_000,
       );
       assert.equal((standby.out().match(/standby: releasing the listening sockets adopted from/g) ?? []).length, 1, standby.out());
