@@ -4,7 +4,7 @@
  * the order of src/plugins/order.ts. Setup has no side effects (nothing is bound or started),
  * so a config that fails to load leaves the running one untouched.
  *
- * Loading never holds the serving thread for long: imports are read with fs/promises
+ * Loading never holds the serving thread for long: imports are read asynchronously (callback fs)
  * (parseCorefileAsync), the Corefile's size and block count are bounded (src/corefile/limits.ts),
  * and the event loop gets a turn between groups of server blocks, so DNS keeps being answered
  * while a large configuration is built.

@@ -22,7 +22,7 @@
  *  - Quoted braces are ordinary words.
  *
  * Files are read through an ImportSource: `parseCorefileAsync` first finds every file the text
- * may import (recursively) and reads it with fs/promises (src/corefile/read.ts: regular files
+ * may import (recursively) and reads it asynchronously (src/corefile/read.ts: regular files
  * only, within the size budget), then parses synchronously from what it read, so a load never
  * waits on a file on the serving thread. `parseCorefile` reads the same way, synchronously.
  * Every load is bounded by ConfigLimits (src/corefile/limits.ts). Error messages quote at most
@@ -58,7 +58,7 @@ interface ImportSource {
 
 const SYNC_SOURCE: ImportSource = { glob: globSync, read: (abs, maxBytes) => readConfigFileSync(abs, maxBytes, false) };
 
-/** Files and glob matches read ahead with fs/promises; anything not read ahead is read synchronously. */
+/** Files and glob matches read ahead asynchronously; anything not read ahead is read synchronously. */
 class PrefetchedSource implements ImportSource {
   readonly globs = new Map<string, string[] | Error>();
   readonly files = new Map<string, string | ConfigReadError>();
@@ -160,7 +160,7 @@ export function parseCorefile(text: string, file: string, env: Env = process.env
 }
 
 /**
- * parseCorefile with every import read ahead through fs/promises: the only synchronous part is
+ * parseCorefile with every import read ahead asynchronously: the only synchronous part is
  * the parse itself, which the limits bound.
  * @throws CorefileError
  */

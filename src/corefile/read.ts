@@ -3,7 +3,7 @@
  * with O_NONBLOCK (opening a FIFO for reading then returns at once instead of waiting for a
  * writer), fstat'ed, and refused unless it is a regular file no larger than the bytes left in
  * the load's budget; only then is it read, and reading stops at the budget even if the file
- * grew meanwhile. `readConfigFile` uses fs/promises (the serving thread goes on answering while
+ * grew meanwhile. `readConfigFile` is asynchronous (callback fs: the serving thread goes on answering while
  * the bytes arrive); `readConfigFileSync` is the same for callers that parse synchronously.
  *
  * Failures throw ConfigReadError, whose message names the file and the reason, never its

@@ -36,7 +36,7 @@ function digestOfBlocks(blocks: readonly ServerBlock[]): string {
 }
 
 /**
- * Parses Corefile text, its imports read through fs/promises (regular files within the
+ * Parses Corefile text, its imports read asynchronously (regular files within the
  * configuration limits only), and returns its digest.
  * @throws CorefileError when the text does not parse (the reload plugin warns and waits).
  */
