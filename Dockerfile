@@ -36,7 +36,7 @@ WORKDIR /build
 COPY package.json package-lock.json ./
 RUN npm install --no-save --ignore-scripts --no-audit --no-fund "node-gyp@$(node -p "require('./package-lock.json').packages['node_modules/node-gyp'].version")"
 COPY binding.gyp ./
-COPY native/build.mjs native/udp.c native/fdpass.c native/loop.c ./native/
+COPY native/build.mjs native/udp.c native/fdpass.c ./native/
 RUN NODE_LOCAL_DNS_REQUIRE_ADDON=1 NODE_LOCAL_DNS_NODEDIR=/usr/local node native/build.mjs
 
 # --- the production bundle (docker/bundle.mjs): bin/ and src/ built by esbuild into ES modules,

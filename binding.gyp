@@ -4,7 +4,7 @@
   "targets": [
     {
       "target_name": "udp",
-      "sources": ["native/udp.c", "native/fdpass.c", "native/loop.c"],
+      "sources": ["native/udp.c", "native/fdpass.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
       "conditions": [

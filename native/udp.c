@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -611,7 +612,6 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 }
 
 void fdpass_init(napi_env env, napi_value exports);
-void loop_init(napi_env env, napi_value exports);
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
@@ -626,11 +626,17 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value cls;
   if (napi_define_class(env, "UdpSocket", NAPI_AUTO_LENGTH, js_new, NULL, sizeof methods / sizeof methods[0], methods, &cls) != napi_ok) return NULL;
   napi_set_named_property(env, exports, "UdpSocket", cls);
-  napi_value meta;
+  napi_value meta, uv;
   napi_create_int32(env, META_INTS, &meta);
   napi_set_named_property(env, exports, "META_INTS", meta);
+  /* The libuv the addon was compiled against ("major.minor"): src/server/udp-native.ts refuses an
+   * addon built against another Node's headers (native/build.mjs picks them; npm's nodedir can
+   * point elsewhere). */
+  char ver[16];
+  snprintf(ver, sizeof ver, "%d.%d", UV_VERSION_MAJOR, UV_VERSION_MINOR);
+  napi_create_string_utf8(env, ver, NAPI_AUTO_LENGTH, &uv);
+  napi_set_named_property(env, exports, "UV_BUILD_VERSION", uv);
   fdpass_init(env, exports); /* fdpass.c: SCM_RIGHTS hand-over of listening sockets */
-  loop_init(env, exports);   /* loop.c: event-loop tuning */
   return exports;
 }
 

@@ -9,10 +9,6 @@
  * NODE_LOCAL_DNS_ADDON overrides the addon's path (the ASan build, see native/asan.ts).
  * The choice is made once per thread and logged once per process (main thread) at start.
  * Exported as nodelocaldns_udp_io{mode} = 1, with the batched path's drop counters.
- *
- * On the batched path the thread's event loop also stops keeping idle-time metrics
- * (native/loop.c: one epoll_pwait less per wake-up; performance.eventLoopUtilization() then
- * reads as never idle). NODE_LOCAL_DNS_LOOP_IDLE_TIME=on keeps Node's default.
  */
 import { createRequire } from 'node:module';
 import type { SnapshotBuilder } from '../metrics/snapshot.ts';
@@ -56,8 +52,8 @@ export interface UdpAddon {
   recvFds(path: string, request: string, timeoutMs: number): { fds: number[]; text: string };
   /** native/fdpass.c: `family|address|port` of a bound, unconnected SO_REUSEPORT UDP socket; '' otherwise. */
   udpListenerName(fd: number): string;
-  /** native/loop.c: clears this thread's loop's idle-time metrics flag; '' when done, else why not. */
-  loopIdleTimeOff(): string;
+  /** The libuv major.minor whose headers the addon was compiled against (native/build.mjs chooses them). */
+  UV_BUILD_VERSION: string;
 }
 
 export class UdpIoError extends Error {
@@ -115,20 +111,11 @@ export function udpIoMode(): UdpIoValue {
   const { addon, reason } = want === UdpIo.DGRAM ? { addon: null, reason: 'NODE_LOCAL_DNS_UDP_IO=dgram' } : loadUdpAddon();
   if (addon === null && want === UdpIo.BATCHED) throw new UdpIoError(`NODE_LOCAL_DNS_UDP_IO=batched but the UDP addon is unavailable: ${reason}`);
   selected = addon !== null ? UdpIo.BATCHED : UdpIo.DGRAM;
-  const loopNote = addon !== null ? tuneEventLoop(addon) : '';
   if (announceUdpIo) {
-    if (selected === UdpIo.BATCHED) log.info(`UDP I/O: batched (native recvmmsg/sendmmsg addon; ${loopNote})`);
+    if (selected === UdpIo.BATCHED) log.info('UDP I/O: batched (native recvmmsg/sendmmsg addon)');
     else log.info(`UDP I/O: dgram (${reason})`);
   }
   return selected;
-}
-
-/** Turns this thread's event-loop idle-time metrics off (see the header); returns a note for the start-up line. */
-function tuneEventLoop(addon: UdpAddon): string {
-  if (process.env.NODE_LOCAL_DNS_LOOP_IDLE_TIME === 'on') return 'event-loop idle-time metrics on: NODE_LOCAL_DNS_LOOP_IDLE_TIME=on';
-  if (typeof addon.loopIdleTimeOff !== 'function') return 'event-loop idle-time metrics on: addon without loopIdleTimeOff';
-  const why = addon.loopIdleTimeOff();
-  return why === '' ? 'event-loop idle-time metrics off' : `event-loop idle-time metrics on: ${why}`;
 }
 
 /** The batched path's counters for this thread (plain numbers, read at scrape time). */
