@@ -11,7 +11,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { closeSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -22,6 +22,7 @@ import { Dispatcher, Generation, RouteTarget } from './dispatch.ts';
 import { DEFAULT_TCP_LIMITS, TcpBudget, TcpCloseReason, TcpListener, TcpRefuseReason } from './tcp.ts';
 import { adopt, adoptedListeners, releaseOwner, tcpListenerName } from './udp-adopt.ts';
 import { loadUdpAddon } from './udp-native.ts';
+import { type ScriptPrimary, killPrimary, startScriptPrimary } from '../../test/lib/script-primary.ts';
 import { ZoneMatcher } from '../wire/zone-match.ts';
 import { getZoneStats } from '../metrics/zone-stats.ts';
 import { buildEmptyResponse } from '../wire/message.ts';
@@ -67,42 +68,12 @@ console.log(JSON.stringify({ port, path: reg.path }));
 setInterval(() => {}, 1000);
 `;
 
-interface Primary {
-  child: ChildProcess;
-  pid: number;
-  port: number;
-  path: string;
-  exited: Promise<unknown>;
-}
-
-async function startPrimary(dir: string, address = '127.0.0.1'): Promise<Primary> {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', PRIMARY, dir, address], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise((r) => child.once('exit', r));
-  let out = '';
-  const line = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const nl = out.indexOf('\n');
-      if (nl >= 0) resolve(out.slice(0, nl));
-    });
-    child.once('exit', (code) => reject(new Error(`primary exited ${code}: ${out}`)));
-  });
-  const { port, path } = JSON.parse(line) as { port: number; path: string };
-  return { child, pid: child.pid!, port, path, exited };
-}
-
-function alive(p: Primary): boolean {
-  return p.child.exitCode === null && p.child.signalCode === null;
-}
-
-async function kill(p: Primary): Promise<void> {
-  if (!alive(p)) return;
-  p.child.kill('SIGKILL');
-  await p.exited;
+function startPrimary(dir: string, address = '127.0.0.1'): Promise<ScriptPrimary> {
+  return startScriptPrimary(PRIMARY, [dir, address]);
 }
 
 /** SIGSTOP, and wait until the child is stopped (it accepts nothing from then on). */
-async function stop(p: Primary): Promise<void> {
+async function stop(p: ScriptPrimary): Promise<void> {
   p.child.kill('SIGSTOP');
   for (let i = 0; i < 500; i++) {
     const state = readFileSync(`/proc/${p.pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0];
@@ -210,7 +181,7 @@ function tally(outcomes: Outcome[]): Record<string, number> {
 
 interface Scene {
   dir: string;
-  primary: Primary;
+  primary: ScriptPrimary;
   own: TcpListener;
 }
 
@@ -220,7 +191,7 @@ async function scene(t: { after: (fn: () => Promise<void>) => void }, dispatcher
   const own = new TcpListener('127.0.0.1', primary.port, dispatcher, true, budget);
   t.after(async () => {
     await releaseOwner(primary.path, false);
-    await kill(primary);
+    await killPrimary(primary);
     own.destroyAll();
     await own.close();
     await rm(dir, { recursive: true, force: true });
@@ -360,7 +331,7 @@ test('TCP adoption: connections queued in the owner socket when it is SIGKILLed 
 async function connectThenRelease(s: Scene, n: number, handOver: boolean): Promise<{ outcomes: Outcome[]; queuedInReleased: number }> {
   const ownerInodes = socketInodes(s.primary.pid);
   await stop(s.primary);
-  await kill(s.primary);
+  await killPrimary(s.primary);
   let queuedInReleased = -1;
   let released: Promise<void> = Promise.resolve();
   const answers = Array.from({ length: n }, (_, i) => tcpQuery(s.primary.port, i + 1));
@@ -448,7 +419,7 @@ test('TCP adoption: a socket of an address that is not ours is closed at once', 
   // Ours: the same port on another address.
   const own = new TcpListener('127.0.0.1', primary.port, answeringDispatcher(), true);
   t.after(async () => {
-    await kill(primary);
+    await killPrimary(primary);
     await own.close();
     await rm(dir, { recursive: true, force: true });
   });
@@ -488,7 +459,7 @@ test('TcpListener.acceptFrom: a closed listener refuses a received descriptor an
   const primary = await startPrimary(dir);
   const own = new TcpListener('127.0.0.1', primary.port, answeringDispatcher(), true);
   t.after(async () => {
-    await kill(primary);
+    await killPrimary(primary);
     await rm(dir, { recursive: true, force: true });
   });
   await own.listen();

@@ -8,7 +8,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -19,6 +18,7 @@ import { Dispatcher, Generation, RouteTarget } from './dispatch.ts';
 import { createUdpListener } from './udp.ts';
 import { adopt, adoptedListeners, releaseOwner } from './udp-adopt.ts';
 import { loadUdpAddon } from './udp-native.ts';
+import { type ScriptPrimary, killPrimary, startScriptPrimary } from '../../test/lib/script-primary.ts';
 import { udpIoPaths } from '../../test/lib/udp-io.ts';
 import { ZoneMatcher } from '../wire/zone-match.ts';
 import { getZoneStats } from '../metrics/zone-stats.ts';
@@ -45,32 +45,8 @@ console.log(JSON.stringify({ port, path: reg.path }));
 setInterval(() => {}, 1000);
 `;
 
-interface Primary {
-  child: ChildProcess;
-  port: number;
-  path: string;
-  exited: Promise<unknown>;
-}
-
-async function startPrimary(dir: string, port = 0): Promise<Primary> {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', PRIMARY, dir, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise((r) => child.once('exit', r));
-  let out = '';
-  const line = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const nl = out.indexOf('\n');
-      if (nl >= 0) resolve(out.slice(0, nl));
-    });
-    child.once('exit', (code) => reject(new Error(`primary exited ${code}: ${out}`)));
-  });
-  const { port: bound, path } = JSON.parse(line) as { port: number; path: string };
-  return { child, port: bound, path, exited };
-}
-
-async function kill(p: Primary): Promise<void> {
-  p.child.kill('SIGKILL');
-  await p.exited;
+function startPrimary(dir: string, port = 0): Promise<ScriptPrimary> {
+  return startScriptPrimary(PRIMARY, [dir, String(port)]);
 }
 
 function sendAll(port: number, payloads: Buffer[]): Promise<void> {
@@ -92,7 +68,7 @@ test('fdpass: a SIGKILLed peer socket is read by the process it was passed to', 
   const dir = await mkdtemp(join(tmpdir(), 'nld-fdpass-'));
   const primary = await startPrimary(dir);
   t.after(async () => {
-    if (primary.child.exitCode === null && primary.child.signalCode === null) await kill(primary);
+    await killPrimary(primary);
     await rm(dir, { recursive: true, force: true });
   });
   const before = [0, 1, 2].map((i) => Buffer.from(`before-${i}`));
@@ -102,7 +78,7 @@ test('fdpass: a SIGKILLed peer socket is read by the process it was passed to', 
   assert.equal(got.fds.length, 1);
   const fd = got.fds[0]!;
   assert.equal(addon!.udpListenerName(fd), `4|127.0.0.1|${primary.port}`);
-  await kill(primary);
+  await killPrimary(primary);
   const after = [0, 1].map((i) => Buffer.from(`after-${i}`));
   await sendAll(primary.port, after);
 
@@ -208,7 +184,7 @@ for (const io of skip ? [] : udpIoPaths()) {
     const primary = await startPrimary(dir);
     const own = createUdpListener('127.0.0.1', primary.port, answeringDispatcher(), true, io);
     t.after(async () => {
-      if (primary.child.exitCode === null && primary.child.signalCode === null) await kill(primary);
+      await killPrimary(primary);
       await own.close();
       await rm(dir, { recursive: true, force: true });
     });
@@ -222,7 +198,7 @@ for (const io of skip ? [] : udpIoPaths()) {
     // The primary never reads: what the kernel steers to its socket is read by the adopted
     // sibling, before the kill and after it (the socket stays open and in the group).
     const beforeKill = query(primary.port, 40);
-    await kill(primary);
+    await killPrimary(primary);
     const afterKill = query(primary.port, 40);
     assert.equal(await beforeKill, 40);
     assert.equal(await afterKill, 40);
@@ -256,7 +232,7 @@ for (const io of skip ? [] : udpIoPaths()) {
     const primary = await startPrimary(dir);
     const own = createUdpListener('127.0.0.1', primary.port, delayedDispatcher(300), true, io);
     t.after(async () => {
-      if (primary.child.exitCode === null && primary.child.signalCode === null) await kill(primary);
+      await killPrimary(primary);
       await own.close();
       await rm(dir, { recursive: true, force: true });
     });
