@@ -41,7 +41,6 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <node_api.h>
-#include <uv.h>
 
 /* 128: a UDP and a TCP listener per serving thread and address (src/agent/standby.ts MAX_PASSED_FDS). */
 #define FDPASS_MAX_FDS 128
@@ -56,26 +55,9 @@ typedef union {
   struct cmsghdr align;
 } fd_control;
 
-static napi_value fp_throw(napi_env env, const char *what, int err) {
-  char msg[160];
-  const char *name = uv_err_name(uv_translate_sys_error(err));
-  snprintf(msg, sizeof msg, "%s %s: %s", what, name, strerror(err));
-  napi_value code, message, error, errno_v, syscall_v;
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-  napi_create_error(env, code, message, &error);
-  napi_create_int32(env, err, &errno_v);
-  napi_set_named_property(env, error, "errno", errno_v);
-  napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &syscall_v);
-  napi_set_named_property(env, error, "syscall", syscall_v);
-  napi_throw(env, error);
-  return NULL;
-}
-
-static napi_value fp_type(napi_env env, const char *msg) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG", msg);
-  return NULL;
-}
+/* native/udp.c's error helpers (the same Error shapes for both files' calls). */
+napi_value throw_errno(napi_env env, const char *what, int err);
+napi_value throw_type(napi_env env, const char *msg);
 
 static int sock_opt(int fd, int opt, int *out) {
   socklen_t len = sizeof *out;
@@ -86,33 +68,33 @@ static int sock_opt(int fd, int opt, int *out) {
 static napi_value js_send_fds(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) return fp_type(env, "unixFd, fds, text");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) return throw_type(env, "unixFd, fds, text");
   int32_t unix_fd;
-  if (napi_get_value_int32(env, argv[0], &unix_fd) != napi_ok || unix_fd < 0) return fp_type(env, "unixFd must be a descriptor");
+  if (napi_get_value_int32(env, argv[0], &unix_fd) != napi_ok || unix_fd < 0) return throw_type(env, "unixFd must be a descriptor");
   bool is_array = false;
   uint32_t count = 0;
   if (napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[1], &count) != napi_ok) {
-    return fp_type(env, "fds must be an array");
+    return throw_type(env, "fds must be an array");
   }
-  if (count < 1 || count > FDPASS_MAX_FDS) return fp_type(env, "fds: 1 to 128 descriptors");
+  if (count < 1 || count > FDPASS_MAX_FDS) return throw_type(env, "fds: 1 to 128 descriptors");
   int fds[FDPASS_MAX_FDS];
   for (uint32_t i = 0; i < count; i++) {
     napi_value v;
     int32_t fd;
     if (napi_get_element(env, argv[1], i, &v) != napi_ok || napi_get_value_int32(env, v, &fd) != napi_ok || fd < 0) {
-      return fp_type(env, "fds must be descriptors");
+      return throw_type(env, "fds must be descriptors");
     }
     fds[i] = fd;
   }
   char text[FDPASS_MAX_TEXT];
   size_t text_len = 0;
   if (napi_get_value_string_utf8(env, argv[2], text, sizeof text, &text_len) != napi_ok || text_len < 1 || text_len >= sizeof text - 1) {
-    return fp_type(env, "text: 1 to 254 bytes");
+    return throw_type(env, "text: 1 to 254 bytes");
   }
   /* Only ever onto a unix stream socket: never hand our sockets to anything else. */
   int domain = 0, type = 0;
-  if (!sock_opt(unix_fd, SO_DOMAIN, &domain) || !sock_opt(unix_fd, SO_TYPE, &type)) return fp_throw(env, "getsockopt", errno);
-  if (domain != AF_UNIX || type != SOCK_STREAM) return fp_throw(env, "sendFds", ENOTSOCK);
+  if (!sock_opt(unix_fd, SO_DOMAIN, &domain) || !sock_opt(unix_fd, SO_TYPE, &type)) return throw_errno(env, "getsockopt", errno);
+  if (domain != AF_UNIX || type != SOCK_STREAM) return throw_errno(env, "sendFds", ENOTSOCK);
 
   fd_control ctl;
   memset(&ctl, 0, sizeof ctl);
@@ -131,9 +113,9 @@ static napi_value js_send_fds(napi_env env, napi_callback_info info) {
   ssize_t r;
   do r = sendmsg(unix_fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
   while (r < 0 && errno == EINTR);
-  if (r < 0) return fp_throw(env, "sendmsg", errno);
+  if (r < 0) return throw_errno(env, "sendmsg", errno);
   /* The fds travel with the first byte; a short write would leave the answer cut. */
-  if ((size_t)r != text_len) return fp_throw(env, "sendmsg", EAGAIN);
+  if ((size_t)r != text_len) return throw_errno(env, "sendmsg", EAGAIN);
   napi_value out;
   napi_create_int32(env, (int32_t)r, &out);
   return out;
@@ -147,38 +129,38 @@ static void close_all(const int *fds, size_t n) {
 static napi_value js_recv_fds(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) return fp_type(env, "path, request, timeoutMs");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) return throw_type(env, "path, request, timeoutMs");
   struct sockaddr_un sa;
   memset(&sa, 0, sizeof sa);
   sa.sun_family = AF_UNIX;
   size_t path_len = 0;
   if (napi_get_value_string_utf8(env, argv[0], sa.sun_path, sizeof sa.sun_path, &path_len) != napi_ok || path_len < 1 ||
       path_len >= sizeof sa.sun_path - 1) {
-    return fp_type(env, "path: 1 to 106 bytes");
+    return throw_type(env, "path: 1 to 106 bytes");
   }
   char request[FDPASS_MAX_REQUEST];
   size_t request_len = 0;
   if (napi_get_value_string_utf8(env, argv[1], request, sizeof request, &request_len) != napi_ok || request_len < 1 ||
       request_len >= sizeof request - 1) {
-    return fp_type(env, "request: 1 to 62 bytes");
+    return throw_type(env, "request: 1 to 62 bytes");
   }
   int32_t timeout_ms;
   if (napi_get_value_int32(env, argv[2], &timeout_ms) != napi_ok || timeout_ms < 1 || timeout_ms > FDPASS_MAX_TIMEOUT_MS) {
-    return fp_type(env, "timeoutMs: 1 to 5000");
+    return throw_type(env, "timeoutMs: 1 to 5000");
   }
 
   int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return fp_throw(env, "socket", errno);
+  if (s < 0) return throw_errno(env, "socket", errno);
   struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
   if (setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 || setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) {
     int e = errno;
     close(s);
-    return fp_throw(env, "setsockopt", e);
+    return throw_errno(env, "setsockopt", e);
   }
   if (connect(s, (struct sockaddr *)&sa, sizeof sa) != 0) {
     int e = errno;
     close(s);
-    return fp_throw(env, "connect", e);
+    return throw_errno(env, "connect", e);
   }
   ssize_t w;
   do w = send(s, request, request_len, MSG_NOSIGNAL);
@@ -186,7 +168,7 @@ static napi_value js_recv_fds(napi_env env, napi_callback_info info) {
   if (w < 0 || (size_t)w != request_len) {
     int e = w < 0 ? errno : EAGAIN;
     close(s);
-    return fp_throw(env, "send", e);
+    return throw_errno(env, "send", e);
   }
 
   char text[FDPASS_MAX_TEXT];
@@ -225,17 +207,17 @@ static napi_value js_recv_fds(napi_env env, napi_callback_info info) {
       }
     }
   }
-  if (r < 0) return fp_throw(env, "recvmsg", recv_errno == EAGAIN ? ETIMEDOUT : recv_errno);
+  if (r < 0) return throw_errno(env, "recvmsg", recv_errno == EAGAIN ? ETIMEDOUT : recv_errno);
   if ((msg.msg_flags & MSG_CTRUNC) != 0 || bad_control) {
     close_all(fds, n);
-    return fp_throw(env, "recvmsg", EMSGSIZE);
+    return throw_errno(env, "recvmsg", EMSGSIZE);
   }
 
   napi_value out, arr, str;
   if (napi_create_object(env, &out) != napi_ok || napi_create_array_with_length(env, n, &arr) != napi_ok ||
       napi_create_string_utf8(env, text, (size_t)r, &str) != napi_ok) {
     close_all(fds, n);
-    return fp_throw(env, "recvFds", ENOMEM);
+    return throw_errno(env, "recvFds", ENOMEM);
   }
   for (size_t i = 0; i < n; i++) {
     napi_value v;
@@ -285,9 +267,9 @@ static void listener_name(int fd, int want_type, char *out, size_t out_size) {
 static napi_value listener_name_of(napi_env env, napi_callback_info info, int want_type) {
   size_t argc = 1;
   napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return fp_type(env, "fd");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return throw_type(env, "fd");
   int32_t fd;
-  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok) return fp_type(env, "fd must be a number");
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok) return throw_type(env, "fd must be a number");
   char out[INET6_ADDRSTRLEN + 16];
   listener_name(fd, want_type, out, sizeof out);
   napi_value r;
@@ -309,13 +291,13 @@ static napi_value js_tcp_listener_name(napi_env env, napi_callback_info info) {
 static napi_value js_dup_fd(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return fp_type(env, "fd");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return throw_type(env, "fd");
   int32_t fd;
-  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return fp_type(env, "fd must be a descriptor");
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return throw_type(env, "fd must be a descriptor");
   int type = 0;
-  if (!sock_opt(fd, SO_TYPE, &type)) return fp_throw(env, "getsockopt", errno);
+  if (!sock_opt(fd, SO_TYPE, &type)) return throw_errno(env, "getsockopt", errno);
   int d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-  if (d < 0) return fp_throw(env, "fcntl", errno);
+  if (d < 0) return throw_errno(env, "fcntl", errno);
   napi_value out;
   napi_create_int32(env, d, &out);
   return out;
@@ -333,17 +315,17 @@ static napi_value js_dup_fd(napi_env env, napi_callback_info info) {
 static napi_value js_accept_and_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return fp_type(env, "fd");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return throw_type(env, "fd");
   int32_t fd;
-  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return fp_type(env, "fd must be a descriptor");
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return throw_type(env, "fd must be a descriptor");
   int type = 0, listening = 0;
   if (!sock_opt(fd, SO_TYPE, &type) || type != SOCK_STREAM || !sock_opt(fd, SO_ACCEPTCONN, &listening) || listening == 0) {
-    return fp_throw(env, "acceptAndClose", EINVAL);
+    return throw_errno(env, "acceptAndClose", EINVAL);
   }
   int *accepted = malloc(sizeof(int) * FDPASS_MAX_ACCEPT);
   if (accepted == NULL) {
     close(fd);
-    return fp_throw(env, "acceptAndClose", ENOMEM);
+    return throw_errno(env, "acceptAndClose", ENOMEM);
   }
   size_t n = 0;
   while (n < FDPASS_MAX_ACCEPT) {
@@ -356,7 +338,7 @@ static napi_value js_accept_and_close(napi_env env, napi_callback_info info) {
   if (napi_create_array_with_length(env, n, &arr) != napi_ok) {
     close_all(accepted, n);
     free(accepted);
-    return fp_throw(env, "acceptAndClose", ENOMEM);
+    return throw_errno(env, "acceptAndClose", ENOMEM);
   }
   for (size_t i = 0; i < n; i++) {
     napi_value v;

@@ -80,7 +80,8 @@ typedef struct udp_sock {
 
 /* ---- helpers ---- */
 
-static napi_value throw_errno(napi_env env, const char *what, int err) {
+/* Shared with fdpass.c: throws an Error with code ("EBADF", ...), errno and syscall, as Node's own. */
+napi_value throw_errno(napi_env env, const char *what, int err) {
   char msg[160];
   const char *name = uv_err_name(uv_translate_sys_error(err)); /* "ECONNREFUSED", ... */
   snprintf(msg, sizeof msg, "%s %s: %s", what, name, strerror(err));
@@ -97,7 +98,8 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   return NULL;
 }
 
-static napi_value throw_type(napi_env env, const char *msg) {
+/* Shared with fdpass.c: throws a TypeError with code ERR_INVALID_ARG. */
+napi_value throw_type(napi_env env, const char *msg) {
   napi_throw_type_error(env, "ERR_INVALID_ARG", msg);
   return NULL;
 }
