@@ -314,33 +314,24 @@ interface Load {
 type ProbeRecord = [sentAtMs: number, rttMs: number];
 
 /**
- * The prober (runs with Node inside the pod namespace): every `interval` ms a query for a cached
- * name from a fresh UDP socket (so the reuseport hash picks an instance anew each time); prints
- * one JSON array of [sentAtMs, rttMs|-1] when done.
+ * What both probers share (they run with Node inside the pod namespace; argv: server, duration,
+ * interval and timeout in ms): the query for a cached name with a fresh ID, the records, and the
+ * loop that calls the prober's probe() every interval and, at the end or on SIGINT, waits for
+ * the probes in flight and prints the records as one JSON array.
  */
-const PROBER = `
-import dgram from 'node:dgram';
+const PROBER_STATE = `
 const [server, durationMs, intervalMs, timeoutMs] = [process.argv[1], +process.argv[2], +process.argv[3], +process.argv[4]];
 const qname = Buffer.from([3,...Buffer.from('web'),7,...Buffer.from('default'),3,...Buffer.from('svc'),7,...Buffer.from('cluster'),5,...Buffer.from('local'),0]);
 const records = [];
 let pending = 0;
 let id = 0;
-function probe() {
+/** A query for web.default.svc.cluster.local A with the next ID: [id, message]. */
+function nextQuery() {
   const qid = (id = (id + 1) & 0xffff);
-  const msg = Buffer.concat([Buffer.from([qid >> 8, qid & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), qname, Buffer.from([0, 1, 0, 1])]);
-  const sentAt = Date.now();
-  const t0 = performance.now();
-  const rec = [sentAt, -1];
-  records.push(rec);
-  const s = dgram.createSocket('udp4');
-  pending++;
-  let done = false;
-  const finish = () => { if (done) return; done = true; pending--; clearTimeout(timer); s.close(); };
-  const timer = setTimeout(finish, timeoutMs);
-  s.on('message', (m) => { if (m.length >= 2 && m.readUInt16BE(0) === qid) { rec[1] = performance.now() - t0; finish(); } });
-  s.on('error', finish);
-  s.send(msg, 53, server);
+  return [qid, Buffer.concat([Buffer.from([qid >> 8, qid & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), qname, Buffer.from([0, 1, 0, 1])])];
 }
+`;
+const PROBER_LOOP = `
 const start = performance.now();
 let stopped = false;
 const stop = () => {
@@ -356,6 +347,31 @@ const tick = setInterval(() => {
 }, intervalMs);
 `;
 
+/**
+ * The prober (runs with Node inside the pod namespace): every `interval` ms a query for a cached
+ * name from a fresh UDP socket (so the reuseport hash picks an instance anew each time); prints
+ * one JSON array of [sentAtMs, rttMs|-1] when done.
+ */
+const PROBER = `
+import dgram from 'node:dgram';
+${PROBER_STATE}
+function probe() {
+  const [qid, msg] = nextQuery();
+  const sentAt = Date.now();
+  const t0 = performance.now();
+  const rec = [sentAt, -1];
+  records.push(rec);
+  const s = dgram.createSocket('udp4');
+  pending++;
+  let done = false;
+  const finish = () => { if (done) return; done = true; pending--; clearTimeout(timer); s.close(); };
+  const timer = setTimeout(finish, timeoutMs);
+  s.on('message', (m) => { if (m.length >= 2 && m.readUInt16BE(0) === qid) { rec[1] = performance.now() - t0; finish(); } });
+  s.on('error', finish);
+  s.send(msg, 53, server);
+}
+${PROBER_LOOP}`;
+
 /** One TCP probe: wall-clock start, round trip (ms, -1 when not answered) and what happened. */
 type TcpProbeRecord = [sentAtMs: number, rttMs: number, outcome: TcpOutcome];
 /** ok: answered; reset: ECONNRESET/EPIPE; refused: ECONNREFUSED; closed: FIN before the answer; timeout: nothing within TCP_PROBE_TIMEOUT_MS. */
@@ -370,14 +386,9 @@ type TcpOutcome = 'ok' | 'reset' | 'refused' | 'closed' | 'timeout' | 'error';
  */
 const TCP_PROBER = `
 import net from 'node:net';
-const [server, durationMs, intervalMs, timeoutMs] = [process.argv[1], +process.argv[2], +process.argv[3], +process.argv[4]];
-const qname = Buffer.from([3,...Buffer.from('web'),7,...Buffer.from('default'),3,...Buffer.from('svc'),7,...Buffer.from('cluster'),5,...Buffer.from('local'),0]);
-const records = [];
-let pending = 0;
-let id = 0;
+${PROBER_STATE}
 function probe() {
-  const qid = (id = (id + 1) & 0xffff);
-  const q = Buffer.concat([Buffer.from([qid >> 8, qid & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), qname, Buffer.from([0, 1, 0, 1])]);
+  const [qid, q] = nextQuery();
   const msg = Buffer.concat([Buffer.from([q.length >> 8, q.length & 255]), q]);
   const rec = [Date.now(), -1, 'timeout'];
   const t0 = performance.now();
@@ -404,20 +415,7 @@ function probe() {
   c.on('close', () => finish('closed'));
   c.write(msg);
 }
-const start = performance.now();
-let stopped = false;
-const stop = () => {
-  if (stopped) return;
-  stopped = true;
-  clearInterval(tick);
-  const wait = setInterval(() => { if (pending === 0) { clearInterval(wait); process.stdout.write(JSON.stringify(records)); } }, 50);
-};
-process.on('SIGINT', stop);
-const tick = setInterval(() => {
-  if (performance.now() - start >= durationMs) stop();
-  else probe();
-}, intervalMs);
-`;
+${PROBER_LOOP}`;
 /** TCP prober: one connection every 5 ms (200 connections/s), 3 s to answer. */
 const TCP_PROBE_INTERVAL_MS = 5;
 const TCP_PROBE_TIMEOUT_MS = 3000;
