@@ -20,7 +20,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Netns, dig, sweepStaleNamespaces, tearDownSimulation, uniqueNsName, waitFor } from '../netns/harness.ts';
+import { Netns, dig, installKubeProxyDns, sweepStaleNamespaces, tearDownSimulation, uniqueNsName, waitFor } from '../netns/harness.ts';
 
 export const DUAL = {
   pod4Ip: '169.254.1.2',
@@ -150,38 +150,7 @@ export async function createDualStackNode(): Promise<DualStackNode> {
         `[${DUAL.kubeDns6PodIp}]:53`,
       ],
     ] as const) {
-      await node.exec(bin, ['-w', '5', '-t', 'nat', '-N', 'KUBE-SERVICES']);
-      for (const chain of ['PREROUTING', 'OUTPUT']) {
-        await node.exec(bin, ['-w', '5', '-t', 'nat', '-A', chain, '-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES']);
-      }
-      for (const [svc, dst] of services) {
-        for (const proto of ['udp', 'tcp']) {
-          await node.exec(bin, [
-            '-w',
-            '5',
-            '-t',
-            'nat',
-            '-A',
-            'KUBE-SERVICES',
-            '-d',
-            dst,
-            '-p',
-            proto,
-            '-m',
-            proto,
-            '--dport',
-            '53',
-            '-m',
-            'comment',
-            '--comment',
-            `${svc}:dns${proto === 'tcp' ? '-tcp' : ''} cluster IP`,
-            '-j',
-            'DNAT',
-            '--to-destination',
-            endpoint,
-          ]);
-        }
-      }
+      await installKubeProxyDns(node, bin, services, endpoint);
     }
 
     // The kube-dns stand-in: NSD on both families.

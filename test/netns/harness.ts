@@ -293,6 +293,52 @@ export async function tearDownSimulation(created: Netns[], dir: string, dnsServe
   await rm(dir, { recursive: true, force: true });
 }
 
+/**
+ * kube-proxy's iptables mode for DNS services in `node`: the KUBE-SERVICES nat chain, jumped to
+ * from PREROUTING and OUTPUT, with one DNAT rule per service and protocol (port 53, kube-proxy's
+ * comment) to `endpoint`. `bin` picks the family: iptables or ip6tables.
+ */
+export async function installKubeProxyDns(
+  node: Netns,
+  bin: 'iptables' | 'ip6tables',
+  services: readonly (readonly [svc: string, dst: string])[],
+  endpoint: string,
+): Promise<void> {
+  await node.exec(bin, ['-w', '5', '-t', 'nat', '-N', 'KUBE-SERVICES']);
+  for (const chain of ['PREROUTING', 'OUTPUT']) {
+    await node.exec(bin, ['-w', '5', '-t', 'nat', '-A', chain, '-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES']);
+  }
+  for (const [svc, dst] of services) {
+    for (const proto of ['udp', 'tcp']) {
+      const comment = `${svc}:dns${proto === 'tcp' ? '-tcp' : ''} cluster IP`;
+      await node.exec(bin, [
+        '-w',
+        '5',
+        '-t',
+        'nat',
+        '-A',
+        'KUBE-SERVICES',
+        '-d',
+        dst,
+        '-p',
+        proto,
+        '-m',
+        proto,
+        '--dport',
+        '53',
+        '-m',
+        'comment',
+        '--comment',
+        comment,
+        '-j',
+        'DNAT',
+        '--to-destination',
+        endpoint,
+      ]);
+    }
+  }
+}
+
 /** Builds pod/node/kubedns namespaces and (unless `dns: false`) starts NSD in kubedns. */
 export async function createSimNode(opts: { dns?: boolean } = {}): Promise<SimNode> {
   await sweepStaleNamespaces();
@@ -333,41 +379,15 @@ export async function createSimNode(opts: { dns?: boolean } = {}): Promise<SimNo
     await node.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0']);
 
     // kube-proxy (iptables mode) for the two DNS services.
-    await node.exec('iptables', ['-w', '5', '-t', 'nat', '-N', 'KUBE-SERVICES']);
-    for (const chain of ['PREROUTING', 'OUTPUT']) {
-      await node.exec('iptables', ['-w', '5', '-t', 'nat', '-A', chain, '-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES']);
-    }
-    for (const [svc, ip] of [
-      ['kube-system/kube-dns', SIM.kubeDnsServiceIp],
-      ['kube-system/kube-dns-upstream', SIM.kubeDnsUpstreamServiceIp],
-    ] as const) {
-      for (const proto of ['udp', 'tcp']) {
-        await node.exec('iptables', [
-          '-w',
-          '5',
-          '-t',
-          'nat',
-          '-A',
-          'KUBE-SERVICES',
-          '-d',
-          `${ip}/32`,
-          '-p',
-          proto,
-          '-m',
-          proto,
-          '--dport',
-          '53',
-          '-m',
-          'comment',
-          '--comment',
-          `${svc}:dns${proto === 'tcp' ? '-tcp' : ''} cluster IP`,
-          '-j',
-          'DNAT',
-          '--to-destination',
-          `${SIM.kubeDnsPodIp}:53`,
-        ]);
-      }
-    }
+    await installKubeProxyDns(
+      node,
+      'iptables',
+      [
+        ['kube-system/kube-dns', `${SIM.kubeDnsServiceIp}/32`],
+        ['kube-system/kube-dns-upstream', `${SIM.kubeDnsUpstreamServiceIp}/32`],
+      ],
+      `${SIM.kubeDnsPodIp}:53`,
+    );
 
     if (opts.dns ?? true) {
       const zones = zoneFiles();
