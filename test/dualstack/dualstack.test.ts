@@ -21,7 +21,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -29,7 +29,7 @@ import { parseOptions } from '../../src/cli/options.ts';
 import { TEMPLATE_PATH, renderManifest } from '../../deploy/render.ts';
 import { envOf } from '../deploy/lib/bundle.ts';
 import { findOne, parseManifests, type DaemonSetShape, type K8sObject } from '../deploy/lib/k8s.ts';
-import { type Netns, dig, netnsSkipReason, savedRules, waitFor } from '../netns/harness.ts';
+import { type Netns, dig, netnsSkipReason, savedRules, stopAgent, waitFor, watchAgent, type NetnsAgent } from '../netns/harness.ts';
 import { DUAL, DUAL_RECORDS, createDualStackNode, type DualStackNode } from './sim.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -79,13 +79,7 @@ function withFlags(args: readonly string[], values: Record<string, string>): str
   return out;
 }
 
-interface Agent {
-  child: ChildProcess;
-  out: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-async function startAgent(sim: DualStackNode, mode: 'iptables' | 'nftables'): Promise<Agent> {
+async function startAgent(sim: DualStackNode, mode: 'iptables' | 'nftables'): Promise<NetnsAgent> {
   const m = manifestFor(mode);
   const dir = join(sim.dir, `agent-${mode}`);
   await mkdir(join(dir, 'kube-dns'), { recursive: true });
@@ -106,22 +100,7 @@ async function startAgent(sim: DualStackNode, mode: 'iptables' | 'nftables'): Pr
     cwd: ROOT,
     env: { ...process.env, ...m.env, KUBE_DNS_UPSTREAM_SERVICE_HOST: DUAL.kubeDnsUpstream6Ip },
   });
-  let out = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return { child, out: () => out, exited };
-}
-
-async function stopAgent(agent: Agent, signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (agent.child.exitCode !== null || agent.child.signalCode !== null) return agent.exited;
-  agent.child.kill(signal);
-  const timeout = new Promise<never>((_, reject) =>
-    setTimeout(() => reject(new Error(`agent did not exit within 20 s of ${signal}\n${agent.out()}`)), 20_000).unref(),
-  );
-  return Promise.race([agent.exited, timeout]);
+  return watchAgent(child);
 }
 
 /** node-cache's rules (by comment) in iptables and ip6tables. */
@@ -177,7 +156,7 @@ const lastWord = (answers: string[]): string[] => answers.map((l) => l.split(' '
 for (const mode of ['iptables', 'nftables'] as const) {
   test(`dual-stack, ${mode} back end: IPv4 and IPv6 pods, both families' rules, health, upstream and teardown`, { skip, timeout: 300_000 }, async (t) => {
     const sim = await createDualStackNode();
-    const agents: Agent[] = [];
+    const agents: NetnsAgent[] = [];
     t.after(async () => {
       for (const x of agents) if (x.child.exitCode === null && x.child.signalCode === null) x.child.kill('SIGKILL');
       await sim.teardown();

@@ -293,6 +293,34 @@ export async function tearDownSimulation(created: Netns[], dir: string, dnsServe
   await rm(dir, { recursive: true, force: true });
 }
 
+/** An agent process started in a namespace: its output so far and its exit. */
+export interface NetnsAgent {
+  child: ChildProcess;
+  out: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Collects `child`'s stdout and stderr and its exit. */
+export function watchAgent(child: ChildProcess): NetnsAgent {
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return { child, out: () => out, exited };
+}
+
+/** Sends `signal` (unless the agent already exited) and waits up to 20 s for the exit. */
+export async function stopAgent(agent: NetnsAgent, signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (agent.child.exitCode !== null || agent.child.signalCode !== null) return agent.exited;
+  agent.child.kill(signal);
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error(`agent did not exit within 20 s of ${signal}\n${agent.out()}`)), 20_000).unref(),
+  );
+  return Promise.race([agent.exited, timeout]);
+}
+
 /**
  * kube-proxy's iptables mode for DNS services in `node`: the KUBE-SERVICES nat chain, jumped to
  * from PREROUTING and OUTPUT, with one DNAT rule per service and protocol (port 53, kube-proxy's

@@ -15,9 +15,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { writeConfigMapVolume } from '../lib/configmap-volume.ts';
-import { SIM, createSimNode, dig, netnsSkipReason, savedRules, waitFor, type SimNode } from './harness.ts';
+import { SIM, createSimNode, dig, netnsSkipReason, savedRules, stopAgent, waitFor, watchAgent, type NetnsAgent, type SimNode } from './harness.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const MAIN = join(ROOT, 'src/main.ts');
@@ -25,14 +24,8 @@ const skip = netnsSkipReason({ nsd: true }) ?? (existsSync(MAIN) ? undefined : '
 
 const LOCAL_IPS = `${SIM.localDnsIp},${SIM.kubeDnsServiceIp}`;
 
-interface Agent {
-  child: ChildProcess;
-  out: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
 /** Starts the agent; `peers` is its `-peerdir` (a temp dir of the test, never the host's default). */
-function startAgent(sim: SimNode, dir: string, peers: string, extra: string[] = []): Agent {
+function startAgent(sim: SimNode, dir: string, peers: string, extra: string[] = []): NetnsAgent {
   const child = sim.node.spawn(
     process.execPath,
     [
@@ -59,13 +52,7 @@ function startAgent(sim: SimNode, dir: string, peers: string, extra: string[] = 
     ],
     { cwd: ROOT, env: { ...process.env, KUBE_DNS_UPSTREAM_SERVICE_HOST: SIM.kubeDnsUpstreamServiceIp } },
   );
-  let out = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return { child, out: () => out, exited };
+  return watchAgent(child);
 }
 
 async function nodeLocalRules(sim: SimNode): Promise<string[]> {
@@ -78,7 +65,7 @@ async function linkExists(sim: SimNode, name: string): Promise<boolean> {
 }
 
 /** Waits until the agent serves, has its 24 rules in place, and has finished starting. */
-async function waitReady(sim: SimNode, agent: Agent): Promise<void> {
+async function waitReady(sim: SimNode, agent: NetnsAgent): Promise<void> {
   const ready = waitFor(
     'node-local-dns to serve and install its rules',
     async () => {
@@ -100,15 +87,6 @@ async function waitReady(sim: SimNode, agent: Agent): Promise<void> {
   died.catch(() => undefined);
 }
 
-async function stopAgent(agent: Agent, signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (agent.child.exitCode !== null || agent.child.signalCode !== null) return agent.exited;
-  agent.child.kill(signal);
-  const timeout = new Promise<never>((_, reject) =>
-    setTimeout(() => reject(new Error(`agent did not exit within 20 s of ${signal}\n${agent.out()}`)), 20_000).unref(),
-  );
-  return Promise.race([agent.exited, timeout]);
-}
-
 /** Conntrack entries of the node namespace whose original destination is one of `ips`. */
 async function conntrackTo(sim: SimNode, ips: string[]): Promise<string[]> {
   const r = await sim.node.run('conntrack', ['-L']);
@@ -119,7 +97,7 @@ async function conntrackTo(sim: SimNode, ips: string[]): Promise<string[]> {
 test('node-local-dns on a simulated node', { skip, timeout: 240_000 }, async (t) => {
   const sim = await createSimNode();
   const peers = await mkdtemp(join(tmpdir(), 'nld-peers-'));
-  const agents: Agent[] = [];
+  const agents: NetnsAgent[] = [];
   t.after(async () => {
     for (const a of agents) {
       if (a.child.exitCode === null && a.child.signalCode === null) a.child.kill('SIGKILL');

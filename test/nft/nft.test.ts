@@ -15,11 +15,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SIM, createSimNode, dig, netnsSkipReason, savedRules, waitFor, type SimNode } from '../netns/harness.ts';
+import { SIM, createSimNode, dig, netnsSkipReason, savedRules, stopAgent, waitFor, watchAgent, type NetnsAgent, type SimNode } from '../netns/harness.ts';
 import { newToServices, replaceWithNftKubeProxy } from './lib/kube-proxy-nft.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -52,13 +52,7 @@ const COREFILE = `.:53 {
 }
 `;
 
-interface Agent {
-  child: ChildProcess;
-  out: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function startAgent(sim: SimNode, dir: string, backend: string): Agent {
+function startAgent(sim: SimNode, dir: string, backend: string): NetnsAgent {
   const child = sim.node.spawn(
     process.execPath,
     [
@@ -84,22 +78,7 @@ function startAgent(sim: SimNode, dir: string, backend: string): Agent {
     ],
     { cwd: ROOT },
   );
-  let out = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return { child, out: () => out, exited };
-}
-
-async function stopAgent(agent: Agent, signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (agent.child.exitCode !== null || agent.child.signalCode !== null) return agent.exited;
-  agent.child.kill(signal);
-  const timeout = new Promise<never>((_, reject) =>
-    setTimeout(() => reject(new Error(`agent did not exit within 20 s of ${signal}\n${agent.out()}`)), 20_000).unref(),
-  );
-  return Promise.race([agent.exited, timeout]);
+  return watchAgent(child);
 }
 
 interface TableView {
@@ -149,7 +128,7 @@ async function conntrackTo(sim: SimNode, ips: string[]): Promise<string[]> {
     .filter((l) => ips.some((ip) => l.includes(` dst=${ip} `) && /^\S+\s+\d+\s+/.test(l) && l.indexOf(` dst=${ip} `) === l.indexOf(' dst=')));
 }
 
-async function waitReady(sim: SimNode, agent: Agent, expectTable: boolean): Promise<void> {
+async function waitReady(sim: SimNode, agent: NetnsAgent, expectTable: boolean): Promise<void> {
   const ready = waitFor(
     'node-local-dns to serve and install its rules',
     async () => {
@@ -172,7 +151,7 @@ async function waitReady(sim: SimNode, agent: Agent, expectTable: boolean): Prom
 
 test('-rulesbackend nftables beside kube-proxy in nftables mode', { skip, timeout: 300_000 }, async (t) => {
   const sim = await createSimNode();
-  const agents: Agent[] = [];
+  const agents: NetnsAgent[] = [];
   t.after(async () => {
     for (const a of agents) if (a.child.exitCode === null && a.child.signalCode === null) a.child.kill('SIGKILL');
     await sim.teardown();
