@@ -29,7 +29,7 @@ import { parseOptions } from '../../src/cli/options.ts';
 import { TEMPLATE_PATH, renderManifest } from '../../deploy/render.ts';
 import { envOf } from '../deploy/lib/bundle.ts';
 import { findOne, parseManifests, type DaemonSetShape, type K8sObject } from '../deploy/lib/k8s.ts';
-import { type Netns, dig, netnsSkipReason, savedRules, stopAgent, waitFor, watchAgent, type NetnsAgent } from '../netns/harness.ts';
+import { type Netns, dig, netnsSkipReason, savedRules, stopAgent, waitAgentReady, waitFor, watchAgent, type NetnsAgent } from '../netns/harness.ts';
 import { DUAL, DUAL_RECORDS, createDualStackNode, type DualStackNode } from './sim.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -165,19 +165,11 @@ for (const mode of ['iptables', 'nftables'] as const) {
     const a = await startAgent(sim, mode);
     agents.push(a);
     let current = a;
-    const ready = waitFor(
+    await waitAgentReady(
+      a,
       'node-local-dns to serve with its rules in place',
       async () => a.out().includes('[INFO] Start-up complete: serving') && (await rulesInPlace(sim.node, mode)),
-      30_000,
-      200,
     );
-    const died = a.exited.then(({ code, signal }) => {
-      throw new Error(`node-local-dns exited early (code ${code}, signal ${signal})`);
-    });
-    await Promise.race([ready, died]).catch((err: Error) => {
-      throw new Error(`${err.message}\nagent output:\n${a.out()}`);
-    });
-    died.catch(() => undefined);
 
     await t.test('the interface holds both families; the rules exist for both families', async () => {
       const addrs = await sim.node.exec('ip', ['addr', 'show', 'dev', 'nodelocaldns']);

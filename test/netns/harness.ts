@@ -322,6 +322,21 @@ export async function stopAgent(agent: NetnsAgent, signal: NodeJS.Signals): Prom
 }
 
 /**
+ * Waits (waitFor) until `check` holds, failing at once if the agent exits first; either failure
+ * carries the agent's output.
+ */
+export async function waitAgentReady(agent: NetnsAgent, what: string, check: () => Promise<boolean>, timeoutMs = 30_000, stepMs = 200): Promise<void> {
+  const ready = waitFor(what, check, timeoutMs, stepMs);
+  const died = agent.exited.then(({ code, signal }) => {
+    throw new Error(`node-local-dns exited early (code ${code}, signal ${signal})`);
+  });
+  await Promise.race([ready, died]).catch((err: Error) => {
+    throw new Error(`${err.message}\nagent output:\n${agent.out()}`);
+  });
+  died.catch(() => undefined);
+}
+
+/**
  * kube-proxy's iptables mode for DNS services in `node`: the KUBE-SERVICES nat chain, jumped to
  * from PREROUTING and OUTPUT, with one DNAT rule per service and protocol (port 53, kube-proxy's
  * comment) to `endpoint`. `bin` picks the family: iptables or ip6tables.

@@ -16,7 +16,19 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeConfigMapVolume } from '../lib/configmap-volume.ts';
-import { SIM, createSimNode, dig, netnsSkipReason, savedRules, stopAgent, waitFor, watchAgent, type NetnsAgent, type SimNode } from './harness.ts';
+import {
+  SIM,
+  createSimNode,
+  dig,
+  netnsSkipReason,
+  savedRules,
+  stopAgent,
+  waitAgentReady,
+  waitFor,
+  watchAgent,
+  type NetnsAgent,
+  type SimNode,
+} from './harness.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const MAIN = join(ROOT, 'src/main.ts');
@@ -66,25 +78,13 @@ async function linkExists(sim: SimNode, name: string): Promise<boolean> {
 
 /** Waits until the agent serves, has its 24 rules in place, and has finished starting. */
 async function waitReady(sim: SimNode, agent: NetnsAgent): Promise<void> {
-  const ready = waitFor(
-    'node-local-dns to serve and install its rules',
-    async () => {
-      // Logged once runAgent has finished (main installs its signal handlers right after).
-      if (!agent.out().includes('[INFO] Start-up complete: serving')) return false;
-      if ((await nodeLocalRules(sim)).length !== 24) return false;
-      const r = await dig(sim.pod, SIM.localDnsIp, 'kubernetes.default.svc.cluster.local', 'A', { timeoutSec: 1 });
-      return r.status === 'NOERROR';
-    },
-    30_000,
-    200,
-  );
-  const died = agent.exited.then(({ code, signal }) => {
-    throw new Error(`node-local-dns exited early (code ${code}, signal ${signal})`);
+  await waitAgentReady(agent, 'node-local-dns to serve and install its rules', async () => {
+    // Logged once runAgent has finished (main installs its signal handlers right after).
+    if (!agent.out().includes('[INFO] Start-up complete: serving')) return false;
+    if ((await nodeLocalRules(sim)).length !== 24) return false;
+    const r = await dig(sim.pod, SIM.localDnsIp, 'kubernetes.default.svc.cluster.local', 'A', { timeoutSec: 1 });
+    return r.status === 'NOERROR';
   });
-  await Promise.race([ready, died]).catch((err: Error) => {
-    throw new Error(`${err.message}\nagent output:\n${agent.out()}`);
-  });
-  died.catch(() => undefined);
 }
 
 /** Conntrack entries of the node namespace whose original destination is one of `ips`. */

@@ -19,7 +19,19 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SIM, createSimNode, dig, netnsSkipReason, savedRules, stopAgent, waitFor, watchAgent, type NetnsAgent, type SimNode } from '../netns/harness.ts';
+import {
+  SIM,
+  createSimNode,
+  dig,
+  netnsSkipReason,
+  savedRules,
+  stopAgent,
+  waitAgentReady,
+  waitFor,
+  watchAgent,
+  type NetnsAgent,
+  type SimNode,
+} from '../netns/harness.ts';
 import { newToServices, replaceWithNftKubeProxy } from './lib/kube-proxy-nft.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -129,24 +141,12 @@ async function conntrackTo(sim: SimNode, ips: string[]): Promise<string[]> {
 }
 
 async function waitReady(sim: SimNode, agent: NetnsAgent, expectTable: boolean): Promise<void> {
-  const ready = waitFor(
-    'node-local-dns to serve and install its rules',
-    async () => {
-      if (!agent.out().includes('[INFO] Start-up complete: serving')) return false;
-      if (expectTable && (await table(sim)).rules.length !== TOTAL_RULES) return false;
-      const r = await dig(sim.pod, SIM.localDnsIp, 'kubernetes.default.svc.cluster.local', 'A', { timeoutSec: 1 });
-      return r.status === 'NOERROR';
-    },
-    30_000,
-    200,
-  );
-  const died = agent.exited.then(({ code, signal }) => {
-    throw new Error(`node-local-dns exited early (code ${code}, signal ${signal})`);
+  await waitAgentReady(agent, 'node-local-dns to serve and install its rules', async () => {
+    if (!agent.out().includes('[INFO] Start-up complete: serving')) return false;
+    if (expectTable && (await table(sim)).rules.length !== TOTAL_RULES) return false;
+    const r = await dig(sim.pod, SIM.localDnsIp, 'kubernetes.default.svc.cluster.local', 'A', { timeoutSec: 1 });
+    return r.status === 'NOERROR';
   });
-  await Promise.race([ready, died]).catch((err: Error) => {
-    throw new Error(`${err.message}\nagent output:\n${agent.out()}`);
-  });
-  died.catch(() => undefined);
 }
 
 test('-rulesbackend nftables beside kube-proxy in nftables mode', { skip, timeout: 300_000 }, async (t) => {
