@@ -41,6 +41,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SIM, createSimNode, dig, netnsSkipReason, savedRules, waitFor, type SimNode } from './harness.ts';
+import { type DnsperfResult, parseDnsperf } from './dnsperf-report.ts';
 import { shippedNodeFlags } from '../../bench/lib/servers.ts';
 import { loadUdpAddon } from '../../src/server/udp-native.ts';
 
@@ -256,48 +257,6 @@ async function writeQueryFile(path: string, misses: number): Promise<void> {
     lines.push(`miss-${i}.default.svc.cluster.local A`);
   }
   await writeFile(path, `${lines.join('\n')}\n`);
-}
-
-interface DnsperfResult {
-  sent: number;
-  completed: number;
-  lost: number;
-  /** Lost queries (dnsperf -v `> T` lines) for names answered from cache / sent on to kube-dns. */
-  lostCached: number;
-  lostUpstream: number;
-  /** Completed queries per stats interval (1 s). */
-  perSecond: number[];
-  raw: string;
-}
-
-function parseDnsperf(out: string): DnsperfResult {
-  const num = (re: RegExp): number => {
-    const m = re.exec(out);
-    if (!m) throw new Error(`dnsperf output without ${re}:\n${out}`);
-    return Number(m[1]);
-  };
-  const perSecond: number[] = [];
-  for (const m of out.matchAll(/^\s*\d+\.\d+: (\d+(?:\.\d+)?)$/gm)) perSecond.push(Number(m[1]));
-  let lostCached = 0;
-  let lostUpstream = 0;
-  for (const m of out.matchAll(/^> T (\S+) /gm)) {
-    if (m[1]!.startsWith('miss-')) lostUpstream++;
-    else lostCached++;
-  }
-  // Without the per-query lines (thousands with -v) the output stays readable in a failure message.
-  const raw = out
-    .split('\n')
-    .filter((l) => !l.startsWith('> '))
-    .join('\n');
-  return {
-    sent: num(/Queries sent:\s+(\d+)/),
-    completed: num(/Queries completed:\s+(\d+)/),
-    lost: num(/Queries lost:\s+(\d+)/),
-    lostCached,
-    lostUpstream,
-    perSecond,
-    raw,
-  };
 }
 
 interface Load {

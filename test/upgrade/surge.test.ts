@@ -40,6 +40,7 @@ import { TEMPLATE_PATH, renderManifest } from '../../deploy/render.ts';
 import { envOf } from '../deploy/lib/bundle.ts';
 import { findOne, parseManifests, type DaemonSetShape, type K8sObject } from '../deploy/lib/k8s.ts';
 import { SIM, createSimNode, dig, netnsSkipReason, savedRules, waitFor, type SimNode } from '../netns/harness.ts';
+import { type DnsperfResult, parseDnsperf } from '../netns/dnsperf-report.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const BIN = join(ROOT, 'bin/node-local-dns.js');
@@ -181,25 +182,6 @@ async function stopInstance(inst: Instance): Promise<{ code: number | null; sign
 }
 
 // ---- load ---------------------------------------------------------------------------------
-
-interface DnsperfResult {
-  sent: number;
-  completed: number;
-  lost: number;
-  /** Completed queries per stats interval (1 s): where in the drill a loss happened. */
-  perSecond: number[];
-  raw: string;
-}
-
-function parseDnsperf(out: string): DnsperfResult {
-  const num = (re: RegExp): number => {
-    const m = re.exec(out);
-    if (!m) throw new Error(`dnsperf output without ${re}:\n${out}`);
-    return Number(m[1]);
-  };
-  const perSecond = [...out.matchAll(/^\s*\d+\.\d+: (\d+(?:\.\d+)?)$/gm)].map((m) => Math.round(Number(m[1])));
-  return { sent: num(/Queries sent:\s+(\d+)/), completed: num(/Queries completed:\s+(\d+)/), lost: num(/Queries lost:\s+(\d+)/), perSecond, raw: out };
-}
 
 /** Names answered from the cache and unique names that reach kube-dns (NXDOMAIN from NSD) every time. */
 async function writeQueryFile(path: string, misses: number): Promise<void> {
@@ -349,7 +331,7 @@ test('upgrade drill: one DaemonSet with maxSurge 1 hands the node over without a
       .join(', ');
     const line =
       `surge upgrade drill: ${LOAD_QPS} qps for ${seconds.toFixed(1)} s, dnsperf sent ${perf.sent}, completed ${perf.completed}, ` +
-      `lost ${perf.lost}; completions per second [${perf.perSecond.join(' ')}]; ${ev}`;
+      `lost ${perf.lost}; completions per second [${perf.perSecond.map((x) => Math.round(x)).join(' ')}]; ${ev}`;
     t.diagnostic(line);
     process.stdout.write(`# ${line}\n`);
 
